@@ -1,0 +1,68 @@
+"""rlmesh: serve reinforcement-learning environments over the network, drive them from anywhere.
+
+Serve an env::
+
+    import gymnasium as gym
+    import rlmesh
+
+    rlmesh.EnvServer(gym.make("CartPole-v1"), "127.0.0.1:5555").serve()
+
+Drive it from another process or machine::
+
+    from rlmesh.numpy import RemoteEnv
+
+    env = RemoteEnv("127.0.0.1:5555")
+    obs, info = env.reset(seed=0)
+"""
+
+from __future__ import annotations
+
+from rlmesh import spaces
+from rlmesh.errors import (
+    ConnectFailedError,
+    ConnectionLostError,
+    EncodeError,
+    EnvBusyError,
+    EnvClosedError,
+    InvalidActionError,
+    MessageTooLargeError,
+    ProtocolError,
+    RemoteEnvError,
+    ResetNeededError,
+    RLMeshError,
+    RLMeshTimeoutError,
+    RLMeshWarning,
+    TransportError,
+    UnsupportedSpaceError,
+    VersionMismatchError,
+)
+from rlmesh.options import ServeOptions
+from rlmesh.plain import RemoteEnv
+from rlmesh.protocol import LIBRARY_VERSION as __version__
+from rlmesh.protocol import PROTOCOL_VERSION
+from rlmesh.server import EnvServer
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "ConnectFailedError",
+    "ConnectionLostError",
+    "EncodeError",
+    "EnvBusyError",
+    "EnvClosedError",
+    "EnvServer",
+    "InvalidActionError",
+    "MessageTooLargeError",
+    "ProtocolError",
+    "RLMeshError",
+    "RLMeshTimeoutError",
+    "RLMeshWarning",
+    "RemoteEnv",
+    "RemoteEnvError",
+    "ResetNeededError",
+    "ServeOptions",
+    "TransportError",
+    "UnsupportedSpaceError",
+    "VersionMismatchError",
+    "__version__",
+    "spaces",
+]

@@ -1,0 +1,143 @@
+"""``RemoteEnv``: a ``gymnasium.Env`` whose reset, step and render run on an rlmesh server."""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec
+
+from rlmesh import protocol as P
+from rlmesh.channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel
+from rlmesh.errors import ProtocolError
+from rlmesh.schema import schema_to_space
+
+__all__ = ["NumpyRemoteEnv"]
+
+
+def _spec(contract: dict[str, Any]) -> EnvSpec | None:
+    spec = contract.get("spec")
+    if not isinstance(spec, dict) or not spec.get("id"):
+        return None
+    return EnvSpec(
+        id=str(spec["id"]),
+        entry_point=None,
+        reward_threshold=spec.get("reward_threshold"),
+        nondeterministic=bool(spec.get("nondeterministic", False)),
+        max_episode_steps=spec.get("max_episode_steps"),
+    )
+
+
+class NumpyRemoteEnv(gym.Env[Any, Any]):
+    """A remote env returning numpy values, exactly as the served env produced them.
+
+    Exposed as :class:`rlmesh.numpy.RemoteEnv`; see there for the full description.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self._channel: Channel | None = None
+        channel = Channel(address, connect_timeout=connect_timeout, timeout=timeout,
+                          max_message_bytes=max_message_bytes)
+        contract = channel.contract
+        try:
+            if contract.get("kind") != "env":
+                raise ProtocolError(
+                    f"{address} serves a {contract.get('kind')!r} endpoint, not a single env"
+                )
+            self.observation_space = schema_to_space(contract["observation_space"])
+            self.action_space = schema_to_space(contract["action_space"])
+        except BaseException:
+            channel.close()
+            raise
+        self._channel = channel
+        self.address = str(channel.address)
+        self.contract = contract
+        render_mode = contract.get("render_mode")
+        self.render_mode = render_mode if isinstance(render_mode, str) else None
+        metadata = contract.get("metadata")
+        self.metadata = dict(metadata) if isinstance(metadata, dict) else {}
+        self.spec = _spec(contract)
+
+    # -- the Gymnasium API ----------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset the remote env.
+
+        Args:
+            seed: Seed for the remote env's RNG (also seeds this object's ``np_random``).
+            options: Passed to the remote env's ``reset``.
+
+        Returns:
+            ``(observation, info)`` from the remote env.
+        """
+        if seed is not None:
+            if not isinstance(seed, numbers.Integral):
+                raise TypeError(f"seed must be an int or None, not {type(seed).__qualname__}")
+            seed = int(seed)
+        super().reset(seed=seed)
+        reply = self._require().request(P.OP_RESET, seed, options)
+        return reply[2], reply[3]
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Step the remote env with ``action``.
+
+        Raises:
+            InvalidActionError: If ``action`` is not in :attr:`action_space` (the remote env
+                does not see it and its state is unchanged).
+            ResetNeededError: If :meth:`reset` was never called.
+            RemoteEnvError: If the remote env raised.
+        """
+        r = self._require().request(P.OP_STEP, action)
+        return r[2], r[3], r[4], r[5], r[6]
+
+    def render(self) -> Any:
+        """Return the remote env's ``render()`` result (an rgb_array frame, or ``None``)."""
+        return self._require().request(P.OP_RENDER)[2]
+
+    def close(self) -> None:
+        """End the session (the server frees or closes its env). Idempotent."""
+        channel = self._channel
+        if channel is not None:
+            channel.close()
+
+    def ping(self, value: Any = None) -> Any:
+        """Round-trip ``value`` through the server (a liveness check)."""
+        return self._require().request(P.OP_PING, value)[2]
+
+    # -- helpers --------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._channel is None or self._channel.closed
+
+    def _require(self) -> Channel:
+        channel = self._channel
+        if channel is None:
+            raise ProtocolError("this RemoteEnv failed to initialise")
+        return channel
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<{type(self).__module__}.{type(self).__qualname__} {self.address} {state}>"
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    def __del__(self) -> None:
+        channel = getattr(self, "_channel", None)
+        if channel is not None and not channel.closed:
+            with contextlib.suppress(Exception):
+                channel.abandon()
+

@@ -1,0 +1,341 @@
+"""Values to and from the wire: msgpack headers plus raw out-of-band array buffers.
+
+See ``docs/protocol.md`` section 3 for the format. The encoder never pickles; a value it
+cannot describe raises :class:`~rlmesh.errors.EncodeError`, or, for ``info`` and ``metadata``,
+is replaced by its ``repr`` (see :func:`sanitize`).
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgpack
+import numpy as np
+from gymnasium.spaces import GraphInstance
+
+from rlmesh.errors import EncodeError, ProtocolError, RLMeshWarning
+
+EXT_ARRAY: Final = 1
+EXT_ARRAY_OOB: Final = 2
+EXT_SCALAR: Final = 3
+EXT_TUPLE: Final = 4
+EXT_GRAPH: Final = 5
+EXT_BIGINT: Final = 6
+EXT_COMPLEX: Final = 7
+
+INLINE_MAX_BYTES: Final = 1024
+"""Arrays up to this many bytes travel inside the header; larger ones out of band."""
+ALIGN: Final = 64
+MAX_NDIM: Final = 32
+_ALLOWED_KINDS: Final = frozenset("biufcSUmM")
+_OOB: Final = struct.Struct("<QQ")
+_COMPLEX: Final = struct.Struct("<dd")
+_PAD: Final = bytes(ALIGN)
+_MAX_SANITIZE_DEPTH: Final = 64
+
+
+def _dtype_meta(dtype: np.dtype[Any]) -> bytes:
+    if dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype:
+        raise EncodeError(f"arrays of dtype {dtype} cannot be sent (only plain dtypes)")
+    code = dtype.str.encode("ascii")
+    return bytes((len(code),)) + code
+
+
+class Encoder:
+    """Turns a Python value into a msgpack header and a list of out-of-band buffers.
+
+    An encoder is reused for every message of one connection and is not thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: list[Any] = []
+        self._body_len = 0
+        self._meta_cache: dict[tuple[np.dtype[Any], tuple[int, ...]], bytes] = {}
+        self._packer = msgpack.Packer(
+            default=self._default, strict_types=True, use_bin_type=True, autoreset=True
+        )
+
+    def encode(self, value: Any) -> tuple[bytes, list[Any], int]:
+        """Encode one message.
+
+        Args:
+            value: The header value (request or reply array).
+
+        Returns:
+            ``(header, buffers, body_len)``: the msgpack header bytes, the body pieces to send
+            after it in order (array buffers and alignment padding), and their total length.
+
+        Raises:
+            EncodeError: If ``value`` holds something without a wire encoding.
+        """
+        self._buffers = []
+        self._body_len = 0
+        try:
+            header = self._packer.pack(value)
+        except EncodeError:
+            self._packer.reset()
+            raise
+        except (TypeError, ValueError, OverflowError) as exc:
+            self._packer.reset()
+            raise EncodeError(str(exc)) from exc
+        return header, self._buffers, self._body_len
+
+    def _pack_nested(self, value: Any) -> bytes:
+        return msgpack.packb(value, default=self._default, strict_types=True, use_bin_type=True)
+
+    def _array_meta(self, array: np.ndarray[Any, Any]) -> bytes:
+        key = (array.dtype, array.shape)
+        meta = self._meta_cache.get(key)
+        if meta is None:
+            if array.ndim > MAX_NDIM:
+                raise EncodeError(f"arrays with more than {MAX_NDIM} dimensions cannot be sent")
+            meta = _dtype_meta(array.dtype) + struct.pack(
+                f"<B{array.ndim}q", array.ndim, *array.shape
+            )
+            if len(self._meta_cache) < 256:
+                self._meta_cache[key] = meta
+        return meta
+
+    def _array(self, array: np.ndarray[Any, Any]) -> msgpack.ExtType:
+        meta = self._array_meta(array)
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)
+        nbytes = array.nbytes
+        if nbytes <= INLINE_MAX_BYTES:
+            return msgpack.ExtType(EXT_ARRAY, meta + array.tobytes())
+        pad = -self._body_len % ALIGN
+        if pad:
+            self._buffers.append(_PAD[:pad])
+        offset = self._body_len + pad
+        self._buffers.append(array.reshape(-1).view(np.uint8))
+        self._body_len = offset + nbytes
+        return msgpack.ExtType(EXT_ARRAY_OOB, meta + _OOB.pack(offset, nbytes))
+
+    def _default(self, obj: Any) -> Any:
+        if isinstance(obj, np.ndarray):
+            return self._array(np.asarray(obj))
+        if isinstance(obj, np.generic):
+            return msgpack.ExtType(EXT_SCALAR, _dtype_meta(obj.dtype) + obj.tobytes())
+        if isinstance(obj, GraphInstance):
+            return msgpack.ExtType(EXT_GRAPH, self._pack_nested(list(obj)))
+        if isinstance(obj, tuple):
+            return msgpack.ExtType(EXT_TUPLE, self._pack_nested(list(obj)))
+        if isinstance(obj, bool):
+            return bool(obj)
+        if isinstance(obj, int):
+            if type(obj) is int:  # only reached on 64-bit overflow
+                return msgpack.ExtType(EXT_BIGINT, str(obj).encode("ascii"))
+            return int(obj)
+        if isinstance(obj, float):
+            return float(obj)
+        if isinstance(obj, complex):
+            return msgpack.ExtType(EXT_COMPLEX, _COMPLEX.pack(obj.real, obj.imag))
+        if isinstance(obj, str):
+            return str(obj)
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            return bytes(obj)
+        if isinstance(obj, dict):
+            return dict(obj)
+        if isinstance(obj, list):
+            return list(obj)
+        raise EncodeError(f"values of type {type(obj).__qualname__} cannot be sent")
+
+
+class Decoder:
+    """Turns a received header and body back into Python values.
+
+    Arrays decoded from the body are writable views of that message's freshly allocated body,
+    and inline arrays are copies, so every array handed out is owned by the receiver.
+    """
+
+    def __init__(self) -> None:
+        self._body: bytearray | memoryview = bytearray()
+        self._meta_cache: dict[bytes, tuple[np.dtype[Any], tuple[int, ...], int]] = {}
+
+    def decode(self, header: bytes | memoryview, body: bytearray | memoryview | None) -> Any:
+        """Decode one message.
+
+        Args:
+            header: The msgpack header bytes.
+            body: The message body (out-of-band array data), or ``None`` when empty.
+
+        Returns:
+            The decoded header value.
+
+        Raises:
+            ProtocolError: If the header is not valid msgpack or references invalid data.
+        """
+        self._body = body if body is not None else bytearray()
+        try:
+            return msgpack.unpackb(header, **self._unpack_options())
+        except ProtocolError:
+            raise
+        except Exception as exc:
+            raise ProtocolError(f"malformed message header: {exc}") from exc
+
+    def _unpack_options(self) -> dict[str, Any]:
+        return {"ext_hook": self._ext_hook, "raw": False, "strict_map_key": False}
+
+    def _meta(self, data: bytes) -> tuple[np.dtype[Any], tuple[int, ...], int]:
+        if len(data) < 2:
+            raise ProtocolError("truncated array meta")
+        n = data[0]
+        end = 2 + n
+        if len(data) < end:
+            raise ProtocolError("truncated array meta")
+        ndim = data[end - 1]
+        stop = end + 8 * ndim
+        key = data[:stop]
+        cached = self._meta_cache.get(key)
+        if cached is not None:
+            return cached
+        if ndim > MAX_NDIM or len(data) < stop:
+            raise ProtocolError("invalid array meta")
+        dtype = _parse_dtype(data[1 : 1 + n])
+        shape = struct.unpack_from(f"<{ndim}q", data, end)
+        if any(d < 0 for d in shape):
+            raise ProtocolError(f"negative array dimension in {shape}")
+        count = 1
+        for d in shape:
+            count *= d
+        result = (dtype, shape, count)
+        if len(self._meta_cache) < 256:
+            self._meta_cache[key] = result
+        return result
+
+    def _ext_hook(self, code: int, data: bytes) -> Any:
+        if code == EXT_ARRAY or code == EXT_ARRAY_OOB:
+            dtype, shape, count = self._meta(data)
+            pos = 2 + data[0] + 8 * len(shape)
+            if code == EXT_ARRAY:
+                if (len(data) - pos) != count * dtype.itemsize:
+                    raise ProtocolError("inline array size does not match its shape")
+                return np.frombuffer(data, dtype, count, pos).reshape(shape).copy()
+            if len(data) != pos + _OOB.size:
+                raise ProtocolError("malformed out-of-band array reference")
+            offset, nbytes = _OOB.unpack_from(data, pos)
+            if nbytes != count * dtype.itemsize or offset + nbytes > len(self._body):
+                raise ProtocolError("out-of-band array reference outside the message body")
+            return np.frombuffer(self._body, dtype, count, offset).reshape(shape)
+        if code == EXT_SCALAR:
+            if not data:
+                raise ProtocolError("truncated scalar")
+            n = data[0]
+            dtype = _parse_dtype(data[1 : 1 + n])
+            if len(data) - 1 - n != dtype.itemsize:
+                raise ProtocolError("scalar size does not match its dtype")
+            return np.frombuffer(data, dtype, 1, 1 + n)[0]
+        if code == EXT_TUPLE:
+            return tuple(self._nested(data, list))
+        if code == EXT_GRAPH:
+            parts = self._nested(data, list)
+            if len(parts) != 3:
+                raise ProtocolError("a graph instance has three parts")
+            return GraphInstance(*parts)
+        if code == EXT_BIGINT:
+            if len(data) > 4096:
+                raise ProtocolError("integer too long")
+            return int(data.decode("ascii"))
+        if code == EXT_COMPLEX:
+            if len(data) != _COMPLEX.size:
+                raise ProtocolError("malformed complex value")
+            real, imag = _COMPLEX.unpack(data)
+            return complex(real, imag)
+        raise ProtocolError(f"unknown extension type {code}")
+
+    def _nested(self, data: bytes, kind: Callable[[Any], Any]) -> Any:
+        value = msgpack.unpackb(data, **self._unpack_options())
+        if not isinstance(value, list):
+            raise ProtocolError("malformed container extension")
+        return value
+
+
+_DTYPE_CACHE: dict[bytes, np.dtype[Any]] = {}
+
+
+def _parse_dtype(code: bytes) -> np.dtype[Any]:
+    cached = _DTYPE_CACHE.get(code)
+    if cached is not None:
+        return cached
+    if len(code) > 32:
+        raise ProtocolError("dtype string too long")
+    try:
+        dtype = np.dtype(code.decode("ascii"))
+    except (TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"invalid dtype {code!r}") from exc
+    if dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype:
+        raise ProtocolError(f"dtype {dtype} is not allowed on the wire")
+    if dtype.itemsize == 0:
+        raise ProtocolError(f"dtype {dtype} has no size")
+    if len(_DTYPE_CACHE) < 256:
+        _DTYPE_CACHE[code] = dtype
+    return dtype
+
+
+_warned_types: set[str] = set()
+
+
+def _fallback(value: Any) -> str:
+    name = type(value).__qualname__
+    if name not in _warned_types:
+        _warned_types.add(name)
+        warnings.warn(
+            f"rlmesh: values of type {name} in info/metadata have no wire encoding; "
+            "sending their repr() instead (warned once per type)",
+            RLMeshWarning,
+            stacklevel=2,
+        )
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {name}>"
+
+
+def sanitize(value: Any, _depth: int = 0) -> Any:
+    """Make ``value`` encodable by replacing what cannot travel with its ``repr``.
+
+    Used for ``info`` and ``metadata`` dicts, so that a step never fails because of them.
+
+    Args:
+        value: Any Python value.
+
+    Returns:
+        A value of the same structure that :class:`Encoder` accepts.
+    """
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return value
+    if _depth >= _MAX_SANITIZE_DEPTH:
+        return _fallback(value)
+    if isinstance(value, np.ndarray):
+        try:
+            _dtype_meta(value.dtype)
+        except EncodeError:
+            return _fallback(value)
+        return value if value.ndim <= MAX_NDIM else _fallback(value)
+    if isinstance(value, np.generic):
+        try:
+            _dtype_meta(value.dtype)
+        except EncodeError:
+            return _fallback(value)
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, dict):
+        return {
+            _sanitize_key(k): sanitize(v, _depth + 1) for k, v in value.items()
+        }
+    if isinstance(value, GraphInstance):
+        return GraphInstance(*(sanitize(v, _depth + 1) for v in value))
+    if isinstance(value, (list, tuple)):
+        items = [sanitize(v, _depth + 1) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    return _fallback(value)
+
+
+def _sanitize_key(key: Any) -> Any:
+    if key is None or isinstance(key, (bool, int, float, str, bytes)):
+        return key
+    return _fallback(key)

@@ -1,0 +1,133 @@
+"""The rlmesh exception tree.
+
+Every error rlmesh raises derives from :class:`RLMeshError`. Where a builtin exception
+describes the same failure, the rlmesh class derives from it too, so code that already
+catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
+
+    RLMeshError
+    ├── TransportError (ConnectionError)
+    │   ├── ConnectFailedError          could not reach the endpoint
+    │   └── ConnectionLostError         the peer went away mid-session
+    ├── RLMeshTimeoutError (TimeoutError)
+    ├── ProtocolError (ValueError)      malformed or unexpected message
+    │   ├── VersionMismatchError        peers speak different protocol versions
+    │   └── MessageTooLargeError        a frame over the negotiated size limit
+    ├── EncodeError (TypeError)         a value that cannot travel on the wire
+    ├── EnvBusyError                    the endpoint's env instance is already in use
+    ├── InvalidActionError (ValueError) action outside the action space
+    ├── ResetNeededError                step before the first reset
+    ├── EnvClosedError                  the client or the session is closed
+    ├── UnsupportedSpaceError (TypeError)
+    └── RemoteEnvError                  the served env raised; carries its traceback
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConnectFailedError",
+    "ConnectionLostError",
+    "EncodeError",
+    "EnvBusyError",
+    "EnvClosedError",
+    "InvalidActionError",
+    "MessageTooLargeError",
+    "ProtocolError",
+    "RLMeshError",
+    "RLMeshTimeoutError",
+    "RLMeshWarning",
+    "RemoteEnvError",
+    "ResetNeededError",
+    "TransportError",
+    "UnsupportedSpaceError",
+    "VersionMismatchError",
+]
+
+
+class RLMeshError(Exception):
+    """Base class of every error raised by rlmesh."""
+
+
+class RLMeshWarning(UserWarning):
+    """Base class of the warnings rlmesh emits (for example unencodable ``info`` values)."""
+
+
+class TransportError(RLMeshError, ConnectionError):
+    """The connection to the peer could not be made or was broken."""
+
+
+class ConnectFailedError(TransportError):
+    """The endpoint could not be reached (refused, unresolvable, or connect timed out)."""
+
+
+class ConnectionLostError(TransportError):
+    """The peer closed the connection or vanished during a session."""
+
+
+class RLMeshTimeoutError(RLMeshError, TimeoutError):
+    """A request did not complete within its timeout.
+
+    The connection is closed afterwards, since a late reply could otherwise be taken for
+    the answer to a later request.
+    """
+
+
+class ProtocolError(RLMeshError, ValueError):
+    """A peer sent a message that does not follow the rlmesh protocol."""
+
+
+class VersionMismatchError(ProtocolError):
+    """Client and server speak incompatible protocol versions."""
+
+
+class MessageTooLargeError(ProtocolError):
+    """A frame is larger than the receiver's ``max_message_bytes`` limit."""
+
+
+class EncodeError(RLMeshError, TypeError):
+    """A value cannot be encoded for the wire (rlmesh never falls back to pickle)."""
+
+
+class UnsupportedSpaceError(RLMeshError, TypeError):
+    """A space type has no wire schema."""
+
+
+class EnvBusyError(RLMeshError):
+    """The endpoint serves a single env instance that another session is using.
+
+    Serve a factory (a zero-argument callable or a registered env id) to give every
+    session its own env.
+    """
+
+
+class InvalidActionError(RLMeshError, ValueError):
+    """The action is not a member of the action space; the env never saw it."""
+
+
+class ResetNeededError(RLMeshError):
+    """``step`` (or ``render``) was called before the first ``reset``."""
+
+
+class EnvClosedError(RLMeshError):
+    """The env or its session has been closed."""
+
+
+class RemoteEnvError(RLMeshError):
+    """The served env raised an exception while handling a request.
+
+    Attributes:
+        remote_type: Qualified name of the exception class raised on the server.
+        remote_message: ``str()`` of the remote exception.
+        remote_traceback: The formatted server-side traceback.
+    """
+
+    def __init__(self, remote_type: str, remote_message: str, remote_traceback: str = "") -> None:
+        self.remote_type = remote_type
+        self.remote_message = remote_message
+        self.remote_traceback = remote_traceback
+        super().__init__(f"{remote_type}: {remote_message}")
+
+    def __str__(self) -> str:
+        text = f"{self.remote_type}: {self.remote_message}"
+        if self.remote_traceback:
+            text += "\n\nRemote traceback:\n" + self.remote_traceback.rstrip()
+        return text

@@ -1,0 +1,41 @@
+"""The numpy backend: remote envs that return numpy values.
+
+Example::
+
+    from rlmesh.numpy import RemoteEnv
+
+    env = RemoteEnv("127.0.0.1:5555")
+    obs, info = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+"""
+
+from __future__ import annotations
+
+from rlmesh.client import NumpyRemoteEnv
+
+__all__ = ["RemoteEnv"]
+
+
+class RemoteEnv(NumpyRemoteEnv):
+    """A ``gymnasium.Env`` served by an rlmesh endpoint, with numpy values.
+
+    Observations, rewards, flags and ``info`` arrive exactly as the served env produced
+    them: numpy arrays keep their dtype and shape, numpy scalars stay numpy scalars, tuples
+    stay tuples. Every array is owned by the caller and writable; rlmesh never reuses its
+    memory. ``observation_space`` and ``action_space`` are Gymnasium spaces equal to the
+    server's, so ``action_space.sample()`` and seeding behave as in Gymnasium.
+
+    Args:
+        address: ``"host:port"``, ``"tcp://host:port"`` or ``"unix:///path"``.
+        connect_timeout: Seconds allowed to connect and complete the handshake.
+        timeout: Seconds allowed for each request (``None`` disables the limit).
+        max_message_bytes: Largest reply accepted.
+
+    Raises:
+        ConnectFailedError: The endpoint cannot be reached.
+        EnvBusyError: The endpoint's single env instance is in use by another client.
+        VersionMismatchError: The server speaks another protocol version.
+
+    One ``RemoteEnv`` is one connection; it is safe to use from any thread (calls are
+    serialised), and one per thread is the way to drive endpoints in parallel.
+    """

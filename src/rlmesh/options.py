@@ -1,0 +1,33 @@
+"""Server configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rlmesh.protocol import DEFAULT_MAX_MESSAGE_BYTES
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeOptions:
+    """How an :class:`~rlmesh.EnvServer` behaves.
+
+    Attributes:
+        max_message_bytes: Largest frame accepted from a client; larger frames are refused
+            before anything is allocated and that connection is closed.
+        validate_actions: Check every action against the action space before the env sees
+            it and answer non-members with ``InvalidActionError``.
+        close_timeout: Seconds ``shutdown()`` waits for running sessions to finish their
+            current request before closing the env.
+        backlog: Listen queue length.
+    """
+
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    validate_actions: bool = True
+    close_timeout: float = 10.0
+    backlog: int = 128
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.max_message_bytes <= 0xFFFFFFFF:
+            raise ValueError("max_message_bytes must be between 1 KiB and 4 GiB - 1")
+        if self.close_timeout < 0:
+            raise ValueError("close_timeout must be >= 0")

@@ -1,0 +1,124 @@
+"""Protocol constants: version, op codes, status codes and error codes.
+
+The normative description lives in ``docs/protocol.md``; this module only names its numbers
+and maps error codes to exception classes.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Any, Final
+
+from rlmesh import errors
+
+PROTOCOL_VERSION: Final = 1
+LIBRARY_VERSION: Final = "0.1.0"
+CLIENT_NAME: Final = f"rlmesh-python/{LIBRARY_VERSION}"
+
+DEFAULT_MAX_MESSAGE_BYTES: Final = 256 * 1024 * 1024
+
+# Ops (request header: [op, request_id, *args]).
+OP_HELLO: Final = 0
+OP_RESET: Final = 1
+OP_STEP: Final = 2
+OP_RENDER: Final = 3
+OP_CLOSE: Final = 4
+OP_PING: Final = 5
+
+OP_NAMES: Final = {
+    OP_HELLO: "HELLO",
+    OP_RESET: "RESET",
+    OP_STEP: "STEP",
+    OP_RENDER: "RENDER",
+    OP_CLOSE: "CLOSE",
+    OP_PING: "PING",
+}
+
+# Reply status (reply header: [status, request_id, *values]).
+STATUS_OK: Final = 0
+STATUS_ERROR: Final = 1
+
+# Error codes.
+E_PROTOCOL: Final = "protocol_error"
+E_VERSION: Final = "version_mismatch"
+E_TOO_LARGE: Final = "message_too_large"
+E_BUSY: Final = "env_busy"
+E_INVALID_ACTION: Final = "invalid_action"
+E_RESET_NEEDED: Final = "reset_needed"
+E_ENV: Final = "env_error"
+E_ENCODE: Final = "encode_error"
+E_SHUTTING_DOWN: Final = "shutting_down"
+E_INTERNAL: Final = "internal"
+
+_ERROR_CLASSES: Final[dict[str, type[errors.RLMeshError]]] = {
+    E_PROTOCOL: errors.ProtocolError,
+    E_VERSION: errors.VersionMismatchError,
+    E_TOO_LARGE: errors.MessageTooLargeError,
+    E_BUSY: errors.EnvBusyError,
+    E_INVALID_ACTION: errors.InvalidActionError,
+    E_RESET_NEEDED: errors.ResetNeededError,
+    E_ENCODE: errors.EncodeError,
+    E_SHUTTING_DOWN: errors.ConnectionLostError,
+    E_INTERNAL: errors.ProtocolError,
+}
+
+
+def error_map(
+    code: str,
+    message: str,
+    *,
+    fatal: bool,
+    exc_type: str | None = None,
+    traceback: str | None = None,
+) -> dict[str, Any]:
+    """Build the error map carried by an error reply.
+
+    Args:
+        code: One of the ``E_*`` error codes.
+        message: Human-readable description.
+        fatal: Whether the server closes the connection after this reply.
+        exc_type: Qualified name of the env's exception class, for ``env_error``.
+        traceback: Formatted server-side traceback, for ``env_error``.
+
+    Returns:
+        The map to send as the single value of an error reply.
+    """
+    return {
+        "code": code,
+        "message": message,
+        "type": exc_type,
+        "traceback": traceback,
+        "fatal": fatal,
+    }
+
+
+def error_from_map(error: Any) -> errors.RLMeshError:
+    """Turn a received error map into the matching exception instance.
+
+    Args:
+        error: The value of an error reply, as decoded.
+
+    Returns:
+        An exception ready to raise (never raised here).
+    """
+    if not isinstance(error, dict):
+        return errors.ProtocolError(f"malformed error reply: {error!r}")
+    code = str(error.get("code"))
+    message = str(error.get("message", ""))
+    if code == E_ENV:
+        return errors.RemoteEnvError(
+            str(error.get("type") or "Exception"), message, str(error.get("traceback") or "")
+        )
+    cls = _ERROR_CLASSES.get(code, errors.ProtocolError)
+    if cls is errors.ProtocolError and code not in _ERROR_CLASSES:
+        message = f"[{code}] {message}"
+    return cls(message)
+
+
+def server_info() -> dict[str, str]:
+    """Describe this server implementation for the handshake contract."""
+    return {
+        "name": "rlmesh",
+        "version": LIBRARY_VERSION,
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,111 @@
+"""Gymnasium spaces to and from their wire schema (``docs/protocol.md`` section 6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces as gs
+
+from rlmesh.errors import ProtocolError, UnsupportedSpaceError
+
+_MAX_DEPTH = 32
+
+
+def space_to_schema(space: gs.Space[Any], _depth: int = 0) -> dict[str, Any]:
+    """Describe a Gymnasium space as a msgpack-ready schema map.
+
+    Args:
+        space: Any of Box, Discrete, MultiDiscrete, MultiBinary, Text, Dict, Tuple, Sequence,
+            Graph or OneOf, nested freely.
+
+    Returns:
+        The schema map.
+
+    Raises:
+        UnsupportedSpaceError: For a space type without a schema.
+    """
+    if _depth > _MAX_DEPTH:
+        raise UnsupportedSpaceError(f"spaces nested deeper than {_MAX_DEPTH} levels")
+    d = _depth + 1
+    if isinstance(space, gs.Box):
+        return {"type": "Box", "low": np.array(space.low), "high": np.array(space.high)}
+    if isinstance(space, gs.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gs.MultiDiscrete):
+        return {"type": "MultiDiscrete", "nvec": np.array(space.nvec),
+                "start": np.array(space.start)}
+    if isinstance(space, gs.MultiBinary):
+        n = space.n
+        return {"type": "MultiBinary",
+                "n": int(n) if np.ndim(n) == 0 else [int(x) for x in np.asarray(n).ravel()]}
+    if isinstance(space, gs.Text):
+        return {"type": "Text", "min_length": space.min_length, "max_length": space.max_length,
+                "charset": "".join(space._char_list)}
+    if isinstance(space, gs.Dict):
+        return {"type": "Dict",
+                "spaces": [[key, space_to_schema(sub, d)] for key, sub in space.spaces.items()]}
+    if isinstance(space, gs.Tuple):
+        return {"type": "Tuple", "spaces": [space_to_schema(sub, d) for sub in space.spaces]}
+    if isinstance(space, gs.Sequence):
+        return {"type": "Sequence", "space": space_to_schema(space.feature_space, d),
+                "stack": bool(space.stack)}
+    if isinstance(space, gs.Graph):
+        edge = None if space.edge_space is None else space_to_schema(space.edge_space, d)
+        return {"type": "Graph", "node_space": space_to_schema(space.node_space, d),
+                "edge_space": edge}
+    if isinstance(space, gs.OneOf):
+        return {"type": "OneOf", "spaces": [space_to_schema(sub, d) for sub in space.spaces]}
+    raise UnsupportedSpaceError(
+        f"{type(space).__qualname__} has no wire schema; use a space from rlmesh.spaces "
+        "(Box, Discrete, MultiDiscrete, MultiBinary, Text, Dict, Tuple, Sequence, Graph, OneOf)"
+    )
+
+
+def schema_to_space(schema: Any, _depth: int = 0) -> gs.Space[Any]:
+    """Rebuild the Gymnasium space a schema describes.
+
+    Args:
+        schema: A schema map as produced by :func:`space_to_schema` and decoded from the wire.
+
+    Returns:
+        A new, unseeded Gymnasium space equal to the original.
+
+    Raises:
+        ProtocolError: If the schema is malformed.
+    """
+    if _depth > _MAX_DEPTH or not isinstance(schema, dict):
+        raise ProtocolError(f"malformed space schema: {schema!r:.200}")
+    d = _depth + 1
+    kind = schema.get("type")
+    try:
+        if kind == "Box":
+            low, high = schema["low"], schema["high"]
+            return gs.Box(low=low, high=high, shape=low.shape, dtype=low.dtype)
+        if kind == "Discrete":
+            return gs.Discrete(int(schema["n"]), start=int(schema["start"]))
+        if kind == "MultiDiscrete":
+            nvec = schema["nvec"]
+            return gs.MultiDiscrete(nvec, dtype=nvec.dtype, start=schema["start"])
+        if kind == "MultiBinary":
+            return gs.MultiBinary(schema["n"])
+        if kind == "Text":
+            return gs.Text(int(schema["max_length"]), min_length=int(schema["min_length"]),
+                           charset=str(schema["charset"]))
+        if kind == "Dict":
+            return gs.Dict({k: schema_to_space(s, d) for k, s in schema["spaces"]})
+        if kind == "Tuple":
+            return gs.Tuple([schema_to_space(s, d) for s in schema["spaces"]])
+        if kind == "Sequence":
+            return gs.Sequence(schema_to_space(schema["space"], d), stack=bool(schema["stack"]))
+        if kind == "Graph":
+            edge = schema["edge_space"]
+            return gs.Graph(node_space=schema_to_space(schema["node_space"], d),
+                            edge_space=None if edge is None else schema_to_space(edge, d))
+        if kind == "OneOf":
+            return gs.OneOf([schema_to_space(s, d) for s in schema["spaces"]])
+    except ProtocolError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, AssertionError) as exc:
+        raise ProtocolError(f"malformed {kind} space schema: {exc}") from exc
+    raise ProtocolError(f"unknown space type {kind!r}")

@@ -1,0 +1,208 @@
+"""``EnvServer``: serve a Gymnasium env (or env factory) over TCP or a unix socket."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import select
+import socket
+import threading
+from types import TracebackType
+from typing import Any
+
+from rlmesh.envsource import EnvSource
+from rlmesh.options import ServeOptions
+from rlmesh.session import Session
+from rlmesh.transport import DEFAULT_HOST, DEFAULT_PORT, Address, Connection, listen, parse_address
+
+log = logging.getLogger("rlmesh.server")
+
+__all__ = ["EnvServer"]
+
+
+def _resolve(address: str | None, host: str | None, port: int | None,
+             path: str | None) -> Address:
+    if address is not None:
+        if host is not None or port is not None or path is not None:
+            raise ValueError("pass either address or host/port/path, not both")
+        return parse_address(address)
+    if path is not None:
+        if host is not None or port is not None:
+            raise ValueError("pass either path (unix socket) or host/port (TCP), not both")
+        return Address("unix", path=str(path))
+    return Address("tcp", host=host or DEFAULT_HOST, port=DEFAULT_PORT if port is None else port)
+
+
+class EnvServer:
+    """Serves one env, or one env per session from a factory, to remote clients.
+
+    Args:
+        env: A Gymnasium env (wrappers included), any object with ``observation_space``,
+            ``action_space``, ``reset(seed=None, options=None)``, ``step(action)`` and
+            ``close()``, a zero-argument callable returning such an env, or a registered
+            Gymnasium env id. An instance serves one session at a time; a factory gives every
+            session its own env.
+        address: ``"host:port"``, ``"tcp://host:port"`` or ``"unix:///path"``. Defaults to
+            ``127.0.0.1:5555``. Port 0 picks a free port (see :attr:`address`).
+        host: TCP host, instead of ``address``.
+        port: TCP port, instead of ``address``.
+        path: Unix socket path, instead of ``address``.
+        options: A :class:`~rlmesh.ServeOptions`.
+
+    The socket is bound when the server is constructed. Example::
+
+        with EnvServer(gym.make("CartPole-v1"), "127.0.0.1:0") as server:
+            server.start()
+            print(server.address)
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        address: str | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        path: str | None = None,
+        options: ServeOptions | None = None,
+    ) -> None:
+        self.options = options or ServeOptions()
+        requested = _resolve(address, host, port, path)
+        self.source = EnvSource(env)
+        try:
+            self._listener, self._address = listen(requested, self.options.backlog)
+        except BaseException:
+            self.source.close()
+            raise
+        self._wake_r, self._wake_w = os.pipe()
+        self._lock = threading.Lock()
+        self._sessions: dict[int, tuple[Session, threading.Thread]] = {}
+        self._ids = itertools.count(1)
+        self._running = False
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shutdown_done = False
+
+    # -- public API -----------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """The bound address, with the real port when port 0 was requested."""
+        return str(self._address)
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`shutdown` has begun."""
+        return self._stopping.is_set()
+
+    def serve(self) -> None:
+        """Serve in the calling thread until :meth:`shutdown` or Ctrl+C (which shuts down)."""
+        self._claim_run()
+        try:
+            self._accept_loop()
+        except KeyboardInterrupt:
+            log.info("interrupted; shutting down")
+        finally:
+            self.shutdown()
+
+    def start(self) -> EnvServer:
+        """Serve from a background thread and return at once."""
+        self._claim_run()
+        self._thread = threading.Thread(target=self._accept_loop, name="rlmesh-accept",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server has shut down.
+
+        Returns:
+            ``True`` if it stopped, ``False`` if ``timeout`` elapsed first.
+        """
+        return self._stopped.wait(timeout)
+
+    def shutdown(self) -> None:
+        """Stop accepting, end every session, and close the env. Idempotent."""
+        with self._lock:
+            if self._shutdown_done:
+                return
+            self._shutdown_done = True
+            self._stopping.set()
+            sessions = list(self._sessions.values())
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(self.options.close_timeout)
+        for session, _ in sessions:
+            session.conn.close()
+        for _, thread in sessions:
+            thread.join(self.options.close_timeout)
+        self.source.close()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        if self._address.kind == "unix":
+            with contextlib.suppress(OSError):
+                os.unlink(self._address.path)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._stopped.set()
+        log.info("server %s stopped", self.address)
+
+    def __enter__(self) -> EnvServer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped.is_set() else "running" if self._running else "idle"
+        return f"<EnvServer {self.address} {state}>"
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _claim_run(self) -> None:
+        with self._lock:
+            if self._running or self._shutdown_done:
+                raise RuntimeError("this EnvServer is already serving or has been shut down")
+            self._running = True
+
+    def _accept_loop(self) -> None:
+        log.info("serving on %s", self.address)
+        while not self._stopping.is_set():
+            try:
+                ready, _, _ = select.select([self._listener, self._wake_r], [], [])
+            except (OSError, ValueError):
+                break
+            if self._wake_r in ready or self._stopping.is_set():
+                break
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                continue
+            self._start_session(sock)
+
+    def _start_session(self, sock: socket.socket) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        session_id = next(self._ids)
+        session = Session(self, Connection(sock, self.options.max_message_bytes), session_id)
+        thread = threading.Thread(target=self._run_session, args=(session,),
+                                  name=f"rlmesh-session-{session_id}", daemon=True)
+        with self._lock:
+            if self._stopping.is_set():
+                session.conn.close()
+                return
+            self._sessions[session_id] = (session, thread)
+        thread.start()
+
+    def _run_session(self, session: Session) -> None:
+        try:
+            session.run()
+        finally:
+            with self._lock:
+                self._sessions.pop(session.session_id, None)

@@ -1,0 +1,213 @@
+"""One client connection on the server: handshake, then requests answered in order."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from rlmesh import protocol as P
+from rlmesh.codec import Decoder, Encoder, sanitize
+from rlmesh.errors import (
+    EncodeError,
+    EnvBusyError,
+    MessageTooLargeError,
+    ProtocolError,
+    TransportError,
+)
+from rlmesh.transport import Connection
+
+if TYPE_CHECKING:
+    from rlmesh.server import EnvServer
+
+log = logging.getLogger("rlmesh.server")
+
+
+class _Fatal(Exception):
+    """Ends the session after its error reply has been sent."""
+
+
+def _qualname(exc: BaseException) -> str:
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+class Session:
+    """Serves one connection until the client closes it, it breaks, or the server stops."""
+
+    def __init__(self, server: EnvServer, conn: Connection, session_id: int) -> None:
+        self.server = server
+        self.conn = conn
+        self.session_id = session_id
+        self.env: Any = None
+        self._encoder = Encoder()
+        self._decoder = Decoder()
+        self._has_reset = False
+        self._validate = server.options.validate_actions
+
+    def run(self) -> None:
+        """Serve until the end; never raises."""
+        try:
+            if self._handshake():
+                self._loop()
+        except (TransportError, OSError):
+            pass  # client went away or the server is stopping
+        except _Fatal:
+            pass
+        except Exception:
+            log.exception("session %d: internal error", self.session_id)
+        finally:
+            if self.env is not None:
+                self.server.source.release(self.env)
+                self.env = None
+            self.conn.close()
+
+    # -- replies --------------------------------------------------------------------------
+
+    def _send(self, reply: list[Any]) -> None:
+        try:
+            header, buffers, body_len = self._encoder.encode(reply)
+        except EncodeError as exc:
+            if len(reply) > 3 and isinstance(reply[-1], dict):
+                reply[-1] = sanitize(reply[-1])  # info never fails a request
+                try:
+                    header, buffers, body_len = self._encoder.encode(reply)
+                except EncodeError:
+                    self._error(reply[1], P.E_ENCODE, f"the env returned a value that cannot "
+                                f"be sent: {exc}")
+                    return
+            else:
+                self._error(reply[1], P.E_ENCODE, f"the env returned a value that cannot be "
+                            f"sent: {exc}")
+                return
+        self.conn.send(header, buffers, body_len)
+
+    def _error(self, rid: Any, code: str, message: str, *, fatal: bool = False,
+               exc: BaseException | None = None) -> None:
+        err = P.error_map(
+            code, message, fatal=fatal,
+            exc_type=_qualname(exc) if exc is not None else None,
+            traceback="".join(traceback.format_exception(exc)) if exc is not None else None,
+        )
+        header, buffers, body_len = self._encoder.encode([P.STATUS_ERROR, rid, err])
+        self.conn.send(header, buffers, body_len)
+        if fatal:
+            raise _Fatal(code)
+
+    # -- handshake ------------------------------------------------------------------------
+
+    def _receive(self) -> Any:
+        try:
+            header, body = self.conn.recv()
+        except MessageTooLargeError as exc:
+            self._error(None, P.E_TOO_LARGE, str(exc), fatal=True)
+        try:
+            msg = self._decoder.decode(header, body)
+        except ProtocolError as exc:
+            self._error(None, P.E_PROTOCOL, str(exc), fatal=True)
+        if type(msg) is not list or len(msg) < 2 or type(msg[0]) is not int:
+            self._error(None, P.E_PROTOCOL, "a request is an array [op, request_id, ...args]",
+                        fatal=True)
+        return msg
+
+    def _handshake(self) -> bool:
+        msg = self._receive()
+        rid = msg[1]
+        if msg[0] != P.OP_HELLO or len(msg) != 3 or not isinstance(msg[2], dict):
+            self._error(rid, P.E_PROTOCOL, "the first request must be HELLO", fatal=True)
+        hello = msg[2]
+        version = hello.get("rlmesh")
+        if version != P.PROTOCOL_VERSION:
+            self._error(rid, P.E_VERSION,
+                        f"server speaks rlmesh protocol {P.PROTOCOL_VERSION}, client asked "
+                        f"for {version!r}", fatal=True)
+        if self.server.stopping:
+            self._error(rid, P.E_SHUTTING_DOWN, "the server is shutting down", fatal=True)
+        try:
+            self.env = self.server.source.acquire()
+        except EnvBusyError as exc:
+            self._error(rid, P.E_BUSY, str(exc), fatal=True)
+        except Exception as exc:
+            self._error(rid, P.E_ENV, f"the env factory raised: {exc}", fatal=True, exc=exc)
+        contract = dict(self.server.source.contract)
+        contract.update(
+            rlmesh=P.PROTOCOL_VERSION,
+            server=P.server_info(),
+            session=self.session_id,
+            max_message_bytes=self.server.options.max_message_bytes,
+            capabilities=[],
+        )
+        self._send([P.STATUS_OK, rid, contract])
+        log.info("session %d: client %s connected", self.session_id, hello.get("client"))
+        return True
+
+    # -- requests -------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        env = self.env
+        action_space = env.action_space
+        while True:
+            msg = self._receive()
+            op, rid = msg[0], msg[1]
+            if op == P.OP_STEP:
+                if len(msg) != 3:
+                    self._error(rid, P.E_PROTOCOL, "STEP takes one argument", fatal=True)
+                if not self._has_reset:
+                    self._error(rid, P.E_RESET_NEEDED, "call reset() before step()")
+                    continue
+                action = msg[2]
+                if self._validate and not _contains(action_space, action):
+                    self._error(rid, P.E_INVALID_ACTION,
+                                f"action {action!r:.200} is not in the action space "
+                                f"{action_space}")
+                    continue
+                try:
+                    obs, reward, terminated, truncated, info = env.step(action)
+                except Exception as exc:
+                    self._env_error(rid, "step", exc)
+                    continue
+                self._send([P.STATUS_OK, rid, obs, reward, terminated, truncated, info])
+            elif op == P.OP_RESET:
+                if len(msg) != 4 or not (msg[2] is None or type(msg[2]) is int) or not (
+                        msg[3] is None or isinstance(msg[3], dict)):
+                    self._error(rid, P.E_PROTOCOL, "RESET takes seed (int or nil) and options "
+                                "(map or nil)", fatal=True)
+                try:
+                    obs, info = env.reset(seed=msg[2], options=msg[3])
+                except Exception as exc:
+                    self._env_error(rid, "reset", exc)
+                    continue
+                self._has_reset = True
+                self._send([P.STATUS_OK, rid, obs, info])
+            elif op == P.OP_RENDER:
+                render = getattr(env, "render", None)
+                try:
+                    frame = render() if render is not None else None
+                except Exception as exc:
+                    self._env_error(rid, "render", exc)
+                    continue
+                self._send([P.STATUS_OK, rid, frame])
+            elif op == P.OP_PING:
+                self._send([P.STATUS_OK, rid, *msg[2:]])
+            elif op == P.OP_CLOSE:
+                self._send([P.STATUS_OK, rid, None])
+                return
+            else:
+                self._error(rid, P.E_PROTOCOL, f"unknown op {op!r}", fatal=True)
+
+    def _env_error(self, rid: Any, what: str, exc: Exception) -> None:
+        if isinstance(exc, (TypeError, ValueError)) and "unpack" in str(exc):
+            message = (f"env.{what}() returned the wrong number of values (Gymnasium API: "
+                       "reset -> (obs, info), step -> (obs, reward, terminated, truncated, "
+                       f"info)): {exc}")
+        else:
+            message = str(exc)
+        self._error(rid, P.E_ENV, message, exc=exc)
+
+
+def _contains(space: Any, action: Any) -> bool:
+    try:
+        return bool(space.contains(action))
+    except Exception:
+        return False
