@@ -1,0 +1,203 @@
+"""The ``rlmesh`` command: ``serve``, ``ping`` and ``demo``.
+
+Exit codes: 0 success, 1 failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import FrameType
+from typing import Any
+
+import gymnasium as gym
+
+from rlmesh.errors import EnvBusyError, RLMeshError
+from rlmesh.server import EnvServer
+
+log = logging.getLogger("rlmesh")
+
+
+def load_target(target: str, kwargs: dict[str, Any] | None = None) -> Any:
+    """Resolve ``ENV_ID`` or ``module:attribute`` into something :class:`EnvServer` serves.
+
+    A registered Gymnasium id becomes a factory calling ``gymnasium.make``. A
+    ``module:attribute`` naming a class or function becomes a factory calling it with
+    ``kwargs``; one naming an env instance is served as that instance.
+
+    Raises:
+        ValueError: If the target cannot be resolved.
+    """
+    kwargs = dict(kwargs or {})
+    if target in gym.registry:
+        return lambda: gym.make(target, **kwargs)
+    module_name, sep, attr = target.partition(":")
+    if sep and module_name and attr:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ValueError(f"cannot import {module_name!r} for target {target!r}: {exc}"
+                             ) from exc
+        obj: Any = module
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                if target in gym.registry:  # the import registered a namespaced id
+                    return lambda: gym.make(target, **kwargs)
+                raise ValueError(f"{module_name!r} has no attribute {attr!r}")
+            obj = getattr(obj, part)
+        if callable(obj) and not hasattr(obj, "step"):
+            factory: Callable[..., Any] = obj
+            return lambda: factory(**kwargs)
+        if isinstance(obj, type):
+            cls = obj
+            return lambda: cls(**kwargs)
+        if kwargs:
+            raise ValueError(f"{target!r} is an env instance; --kwargs cannot apply")
+        return obj
+    raise ValueError(
+        f"{target!r} is neither a registered Gymnasium env id nor module:callable"
+    )
+
+
+def _write_ready(path: str, address: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as handle:
+        handle.write(address + "\n")
+    os.replace(tmp, path)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve a target until interrupted (SIGINT or SIGTERM)."""
+    kwargs = json.loads(args.kwargs) if args.kwargs else None
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise ValueError("--kwargs must be a JSON object")
+    server = EnvServer(load_target(args.target, kwargs), args.address)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if args.ready_file:
+        _write_ready(args.ready_file, server.address)
+    log.info("serving %s on %s", args.target, server.address)
+    server.serve()
+    return 0
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    """Exit 0 if the endpoint answers, 1 otherwise."""
+    from rlmesh.numpy import RemoteEnv
+
+    start = time.perf_counter()
+    try:
+        env = RemoteEnv(args.address, connect_timeout=args.timeout, timeout=args.timeout)
+    except EnvBusyError:
+        print(f"{args.address}: serving (its env instance is busy)")
+        return 0
+    try:
+        env.ping()
+        elapsed = (time.perf_counter() - start) * 1000
+        spec = env.spec.id if env.spec is not None else "custom env"
+        print(f"{args.address}: serving {spec} ({elapsed:.1f} ms)")
+    finally:
+        env.close()
+    return 0
+
+
+def _evaluate(address: str, max_steps: int) -> str:
+    from rlmesh.numpy import RemoteEnv
+
+    env = RemoteEnv(address)
+    try:
+        lines = [f"{address}: connected"]
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        total = 0.0
+        for step in range(1, max_steps + 1):
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(reward)
+            if terminated or truncated:
+                lines.append(f"{address}: episode complete after {step} steps, "
+                             f"return {total:.1f}")
+                break
+        else:
+            lines.append(f"{address}: stopped after {max_steps} steps, return {total:.1f}")
+        return "\n".join(lines)
+    finally:
+        env.close()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start two local endpoints and drive both from one evaluator."""
+    from rlmesh.testing import spawn_server
+
+    targets = ["CartPole-v1", "rlmesh.envs:CounterEnv"]
+    print("starting endpoints: " + ", ".join(targets))
+    with ThreadPoolExecutor(len(targets)) as pool:
+        servers = list(pool.map(spawn_server, targets))
+    try:
+        for target, server in zip(targets, servers):
+            print(f"  {target} serving on {server.address} (pid {server.pid})")
+        print("evaluating both concurrently, one thread per endpoint, random actions:")
+        with ThreadPoolExecutor(len(servers)) as pool:
+            futures = [pool.submit(_evaluate, s.address, args.max_steps) for s in servers]
+            for future in futures:
+                print(future.result())
+    finally:
+        for server in servers:
+            server.stop()
+    print("done: both endpoints stopped")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``rlmesh`` command."""
+    parser = argparse.ArgumentParser(prog="rlmesh", description=(
+        "Serve reinforcement-learning environments over the network and drive them."))
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details and "
+                        "show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve an env (one env per client session)")
+    serve.add_argument("target", help="registered env id (CartPole-v1) or module:callable")
+    serve.add_argument("--address", default="127.0.0.1:5555",
+                       help="host:port, tcp://host:port or unix:///path (default %(default)s)")
+    serve.add_argument("--kwargs", help="JSON object of keyword arguments for the env")
+    serve.add_argument("--ready-file", help="write the resolved address here once listening")
+    serve.set_defaults(func=cmd_serve)
+
+    ping = sub.add_parser("ping", help="check that an endpoint is serving (exit 0) or not (1)")
+    ping.add_argument("address")
+    ping.add_argument("--timeout", type=float, default=5.0, help="seconds (default %(default)s)")
+    ping.set_defaults(func=cmd_ping)
+
+    demo = sub.add_parser("demo", help="start CartPole-v1 and CounterEnv endpoints locally "
+                          "and drive both from one evaluator")
+    demo.add_argument("--max-steps", type=int, default=64)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``rlmesh`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="rlmesh: %(message)s", stream=sys.stderr)
+    try:
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        return 130
+    except (RLMeshError, ValueError, OSError) as exc:
+        if args.verbose:
+            raise
+        print(f"rlmesh: error: {exc}", file=sys.stderr)
+        return 1
