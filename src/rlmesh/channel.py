@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import contextlib
 import threading
 from typing import Any
 
@@ -77,7 +77,7 @@ class Channel:
         self._conn.close()
         return error
 
-    def request(self, op: int, *args: Any, timeout: float | None | str = "default") -> list[Any]:
+    def request(self, op: int, *args: Any, timeout: float | str | None = "default") -> list[Any]:
         """Send one request and wait for its reply.
 
         Args:
@@ -114,7 +114,7 @@ class Channel:
                 conn.send(header, buffers, body_len)
                 reply_header, body = conn.recv()
                 reply = self._decoder.decode(reply_header, body)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 limit = self.timeout if timeout == "default" else timeout
                 raise self._fail(RLMeshTimeoutError(
                     f"{P.OP_NAMES.get(op, op)} to {self.address} got no reply within {limit}s"
@@ -149,10 +149,8 @@ class Channel:
                 return
             broken = self._broken
         if broken is None:
-            try:
+            with contextlib.suppress(RLMeshError):
                 self.request(P.OP_CLOSE, timeout=timeout)
-            except RLMeshError:
-                pass
         with self._lock:
             self._closed = True
             self._conn.close()

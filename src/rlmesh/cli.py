@@ -144,7 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with ThreadPoolExecutor(len(targets)) as pool:
         servers = list(pool.map(spawn_server, targets))
     try:
-        for target, server in zip(targets, servers):
+        for target, server in zip(targets, servers, strict=True):
             print(f"  {target} serving on {server.address} (pid {server.pid})")
         print("evaluating both concurrently, one thread per endpoint, random actions:")
         with ThreadPoolExecutor(len(servers)) as pool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 import warnings
-from collections.abc import Callable
 from typing import Any, Final
 
 import msgpack
@@ -40,7 +39,7 @@ _MAX_SANITIZE_DEPTH: Final = 64
 def _dtype_meta(dtype: np.dtype[Any]) -> bytes:
     if dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype:
         raise EncodeError(f"arrays of dtype {dtype} cannot be sent (only plain dtypes)")
-    code = dtype.str.encode("ascii")
+    code: bytes = dtype.str.encode("ascii")
     return bytes((len(code),)) + code
 
 
@@ -207,7 +206,7 @@ class Decoder:
         return result
 
     def _ext_hook(self, code: int, data: bytes) -> Any:
-        if code == EXT_ARRAY or code == EXT_ARRAY_OOB:
+        if code in (EXT_ARRAY, EXT_ARRAY_OOB):
             dtype, shape, count = self._meta(data)
             pos = 2 + data[0] + 8 * len(shape)
             if code == EXT_ARRAY:
@@ -229,9 +228,9 @@ class Decoder:
                 raise ProtocolError("scalar size does not match its dtype")
             return np.frombuffer(data, dtype, 1, 1 + n)[0]
         if code == EXT_TUPLE:
-            return tuple(self._nested(data, list))
+            return tuple(self._nested(data))
         if code == EXT_GRAPH:
-            parts = self._nested(data, list)
+            parts = self._nested(data)
             if len(parts) != 3:
                 raise ProtocolError("a graph instance has three parts")
             return GraphInstance(*parts)
@@ -246,7 +245,7 @@ class Decoder:
             return complex(real, imag)
         raise ProtocolError(f"unknown extension type {code}")
 
-    def _nested(self, data: bytes, kind: Callable[[Any], Any]) -> Any:
+    def _nested(self, data: bytes) -> list[Any]:
         value = msgpack.unpackb(data, **self._unpack_options())
         if not isinstance(value, list):
             raise ProtocolError("malformed container extension")

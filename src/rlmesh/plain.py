@@ -48,7 +48,7 @@ def from_plain(space: gs.Space[Any], value: Any) -> Any:
     if isinstance(space, gs.Tuple) and isinstance(value, (list, tuple)):
         if len(value) != len(space.spaces):
             return tuple(value)
-        return tuple(from_plain(s, v) for s, v in zip(space.spaces, value))
+        return tuple(from_plain(s, v) for s, v in zip(space.spaces, value, strict=True))
     if isinstance(space, gs.Sequence) and not space.stack and isinstance(value, (list, tuple)):
         return tuple(from_plain(space.feature_space, v) for v in value)
     if isinstance(space, gs.OneOf) and isinstance(value, (list, tuple)) and len(value) == 2:

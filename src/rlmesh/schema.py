@@ -38,7 +38,7 @@ def space_to_schema(space: gs.Space[Any], _depth: int = 0) -> dict[str, Any]:
     if isinstance(space, gs.MultiBinary):
         n = space.n
         return {"type": "MultiBinary",
-                "n": int(n) if np.ndim(n) == 0 else [int(x) for x in np.asarray(n).ravel()]}
+                "n": [int(x) for x in n] if isinstance(n, (tuple, list, np.ndarray)) else int(n)}
     if isinstance(space, gs.Text):
         return {"type": "Text", "min_length": space.min_length, "max_length": space.max_length,
                 "charset": "".join(space._char_list)}

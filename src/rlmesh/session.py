@@ -16,6 +16,7 @@ from rlmesh.errors import (
     TransportError,
 )
 from rlmesh.transport import Connection
+from rlmesh.validation import make_validator
 
 if TYPE_CHECKING:
     from rlmesh.server import EnvServer
@@ -147,6 +148,7 @@ class Session:
     def _loop(self) -> None:
         env = self.env
         action_space = env.action_space
+        contains = make_validator(action_space)
         while True:
             msg = self._receive()
             op, rid = msg[0], msg[1]
@@ -157,7 +159,7 @@ class Session:
                     self._error(rid, P.E_RESET_NEEDED, "call reset() before step()")
                     continue
                 action = msg[2]
-                if self._validate and not _contains(action_space, action):
+                if self._validate and not contains(action):
                     self._error(rid, P.E_INVALID_ACTION,
                                 f"action {action!r:.200} is not in the action space "
                                 f"{action_space}")
@@ -205,9 +207,3 @@ class Session:
             message = str(exc)
         self._error(rid, P.E_ENV, message, exc=exc)
 
-
-def _contains(space: Any, action: Any) -> bool:
-    try:
-        return bool(space.contains(action))
-    except Exception:
-        return False
