@@ -10,8 +10,8 @@ from rlmesh import protocol as P
 from rlmesh.codec import Decoder, Encoder
 from rlmesh.errors import (
     ConnectionLostError,
-    EncodeError,
     EnvClosedError,
+    MessageTooLargeError,
     ProtocolError,
     RLMeshError,
     RLMeshTimeoutError,
@@ -50,6 +50,7 @@ class Channel:
         self._lock = threading.Lock()
         self._next_id = 0
         self._broken: RLMeshError | None = None
+        self._peer_max = P.DEFAULT_MAX_MESSAGE_BYTES
         self._closed = False
         sock = connect(self.address, connect_timeout)
         self._conn = Connection(sock, max_message_bytes)
@@ -65,6 +66,9 @@ class Channel:
             self._conn.close()
             raise ProtocolError("the server's contract is not a map")
         self.contract: dict[str, Any] = contract
+        peer_max = contract.get("max_message_bytes")
+        if isinstance(peer_max, int) and peer_max > 0:
+            self._peer_max = peer_max
         sock.settimeout(timeout)
 
     @property
@@ -103,10 +107,12 @@ class Channel:
                 )
             rid = self._next_id
             self._next_id = rid + 1
-            try:
-                header, buffers, body_len = self._encoder.encode([op, rid, *args])
-            except EncodeError:
-                raise
+            header, buffers, body_len = self._encoder.encode([op, rid, *args])
+            if len(header) + body_len > self._peer_max:
+                raise MessageTooLargeError(
+                    f"request of {len(header) + body_len} bytes exceeds the server's limit of "
+                    f"{self._peer_max}; nothing was sent"
+                )
             conn = self._conn
             if timeout != "default":
                 conn.sock.settimeout(timeout)  # type: ignore[arg-type]

@@ -29,6 +29,8 @@ INLINE_MAX_BYTES: Final = 1024
 """Arrays up to this many bytes travel inside the header; larger ones out of band."""
 ALIGN: Final = 64
 MAX_NDIM: Final = 32
+MAX_EXT_DEPTH: Final = 64
+"""Most levels of tuples and graph instances nested inside each other."""
 _ALLOWED_KINDS: Final = frozenset("biufcSUmM")
 _OOB: Final = struct.Struct("<QQ")
 _COMPLEX: Final = struct.Struct("<dd")
@@ -52,6 +54,7 @@ class Encoder:
     def __init__(self) -> None:
         self._buffers: list[Any] = []
         self._body_len = 0
+        self._depth = 0
         self._meta_cache: dict[tuple[np.dtype[Any], tuple[int, ...]], bytes] = {}
         self._packer = msgpack.Packer(
             default=self._default, strict_types=True, use_bin_type=True, autoreset=True
@@ -72,18 +75,30 @@ class Encoder:
         """
         self._buffers = []
         self._body_len = 0
+        self._depth = 0
         try:
             header = self._packer.pack(value)
         except EncodeError:
             self._packer.reset()
             raise
+        except RecursionError as exc:
+            self._packer.reset()
+            raise EncodeError("value nested too deeply to send") from exc
         except (TypeError, ValueError, OverflowError) as exc:
             self._packer.reset()
             raise EncodeError(str(exc)) from exc
         return header, self._buffers, self._body_len
 
     def _pack_nested(self, value: Any) -> bytes:
-        return msgpack.packb(value, default=self._default, strict_types=True, use_bin_type=True)
+        if self._depth >= MAX_EXT_DEPTH:
+            raise EncodeError(f"tuples and graphs nested deeper than {MAX_EXT_DEPTH} levels "
+                              "cannot be sent")
+        self._depth += 1
+        try:
+            return msgpack.packb(value, default=self._default, strict_types=True,
+                                 use_bin_type=True)
+        finally:
+            self._depth -= 1
 
     def _array_meta(self, array: np.ndarray[Any, Any]) -> bytes:
         key = (array.dtype, array.shape)
@@ -117,6 +132,8 @@ class Encoder:
         if isinstance(obj, np.ndarray):
             return self._array(np.asarray(obj))
         if isinstance(obj, np.generic):
+            if obj.dtype.itemsize == 0:  # np.str_(""): its array form has room for one char
+                obj = np.asarray(obj)
             return msgpack.ExtType(EXT_SCALAR, _dtype_meta(obj.dtype) + obj.tobytes())
         if isinstance(obj, GraphInstance):
             return msgpack.ExtType(EXT_GRAPH, self._pack_nested(list(obj)))
@@ -152,6 +169,7 @@ class Decoder:
 
     def __init__(self) -> None:
         self._body: bytearray | memoryview = bytearray()
+        self._depth = 0
         self._meta_cache: dict[bytes, tuple[np.dtype[Any], tuple[int, ...], int]] = {}
 
     def decode(self, header: bytes | memoryview, body: bytearray | memoryview | None) -> Any:
@@ -168,6 +186,7 @@ class Decoder:
             ProtocolError: If the header is not valid msgpack or references invalid data.
         """
         self._body = body if body is not None else bytearray()
+        self._depth = 0
         try:
             return msgpack.unpackb(header, **self._unpack_options())
         except ProtocolError:
@@ -212,6 +231,8 @@ class Decoder:
             if code == EXT_ARRAY:
                 if (len(data) - pos) != count * dtype.itemsize:
                     raise ProtocolError("inline array size does not match its shape")
+                if dtype.itemsize == 0:  # empty strings: nothing to read
+                    return np.zeros(shape, dtype)
                 return np.frombuffer(data, dtype, count, pos).reshape(shape).copy()
             if len(data) != pos + _OOB.size:
                 raise ProtocolError("malformed out-of-band array reference")
@@ -226,6 +247,8 @@ class Decoder:
             dtype = _parse_dtype(data[1 : 1 + n])
             if len(data) - 1 - n != dtype.itemsize:
                 raise ProtocolError("scalar size does not match its dtype")
+            if dtype.itemsize == 0:
+                return np.zeros((), dtype)[()]
             return np.frombuffer(data, dtype, 1, 1 + n)[0]
         if code == EXT_TUPLE:
             return tuple(self._nested(data))
@@ -246,7 +269,13 @@ class Decoder:
         raise ProtocolError(f"unknown extension type {code}")
 
     def _nested(self, data: bytes) -> list[Any]:
-        value = msgpack.unpackb(data, **self._unpack_options())
+        if self._depth >= MAX_EXT_DEPTH:
+            raise ProtocolError(f"tuples and graphs nested deeper than {MAX_EXT_DEPTH} levels")
+        self._depth += 1
+        try:
+            value = msgpack.unpackb(data, **self._unpack_options())
+        finally:
+            self._depth -= 1
         if not isinstance(value, list):
             raise ProtocolError("malformed container extension")
         return value
@@ -267,7 +296,7 @@ def _parse_dtype(code: bytes) -> np.dtype[Any]:
         raise ProtocolError(f"invalid dtype {code!r}") from exc
     if dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype:
         raise ProtocolError(f"dtype {dtype} is not allowed on the wire")
-    if dtype.itemsize == 0:
+    if dtype.itemsize == 0 and dtype.kind not in "SU":
         raise ProtocolError(f"dtype {dtype} has no size")
     if len(_DTYPE_CACHE) < 256:
         _DTYPE_CACHE[code] = dtype

@@ -29,9 +29,12 @@ def space_to_schema(space: gs.Space[Any], _depth: int = 0) -> dict[str, Any]:
         raise UnsupportedSpaceError(f"spaces nested deeper than {_MAX_DEPTH} levels")
     d = _depth + 1
     if isinstance(space, gs.Box):
-        return {"type": "Box", "low": np.array(space.low), "high": np.array(space.high)}
+        return {"type": "Box", "low": np.array(space.low), "high": np.array(space.high),
+                "bounded_below": np.array(space.bounded_below, dtype=bool),
+                "bounded_above": np.array(space.bounded_above, dtype=bool)}
     if isinstance(space, gs.Discrete):
-        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start),
+                "dtype": np.dtype(space.dtype).str}
     if isinstance(space, gs.MultiDiscrete):
         return {"type": "MultiDiscrete", "nvec": np.array(space.nvec),
                 "start": np.array(space.start)}
@@ -75,25 +78,29 @@ def schema_to_space(schema: Any, _depth: int = 0) -> gs.Space[Any]:
         ProtocolError: If the schema is malformed.
     """
     if _depth > _MAX_DEPTH or not isinstance(schema, dict):
-        raise ProtocolError(f"malformed space schema: {schema!r:.200}")
+        raise ProtocolError(
+            "malformed space schema: " + ("nested too deeply" if _depth > _MAX_DEPTH
+                                          else f"a {type(schema).__qualname__}, not a map"))
     d = _depth + 1
     kind = schema.get("type")
     try:
         if kind == "Box":
-            low, high = schema["low"], schema["high"]
-            return gs.Box(low=low, high=high, shape=low.shape, dtype=low.dtype)
+            return _box(schema)
         if kind == "Discrete":
-            return gs.Discrete(int(schema["n"]), start=int(schema["start"]))
+            return _discrete(schema)
         if kind == "MultiDiscrete":
             nvec = schema["nvec"]
             return gs.MultiDiscrete(nvec, dtype=nvec.dtype, start=schema["start"])
         if kind == "MultiBinary":
-            return gs.MultiBinary(schema["n"])
+            n = schema["n"]
+            if not (type(n) is int or (type(n) is list and all(type(x) is int for x in n))):
+                raise ProtocolError("MultiBinary n must be an int or a list of ints")
+            return gs.MultiBinary(n)
         if kind == "Text":
             return gs.Text(int(schema["max_length"]), min_length=int(schema["min_length"]),
                            charset=str(schema["charset"]))
         if kind == "Dict":
-            return gs.Dict({k: schema_to_space(s, d) for k, s in schema["spaces"]})
+            return gs.Dict([(k, schema_to_space(s, d)) for k, s in schema["spaces"]])
         if kind == "Tuple":
             return gs.Tuple([schema_to_space(s, d) for s in schema["spaces"]])
         if kind == "Sequence":
@@ -109,3 +116,32 @@ def schema_to_space(schema: Any, _depth: int = 0) -> gs.Space[Any]:
     except (KeyError, TypeError, ValueError, AttributeError, AssertionError) as exc:
         raise ProtocolError(f"malformed {kind} space schema: {exc}") from exc
     raise ProtocolError(f"unknown space type {kind!r}")
+
+
+def _bool_mask(value: Any, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    if not isinstance(value, np.ndarray) or value.dtype != bool or value.shape != shape:
+        raise ProtocolError("Box boundedness masks must be bool arrays of the space's shape")
+    return value
+
+
+def _box(schema: dict[str, Any]) -> gs.Box:
+    low, high = schema["low"], schema["high"]
+    if not isinstance(low, np.ndarray) or not isinstance(high, np.ndarray):
+        raise ProtocolError("Box bounds must be arrays")
+    space = gs.Box(low=low, high=high, shape=low.shape, dtype=low.dtype)
+    # Integer boxes record infinite bounds only in these masks; restore them exactly.
+    if "bounded_below" in schema:
+        space.bounded_below = _bool_mask(schema["bounded_below"], low.shape).copy()
+    if "bounded_above" in schema:
+        space.bounded_above = _bool_mask(schema["bounded_above"], low.shape).copy()
+    return space
+
+
+def _discrete(schema: dict[str, Any]) -> gs.Discrete:
+    n, start = schema["n"], schema["start"]
+    if type(n) is not int or type(start) is not int:
+        raise ProtocolError("Discrete n and start must be ints")
+    dtype = np.dtype(str(schema.get("dtype", "<i8")))
+    if dtype == np.int64:
+        return gs.Discrete(n, start=start)
+    return gs.Discrete(n, start=start, dtype=dtype.type)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rlmesh import protocol as P
 from rlmesh.codec import Decoder, Encoder, sanitize
@@ -84,8 +84,9 @@ class Session:
                 return
         self.conn.send(header, buffers, body_len)
 
-    def _error(self, rid: Any, code: str, message: str, *, fatal: bool = False,
-               exc: BaseException | None = None) -> None:
+    def _error(self, rid: Any, code: str, message: str, *,
+               exc: BaseException | None = None, fatal: bool = False) -> None:
+        """Send an error reply; the session goes on unless ``fatal``."""
         err = P.error_map(
             code, message, fatal=fatal,
             exc_type=_qualname(exc) if exc is not None else None,
@@ -93,8 +94,12 @@ class Session:
         )
         header, buffers, body_len = self._encoder.encode([P.STATUS_ERROR, rid, err])
         self.conn.send(header, buffers, body_len)
-        if fatal:
-            raise _Fatal(code)
+
+    def _fatal(self, rid: Any, code: str, message: str, *,
+               exc: BaseException | None = None) -> NoReturn:
+        """Send an error reply and end the session."""
+        self._error(rid, code, message, exc=exc, fatal=True)
+        raise _Fatal(code)
 
     # -- handshake ------------------------------------------------------------------------
 
@@ -102,35 +107,34 @@ class Session:
         try:
             header, body = self.conn.recv()
         except MessageTooLargeError as exc:
-            self._error(None, P.E_TOO_LARGE, str(exc), fatal=True)
+            self._fatal(None, P.E_TOO_LARGE, str(exc))
         try:
             msg = self._decoder.decode(header, body)
         except ProtocolError as exc:
-            self._error(None, P.E_PROTOCOL, str(exc), fatal=True)
+            self._fatal(None, P.E_PROTOCOL, str(exc))
         if type(msg) is not list or len(msg) < 2 or type(msg[0]) is not int:
-            self._error(None, P.E_PROTOCOL, "a request is an array [op, request_id, ...args]",
-                        fatal=True)
+            self._fatal(None, P.E_PROTOCOL, "a request is an array [op, request_id, ...args]")
         return msg
 
     def _handshake(self) -> bool:
         msg = self._receive()
         rid = msg[1]
         if msg[0] != P.OP_HELLO or len(msg) != 3 or not isinstance(msg[2], dict):
-            self._error(rid, P.E_PROTOCOL, "the first request must be HELLO", fatal=True)
+            self._fatal(rid, P.E_PROTOCOL, "the first request must be HELLO")
         hello = msg[2]
         version = hello.get("rlmesh")
         if version != P.PROTOCOL_VERSION:
-            self._error(rid, P.E_VERSION,
+            self._fatal(rid, P.E_VERSION,
                         f"server speaks rlmesh protocol {P.PROTOCOL_VERSION}, client asked "
-                        f"for {version!r}", fatal=True)
+                        f"for {version!r}")
         if self.server.stopping:
-            self._error(rid, P.E_SHUTTING_DOWN, "the server is shutting down", fatal=True)
+            self._fatal(rid, P.E_SHUTTING_DOWN, "the server is shutting down")
         try:
             self.env = self.server.source.acquire()
         except EnvBusyError as exc:
-            self._error(rid, P.E_BUSY, str(exc), fatal=True)
+            self._fatal(rid, P.E_BUSY, str(exc))
         except Exception as exc:
-            self._error(rid, P.E_ENV, f"the env factory raised: {exc}", fatal=True, exc=exc)
+            self._fatal(rid, P.E_ENV, f"the env factory raised: {exc}", exc=exc)
         contract = dict(self.server.source.contract)
         contract.update(
             rlmesh=P.PROTOCOL_VERSION,
@@ -154,7 +158,7 @@ class Session:
             op, rid = msg[0], msg[1]
             if op == P.OP_STEP:
                 if len(msg) != 3:
-                    self._error(rid, P.E_PROTOCOL, "STEP takes one argument", fatal=True)
+                    self._fatal(rid, P.E_PROTOCOL, "STEP takes one argument")
                 if not self._has_reset:
                     self._error(rid, P.E_RESET_NEEDED, "call reset() before step()")
                     continue
@@ -173,8 +177,8 @@ class Session:
             elif op == P.OP_RESET:
                 if len(msg) != 4 or not (msg[2] is None or type(msg[2]) is int) or not (
                         msg[3] is None or isinstance(msg[3], dict)):
-                    self._error(rid, P.E_PROTOCOL, "RESET takes seed (int or nil) and options "
-                                "(map or nil)", fatal=True)
+                    self._fatal(rid, P.E_PROTOCOL, "RESET takes seed (int or nil) and options "
+                                "(map or nil)")
                 try:
                     obs, info = env.reset(seed=msg[2], options=msg[3])
                 except Exception as exc:
@@ -196,7 +200,7 @@ class Session:
                 self._send([P.STATUS_OK, rid, None])
                 return
             else:
-                self._error(rid, P.E_PROTOCOL, f"unknown op {op!r}", fatal=True)
+                self._fatal(rid, P.E_PROTOCOL, f"unknown op {op!r}")
 
     def _env_error(self, rid: Any, what: str, exc: Exception) -> None:
         if isinstance(exc, (TypeError, ValueError)) and "unpack" in str(exc):
