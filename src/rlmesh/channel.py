@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import threading
-from typing import Any
+from typing import Any, Final
 
 from rlmesh import protocol as P
 from rlmesh.codec import Decoder, Encoder
@@ -21,6 +22,14 @@ from rlmesh.transport import Connection, connect, parse_address
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_TIMEOUT = 60.0
+
+
+class _Default(enum.Enum):
+    TOKEN = 0
+
+
+DEFAULT: Final = _Default.TOKEN
+"""Sentinel: use the channel's own timeout."""
 
 
 class Channel:
@@ -57,19 +66,19 @@ class Channel:
         self._encoder = Encoder()
         self._decoder = Decoder()
         try:
+            self._conn.set_timeout(connect_timeout)
             hello = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME, "capabilities": []}
             contract = self.request(P.OP_HELLO, hello, timeout=connect_timeout)[2]
+            if not isinstance(contract, dict):
+                raise ProtocolError("the server's contract is not a map")
+            self._conn.set_timeout(timeout)
         except BaseException:
             self._conn.close()
             raise
-        if not isinstance(contract, dict):
-            self._conn.close()
-            raise ProtocolError("the server's contract is not a map")
         self.contract: dict[str, Any] = contract
         peer_max = contract.get("max_message_bytes")
         if isinstance(peer_max, int) and peer_max > 0:
             self._peer_max = peer_max
-        sock.settimeout(timeout)
 
     @property
     def closed(self) -> bool:
@@ -81,7 +90,16 @@ class Channel:
         self._conn.close()
         return error
 
-    def request(self, op: int, *args: Any, timeout: float | str | None = "default") -> list[Any]:
+    def _unusable(self) -> RLMeshError:
+        if self._closed:
+            return EnvClosedError("this env has been closed")
+        return ConnectionLostError(
+            f"the connection to {self.address} is unusable after an earlier error: "
+            f"{self._broken}"
+        )
+
+    def request(self, op: int, *args: Any, timeout: float | _Default | None = DEFAULT
+                ) -> list[Any]:
         """Send one request and wait for its reply.
 
         Args:
@@ -98,13 +116,8 @@ class Channel:
             RLMeshError: The typed error the server answered with.
         """
         with self._lock:
-            if self._closed:
-                raise EnvClosedError("this env has been closed")
-            if self._broken is not None:
-                raise ConnectionLostError(
-                    f"the connection to {self.address} is unusable after an earlier error: "
-                    f"{self._broken}"
-                )
+            if self._broken is not None or self._closed:
+                raise self._unusable()
             rid = self._next_id
             self._next_id = rid + 1
             header, buffers, body_len = self._encoder.encode([op, rid, *args])
@@ -114,35 +127,32 @@ class Channel:
                     f"{self._peer_max}; nothing was sent"
                 )
             conn = self._conn
-            if timeout != "default":
-                conn.sock.settimeout(timeout)  # type: ignore[arg-type]
+            override = timeout is not DEFAULT
+            if override:
+                conn.set_timeout(timeout)  # type: ignore[arg-type]
             try:
                 conn.send(header, buffers, body_len)
                 reply_header, body = conn.recv()
                 reply = self._decoder.decode(reply_header, body)
-            except TimeoutError:
-                limit = self.timeout if timeout == "default" else timeout
+            except (BlockingIOError, TimeoutError):
+                limit = timeout if override else self.timeout
                 raise self._fail(RLMeshTimeoutError(
                     f"{P.OP_NAMES.get(op, op)} to {self.address} got no reply within {limit}s"
                 )) from None
-            except TransportError as exc:
-                raise self._fail(ConnectionLostError(
-                    f"connection to {self.address} lost: {exc}")) from exc
-            except OSError as exc:
+            except (TransportError, OSError) as exc:
                 raise self._fail(ConnectionLostError(
                     f"connection to {self.address} lost: {exc}")) from exc
             except ProtocolError as exc:
                 raise self._fail(exc) from None
             finally:
-                if timeout != "default":
-                    conn.sock.settimeout(self.timeout)
-            if type(reply) is not list or len(reply) < 3 or reply[1] != rid:
-                if type(reply) is list and len(reply) == 3 and reply[0] == P.STATUS_ERROR:
-                    pass  # a fatal error sent before the server could read our request id
-                else:
-                    raise self._fail(ProtocolError(f"unexpected reply {reply!r:.200}"))
-            if reply[0] == P.STATUS_OK:
-                return reply
+                if override and self._broken is None:
+                    conn.set_timeout(self.timeout)
+            if type(reply) is list and len(reply) > 2 and reply[1] == rid:
+                if reply[0] == P.STATUS_OK:
+                    return reply
+            elif not (type(reply) is list and len(reply) == 3 and reply[0] == P.STATUS_ERROR):
+                # (an error sent before the server could read our request id is fine)
+                raise self._fail(ProtocolError(f"unexpected reply {reply!r:.200}"))
             error = P.error_from_map(reply[2])
             if isinstance(reply[2], dict) and reply[2].get("fatal"):
                 self._fail(error)

@@ -38,6 +38,15 @@ _PAD: Final = bytes(ALIGN)
 _MAX_SANITIZE_DEPTH: Final = 64
 
 
+_new_tuple = tuple.__new__
+
+
+def _ext(code: int, data: bytes) -> msgpack.ExtType:
+    """Build an ExtType without its validating constructor (code and data are ours)."""
+    ext: msgpack.ExtType = _new_tuple(msgpack.ExtType, (code, data))
+    return ext
+
+
 def _dtype_meta(dtype: np.dtype[Any]) -> bytes:
     if dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype:
         raise EncodeError(f"arrays of dtype {dtype} cannot be sent (only plain dtypes)")
@@ -56,6 +65,7 @@ class Encoder:
         self._body_len = 0
         self._depth = 0
         self._meta_cache: dict[tuple[np.dtype[Any], tuple[int, ...]], bytes] = {}
+        self._scalar_meta: dict[type, bytes] = {}
         self._packer = msgpack.Packer(
             default=self._default, strict_types=True, use_bin_type=True, autoreset=True
         )
@@ -119,22 +129,27 @@ class Encoder:
             array = np.ascontiguousarray(array)
         nbytes = array.nbytes
         if nbytes <= INLINE_MAX_BYTES:
-            return msgpack.ExtType(EXT_ARRAY, meta + array.tobytes())
+            return _ext(EXT_ARRAY, meta + array.tobytes())
         pad = -self._body_len % ALIGN
         if pad:
             self._buffers.append(_PAD[:pad])
         offset = self._body_len + pad
         self._buffers.append(array.reshape(-1).view(np.uint8))
         self._body_len = offset + nbytes
-        return msgpack.ExtType(EXT_ARRAY_OOB, meta + _OOB.pack(offset, nbytes))
+        return _ext(EXT_ARRAY_OOB, meta + _OOB.pack(offset, nbytes))
 
     def _default(self, obj: Any) -> Any:
         if isinstance(obj, np.ndarray):
             return self._array(np.asarray(obj))
         if isinstance(obj, np.generic):
-            if obj.dtype.itemsize == 0:  # np.str_(""): its array form has room for one char
-                obj = np.asarray(obj)
-            return msgpack.ExtType(EXT_SCALAR, _dtype_meta(obj.dtype) + obj.tobytes())
+            meta = self._scalar_meta.get(type(obj))
+            if meta is None:
+                if obj.dtype.itemsize == 0:  # np.str_(""): its array form holds one char
+                    obj = np.asarray(obj)
+                meta = _dtype_meta(obj.dtype)
+                if obj.dtype.kind in "biufc" and obj.dtype.isnative:
+                    self._scalar_meta[type(obj)] = meta
+            return _ext(EXT_SCALAR, meta + obj.tobytes())
         if isinstance(obj, GraphInstance):
             return msgpack.ExtType(EXT_GRAPH, self._pack_nested(list(obj)))
         if isinstance(obj, tuple):

@@ -13,9 +13,14 @@ from typing import Any, Final
 from rlmesh.errors import ConnectFailedError, ConnectionLostError, MessageTooLargeError
 
 PREFIX: Final = struct.Struct("<II")
+_PREFIX_SIZE: Final = PREFIX.size
+_pack_prefix = PREFIX.pack
+_unpack_prefix = PREFIX.unpack_from
+_TIMEVAL: Final = struct.Struct("@ll")
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 5555
-_RECV_CHUNK: Final = 256 * 1024
+_STAGING: Final = 64 * 1024
+_READ: Final = 8 * 1024
 _IOV_BATCH: Final = 512
 
 
@@ -159,27 +164,45 @@ class Connection:
     """One framed, bidirectional message stream over a connected socket.
 
     ``recv`` returns the header as a view into an internal buffer that stays valid until the
-    next ``recv``; the body is a freshly allocated buffer the caller owns.
+    next ``recv``; the body is a freshly allocated buffer the caller owns. Reads into the
+    internal buffer are capped at a few KiB, so a large body is received straight into its
+    own buffer instead of being copied there.
+
+    The socket stays in blocking mode; :meth:`set_timeout` bounds each send and receive with
+    ``SO_SNDTIMEO``/``SO_RCVTIMEO``, which costs no extra system call per operation. An
+    expired timeout surfaces as ``BlockingIOError`` or ``TimeoutError``.
     """
 
     def __init__(self, sock: socket.socket, max_message_bytes: int) -> None:
         self.sock = sock
         self.max_message_bytes = max_message_bytes
-        self._buf = bytearray(_RECV_CHUNK)
+        self._buf = bytearray(_STAGING)
         self._view = memoryview(self._buf)
         self._start = 0
         self._end = 0
 
+    def set_timeout(self, timeout: float | None) -> None:
+        """Bound every later send and receive by ``timeout`` seconds (``None``: no bound)."""
+        self.sock.settimeout(None)
+        seconds, micros = 0, 0  # zero means "no bound" to the kernel
+        if timeout is not None:
+            seconds = int(timeout)
+            micros = max(round((timeout - seconds) * 1_000_000), 0)
+            if seconds <= 0 and micros == 0:
+                micros = 1
+        tv = _TIMEVAL.pack(seconds, micros)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+
     def send(self, header: bytes, buffers: list[Any], body_len: int) -> None:
         """Send one frame: prefix, header, then the body pieces in order."""
-        first = PREFIX.pack(len(header), body_len) + header
+        first = _pack_prefix(len(header), body_len) + header
         if not buffers:
             self.sock.sendall(first)
             return
         parts: list[Any] = [first, *buffers]
         while parts:
-            batch = parts[:_IOV_BATCH]
-            sent = self.sock.sendmsg(batch)
+            sent = self.sock.sendmsg(parts[:_IOV_BATCH])
             # Drop what went out; keep the unsent tail of a partly sent piece.
             while parts and sent:
                 size = memoryview(parts[0]).nbytes
@@ -191,24 +214,26 @@ class Connection:
                     sent = 0
 
     def _fill(self, n: int) -> None:
-        """Make at least ``n`` unread bytes available in the buffer."""
-        if self._end - self._start >= n:
-            return
-        if self._start + n > len(self._buf):
-            pending = self._end - self._start
+        """Make at least ``n`` unread bytes available in the staging buffer."""
+        start, end = self._start, self._end
+        if start + n > len(self._buf):
+            pending = end - start
             if n > len(self._buf):
-                new = bytearray(max(n, len(self._buf)))
-                new[:pending] = self._view[self._start : self._end]
+                new = bytearray(n)
+                new[:pending] = self._view[start:end]
                 self._buf = new
                 self._view = memoryview(new)
             else:
-                self._buf[:pending] = self._view[self._start : self._end]
-            self._start, self._end = 0, pending
-        while self._end - self._start < n:
-            got = self.sock.recv_into(self._view[self._end :])
+                self._buf[:pending] = self._view[start:end]
+            self._start, start, end = 0, 0, pending
+        view, recv_into, limit = self._view, self.sock.recv_into, len(self._buf)
+        while end - start < n:
+            got = recv_into(view[end : min(limit, max(start + n, end + _READ))])
             if not got:
+                self._end = end
                 raise ConnectionLostError("the peer closed the connection")
-            self._end += got
+            end += got
+        self._end = end
 
     def recv(self) -> tuple[memoryview, bytearray | None]:
         """Receive one frame.
@@ -221,29 +246,37 @@ class Connection:
             MessageTooLargeError: If the frame exceeds ``max_message_bytes`` (nothing of it
                 is allocated).
         """
-        if self._start == self._end:
-            self._start = self._end = 0
-        self._fill(PREFIX.size)
-        hlen, blen = PREFIX.unpack_from(self._buf, self._start)
+        start = self._start
+        if start == self._end:
+            self._start = self._end = start = 0
+        if self._end - start < _PREFIX_SIZE:
+            self._fill(_PREFIX_SIZE)
+            start = self._start
+        hlen, blen = _unpack_prefix(self._buf, start)
         if hlen + blen > self.max_message_bytes:
             raise MessageTooLargeError(
                 f"frame of {hlen + blen} bytes exceeds the limit of {self.max_message_bytes}"
             )
-        self._start += PREFIX.size
-        self._fill(hlen)
-        header = self._view[self._start : self._start + hlen]
-        self._start += hlen
+        start += _PREFIX_SIZE
+        self._start = start
+        if self._end - start < hlen:
+            self._fill(hlen)
+            start = self._start
+        stop = start + hlen
+        header = self._view[start:stop]
         if not blen:
+            self._start = stop
             return header, None
         body = bytearray(blen)
-        take = min(self._end - self._start, blen)
+        take = min(self._end - stop, blen)
         if take:
-            body[:take] = self._view[self._start : self._start + take]
-            self._start += take
+            body[:take] = self._view[stop : stop + take]
+        self._start = stop + take
         if take < blen:
             view = memoryview(body)
+            recv_into = self.sock.recv_into
             while take < blen:
-                got = self.sock.recv_into(view[take:])
+                got = recv_into(view[take:])
                 if not got:
                     raise ConnectionLostError("the peer closed the connection mid-message")
                 take += got
