@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import numbers
 from typing import Any, SupportsFloat
 
@@ -17,16 +18,33 @@ from rlmesh.schema import schema_to_space
 __all__ = ["NumpyRemoteEnv"]
 
 
-def _spec(contract: dict[str, Any]) -> EnvSpec | None:
-    spec = contract.get("spec")
+def _reconnect(cls: type[NumpyRemoteEnv], address: str, options: dict[str, Any],
+               served_mode: str | None, render_mode: str | None = None) -> NumpyRemoteEnv:
+    """Entry point of a RemoteEnv's spec: open another session to the same endpoint."""
+    if render_mode is not None and render_mode != served_mode:
+        raise ValueError(
+            f"the endpoint {address} renders in mode {served_mode!r}; a client cannot choose "
+            f"render_mode={render_mode!r}"
+        )
+    return cls(address, **options)
+
+
+def _spec(env: NumpyRemoteEnv, options: dict[str, Any]) -> EnvSpec | None:
+    spec = env.contract.get("spec")
     if not isinstance(spec, dict) or not spec.get("id"):
         return None
+    max_steps = spec.get("max_episode_steps")
+    threshold = spec.get("reward_threshold")
     return EnvSpec(
         id=str(spec["id"]),
-        entry_point=None,
-        reward_threshold=spec.get("reward_threshold"),
+        entry_point=functools.partial(_reconnect, type(env), env.address, options,
+                                      env.render_mode),
+        reward_threshold=float(threshold) if isinstance(threshold, (int, float)) else None,
         nondeterministic=bool(spec.get("nondeterministic", False)),
-        max_episode_steps=spec.get("max_episode_steps"),
+        max_episode_steps=max_steps if isinstance(max_steps, int) else None,
+        # The served env already enforces its own API order and time limit.
+        order_enforce=False,
+        disable_env_checker=True,
     )
 
 
@@ -53,19 +71,26 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
                 raise ProtocolError(
                     f"{address} serves a {contract.get('kind')!r} endpoint, not a single env"
                 )
+            if "observation_space" not in contract or "action_space" not in contract:
+                raise ProtocolError(f"{address} sent a contract without spaces")
             self.observation_space = schema_to_space(contract["observation_space"])
             self.action_space = schema_to_space(contract["action_space"])
         except BaseException:
             channel.close()
             raise
         self._channel = channel
+        self._request = channel.request
         self.address = str(channel.address)
         self.contract = contract
         render_mode = contract.get("render_mode")
         self.render_mode = render_mode if isinstance(render_mode, str) else None
         metadata = contract.get("metadata")
         self.metadata = dict(metadata) if isinstance(metadata, dict) else {}
-        self.spec = _spec(contract)
+        # A client cannot switch the served env's render mode: advertise only the one it has.
+        self.metadata["render_modes"] = [self.render_mode] if self.render_mode else []
+        options = {"connect_timeout": connect_timeout, "timeout": timeout,
+                   "max_message_bytes": max_message_bytes}
+        self.spec = _spec(self, options)
 
     # -- the Gymnasium API ----------------------------------------------------------------
 
@@ -98,7 +123,7 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
             ResetNeededError: If :meth:`reset` was never called.
             RemoteEnvError: If the remote env raised.
         """
-        r = self._require().request(P.OP_STEP, action)
+        r = self._request(P.OP_STEP, action)
         return r[2], r[3], r[4], r[5], r[6]
 
     def render(self) -> Any:

@@ -39,6 +39,7 @@ _MAX_SANITIZE_DEPTH: Final = 64
 
 
 _new_tuple = tuple.__new__
+_unpackb = msgpack.unpackb
 
 
 def _ext(code: int, data: bytes) -> msgpack.ExtType:
@@ -185,7 +186,9 @@ class Decoder:
     def __init__(self) -> None:
         self._body: bytearray | memoryview = bytearray()
         self._depth = 0
-        self._meta_cache: dict[bytes, tuple[np.dtype[Any], tuple[int, ...], int]] = {}
+        self._meta_cache: dict[bytes, tuple[np.dtype[Any], tuple[int, ...], int, int, int]] = {}
+        self._options: dict[str, Any] = {
+            "ext_hook": self._ext_hook, "raw": False, "strict_map_key": False}
 
     def decode(self, header: bytes | memoryview, body: bytearray | memoryview | None) -> Any:
         """Decode one message.
@@ -203,16 +206,14 @@ class Decoder:
         self._body = body if body is not None else bytearray()
         self._depth = 0
         try:
-            return msgpack.unpackb(header, **self._unpack_options())
+            return _unpackb(header, **self._options)
         except ProtocolError:
             raise
         except Exception as exc:
             raise ProtocolError(f"malformed message header: {exc}") from exc
 
-    def _unpack_options(self) -> dict[str, Any]:
-        return {"ext_hook": self._ext_hook, "raw": False, "strict_map_key": False}
-
-    def _meta(self, data: bytes) -> tuple[np.dtype[Any], tuple[int, ...], int]:
+    def _meta(self, data: bytes) -> tuple[np.dtype[Any], tuple[int, ...], int, int, int]:
+        """Parse (and cache) array meta: ``(dtype, shape, count, data_offset, nbytes)``."""
         if len(data) < 2:
             raise ProtocolError("truncated array meta")
         n = data[0]
@@ -234,25 +235,26 @@ class Decoder:
         count = 1
         for d in shape:
             count *= d
-        result = (dtype, shape, count)
+        result = (dtype, shape, count, stop, count * dtype.itemsize)
         if len(self._meta_cache) < 256:
             self._meta_cache[key] = result
         return result
 
     def _ext_hook(self, code: int, data: bytes) -> Any:
-        if code in (EXT_ARRAY, EXT_ARRAY_OOB):
-            dtype, shape, count = self._meta(data)
-            pos = 2 + data[0] + 8 * len(shape)
-            if code == EXT_ARRAY:
-                if (len(data) - pos) != count * dtype.itemsize:
-                    raise ProtocolError("inline array size does not match its shape")
-                if dtype.itemsize == 0:  # empty strings: nothing to read
-                    return np.zeros(shape, dtype)
-                return np.frombuffer(data, dtype, count, pos).reshape(shape).copy()
+        if code == EXT_ARRAY:
+            dtype, shape, count, pos, size = self._meta(data)
+            if len(data) - pos != size:
+                raise ProtocolError("inline array size does not match its shape")
+            if not size:  # empty, or empty strings: nothing to read
+                return np.zeros(shape, dtype)
+            array = np.frombuffer(bytearray(memoryview(data)[pos:]), dtype)
+            return array if len(shape) == 1 else array.reshape(shape)
+        if code == EXT_ARRAY_OOB:
+            dtype, shape, count, pos, size = self._meta(data)
             if len(data) != pos + _OOB.size:
                 raise ProtocolError("malformed out-of-band array reference")
             offset, nbytes = _OOB.unpack_from(data, pos)
-            if nbytes != count * dtype.itemsize or offset + nbytes > len(self._body):
+            if nbytes != size or offset + nbytes > len(self._body):
                 raise ProtocolError("out-of-band array reference outside the message body")
             return np.frombuffer(self._body, dtype, count, offset).reshape(shape)
         if code == EXT_SCALAR:
@@ -288,7 +290,7 @@ class Decoder:
             raise ProtocolError(f"tuples and graphs nested deeper than {MAX_EXT_DEPTH} levels")
         self._depth += 1
         try:
-            value = msgpack.unpackb(data, **self._unpack_options())
+            value = _unpackb(data, **self._options)
         finally:
             self._depth -= 1
         if not isinstance(value, list):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -88,11 +87,11 @@ class EnvSource:
         else:
             self._instance = env_or_factory
         prototype = self._instance if self._factory is None else self._build()
-        if is_vector_env(prototype):
-            raise UnsupportedSpaceError(
-                "vector envs are not served by this version of rlmesh; serve a single env"
-            )
         try:
+            if is_vector_env(prototype):
+                raise UnsupportedSpaceError(
+                    "vector envs are not served by this version of rlmesh; serve a single env"
+                )
             self.contract = describe(prototype)
         except BaseException:
             if self._factory is not None:
@@ -160,5 +159,7 @@ def _close_quietly(env: Any) -> None:
     close = getattr(env, "close", None)
     if close is None:
         return
-    with contextlib.suppress(Exception):
+    try:
         close()
+    except Exception:
+        log.warning("closing %r raised; ignored", env, exc_info=True)

@@ -59,10 +59,14 @@ class Session:
         except Exception:
             log.exception("session %d: internal error", self.session_id)
         finally:
-            if self.env is not None:
-                self.server.source.release(self.env)
-                self.env = None
+            self._release()
             self.conn.close()
+
+    def _release(self) -> None:
+        """Give the env back (a factory-built env is closed). Idempotent."""
+        env, self.env = self.env, None
+        if env is not None:
+            self.server.source.release(env)
 
     # -- replies --------------------------------------------------------------------------
 
@@ -197,6 +201,8 @@ class Session:
             elif op == P.OP_PING:
                 self._send([P.STATUS_OK, rid, *msg[2:]])
             elif op == P.OP_CLOSE:
+                # Release first, so the env is free for the next client once close() returns.
+                self._release()
                 self._send([P.STATUS_OK, rid, None])
                 return
             else:
