@@ -1,0 +1,1 @@
+"""Benchmarks for rlmesh (``bench_core``: remote steps vs in-process and raw sockets)."""
