@@ -22,6 +22,7 @@ from rlmesh.errors import (
     ConnectFailedError,
     ConnectionLostError,
     EncodeError,
+    EndpointKindError,
     EnvBusyError,
     EnvClosedError,
     InvalidActionError,
@@ -41,12 +42,14 @@ from rlmesh.plain import RemoteEnv
 from rlmesh.protocol import LIBRARY_VERSION as __version__
 from rlmesh.protocol import PROTOCOL_VERSION
 from rlmesh.server import EnvServer
+from rlmesh.vector import RemoteVectorEnv
 
 __all__ = [
     "PROTOCOL_VERSION",
     "ConnectFailedError",
     "ConnectionLostError",
     "EncodeError",
+    "EndpointKindError",
     "EnvBusyError",
     "EnvClosedError",
     "EnvServer",
@@ -58,6 +61,7 @@ __all__ = [
     "RLMeshWarning",
     "RemoteEnv",
     "RemoteEnvError",
+    "RemoteVectorEnv",
     "ResetNeededError",
     "ServeOptions",
     "TransportError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import enum
 import threading
@@ -59,6 +60,7 @@ class Channel:
         self._lock = threading.Lock()
         self._next_id = 0
         self._broken: RLMeshError | None = None
+        self._pending: collections.deque[tuple[int, int]] = collections.deque()
         self._peer_max = P.DEFAULT_MAX_MESSAGE_BYTES
         self._closed = False
         sock = connect(self.address, connect_timeout)
@@ -98,6 +100,49 @@ class Channel:
             f"{self._broken}"
         )
 
+    def _send_locked(self, op: int, args: tuple[Any, ...]) -> int:
+        if self._broken is not None or self._closed:
+            raise self._unusable()
+        rid = self._next_id
+        self._next_id = rid + 1
+        header, buffers, body_len = self._encoder.encode([op, rid, *args])
+        if len(header) + body_len > self._peer_max:
+            raise MessageTooLargeError(
+                f"request of {len(header) + body_len} bytes exceeds the server's limit of "
+                f"{self._peer_max}; nothing was sent"
+            )
+        try:
+            self._conn.send(header, buffers, body_len)
+        except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
+            raise self._translate(exc, op, self.timeout) from None
+        return rid
+
+    def _recv_locked(self, op: int, rid: int, limit: float | None) -> list[Any]:
+        try:
+            reply_header, body = self._conn.recv()
+            reply = self._decoder.decode(reply_header, body)
+        except (BlockingIOError, TimeoutError, OSError, TransportError, ProtocolError) as exc:
+            raise self._translate(exc, op, limit) from None
+        if type(reply) is list and len(reply) > 2 and reply[1] == rid:
+            if reply[0] == P.STATUS_OK:
+                return reply
+        elif not (type(reply) is list and len(reply) == 3 and reply[0] == P.STATUS_ERROR):
+            # (an error sent before the server could read our request id is fine)
+            raise self._fail(ProtocolError(f"unexpected reply {reply!r:.200}"))
+        error = P.error_from_map(reply[2])
+        if isinstance(reply[2], dict) and reply[2].get("fatal"):
+            self._fail(error)
+        raise error
+
+    def _translate(self, exc: BaseException, op: int, limit: float | None) -> RLMeshError:
+        """Turn a send/receive failure into the typed error, breaking the channel."""
+        if isinstance(exc, (BlockingIOError, TimeoutError)):
+            return self._fail(RLMeshTimeoutError(
+                f"{P.OP_NAMES.get(op, op)} to {self.address} got no reply within {limit}s"))
+        if isinstance(exc, ProtocolError):
+            return self._fail(exc)
+        return self._fail(ConnectionLostError(f"connection to {self.address} lost: {exc}"))
+
     def request(self, op: int, *args: Any, timeout: float | _Default | None = DEFAULT
                 ) -> list[Any]:
         """Send one request and wait for its reply.
@@ -116,47 +161,51 @@ class Channel:
             RLMeshError: The typed error the server answered with.
         """
         with self._lock:
-            if self._broken is not None or self._closed:
-                raise self._unusable()
-            rid = self._next_id
-            self._next_id = rid + 1
-            header, buffers, body_len = self._encoder.encode([op, rid, *args])
-            if len(header) + body_len > self._peer_max:
-                raise MessageTooLargeError(
-                    f"request of {len(header) + body_len} bytes exceeds the server's limit of "
-                    f"{self._peer_max}; nothing was sent"
-                )
-            conn = self._conn
-            override = timeout is not DEFAULT
-            if override:
-                conn.set_timeout(timeout)  # type: ignore[arg-type]
+            if self._pending:
+                raise RuntimeError("collect() the pipelined replies before request()")
+            if timeout is DEFAULT:
+                return self._recv_locked(op, self._send_locked(op, args), self.timeout)
+            self._conn.set_timeout(timeout)
             try:
-                conn.send(header, buffers, body_len)
-                reply_header, body = conn.recv()
-                reply = self._decoder.decode(reply_header, body)
-            except (BlockingIOError, TimeoutError):
-                limit = timeout if override else self.timeout
-                raise self._fail(RLMeshTimeoutError(
-                    f"{P.OP_NAMES.get(op, op)} to {self.address} got no reply within {limit}s"
-                )) from None
-            except (TransportError, OSError) as exc:
-                raise self._fail(ConnectionLostError(
-                    f"connection to {self.address} lost: {exc}")) from exc
-            except ProtocolError as exc:
-                raise self._fail(exc) from None
+                return self._recv_locked(op, self._send_locked(op, args), timeout)
             finally:
-                if override and self._broken is None:
-                    conn.set_timeout(self.timeout)
-            if type(reply) is list and len(reply) > 2 and reply[1] == rid:
-                if reply[0] == P.STATUS_OK:
-                    return reply
-            elif not (type(reply) is list and len(reply) == 3 and reply[0] == P.STATUS_ERROR):
-                # (an error sent before the server could read our request id is fine)
-                raise self._fail(ProtocolError(f"unexpected reply {reply!r:.200}"))
-            error = P.error_from_map(reply[2])
-            if isinstance(reply[2], dict) and reply[2].get("fatal"):
-                self._fail(error)
-            raise error
+                if self._broken is None:
+                    self._conn.set_timeout(self.timeout)
+
+    def submit(self, op: int, *args: Any) -> int:
+        """Send a request without waiting; :meth:`collect` its reply later, in order.
+
+        Pipelining lets one thread keep many endpoints busy at once.
+
+        Returns:
+            The request id.
+        """
+        with self._lock:
+            rid = self._send_locked(op, args)
+            self._pending.append((rid, op))
+            return rid
+
+    def collect(self) -> list[Any]:
+        """Wait for the reply to the oldest :meth:`submit`-ted request.
+
+        Raises:
+            RuntimeError: If nothing is pending.
+            RLMeshError: As :meth:`request`.
+        """
+        with self._lock:
+            if not self._pending:
+                raise RuntimeError("no request is pending")
+            rid, op = self._pending.popleft()
+            return self._recv_locked(op, rid, self.timeout)
+
+    @property
+    def pending(self) -> int:
+        """How many submitted requests await :meth:`collect`."""
+        return len(self._pending)
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (for ``selectors``), or -1 once closed."""
+        return self._conn.sock.fileno()
 
     def close(self, timeout: float = 1.0) -> None:
         """Tell the server goodbye (best effort, bounded) and close the socket. Idempotent."""
@@ -164,7 +213,8 @@ class Channel:
             if self._closed:
                 return
             broken = self._broken
-        if broken is None:
+            pending = bool(self._pending)
+        if broken is None and not pending:
             with contextlib.suppress(RLMeshError):
                 self.request(P.OP_CLOSE, timeout=timeout)
         with self._lock:

@@ -12,7 +12,7 @@ from gymnasium.envs.registration import EnvSpec
 
 from rlmesh import protocol as P
 from rlmesh.channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel
-from rlmesh.errors import ProtocolError
+from rlmesh.errors import EndpointKindError, ProtocolError
 from rlmesh.schema import schema_to_space
 
 __all__ = ["NumpyRemoteEnv"]
@@ -67,10 +67,13 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
                           max_message_bytes=max_message_bytes)
         contract = channel.contract
         try:
-            if contract.get("kind") != "env":
-                raise ProtocolError(
-                    f"{address} serves a {contract.get('kind')!r} endpoint, not a single env"
+            if contract.get("kind") == "vector_env":
+                raise EndpointKindError(
+                    f"{address} serves a vector env of {contract.get('num_envs')} sub-envs: "
+                    f"use rlmesh.numpy.RemoteVectorEnv({address!r})"
                 )
+            if contract.get("kind") != "env":
+                raise ProtocolError(f"{address} serves a {contract.get('kind')!r} endpoint")
             if "observation_space" not in contract or "action_space" not in contract:
                 raise ProtocolError(f"{address} sent a contract without spaces")
             self.observation_space = schema_to_space(contract["observation_space"])

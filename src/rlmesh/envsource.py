@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 
 from rlmesh.codec import sanitize
-from rlmesh.errors import EnvBusyError, UnsupportedSpaceError
+from rlmesh.errors import EnvBusyError
 from rlmesh.schema import space_to_schema
 
 log = logging.getLogger("rlmesh.server")
@@ -44,16 +44,27 @@ def describe(env: Any) -> dict[str, Any]:
             "reward_threshold": spec.reward_threshold,
             "nondeterministic": bool(spec.nondeterministic),
         }
-    metadata = getattr(env, "metadata", None)
-    return {
+    metadata = dict(getattr(env, "metadata", None) or {})
+    autoreset = metadata.get("autoreset_mode")
+    if autoreset is not None and hasattr(autoreset, "value"):
+        metadata["autoreset_mode"] = str(autoreset.value)  # an enum: send its value
+    contract = {
         "kind": "env",
         "observation_space": space_to_schema(env.observation_space),
         "action_space": space_to_schema(env.action_space),
         "num_envs": 1,
         "render_mode": getattr(env, "render_mode", None),
-        "metadata": sanitize(dict(metadata)) if isinstance(metadata, dict) else {},
+        "metadata": sanitize(metadata),
         "spec": sanitize(spec_map),
     }
+    if is_vector_env(env):
+        contract.update(
+            kind="vector_env",
+            num_envs=int(env.num_envs),
+            single_observation_space=space_to_schema(env.single_observation_space),
+            single_action_space=space_to_schema(env.single_action_space),
+        )
+    return contract
 
 
 class EnvSource:
@@ -88,10 +99,6 @@ class EnvSource:
             self._instance = env_or_factory
         prototype = self._instance if self._factory is None else self._build()
         try:
-            if is_vector_env(prototype):
-                raise UnsupportedSpaceError(
-                    "vector envs are not served by this version of rlmesh; serve a single env"
-                )
             self.contract = describe(prototype)
         except BaseException:
             if self._factory is not None:

@@ -11,6 +11,7 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
     ├── RLMeshTimeoutError (TimeoutError)
     ├── ProtocolError (ValueError)      malformed or unexpected message
     │   ├── VersionMismatchError        peers speak different protocol versions
+    │   ├── EndpointKindError           single-env vs vector endpoint mix-up
     │   └── MessageTooLargeError        a frame over the negotiated size limit
     ├── EncodeError (TypeError)         a value that cannot travel on the wire
     ├── EnvBusyError                    the endpoint's env instance is already in use
@@ -27,6 +28,7 @@ __all__ = [
     "ConnectFailedError",
     "ConnectionLostError",
     "EncodeError",
+    "EndpointKindError",
     "EnvBusyError",
     "EnvClosedError",
     "InvalidActionError",
@@ -77,6 +79,14 @@ class ProtocolError(RLMeshError, ValueError):
 
 class VersionMismatchError(ProtocolError):
     """Client and server speak incompatible protocol versions."""
+
+
+class EndpointKindError(ProtocolError):
+    """The endpoint serves another kind of env than the client expects.
+
+    ``RemoteEnv`` needs a single-env endpoint and ``RemoteVectorEnv(address)`` a vector one;
+    the message names the class to use instead.
+    """
 
 
 class MessageTooLargeError(ProtocolError):

@@ -12,8 +12,9 @@ Example::
 from __future__ import annotations
 
 from rlmesh.client import NumpyRemoteEnv
+from rlmesh.vector import RemoteVectorEnv
 
-__all__ = ["RemoteEnv"]
+__all__ = ["RemoteEnv", "RemoteVectorEnv"]
 
 
 class RemoteEnv(NumpyRemoteEnv):

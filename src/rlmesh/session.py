@@ -46,6 +46,10 @@ class Session:
         self._decoder = Decoder()
         self._has_reset = False
         self._validate = server.options.validate_actions
+        self._num_envs: int | None = (
+            server.source.contract["num_envs"]
+            if server.source.contract["kind"] == "vector_env" else None
+        )
 
     def run(self) -> None:
         """Serve until the end; never raises."""
@@ -179,10 +183,10 @@ class Session:
                     continue
                 self._send([P.STATUS_OK, rid, obs, reward, terminated, truncated, info])
             elif op == P.OP_RESET:
-                if len(msg) != 4 or not (msg[2] is None or type(msg[2]) is int) or not (
+                if len(msg) != 4 or not _valid_seed(msg[2], self._num_envs) or not (
                         msg[3] is None or isinstance(msg[3], dict)):
-                    self._fatal(rid, P.E_PROTOCOL, "RESET takes seed (int or nil) and options "
-                                "(map or nil)")
+                    self._fatal(rid, P.E_PROTOCOL, "RESET takes seed (int, nil, or for a vector "
+                                "env a list of num_envs ints or nils) and options (map or nil)")
                 try:
                     obs, info = env.reset(seed=msg[2], options=msg[3])
                 except Exception as exc:
@@ -217,3 +221,11 @@ class Session:
             message = str(exc)
         self._error(rid, P.E_ENV, message, exc=exc)
 
+
+
+def _valid_seed(seed: Any, num_envs: int | None) -> bool:
+    """Whether ``seed`` is a RESET seed: int or nil, or per-env list for a vector env."""
+    if seed is None or type(seed) is int:
+        return True
+    return (num_envs is not None and type(seed) is list and len(seed) == num_envs
+            and all(s is None or type(s) is int for s in seed))

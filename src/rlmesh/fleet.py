@@ -1,0 +1,200 @@
+"""Many single-env endpoints driven as one batch, pipelined from one thread.
+
+Every request goes out before any reply is read, so N endpoints cost about one round trip
+per batch, not N. Autoreset follows Gymnasium's ``SyncVectorEnv`` exactly, so the same seeds
+and actions give the same trajectories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
+
+from rlmesh import protocol as P
+from rlmesh.channel import Channel
+from rlmesh.errors import RLMeshError
+from rlmesh.schema import schema_to_space
+
+InfoAdder = Any  # VectorEnv._add_info, bound
+
+
+class Fleet:
+    """The sessions behind a multi-address :class:`~rlmesh.RemoteVectorEnv`.
+
+    Args:
+        channels: One connected channel per single-env endpoint; all must serve equal spaces.
+        autoreset_mode: When finished sub-envs are reset.
+        add_info: The vector env's ``_add_info`` (Gymnasium's ``_key`` mask convention).
+    """
+
+    def __init__(self, channels: Sequence[Channel], autoreset_mode: AutoresetMode,
+                 add_info: InfoAdder) -> None:
+        self.channels = list(channels)
+        self.num_envs = len(self.channels)
+        self.autoreset_mode = autoreset_mode
+        self._add_info = add_info
+        first = self.channels[0].contract
+        self.single_observation_space = schema_to_space(first["observation_space"])
+        self.single_action_space = schema_to_space(first["action_space"])
+        for channel in self.channels[1:]:
+            obs = schema_to_space(channel.contract["observation_space"])
+            act = schema_to_space(channel.contract["action_space"])
+            if obs != self.single_observation_space or act != self.single_action_space:
+                raise ValueError(
+                    f"{channel.address} serves {obs} / {act}, but {self.channels[0].address} "
+                    f"serves {self.single_observation_space} / {self.single_action_space}; "
+                    "all endpoints of one vector env need equal spaces"
+                )
+        n = self.num_envs
+        self.observation_space = batch_space(self.single_observation_space, n)
+        self.action_space = batch_space(self.single_action_space, n)
+        self._autoreset = np.zeros(n, dtype=np.bool_)
+        self._rewards = np.zeros(n, dtype=np.float64)
+        self._terminations = np.zeros(n, dtype=np.bool_)
+        self._truncations = np.zeros(n, dtype=np.bool_)
+        self._env_obs: list[Any] = [None] * n
+        self._pending_actions: Any = None
+
+    # -- pipelining -------------------------------------------------------------------------
+
+    def _gather(self, indices: Sequence[int]) -> list[list[Any] | None]:
+        """Collect one reply per index, in order; raise the first error after draining all."""
+        replies: list[list[Any] | None] = []
+        first_error: RLMeshError | None = None
+        failed_at = -1
+        for i in indices:
+            try:
+                replies.append(self.channels[i].collect())
+            except RLMeshError as exc:
+                replies.append(None)
+                if first_error is None:
+                    first_error, failed_at = exc, i
+        if first_error is not None:
+            if hasattr(first_error, "add_note"):  # Python 3.11+
+                first_error.add_note(
+                    f"raised by sub-env {failed_at} ({self.channels[failed_at].address})")
+            raise first_error
+        return replies
+
+    def _observations(self) -> Any:
+        out: Any = create_empty_array(self.single_observation_space, self.num_envs)
+        return concatenate(self.single_observation_space, self._env_obs, out)
+
+    # -- the vector API -----------------------------------------------------------------------
+
+    def reset(self, seed: int | Sequence[int | None] | None,
+              options: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+        """Reset every sub-env (or those in ``options["reset_mask"]``)."""
+        n = self.num_envs
+        if seed is None:
+            seeds: list[int | None] = [None] * n
+        elif isinstance(seed, (int, np.integer)):
+            seeds = [int(seed) + i for i in range(n)]
+        else:
+            seeds = [None if s is None else int(s) for s in seed]
+            if len(seeds) != n:
+                raise ValueError(f"If seeds are passed as a list the length must match "
+                                 f"num_envs={n} but got length={len(seeds)}.")
+        options = dict(options) if options is not None else None
+        mask = np.ones(n, dtype=np.bool_)
+        if options is not None and "reset_mask" in options:
+            mask = _check_mask(options.pop("reset_mask"), n)
+        indices = [i for i in range(n) if mask[i]]
+        for i in indices:
+            self.channels[i].submit(P.OP_RESET, seeds[i], options)
+        replies = self._gather(indices)
+        self._terminations[mask] = False
+        self._truncations[mask] = False
+        self._autoreset[mask] = False
+        infos: dict[str, Any] = {}
+        for i, reply in zip(indices, replies, strict=True):
+            assert reply is not None
+            self._env_obs[i] = reply[2]
+            infos = self._add_info(infos, reply[3], i)
+        return self._observations(), infos
+
+    def step_async(self, actions: Any) -> None:
+        """Send every sub-env its action (or its autoreset) without waiting."""
+        if self._pending_actions is not None:
+            raise RuntimeError("step_async() was called twice without step_wait()")
+        mode = self.autoreset_mode
+        per_env = list(iterate(self.action_space, actions))
+        if len(per_env) != self.num_envs:
+            raise ValueError(f"expected {self.num_envs} actions, got {len(per_env)}")
+        if mode == AutoresetMode.DISABLED and self._autoreset.any():
+            raise RuntimeError(
+                "autoreset is disabled and sub-envs "
+                f"{np.flatnonzero(self._autoreset).tolist()} have finished: reset them with "
+                "reset(options={'reset_mask': mask}) first"
+            )
+        for i, action in enumerate(per_env):
+            if mode == AutoresetMode.NEXT_STEP and self._autoreset[i]:
+                self.channels[i].submit(P.OP_RESET, None, None)
+            else:
+                self.channels[i].submit(P.OP_STEP, action)
+        self._pending_actions = per_env
+
+    def step_wait(self) -> tuple[Any, np.ndarray[Any, Any], np.ndarray[Any, Any],
+                                 np.ndarray[Any, Any], dict[str, Any]]:
+        """Collect the replies of :meth:`step_async`."""
+        if self._pending_actions is None:
+            raise RuntimeError("step_wait() without step_async()")
+        self._pending_actions = None
+        replies = self._gather(range(self.num_envs))
+        same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
+        infos: dict[str, Any] = {}
+        resets: list[int] = []
+        for i, reply in enumerate(replies):
+            assert reply is not None
+            if len(reply) == 4:  # a NEXT_STEP autoreset
+                self._env_obs[i], env_info = reply[2], reply[3]
+                self._rewards[i] = 0.0
+                self._terminations[i] = False
+                self._truncations[i] = False
+            else:
+                (self._env_obs[i], self._rewards[i], self._terminations[i],
+                 self._truncations[i], env_info) = reply[2:7]
+                if same_step and (self._terminations[i] or self._truncations[i]):
+                    infos = self._add_info(
+                        infos, {"final_obs": self._env_obs[i], "final_info": env_info}, i)
+                    resets.append(i)
+                    continue
+            infos = self._add_info(infos, env_info, i)
+        if resets:  # SAME_STEP: reset the finished ones now, pipelined too
+            for i in resets:
+                self.channels[i].submit(P.OP_RESET, None, None)
+            for i, reply in zip(resets, self._gather(resets), strict=True):
+                assert reply is not None
+                self._env_obs[i] = reply[2]
+                infos = self._add_info(infos, reply[3], i)
+        self._autoreset = np.logical_or(self._terminations, self._truncations)
+        return (self._observations(), np.copy(self._rewards), np.copy(self._terminations),
+                np.copy(self._truncations), infos)
+
+    def render(self) -> tuple[Any, ...]:
+        """Every sub-env's frame, in order."""
+        for channel in self.channels:
+            channel.submit(P.OP_RENDER)
+        return tuple(r[2] if r is not None else None
+                     for r in self._gather(range(self.num_envs)))
+
+    def close(self) -> None:
+        """Close every session."""
+        for channel in self.channels:
+            channel.close()
+
+
+def _check_mask(mask: Any, n: int) -> np.ndarray[Any, Any]:
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"`options['reset_mask']` must be a numpy array, got {type(mask)}")
+    if mask.shape != (n,):
+        raise ValueError(f"`options['reset_mask']` must have shape `({n},)`, got {mask.shape}")
+    if mask.dtype != np.bool_:
+        raise TypeError(f"`options['reset_mask']` must have `dtype=np.bool_`, got {mask.dtype}")
+    if not mask.any():
+        raise ValueError("`options['reset_mask']` must contain at least one True value")
+    return mask
