@@ -1,24 +1,33 @@
 """Core rlmesh benchmark: remote env steps against in-process and raw-socket floors.
 
-Every server runs in its own child process; the client runs in this process. Each
-measurement runs for a fixed wall time after a warmup and reports operations per second.
+Every server runs in its own child process; the client runs in this process.
+
+Method (interleaved paired trials). Every ratio compares an rlmesh variant with its raw
+floor (a plain Python TCP ping-pong carrying the same work or payload). All servers are
+started once per CPU placement and stay up; then, for ``--rounds`` rounds, each pair runs a
+short trial (``--trial-seconds``) of the floor and one of the variant back to back, and the
+order flips every round (the whole round's sequence is reversed). Per variant the report
+gives the median ops/s over its trials; per ratio, the median of the per-round ratios and
+their spread (interquartile and min-max range). Slow drift (CPU frequency, cross-CPU wakeup
+latency, other load on the host) hits both halves of a pair about equally and cancels in the
+per-round ratio, while a ratio of two separately timed medians would not cancel it.
 
 Run it as a script::
 
-    uv run python benchmarks/bench_core.py            # ~3 s per measurement
-    uv run python benchmarks/bench_core.py --quick    # ~0.5 s per measurement
-    uv run python benchmarks/bench_core.py --json results.json
+    uv run python benchmarks/bench_core.py            # 15 rounds x 0.3 s trials, ~1.5 min
+    uv run python benchmarks/bench_core.py --quick    # 5 rounds x 0.1 s trials
+    uv run python benchmarks/bench_core.py --pin split --json results.json
 
 or call ``main(["--quick"])`` from Python (meant for an ``rlmesh bench`` command).
 
 The raw-socket floors are implemented in this file too: ``bench_core.py --raw-server MODE``
 starts a one-connection server on ``127.0.0.1`` port 0 and prints the bound port on stdout.
 
-CPU placement (``--pin``): by default the client and every server child are pinned to the
-same CPU. On small VMs a ping-pong between two CPUs is dominated by cross-CPU wakeup latency
-that varies by 2x or more from run to run (and flips mid-run when the scheduler migrates a
-process), which drowns the per-step cost being measured; on one CPU the numbers repeat within
-a few percent. ``--pin split`` measures the two-CPU case, ``--pin none`` leaves it to the OS.
+CPU placement (``--pin``): by default the benchmark runs twice, first with the client on one
+CPU and every server child on another (``split``: the two-core regime in which the targets
+were set), then with client and servers sharing one CPU (``same``: every round trip costs two
+context switches instead of a cross-CPU wakeup, so wall time per op is close to the CPU cost
+of both sides). ``--pin split``, ``--pin same`` or ``--pin none`` (no pinning) runs only one.
 """
 
 from __future__ import annotations
@@ -28,10 +37,12 @@ import contextlib
 import dataclasses
 import datetime
 import json
+import math
 import os
 import platform
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +60,7 @@ N_ACTIONS = 4096  # a power of two, so the action index wraps with a mask
 ACTION_MASK = N_ACTIONS - 1
 ACTION_SEED = 12345
 BATCH = 32  # operations between two clock reads
+TRIAL_WARMUP_BATCHES = 2  # untimed batches before every trial
 IMAGE_SIZES: tuple[tuple[int, int, int], ...] = ((84, 84, 3), (224, 224, 3))
 
 RAW_ECHO = "echo"
@@ -56,8 +68,44 @@ RAW_CARTPOLE = "cartpole"
 RAW_PAYLOAD = "payload"
 RAW_MODES = (RAW_ECHO, RAW_CARTPOLE, RAW_PAYLOAD)
 PIN_MODES = ("split", "same", "none")
+PIN_CHOICES = ("both", *PIN_MODES)
+PIN_TITLES = {
+    "split": "two cores (split)",
+    "same": "one core (same): CPU cost view",
+    "none": "unpinned (none)",
+}
+PIN_NOTES = {
+    "split": "the regime the targets are judged on",
+    "same": "wall time per op is close to client + server CPU per op",
+    "none": "placement left to the scheduler, which can switch regimes mid-run",
+}
 
-# (numerator, denominator, target or None, label)
+# Variant keys, in the order of the result tables.
+VARIANT_ORDER: tuple[str, ...] = (
+    "cartpole_inprocess",
+    "raw_tcp_echo",
+    "raw_tcp_cartpole",
+    "cartpole_rlmesh_tcp",
+    "cartpole_rlmesh_unix",
+    "raw_tcp_payload84",
+    "image84_rlmesh_tcp",
+    "raw_tcp_payload224",
+    "image224_rlmesh_tcp",
+)
+
+# One round runs these blocks in this order (the reverse order on odd rounds). A block of
+# two is a (floor, variant) pair whose trials run back to back; single blocks are context.
+ROUND_BLOCKS: tuple[tuple[str, ...], ...] = (
+    ("cartpole_inprocess",),
+    ("raw_tcp_echo",),
+    ("raw_tcp_cartpole", "cartpole_rlmesh_tcp"),
+    ("raw_tcp_cartpole", "cartpole_rlmesh_unix"),
+    ("raw_tcp_payload84", "image84_rlmesh_tcp"),
+    ("raw_tcp_payload224", "image224_rlmesh_tcp"),
+)
+
+# (numerator, denominator, target or None, label). A ratio whose two keys share a block is
+# taken within that block; otherwise between the first trials of the two keys in the round.
 RATIOS: tuple[tuple[str, str, float | None, str], ...] = (
     ("cartpole_rlmesh_tcp", "raw_tcp_cartpole", 0.85,
      "CartPole rlmesh TCP / raw ping-pong + CartPole"),
@@ -67,6 +115,8 @@ RATIOS: tuple[tuple[str, str, float | None, str], ...] = (
      "Image 84x84x3 rlmesh TCP / raw 84x84x3 payload"),
     ("image224_rlmesh_tcp", "raw_tcp_payload224", 0.80,
      "Image 224x224x3 rlmesh TCP / raw 224x224x3 payload"),
+    ("raw_tcp_cartpole", "raw_tcp_echo", None,
+     "raw ping-pong + CartPole / raw ping-pong 64B"),
     ("cartpole_rlmesh_tcp", "cartpole_inprocess", None,
      "CartPole rlmesh TCP / CartPole in-process"),
 )
@@ -75,43 +125,81 @@ RATIOS: tuple[tuple[str, str, float | None, str], ...] = (
 # -- results ----------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Result:
-    """One measurement: ``ops`` operations in ``seconds`` of wall time."""
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One timed trial: ``ops`` operations in ``seconds`` of wall time."""
 
-    key: str
-    name: str
+    round: int
     ops: int
     seconds: float
     client_cpu: float
     server_cpu: float | None = None
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def ops_per_s(self) -> float:
         return self.ops / self.seconds if self.seconds > 0 else 0.0
 
+
+def _quartiles(values: Sequence[float]) -> tuple[float, float]:
+    """First and third quartiles (both equal to the value when there is only one)."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (math.nan, math.nan)
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q3
+
+
+@dataclasses.dataclass
+class Result:
+    """Every trial of one variant in one placement."""
+
+    key: str
+    name: str
+    trials: list[Trial] = dataclasses.field(default_factory=list)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def rates(self) -> list[float]:
+        return [t.ops_per_s for t in self.trials]
+
+    @property
+    def ops_per_s(self) -> float:
+        """Median ops/s over the trials."""
+        return statistics.median(self.rates) if self.trials else math.nan
+
     @property
     def us_per_op(self) -> float:
-        return 1e6 * self.seconds / self.ops if self.ops else float("nan")
+        rate = self.ops_per_s
+        return 1e6 / rate if rate > 0 else math.nan
+
+    @property
+    def ops(self) -> int:
+        return sum(t.ops for t in self.trials)
 
     @property
     def client_cpu_us(self) -> float:
-        return 1e6 * self.client_cpu / self.ops if self.ops else float("nan")
+        """Client CPU µs per op, pooled over all trials."""
+        ops = self.ops
+        return 1e6 * sum(t.client_cpu for t in self.trials) / ops if ops else math.nan
 
     @property
     def server_cpu_us(self) -> float | None:
-        if self.server_cpu is None or not self.ops:
+        """Server CPU µs per op, pooled over all trials (None without a server)."""
+        ops = self.ops
+        if not ops or any(t.server_cpu is None for t in self.trials):
             return None
-        return 1e6 * self.server_cpu / self.ops
+        return 1e6 * sum(t.server_cpu or 0.0 for t in self.trials) / ops
 
     def to_json(self) -> dict[str, Any]:
+        q1, q3 = _quartiles(self.rates)
         return {
             "key": self.key,
             "name": self.name,
+            "trials": len(self.trials),
             "ops": self.ops,
-            "seconds": self.seconds,
-            "ops_per_s": self.ops_per_s,
+            "ops_per_s_median": self.ops_per_s,
+            "ops_per_s_q1": q1,
+            "ops_per_s_q3": q3,
+            "ops_per_s_trials": self.rates,
             "us_per_op": self.us_per_op,
             "client_cpu_us_per_op": self.client_cpu_us,
             "server_cpu_us_per_op": self.server_cpu_us,
@@ -120,7 +208,7 @@ class Result:
 
 
 def _proc_cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds of a live process, from /proc (None where unavailable)."""
+    """User + system CPU seconds of a live process (all threads), from /proc."""
     if pid is None:
         return None
     try:
@@ -133,13 +221,21 @@ def _proc_cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
-def measure(key: str, name: str, run: Callable[[int], None], seconds: float, warmup: float,
-            server_pid: int | None = None) -> Result:
-    """Call ``run(BATCH)`` for ``warmup`` seconds, then for ``seconds`` more while timing."""
+def warm_up(run: Callable[[int], None], seconds: float) -> None:
+    """Call ``run(BATCH)`` for ``seconds`` of wall time (at least once)."""
     clock = time.perf_counter
-    end = clock() + warmup
+    end = clock() + seconds
+    run(BATCH)
     while clock() < end:
         run(BATCH)
+
+
+def time_trial(run: Callable[[int], None], seconds: float, round_index: int,
+               server_pid: int | None = None) -> Trial:
+    """A few untimed batches, then ``run(BATCH)`` repeatedly for ``seconds`` of wall time."""
+    for _ in range(TRIAL_WARMUP_BATCHES):
+        run(BATCH)
+    clock = time.perf_counter
     ops = 0
     server_cpu0 = _proc_cpu_seconds(server_pid)
     cpu0 = time.process_time()
@@ -154,7 +250,7 @@ def measure(key: str, name: str, run: Callable[[int], None], seconds: float, war
     server_cpu1 = _proc_cpu_seconds(server_pid)
     server_cpu = (None if server_cpu0 is None or server_cpu1 is None
                   else server_cpu1 - server_cpu0)
-    return Result(key, name, ops, now - start, cpu, server_cpu)
+    return Trial(round_index, ops, now - start, cpu, server_cpu)
 
 
 # -- shared workload --------------------------------------------------------------------------
@@ -289,7 +385,7 @@ class Placement:
     def describe(self) -> str:
         if self.client is None or self.server is None:
             return "unpinned"
-        return (f"client on CPU {sorted(self.client)}, servers on CPU {sorted(self.server)}")
+        return (f"client on CPU {_cpus(self.client)}, servers on CPU {_cpus(self.server)}")
 
     @contextlib.contextmanager
     def client_side(self) -> Iterator[None]:
@@ -318,6 +414,10 @@ class Placement:
 
 
 NO_PINNING = Placement("none")
+
+
+def _cpus(cpus: frozenset[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
 
 
 # -- child processes --------------------------------------------------------------------------
@@ -432,142 +532,197 @@ def serve_raw(mode: str, payload_bytes: int) -> int:
 # -- the benchmarks ---------------------------------------------------------------------------
 
 
-def bench_all(seconds: float, warmup: float, log: Callable[[str], None],
-              placement: Placement = NO_PINNING) -> list[Result]:
-    """Run every measurement once, in order, and return the results."""
-    with placement.client_side():
-        return _bench_all(seconds, warmup, log, placement)
+@dataclasses.dataclass
+class Variant:
+    """One thing to time: ``run(n)`` performs ``n`` operations against a live server."""
+
+    key: str
+    name: str
+    run: Callable[[int], None]
+    server_pid: int | None = None
+    stepper: EnvStepper | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _bench_all(seconds: float, warmup: float, log: Callable[[str], None],
-               placement: Placement) -> list[Result]:
-    results: list[Result] = []
+@contextlib.contextmanager
+def start_variants(placement: Placement) -> Iterator[dict[str, Variant]]:
+    """Start every server child (once) and connect a client to each; yield them by key."""
+    variants: dict[str, Variant] = {}
 
-    def record(result: Result) -> None:
-        results.append(result)
-        log(f"  {result.name:<40} {result.ops_per_s:>12,.0f} ops/s "
-            f"{result.us_per_op:>9.2f} us/op")
+    def add(variant: Variant) -> None:
+        variants[variant.key] = variant
 
-    cartpole = gym.make("CartPole-v1")
-    cart_actions = make_actions(cartpole.action_space)
-    cart_requests = action_requests(cart_actions)
+    with contextlib.ExitStack() as stack:
+        cartpole = gym.make("CartPole-v1")
+        stack.callback(cartpole.close)
+        cart_actions = make_actions(cartpole.action_space)
+        cart_requests = action_requests(cart_actions)
+        stepper = EnvStepper(cartpole, cart_actions)
+        add(Variant("cartpole_inprocess", "CartPole in-process", stepper, stepper=stepper))
 
-    # 1. CartPole in-process.
-    stepper = EnvStepper(cartpole, cart_actions)
-    result = measure("cartpole_inprocess", "CartPole in-process", stepper, seconds, warmup)
-    result.extra["resets"] = stepper.resets
-    record(result)
-    cartpole.close()
+        for key, name, mode in (("raw_tcp_echo", "raw TCP ping-pong 64B", RAW_ECHO),
+                                ("raw_tcp_cartpole", "raw TCP ping-pong + CartPole",
+                                 RAW_CARTPOLE)):
+            port, pid = stack.enter_context(raw_server(mode, placement=placement))
+            raw = RawClient(port, cart_requests, REPLY_BYTES)
+            stack.callback(raw.close)
+            add(Variant(key, name, raw.small, pid))
 
-    # 2. Raw TCP ping-pong, 64 B -> 64 B.
-    with raw_server(RAW_ECHO, placement=placement) as (port, pid):
-        raw = RawClient(port, cart_requests, REPLY_BYTES)
-        try:
-            record(measure("raw_tcp_echo", "raw TCP ping-pong 64B", raw.small, seconds,
-                           warmup, pid))
-        finally:
-            raw.close()
-
-    # 3. Raw TCP ping-pong, server steps CartPole per request.
-    with raw_server(RAW_CARTPOLE, placement=placement) as (port, pid):
-        raw = RawClient(port, cart_requests, REPLY_BYTES)
-        try:
-            record(measure("raw_tcp_cartpole", "raw TCP ping-pong + CartPole", raw.small,
-                           seconds, warmup, pid))
-        finally:
-            raw.close()
-
-    # 4. CartPole over rlmesh, TCP.
-    with rlmesh_env("CartPole-v1", placement=placement) as (env, pid):
+        env, pid = stack.enter_context(rlmesh_env("CartPole-v1", placement=placement))
         stepper = EnvStepper(env, cart_actions)
-        result = measure("cartpole_rlmesh_tcp", "CartPole rlmesh TCP", stepper, seconds,
-                         warmup, pid)
-        result.extra["resets"] = stepper.resets
-        record(result)
+        add(Variant("cartpole_rlmesh_tcp", "CartPole rlmesh TCP", stepper, pid, stepper))
 
-    # 5. CartPole over rlmesh, unix socket.
-    sock_dir = tempfile.mkdtemp(prefix="rlmesh-bench-")
-    try:
+        sock_dir = tempfile.mkdtemp(prefix="rlmesh-bench-")
+        stack.callback(shutil.rmtree, sock_dir, ignore_errors=True)
         address = "unix://" + os.path.join(sock_dir, "cartpole.sock")
-        with rlmesh_env("CartPole-v1", address=address, placement=placement) as (env, pid):
-            stepper = EnvStepper(env, cart_actions)
-            result = measure("cartpole_rlmesh_unix", "CartPole rlmesh unix", stepper,
-                             seconds, warmup, pid)
-            result.extra["resets"] = stepper.resets
-            record(result)
-    finally:
-        shutil.rmtree(sock_dir, ignore_errors=True)
+        env, pid = stack.enter_context(rlmesh_env("CartPole-v1", address=address,
+                                                  placement=placement))
+        stepper = EnvStepper(env, cart_actions)
+        add(Variant("cartpole_rlmesh_unix", "CartPole rlmesh unix", stepper, pid, stepper))
 
-    # 6. Image envs over rlmesh TCP, each beside a raw TCP floor of the same payload size.
-    for shape in IMAGE_SIZES:
-        height, width, channels = shape
-        nbytes = height * width * channels
-        tag = f"{height}" if height == width else f"{height}x{width}"
-        label = "x".join(str(d) for d in shape)
-        kwargs = {"height": height, "width": width, "channels": channels}
-        with rlmesh_env("rlmesh.envs:ImageEnv", kwargs=kwargs,
-                        placement=placement) as (env, pid):
+        for shape in IMAGE_SIZES:
+            height, width, channels = shape
+            nbytes = height * width * channels
+            tag = f"{height}" if height == width else f"{height}x{width}"
+            label = "x".join(str(d) for d in shape)
+            kwargs = {"height": height, "width": width, "channels": channels}
+            env, pid = stack.enter_context(rlmesh_env("rlmesh.envs:ImageEnv", kwargs=kwargs,
+                                                      placement=placement))
             image_actions = make_actions(env.action_space)
             stepper = EnvStepper(env, image_actions)
-            result = measure(f"image{tag}_rlmesh_tcp", f"Image {label} rlmesh TCP", stepper,
-                             seconds, warmup, pid)
-            result.extra["resets"] = stepper.resets
-            result.extra["payload_bytes"] = nbytes
-            record(result)
-        with raw_server(RAW_PAYLOAD, nbytes, placement) as (port, pid):
+            add(Variant(f"image{tag}_rlmesh_tcp", f"Image {label} rlmesh TCP", stepper, pid,
+                        stepper, {"payload_bytes": nbytes}))
+            port, pid = stack.enter_context(raw_server(RAW_PAYLOAD, nbytes, placement))
             raw = RawClient(port, action_requests(image_actions), nbytes, shape)
-            try:
-                result = measure(f"raw_tcp_payload{tag}", f"raw TCP ping-pong {label}",
-                                 raw.image, seconds, warmup, pid)
-                result.extra["payload_bytes"] = nbytes
-                record(result)
-            finally:
-                raw.close()
-    return results
+            stack.callback(raw.close)
+            add(Variant(f"raw_tcp_payload{tag}", f"raw TCP ping-pong {label}", raw.image, pid,
+                        extra={"payload_bytes": nbytes}))
+        yield variants
 
 
-def compute_ratios(results: list[Result]) -> list[dict[str, Any]]:
-    """The headline ratios (ops/s over ops/s) with their targets."""
-    by_key = {r.key: r for r in results}
+RoundTrials = list[list[dict[str, Trial]]]
+"""Per round, per block (in ``ROUND_BLOCKS`` order), the trial of each key in the block."""
+
+
+def run_rounds(variants: dict[str, Variant], rounds: int, trial_seconds: float,
+               warmup: float, log: Callable[[str], None]
+               ) -> tuple[dict[str, Result], RoundTrials]:
+    """Warm every variant up, then run ``rounds`` rounds of interleaved trials."""
+    for variant in variants.values():
+        warm_up(variant.run, warmup)
+    results = {key: Result(key, variants[key].name, extra=dict(variants[key].extra))
+               for key in VARIANT_ORDER if key in variants}
+    all_rounds: RoundTrials = []
+    for r in range(rounds):
+        # Odd rounds run the whole sequence backwards, so within every pair the floor and
+        # the variant take turns going first.
+        order = [(b, key) for b, block in enumerate(ROUND_BLOCKS) for key in block]
+        if r % 2:
+            order.reverse()
+        blocks: list[dict[str, Trial]] = [{} for _ in ROUND_BLOCKS]
+        for b, key in order:
+            variant = variants[key]
+            trial = time_trial(variant.run, trial_seconds, r, variant.server_pid)
+            blocks[b][key] = trial
+            results[key].trials.append(trial)
+        all_rounds.append(blocks)
+        shown = []
+        for num, den, target, _ in RATIOS:
+            value = _round_ratio(blocks, num, den)
+            if target is not None and value is not None:
+                shown.append(f"{num.replace('_rlmesh', '')} {value:.3f}")
+        log(f"  round {r + 1:>2}/{rounds}: " + ", ".join(shown))
+    for key, result in results.items():
+        stepper = variants[key].stepper
+        if stepper is not None:
+            result.extra["resets"] = stepper.resets
+    return results, all_rounds
+
+
+def _round_ratio(blocks: list[dict[str, Trial]], num: str, den: str) -> float | None:
+    """The ratio num/den of ops/s in one round (within one block when they share one)."""
+    for block in blocks:
+        if num in block and den in block:
+            pair = block[num], block[den]
+            break
+    else:
+        first_num = next((blk[num] for blk in blocks if num in blk), None)
+        first_den = next((blk[den] for blk in blocks if den in blk), None)
+        if first_num is None or first_den is None:
+            return None
+        pair = first_num, first_den
+    rate = pair[1].ops_per_s
+    return pair[0].ops_per_s / rate if rate > 0 else None
+
+
+def compute_ratios(all_rounds: RoundTrials) -> list[dict[str, Any]]:
+    """Per ratio: the median of the per-round ratios, their quartiles and range."""
     ratios: list[dict[str, Any]] = []
     for num, den, target, label in RATIOS:
-        if num not in by_key or den not in by_key or by_key[den].ops_per_s == 0:
+        values = [v for blocks in all_rounds
+                  if (v := _round_ratio(blocks, num, den)) is not None]
+        if not values:
             continue
-        value = by_key[num].ops_per_s / by_key[den].ops_per_s
-        status = None if target is None else ("PASS" if value >= target else "MISS")
+        median = statistics.median(values)
+        q1, q3 = _quartiles(values)
+        status = None if target is None else ("PASS" if median >= target else "MISS")
+        at_target = None if target is None else sum(v >= target for v in values)
         ratios.append({"label": label, "numerator": num, "denominator": den,
-                       "ratio": value, "target": target, "status": status})
+                       "ratio": median, "q1": q1, "q3": q3,
+                       "min": min(values), "max": max(values), "rounds": len(values),
+                       "rounds_at_target": at_target, "per_round": values,
+                       "target": target, "status": status})
     return ratios
 
 
-def format_table(results: list[Result], ratios: list[dict[str, Any]]) -> str:
-    """A Markdown table of the results, then one of the ratios."""
+def format_tables(title: str, note: str, results: list[Result],
+                  ratios: list[dict[str, Any]]) -> str:
+    """A Markdown heading and note, a table of the variants, then one of the ratios."""
     lines = [
-        "| benchmark | ops/s | µs/op | client CPU µs/op | server CPU µs/op |",
-        "|---|---:|---:|---:|---:|",
+        f"### {title}",
+        "",
+        note,
+        "",
+        "| benchmark | median ops/s | IQR ops/s | µs/op | client CPU µs/op | server CPU µs/op |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        q1, q3 = _quartiles(r.rates)
         server = "-" if r.server_cpu_us is None else f"{r.server_cpu_us:.1f}"
-        lines.append(f"| {r.name} | {r.ops_per_s:,.0f} | {r.us_per_op:.2f} | "
-                     f"{r.client_cpu_us:.1f} | {server} |")
-    lines += ["", "| ratio | value | target | status |", "|---|---:|---:|---|"]
+        lines.append(f"| {r.name} | {r.ops_per_s:,.0f} | {q1:,.0f}-{q3:,.0f} | "
+                     f"{r.us_per_op:.2f} | {r.client_cpu_us:.1f} | {server} |")
+    lines += [
+        "",
+        "| ratio (median of per-round ratios) | median | IQR | min-max | rounds >= target "
+        "| target | status |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
     for q in ratios:
         target = "-" if q["target"] is None else f">= {q['target']:.2f}"
-        status = q["status"] or "info"
-        lines.append(f"| {q['label']} | {q['ratio']:.3f} | {target} | {status} |")
+        at = "-" if q["rounds_at_target"] is None else f"{q['rounds_at_target']}/{q['rounds']}"
+        lines.append(f"| {q['label']} | {q['ratio']:.3f} | {q['q1']:.3f}-{q['q3']:.3f} | "
+                     f"{q['min']:.3f}-{q['max']:.3f} | {at} | {target} | "
+                     f"{q['status'] or 'info'} |")
     return "\n".join(lines)
 
 
-def _meta(args: argparse.Namespace, argv: Sequence[str], placement: Placement
-          ) -> dict[str, Any]:
+def _placement_meta(placement: Placement) -> dict[str, Any]:
     return {
         "pin": placement.mode,
+        "title": PIN_TITLES[placement.mode],
         "client_cpus": None if placement.client is None else sorted(placement.client),
         "server_cpus": None if placement.server is None else sorted(placement.server),
+    }
+
+
+def _meta(args: argparse.Namespace, argv: Sequence[str], elapsed: float) -> dict[str, Any]:
+    return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "argv": list(argv),
-        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "trial_seconds": args.trial_seconds,
         "warmup": args.warmup,
+        "elapsed_seconds": elapsed,
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
@@ -582,21 +737,23 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench_core",
         description="Benchmark rlmesh remote env steps against in-process and raw-socket "
-                    "floors (servers in child processes).",
+                    "floors (servers in child processes), as interleaved paired trials.",
     )
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="timed wall seconds per measurement (default 3, or 0.5 with "
-                             "--quick)")
-    parser.add_argument("--warmup", type=float, default=None,
-                        help="warmup seconds before each measurement (default 0.5, or 0.1 "
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds of interleaved trials per placement (default 15, or 5 "
                              "with --quick)")
+    parser.add_argument("--trial-seconds", type=float, default=None,
+                        help="timed wall seconds per trial (default 0.3, or 0.1 with --quick)")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="warmup seconds per variant before the first round (default "
+                             "0.2, or 0.05 with --quick)")
     parser.add_argument("--quick", action="store_true",
-                        help="short run: 0.5 s per measurement")
-    parser.add_argument("--pin", choices=PIN_MODES, default="same",
-                        help="CPU placement: 'same' (default) runs the client and the "
-                             "servers on one CPU, so a round trip costs CPU work and not "
-                             "cross-CPU wakeup latency (reproducible); 'split' puts them on "
-                             "two different CPUs; 'none' leaves placement to the scheduler")
+                        help="short run: 5 rounds of 0.1 s trials")
+    parser.add_argument("--pin", choices=PIN_CHOICES, default="both",
+                        help="CPU placement: 'both' (default) runs 'split' (client on one "
+                             "CPU, servers on another: the regime the targets refer to) and "
+                             "then 'same' (client and servers on one CPU: the CPU cost view); "
+                             "'split', 'same' or 'none' (no pinning) runs only that one")
     parser.add_argument("--json", metavar="PATH", default=None,
                         help="also write the results as JSON to PATH")
     parser.add_argument("--raw-server", choices=RAW_MODES, default=None, help=argparse.SUPPRESS)
@@ -611,26 +768,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.raw_server is not None:
         return serve_raw(args.raw_server, args.payload_bytes)
-    if args.seconds is None:
-        args.seconds = 0.5 if args.quick else 3.0
+    if args.rounds is None:
+        args.rounds = 5 if args.quick else 15
+    if args.trial_seconds is None:
+        args.trial_seconds = 0.1 if args.quick else 0.3
     if args.warmup is None:
-        args.warmup = 0.1 if args.quick else 0.5
-    if args.seconds <= 0 or args.warmup < 0:
-        print("bench_core: --seconds must be > 0 and --warmup >= 0", file=sys.stderr)
+        args.warmup = 0.05 if args.quick else 0.2
+    if args.rounds < 1 or args.trial_seconds <= 0 or args.warmup < 0:
+        print("bench_core: --rounds must be >= 1, --trial-seconds > 0 and --warmup >= 0",
+              file=sys.stderr)
         return 2
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    placement = Placement.choose(args.pin)
-    log(f"rlmesh core benchmark: {args.seconds:g} s per measurement after "
-        f"{args.warmup:g} s warmup, {os.cpu_count()} CPUs, {placement.describe()}")
-    results = bench_all(args.seconds, args.warmup, log, placement)
-    ratios = compute_ratios(results)
-    print(format_table(results, ratios))
+    placements: list[Placement] = []
+    for mode in (("split", "same") if args.pin == "both" else (args.pin,)):
+        placement = Placement.choose(mode)
+        if placement.mode not in [p.mode for p in placements]:
+            placements.append(placement)
+
+    started = time.perf_counter()
+    log(f"rlmesh core benchmark: {args.rounds} rounds of {args.trial_seconds:g} s trials, "
+        f"{os.cpu_count()} CPUs, placements: {', '.join(p.mode for p in placements)}")
+    sections: list[dict[str, Any]] = []
+    tables: list[str] = []
+    for placement in placements:
+        log(f"{PIN_TITLES[placement.mode]}: {placement.describe()}")
+        with placement.client_side(), start_variants(placement) as variants:
+            by_key, all_rounds = run_rounds(variants, args.rounds, args.trial_seconds,
+                                            args.warmup, log)
+        results = list(by_key.values())
+        ratios = compute_ratios(all_rounds)
+        note = (f"{placement.describe()}; {PIN_NOTES[placement.mode]}. {args.rounds} rounds "
+                f"of {args.trial_seconds:g} s trials.")
+        tables.append(format_tables(PIN_TITLES[placement.mode], note, results, ratios))
+        sections.append({**_placement_meta(placement),
+                         "results": [r.to_json() for r in results], "ratios": ratios})
+    elapsed = time.perf_counter() - started
+    print("\n\n".join(tables))
+    log(f"done in {elapsed:.1f} s")
     if args.json:
-        payload = {"meta": _meta(args, argv, placement), "results": [r.to_json() for r in results],
-                   "ratios": ratios}
+        payload = {"meta": _meta(args, argv, elapsed), "placements": sections}
         with open(args.json, "w") as handle:
             json.dump(payload, handle, indent=2)
             handle.write("\n")
