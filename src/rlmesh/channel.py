@@ -6,6 +6,7 @@ import collections
 import contextlib
 import enum
 import threading
+from collections.abc import Sequence
 from typing import Any, Final
 
 from rlmesh import protocol as P
@@ -225,3 +226,21 @@ class Channel:
         """Close the socket without a goodbye (for finalizers)."""
         self._closed = True
         self._conn.close()
+
+
+def gather(channels: Sequence[Channel], indices: Sequence[int]) -> list[list[Any]]:
+    """Collect one pipelined reply per listed channel; raise the first error after all."""
+    replies: list[list[Any]] = []
+    first_error: RLMeshError | None = None
+    for i in indices:
+        try:
+            replies.append(channels[i].collect())
+        except RLMeshError as exc:
+            replies.append([])
+            if first_error is None:
+                first_error = exc
+                if hasattr(exc, "add_note"):  # Python 3.11+
+                    exc.add_note(f"raised by endpoint {i} ({channels[i].address})")
+    if first_error is not None:
+        raise first_error
+    return replies

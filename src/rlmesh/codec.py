@@ -24,6 +24,7 @@ EXT_TUPLE: Final = 4
 EXT_GRAPH: Final = 5
 EXT_BIGINT: Final = 6
 EXT_COMPLEX: Final = 7
+EXT_OBJECT_ARRAY: Final = 8
 
 INLINE_MAX_BYTES: Final = 1024
 """Arrays up to this many bytes travel inside the header; larger ones out of band."""
@@ -141,6 +142,9 @@ class Encoder:
 
     def _default(self, obj: Any) -> Any:
         if isinstance(obj, np.ndarray):
+            if obj.dtype.kind == "O":  # items travel as values of their own, never pickled
+                return msgpack.ExtType(EXT_OBJECT_ARRAY, self._pack_nested(
+                    [list(obj.shape), obj.ravel().tolist()]))
             return self._array(np.asarray(obj))
         if isinstance(obj, np.generic):
             meta = self._scalar_meta.get(type(obj))
@@ -278,6 +282,20 @@ class Decoder:
             if len(data) > 4096:
                 raise ProtocolError("integer too long")
             return int(data.decode("ascii"))
+        if code == EXT_OBJECT_ARRAY:
+            parts = self._nested(data)
+            if (len(parts) != 2 or type(parts[0]) is not list or type(parts[1]) is not list
+                    or len(parts[0]) > MAX_NDIM
+                    or not all(type(d) is int and d >= 0 for d in parts[0])):
+                raise ProtocolError("malformed object array")
+            count = 1
+            for d in parts[0]:
+                count *= d
+            if count != len(parts[1]):
+                raise ProtocolError("object array size does not match its shape")
+            array = np.empty(count, dtype=object)
+            array[:] = parts[1] if count else []
+            return array.reshape(parts[0])
         if code == EXT_COMPLEX:
             if len(data) != _COMPLEX.size:
                 raise ProtocolError("malformed complex value")
@@ -355,11 +373,18 @@ def sanitize(value: Any, _depth: int = 0) -> Any:
     if _depth >= _MAX_SANITIZE_DEPTH:
         return _fallback(value)
     if isinstance(value, np.ndarray):
+        if value.ndim > MAX_NDIM:
+            return _fallback(value)
+        if value.dtype.kind == "O":
+            items = [sanitize(v, _depth + 1) for v in value.ravel().tolist()]
+            clean = np.empty(len(items), dtype=object)
+            clean[:] = items if items else []
+            return clean.reshape(value.shape)
         try:
             _dtype_meta(value.dtype)
         except EncodeError:
             return _fallback(value)
-        return value if value.ndim <= MAX_NDIM else _fallback(value)
+        return value
     if isinstance(value, np.generic):
         try:
             _dtype_meta(value.dtype)

@@ -15,8 +15,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
 from rlmesh import protocol as P
-from rlmesh.channel import Channel
-from rlmesh.errors import RLMeshError
+from rlmesh.channel import Channel, gather
 from rlmesh.schema import schema_to_space
 
 InfoAdder = Any  # VectorEnv._add_info, bound
@@ -61,25 +60,6 @@ class Fleet:
 
     # -- pipelining -------------------------------------------------------------------------
 
-    def _gather(self, indices: Sequence[int]) -> list[list[Any] | None]:
-        """Collect one reply per index, in order; raise the first error after draining all."""
-        replies: list[list[Any] | None] = []
-        first_error: RLMeshError | None = None
-        failed_at = -1
-        for i in indices:
-            try:
-                replies.append(self.channels[i].collect())
-            except RLMeshError as exc:
-                replies.append(None)
-                if first_error is None:
-                    first_error, failed_at = exc, i
-        if first_error is not None:
-            if hasattr(first_error, "add_note"):  # Python 3.11+
-                first_error.add_note(
-                    f"raised by sub-env {failed_at} ({self.channels[failed_at].address})")
-            raise first_error
-        return replies
-
     def _observations(self) -> Any:
         out: Any = create_empty_array(self.single_observation_space, self.num_envs)
         return concatenate(self.single_observation_space, self._env_obs, out)
@@ -106,13 +86,12 @@ class Fleet:
         indices = [i for i in range(n) if mask[i]]
         for i in indices:
             self.channels[i].submit(P.OP_RESET, seeds[i], options)
-        replies = self._gather(indices)
+        replies = gather(self.channels, indices)
         self._terminations[mask] = False
         self._truncations[mask] = False
         self._autoreset[mask] = False
         infos: dict[str, Any] = {}
         for i, reply in zip(indices, replies, strict=True):
-            assert reply is not None
             self._env_obs[i] = reply[2]
             infos = self._add_info(infos, reply[3], i)
         return self._observations(), infos
@@ -144,12 +123,11 @@ class Fleet:
         if self._pending_actions is None:
             raise RuntimeError("step_wait() without step_async()")
         self._pending_actions = None
-        replies = self._gather(range(self.num_envs))
+        replies = gather(self.channels, range(self.num_envs))
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
         infos: dict[str, Any] = {}
         resets: list[int] = []
         for i, reply in enumerate(replies):
-            assert reply is not None
             if len(reply) == 4:  # a NEXT_STEP autoreset
                 self._env_obs[i], env_info = reply[2], reply[3]
                 self._rewards[i] = 0.0
@@ -167,8 +145,7 @@ class Fleet:
         if resets:  # SAME_STEP: reset the finished ones now, pipelined too
             for i in resets:
                 self.channels[i].submit(P.OP_RESET, None, None)
-            for i, reply in zip(resets, self._gather(resets), strict=True):
-                assert reply is not None
+            for i, reply in zip(resets, gather(self.channels, resets), strict=True):
                 self._env_obs[i] = reply[2]
                 infos = self._add_info(infos, reply[3], i)
         self._autoreset = np.logical_or(self._terminations, self._truncations)
@@ -179,8 +156,7 @@ class Fleet:
         """Every sub-env's frame, in order."""
         for channel in self.channels:
             channel.submit(P.OP_RENDER)
-        return tuple(r[2] if r is not None else None
-                     for r in self._gather(range(self.num_envs)))
+        return tuple(r[2] for r in gather(self.channels, range(self.num_envs)))
 
     def close(self) -> None:
         """Close every session."""

@@ -23,6 +23,7 @@ from rlmesh.channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel
 from rlmesh.errors import EndpointKindError, ProtocolError
 from rlmesh.fleet import Fleet
 from rlmesh.schema import schema_to_space
+from rlmesh.vector_fleet import VectorFleet
 
 __all__ = ["RemoteVectorEnv"]
 
@@ -78,7 +79,7 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         kwargs = {"connect_timeout": connect_timeout, "timeout": timeout,
                   "max_message_bytes": max_message_bytes}
         self._channel: Channel | None = None
-        self._fleet: Fleet | None = None
+        self._fleet: Fleet | VectorFleet | None = None
         self._step_pending = False
         if isinstance(address, str):
             self._init_endpoint(address, mode, kwargs)
@@ -86,7 +87,8 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
             addresses = list(address)
             if not addresses:
                 raise ValueError("RemoteVectorEnv needs at least one address")
-            self._init_fleet(addresses, mode or AutoresetMode.NEXT_STEP, kwargs)
+            self._init_fleet(addresses, mode or AutoresetMode.NEXT_STEP, mode is not None,
+                             kwargs)
         self.closed = False
 
     def _init_endpoint(self, address: str, mode: AutoresetMode | None,
@@ -122,7 +124,7 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         self.contract = contract
         self.address: str | list[str] = str(channel.address)
 
-    def _init_fleet(self, addresses: list[str], mode: AutoresetMode,
+    def _init_fleet(self, addresses: list[str], mode: AutoresetMode, explicit: bool,
                     kwargs: dict[str, Any]) -> None:
         with ThreadPoolExecutor(min(len(addresses), 32)) as pool:
             futures = [pool.submit(Channel, a, **kwargs) for a in addresses]
@@ -136,17 +138,24 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         try:
             if error is not None:
                 raise error
-            for channel in channels:
-                if channel.contract.get("kind") != "env":
-                    raise EndpointKindError(
-                        f"{channel.address} serves a vector env; drive it with "
-                        f"RemoteVectorEnv({str(channel.address)!r})")
-            self._fleet = Fleet(channels, mode, self._add_info)
+            kinds = {channel.contract.get("kind") for channel in channels}
+            if kinds == {"vector_env"}:
+                fleet: Fleet | VectorFleet = VectorFleet(channels)
+                if explicit and mode != fleet.autoreset_mode:
+                    raise ValueError(f"the endpoints autoreset in mode "
+                                     f"{fleet.autoreset_mode.value}, not {mode.value}")
+                mode = fleet.autoreset_mode
+            elif kinds == {"env"}:
+                fleet = Fleet(channels, mode, self._add_info)
+            else:
+                raise EndpointKindError(
+                    "the addresses mix single-env and vector endpoints; list only single-env "
+                    "endpoints, or only vector endpoints")
+            self._fleet = fleet
         except BaseException:
             for channel in channels:
                 channel.close()
             raise
-        fleet = self._fleet
         self.num_envs = fleet.num_envs
         self.single_observation_space = fleet.single_observation_space
         self.single_action_space = fleet.single_action_space

@@ -1,0 +1,89 @@
+"""Split and join Gymnasium batches along the sub-env axis.
+
+Several vector endpoints (say, one per worker process) act as one vector env by slicing the
+batched actions into per-endpoint chunks and joining the per-endpoint results back. The
+layout follows ``gymnasium.vector.utils.batch_space``: arrays for Box, Discrete,
+MultiDiscrete and MultiBinary; dicts and tuples of batches for Dict and Tuple; a tuple of
+items for everything else (Text, Graph, Sequence, OneOf).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces as gs
+
+_ARRAY_SPACES = (gs.Box, gs.Discrete, gs.MultiDiscrete, gs.MultiBinary)
+
+
+def split_batch(space: gs.Space[Any], batch: Any, bounds: Sequence[tuple[int, int]]) -> list[Any]:
+    """Cut ``batch`` (of the single space ``space``) into the given ``[lo, hi)`` ranges."""
+    if isinstance(space, _ARRAY_SPACES):
+        array = np.asarray(batch)
+        return [array[lo:hi] for lo, hi in bounds]
+    if isinstance(space, gs.Dict):
+        per_key = {k: split_batch(s, batch[k], bounds) for k, s in space.spaces.items()}
+        return [{k: parts[i] for k, parts in per_key.items()} for i in range(len(bounds))]
+    if isinstance(space, gs.Tuple):
+        per_item = [split_batch(s, b, bounds) for s, b in zip(space.spaces, batch, strict=True)]
+        return [tuple(parts[i] for parts in per_item) for i in range(len(bounds))]
+    items = tuple(batch)
+    return [items[lo:hi] for lo, hi in bounds]
+
+
+def join_batches(space: gs.Space[Any], batches: Sequence[Any]) -> Any:
+    """Join per-endpoint batches of the single space ``space`` into one batch."""
+    if isinstance(space, _ARRAY_SPACES):
+        return np.concatenate([np.asarray(b) for b in batches], axis=0)
+    if isinstance(space, gs.Dict):
+        return {k: join_batches(s, [b[k] for b in batches]) for k, s in space.spaces.items()}
+    if isinstance(space, gs.Tuple):
+        return tuple(join_batches(s, [b[i] for b in batches])
+                     for i, s in enumerate(space.spaces))
+    joined: tuple[Any, ...] = ()
+    for b in batches:
+        joined += tuple(b)
+    return joined
+
+
+def place_info(merged: dict[str, Any], info: dict[str, Any], offset: int,
+               total: int) -> dict[str, Any]:
+    """Copy one endpoint's ``_key``-masked infos into the whole batch's, at ``offset``.
+
+    Arrays keep the dtype Gymnasium's ``_add_info`` gave them on the endpoint; sub-envs
+    that did not report a key keep zeros and a false mask, as in Gymnasium.
+
+    Args:
+        merged: The infos of the whole batch so far (updated in place).
+        info: One endpoint's batched infos.
+        offset: Index of that endpoint's first sub-env in the whole batch.
+        total: Sub-envs in the whole batch.
+
+    Returns:
+        ``merged``.
+    """
+    for key, value in info.items():
+        mask = info.get(f"_{key}")
+        if mask is None:
+            continue  # a mask itself, handled with its key
+        mask = np.asarray(mask, dtype=np.bool_)
+        if isinstance(value, dict):
+            merged[key] = place_info(merged.get(key, {}), value, offset, total)
+        else:
+            value = np.asarray(value) if not isinstance(value, np.ndarray) else value
+            target = merged.get(key)
+            if target is None:
+                if value.dtype.kind == "O":
+                    target = np.full((total, *value.shape[1:]), None, dtype=object)
+                else:
+                    target = np.zeros((total, *value.shape[1:]), dtype=value.dtype)
+            target[offset : offset + len(value)] = value
+            merged[key] = target
+        full_mask = merged.get(f"_{key}")
+        if full_mask is None:
+            full_mask = np.zeros(total, dtype=np.bool_)
+        full_mask[offset : offset + len(mask)] = mask
+        merged[f"_{key}"] = full_mask
+    return merged
