@@ -37,6 +37,7 @@ from rlmesh.errors import (
     UnsupportedSpaceError,
     VersionMismatchError,
 )
+from rlmesh.make import make_vec
 from rlmesh.options import ServeOptions
 from rlmesh.plain import RemoteEnv
 from rlmesh.protocol import LIBRARY_VERSION as __version__
@@ -68,5 +69,6 @@ __all__ = [
     "UnsupportedSpaceError",
     "VersionMismatchError",
     "__version__",
+    "make_vec",
     "spaces",
 ]

@@ -58,4 +58,16 @@ def make_validator(space: gs.Space[Any]) -> Validator:
             return fallback(value)
 
         return box
+    if type(space) is gs.MultiDiscrete:
+        md_shape, md_dtype = space.shape, space.dtype
+        md_low = np.asarray(space.start)
+        md_high = md_low + np.asarray(space.nvec)
+
+        def multi_discrete(value: Any) -> bool:
+            if type(value) is np.ndarray and value.shape == md_shape and (
+                    value.dtype == md_dtype):
+                return bool((value >= md_low).all() and (value < md_high).all())
+            return fallback(value)
+
+        return multi_discrete
     return fallback

@@ -81,6 +81,7 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         self._channel: Channel | None = None
         self._fleet: Fleet | VectorFleet | None = None
         self._step_pending = False
+        self._owned: list[Any] = []
         if isinstance(address, str):
             self._init_endpoint(address, mode, kwargs)
         else:
@@ -230,6 +231,20 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
             self._fleet.close()
         if self._channel is not None:
             self._channel.close()
+        for resource in reversed(self._owned):
+            resource.close()
+        self._owned.clear()
+
+    def attach(self, resource: Any) -> None:
+        """Close ``resource`` (anything with ``close()``) when this env closes."""
+        self._owned.append(resource)
+
+    @property
+    def workers(self) -> Any:
+        """The local worker pool of an env built by :func:`rlmesh.make_vec`, else ``None``."""
+        from rlmesh.workers import WorkerPool
+
+        return next((r for r in self._owned if isinstance(r, WorkerPool)), None)
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -1,0 +1,183 @@
+"""Local worker processes, each serving a share of a vector env on a private unix socket.
+
+Nothing outlives its owner: workers are stopped by :meth:`WorkerPool.close`, at interpreter
+exit (``atexit``), and on their own when the parent process dies for any reason, SIGKILL
+included (each worker watches its parent's liveness pipe and, on Linux, also asks the kernel
+for a death signal). The socket directory is removed with the pool.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import cloudpickle
+
+_live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+
+
+def _close_live_pools() -> None:
+    for pool in list(_live_pools):
+        pool.close()
+
+
+atexit.register(_close_live_pools)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (best effort)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def worker_main(argv: list[str]) -> int:
+    """Entry point of a worker process (``python -m rlmesh.workers``).
+
+    Reads the cloudpickled env factory from stdin, serves a ``SyncVectorEnv`` of
+    ``num_envs`` copies on the unix socket ``path``, prints ``READY address`` on stdout,
+    and exits when told to (SIGTERM/SIGINT) or when the parent's liveness pipe closes.
+    """
+    _die_with_parent()
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    liveness_fd, num_envs, autoreset_mode, path = int(argv[0]), int(argv[1]), argv[2], argv[3]
+    import gymnasium as gym
+
+    from rlmesh.server import EnvServer
+
+    factory = cloudpickle.loads(sys.stdin.buffer.read())
+    env = gym.vector.SyncVectorEnv(
+        [factory] * num_envs, autoreset_mode=gym.vector.AutoresetMode(autoreset_mode))
+    server = EnvServer(env, f"unix://{path}")
+
+    def watch_parent() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(liveness_fd, 1):
+                pass  # the parent never writes; EOF means it is gone
+        server.shutdown()
+
+    threading.Thread(target=watch_parent, name="rlmesh-parent-watch", daemon=True).start()
+    sys.stdout.write(f"READY {server.address}\n")
+    sys.stdout.flush()
+    server.serve()
+    return 0
+
+
+class WorkerPool:
+    """Worker processes serving ``sizes[i]`` sub-envs each.
+
+    Args:
+        factory: Zero-argument callable building one env (sent to the workers with
+            cloudpickle, parent to child only; nothing is pickled on the network).
+        sizes: Sub-envs per worker.
+        autoreset_mode: The workers' vector env autoreset mode value.
+        start_timeout: Seconds to wait for every worker to be serving.
+
+    Raises:
+        RuntimeError: If a worker fails to start (its error message is included).
+    """
+
+    def __init__(self, factory: Callable[[], Any], sizes: list[int], autoreset_mode: str,
+                 start_timeout: float = 60.0) -> None:
+        self._closed = False
+        self.directory = tempfile.mkdtemp(prefix="rlmesh-workers-")
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._liveness_w = -1
+        self.addresses: list[str] = []
+        _live_pools.add(self)
+        try:
+            self._start(cloudpickle.dumps(factory), sizes, autoreset_mode, start_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, payload: bytes, sizes: list[int], mode: str, timeout: float) -> None:
+        # The workers inherit the read end of this pipe; it reaches EOF when we die.
+        liveness_r, self._liveness_w = os.pipe()
+        try:
+            for index, size in enumerate(sizes):
+                path = os.path.join(self.directory, f"worker{index}.sock")
+                log = open(os.path.join(self.directory, f"worker{index}.log"), "wb")  # noqa: SIM115
+                with log:
+                    process = subprocess.Popen(
+                        [sys.executable, "-m", "rlmesh.workers", str(liveness_r), str(size),
+                         mode, path],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                        pass_fds=(liveness_r,), start_new_session=True)
+                self.processes.append(process)
+                assert process.stdin is not None
+                with contextlib.suppress(BrokenPipeError):
+                    process.stdin.write(payload)
+                process.stdin.close()
+        finally:
+            os.close(liveness_r)
+        deadline = time.monotonic() + timeout
+        for index, process in enumerate(self.processes):
+            self.addresses.append(self._wait_ready(index, process, deadline))
+
+    def _wait_ready(self, index: int, process: subprocess.Popen[bytes], deadline: float) -> str:
+        assert process.stdout is not None
+        remaining = max(deadline - time.monotonic(), 0.0)
+        ready, _, _ = select.select([process.stdout], [], [], remaining)
+        line = process.stdout.readline().decode(errors="replace").strip() if ready else ""
+        process.stdout.close()
+        if line.startswith("READY "):
+            return line[len("READY "):]
+        process.kill()
+        process.wait()
+        log = os.path.join(self.directory, f"worker{index}.log")
+        with open(log, errors="replace") as handle:
+            tail = handle.read()[-2000:]
+        reason = "timed out" if not ready else f"exited with {process.returncode}"
+        raise RuntimeError(f"rlmesh worker {index} failed to start ({reason}):\n{tail}")
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers."""
+        return [p.pid for p in self.processes]
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop every worker (SIGTERM, then SIGKILL) and remove the socket directory."""
+        if self._closed:
+            return
+        self._closed = True
+        _live_pools.discard(self)
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+        if self._liveness_w >= 0:
+            os.close(self._liveness_w)
+            self._liveness_w = -1
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(worker_main(sys.argv[1:]))
