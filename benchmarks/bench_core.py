@@ -715,9 +715,13 @@ def _placement_meta(placement: Placement) -> dict[str, Any]:
     }
 
 
-def _meta(args: argparse.Namespace, argv: Sequence[str], elapsed: float) -> dict[str, Any]:
+def _meta(args: argparse.Namespace, argv: Sequence[str], started: datetime.datetime,
+          elapsed: float) -> dict[str, Any]:
+    import rlmesh
+
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": started.isoformat(timespec="seconds"),
+        "rlmesh_path": os.path.dirname(os.path.abspath(rlmesh.__file__)),
         "argv": list(argv),
         "rounds": args.rounds,
         "trial_seconds": args.trial_seconds,
@@ -788,6 +792,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if placement.mode not in [p.mode for p in placements]:
             placements.append(placement)
 
+    started_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.perf_counter()
     log(f"rlmesh core benchmark: {args.rounds} rounds of {args.trial_seconds:g} s trials, "
         f"{os.cpu_count()} CPUs, placements: {', '.join(p.mode for p in placements)}")
@@ -809,7 +814,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n\n".join(tables))
     log(f"done in {elapsed:.1f} s")
     if args.json:
-        payload = {"meta": _meta(args, argv, elapsed), "placements": sections}
+        payload = {"meta": _meta(args, argv, started_at, elapsed), "placements": sections}
         with open(args.json, "w") as handle:
             json.dump(payload, handle, indent=2)
             handle.write("\n")

@@ -5,10 +5,10 @@ Every comparison here is strict: same Python type, same numpy dtype and shape, s
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import struct
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -18,6 +18,7 @@ from gymnasium.utils.env_checker import check_env
 
 from rlmesh.envs import CounterEnv, DictObsEnv, TupleObsEnv
 from rlmesh.numpy import RemoteEnv
+from tests.helpers import assert_same, assert_space_identical
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -30,32 +31,9 @@ ENV_MODULES = ("gymnasium.envs.classic_control", "gymnasium.envs.toy_text")
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def assert_identical(remote: Any, local: Any, where: str = "value") -> None:
-    """Assert two values are the same type, dtype, shape and bytes, recursively."""
-    assert type(remote) is type(local), (
-        f"{where}: remote type {type(remote).__qualname__} != local {type(local).__qualname__}"
-    )
-    if isinstance(local, np.ndarray):
-        assert remote.dtype == local.dtype, f"{where}: dtype {remote.dtype} != {local.dtype}"
-        assert remote.shape == local.shape, f"{where}: shape {remote.shape} != {local.shape}"
-        assert remote.tobytes() == local.tobytes(), f"{where}: {remote!r} != {local!r}"
-    elif isinstance(local, np.generic):
-        assert remote.dtype == local.dtype, f"{where}: dtype {remote.dtype} != {local.dtype}"
-        assert remote.tobytes() == local.tobytes(), f"{where}: {remote!r} != {local!r}"
-    elif isinstance(local, float):
-        assert struct.pack("<d", remote) == struct.pack("<d", local), (
-            f"{where}: {remote!r} != {local!r}"
-        )
-    elif isinstance(local, dict):
-        assert list(remote) == list(local), f"{where}: keys {list(remote)} != {list(local)}"
-        for key in local:
-            assert_identical(remote[key], local[key], f"{where}[{key!r}]")
-    elif isinstance(local, (list, tuple)):
-        assert len(remote) == len(local), f"{where}: length {len(remote)} != {len(local)}"
-        for i, (r, item) in enumerate(zip(remote, local, strict=True)):
-            assert_identical(r, item, f"{where}[{i}]")
-    else:
-        assert remote == local, f"{where}: {remote!r} != {local!r}"
+def connect(server: Any, connect_timeout: float = 5) -> RemoteEnv:
+    """A numpy client of ``server`` (an in-process ``serve`` or a child ``spawn`` server)."""
+    return RemoteEnv(server.address, connect_timeout=connect_timeout, timeout=10)
 
 
 def lockstep(
@@ -84,8 +62,8 @@ def lockstep(
         r_obs, r_info = remote.reset(seed=seed)
         l_obs, l_info = local.reset(seed=seed)
         where = f"episode {episodes} reset(seed={seed})"
-        assert_identical(r_obs, l_obs, f"{where} obs")
-        assert_identical(r_info, l_info, f"{where} info")
+        assert_same(r_obs, l_obs, f"{where} obs")
+        assert_same(r_info, l_info, f"{where} info")
         episode_steps = 0
         while True:
             action = sampler.sample()
@@ -97,7 +75,7 @@ def lockstep(
             assert len(r_step) == 5
             for name, r, val in zip(("obs", "reward", "terminated", "truncated", "info"),
                                     r_step, l_step, strict=True):
-                assert_identical(r, val, f"{where} {name}")
+                assert_same(r, val, f"{where} {name}")
             if l_step[2] or l_step[3] or episode_steps >= episode_cap or steps >= max_steps:
                 break
         episodes += 1
@@ -148,11 +126,8 @@ SKIP_RENDER = {"CartPole-v1", "Pendulum-v1"}
 
 
 def _check_remote_against_local(target: str, remote: RemoteEnv, **check_kwargs: Any) -> None:
-    local = CHECK_TARGETS[target]()
-    try:
+    with CHECK_TARGETS[target]() as local:
         local_warnings, local_error = _warnings_of(lambda: check_env(local, **check_kwargs))
-    finally:
-        local.close()
     assert local_error is None, f"check_env fails on the local {target}: {local_error!r}"
     remote_warnings, remote_error = _warnings_of(lambda: check_env(remote, **check_kwargs))
     if remote_error is not None:
@@ -166,31 +141,22 @@ def _check_remote_against_local(target: str, remote: RemoteEnv, **check_kwargs: 
 
 @pytest.mark.parametrize("target", list(CHECK_TARGETS))
 def test_check_env_passes_on_remote_env(spawn: Callable[..., Any], target: str) -> None:
-    server = spawn(target)
-    remote = RemoteEnv(server.address, connect_timeout=10, timeout=10)
-    try:
+    with connect(spawn(target), connect_timeout=10) as remote:
         _check_remote_against_local(target, remote, skip_render_check=target in SKIP_RENDER)
-    finally:
-        remote.close()
 
 
 @pytest.mark.parametrize("target", list(CHECK_TARGETS))
 def test_check_env_api_checks_pass_on_remote_env(spawn: Callable[..., Any],
                                                  target: str) -> None:
     """The spec-independent part of check_env: spaces, reset, step, determinism, no reuse."""
-    server = spawn(target)
-    remote = RemoteEnv(server.address, connect_timeout=10, timeout=10)
-    try:
+    with connect(spawn(target), connect_timeout=10) as remote:
         _check_remote_against_local(target, remote, skip_render_check=True,
                                     skip_close_check=True)
-    finally:
-        remote.close()
 
 
 def test_check_env_passes_with_rgb_array_rendering(spawn: Callable[..., Any]) -> None:
     server = spawn("rlmesh.envs:DictObsEnv", kwargs={"render_mode": "rgb_array"})
-    remote = RemoteEnv(server.address, connect_timeout=10, timeout=10)
-    try:
+    with connect(server, connect_timeout=10) as remote:
         assert remote.render_mode == "rgb_array"
         local = DictObsEnv(render_mode="rgb_array")
         local_warnings, local_error = _warnings_of(lambda: check_env(local))
@@ -198,8 +164,6 @@ def test_check_env_passes_with_rgb_array_rendering(spawn: Callable[..., Any]) ->
         remote_warnings, remote_error = _warnings_of(lambda: check_env(remote))
         assert remote_error is None, repr(remote_error)
         assert remote_warnings <= local_warnings, remote_warnings - local_warnings
-    finally:
-        remote.close()
 
 
 # -- (b) trajectories identical to the local env ----------------------------------------------
@@ -215,28 +179,17 @@ def test_discovery_finds_every_classic_control_and_toy_text_family() -> None:
 
 @pytest.mark.parametrize("env_id", registered_ids())
 def test_trajectory_matches_local_env(serve: Callable[..., Any], env_id: str) -> None:
-    server = serve(lambda: gym.make(env_id))
-    remote = RemoteEnv(server.address, connect_timeout=5, timeout=10)
-    local = gym.make(env_id)
-    try:
+    with connect(serve(lambda: gym.make(env_id))) as remote, gym.make(env_id) as local:
         episodes, steps = lockstep(remote, local)
-    finally:
-        remote.close()
-        local.close()
     assert episodes >= 2
     assert steps >= 300
 
 
 def test_trajectory_matches_local_env_across_processes(spawn: Callable[..., Any]) -> None:
-    server = spawn("CartPole-v1")
-    remote = RemoteEnv(server.address, connect_timeout=10, timeout=10)
-    local = gym.make("CartPole-v1")
-    try:
+    with (connect(spawn("CartPole-v1"), connect_timeout=10) as remote,
+          gym.make("CartPole-v1") as local):
         episodes, steps = lockstep(remote, local, action_seed=7, first_seed=2024,
                                    min_episodes=3)
-    finally:
-        remote.close()
-        local.close()
     assert episodes >= 3
     assert steps >= 300
 
@@ -244,39 +197,35 @@ def test_trajectory_matches_local_env_across_processes(spawn: Callable[..., Any]
 @pytest.mark.parametrize("env_cls", [DictObsEnv, TupleObsEnv])
 def test_structured_observations_match_local_env(serve: Callable[..., Any],
                                                  env_cls: Callable[[], Any]) -> None:
-    server = serve(env_cls)
-    remote = RemoteEnv(server.address, connect_timeout=5, timeout=10)
-    local = env_cls()
-    try:
+    with connect(serve(env_cls)) as remote, env_cls() as local:
         episodes, _ = lockstep(remote, local, min_steps=100)
-    finally:
-        remote.close()
-        local.close()
     assert episodes >= 2
 
 
 def test_returned_arrays_are_owned_and_writable(serve: Callable[..., Any]) -> None:
-    server = serve(lambda: gym.make("CartPole-v1"))
-    remote = RemoteEnv(server.address, connect_timeout=5, timeout=10)
-    try:
+    with connect(serve(lambda: gym.make("CartPole-v1"))) as remote:
         obs0, _ = remote.reset(seed=0)
         obs1, *_ = remote.step(0)
         before = obs0.copy()
         assert obs0.flags.writeable and obs1.flags.writeable
         obs1[:] = 99.0
         assert obs0.tobytes() == before.tobytes()
-    finally:
-        remote.close()
 
 
 # -- (c) render, render_mode, metadata, spec --------------------------------------------------
 
 
+@contextlib.contextmanager
+def served_and_local(serve: Callable[..., Any], make: Callable[..., Any], *args: Any,
+                     **kwargs: Any) -> Iterator[tuple[RemoteEnv, Any]]:
+    """A client of a served ``make(*args, **kwargs)`` and a second, local one; both closed after."""
+    with make(*args, **kwargs) as local, connect(serve(make(*args, **kwargs))) as remote:
+        yield remote, local
+
+
 def test_contract_exposes_render_mode_metadata_and_spec(serve: Callable[..., Any]) -> None:
-    local = gym.make("CartPole-v1", render_mode="rgb_array")
-    server = serve(gym.make("CartPole-v1", render_mode="rgb_array"))
-    remote = RemoteEnv(server.address, connect_timeout=5, timeout=10)
-    try:
+    with served_and_local(serve, gym.make, "CartPole-v1",
+                          render_mode="rgb_array") as (remote, local):
         assert remote.render_mode == "rgb_array"
         # A client cannot switch the served env's render mode, so only the served one is
         # advertised; the rest of the metadata is the served env's.
@@ -288,31 +237,22 @@ def test_contract_exposes_render_mode_metadata_and_spec(serve: Callable[..., Any
         assert remote.spec.id == "CartPole-v1"
         assert remote.spec.max_episode_steps == 500
         assert remote.spec.reward_threshold == local.spec.reward_threshold
-        assert remote.observation_space == local.observation_space
-        assert remote.action_space == local.action_space
-    finally:
-        remote.close()
-        local.close()
+        assert_space_identical(remote.observation_space, local.observation_space)
+        assert_space_identical(remote.action_space, local.action_space)
 
 
 def test_custom_env_without_spec_has_no_spec(serve: Callable[..., Any]) -> None:
-    server = serve(CounterEnv())
-    remote = RemoteEnv(server.address, connect_timeout=5, timeout=10)
-    try:
+    with connect(serve(CounterEnv())) as remote:
         assert remote.spec is None
         assert remote.render_mode is None
         assert remote.metadata == {"render_modes": []}
-    finally:
-        remote.close()
 
 
 def test_cartpole_rgb_array_frames_match_local(serve: Callable[..., Any]) -> None:
     pytest.importorskip("pygame", reason="CartPole's rgb_array render needs pygame "
                         "(the 'classic' extra)")
-    local = gym.make("CartPole-v1", render_mode="rgb_array")
-    server = serve(gym.make("CartPole-v1", render_mode="rgb_array"))
-    remote = RemoteEnv(server.address, connect_timeout=5, timeout=10)
-    try:
+    with served_and_local(serve, gym.make, "CartPole-v1",
+                          render_mode="rgb_array") as (remote, local):
         remote.reset(seed=5)
         local.reset(seed=5)
         frames = 0
@@ -327,16 +267,10 @@ def test_cartpole_rgb_array_frames_match_local(serve: Callable[..., Any]) -> Non
             remote.step(action)
             local.step(action)
         assert frames == 8
-    finally:
-        remote.close()
-        local.close()
 
 
 def test_rgb_array_frames_match_local_without_pygame(serve: Callable[..., Any]) -> None:
-    local = DictObsEnv(render_mode="rgb_array")
-    server = serve(DictObsEnv(render_mode="rgb_array"))
-    remote = RemoteEnv(server.address, connect_timeout=5, timeout=10)
-    try:
+    with served_and_local(serve, DictObsEnv, render_mode="rgb_array") as (remote, local):
         assert remote.render_mode == "rgb_array"
         remote.reset(seed=3)
         local.reset(seed=3)
@@ -345,18 +279,13 @@ def test_rgb_array_frames_match_local_without_pygame(serve: Callable[..., Any]) 
             local.step(np.int64(action))
             remote_frame = remote.render()
             local_frame = local.render()
-            assert_identical(remote_frame, local_frame, "frame")
+            assert_same(remote_frame, local_frame, "frame")
             assert remote_frame.dtype == np.uint8
             assert remote_frame.any()
-    finally:
-        remote.close()
 
 
 def test_ansi_render_matches_local(serve: Callable[..., Any]) -> None:
-    local = gym.make("FrozenLake-v1", render_mode="ansi")
-    server = serve(gym.make("FrozenLake-v1", render_mode="ansi"))
-    remote = RemoteEnv(server.address, connect_timeout=5, timeout=10)
-    try:
+    with served_and_local(serve, gym.make, "FrozenLake-v1", render_mode="ansi") as (remote, local):
         assert remote.render_mode == "ansi"
         remote.reset(seed=1)
         local.reset(seed=1)
@@ -366,9 +295,6 @@ def test_ansi_render_matches_local(serve: Callable[..., Any]) -> None:
             text = remote.render()
             assert isinstance(text, str)
             assert text == local.render()
-    finally:
-        remote.close()
-        local.close()
 
 
 @pytest.mark.filterwarnings("ignore:.*render method without specifying any render mode")
@@ -376,13 +302,9 @@ def test_ansi_render_matches_local(serve: Callable[..., Any]) -> None:
                          ids=["CartPole-v1", "CounterEnv-no-render-method", "DictObsEnv"])
 def test_render_without_render_mode_returns_none(serve: Callable[..., Any],
                                                  make: Callable[[], Any]) -> None:
-    server = serve(make())
-    remote = RemoteEnv(server.address, connect_timeout=5, timeout=10)
-    try:
+    with connect(serve(make())) as remote:
         assert remote.render_mode is None
         remote.reset(seed=0)
         assert remote.render() is None
         remote.step(remote.action_space.sample())
         assert remote.render() is None
-    finally:
-        remote.close()

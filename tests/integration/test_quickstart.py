@@ -17,6 +17,8 @@ from typing import IO, Any
 import gymnasium as gym
 import pytest
 
+from tests.helpers import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "python" / "quickstart"
 
@@ -24,12 +26,6 @@ pytestmark = pytest.mark.timeout(60)
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _kill(process: subprocess.Popen[Any]) -> None:
@@ -111,6 +107,13 @@ def take_eval_many_block(lines: list[str], address: str, max_steps: int) -> tupl
     return rewards, ending
 
 
+def eval_many_block(address: str, steps: int, ending: str) -> list[str]:
+    """eval_many's exact output for one endpoint that pays 1.0 a step."""
+    return [f"{address}: connected",
+            *(f"{address}: step={step} reward=1.000" for step in range(1, steps + 1)),
+            f"{address}: {ending}"]
+
+
 @pytest.fixture(scope="module")
 def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """The two quickstart servers: (CartPole-v1 address, CounterEnv address)."""
@@ -136,28 +139,14 @@ def test_eval_many_drives_both_endpoints(endpoints: tuple[str, str]) -> None:
 
 def test_eval_many_counter_env_exact_output(endpoints: tuple[str, str]) -> None:
     _, counter = endpoints
-    assert run_script("eval_many.py", counter) == [
-        f"{counter}: connected",
-        f"{counter}: step=1 reward=1.000",
-        f"{counter}: step=2 reward=1.000",
-        f"{counter}: step=3 reward=1.000",
-        f"{counter}: episode complete",
-    ]
+    assert run_script("eval_many.py", counter) == eval_many_block(counter, 3, "episode complete")
 
 
 def test_eval_many_max_steps(endpoints: tuple[str, str]) -> None:
     cartpole, counter = endpoints
     lines = run_script("eval_many.py", "--max-steps", "2", cartpole, counter)
-    assert lines == [
-        f"{cartpole}: connected",
-        f"{cartpole}: step=1 reward=1.000",
-        f"{cartpole}: step=2 reward=1.000",
-        f"{cartpole}: stopped after 2 steps",
-        f"{counter}: connected",
-        f"{counter}: step=1 reward=1.000",
-        f"{counter}: step=2 reward=1.000",
-        f"{counter}: stopped after 2 steps",
-    ]
+    assert lines == [*eval_many_block(cartpole, 2, "stopped after 2 steps"),
+                     *eval_many_block(counter, 2, "stopped after 2 steps")]
 
 
 # -- eval.py ------------------------------------------------------------------------------------

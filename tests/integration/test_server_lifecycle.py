@@ -27,17 +27,12 @@ from rlmesh.codec import Decoder, Encoder
 from rlmesh.envs import CounterEnv, DictObsEnv
 from rlmesh.numpy import RemoteEnv
 from rlmesh.transport import PREFIX
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:

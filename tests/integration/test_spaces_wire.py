@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import stat
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,8 @@ from gymnasium import spaces as gs
 import rlmesh
 from rlmesh.envs import SpaceEchoEnv
 from rlmesh.numpy import RemoteEnv as NumpyRemoteEnv
+from tests.helpers import SPACES as SHARED_SPACES
+from tests.helpers import SpaceFactory, assert_same, assert_space_identical, inf
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -27,42 +28,6 @@ Serve = Callable[..., rlmesh.EnvServer]
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _float_bits(x: float) -> bytes:
-    return struct.pack("<d", x)
-
-
-def assert_same(actual: Any, expected: Any, path: str = "value") -> None:
-    """Strict recursive equality: container types, dtypes (with byte order), shapes, bytes."""
-    assert type(actual) is type(expected), (
-        f"{path}: type {type(actual).__qualname__} != {type(expected).__qualname__} "
-        f"({actual!r:.80} vs {expected!r:.80})")
-    if isinstance(expected, np.ndarray):
-        assert actual.dtype.str == expected.dtype.str, f"{path}: dtype {actual.dtype.str} != " \
-            f"{expected.dtype.str}"
-        assert actual.shape == expected.shape, f"{path}: shape {actual.shape} != {expected.shape}"
-        assert actual.tobytes() == expected.tobytes(), f"{path}: {actual!r} != {expected!r}"
-    elif isinstance(expected, np.generic):
-        assert actual.dtype.str == expected.dtype.str, f"{path}: dtype {actual.dtype.str} != " \
-            f"{expected.dtype.str}"
-        assert actual.tobytes() == expected.tobytes(), f"{path}: {actual!r} != {expected!r}"
-    elif isinstance(expected, dict):
-        assert list(actual) == list(expected), f"{path}: keys {list(actual)} != {list(expected)}"
-        for (ka, va), (ke, ve) in zip(actual.items(), expected.items(), strict=True):
-            assert_same(ka, ke, f"{path} key {ke!r}")
-            assert_same(va, ve, f"{path}[{ke!r}]")
-    elif isinstance(expected, (list, tuple)):  # includes GraphInstance (type checked above)
-        assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"
-        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            assert_same(a, e, f"{path}[{i}]")
-    elif isinstance(expected, float):
-        assert _float_bits(actual) == _float_bits(expected), f"{path}: {actual!r} != {expected!r}"
-    elif isinstance(expected, complex):
-        assert _float_bits(actual.real) == _float_bits(expected.real), f"{path}: {actual!r}"
-        assert _float_bits(actual.imag) == _float_bits(expected.imag), f"{path}: {actual!r}"
-    else:
-        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
 
 def assert_owned_arrays(value: Any) -> None:
@@ -79,113 +44,29 @@ def assert_owned_arrays(value: Any) -> None:
 
 # -- the spaces -------------------------------------------------------------------------------
 
-i8, i16, i32, i64 = (np.iinfo(t) for t in (np.int8, np.int16, np.int32, np.int64))
-u8, u64 = np.iinfo(np.uint8), np.iinfo(np.uint64)
-inf = np.inf
-
-SPACES: dict[str, Callable[[], gs.Space[Any]]] = {
-    # Box
-    "box-f16-inf": lambda: gs.Box(-inf, inf, (3,), np.float16),
-    "box-f16-fractions": lambda: gs.Box(np.float16(-0.1), np.float16(1 / 3), (2, 2),
-                                        np.float16),
-    "box-f32": lambda: gs.Box(-1.0, 1.0, (4,)),
-    "box-f32-mixed": lambda: gs.Box(np.array([-1.0, -inf, 0.0, -3.5], np.float32),
-                                    np.array([1.0, 5.0, inf, 1e-30], np.float32),
-                                    dtype=np.float32),
-    "box-f64-exact": lambda: gs.Box(np.array([0.1, 1 / 3, -np.pi]),
-                                    np.array([0.2, 2 / 3, np.e]), dtype=np.float64),
+# The shared catalogue plus a 3-d box and large arrays (which travel out of band).
+SPACES: dict[str, SpaceFactory] = {
+    **SHARED_SPACES,
     "box-f64-3d-inf": lambda: gs.Box(-inf, inf, (2, 3, 4), np.float64),
-    "box-f32-scalar-shape": lambda: gs.Box(-2.5, 2.5, (), np.float32),
-    "box-i8-extremes": lambda: gs.Box(int(i8.min), int(i8.max), (2, 2), np.int8),
-    "box-i16-mixed": lambda: gs.Box(np.array([i16.min, -5, 0], np.int16),
-                                    np.array([-1, 7, i16.max], np.int16), dtype=np.int16),
-    "box-i32-extremes": lambda: gs.Box(int(i32.min), int(i32.max), (3,), np.int32),
-    "box-i64-extremes": lambda: gs.Box(int(i64.min), int(i64.max), (3,), np.int64),
-    "box-u8-image": lambda: gs.Box(0, 255, (4, 5, 3), np.uint8),
     "box-u8-image-large": lambda: gs.Box(0, 255, (64, 64, 3), np.uint8),
-    "box-u64-extremes": lambda: gs.Box(0, int(u64.max), (2,), np.uint64),
-    "box-bool": lambda: gs.Box(np.zeros(3, np.bool_), np.ones(3, np.bool_), dtype=np.bool_),
-    # Discrete
-    "discrete": lambda: gs.Discrete(5),
-    "discrete-start": lambda: gs.Discrete(3, start=10),
-    "discrete-negative-start": lambda: gs.Discrete(3, start=-1),
-    "discrete-very-negative": lambda: gs.Discrete(4, start=-(2**40)),
-    "discrete-int32": lambda: gs.Discrete(7, start=-2, dtype=np.int32),
-    # MultiDiscrete
-    "multidiscrete": lambda: gs.MultiDiscrete([3, 4, 5]),
-    "multidiscrete-2d-start": lambda: gs.MultiDiscrete(np.array([[2, 3], [4, 5]]),
-                                                       start=np.array([[-1, 0], [2, -5]])),
-    "multidiscrete-int32-start": lambda: gs.MultiDiscrete([5, 5], dtype=np.int32,
-                                                          start=[1, -2]),
-    "multidiscrete-uint8": lambda: gs.MultiDiscrete([255, 2], dtype=np.uint8),
-    # MultiBinary
-    "multibinary": lambda: gs.MultiBinary(5),
-    "multibinary-2d": lambda: gs.MultiBinary([2, 3]),
-    # Text
-    "text": lambda: gs.Text(5),
-    "text-charset-order": lambda: gs.Text(8, min_length=2, charset="zyxwvu"),
-    "text-unicode": lambda: gs.Text(4, min_length=0, charset="é✓\U0001f600ba"),
-    # containers
-    "dict-nested": lambda: gs.Dict({
-        "pos": gs.Box(-1.0, 1.0, (2,), np.float64),
-        "inner": gs.Dict({"a": gs.Discrete(3, start=-1),
-                          "b": gs.Tuple((gs.MultiBinary(2), gs.Text(4, charset="dcba")))}),
-        "flags": gs.MultiDiscrete([2, 2]),
-    }),
-    "dict-unsorted-keys": lambda: gs.Dict({"zeta": gs.Discrete(2), "alpha": gs.Discrete(9),
-                                           "mu": gs.Box(0, 1, (1,))}, sort_keys=False),
     "dict-large-arrays": lambda: gs.Dict({
         "a": gs.Box(-1, 1, (300,), np.float64),
         "b": gs.Box(0, 255, (40, 40), np.uint8),
         "c": gs.Box(-1, 1, (3,), np.float32),
         "d": gs.Box(-1, 1, (17, 31), np.float16),
     }),
-    "dict-empty": lambda: gs.Dict({}),
-    "tuple-nested": lambda: gs.Tuple((
-        gs.Discrete(3),
-        gs.Tuple((gs.Box(-1, 1, (2,), np.float64), gs.MultiDiscrete([2, 2]))),
-        gs.Dict({"x": gs.Text(3), "y": gs.Tuple(())}),
-    )),
-    "tuple-empty": lambda: gs.Tuple(()),
-    # Sequence
-    "sequence-box": lambda: gs.Sequence(gs.Box(-1, 1, (2,)), stack=False),
-    "sequence-discrete-stacked": lambda: gs.Sequence(gs.Discrete(4, start=-2), stack=True),
-    "sequence-box-stacked": lambda: gs.Sequence(gs.Box(-1, 1, (2, 2), np.float64), stack=True),
-    "sequence-dict": lambda: gs.Sequence(gs.Dict({"a": gs.Discrete(2),
-                                                  "b": gs.Box(0, 1, (1,))})),
-    # Graph
-    "graph-box-discrete": lambda: gs.Graph(gs.Box(-1, 1, (3,)), gs.Discrete(4)),
-    "graph-discrete-box": lambda: gs.Graph(gs.Discrete(5, start=1),
-                                           gs.Box(0, 1, (2,), np.float64)),
-    "graph-no-edges": lambda: gs.Graph(gs.Discrete(5), None),
-    "graph-box-no-edges": lambda: gs.Graph(gs.Box(-1, 1, (2,)), None),
-    # OneOf
-    "oneof": lambda: gs.OneOf((gs.Discrete(3), gs.Box(-1, 1, (2,)))),
-    "oneof-nested": lambda: gs.OneOf((
-        gs.Dict({"a": gs.Discrete(2), "b": gs.MultiBinary(3)}),
-        gs.Tuple((gs.Text(2), gs.Discrete(2, start=-1))),
-        gs.MultiDiscrete([3, 3]),
-    )),
-    "kitchen-sink": lambda: gs.Dict({
-        "obs": gs.Tuple((gs.Box(-inf, inf, (3,), np.float16), gs.Discrete(2))),
-        "seq": gs.Sequence(gs.OneOf((gs.Discrete(2), gs.Text(3)))),
-        "graph": gs.Graph(gs.Box(0, 1, (2,)), gs.Discrete(3)),
-        "choice": gs.OneOf((gs.Sequence(gs.Box(0, 1, (1,)), stack=True),
-                            gs.MultiBinary([2, 2]))),
-    }),
 }
 
 
 @pytest.mark.parametrize("make_space", list(SPACES.values()), ids=list(SPACES))
-def test_space_echo_round_trip(serve: Serve, make_space: Callable[[], gs.Space[Any]]) -> None:
+def test_space_echo_round_trip(serve: Serve, make_space: SpaceFactory) -> None:
     server = serve(SpaceEchoEnv(make_space()))
     local = SpaceEchoEnv(make_space())
     space = make_space()
     with NumpyRemoteEnv(server.address, timeout=10) as env:
-        assert env.observation_space == space
-        assert env.action_space == space
+        assert_space_identical(env.observation_space, space, "observation_space")
+        assert_space_identical(env.action_space, space, "action_space")
         assert space == env.observation_space
-        assert type(env.observation_space) is type(space)
         for seed in (0, 1, 12345):
             obs, info = env.reset(seed=seed)
             local_obs, local_info = local.reset(seed=seed)
@@ -211,7 +92,7 @@ def test_space_echo_round_trip(serve: Serve, make_space: Callable[[], gs.Space[A
 
 @pytest.mark.parametrize("make_space", list(SPACES.values()), ids=list(SPACES))
 def test_client_spaces_sample_like_the_server(serve: Serve,
-                                              make_space: Callable[[], gs.Space[Any]]) -> None:
+                                              make_space: SpaceFactory) -> None:
     # The client's rebuilt spaces behave like the server's: same seed, same samples (this
     # needs dtypes, Dict key order and Text charset order to survive the trip).
     server = serve(SpaceEchoEnv(make_space()))
@@ -229,8 +110,8 @@ def test_action_and_observation_spaces_may_differ(serve: Serve) -> None:
     act_space = gs.OneOf((gs.Discrete(3, start=-1), gs.Box(-1, 1, (2,), np.float64)))
     server = serve(SpaceEchoEnv(obs_space, act_space))
     with NumpyRemoteEnv(server.address, timeout=10) as env:
-        assert env.observation_space == obs_space
-        assert env.action_space == act_space
+        assert_space_identical(env.observation_space, obs_space, "observation_space")
+        assert_space_identical(env.action_space, act_space, "action_space")
         env.reset(seed=3)
         env.action_space.seed(3)
         for _ in range(5):
@@ -307,20 +188,26 @@ def rich_info() -> dict[Any, Any]:
     }
 
 
+def assert_info_session(env: NumpyRemoteEnv, expected_info: Callable[[], dict[Any, Any]], *,
+                        seed: int | None, steps: int, action: Any) -> None:
+    """Reset, then step an ``InfoEnv``: obs 0 then 1, reward 0.5, ``expected_info()`` each time."""
+    obs, info = env.reset(seed=seed)
+    assert_same(obs, np.int64(0))
+    assert_same(info, expected_info(), "reset info")
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert_same(obs, np.int64(1))
+        assert_same(reward, 0.5)
+        assert_same(terminated, False)
+        assert_same(truncated, False)
+        assert_same(info, expected_info(), "step info")
+        assert_owned_arrays(info)
+
+
 def test_info_with_numpy_values_round_trips(serve: Serve) -> None:
     server = serve(InfoEnv(rich_info))
     with NumpyRemoteEnv(server.address, timeout=10) as env:
-        obs, info = env.reset(seed=0)
-        assert_same(obs, np.int64(0))
-        assert_same(info, rich_info(), "reset info")
-        for _ in range(2):
-            obs, reward, terminated, truncated, info = env.step(np.int64(1))
-            assert_same(obs, np.int64(1))
-            assert_same(reward, 0.5)
-            assert_same(terminated, False)
-            assert_same(truncated, False)
-            assert_same(info, rich_info(), "step info")
-            assert_owned_arrays(info)
+        assert_info_session(env, rich_info, seed=0, steps=2, action=np.int64(1))
 
 
 def test_info_with_numpy_string_scalars_round_trips(serve: Serve) -> None:
@@ -333,10 +220,7 @@ def test_info_with_numpy_string_scalars_round_trips(serve: Serve) -> None:
 
     server = serve(InfoEnv(make_info))
     with NumpyRemoteEnv(server.address, timeout=10) as env:
-        _, info = env.reset()
-        assert_same(info, make_info())
-        _, _, _, _, info = env.step(0)
-        assert_same(info, make_info())
+        assert_info_session(env, make_info, seed=None, steps=1, action=0)
 
 
 class _WireOpaque:
@@ -360,7 +244,7 @@ def unencodable_info_expected() -> dict[str, Any]:
         "set": repr({1, 2, 3}),
         "obj": "<opaque thing>",
         "nested": {"list": ["<opaque thing>", 1, (repr(frozenset()), 2)]},
-        "objarr": repr(np.array([None, 1], dtype=object)),
+        "objarr": np.array([None, 1], dtype=object),
         "fine": np.float32(2.0),
         "fine_array": np.arange(3, dtype=np.int8),
     }
@@ -370,14 +254,8 @@ def unencodable_info_expected() -> dict[str, Any]:
 def test_unencodable_info_values_arrive_as_repr(serve: Serve) -> None:
     server = serve(InfoEnv(unencodable_info))
     with NumpyRemoteEnv(server.address, timeout=10) as env:
-        obs, info = env.reset(seed=1)
-        assert_same(obs, np.int64(0))
-        assert_same(info, unencodable_info_expected(), "reset info")
-        for _ in range(3):  # the step does not fail, and neither does the next one
-            obs, reward, _, _, info = env.step(1)
-            assert_same(obs, np.int64(1))
-            assert_same(reward, 0.5)
-            assert_same(info, unencodable_info_expected(), "step info")
+        # The steps do not fail, and neither do the ones after them.
+        assert_info_session(env, unencodable_info_expected, seed=1, steps=3, action=1)
         assert env.ping("still here") == "still here"
 
 
@@ -493,7 +371,7 @@ def test_unix_socket_address(serve: Serve, tmp_path: Any) -> None:
                                   "vec": gs.Box(-1, 1, (5,), np.float64),
                                   "n": gs.Discrete(4)}))
     with NumpyRemoteEnv(server.address, timeout=10) as env:
-        assert env.observation_space == space
+        assert_space_identical(env.observation_space, space)
         obs, _ = env.reset(seed=11)
         assert_same(obs, local.reset(seed=11)[0])
         env.action_space.seed(11)

@@ -19,59 +19,9 @@ from gymnasium.spaces import GraphInstance
 from rlmesh import codec
 from rlmesh.codec import Decoder, Encoder
 from rlmesh.errors import EncodeError, ProtocolError, RLMeshWarning
+from tests.helpers import assert_same, encode, roundtrip
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def encode(value: Any, encoder: Encoder | None = None) -> tuple[bytes, bytearray]:
-    """Encode ``value`` and join the body pieces into one freshly allocated bytearray."""
-    header, buffers, body_len = (encoder or Encoder()).encode(value)
-    body = bytearray()
-    for piece in buffers:
-        body += memoryview(piece).cast("B")
-    assert len(body) == body_len, "body_len does not match the buffers"
-    return header, body
-
-
-def roundtrip(value: Any, encoder: Encoder | None = None, decoder: Decoder | None = None) -> Any:
-    header, body = encode(value, encoder)
-    # The transport hands the decoder a memoryview header and None for an empty body.
-    return (decoder or Decoder()).decode(memoryview(header), body if body else None)
-
-
-def _float_bits(x: float) -> bytes:
-    return struct.pack("<d", x)
-
-
-def assert_same(actual: Any, expected: Any, path: str = "value") -> None:
-    """Strict structural equality: same types, dtypes (with byte order), shapes and bytes."""
-    assert type(actual) is type(expected), (
-        f"{path}: type {type(actual).__qualname__} != {type(expected).__qualname__}")
-    if isinstance(expected, np.ndarray):
-        assert actual.dtype.str == expected.dtype.str, f"{path}: dtype {actual.dtype.str} != " \
-            f"{expected.dtype.str}"
-        assert actual.shape == expected.shape, f"{path}: shape {actual.shape} != {expected.shape}"
-        assert actual.tobytes() == expected.tobytes(), f"{path}: array contents differ"
-    elif isinstance(expected, np.generic):
-        assert actual.dtype.str == expected.dtype.str, f"{path}: dtype {actual.dtype.str} != " \
-            f"{expected.dtype.str}"
-        assert actual.tobytes() == expected.tobytes(), f"{path}: {actual!r} != {expected!r}"
-    elif isinstance(expected, dict):
-        assert list(actual) == list(expected), f"{path}: keys {list(actual)} != {list(expected)}"
-        for (ka, va), (ke, ve) in zip(actual.items(), expected.items(), strict=True):
-            assert_same(ka, ke, f"{path} key {ke!r}")
-            assert_same(va, ve, f"{path}[{ke!r}]")
-    elif isinstance(expected, (list, tuple)):  # GraphInstance included (type checked above)
-        assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"
-        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            assert_same(a, e, f"{path}[{i}]")
-    elif isinstance(expected, float):
-        assert _float_bits(actual) == _float_bits(expected), f"{path}: {actual!r} != {expected!r}"
-    elif isinstance(expected, complex):
-        assert _float_bits(actual.real) == _float_bits(expected.real), f"{path}: {actual!r}"
-        assert _float_bits(actual.imag) == _float_bits(expected.imag), f"{path}: {actual!r}"
-    else:
-        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
 
 def iter_arrays(value: Any) -> list[np.ndarray[Any, Any]]:
@@ -717,8 +667,7 @@ class _Opaque:
 
 
 REFUSED_VALUES = {
-    "object-array": np.array([1, "a", None], dtype=object),
-    "object-array-empty": np.empty(0, dtype=object),
+    "object-array-of-opaque": np.array([1, _Opaque(), None], dtype=object),
     "object-scalar-in-list": [np.array([object()], dtype=object)],
     "structured-array": np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8")]),
     "structured-record": np.zeros(1, dtype=[("a", "<i4")])[0],
@@ -785,7 +734,7 @@ def _rlmesh_warnings(record: list[warnings.WarningMessage], name: str) -> list[s
 
 def test_sanitize_replaces_unencodable_leaves_with_repr() -> None:
     arr = np.arange(4, dtype=np.int16)
-    obj_arr = np.array([None, 1], dtype=object)
+    obj_arr = np.array([None, 1, _SanitizeProbeAlpha()], dtype=object)
     structured = np.zeros(2, dtype=[("a", "<i4")])
     value = {
         "ok": [1, 2.5, "s", b"b", None, True, 2**80, 1j],
@@ -809,15 +758,16 @@ def test_sanitize_replaces_unencodable_leaves_with_repr() -> None:
         "scalar": np.float16(0.5),
         "set": repr({3}),
         "obj": "<alpha>",
-        "objarr": repr(obj_arr),
         "structured": repr(structured),
         "tuple": (1, "<alpha>", (repr(frozenset({1})),)),
         "graph": GraphInstance(np.zeros(2), None, None),
         7: {"deep": [["<alpha>"]]},
         "bytearray": b"xy",
     }
-    assert_same(out, expected)
-    assert_same(roundtrip(out), expected)  # and it now encodes
+    for result in (out, roundtrip(out)):  # and it now encodes
+        objarr = result.pop("objarr")
+        assert objarr.dtype == object and objarr.tolist() == [None, 1, "<alpha>"]
+        assert_same(result, expected)
 
 
 def test_sanitize_leaves_encodable_values_unchanged() -> None:
@@ -881,3 +831,17 @@ def test_msgpack_timestamp_extension_decodes_as_timestamp() -> None:
     value = Decoder().decode(ext(-1, b"\x00\x00\x00\x07"), None)
     assert isinstance(value, msgpack.Timestamp)
     assert value.seconds == 7
+
+
+@pytest.mark.parametrize("value", [
+    np.array([1, "a", None, (2, 3), {"k": np.float32(1)}], dtype=object),
+    np.empty(0, dtype=object),
+    np.empty((0, 3), dtype=object),
+    np.array([[np.arange(2), None], [b"x", 2.5]], dtype=object),
+], ids=["mixed", "empty", "empty-2d", "2d-with-arrays"])
+def test_object_arrays_round_trip_item_by_item(value: np.ndarray) -> None:
+    # Gymnasium's vector infos (final_obs, unknown objects) are object arrays.
+    out = roundtrip(value)
+    assert isinstance(out, np.ndarray) and out.dtype == object and out.shape == value.shape
+    for got, want in zip(out.ravel().tolist(), value.ravel().tolist(), strict=True):
+        assert_same(got, want)
