@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import enum
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any, Final
@@ -24,6 +25,8 @@ from rlmesh.transport import Connection, connect, parse_address
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_TIMEOUT = 60.0
+DEFAULT_SPIN = int(os.environ.get("RLMESH_SPIN", "64"))
+"""Non-blocking polls for a reply before blocking (``RLMESH_SPIN``; 0 disables)."""
 
 
 class _Default(enum.Enum):
@@ -66,6 +69,7 @@ class Channel:
         self._closed = False
         sock = connect(self.address, connect_timeout)
         self._conn = Connection(sock, max_message_bytes)
+        self._conn.set_spin(DEFAULT_SPIN)
         self._encoder = Encoder()
         self._decoder = Decoder()
         try:

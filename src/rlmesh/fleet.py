@@ -125,29 +125,30 @@ class Fleet:
         self._pending_actions = None
         replies = gather(self.channels, range(self.num_envs))
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
-        infos: dict[str, Any] = {}
-        resets: list[int] = []
+        env_infos: list[Any] = [None] * self.num_envs
+        finals: dict[int, dict[str, Any]] = {}
         for i, reply in enumerate(replies):
             if len(reply) == 4:  # a NEXT_STEP autoreset
-                self._env_obs[i], env_info = reply[2], reply[3]
+                self._env_obs[i], env_infos[i] = reply[2], reply[3]
                 self._rewards[i] = 0.0
                 self._terminations[i] = False
                 self._truncations[i] = False
-            else:
-                (self._env_obs[i], self._rewards[i], self._terminations[i],
-                 self._truncations[i], env_info) = reply[2:7]
-                if same_step and (self._terminations[i] or self._truncations[i]):
-                    infos = self._add_info(
-                        infos, {"final_obs": self._env_obs[i], "final_info": env_info}, i)
-                    resets.append(i)
-                    continue
-            infos = self._add_info(infos, env_info, i)
-        if resets:  # SAME_STEP: reset the finished ones now, pipelined too
-            for i in resets:
+                continue
+            (self._env_obs[i], self._rewards[i], self._terminations[i],
+             self._truncations[i], env_infos[i]) = reply[2:7]
+            if same_step and (self._terminations[i] or self._truncations[i]):
+                finals[i] = {"final_obs": self._env_obs[i], "final_info": env_infos[i]}
+        if finals:  # SAME_STEP: reset the finished ones now, pipelined too
+            for i in finals:
                 self.channels[i].submit(P.OP_RESET, None, None)
-            for i, reply in zip(resets, gather(self.channels, resets), strict=True):
-                self._env_obs[i] = reply[2]
-                infos = self._add_info(infos, reply[3], i)
+            for i, reply in zip(finals, gather(self.channels, list(finals)), strict=True):
+                self._env_obs[i], env_infos[i] = reply[2], reply[3]
+        # Infos in sub-env order, as SyncVectorEnv builds them (key order and dtypes follow).
+        infos: dict[str, Any] = {}
+        for i, env_info in enumerate(env_infos):
+            if i in finals:
+                infos = self._add_info(infos, finals[i], i)
+            infos = self._add_info(infos, env_info, i)
         self._autoreset = np.logical_or(self._terminations, self._truncations)
         return (self._observations(), np.copy(self._rewards), np.copy(self._terminations),
                 np.copy(self._truncations), infos)

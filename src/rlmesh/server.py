@@ -18,6 +18,7 @@ from rlmesh.session import Session
 from rlmesh.transport import DEFAULT_HOST, DEFAULT_PORT, Address, Connection, listen, parse_address
 
 log = logging.getLogger("rlmesh.server")
+_CPUS = os.cpu_count() or 1
 
 __all__ = ["EnvServer"]
 
@@ -190,7 +191,9 @@ class EnvServer:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         session_id = next(self._ids)
-        session = Session(self, Connection(sock, self.options.max_message_bytes), session_id)
+        conn = Connection(sock, self.options.max_message_bytes)
+        conn.set_spin(self.options.spin if len(self._sessions) < _CPUS else 0)
+        session = Session(self, conn, session_id)
         thread = threading.Thread(target=self._run_session, args=(session,),
                                   name=f"rlmesh-session-{session_id}", daemon=True)
         with self._lock:

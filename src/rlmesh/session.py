@@ -227,5 +227,6 @@ def _valid_seed(seed: Any, num_envs: int | None) -> bool:
     """Whether ``seed`` is a RESET seed: int or nil, or per-env list for a vector env."""
     if seed is None or type(seed) is int:
         return True
-    return (num_envs is not None and type(seed) is list and len(seed) == num_envs
+    # (a wrong length is the vector env's to refuse, as in-process: a non-fatal env error)
+    return (num_envs is not None and type(seed) is list
             and all(s is None or type(s) is int for s in seed))

@@ -61,7 +61,8 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
 
     Raises:
         EndpointKindError: A single address serves a single env (use ``RemoteEnv``, or pass a
-            list), or a listed address serves a vector env.
+            list), or a list mixes single-env and vector endpoints. (A list of vector
+            endpoints is joined into one larger vector env.)
 
     Observations, rewards and flags are numpy batches, fresh for every call.
     """
@@ -191,6 +192,9 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
             wire_seed = int(seed)
         elif seed is not None:
             wire_seed = [None if s is None else int(s) for s in seed]
+            if len(wire_seed) != self.num_envs:
+                raise ValueError(f"If seeds are passed as a list the length must match "
+                                 f"num_envs={self.num_envs} but got length={len(wire_seed)}.")
         reply = self._require().request(P.OP_RESET, wire_seed, options)
         return reply[2], reply[3]
 
