@@ -127,11 +127,11 @@ class Encoder:
 
     def _array(self, array: np.ndarray[Any, Any]) -> msgpack.ExtType:
         meta = self._array_meta(array)
-        if not array.flags.c_contiguous:
-            array = np.ascontiguousarray(array)
         nbytes = array.nbytes
         if nbytes <= INLINE_MAX_BYTES:
-            return _ext(EXT_ARRAY, meta + array.tobytes())
+            return _ext(EXT_ARRAY, meta + array.tobytes())  # tobytes is C order regardless
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)
         pad = -self._body_len % ALIGN
         if pad:
             self._buffers.append(_PAD[:pad])
@@ -141,6 +141,10 @@ class Encoder:
         return _ext(EXT_ARRAY_OOB, meta + _OOB.pack(offset, nbytes))
 
     def _default(self, obj: Any) -> Any:
+        if type(obj) is np.ndarray:  # the hot path: a small array seen before
+            meta = self._meta_cache.get((obj.dtype, obj.shape))
+            if meta is not None and obj.nbytes <= INLINE_MAX_BYTES:
+                return _ext(EXT_ARRAY, meta + obj.tobytes())
         if isinstance(obj, np.ndarray):
             if obj.dtype.kind == "O":  # items travel as values of their own, never pickled
                 return msgpack.ExtType(EXT_OBJECT_ARRAY, self._pack_nested(
@@ -246,7 +250,11 @@ class Decoder:
 
     def _ext_hook(self, code: int, data: bytes) -> Any:
         if code == EXT_ARRAY:
-            dtype, shape, count, pos, size = self._meta(data)
+            try:  # the hot path: meta seen before
+                n = data[0]
+                dtype, shape, count, pos, size = self._meta_cache[data[: n + 2 + 8 * data[n + 1]]]
+            except (KeyError, IndexError):
+                dtype, shape, count, pos, size = self._meta(data)
             if len(data) - pos != size:
                 raise ProtocolError("inline array size does not match its shape")
             if not size:  # empty, or empty strings: nothing to read

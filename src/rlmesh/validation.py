@@ -62,6 +62,22 @@ def make_validator(space: gs.Space[Any]) -> Validator:
         md_shape, md_dtype = space.shape, space.dtype
         md_low = np.asarray(space.start)
         md_high = md_low + np.asarray(space.nvec)
+        if md_low.size and (md_low == md_low.flat[0]).all() and (
+                md_high == md_high.flat[0]).all():
+            # Uniform bounds (the batched Discrete of a vector env): compare extremes only.
+            lo, hi = int(md_low.flat[0]), int(md_high.flat[0])
+            small = md_low.size <= 64
+
+            def uniform(value: Any) -> bool:
+                if type(value) is np.ndarray and value.shape == md_shape and (
+                        value.dtype == md_dtype):
+                    if small:
+                        items = value.ravel().tolist()
+                        return bool(lo <= min(items) and max(items) < hi)
+                    return bool(lo <= value.min() and value.max() < hi)
+                return fallback(value)
+
+            return uniform
 
         def multi_discrete(value: Any) -> bool:
             if type(value) is np.ndarray and value.shape == md_shape and (
