@@ -108,6 +108,13 @@ class EnvSource:
             self._spare = prototype
 
     @property
+    def factory(self) -> EnvFactory:
+        """The env factory (``TypeError`` for a shared instance)."""
+        if self._factory is None:
+            raise TypeError("this source serves an env instance, not a factory")
+        return self._factory
+
+    @property
     def shared(self) -> bool:
         """Whether one env instance is shared by successive sessions."""
         return self._factory is None

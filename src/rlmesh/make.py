@@ -70,7 +70,9 @@ def make_vec(
     # One core stays free for the caller, which steps every worker in turn.
     workers = num_workers or (os.cpu_count() or 1) - 1
     workers = max(1, min(workers, num_envs))
-    pool = WorkerPool(factory, _shares(num_envs, workers), mode.value, start_timeout)
+    commands = [["vector", str(size), mode.value, f"{{dir}}/worker{index}.sock"]
+                for index, size in enumerate(_shares(num_envs, workers))]
+    pool = WorkerPool(factory, commands, start_timeout)
     try:
         target = pool.addresses[0] if len(pool.addresses) == 1 else pool.addresses
         env = RemoteVectorEnv(target, connect_timeout=start_timeout, timeout=timeout)

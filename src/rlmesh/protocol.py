@@ -6,6 +6,7 @@ and maps error codes to exception classes.
 
 from __future__ import annotations
 
+import os
 import platform
 from typing import Any, Final
 
@@ -115,10 +116,11 @@ def error_from_map(error: Any) -> errors.RLMeshError:
     return cls(message)
 
 
-def server_info() -> dict[str, str]:
-    """Describe this server implementation for the handshake contract."""
+def server_info() -> dict[str, Any]:
+    """Describe this server implementation (and process) for the handshake contract."""
     return {
         "name": "rlmesh",
         "version": LIBRARY_VERSION,
         "python": platform.python_version(),
+        "pid": os.getpid(),
     }

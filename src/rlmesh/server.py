@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
+import json
 import logging
 import os
 import select
@@ -16,6 +18,7 @@ from rlmesh.envsource import EnvSource
 from rlmesh.options import ServeOptions
 from rlmesh.session import Session
 from rlmesh.transport import DEFAULT_HOST, DEFAULT_PORT, Address, Connection, listen, parse_address
+from rlmesh.workers import WorkerPool
 
 log = logging.getLogger("rlmesh.server")
 _CPUS = os.cpu_count() or 1
@@ -51,6 +54,11 @@ class EnvServer:
         port: TCP port, instead of ``address``.
         path: Unix socket path, instead of ``address``.
         options: A :class:`~rlmesh.ServeOptions`.
+        workers: Processes serving this endpoint. With more than one (a factory and a TCP
+            address are needed), this process and ``workers - 1`` children share the port
+            through ``SO_REUSEPORT`` and the kernel spreads sessions over them; the children
+            stop with this server, or by themselves if this process dies.
+        reuse_port: Bind with ``SO_REUSEPORT`` (set for you when ``workers > 1``).
 
     The socket is bound when the server is constructed. Example::
 
@@ -68,14 +76,32 @@ class EnvServer:
         port: int | None = None,
         path: str | None = None,
         options: ServeOptions | None = None,
+        workers: int = 1,
+        reuse_port: bool = False,
     ) -> None:
         self.options = options or ServeOptions()
         requested = _resolve(address, host, port, path)
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        if workers > 1 and requested.kind != "tcp":
+            raise ValueError("workers > 1 shares a TCP port (SO_REUSEPORT); use a TCP address")
         self.source = EnvSource(env)
+        if workers > 1 and self.source.shared:
+            self.source.close()
+            raise TypeError("workers > 1 needs a factory (a callable or a registered env id): "
+                            "one env instance cannot be shared across processes")
+        self._pool: WorkerPool | None = None
         try:
-            self._listener, self._address = listen(requested, self.options.backlog)
+            self._listener, self._address = listen(requested, self.options.backlog,
+                                                   reuse_port or workers > 1)
+            if workers > 1:
+                options_json = json.dumps(dataclasses.asdict(self.options))
+                command = ["serve", str(self._address), options_json]
+                self._pool = WorkerPool(self.source.factory, [command] * (workers - 1))
         except BaseException:
             self.source.close()
+            with contextlib.suppress(AttributeError, OSError):
+                self._listener.close()
             raise
         self._wake_r, self._wake_w = os.pipe()
         self._lock = threading.Lock()
@@ -93,6 +119,11 @@ class EnvServer:
     def address(self) -> str:
         """The bound address, with the real port when port 0 was requested."""
         return str(self._address)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the child workers (empty unless ``workers > 1``)."""
+        return self._pool.pids if self._pool is not None else []
 
     @property
     def stopping(self) -> bool:
@@ -144,6 +175,8 @@ class EnvServer:
         self.source.close()
         with contextlib.suppress(OSError):
             self._listener.close()
+        if self._pool is not None:
+            self._pool.close()
         if self._address.kind == "unix":
             with contextlib.suppress(OSError):
                 os.unlink(self._address.path)

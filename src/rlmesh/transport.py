@@ -103,12 +103,15 @@ def _tune(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def listen(address: Address, backlog: int = 128) -> tuple[socket.socket, Address]:
+def listen(address: Address, backlog: int = 128,
+           reuse_port: bool = False) -> tuple[socket.socket, Address]:
     """Bind and listen on ``address``.
 
     Args:
         address: Where to listen; TCP port 0 picks a free port.
         backlog: Listen queue length.
+        reuse_port: Set ``SO_REUSEPORT`` so several processes share one TCP port (the
+            kernel spreads new connections over them).
 
     Returns:
         The listening socket and the resolved address.
@@ -130,6 +133,8 @@ def listen(address: Address, backlog: int = 128) -> tuple[socket.socket, Address
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(sockaddr)
         sock.listen(backlog)
     except BaseException:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import json
 import os
 import select
 import shutil
@@ -52,25 +53,36 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def worker_main(argv: list[str]) -> int:
-    """Entry point of a worker process (``python -m rlmesh.workers``).
+def _build_server(kind: str, args: list[str], factory: Callable[[], Any]) -> Any:
+    import gymnasium as gym
 
-    Reads the cloudpickled env factory from stdin, serves a ``SyncVectorEnv`` of
-    ``num_envs`` copies on the unix socket ``path``, prints ``READY address`` on stdout,
-    and exits when told to (SIGTERM/SIGINT) or when the parent's liveness pipe closes.
+    from rlmesh.options import ServeOptions
+    from rlmesh.server import EnvServer
+
+    if kind == "vector":  # num_envs, autoreset mode, unix socket path
+        env = gym.vector.SyncVectorEnv(
+            [factory] * int(args[0]), autoreset_mode=gym.vector.AutoresetMode(args[1]))
+        return EnvServer(env, f"unix://{args[2]}")
+    if kind == "serve":  # address (shared through SO_REUSEPORT), ServeOptions as JSON
+        options = ServeOptions(**json.loads(args[1]))
+        return EnvServer(factory, args[0], options=options, reuse_port=True)
+    raise ValueError(f"unknown worker kind {kind!r}")
+
+
+def worker_main(argv: list[str]) -> int:
+    """Entry point of a worker process (``python -m rlmesh.workers FD KIND ARGS...``).
+
+    Reads the cloudpickled env factory from stdin, builds the server KIND asks for
+    (``vector``: a ``SyncVectorEnv`` share for :func:`rlmesh.make_vec`; ``serve``: one of the
+    processes of ``EnvServer(..., workers=N)``), prints ``READY address`` on stdout, and
+    serves until told to stop (SIGTERM/SIGINT) or until the parent's liveness pipe closes.
     """
     _die_with_parent()
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
-    liveness_fd, num_envs, autoreset_mode, path = int(argv[0]), int(argv[1]), argv[2], argv[3]
-    import gymnasium as gym
-
-    from rlmesh.server import EnvServer
-
+    liveness_fd, kind, args = int(argv[0]), argv[1], argv[2:]
     factory = cloudpickle.loads(sys.stdin.buffer.read())
-    env = gym.vector.SyncVectorEnv(
-        [factory] * num_envs, autoreset_mode=gym.vector.AutoresetMode(autoreset_mode))
-    server = EnvServer(env, f"unix://{path}")
+    server = _build_server(kind, args, factory)
 
     def watch_parent() -> None:
         with contextlib.suppress(OSError):
@@ -86,20 +98,20 @@ def worker_main(argv: list[str]) -> int:
 
 
 class WorkerPool:
-    """Worker processes serving ``sizes[i]`` sub-envs each.
+    """Local worker processes, each an rlmesh server built from one env factory.
 
     Args:
         factory: Zero-argument callable building one env (sent to the workers with
             cloudpickle, parent to child only; nothing is pickled on the network).
-        sizes: Sub-envs per worker.
-        autoreset_mode: The workers' vector env autoreset mode value.
+        commands: Per worker, the worker kind and its arguments (see :func:`worker_main`);
+            the token ``{dir}`` is replaced by the pool's private directory.
         start_timeout: Seconds to wait for every worker to be serving.
 
     Raises:
         RuntimeError: If a worker fails to start (its error message is included).
     """
 
-    def __init__(self, factory: Callable[[], Any], sizes: list[int], autoreset_mode: str,
+    def __init__(self, factory: Callable[[], Any], commands: list[list[str]],
                  start_timeout: float = 60.0) -> None:
         self._closed = False
         self.directory = tempfile.mkdtemp(prefix="rlmesh-workers-")
@@ -108,22 +120,21 @@ class WorkerPool:
         self.addresses: list[str] = []
         _live_pools.add(self)
         try:
-            self._start(cloudpickle.dumps(factory), sizes, autoreset_mode, start_timeout)
+            self._start(cloudpickle.dumps(factory), commands, start_timeout)
         except BaseException:
             self.close()
             raise
 
-    def _start(self, payload: bytes, sizes: list[int], mode: str, timeout: float) -> None:
+    def _start(self, payload: bytes, commands: list[list[str]], timeout: float) -> None:
         # The workers inherit the read end of this pipe; it reaches EOF when we die.
         liveness_r, self._liveness_w = os.pipe()
         try:
-            for index, size in enumerate(sizes):
-                path = os.path.join(self.directory, f"worker{index}.sock")
+            for index, command in enumerate(commands):
+                args = [arg.replace("{dir}", self.directory) for arg in command]
                 log = open(os.path.join(self.directory, f"worker{index}.log"), "wb")  # noqa: SIM115
                 with log:
                     process = subprocess.Popen(
-                        [sys.executable, "-m", "rlmesh.workers", str(liveness_r), str(size),
-                         mode, path],
+                        [sys.executable, "-m", "rlmesh.workers", str(liveness_r), *args],
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                         pass_fds=(liveness_r,), start_new_session=True)
                 self.processes.append(process)
