@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from rlmesh import protocol as P
+from rlmesh import shm
 from rlmesh.codec import Decoder, Encoder
 from rlmesh.errors import (
     ConnectionLostError,
@@ -72,16 +73,29 @@ class Channel:
         self._conn.set_spin(DEFAULT_SPIN)
         self._encoder = Encoder()
         self._decoder = Decoder()
+        region = _offer_region(sock)
         try:
             self._conn.set_timeout(connect_timeout)
-            hello = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME, "capabilities": []}
+            hello: dict[str, Any] = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME,
+                                     "capabilities": ["shm"] if region else []}
+            if region is not None:
+                hello["shm"] = {"name": region.name, "size": region.size, "host": shm.host_id()}
             contract = self.request(P.OP_HELLO, hello, timeout=connect_timeout)[2]
             if not isinstance(contract, dict):
                 raise ProtocolError("the server's contract is not a map")
             self._conn.set_timeout(timeout)
         except BaseException:
             self._conn.close()
+            if region is not None:
+                region.unlink()
+                region.close()
             raise
+        if region is not None:
+            region.unlink()  # both sides have mapped it (or the server declined)
+            if contract.get("shm") is True:
+                self._conn.attach_shm(region, "client")
+            else:
+                region.close()
         self.contract: dict[str, Any] = contract
         peer_max = contract.get("max_message_bytes")
         if isinstance(peer_max, int) and peer_max > 0:
@@ -117,7 +131,8 @@ class Channel:
                 f"{self._peer_max}; nothing was sent"
             )
         try:
-            self._conn.send(header, buffers, body_len)
+            # The reply may use shared memory only if no earlier reply is still unread.
+            self._conn.send(header, buffers, body_len, not self._pending)
         except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
             raise self._translate(exc, op, self.timeout) from None
         return rid
@@ -230,6 +245,16 @@ class Channel:
         """Close the socket without a goodbye (for finalizers)."""
         self._closed = True
         self._conn.close()
+
+
+def _offer_region(sock: Any) -> shm.ShmRegion | None:
+    """A fresh shared-memory region to offer the server, when it may be on this host."""
+    if not (shm.enabled() and shm.same_host_socket(sock)):
+        return None
+    try:
+        return shm.ShmRegion.create()
+    except (OSError, ValueError):
+        return None
 
 
 def gather(channels: Sequence[Channel], indices: Sequence[int]) -> list[list[Any]]:

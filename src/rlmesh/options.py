@@ -20,6 +20,8 @@ class ServeOptions:
         close_timeout: Seconds ``shutdown()`` waits for running sessions to finish their
             current request before closing the env.
         backlog: Listen queue length.
+        same_host: Accept a same-host client's shared-memory region for reply bodies
+            (see :mod:`rlmesh.shm`); ``RLMESH_SAME_HOST=0`` also turns it off.
         spin: Non-blocking polls for a session's next request before its thread blocks
             (each followed by a yield of the CPU). Polling briefly avoids the wake-up latency
             of a sleeping thread when a client steps in a tight loop; 0 disables it.
@@ -29,6 +31,7 @@ class ServeOptions:
     validate_actions: bool = True
     close_timeout: float = 10.0
     backlog: int = 128
+    same_host: bool = True
     spin: int = dataclasses.field(
         default_factory=lambda: int(os.environ.get("RLMESH_SERVER_SPIN", "64")))
 

@@ -7,6 +7,7 @@ import traceback
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rlmesh import protocol as P
+from rlmesh import shm
 from rlmesh.codec import Decoder, Encoder, sanitize
 from rlmesh.errors import (
     EncodeError,
@@ -90,7 +91,7 @@ class Session:
                 self._error(reply[1], P.E_ENCODE, f"the env returned a value that cannot be "
                             f"sent: {exc}")
                 return
-        self.conn.send(header, buffers, body_len)
+        self.conn.send(header, buffers, body_len, self.conn.peer_flag)
 
     def _error(self, rid: Any, code: str, message: str, *,
                exc: BaseException | None = None, fatal: bool = False) -> None:
@@ -116,6 +117,8 @@ class Session:
             header, body = self.conn.recv()
         except MessageTooLargeError as exc:
             self._fatal(None, P.E_TOO_LARGE, str(exc))
+        except ProtocolError as exc:
+            self._fatal(None, P.E_PROTOCOL, str(exc))
         try:
             msg = self._decoder.decode(header, body)
         except ProtocolError as exc:
@@ -144,6 +147,7 @@ class Session:
         except Exception as exc:
             self._fatal(rid, P.E_ENV, f"the env factory raised: {exc}", exc=exc)
         contract = dict(self.server.source.contract)
+        contract["shm"] = self._accept_region(hello.get("shm"))
         contract.update(
             rlmesh=P.PROTOCOL_VERSION,
             server=P.server_info(),
@@ -153,6 +157,24 @@ class Session:
         )
         self._send([P.STATUS_OK, rid, contract])
         log.info("session %d: client %s connected", self.session_id, hello.get("client"))
+        return True
+
+    def _accept_region(self, offer: Any) -> bool:
+        """Map the client's shared-memory region if it is on this host (see rlmesh.shm)."""
+        if not isinstance(offer, dict) or not self.server.options.same_host:
+            return False
+        if not (shm.enabled() and offer.get("host") == shm.host_id()
+                and shm.same_host_socket(self.conn.sock)):
+            return False
+        size = offer.get("size")
+        if type(size) is not int or not 0 < size <= shm.MAX_SHM_BYTES:
+            return False
+        try:
+            region = shm.ShmRegion(str(offer.get("name")), size, create=False)
+        except (OSError, ValueError):
+            return False
+        region.unlink()
+        self.conn.attach_shm(region, "server")
         return True
 
     # -- requests -------------------------------------------------------------------------

@@ -11,9 +11,17 @@ import struct
 import time
 from typing import Any, Final
 
-from rlmesh.errors import ConnectFailedError, ConnectionLostError, MessageTooLargeError
+from rlmesh.errors import (
+    ConnectFailedError,
+    ConnectionLostError,
+    MessageTooLargeError,
+    ProtocolError,
+)
+from rlmesh.shm import ShmRegion
 
 PREFIX: Final = struct.Struct("<II")
+SHM_FLAG: Final = 1 << 31
+"""Bit of ``header_len``: may use / does use the shared-memory region."""
 _PREFIX_SIZE: Final = PREFIX.size
 _pack_prefix = PREFIX.pack
 _unpack_prefix = PREFIX.unpack_from
@@ -192,6 +200,11 @@ class Connection:
         self._end = 0
         self.spin = 0
         self._spin_rounds = 0
+        self.shm: ShmRegion | None = None
+        self.shm_role = ""
+        """``"client"`` or ``"server"`` once a shared-memory region is attached."""
+        self.peer_flag = False
+        """Whether the last received frame carried the shared-memory flag."""
 
     def set_spin(self, rounds: int) -> None:
         """Poll up to ``rounds`` times (non-blocking, yielding between) before blocking.
@@ -215,9 +228,23 @@ class Connection:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
 
-    def send(self, header: bytes, buffers: list[Any], body_len: int) -> None:
-        """Send one frame: prefix, header, then the body pieces in order."""
-        first = _pack_prefix(len(header), body_len) + header
+    def send(self, header: bytes, buffers: list[Any], body_len: int,
+             flag: bool = False) -> None:
+        """Send one frame: prefix, header, then the body pieces in order.
+
+        With a shared-memory region attached (see :mod:`rlmesh.shm`), ``flag`` on the
+        client's side permits the reply to use the region; on the server's side it says the
+        request permitted it, and a body that fits is written there instead of the socket.
+        """
+        hlen = len(header)
+        if flag and self.shm is not None:
+            if self.shm_role == "client":
+                hlen |= SHM_FLAG
+            elif body_len and body_len <= self.shm.size:
+                self.shm.write(buffers)
+                self.sock.sendall(_pack_prefix(hlen | SHM_FLAG, body_len) + header)
+                return
+        first = _pack_prefix(hlen, body_len) + header
         if not buffers:
             self.sock.sendall(first)
             return
@@ -305,10 +332,15 @@ class Connection:
             self._fill(_PREFIX_SIZE)
             start = self._start
         hlen, blen = _unpack_prefix(self._buf, start)
+        flagged = hlen & SHM_FLAG
+        hlen &= ~SHM_FLAG
         if hlen + blen > self.max_message_bytes:
             raise MessageTooLargeError(
                 f"frame of {hlen + blen} bytes exceeds the limit of {self.max_message_bytes}"
             )
+        if flagged and self.shm is None:
+            raise ProtocolError("shared-memory flag on a connection without a region")
+        self.peer_flag = bool(flagged)
         start += _PREFIX_SIZE
         self._start = start
         if self._end - start < hlen:
@@ -319,6 +351,12 @@ class Connection:
         if not blen:
             self._start = stop
             return header, None
+        if flagged and self.shm_role == "client":  # the body waits in shared memory
+            assert self.shm is not None
+            if blen > self.shm.size:
+                raise ProtocolError("shared-memory body larger than the region")
+            self._start = stop
+            return header, self.shm.read(blen)
         body = bytearray(blen)
         take = min(self._end - stop, blen)
         if take:
@@ -334,9 +372,15 @@ class Connection:
                 take += got
         return header, body
 
+    def attach_shm(self, region: ShmRegion, role: str) -> None:
+        """Use ``region`` for reply bodies from now on (``role``: client or server)."""
+        self.shm, self.shm_role = region, role
+
     def close(self) -> None:
-        """Shut down and close the socket; safe to call more than once."""
+        """Shut down and close the socket (and unmap any region); safe to call again."""
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self.sock.close()
+        if self.shm is not None:
+            self.shm.close()
