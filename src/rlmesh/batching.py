@@ -87,3 +87,37 @@ def place_info(merged: dict[str, Any], info: dict[str, Any], offset: int,
         full_mask[offset : offset + len(mask)] = mask
         merged[f"_{key}"] = full_mask
     return merged
+
+
+def expand_seeds(seed: int | Sequence[int | None] | None, count: int) -> list[int | None]:
+    """Per-sub-env seeds, as Gymnasium's vector envs derive them.
+
+    ``None`` gives ``None`` for all, an int ``s`` gives ``s, s + 1, ...``, and a sequence is
+    taken as is (its length must be ``count``).
+
+    Raises:
+        ValueError: If a sequence has the wrong length.
+    """
+    if seed is None:
+        return [None] * count
+    if isinstance(seed, (int, np.integer)):
+        return [int(seed) + i for i in range(count)]
+    seeds = [None if s is None else int(s) for s in seed]
+    if len(seeds) != count:
+        raise ValueError(f"If seeds are passed as a list the length must match "
+                         f"num_envs={count} but got length={len(seeds)}.")
+    return seeds
+
+
+def check_reset_mask(mask: Any, count: int) -> np.ndarray[Any, Any]:
+    """Validate ``options["reset_mask"]`` as Gymnasium's vector envs do."""
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"`options['reset_mask']` must be a numpy array, got {type(mask)}")
+    if mask.shape != (count,):
+        raise ValueError(
+            f"`options['reset_mask']` must have shape `({count},)`, got {mask.shape}")
+    if mask.dtype != np.bool_:
+        raise TypeError(f"`options['reset_mask']` must have `dtype=np.bool_`, got {mask.dtype}")
+    if not mask.any():
+        raise ValueError("`options['reset_mask']` must contain at least one True value")
+    return mask

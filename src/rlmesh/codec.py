@@ -2,20 +2,19 @@
 
 See ``docs/protocol.md`` section 3 for the format. The encoder never pickles; a value it
 cannot describe raises :class:`~rlmesh.errors.EncodeError`, or, for ``info`` and ``metadata``,
-is replaced by its ``repr`` (see :func:`sanitize`).
+is replaced by its ``repr`` (see :func:`rlmesh.sanitize.sanitize`).
 """
 
 from __future__ import annotations
 
 import struct
-import warnings
 from typing import Any, Final
 
 import msgpack
 import numpy as np
 from gymnasium.spaces import GraphInstance
 
-from rlmesh.errors import EncodeError, ProtocolError, RLMeshWarning
+from rlmesh.errors import EncodeError, ProtocolError
 
 EXT_ARRAY: Final = 1
 EXT_ARRAY_OOB: Final = 2
@@ -36,7 +35,6 @@ _ALLOWED_KINDS: Final = frozenset("biufcSUmM")
 _OOB: Final = struct.Struct("<QQ")
 _COMPLEX: Final = struct.Struct("<dd")
 _PAD: Final = bytes(ALIGN)
-_MAX_SANITIZE_DEPTH: Final = 64
 
 
 _new_tuple = tuple.__new__
@@ -49,7 +47,12 @@ def _ext(code: int, data: bytes) -> msgpack.ExtType:
     return ext
 
 
-def _dtype_meta(dtype: np.dtype[Any]) -> bytes:
+def dtype_meta(dtype: np.dtype[Any]) -> bytes:
+    """The wire's dtype meta (length byte + ``dtype.str``).
+
+    Raises:
+        EncodeError: For dtypes that cannot travel (object, void, structured, subarray).
+    """
     if dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype:
         raise EncodeError(f"arrays of dtype {dtype} cannot be sent (only plain dtypes)")
     code: bytes = dtype.str.encode("ascii")
@@ -118,7 +121,7 @@ class Encoder:
         if meta is None:
             if array.ndim > MAX_NDIM:
                 raise EncodeError(f"arrays with more than {MAX_NDIM} dimensions cannot be sent")
-            meta = _dtype_meta(array.dtype) + struct.pack(
+            meta = dtype_meta(array.dtype) + struct.pack(
                 f"<B{array.ndim}q", array.ndim, *array.shape
             )
             if len(self._meta_cache) < 256:
@@ -155,7 +158,7 @@ class Encoder:
             if meta is None:
                 if obj.dtype.itemsize == 0:  # np.str_(""): its array form holds one char
                     obj = np.asarray(obj)
-                meta = _dtype_meta(obj.dtype)
+                meta = dtype_meta(obj.dtype)
                 if obj.dtype.kind in "biufc" and obj.dtype.isnative:
                     self._scalar_meta[type(obj)] = meta
             return _ext(EXT_SCALAR, meta + obj.tobytes())
@@ -344,76 +347,3 @@ def _parse_dtype(code: bytes) -> np.dtype[Any]:
     if len(_DTYPE_CACHE) < 256:
         _DTYPE_CACHE[code] = dtype
     return dtype
-
-
-_warned_types: set[str] = set()
-
-
-def _fallback(value: Any) -> str:
-    name = type(value).__qualname__
-    if name not in _warned_types:
-        _warned_types.add(name)
-        warnings.warn(
-            f"rlmesh: values of type {name} in info/metadata have no wire encoding; "
-            "sending their repr() instead (warned once per type)",
-            RLMeshWarning,
-            stacklevel=2,
-        )
-    try:
-        return repr(value)
-    except Exception:
-        return f"<unrepresentable {name}>"
-
-
-def sanitize(value: Any, _depth: int = 0) -> Any:
-    """Make ``value`` encodable by replacing what cannot travel with its ``repr``.
-
-    Used for ``info`` and ``metadata`` dicts, so that a step never fails because of them.
-
-    Args:
-        value: Any Python value.
-
-    Returns:
-        A value of the same structure that :class:`Encoder` accepts.
-    """
-    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
-        return value
-    if _depth >= _MAX_SANITIZE_DEPTH:
-        return _fallback(value)
-    if isinstance(value, np.ndarray):
-        if value.ndim > MAX_NDIM:
-            return _fallback(value)
-        if value.dtype.kind == "O":
-            items = [sanitize(v, _depth + 1) for v in value.ravel().tolist()]
-            clean = np.empty(len(items), dtype=object)
-            clean[:] = items if items else []
-            return clean.reshape(value.shape)
-        try:
-            _dtype_meta(value.dtype)
-        except EncodeError:
-            return _fallback(value)
-        return value
-    if isinstance(value, np.generic):
-        try:
-            _dtype_meta(value.dtype)
-        except EncodeError:
-            return _fallback(value)
-        return value
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, dict):
-        return {
-            _sanitize_key(k): sanitize(v, _depth + 1) for k, v in value.items()
-        }
-    if isinstance(value, GraphInstance):
-        return GraphInstance(*(sanitize(v, _depth + 1) for v in value))
-    if isinstance(value, (list, tuple)):
-        items = [sanitize(v, _depth + 1) for v in value]
-        return items if isinstance(value, list) else tuple(items)
-    return _fallback(value)
-
-
-def _sanitize_key(key: Any) -> Any:
-    if key is None or isinstance(key, (bool, int, float, str, bytes)):
-        return key
-    return _fallback(key)

@@ -9,8 +9,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from rlmesh.codec import sanitize
 from rlmesh.errors import EnvBusyError
+from rlmesh.sanitize import sanitize
 from rlmesh.schema import space_to_schema
 
 log = logging.getLogger("rlmesh.server")

@@ -15,6 +15,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
 from rlmesh import protocol as P
+from rlmesh.batching import check_reset_mask, expand_seeds
 from rlmesh.channel import Channel, gather
 from rlmesh.schema import schema_to_space
 
@@ -70,19 +71,11 @@ class Fleet:
               options: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
         """Reset every sub-env (or those in ``options["reset_mask"]``)."""
         n = self.num_envs
-        if seed is None:
-            seeds: list[int | None] = [None] * n
-        elif isinstance(seed, (int, np.integer)):
-            seeds = [int(seed) + i for i in range(n)]
-        else:
-            seeds = [None if s is None else int(s) for s in seed]
-            if len(seeds) != n:
-                raise ValueError(f"If seeds are passed as a list the length must match "
-                                 f"num_envs={n} but got length={len(seeds)}.")
+        seeds = expand_seeds(seed, n)
         options = dict(options) if options is not None else None
         mask = np.ones(n, dtype=np.bool_)
         if options is not None and "reset_mask" in options:
-            mask = _check_mask(options.pop("reset_mask"), n)
+            mask = check_reset_mask(options.pop("reset_mask"), n)
         indices = [i for i in range(n) if mask[i]]
         for i in indices:
             self.channels[i].submit(P.OP_RESET, seeds[i], options)
@@ -164,14 +157,3 @@ class Fleet:
         for channel in self.channels:
             channel.close()
 
-
-def _check_mask(mask: Any, n: int) -> np.ndarray[Any, Any]:
-    if not isinstance(mask, np.ndarray):
-        raise TypeError(f"`options['reset_mask']` must be a numpy array, got {type(mask)}")
-    if mask.shape != (n,):
-        raise ValueError(f"`options['reset_mask']` must have shape `({n},)`, got {mask.shape}")
-    if mask.dtype != np.bool_:
-        raise TypeError(f"`options['reset_mask']` must have `dtype=np.bool_`, got {mask.dtype}")
-    if not mask.any():
-        raise ValueError("`options['reset_mask']` must contain at least one True value")
-    return mask

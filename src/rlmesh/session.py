@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from rlmesh import protocol as P
 from rlmesh import shm
-from rlmesh.codec import Decoder, Encoder, sanitize
+from rlmesh.codec import Decoder, Encoder
 from rlmesh.errors import (
     EncodeError,
     EnvBusyError,
@@ -16,6 +16,7 @@ from rlmesh.errors import (
     ProtocolError,
     TransportError,
 )
+from rlmesh.sanitize import sanitize
 from rlmesh.transport import Connection
 from rlmesh.validation import make_validator
 

@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from rlmesh import protocol as P
+from rlmesh.batching import expand_seeds
 from rlmesh.channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel
 from rlmesh.errors import EndpointKindError, ProtocolError
 from rlmesh.fleet import Fleet
@@ -191,10 +192,7 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         if isinstance(seed, (int, np.integer)):
             wire_seed = int(seed)
         elif seed is not None:
-            wire_seed = [None if s is None else int(s) for s in seed]
-            if len(wire_seed) != self.num_envs:
-                raise ValueError(f"If seeds are passed as a list the length must match "
-                                 f"num_envs={self.num_envs} but got length={len(wire_seed)}.")
+            wire_seed = expand_seeds(seed, self.num_envs)
         reply = self._require().request(P.OP_RESET, wire_seed, options)
         return reply[2], reply[3]
 

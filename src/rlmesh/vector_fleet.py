@@ -15,7 +15,13 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from rlmesh import protocol as P
-from rlmesh.batching import join_batches, place_info, split_batch
+from rlmesh.batching import (
+    check_reset_mask,
+    expand_seeds,
+    join_batches,
+    place_info,
+    split_batch,
+)
 from rlmesh.channel import Channel, gather
 from rlmesh.schema import schema_to_space
 
@@ -54,22 +60,11 @@ class VectorFleet:
               options: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
         """Reset all sub-envs (or those in ``options["reset_mask"]``)."""
         n = self.num_envs
-        if seed is None:
-            seeds: list[int | None] = [None] * n
-        elif isinstance(seed, (int, np.integer)):
-            seeds = [int(seed) + i for i in range(n)]
-        else:
-            seeds = [None if s is None else int(s) for s in seed]
-            if len(seeds) != n:
-                raise ValueError(f"If seeds are passed as a list the length must match "
-                                 f"num_envs={n} but got length={len(seeds)}.")
+        seeds = expand_seeds(seed, n)
         options = dict(options) if options is not None else None
         mask = None
         if options is not None and "reset_mask" in options:
-            mask = np.asarray(options.pop("reset_mask"))
-            if mask.shape != (n,) or mask.dtype != np.bool_ or not mask.any():
-                raise ValueError(f"`options['reset_mask']` must be a bool array of shape "
-                                 f"({n},) with at least one True value")
+            mask = check_reset_mask(options.pop("reset_mask"), n)
         targets = []
         for w, (lo, hi) in enumerate(self.bounds):
             if mask is not None and not mask[lo:hi].any():

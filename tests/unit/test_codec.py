@@ -19,6 +19,7 @@ from gymnasium.spaces import GraphInstance
 from rlmesh import codec
 from rlmesh.codec import Decoder, Encoder
 from rlmesh.errors import EncodeError, ProtocolError, RLMeshWarning
+from rlmesh.sanitize import sanitize
 from tests.helpers import assert_same, encode, roundtrip
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -751,7 +752,7 @@ def test_sanitize_replaces_unencodable_leaves_with_repr() -> None:
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RLMeshWarning)
-        out = codec.sanitize(value)
+        out = sanitize(value)
     expected = {
         "ok": [1, 2.5, "s", b"b", None, True, 2**80, 1j],
         "array": arr,
@@ -776,15 +777,15 @@ def test_sanitize_leaves_encodable_values_unchanged() -> None:
         value = random_value(rng)
         with warnings.catch_warnings():
             warnings.simplefilter("error", RLMeshWarning)  # nothing to replace: no warning
-            assert_same(codec.sanitize(value), value)
+            assert_same(sanitize(value), value)
 
 
 def test_sanitize_warns_once_per_type() -> None:
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        codec.sanitize({"a": _SanitizeProbeBeta(), "b": [_SanitizeProbeBeta()]})
-        codec.sanitize({"c": _SanitizeProbeBeta()})
-        out = codec.sanitize(_SanitizeProbeBeta())
+        sanitize({"a": _SanitizeProbeBeta(), "b": [_SanitizeProbeBeta()]})
+        sanitize({"c": _SanitizeProbeBeta()})
+        out = sanitize(_SanitizeProbeBeta())
     assert out == "<beta>"
     messages = _rlmesh_warnings(record, "_SanitizeProbeBeta")
     assert len(messages) == 1, messages
@@ -793,7 +794,7 @@ def test_sanitize_warns_once_per_type() -> None:
 def test_sanitize_survives_a_failing_repr() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RLMeshWarning)
-        out = codec.sanitize({"x": _SanitizeProbeBadRepr()})
+        out = sanitize({"x": _SanitizeProbeBadRepr()})
     assert isinstance(out["x"], str)
     assert "_SanitizeProbeBadRepr" in out["x"]
 
@@ -801,7 +802,7 @@ def test_sanitize_survives_a_failing_repr() -> None:
 def test_sanitize_replaces_unencodable_keys() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RLMeshWarning)
-        out = codec.sanitize({frozenset({1}): "v", "k": "w", 3: "x"})
+        out = sanitize({frozenset({1}): "v", "k": "w", 3: "x"})
     assert out == {repr(frozenset({1})): "v", "k": "w", 3: "x"}
     assert_same(roundtrip(out), out)
 
@@ -812,7 +813,7 @@ def test_sanitize_bounds_nesting_depth() -> None:
         value = [value]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RLMeshWarning)
-        out = codec.sanitize({"deep": value})
+        out = sanitize({"deep": value})
     header, body = encode(out)  # must encode without hitting any recursion limit
     decoded = Decoder().decode(header, body or None)
     depth = 0
