@@ -207,10 +207,16 @@ class Result:
         }
 
 
-def _proc_cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds of a live process (all threads), from /proc."""
+def _proc_cpu_seconds(pid: int | Sequence[int] | None) -> float | None:
+    """User + system CPU seconds of a live process (all threads), from /proc.
+
+    With a sequence of pids: their sum (None if any of them cannot be read).
+    """
     if pid is None:
         return None
+    if not isinstance(pid, int):
+        seconds = [_proc_cpu_seconds(p) for p in pid]
+        return None if None in seconds else sum(s or 0.0 for s in seconds)
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             data = handle.read()
@@ -231,7 +237,7 @@ def warm_up(run: Callable[[int], None], seconds: float) -> None:
 
 
 def time_trial(run: Callable[[int], None], seconds: float, round_index: int,
-               server_pid: int | None = None) -> Trial:
+               server_pid: int | Sequence[int] | None = None) -> Trial:
     """A few untimed batches, then ``run(BATCH)`` repeatedly for ``seconds`` of wall time."""
     for _ in range(TRIAL_WARMUP_BATCHES):
         run(BATCH)
@@ -539,7 +545,7 @@ class Variant:
     key: str
     name: str
     run: Callable[[int], None]
-    server_pid: int | None = None
+    server_pid: int | Sequence[int] | None = None  # several: their CPU time is summed
     stepper: EnvStepper | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -604,30 +610,41 @@ RoundTrials = list[list[dict[str, Trial]]]
 """Per round, per block (in ``ROUND_BLOCKS`` order), the trial of each key in the block."""
 
 
+RatioSpec = tuple[str, str, float | None, str]
+"""(numerator key, denominator key, target or None, label), as in ``RATIOS``."""
+
+
 def run_rounds(variants: dict[str, Variant], rounds: int, trial_seconds: float,
-               warmup: float, log: Callable[[str], None]
+               warmup: float, log: Callable[[str], None], *,
+               order: Sequence[str] = VARIANT_ORDER,
+               round_blocks: Sequence[tuple[str, ...]] = ROUND_BLOCKS,
+               ratios: Sequence[RatioSpec] = RATIOS,
                ) -> tuple[dict[str, Result], RoundTrials]:
-    """Warm every variant up, then run ``rounds`` rounds of interleaved trials."""
+    """Warm every variant up, then run ``rounds`` rounds of interleaved trials.
+
+    ``order``, ``round_blocks`` and ``ratios`` default to this benchmark's tables; other
+    benchmarks (``bench_vector.py``) pass their own.
+    """
     for variant in variants.values():
         warm_up(variant.run, warmup)
     results = {key: Result(key, variants[key].name, extra=dict(variants[key].extra))
-               for key in VARIANT_ORDER if key in variants}
+               for key in order if key in variants}
     all_rounds: RoundTrials = []
     for r in range(rounds):
         # Odd rounds run the whole sequence backwards, so within every pair the floor and
         # the variant take turns going first.
-        order = [(b, key) for b, block in enumerate(ROUND_BLOCKS) for key in block]
+        sequence = [(b, key) for b, block in enumerate(round_blocks) for key in block]
         if r % 2:
-            order.reverse()
-        blocks: list[dict[str, Trial]] = [{} for _ in ROUND_BLOCKS]
-        for b, key in order:
+            sequence.reverse()
+        blocks: list[dict[str, Trial]] = [{} for _ in round_blocks]
+        for b, key in sequence:
             variant = variants[key]
             trial = time_trial(variant.run, trial_seconds, r, variant.server_pid)
             blocks[b][key] = trial
             results[key].trials.append(trial)
         all_rounds.append(blocks)
         shown = []
-        for num, den, target, _ in RATIOS:
+        for num, den, target, _ in ratios:
             value = _round_ratio(blocks, num, den)
             if target is not None and value is not None:
                 shown.append(f"{num.replace('_rlmesh', '')} {value:.3f}")
@@ -655,10 +672,11 @@ def _round_ratio(blocks: list[dict[str, Trial]], num: str, den: str) -> float | 
     return pair[0].ops_per_s / rate if rate > 0 else None
 
 
-def compute_ratios(all_rounds: RoundTrials) -> list[dict[str, Any]]:
+def compute_ratios(all_rounds: RoundTrials,
+                   specs: Sequence[RatioSpec] = RATIOS) -> list[dict[str, Any]]:
     """Per ratio: the median of the per-round ratios, their quartiles and range."""
     ratios: list[dict[str, Any]] = []
-    for num, den, target, label in RATIOS:
+    for num, den, target, label in specs:
         values = [v for blocks in all_rounds
                   if (v := _round_ratio(blocks, num, den)) is not None]
         if not values:
@@ -691,8 +709,12 @@ def format_tables(title: str, note: str, results: list[Result],
         server = "-" if r.server_cpu_us is None else f"{r.server_cpu_us:.1f}"
         lines.append(f"| {r.name} | {r.ops_per_s:,.0f} | {q1:,.0f}-{q3:,.0f} | "
                      f"{r.us_per_op:.2f} | {r.client_cpu_us:.1f} | {server} |")
-    lines += [
-        "",
+    return "\n".join([*lines, "", format_ratio_table(ratios)])
+
+
+def format_ratio_table(ratios: list[dict[str, Any]]) -> str:
+    """The Markdown table of ``compute_ratios`` results."""
+    lines = [
         "| ratio (median of per-round ratios) | median | IQR | min-max | rounds >= target "
         "| target | status |",
         "|---|---:|---:|---:|---:|---:|---|",

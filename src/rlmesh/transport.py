@@ -178,6 +178,14 @@ def connect(address: Address, timeout: float | None) -> socket.socket:
     return sock
 
 
+def _single_cpu() -> bool:
+    """Whether this process may run on one CPU only (then polling cannot overlap)."""
+    try:
+        return len(os.sched_getaffinity(0)) <= 1
+    except (AttributeError, OSError):
+        return (os.cpu_count() or 1) <= 1
+
+
 class Connection:
     """One framed, bidirectional message stream over a connected socket.
 
@@ -213,6 +221,8 @@ class Connection:
         and a blocking receive that was answered quickly restores the full count. 0 makes
         every receive block at once.
         """
+        if rounds and _single_cpu():
+            rounds = 0  # polling would only take the CPU from the peer we wait for
         self.spin = self._spin_rounds = max(int(rounds), 0)
 
     def set_timeout(self, timeout: float | None) -> None:
