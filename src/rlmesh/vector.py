@@ -198,6 +198,10 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
 
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         """Step every sub-env with its action; returns batched results."""
+        channel = self._channel
+        if channel is not None and not self._step_pending:  # one endpoint: one round trip
+            r = channel.request(P.OP_STEP, actions)
+            return r[2], r[3], r[4], r[5], r[6]
         self.step_async(actions)
         return self.step_wait()
 
