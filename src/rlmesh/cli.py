@@ -83,7 +83,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     kwargs = json.loads(args.kwargs) if args.kwargs else None
     if kwargs is not None and not isinstance(kwargs, dict):
         raise ValueError("--kwargs must be a JSON object")
-    server = EnvServer(load_target(args.target, kwargs), args.address, workers=args.workers)
+    target = load_target(args.target, kwargs)
+    if args.num_envs > 1:
+        if not callable(target) or hasattr(target, "step"):
+            raise ValueError("--num-envs needs an env id or a factory, not an env instance")
+        make_one, count = target, args.num_envs
+        target = lambda: gym.vector.SyncVectorEnv([make_one] * count)  # noqa: E731
+    server = EnvServer(target, args.address, workers=args.workers)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     if args.ready_file:
         _write_ready(args.ready_file, server.address)
@@ -172,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="host:port, tcp://host:port or unix:///path (default %(default)s)")
     serve.add_argument("--kwargs", help="JSON object of keyword arguments for the env")
     serve.add_argument("--ready-file", help="write the resolved address here once listening")
+    serve.add_argument("--num-envs", type=int, default=1,
+                       help="serve a vector env of N copies (a SyncVectorEnv; default 1)")
     serve.add_argument("--workers", type=int, default=1,
                        help="processes sharing the TCP port (SO_REUSEPORT; default 1)")
     serve.set_defaults(func=cmd_serve)
