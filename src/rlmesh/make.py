@@ -67,6 +67,8 @@ def make_vec(
     mode = AutoresetMode(options.pop("autoreset_mode", AutoresetMode.NEXT_STEP))
     if options:
         raise TypeError(f"unsupported vector_kwargs: {sorted(options)}")
+    if num_workers is not None and num_workers < 1:
+        raise ValueError("num_workers must be >= 1 (or None for one per spare core)")
     # One core stays free for the caller, which steps every worker in turn.
     workers = num_workers or (os.cpu_count() or 1) - 1
     workers = max(1, min(workers, num_envs))

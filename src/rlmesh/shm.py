@@ -25,7 +25,8 @@ import sys
 from typing import Any
 
 SHM_DIR = "/dev/shm"
-DEFAULT_SHM_BYTES = int(os.environ.get("RLMESH_SHM_BYTES", str(64 * 1024 * 1024)))
+DEFAULT_SHM_BYTES = 64 * 1024 * 1024
+"""Region size unless ``RLMESH_SHM_BYTES`` says otherwise (read at each connection)."""
 MAX_SHM_BYTES = 1 << 30
 _PREFIX = "rlmesh-"
 
@@ -89,8 +90,12 @@ class ShmRegion:
         self.view = memoryview(self._map)
 
     @classmethod
-    def create(cls, size: int = DEFAULT_SHM_BYTES) -> ShmRegion:
-        """Create a fresh region with a random name."""
+    def create(cls, size: int | None = None) -> ShmRegion:
+        """Create a fresh region with a random name (size: ``RLMESH_SHM_BYTES`` or 64 MiB)."""
+        if size is None:
+            size = int(os.environ.get("RLMESH_SHM_BYTES", DEFAULT_SHM_BYTES))
+        if not 0 < size <= MAX_SHM_BYTES:
+            raise ValueError(f"shared-memory size must be in 1..{MAX_SHM_BYTES}")
         return cls(f"{_PREFIX}{os.getpid()}-{secrets.token_hex(8)}", size, create=True)
 
     def unlink(self) -> None:

@@ -2,15 +2,16 @@
 
 Nothing outlives its owner: workers are stopped by :meth:`WorkerPool.close`, at interpreter
 exit (``atexit``), and on their own when the parent process dies for any reason, SIGKILL
-included (each worker watches its parent's liveness pipe and, on Linux, also asks the kernel
-for a death signal). The socket directory is removed with the pool.
+included: each worker holds the read end of a pipe whose only write end is the parent's, and
+reads EOF when the parent is gone (unlike Linux's parent-death signal, this does not fire
+when merely the parent's creating thread exits). The private directory is removed with the
+pool, or by the workers when the parent died.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import json
 import os
 import select
@@ -39,16 +40,6 @@ def _close_live_pools() -> None:
 atexit.register(_close_live_pools)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies (best effort)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-
-
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -70,17 +61,17 @@ def _build_server(kind: str, args: list[str], factory: Callable[[], Any]) -> Any
 
 
 def worker_main(argv: list[str]) -> int:
-    """Entry point of a worker process (``python -m rlmesh.workers FD KIND ARGS...``).
+    """Entry point of a worker process (``python -m rlmesh.worker_entry FD KIND ARGS...``).
 
     Reads the cloudpickled env factory from stdin, builds the server KIND asks for
     (``vector``: a ``SyncVectorEnv`` share for :func:`rlmesh.make_vec`; ``serve``: one of the
     processes of ``EnvServer(..., workers=N)``), prints ``READY address`` on stdout, and
     serves until told to stop (SIGTERM/SIGINT) or until the parent's liveness pipe closes.
     """
-    _die_with_parent()
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
     liveness_fd, kind, args = int(argv[0]), argv[1], argv[2:]
+    parent_pid = os.getppid()
     factory = cloudpickle.loads(sys.stdin.buffer.read())
     server = _build_server(kind, args, factory)
 
@@ -89,6 +80,9 @@ def worker_main(argv: list[str]) -> int:
             while os.read(liveness_fd, 1):
                 pass  # the parent never writes; EOF means it is gone
         server.shutdown()
+        directory = os.environ.get("RLMESH_WORKER_DIR")
+        if directory and os.getppid() != parent_pid:  # the parent died: tidy up for it
+            shutil.rmtree(directory, ignore_errors=True)
 
     threading.Thread(target=watch_parent, name="rlmesh-parent-watch", daemon=True).start()
     sys.stdout.write(f"READY {server.address}\n")
@@ -134,7 +128,8 @@ class WorkerPool:
                 log = open(os.path.join(self.directory, f"worker{index}.log"), "wb")  # noqa: SIM115
                 with log:
                     process = subprocess.Popen(
-                        [sys.executable, "-m", "rlmesh.workers", str(liveness_r), *args],
+                        [sys.executable, "-m", "rlmesh.worker_entry", str(liveness_r), *args],
+                        env={**os.environ, "RLMESH_WORKER_DIR": self.directory},
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                         pass_fds=(liveness_r,), start_new_session=True)
                 self.processes.append(process)
@@ -190,5 +185,3 @@ class WorkerPool:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-if __name__ == "__main__":
-    raise SystemExit(worker_main(sys.argv[1:]))
