@@ -18,6 +18,7 @@ Drive it from another process or machine::
 from __future__ import annotations
 
 from rlmesh import spaces
+from rlmesh.channel import probe
 from rlmesh.errors import (
     ConnectFailedError,
     ConnectionLostError,
@@ -70,5 +71,6 @@ __all__ = [
     "VersionMismatchError",
     "__version__",
     "make_vec",
+    "probe",
     "spaces",
 ]

@@ -247,6 +247,44 @@ class Channel:
         self._conn.close()
 
 
+def probe(address: str, timeout: float = 5.0) -> dict[str, Any]:
+    """Ask an endpoint to describe itself without opening a session (a health check).
+
+    The server builds no env and holds nothing for this; a busy single-instance endpoint
+    answers too (with ``"busy": True``).
+
+    Returns:
+        The endpoint's contract (spaces as schemas, ``kind``, ``num_envs``, ``server``...).
+
+    Raises:
+        ConnectFailedError: Nothing accepts connections at ``address``.
+        RLMeshError: The endpoint answered with an error, or not in time.
+    """
+    parsed = parse_address(address)
+    conn = Connection(connect(parsed, timeout), P.DEFAULT_MAX_MESSAGE_BYTES)
+    try:
+        conn.set_timeout(timeout)
+        encoder, decoder = Encoder(), Decoder()
+        hello = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME, "capabilities": [],
+                 "probe": True}
+        conn.send(*encoder.encode([P.OP_HELLO, 0, hello]))
+        try:
+            reply = decoder.decode(*conn.recv())
+        except (BlockingIOError, TimeoutError):
+            raise RLMeshTimeoutError(f"{parsed} did not answer within {timeout}s") from None
+        except (OSError, TransportError) as exc:
+            raise ConnectionLostError(f"{parsed} hung up: {exc}") from exc
+        if type(reply) is not list or len(reply) < 3:
+            raise ProtocolError(f"unexpected reply {reply!r:.200}")
+        if reply[0] != P.STATUS_OK:
+            raise P.error_from_map(reply[2])
+        if not isinstance(reply[2], dict):
+            raise ProtocolError("the server's contract is not a map")
+        return reply[2]
+    finally:
+        conn.close()
+
+
 def _offer_region(sock: Any) -> shm.ShmRegion | None:
     """A fresh shared-memory region to offer the server, when it may be on this host."""
     if not (shm.enabled() and shm.same_host_socket(sock)):

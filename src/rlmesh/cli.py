@@ -20,7 +20,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from rlmesh.errors import EnvBusyError, RLMeshError
+from rlmesh.channel import probe
+from rlmesh.errors import RLMeshError
 from rlmesh.server import EnvServer
 
 log = logging.getLogger("rlmesh")
@@ -99,22 +100,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    """Exit 0 if the endpoint answers, 1 otherwise."""
-    from rlmesh.numpy import RemoteEnv
-
+    """Exit 0 if the endpoint answers a health probe, 1 otherwise."""
     start = time.perf_counter()
-    try:
-        env = RemoteEnv(args.address, connect_timeout=args.timeout, timeout=args.timeout)
-    except EnvBusyError:
-        print(f"{args.address}: serving (its env instance is busy)")
-        return 0
-    try:
-        env.ping()
-        elapsed = (time.perf_counter() - start) * 1000
-        spec = env.spec.id if env.spec is not None else "custom env"
-        print(f"{args.address}: serving {spec} ({elapsed:.1f} ms)")
-    finally:
-        env.close()
+    contract = probe(args.address, timeout=args.timeout)
+    elapsed = (time.perf_counter() - start) * 1000
+    spec = contract.get("spec") or {}
+    what = spec.get("id") if isinstance(spec, dict) and spec.get("id") else "a custom env"
+    if contract.get("kind") == "vector_env":
+        what = f"a vector env of {contract.get('num_envs')} x {what}"
+    busy = " (its env instance is busy)" if contract.get("busy") else ""
+    print(f"{args.address}: serving {what}{busy} ({elapsed:.1f} ms)")
     return 0
 
 

@@ -115,6 +115,11 @@ class EnvSource:
         return self._factory
 
     @property
+    def busy(self) -> bool:
+        """Whether the shared instance is lent to a session (always False for a factory)."""
+        return self._factory is None and self._instance_held
+
+    @property
     def shared(self) -> bool:
         """Whether one env instance is shared by successive sessions."""
         return self._factory is None

@@ -141,24 +141,34 @@ class Session:
                         f"for {version!r}")
         if self.server.stopping:
             self._fatal(rid, P.E_SHUTTING_DOWN, "the server is shutting down")
+        if hello.get("probe") is True:  # a health check: describe, build nothing, hang up
+            contract = self._contract()
+            contract["busy"] = self.server.source.busy
+            self._send([P.STATUS_OK, rid, contract])
+            return False
         try:
             self.env = self.server.source.acquire()
         except EnvBusyError as exc:
             self._fatal(rid, P.E_BUSY, str(exc))
         except Exception as exc:
             self._fatal(rid, P.E_ENV, f"the env factory raised: {exc}", exc=exc)
-        contract = dict(self.server.source.contract)
+        contract = self._contract()
         contract["shm"] = self._accept_region(hello.get("shm"))
+        self._send([P.STATUS_OK, rid, contract])
+        log.info("session %d: client %s connected", self.session_id, hello.get("client"))
+        return True
+
+    def _contract(self) -> dict[str, Any]:
+        contract = dict(self.server.source.contract)
         contract.update(
             rlmesh=P.PROTOCOL_VERSION,
             server=P.server_info(),
             session=self.session_id,
             max_message_bytes=self.server.options.max_message_bytes,
             capabilities=[],
+            shm=False,
         )
-        self._send([P.STATUS_OK, rid, contract])
-        log.info("session %d: client %s connected", self.session_id, hello.get("client"))
-        return True
+        return contract
 
     def _accept_region(self, offer: Any) -> bool:
         """Map the client's shared-memory region if it is on this host (see rlmesh.shm)."""
