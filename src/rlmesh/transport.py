@@ -30,6 +30,10 @@ _DONTWAIT: Final = getattr(socket, "MSG_DONTWAIT", 0)
 _yield = getattr(os, "sched_yield", lambda: None)
 _now_ns = time.perf_counter_ns
 _SPIN_WORTH_NS: Final = 200_000
+_STOLEN_NS: Final = 25_000
+"""A poll round longer than this means another task got this CPU while we yielded."""
+_COOLDOWN: Final = 64
+"""Receives that block at once after that, before polling is tried again."""
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 5555
 _STAGING: Final = 64 * 1024
@@ -178,14 +182,6 @@ def connect(address: Address, timeout: float | None) -> socket.socket:
     return sock
 
 
-def _single_cpu() -> bool:
-    """Whether this process may run on one CPU only (then polling cannot overlap)."""
-    try:
-        return len(os.sched_getaffinity(0)) <= 1
-    except (AttributeError, OSError):
-        return (os.cpu_count() or 1) <= 1
-
-
 class Connection:
     """One framed, bidirectional message stream over a connected socket.
 
@@ -208,6 +204,7 @@ class Connection:
         self._end = 0
         self.spin = 0
         self._spin_rounds = 0
+        self._cooldown = 0
         self.shm: ShmRegion | None = None
         self.shm_role = ""
         """``"client"`` or ``"server"`` once a shared-memory region is attached."""
@@ -221,7 +218,7 @@ class Connection:
         and a blocking receive that was answered quickly restores the full count. 0 makes
         every receive block at once.
         """
-        if rounds and _single_cpu():
+        if rounds and (os.cpu_count() or 1) <= 1:
             rounds = 0  # polling would only take the CPU from the peer we wait for
         self.spin = self._spin_rounds = max(int(rounds), 0)
 
@@ -287,6 +284,10 @@ class Connection:
         view, recv_into, limit = self._view, self.sock.recv_into, len(self._buf)
         if self._spin_rounds and end - start < n:
             end = self._spin(end, start + n)
+        elif self._cooldown:
+            self._cooldown -= 1
+            if not self._cooldown:
+                self._spin_rounds = self.spin  # try polling again: the peer may have moved
         blocked_at = 0
         if end - start < n and self.spin:
             blocked_at = _now_ns()
@@ -297,7 +298,7 @@ class Connection:
                 raise ConnectionLostError("the peer closed the connection")
             end += got
         self._end = end
-        if blocked_at and _now_ns() - blocked_at < _SPIN_WORTH_NS:
+        if blocked_at and not self._cooldown and _now_ns() - blocked_at < _SPIN_WORTH_NS:
             self._spin_rounds = self.spin  # the peer answers fast: keep polling first
 
     def _spin(self, end: int, need: int) -> int:
@@ -309,11 +310,20 @@ class Connection:
         """
         view, recv_into, limit, yield_ = self._view, self.sock.recv_into, len(self._buf), _yield
         rounds = self._spin_rounds
+        mark = _now_ns()
         for _ in range(rounds):
             try:
                 got = recv_into(view[end : min(limit, max(need, end + _READ))], 0, _DONTWAIT)
             except BlockingIOError:
                 yield_()
+                now = _now_ns()
+                if now - mark > _STOLEN_NS:
+                    # The yield let another task run on this CPU (likely the peer we wait
+                    # for): polling only slows it down. Block instead, for a while.
+                    self._spin_rounds = 0
+                    self._cooldown = _COOLDOWN
+                    return end
+                mark = now
                 continue
             if not got:
                 return end  # EOF: let the blocking path report it
