@@ -2,6 +2,24 @@
 
 Every server runs in its own child process; the client runs in this process.
 
+rlmesh variants come in two kinds:
+
+* **sockets only** ("CartPole rlmesh TCP (sockets only)", "Image HxWxC rlmesh TCP (sockets
+  only)"): loopback TCP with ``RLMESH_SAME_HOST=0`` set for the server child and around the
+  client's connect, so every reply body crosses the socket. The issue-2 ratios (>= 0.85 of the
+  raw ping-pong + CartPole floor, >= 0.80 of the raw payload floor) are judged on these.
+* **same-host path** ("CartPole rlmesh same-host path", "Image 224x224x3 rlmesh same-host
+  path", both over a unix socket): default settings, so the connection negotiates the
+  shared-memory region of docs/protocol.md section 10. The issue-3 ratios (>= 1.5x the raw TCP
+  ping-pong with the same work or payload) are judged on these.
+* Context, no target: "CartPole rlmesh unix (sockets only)" (the same unix socket without
+  shared memory: the transport's share of the gain) and "Image 224x224x3 rlmesh same-host path,
+  loopback TCP" (shared memory over TCP: against the TCP sockets-only variant, the region's own
+  share).
+
+The benchmark checks each variant's contract and marks a variant whose shared memory was (not)
+negotiated as expected.
+
 Method (interleaved paired trials). Every ratio compares an rlmesh variant with its raw
 floor (a plain Python TCP ping-pong carrying the same work or payload). All servers are
 started once per CPU placement and stay up; then, for ``--rounds`` rounds, each pair runs a
@@ -14,7 +32,7 @@ per-round ratio, while a ratio of two separately timed medians would not cancel 
 
 Run it as a script::
 
-    uv run python benchmarks/bench_core.py            # 15 rounds x 0.3 s trials, ~1.5 min
+    uv run python benchmarks/bench_core.py            # 15 rounds x 0.3 s trials, ~2.5 min
     uv run python benchmarks/bench_core.py --quick    # 5 rounds x 0.1 s trials
     uv run python benchmarks/bench_core.py --pin split --json results.json
 
@@ -28,6 +46,9 @@ CPU and every server child on another (``split``: the two-core regime in which t
 were set), then with client and servers sharing one CPU (``same``: every round trip costs two
 context switches instead of a cross-CPU wakeup, so wall time per op is close to the CPU cost
 of both sides). ``--pin split``, ``--pin same`` or ``--pin none`` (no pinning) runs only one.
+rlmesh turns its poll-before-block receives (``RLMESH_SPIN``, ``RLMESH_SERVER_SPIN``) off in a
+process pinned to one CPU, so ``split`` and ``same`` both measure blocking receives; only
+``none`` lets the polling run.
 """
 
 from __future__ import annotations
@@ -86,11 +107,14 @@ VARIANT_ORDER: tuple[str, ...] = (
     "raw_tcp_echo",
     "raw_tcp_cartpole",
     "cartpole_rlmesh_tcp",
+    "cartpole_rlmesh_samehost",
     "cartpole_rlmesh_unix",
     "raw_tcp_payload84",
     "image84_rlmesh_tcp",
     "raw_tcp_payload224",
     "image224_rlmesh_tcp",
+    "image224_rlmesh_samehost",
+    "image224_rlmesh_samehost_tcp",
 )
 
 # One round runs these blocks in this order (the reverse order on odd rounds). A block of
@@ -99,26 +123,37 @@ ROUND_BLOCKS: tuple[tuple[str, ...], ...] = (
     ("cartpole_inprocess",),
     ("raw_tcp_echo",),
     ("raw_tcp_cartpole", "cartpole_rlmesh_tcp"),
+    ("raw_tcp_cartpole", "cartpole_rlmesh_samehost"),
     ("raw_tcp_cartpole", "cartpole_rlmesh_unix"),
     ("raw_tcp_payload84", "image84_rlmesh_tcp"),
     ("raw_tcp_payload224", "image224_rlmesh_tcp"),
+    ("raw_tcp_payload224", "image224_rlmesh_samehost"),
+    ("raw_tcp_payload224", "image224_rlmesh_samehost_tcp"),
 )
 
 # (numerator, denominator, target or None, label). A ratio whose two keys share a block is
 # taken within that block; otherwise between the first trials of the two keys in the round.
 RATIOS: tuple[tuple[str, str, float | None, str], ...] = (
     ("cartpole_rlmesh_tcp", "raw_tcp_cartpole", 0.85,
-     "CartPole rlmesh TCP / raw ping-pong + CartPole"),
-    ("cartpole_rlmesh_unix", "raw_tcp_cartpole", 0.85,
-     "CartPole rlmesh unix / raw ping-pong + CartPole"),
+     "issue 2: CartPole rlmesh TCP (sockets only) / raw ping-pong + CartPole"),
     ("image84_rlmesh_tcp", "raw_tcp_payload84", 0.80,
-     "Image 84x84x3 rlmesh TCP / raw 84x84x3 payload"),
+     "issue 2: Image 84x84x3 rlmesh TCP (sockets only) / raw 84x84x3 payload"),
     ("image224_rlmesh_tcp", "raw_tcp_payload224", 0.80,
-     "Image 224x224x3 rlmesh TCP / raw 224x224x3 payload"),
+     "issue 2: Image 224x224x3 rlmesh TCP (sockets only) / raw 224x224x3 payload"),
+    ("cartpole_rlmesh_samehost", "raw_tcp_cartpole", 1.5,
+     "issue 3: CartPole rlmesh same-host path / raw ping-pong + CartPole"),
+    ("image224_rlmesh_samehost", "raw_tcp_payload224", 1.5,
+     "issue 3: Image 224x224x3 rlmesh same-host path / raw 224x224x3 payload"),
     ("raw_tcp_cartpole", "raw_tcp_echo", None,
      "raw ping-pong + CartPole / raw ping-pong 64B"),
     ("cartpole_rlmesh_tcp", "cartpole_inprocess", None,
-     "CartPole rlmesh TCP / CartPole in-process"),
+     "CartPole rlmesh TCP (sockets only) / CartPole in-process"),
+    ("cartpole_rlmesh_unix", "raw_tcp_cartpole", None,
+     "CartPole rlmesh unix (sockets only) / raw ping-pong + CartPole"),
+    ("image224_rlmesh_samehost_tcp", "raw_tcp_payload224", None,
+     "Image 224x224x3 rlmesh same-host path, loopback TCP / raw 224x224x3 payload"),
+    ("image224_rlmesh_samehost_tcp", "image224_rlmesh_tcp", None,
+     "Image 224x224x3 same-host path, loopback TCP / TCP (sockets only)"),
 )
 
 
@@ -457,24 +492,53 @@ def raw_server(mode: str, payload_bytes: int = REPLY_BYTES,
 
 
 @contextlib.contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """Set ``os.environ[name]`` for the block (restored afterwards)."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+@contextlib.contextmanager
 def rlmesh_env(target: str, address: str = "127.0.0.1:0",
                kwargs: dict[str, Any] | None = None,
-               placement: Placement = NO_PINNING) -> Iterator[tuple[Any, int]]:
-    """Spawn ``rlmesh serve TARGET`` and connect a numpy ``RemoteEnv``; yield ``(env, pid)``."""
+               placement: Placement = NO_PINNING,
+               same_host: bool = True) -> Iterator[tuple[Any, int]]:
+    """Spawn ``rlmesh serve TARGET`` and connect a numpy ``RemoteEnv``; yield ``(env, pid)``.
+
+    ``same_host=False`` sets ``RLMESH_SAME_HOST=0`` in the child's environment and around
+    the client's connect (both sides read it per connection), so every reply body crosses
+    the socket. ``same_host=True`` sets it to ``1`` (the default) on both sides, whatever
+    this process's environment says, so the connection may negotiate shared memory.
+    """
     from rlmesh.numpy import RemoteEnv
     from rlmesh.testing import spawn_server
 
+    flag = "1" if same_host else "0"
     with placement.spawning():
-        server = spawn_server(target, address=address, kwargs=kwargs)
+        server = spawn_server(target, address=address, kwargs=kwargs,
+                              env={**os.environ, "RLMESH_SAME_HOST": flag})
     env: Any = None
     try:
-        env = RemoteEnv(server.address)
+        with _environ("RLMESH_SAME_HOST", flag):
+            env = RemoteEnv(server.address)
         yield env, server.pid
     finally:
         if env is not None:
             with contextlib.suppress(Exception):
                 env.close()
         server.stop()
+
+
+def _uses_shm(env: Any) -> bool:
+    """Whether the connection negotiated the same-host shared-memory path."""
+    return getattr(env, "contract", {}).get("shm") is True
 
 
 def _recv_exact(conn: socket.socket, view: memoryview, size: int) -> bool:
@@ -558,6 +622,26 @@ def start_variants(placement: Placement) -> Iterator[dict[str, Variant]]:
     def add(variant: Variant) -> None:
         variants[variant.key] = variant
 
+    def add_rlmesh(key: str, name: str, target: str, actions: list[Any] | None, *,
+                   same_host: bool, address: str = "127.0.0.1:0",
+                   kwargs: dict[str, Any] | None = None,
+                   extra: dict[str, Any] | None = None) -> list[Any]:
+        """Serve ``target`` in a child, add the variant stepping it; return its actions."""
+        env, pid = stack.enter_context(rlmesh_env(target, address=address, kwargs=kwargs,
+                                                  placement=placement, same_host=same_host))
+        shm = _uses_shm(env)
+        if shm != same_host:  # the label would be wrong: say so in the table
+            name += " [shared memory ON]" if shm else " [shared memory NOT negotiated]"
+            print(f"bench_core: warning: {key}: shared memory {'on' if shm else 'off'}, "
+                  f"expected {'on' if same_host else 'off'}", file=sys.stderr, flush=True)
+        if actions is None:
+            actions = make_actions(env.action_space)
+        stepper = EnvStepper(env, actions)
+        add(Variant(key, name, stepper, pid, stepper,
+                    {**(extra or {}), "transport": address.split("://")[0] if "://" in
+                     address else "tcp", "same_host_shm": shm}))
+        return actions
+
     with contextlib.ExitStack() as stack:
         cartpole = gym.make("CartPole-v1")
         stack.callback(cartpole.close)
@@ -574,17 +658,18 @@ def start_variants(placement: Placement) -> Iterator[dict[str, Variant]]:
             stack.callback(raw.close)
             add(Variant(key, name, raw.small, pid))
 
-        env, pid = stack.enter_context(rlmesh_env("CartPole-v1", placement=placement))
-        stepper = EnvStepper(env, cart_actions)
-        add(Variant("cartpole_rlmesh_tcp", "CartPole rlmesh TCP", stepper, pid, stepper))
-
+        add_rlmesh("cartpole_rlmesh_tcp", "CartPole rlmesh TCP (sockets only)", "CartPole-v1",
+                   cart_actions, same_host=False)
         sock_dir = tempfile.mkdtemp(prefix="rlmesh-bench-")
         stack.callback(shutil.rmtree, sock_dir, ignore_errors=True)
-        address = "unix://" + os.path.join(sock_dir, "cartpole.sock")
-        env, pid = stack.enter_context(rlmesh_env("CartPole-v1", address=address,
-                                                  placement=placement))
-        stepper = EnvStepper(env, cart_actions)
-        add(Variant("cartpole_rlmesh_unix", "CartPole rlmesh unix", stepper, pid, stepper))
+        add_rlmesh("cartpole_rlmesh_samehost", "CartPole rlmesh same-host path", "CartPole-v1",
+                   cart_actions, same_host=True,
+                   address="unix://" + os.path.join(sock_dir, "cartpole.sock"))
+        # Context for the CartPole same-host ratio: the same unix socket without shared
+        # memory, to tell the transport's share of the gain from the region's.
+        add_rlmesh("cartpole_rlmesh_unix", "CartPole rlmesh unix (sockets only)", "CartPole-v1",
+                   cart_actions, same_host=False,
+                   address="unix://" + os.path.join(sock_dir, "cartpole-sockets.sock"))
 
         for shape in IMAGE_SIZES:
             height, width, channels = shape
@@ -592,17 +677,27 @@ def start_variants(placement: Placement) -> Iterator[dict[str, Variant]]:
             tag = f"{height}" if height == width else f"{height}x{width}"
             label = "x".join(str(d) for d in shape)
             kwargs = {"height": height, "width": width, "channels": channels}
-            env, pid = stack.enter_context(rlmesh_env("rlmesh.envs:ImageEnv", kwargs=kwargs,
-                                                      placement=placement))
-            image_actions = make_actions(env.action_space)
-            stepper = EnvStepper(env, image_actions)
-            add(Variant(f"image{tag}_rlmesh_tcp", f"Image {label} rlmesh TCP", stepper, pid,
-                        stepper, {"payload_bytes": nbytes}))
+            extra = {"payload_bytes": nbytes}
+            image_actions = add_rlmesh(
+                f"image{tag}_rlmesh_tcp", f"Image {label} rlmesh TCP (sockets only)",
+                "rlmesh.envs:ImageEnv", None, same_host=False, kwargs=kwargs, extra=extra)
+            if f"image{tag}_rlmesh_samehost" in VARIANT_ORDER:
+                add_rlmesh(f"image{tag}_rlmesh_samehost", f"Image {label} rlmesh same-host path",
+                           "rlmesh.envs:ImageEnv", image_actions, same_host=True,
+                           kwargs=kwargs, extra=extra,
+                           address="unix://" + os.path.join(sock_dir, f"image{tag}.sock"))
+            if f"image{tag}_rlmesh_samehost_tcp" in VARIANT_ORDER:
+                # Context: the same path over loopback TCP, which also negotiates shared
+                # memory; against the sockets-only TCP variant it shows the region's own gain.
+                add_rlmesh(f"image{tag}_rlmesh_samehost_tcp",
+                           f"Image {label} rlmesh same-host path, loopback TCP",
+                           "rlmesh.envs:ImageEnv", image_actions, same_host=True,
+                           kwargs=kwargs, extra=extra)
             port, pid = stack.enter_context(raw_server(RAW_PAYLOAD, nbytes, placement))
             raw = RawClient(port, action_requests(image_actions), nbytes, shape)
             stack.callback(raw.close)
             add(Variant(f"raw_tcp_payload{tag}", f"raw TCP ping-pong {label}", raw.image, pid,
-                        extra={"payload_bytes": nbytes}))
+                        extra=extra))
         yield variants
 
 
