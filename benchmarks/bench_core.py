@@ -854,29 +854,84 @@ def _meta(args: argparse.Namespace, argv: Sequence[str], started: datetime.datet
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class RunDefaults:
+    """Defaults of a benchmark's ``--rounds``, ``--trial-seconds`` and ``--warmup``."""
+
+    rounds: int
+    quick_rounds: int
+    trial_seconds: float
+    quick_trial_seconds: float
+    warmup: float = 0.2
+    quick_warmup: float = 0.05
+
+
+CORE_RUN = RunDefaults(rounds=15, quick_rounds=5, trial_seconds=0.3, quick_trial_seconds=0.1)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, defaults: RunDefaults,
+                      rounds_scope: str = "") -> None:
+    """``--rounds``, ``--trial-seconds``, ``--warmup`` and ``--quick`` (defaults left None)."""
+    d = defaults
+    parser.add_argument("--rounds", type=int, default=None,
+                        help=f"rounds of interleaved trials{rounds_scope} (default {d.rounds}, "
+                             f"or {d.quick_rounds} with --quick)")
+    parser.add_argument("--trial-seconds", type=float, default=None,
+                        help=f"timed wall seconds per trial (default {d.trial_seconds:g}, or "
+                             f"{d.quick_trial_seconds:g} with --quick)")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help=f"warmup seconds per variant before the first round (default "
+                             f"{d.warmup:g}, or {d.quick_warmup:g} with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"short run: {d.quick_rounds} rounds of "
+                             f"{d.quick_trial_seconds:g} s trials")
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="also write the results as JSON to PATH")
+
+
+def resolve_run_arguments(args: argparse.Namespace, defaults: RunDefaults, prog: str) -> bool:
+    """Fill the defaults left None (quick or not); False, with a message, if a value is bad."""
+    d = defaults
+    if args.rounds is None:
+        args.rounds = d.quick_rounds if args.quick else d.rounds
+    if args.trial_seconds is None:
+        args.trial_seconds = d.quick_trial_seconds if args.quick else d.trial_seconds
+    if args.warmup is None:
+        args.warmup = d.quick_warmup if args.quick else d.warmup
+    if args.rounds < 1 or args.trial_seconds <= 0 or args.warmup < 0:
+        print(f"{prog}: --rounds must be >= 1, --trial-seconds > 0 and --warmup >= 0",
+              file=sys.stderr)
+        return False
+    return True
+
+
+def log(text: str) -> None:
+    """Progress to stderr (the tables go to stdout)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def write_json(path: str, payload: dict[str, Any]) -> None:
+    with open(path, "w") as handle:
+        json.dump(payload, handle, indent=2)
+        handle.write("\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench_core",
         description="Benchmark rlmesh remote env steps against in-process and raw-socket "
                     "floors (servers in child processes), as interleaved paired trials.",
     )
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="rounds of interleaved trials per placement (default 15, or 5 "
-                             "with --quick)")
-    parser.add_argument("--trial-seconds", type=float, default=None,
-                        help="timed wall seconds per trial (default 0.3, or 0.1 with --quick)")
-    parser.add_argument("--warmup", type=float, default=None,
-                        help="warmup seconds per variant before the first round (default "
-                             "0.2, or 0.05 with --quick)")
-    parser.add_argument("--quick", action="store_true",
-                        help="short run: 5 rounds of 0.1 s trials")
+    add_run_arguments(parser, CORE_RUN, " per placement")
     parser.add_argument("--pin", choices=PIN_CHOICES, default="both",
                         help="CPU placement: 'both' (default) runs 'split' (client on one "
                              "CPU, servers on another: the regime the targets refer to) and "
                              "then 'same' (client and servers on one CPU: the CPU cost view); "
                              "'split', 'same' or 'none' (no pinning) runs only that one")
-    parser.add_argument("--json", metavar="PATH", default=None,
-                        help="also write the results as JSON to PATH")
+    add_json_argument(parser)
     parser.add_argument("--raw-server", choices=RAW_MODES, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--payload-bytes", type=int, default=REPLY_BYTES,
                         help=argparse.SUPPRESS)
@@ -889,19 +944,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.raw_server is not None:
         return serve_raw(args.raw_server, args.payload_bytes)
-    if args.rounds is None:
-        args.rounds = 5 if args.quick else 15
-    if args.trial_seconds is None:
-        args.trial_seconds = 0.1 if args.quick else 0.3
-    if args.warmup is None:
-        args.warmup = 0.05 if args.quick else 0.2
-    if args.rounds < 1 or args.trial_seconds <= 0 or args.warmup < 0:
-        print("bench_core: --rounds must be >= 1, --trial-seconds > 0 and --warmup >= 0",
-              file=sys.stderr)
+    if not resolve_run_arguments(args, CORE_RUN, "bench_core"):
         return 2
-
-    def log(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
 
     placements: list[Placement] = []
     for mode in (("split", "same") if args.pin == "both" else (args.pin,)):
@@ -931,10 +975,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n\n".join(tables))
     log(f"done in {elapsed:.1f} s")
     if args.json:
-        payload = {"meta": _meta(args, argv, started_at, elapsed), "placements": sections}
-        with open(args.json, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
+        write_json(args.json, {"meta": _meta(args, argv, started_at, elapsed),
+                               "placements": sections})
     return 0
 
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import json
 import os
 import sys
 import time
@@ -59,6 +58,8 @@ ENV_ID = "CartPole-v1"
 NUM_ENVS = 8
 FLEET_ENVS = 4
 PIN_CHOICES = ("none", "same", "split")
+VECTOR_RUN = core.RunDefaults(rounds=10, quick_rounds=3, trial_seconds=0.5,
+                              quick_trial_seconds=0.2)
 
 VARIANT_ORDER: tuple[str, ...] = (
     "sync_inprocess",
@@ -210,21 +211,12 @@ def _parser() -> argparse.ArgumentParser:
                     "of single-env endpoints) against Gymnasium's Sync and Async vector envs, "
                     "as interleaved paired trials; rates are env-steps/s.",
     )
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="rounds of interleaved trials (default 10, or 3 with --quick)")
-    parser.add_argument("--trial-seconds", type=float, default=None,
-                        help="timed wall seconds per trial (default 0.5, or 0.2 with --quick)")
-    parser.add_argument("--warmup", type=float, default=None,
-                        help="warmup seconds per variant before the first round (default "
-                             "0.2, or 0.05 with --quick)")
-    parser.add_argument("--quick", action="store_true",
-                        help="short run: 3 rounds of 0.2 s trials")
+    core.add_run_arguments(parser, VECTOR_RUN)
     parser.add_argument("--pin", choices=PIN_CHOICES, default="none",
                         help="CPU placement: 'none' (default: the scheduler places the client "
                              "and the many server processes), 'same' (everything on one CPU) "
                              "or 'split' (client on one CPU, every server process on another)")
-    parser.add_argument("--json", metavar="PATH", default=None,
-                        help="also write the results as JSON to PATH")
+    core.add_json_argument(parser)
     return parser
 
 
@@ -232,20 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the vector benchmark; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    if args.rounds is None:
-        args.rounds = 3 if args.quick else 10
-    if args.trial_seconds is None:
-        args.trial_seconds = 0.2 if args.quick else 0.5
-    if args.warmup is None:
-        args.warmup = 0.05 if args.quick else 0.2
-    if args.rounds < 1 or args.trial_seconds <= 0 or args.warmup < 0:
-        print("bench_vector: --rounds must be >= 1, --trial-seconds > 0 and --warmup >= 0",
-              file=sys.stderr)
+    if not core.resolve_run_arguments(args, VECTOR_RUN, "bench_vector"):
         return 2
-
-    def log(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
+    log = core.log
     placement = core.Placement.choose(args.pin)
     started_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.perf_counter()
@@ -272,9 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "placements": [{**core._placement_meta(placement),
                                    "results": [r.to_json() for r in results],
                                    "ratios": ratios}]}
-        with open(args.json, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
+        core.write_json(args.json, payload)
     return 0
 
 

@@ -6,9 +6,15 @@ repository root on ``sys.path``).
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import os
+import signal
 import socket
 import struct
-from collections.abc import Callable
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -27,6 +33,81 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def close_after() -> Iterator[Callable[[Any], Any]]:
+    """Body of a ``closing`` fixture: yields ``keep``; closes what it kept, newest first.
+
+    A test module's fixture does ``yield from close_after()`` (close errors are ignored).
+    """
+    things: list[Any] = []
+
+    def keep(thing: Any) -> Any:
+        things.append(thing)
+        return thing
+
+    yield keep
+    for thing in reversed(things):
+        with contextlib.suppress(Exception):
+            thing.close()
+
+
+# -- processes (Linux /proc) ------------------------------------------------------------------
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a running (not zombie) process."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def live_children(pid: int) -> set[int]:
+    """Running processes whose parent is ``pid``."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid and fields[0] not in "ZX":
+            found.add(int(entry))
+    return found
+
+
+def wait_dead(pids: list[int], within: float) -> list[int]:
+    """Wait up to ``within`` seconds for every pid to be gone; returns those still alive."""
+    deadline = time.monotonic() + within
+    while True:
+        left = [pid for pid in pids if alive(pid)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.02)
+
+
+def kill_stragglers(pids: list[int]) -> None:
+    """SIGKILL whatever a failed test left running (only pids this test started)."""
+    for pid in pids:
+        if alive(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def stop_child(child: subprocess.Popen[bytes]) -> None:
+    """Kill ``child`` if it still runs, reap it and close its output pipes."""
+    if child.poll() is None:
+        child.kill()
+        child.wait(5)
+    for stream in (child.stdout, child.stderr):
+        if stream is not None:
+            stream.close()
 
 
 # -- the codec --------------------------------------------------------------------------------
@@ -87,6 +168,57 @@ def assert_same(actual: Any, expected: Any, path: str = "value") -> None:
         assert _float_bits(actual.imag) == _float_bits(expected.imag), f"{path}: {actual!r}"
     else:
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+
+
+def assert_same_values(actual: Any, expected: Any, path: str = "value", *,
+                       key_order: bool = True) -> None:
+    """Recursive strict equality for env results; object arrays compare item by item.
+
+    Types, dtypes (with byte order), shapes and bytes must match; floats compare bit for bit.
+    ``key_order=False`` compares dict keys as sets (values are still compared strictly).
+    """
+    assert type(actual) is type(expected), (
+        f"{path}: type {type(actual).__qualname__} != {type(expected).__qualname__} "
+        f"({actual!r:.100} vs {expected!r:.100})")
+    if isinstance(expected, np.ndarray):
+        assert actual.dtype.str == expected.dtype.str, (
+            f"{path}: dtype {actual.dtype.str} != {expected.dtype.str}")
+        assert actual.shape == expected.shape, f"{path}: shape {actual.shape} != {expected.shape}"
+        if expected.dtype.kind == "O":
+            for index in np.ndindex(expected.shape):
+                assert_same_values(actual[index], expected[index], f"{path}[{index}]",
+                                   key_order=key_order)
+        else:
+            assert actual.tobytes() == expected.tobytes(), f"{path}: {actual!r} != {expected!r}"
+    elif isinstance(expected, np.generic):
+        assert actual.dtype.str == expected.dtype.str, (
+            f"{path}: dtype {actual.dtype.str} != {expected.dtype.str}")
+        assert actual.tobytes() == expected.tobytes(), f"{path}: {actual!r} != {expected!r}"
+    elif isinstance(expected, dict):
+        if key_order:
+            assert list(actual) == list(expected), (
+                f"{path}: keys {list(actual)} != {list(expected)}")
+        else:
+            assert set(actual) == set(expected), (
+                f"{path}: keys {sorted(actual)} != {sorted(expected)}")
+        for key in expected:
+            assert_same_values(actual[key], expected[key], f"{path}[{key!r}]",
+                               key_order=key_order)
+    elif isinstance(expected, (list, tuple)):
+        assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            assert_same_values(a, e, f"{path}[{i}]", key_order=key_order)
+    elif isinstance(expected, float):
+        assert _float_bits(actual) == _float_bits(expected), f"{path}: {actual!r} != {expected!r}"
+    else:
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+
+
+def action_sampler(space: gs.Space[Any], seed: int) -> gs.Space[Any]:
+    """A seeded copy of ``space`` to draw actions from (the env's own space is left alone)."""
+    sampler = copy.deepcopy(space)
+    sampler.seed(seed)
+    return sampler
 
 
 # -- spaces -----------------------------------------------------------------------------------

@@ -8,14 +8,11 @@ however the owner ends: ``close()``, a normal interpreter exit (``atexit``), or 
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import os
 import select
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -33,6 +30,16 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 
 import rlmesh
 from rlmesh.envs import DictObsEnv
+from tests.helpers import (
+    action_sampler,
+    alive,
+    assert_same_values,
+    close_after,
+    kill_stragglers,
+    live_children,
+    stop_child,
+    wait_dead,
+)
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc (Linux)"),
@@ -46,52 +53,6 @@ STEPS = 320
 # -- processes ---------------------------------------------------------------------------------
 
 
-def alive(pid: int) -> bool:
-    """Whether ``pid`` is a running (not zombie) process."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            stat = handle.read()
-    except FileNotFoundError:
-        return False
-    state = stat[stat.rindex(")") + 2]
-    return state not in "ZX"
-
-
-def live_children(pid: int) -> set[int]:
-    """Running processes whose parent is ``pid``."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == pid and fields[0] not in "ZX":
-            found.add(int(entry))
-    return found
-
-
-def wait_dead(pids: list[int], within: float) -> list[int]:
-    """Wait up to ``within`` seconds for every pid to be gone; returns those still alive."""
-    deadline = time.monotonic() + within
-    while True:
-        left = [pid for pid in pids if alive(pid)]
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.02)
-
-
-def kill_stragglers(pids: list[int]) -> None:
-    """SIGKILL whatever a failed test left running (only pids this test started)."""
-    for pid in pids:
-        if alive(pid):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-
-
 def read_line(stream: Any, timeout: float) -> str:
     ready, _, _ = select.select([stream], [], [], timeout)
     assert ready, f"no output from the child within {timeout}s"
@@ -103,45 +64,6 @@ def child_env() -> dict[str, str]:
 
 
 # -- strict comparison -------------------------------------------------------------------------
-
-
-def assert_same(actual: Any, expected: Any, path: str = "value", *,
-                key_order: bool = True) -> None:
-    """Recursive strict equality; object arrays compare item by item, floats bit for bit."""
-    assert type(actual) is type(expected), (
-        f"{path}: type {type(actual).__qualname__} != {type(expected).__qualname__} "
-        f"({actual!r:.100} vs {expected!r:.100})")
-    if isinstance(expected, np.ndarray):
-        assert actual.dtype.str == expected.dtype.str, (
-            f"{path}: dtype {actual.dtype.str} != {expected.dtype.str}")
-        assert actual.shape == expected.shape, f"{path}: shape {actual.shape} != {expected.shape}"
-        if expected.dtype.kind == "O":
-            for index in np.ndindex(expected.shape):
-                assert_same(actual[index], expected[index], f"{path}[{index}]",
-                            key_order=key_order)
-        else:
-            assert actual.tobytes() == expected.tobytes(), f"{path}: {actual!r} != {expected!r}"
-    elif isinstance(expected, np.generic):
-        assert actual.dtype.str == expected.dtype.str, f"{path}: dtype differs"
-        assert actual.tobytes() == expected.tobytes(), f"{path}: {actual!r} != {expected!r}"
-    elif isinstance(expected, dict):
-        if key_order:
-            assert list(actual) == list(expected), (
-                f"{path}: keys {list(actual)} != {list(expected)}")
-        else:
-            assert set(actual) == set(expected), (
-                f"{path}: keys {sorted(actual)} != {sorted(expected)}")
-        for key in expected:
-            assert_same(actual[key], expected[key], f"{path}[{key!r}]", key_order=key_order)
-    elif isinstance(expected, (list, tuple)):
-        assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"
-        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            assert_same(a, e, f"{path}[{i}]", key_order=key_order)
-    elif isinstance(expected, float):
-        assert struct.pack("<d", actual) == struct.pack("<d", expected), (
-            f"{path}: {actual!r} != {expected!r}")
-    else:
-        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
 
 def assert_spaces(remote: VectorEnv[Any, Any, Any], local: VectorEnv[Any, Any, Any]) -> None:
@@ -163,24 +85,23 @@ def lockstep(remote: VectorEnv[Any, Any, Any], local: VectorEnv[Any, Any, Any], 
     assert_spaces(remote, local)
     obs, info = remote.reset(seed=seed)
     expected_obs, expected_info = local.reset(seed=seed)
-    assert_same(obs, expected_obs, "reset obs")
-    assert_same(info, expected_info, "reset info", key_order=False)
-    sampler = copy.deepcopy(local.action_space)
-    sampler.seed(action_seed)
+    assert_same_values(obs, expected_obs, "reset obs")
+    assert_same_values(info, expected_info, "reset info", key_order=False)
+    sampler = action_sampler(local.action_space, action_seed)
     counts = {"ends": 0, "final_obs": 0}
     for t in range(steps):
         if t == reseed_at:
             got, want = remote.reset(seed=seed + 1000), local.reset(seed=seed + 1000)
-            assert_same(got[0], want[0], f"reseed {t} obs")
-            assert_same(got[1], want[1], f"reseed {t} info", key_order=False)
+            assert_same_values(got[0], want[0], f"reseed {t} obs")
+            assert_same_values(got[1], want[1], f"reseed {t} info", key_order=False)
         actions = sampler.sample()
         got = remote.step(actions)
         want = local.step(actions)
         assert len(got) == 5
         for name, a, e in zip(("obs", "reward", "terminated", "truncated"), got, want,
                               strict=False):
-            assert_same(a, e, f"step {t} {name}")
-        assert_same(got[4], want[4], f"step {t} info", key_order=False)
+            assert_same_values(a, e, f"step {t} {name}")
+        assert_same_values(got[4], want[4], f"step {t} info", key_order=False)
         counts["ends"] += int(np.logical_or(want[2], want[3]).sum())
         counts["final_obs"] += int("final_obs" in want[4])
     return counts
@@ -189,16 +110,7 @@ def lockstep(remote: VectorEnv[Any, Any, Any], local: VectorEnv[Any, Any, Any], 
 @pytest.fixture
 def closing() -> Iterator[Callable[[Any], Any]]:
     """Close registered envs after the test, newest first."""
-    things: list[Any] = []
-
-    def keep(thing: Any) -> Any:
-        things.append(thing)
-        return thing
-
-    yield keep
-    for thing in reversed(things):
-        with contextlib.suppress(Exception):
-            thing.close()
+    yield from close_after()
 
 
 # == parity with Gymnasium =====================================================================
@@ -478,12 +390,7 @@ def test_sigkilled_owner_leaves_no_workers() -> None:
         assert left == [], f"workers {left} outlived their SIGKILLed owner"
         assert time.monotonic() - start < 5.0
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(5)
-        for stream in (child.stdout, child.stderr):
-            if stream is not None:
-                stream.close()
+        stop_child(child)
         kill_stragglers(pids)
         if directory:
             shutil.rmtree(directory, ignore_errors=True)

@@ -11,7 +11,6 @@ that receive spinning does not defeat the client timeout.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import mmap
@@ -41,6 +40,7 @@ from rlmesh.channel import Channel
 from rlmesh.codec import Encoder
 from rlmesh.envs import ImageEnv, SpaceEchoEnv
 from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
+from tests.helpers import close_after, stop_child
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -132,16 +132,7 @@ def fresh() -> Callable[[], tuple[list[str], list[str]]]:
 
 @pytest.fixture
 def closing() -> Iterator[Callable[[Any], Any]]:
-    things: list[Any] = []
-
-    def keep(thing: Any) -> Any:
-        things.append(thing)
-        return thing
-
-    yield keep
-    for thing in reversed(things):
-        with contextlib.suppress(Exception):
-            thing.close()
+    yield from close_after()
 
 
 SMALL = (64, 64, 3)
@@ -540,12 +531,7 @@ def test_sigkilled_client_frees_session_and_region(serve: Any) -> None:
         finally:
             env.close()
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(5)
-        for stream in (child.stdout, child.stderr):
-            if stream is not None:
-                stream.close()
+        stop_child(child)
 
 
 # == spinning and timeouts =====================================================================

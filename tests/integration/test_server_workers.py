@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import pytest
 import rlmesh
 from rlmesh import ConnectionLostError, EnvServer, RLMeshError, ServeOptions
 from rlmesh.numpy import RemoteEnv
+from tests.helpers import alive, kill_stragglers, live_children, wait_dead
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc (Linux)"),
@@ -35,49 +35,6 @@ pytestmark = [
 
 
 # -- processes ---------------------------------------------------------------------------------
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` is a running (not zombie) process."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            stat = handle.read()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
-
-
-def live_children(pid: int) -> set[int]:
-    """Running processes whose parent is ``pid``."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == pid and fields[0] not in "ZX":
-            found.add(int(entry))
-    return found
-
-
-def wait_dead(pids: list[int], within: float) -> list[int]:
-    deadline = time.monotonic() + within
-    while True:
-        left = [pid for pid in pids if alive(pid)]
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.02)
-
-
-def kill_stragglers(pids: list[int]) -> None:
-    for pid in pids:
-        if alive(pid):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -6,11 +6,7 @@ actions, strictly: same Python types, numpy dtypes (with byte order), shapes and
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import functools
-import socket
-import struct
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +20,7 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 import rlmesh
 import rlmesh.numpy
 from rlmesh.envs import DictObsEnv, SpaceEchoEnv
+from tests.helpers import action_sampler, assert_same_values, close_after, free_port
 
 pytestmark = [
     pytest.mark.timeout(20),
@@ -93,56 +90,13 @@ class SharedKeyEnv(gym.Env[int, int]):
 # -- strict comparison ------------------------------------------------------------------------
 
 
-def assert_same(actual: Any, expected: Any, path: str = "value", *,
-                key_order: bool = True) -> None:
-    """Recursive strict equality; object arrays compare item by item.
-
-    ``key_order=False`` compares dict keys as sets (values are still compared strictly).
-    """
-    assert type(actual) is type(expected), (
-        f"{path}: type {type(actual).__qualname__} != {type(expected).__qualname__} "
-        f"({actual!r:.100} vs {expected!r:.100})")
-    if isinstance(expected, np.ndarray):
-        assert actual.dtype.str == expected.dtype.str, (
-            f"{path}: dtype {actual.dtype.str} != {expected.dtype.str}")
-        assert actual.shape == expected.shape, f"{path}: shape {actual.shape} != {expected.shape}"
-        if expected.dtype.kind == "O":
-            for index in np.ndindex(expected.shape):
-                assert_same(actual[index], expected[index], f"{path}[{index}]",
-                            key_order=key_order)
-        else:
-            assert actual.tobytes() == expected.tobytes(), f"{path}: {actual!r} != {expected!r}"
-    elif isinstance(expected, np.generic):
-        assert actual.dtype.str == expected.dtype.str, (
-            f"{path}: dtype {actual.dtype.str} != {expected.dtype.str}")
-        assert actual.tobytes() == expected.tobytes(), f"{path}: {actual!r} != {expected!r}"
-    elif isinstance(expected, dict):
-        if key_order:
-            assert list(actual) == list(expected), (
-                f"{path}: keys {list(actual)} != {list(expected)}")
-        else:
-            assert set(actual) == set(expected), (
-                f"{path}: keys {sorted(actual)} != {sorted(expected)}")
-        for key in expected:
-            assert_same(actual[key], expected[key], f"{path}[{key!r}]", key_order=key_order)
-    elif isinstance(expected, (list, tuple)):
-        assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"
-        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            assert_same(a, e, f"{path}[{i}]", key_order=key_order)
-    elif isinstance(expected, float):
-        assert struct.pack("<d", actual) == struct.pack("<d", expected), (
-            f"{path}: {actual!r} != {expected!r}")
-    else:
-        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
-
-
 def assert_infos(actual: dict[str, Any], expected: dict[str, Any], path: str) -> None:
     """Infos: same keys and ``_key`` masks, same values and dtypes (key order checked apart)."""
-    assert_same(actual, expected, path, key_order=False)
+    assert_same_values(actual, expected, path, key_order=False)
 
 
 def assert_reset_same(actual: tuple[Any, Any], expected: tuple[Any, Any], path: str) -> None:
-    assert_same(actual[0], expected[0], f"{path} obs")
+    assert_same_values(actual[0], expected[0], f"{path} obs")
     assert_infos(actual[1], expected[1], f"{path} info")
 
 
@@ -150,7 +104,7 @@ def assert_step_same(actual: tuple[Any, ...], expected: tuple[Any, ...], path: s
     assert len(actual) == 5
     for name, a, e in zip(("obs", "reward", "terminated", "truncated"), actual, expected,
                           strict=False):
-        assert_same(a, e, f"{path} {name}")
+        assert_same_values(a, e, f"{path} {name}")
     assert_infos(actual[4], expected[4], f"{path} info")
 
 
@@ -184,8 +138,7 @@ def lockstep(remote: VectorEnv[Any, Any, Any], local: VectorEnv[Any, Any, Any], 
     n = local.num_envs
     mode = local.metadata["autoreset_mode"]
     assert_reset_same(remote.reset(seed=seed), local.reset(seed=seed), "reset")
-    sampler = copy.deepcopy(local.action_space)
-    sampler.seed(action_seed)
+    sampler = action_sampler(local.action_space, action_seed)
     ends = 0
     checked_pending = False
     for t in range(steps):
@@ -210,25 +163,10 @@ def lockstep(remote: VectorEnv[Any, Any, Any], local: VectorEnv[Any, Any, Any], 
     return ends
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def closing(serve: Any, spawn: Any) -> Iterator[Callable[[Any], Any]]:
     """Register clients and local envs to close after the test (before the servers stop)."""
-    things: list[Any] = []
-
-    def keep(thing: Any) -> Any:
-        things.append(thing)
-        return thing
-
-    yield keep
-    for thing in reversed(things):
-        with contextlib.suppress(Exception):
-            thing.close()
+    yield from close_after()
 
 
 @pytest.fixture
@@ -244,6 +182,37 @@ def endpoints(serve: Any) -> Callable[[Sequence[Any]], list[str]]:
 def connect_vec(address: str | Sequence[str], cls: type[Any] = rlmesh.RemoteVectorEnv,
                 **kwargs: Any) -> Any:
     return cls(address, connect_timeout=5, timeout=10, **kwargs)
+
+
+def serve_sync_vector(serve: Any, closing: Any, make_env: Callable[[], Any], num_envs: int = 3,
+                      cls: type[Any] = rlmesh.RemoteVectorEnv, **kwargs: Any) -> tuple[Any, Any]:
+    """Serve a ``SyncVectorEnv`` factory; return a local instance and a client connected to it.
+
+    Both are closed after the test (``kwargs`` go to ``SyncVectorEnv``).
+    """
+
+    def factory() -> SyncVectorEnv:
+        return SyncVectorEnv([make_env] * num_envs, **kwargs)
+
+    local = closing(factory())
+    remote = closing(connect_vec(serve(factory).address, cls))
+    return local, remote
+
+
+def same_step_fleet(endpoints: Any, closing: Any, fns: Sequence[Callable[[], Any]]
+                    ) -> tuple[SyncVectorEnv, Any]:
+    """``SAME_STEP`` vector envs: a local ``SyncVectorEnv`` and a fleet of one endpoint per fn."""
+    local = closing(SyncVectorEnv(fns, autoreset_mode=SAME))
+    remote = closing(connect_vec(endpoints(fns), autoreset_mode=SAME))
+    return local, remote
+
+
+def reset_both(remote: VectorEnv[Any, Any, Any], local: VectorEnv[Any, Any, Any],
+               seed: int) -> gym.Space[Any]:
+    """Reset both with ``seed``; return an action sampler seeded with it as well."""
+    remote.reset(seed=seed)
+    local.reset(seed=seed)
+    return action_sampler(local.action_space, seed)
 
 
 def assert_endpoint_free(address: str) -> None:
@@ -265,11 +234,7 @@ def assert_vector_endpoint_free(address: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_vector_endpoint_contract(serve: Any, closing: Any, mode: AutoresetMode, cls: type,
                                   make_env: Callable[[], Any]) -> None:
-    def factory() -> SyncVectorEnv:
-        return SyncVectorEnv([make_env] * 3, autoreset_mode=mode)
-
-    local = closing(factory())
-    remote = closing(connect_vec(serve(factory).address, cls))
+    local, remote = serve_sync_vector(serve, closing, make_env, cls=cls, autoreset_mode=mode)
     assert isinstance(remote, VectorEnv)
     assert remote.num_envs == 3
     assert_vector_spaces(remote, local)
@@ -282,11 +247,7 @@ def test_vector_endpoint_contract(serve: Any, closing: Any, mode: AutoresetMode,
 @pytest.mark.parametrize("mode", MODES)
 def test_vector_endpoint_trajectory_matches_local(serve: Any, closing: Any, mode: AutoresetMode,
                                                   make_env: Callable[[], Any]) -> None:
-    def factory() -> SyncVectorEnv:
-        return SyncVectorEnv([make_env] * 3, autoreset_mode=mode)
-
-    local = closing(factory())
-    remote = closing(connect_vec(serve(factory).address))
+    local, remote = serve_sync_vector(serve, closing, make_env, autoreset_mode=mode)
     ends = lockstep(remote, local, steps=320)
     assert ends >= 5, f"only {ends} episode ends: the episode boundaries were not exercised"
 
@@ -311,11 +272,7 @@ def test_served_make_vec_instance(serve: Any, closing: Any) -> None:
 
 
 def test_vector_endpoint_reset_seeds_and_options(serve: Any, closing: Any) -> None:
-    def factory() -> SyncVectorEnv:
-        return SyncVectorEnv([make_cartpole] * 3)
-
-    local = closing(factory())
-    remote = closing(connect_vec(serve(factory).address))
+    local, remote = serve_sync_vector(serve, closing, make_cartpole)
     by_int = remote.reset(seed=10)
     assert_reset_same(by_int, local.reset(seed=10), "seed=int")
     assert_reset_same(remote.reset(seed=[10, 11, 12]), by_int, "seed=int is seed+i")
@@ -331,11 +288,7 @@ def test_vector_endpoint_reset_seeds_and_options(serve: Any, closing: Any) -> No
 
 
 def test_vector_endpoint_wrong_length_seed_list_keeps_session(serve: Any, closing: Any) -> None:
-    def factory() -> SyncVectorEnv:
-        return SyncVectorEnv([make_cartpole] * 3)
-
-    local = closing(factory())
-    remote = closing(connect_vec(serve(factory).address))
+    local, remote = serve_sync_vector(serve, closing, make_cartpole)
     remote.reset(seed=0)
     with pytest.raises(ValueError):
         remote.reset(seed=[1, 2])
@@ -344,11 +297,7 @@ def test_vector_endpoint_wrong_length_seed_list_keeps_session(serve: Any, closin
 
 
 def test_vector_endpoint_render_matches_local(serve: Any, closing: Any) -> None:
-    def factory() -> SyncVectorEnv:
-        return SyncVectorEnv([make_cartpole_rgb] * 2)
-
-    local = closing(factory())
-    remote = closing(connect_vec(serve(factory).address))
+    local, remote = serve_sync_vector(serve, closing, make_cartpole_rgb, num_envs=2)
     assert remote.render_mode == "rgb_array"
     remote.reset(seed=2)
     local.reset(seed=2)
@@ -358,7 +307,7 @@ def test_vector_endpoint_render_matches_local(serve: Any, closing: Any) -> None:
     frames, expected = remote.render(), local.render()
     assert isinstance(frames, tuple) and len(frames) == 2
     assert frames[0].shape == (400, 600, 3)
-    assert_same(frames, expected, "frames")
+    assert_same_values(frames, expected, "frames")
     assert not np.array_equal(frames[0], frames[1])  # two different cart positions
 
 
@@ -493,12 +442,8 @@ def test_fleet_default_mode_is_next_step(endpoints: Any, closing: Any) -> None:
 
 def test_fleet_same_step_final_obs_and_final_info(endpoints: Any, closing: Any) -> None:
     fns = [DictObsEnv] * 3
-    local = closing(SyncVectorEnv(fns, autoreset_mode=SAME))
-    remote = closing(connect_vec(endpoints(fns), autoreset_mode=SAME))
-    remote.reset(seed=0)
-    local.reset(seed=0)
-    sampler = copy.deepcopy(local.action_space)
-    sampler.seed(0)
+    local, remote = same_step_fleet(endpoints, closing, fns)
+    sampler = reset_both(remote, local, 0)
     finals = 0
     for t in range(300):
         actions = sampler.sample()
@@ -507,8 +452,8 @@ def test_fleet_same_step_final_obs_and_final_info(endpoints: Any, closing: Any) 
         if "final_obs" in expected[4]:
             info = got[4]
             assert info["final_obs"].dtype == object
-            assert_same(info["_final_obs"], np.logical_or(expected[2], expected[3]),
-                        f"step {t} _final_obs")
+            assert_same_values(info["_final_obs"], np.logical_or(expected[2], expected[3]),
+                               f"step {t} _final_obs")
             for i in np.flatnonzero(info["_final_obs"]):
                 assert isinstance(info["final_obs"][i], dict)
                 assert info["final_info"]["_t"][i]
@@ -520,23 +465,18 @@ def test_fleet_same_step_info_key_order_matches_sync_vector_env(endpoints: Any,
                                                                 closing: Any) -> None:
     """Infos are built in the order ``SyncVectorEnv`` builds them (dict order is observable)."""
     fns = [DictObsEnv] * 3
-    local = closing(SyncVectorEnv(fns, autoreset_mode=SAME))
-    remote = closing(connect_vec(endpoints(fns), autoreset_mode=SAME))
-    remote.reset(seed=0)
-    local.reset(seed=0)
-    sampler = copy.deepcopy(local.action_space)
-    sampler.seed(0)
+    local, remote = same_step_fleet(endpoints, closing, fns)
+    sampler = reset_both(remote, local, 0)
     for t in range(300):
         actions = sampler.sample()
-        assert_same(remote.step(actions)[4], local.step(actions)[4], f"step {t} info")
+        assert_same_values(remote.step(actions)[4], local.step(actions)[4], f"step {t} info")
 
 
 def test_fleet_same_step_reset_and_step_infos_sharing_a_key(endpoints: Any,
                                                             closing: Any) -> None:
     """Sub-env 0 ends at once and resets (info value 0); sub-env 1 steps on (info value 0.5)."""
     fns = [functools.partial(SharedKeyEnv, 1), functools.partial(SharedKeyEnv, 5)]
-    local = closing(SyncVectorEnv(fns, autoreset_mode=SAME))
-    remote = closing(connect_vec(endpoints(fns), autoreset_mode=SAME))
+    local, remote = same_step_fleet(endpoints, closing, fns)
     assert_reset_same(remote.reset(seed=0), local.reset(seed=0), "reset")
     actions = np.array([0, 0])
     assert_step_same(remote.step(actions), local.step(actions), "step")
@@ -551,7 +491,7 @@ def test_fleet_reset_seeds_and_options(endpoints: Any, closing: Any) -> None:
     assert_reset_same(remote.reset(seed=[10, 11, 12]), by_int, "seed=int is seed+i")
     assert_reset_same(remote.reset(seed=[5, 3, 99]), local.reset(seed=[5, 3, 99]), "seed=list")
     obs, _ = remote.reset(seed=[None, 3, None])
-    assert_same(obs[1], local.reset(seed=[8, 3, 8])[0][1], "seed list with None")
+    assert_same_values(obs[1], local.reset(seed=[8, 3, 8])[0][1], "seed list with None")
     options = {"low": -0.001, "high": 0.001}
     got = remote.reset(seed=1, options=dict(options))
     assert_reset_same(got, local.reset(seed=1, options=dict(options)), "options")
@@ -599,8 +539,7 @@ def test_step_async_wait_equals_step(serve: Any, endpoints: Any, closing: Any,
     local = closing(SyncVectorEnv(fns))
     for env in (by_step, by_async, local):
         env.reset(seed=21)
-    sampler = copy.deepcopy(local.action_space)
-    sampler.seed(5)
+    sampler = action_sampler(local.action_space, 5)
     for t in range(120):
         actions = sampler.sample()
         by_async.step_async(actions)
@@ -648,8 +587,7 @@ def test_fleet_step_error_in_one_sub_env(endpoints: Any, closing: Any) -> None:
     assert "RuntimeError" in info.value.remote_type
     # Every session, the failed one included, stays usable.
     assert_reset_same(remote.reset(seed=11), local.reset(seed=11), "reset after the error")
-    sampler = copy.deepcopy(local.action_space)
-    sampler.seed(2)
+    sampler = action_sampler(local.action_space, 2)
     for t in range(60):
         actions = sampler.sample()
         assert_step_same(remote.step(actions), local.step(actions), f"step after error {t}")
@@ -680,7 +618,7 @@ def test_fleet_render_matches_sync_vector_env(endpoints: Any, closing: Any) -> N
         local.step(np.array(actions))
     frames = remote.render()
     assert isinstance(frames, tuple) and len(frames) == 3
-    assert_same(frames, local.render(), "frames")
+    assert_same_values(frames, local.render(), "frames")
 
 
 @pytest.mark.parametrize(("target", "kwargs", "make_env", "mode"), [
@@ -724,8 +662,7 @@ def test_record_episode_statistics(serve: Any, endpoints: Any, closing: Any, kin
     local = closing(RecordEpisodeStatistics(SyncVectorEnv(fns, autoreset_mode=mode),
                                             buffer_length=1000))
     assert_reset_same(remote.reset(seed=3), local.reset(seed=3), "reset")
-    sampler = copy.deepcopy(local.action_space)
-    sampler.seed(9)
+    sampler = action_sampler(local.action_space, 9)
     reported = 0
     for t in range(300):
         actions = sampler.sample()
@@ -733,9 +670,9 @@ def test_record_episode_statistics(serve: Any, endpoints: Any, closing: Any, kin
         assert ("episode" in got[4]) == ("episode" in expected[4]), f"step {t}"
         if "episode" in expected[4]:
             for stat in ("r", "l"):
-                assert_same(got[4]["episode"][stat], expected[4]["episode"][stat],
-                            f"step {t} episode[{stat!r}]")
-            assert_same(got[4]["_episode"], expected[4]["_episode"], f"step {t} _episode")
+                assert_same_values(got[4]["episode"][stat], expected[4]["episode"][stat],
+                                   f"step {t} episode[{stat!r}]")
+            assert_same_values(got[4]["_episode"], expected[4]["_episode"], f"step {t} _episode")
             reported += int(expected[4]["_episode"].sum())
             for info in (got[4], expected[4]):
                 del info["episode"], info["_episode"]  # "t" is wall-clock time
