@@ -91,7 +91,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         make_one, count = target, args.num_envs
         target = lambda: gym.vector.SyncVectorEnv([make_one] * count)  # noqa: E731
     server = EnvServer(target, args.address, workers=args.workers)
+    # Both stop the server cleanly, even where SIGINT was inherited as ignored (a background
+    # job of a non-interactive shell, for instance).
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     if args.ready_file:
         _write_ready(args.ready_file, server.address)
     log.info("serving %s on %s", args.target, server.address)

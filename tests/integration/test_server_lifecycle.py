@@ -484,3 +484,23 @@ def test_ping_dead_port_exits_non_zero() -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.startswith("rlmesh: error: could not connect to "), result.stderr
+
+
+def test_rlmesh_serve_stops_on_sigint_even_if_inherited_as_ignored(tmp_path: Any) -> None:
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlmesh", "serve", "CartPole-v1", "--address", "127.0.0.1:0",
+         "--ready-file", str(ready)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready.exists(), "the server never became ready"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
