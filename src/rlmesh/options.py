@@ -22,6 +22,11 @@ class ServeOptions:
         backlog: Listen queue length.
         same_host: Accept a same-host client's shared-memory region for reply bodies
             (see :mod:`rlmesh.shm`); ``RLMESH_SAME_HOST=0`` also turns it off.
+        max_sessions: Most sessions served at once; a client beyond that is refused at once
+            with ``EnvBusyError`` (code ``server_full``). ``None``: no limit.
+        idle_timeout: Seconds a session may wait for its client's next request (or for the
+            client to take a reply) before the server closes it and frees its env. ``None``:
+            no limit.
         spin: Non-blocking polls for a session's next request before its thread blocks
             (each followed by a yield of the CPU). Polling briefly avoids the wake-up latency
             of a sleeping thread when a client steps in a tight loop; 0 disables it.
@@ -32,12 +37,18 @@ class ServeOptions:
     close_timeout: float = 10.0
     backlog: int = 128
     same_host: bool = True
+    max_sessions: int | None = None
+    idle_timeout: float | None = None
     spin: int = dataclasses.field(
         default_factory=lambda: int(os.environ.get("RLMESH_SERVER_SPIN", "64")))
 
     def __post_init__(self) -> None:
         if not 1024 <= self.max_message_bytes <= 0xFFFFFFFF:
             raise ValueError("max_message_bytes must be between 1 KiB and 4 GiB - 1")
+        if self.max_sessions is not None and self.max_sessions < 1:
+            raise ValueError("max_sessions must be >= 1 or None")
+        if self.idle_timeout is not None and self.idle_timeout <= 0:
+            raise ValueError("idle_timeout must be > 0 or None")
         if self.spin < 0:
             raise ValueError("spin must be >= 0")
         if self.close_timeout < 0:

@@ -44,6 +44,7 @@ E_PROTOCOL: Final = "protocol_error"
 E_VERSION: Final = "version_mismatch"
 E_TOO_LARGE: Final = "message_too_large"
 E_BUSY: Final = "env_busy"
+E_FULL: Final = "server_full"
 E_INVALID_ACTION: Final = "invalid_action"
 E_RESET_NEEDED: Final = "reset_needed"
 E_ENV: Final = "env_error"
@@ -56,6 +57,7 @@ _ERROR_CLASSES: Final[dict[str, type[errors.RLMeshError]]] = {
     E_VERSION: errors.VersionMismatchError,
     E_TOO_LARGE: errors.MessageTooLargeError,
     E_BUSY: errors.EnvBusyError,
+    E_FULL: errors.EnvBusyError,
     E_INVALID_ACTION: errors.InvalidActionError,
     E_RESET_NEEDED: errors.ResetNeededError,
     E_ENCODE: errors.EncodeError,

@@ -112,6 +112,7 @@ class EnvServer:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._shutdown_done = False
+        self._admitted = 0
 
     # -- public API -----------------------------------------------------------------------
 
@@ -235,6 +236,20 @@ class EnvServer:
                 return
             self._sessions[session_id] = (session, thread)
         thread.start()
+
+    def admit(self) -> bool:
+        """Count a new session in, unless ``max_sessions`` are already being served."""
+        limit = self.options.max_sessions
+        with self._lock:
+            if limit is not None and self._admitted >= limit:
+                return False
+            self._admitted += 1
+            return True
+
+    def dismiss(self) -> None:
+        """Count an admitted session out."""
+        with self._lock:
+            self._admitted -= 1
 
     def _run_session(self, session: Session) -> None:
         try:

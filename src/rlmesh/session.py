@@ -48,6 +48,7 @@ class Session:
         self._decoder = Decoder()
         self._has_reset = False
         self._validate = server.options.validate_actions
+        self._admitted = False
         self._num_envs: int | None = (
             server.source.contract["num_envs"]
             if server.source.contract["kind"] == "vector_env" else None
@@ -66,6 +67,9 @@ class Session:
             log.exception("session %d: internal error", self.session_id)
         finally:
             self._release()
+            if self._admitted:
+                self._admitted = False
+                self.server.dismiss()
             self.conn.close()
 
     def _release(self) -> None:
@@ -146,6 +150,10 @@ class Session:
             contract["busy"] = self.server.source.busy
             self._send([P.STATUS_OK, rid, contract])
             return False
+        if not self.server.admit():
+            self._fatal(rid, P.E_FULL, f"the server already serves its maximum of "
+                        f"{self.server.options.max_sessions} sessions; try again later")
+        self._admitted = True
         try:
             self.env = self.server.source.acquire()
         except EnvBusyError as exc:
@@ -155,6 +163,8 @@ class Session:
         contract = self._contract()
         contract["shm"] = self._accept_region(hello.get("shm"))
         self._send([P.STATUS_OK, rid, contract])
+        if self.server.options.idle_timeout is not None:
+            self.conn.set_timeout(self.server.options.idle_timeout)
         log.info("session %d: client %s connected", self.session_id, hello.get("client"))
         return True
 
