@@ -20,6 +20,7 @@ from __future__ import annotations
 from rlmesh import spaces
 from rlmesh.channel import probe
 from rlmesh.errors import (
+    AuthenticationError,
     ConnectFailedError,
     ConnectionLostError,
     EncodeError,
@@ -48,6 +49,7 @@ from rlmesh.vector import RemoteVectorEnv
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "AuthenticationError",
     "ConnectFailedError",
     "ConnectionLostError",
     "EncodeError",

@@ -10,10 +10,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Final
 
+from rlmesh import auth, shm
 from rlmesh import protocol as P
-from rlmesh import shm
 from rlmesh.codec import Decoder, Encoder
 from rlmesh.errors import (
+    AuthenticationError,
     ConnectionLostError,
     EnvClosedError,
     MessageTooLargeError,
@@ -59,8 +60,10 @@ class Channel:
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
         timeout: float | None = DEFAULT_TIMEOUT,
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
+        token: str | bytes | None = None,
     ) -> None:
         self.address = parse_address(address)
+        secret = auth.token_from(token)
         self.timeout = timeout
         self._lock = threading.Lock()
         self._next_id = 0
@@ -80,9 +83,13 @@ class Channel:
                                      "capabilities": ["shm"] if region else []}
             if region is not None:
                 hello["shm"] = {"name": region.name, "size": region.size, "host": shm.host_id()}
+            client_nonce = auth.nonce()
+            if secret is not None:
+                hello["nonce"] = client_nonce
             contract = self.request(P.OP_HELLO, hello, timeout=connect_timeout)[2]
             if not isinstance(contract, dict):
                 raise ProtocolError("the server's contract is not a map")
+            contract = self._answer_challenge(contract, secret, client_nonce, connect_timeout)
             self._conn.set_timeout(timeout)
         except BaseException:
             self._conn.close()
@@ -100,6 +107,30 @@ class Channel:
         peer_max = contract.get("max_message_bytes")
         if isinstance(peer_max, int) and peer_max > 0:
             self._peer_max = peer_max
+
+    def _answer_challenge(self, reply: dict[str, Any], secret: bytes | None,
+                          client_nonce: bytes, timeout: float | None) -> dict[str, Any]:
+        """Complete token authentication (see :mod:`rlmesh.auth`); returns the contract."""
+        challenge = reply.get("challenge")
+        if challenge is None:
+            if secret is not None:
+                raise AuthenticationError(
+                    f"{self.address} does not use a token, so it cannot prove who it is; "
+                    "refusing it (unset token= / RLMESH_TOKEN to connect without auth)")
+            return reply
+        if secret is None:
+            raise AuthenticationError(f"{self.address} requires a token (token= or "
+                                      "RLMESH_TOKEN)")
+        if not isinstance(challenge, bytes):
+            raise ProtocolError("malformed authentication challenge")
+        proof = auth.proof(secret, b"client", client_nonce, challenge)
+        contract = self.request(P.OP_AUTH, {"proof": proof}, timeout=timeout)[2]
+        if not isinstance(contract, dict):
+            raise ProtocolError("the server's contract is not a map")
+        expected = auth.proof(secret, b"server", client_nonce, challenge)
+        if not auth.check(expected, contract.get("auth")):
+            raise AuthenticationError(f"{self.address} could not prove it holds the token")
+        return contract
 
     @property
     def closed(self) -> bool:

@@ -111,6 +111,9 @@ def cmd_ping(args: argparse.Namespace) -> int:
     what = spec.get("id") if isinstance(spec, dict) and spec.get("id") else "a custom env"
     if contract.get("kind") == "vector_env":
         what = f"a vector env of {contract.get('num_envs')} x {what}"
+    if contract.get("auth") is True and "kind" not in contract:
+        print(f"{args.address}: serving (authentication required) ({elapsed:.1f} ms)")
+        return 0
     busy = " (its env instance is busy)" if contract.get("busy") else ""
     print(f"{args.address}: serving {what}{busy} ({elapsed:.1f} ms)")
     return 0

@@ -61,10 +61,11 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
         timeout: float | None = DEFAULT_TIMEOUT,
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
+        token: str | bytes | None = None,
     ) -> None:
         self._channel: Channel | None = None
         channel = Channel(address, connect_timeout=connect_timeout, timeout=timeout,
-                          max_message_bytes=max_message_bytes)
+                          max_message_bytes=max_message_bytes, token=token)
         contract = channel.contract
         try:
             if contract.get("kind") == "vector_env":
@@ -92,7 +93,7 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
         # A client cannot switch the served env's render mode: advertise only the one it has.
         self.metadata["render_modes"] = [self.render_mode] if self.render_mode else []
         options = {"connect_timeout": connect_timeout, "timeout": timeout,
-                   "max_message_bytes": max_message_bytes}
+                   "max_message_bytes": max_message_bytes, "token": token}
         self.spec = _spec(self, options)
 
     # -- the Gymnasium API ----------------------------------------------------------------

@@ -14,6 +14,7 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
     │   ├── EndpointKindError           single-env vs vector endpoint mix-up
     │   └── MessageTooLargeError        a frame over the negotiated size limit
     ├── EncodeError (TypeError)         a value that cannot travel on the wire
+    ├── AuthenticationError (PermissionError)  missing or wrong token
     ├── EnvBusyError                    the endpoint's env instance is already in use
     ├── InvalidActionError (ValueError) action outside the action space
     ├── ResetNeededError                step before the first reset
@@ -25,6 +26,7 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "ConnectFailedError",
     "ConnectionLostError",
     "EncodeError",
@@ -99,6 +101,14 @@ class EncodeError(RLMeshError, TypeError):
 
 class UnsupportedSpaceError(RLMeshError, TypeError):
     """A space type has no wire schema."""
+
+
+class AuthenticationError(RLMeshError, PermissionError):
+    """The token check failed: missing or wrong on either side.
+
+    rlmesh authenticates with a challenge-response over the shared token, which never
+    crosses the wire; both sides prove they know it.
+    """
 
 
 class EnvBusyError(RLMeshError):

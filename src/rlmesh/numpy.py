@@ -31,6 +31,7 @@ class RemoteEnv(NumpyRemoteEnv):
         connect_timeout: Seconds allowed to connect and complete the handshake.
         timeout: Seconds allowed for each request (``None`` disables the limit).
         max_message_bytes: Largest reply accepted.
+        token: The endpoint's shared secret, if it requires one (default ``RLMESH_TOKEN``).
 
     Raises:
         ConnectFailedError: The endpoint cannot be reached.

@@ -25,6 +25,7 @@ OP_STEP: Final = 2
 OP_RENDER: Final = 3
 OP_CLOSE: Final = 4
 OP_PING: Final = 5
+OP_AUTH: Final = 6
 
 OP_NAMES: Final = {
     OP_HELLO: "HELLO",
@@ -33,6 +34,7 @@ OP_NAMES: Final = {
     OP_RENDER: "RENDER",
     OP_CLOSE: "CLOSE",
     OP_PING: "PING",
+    OP_AUTH: "AUTH",
 }
 
 # Reply status (reply header: [status, request_id, *values]).
@@ -45,6 +47,7 @@ E_VERSION: Final = "version_mismatch"
 E_TOO_LARGE: Final = "message_too_large"
 E_BUSY: Final = "env_busy"
 E_FULL: Final = "server_full"
+E_AUTH: Final = "auth_failed"
 E_INVALID_ACTION: Final = "invalid_action"
 E_RESET_NEEDED: Final = "reset_needed"
 E_ENV: Final = "env_error"
@@ -58,6 +61,7 @@ _ERROR_CLASSES: Final[dict[str, type[errors.RLMeshError]]] = {
     E_TOO_LARGE: errors.MessageTooLargeError,
     E_BUSY: errors.EnvBusyError,
     E_FULL: errors.EnvBusyError,
+    E_AUTH: errors.AuthenticationError,
     E_INVALID_ACTION: errors.InvalidActionError,
     E_RESET_NEEDED: errors.ResetNeededError,
     E_ENCODE: errors.EncodeError,

@@ -11,10 +11,13 @@ import os
 import select
 import socket
 import threading
+import warnings
 from types import TracebackType
 from typing import Any
 
+from rlmesh.auth import token_from
 from rlmesh.envsource import EnvSource
+from rlmesh.errors import RLMeshWarning
 from rlmesh.options import ServeOptions
 from rlmesh.session import Session
 from rlmesh.transport import DEFAULT_HOST, DEFAULT_PORT, Address, Connection, listen, parse_address
@@ -59,6 +62,9 @@ class EnvServer:
             through ``SO_REUSEPORT`` and the kernel spreads sessions over them; the children
             stop with this server, or by themselves if this process dies.
         reuse_port: Bind with ``SO_REUSEPORT`` (set for you when ``workers > 1``).
+        token: Shared secret clients must prove they hold (challenge-response; it never
+            crosses the wire). Defaults to ``RLMESH_TOKEN``; ``None`` without it means no
+            authentication, and binding beyond loopback without one warns.
 
     The socket is bound when the server is constructed. Example::
 
@@ -78,9 +84,16 @@ class EnvServer:
         options: ServeOptions | None = None,
         workers: int = 1,
         reuse_port: bool = False,
+        token: str | bytes | None = None,
     ) -> None:
         self.options = options or ServeOptions()
+        self.token = token_from(token)
         requested = _resolve(address, host, port, path)
+        if not requested.is_loopback and self.token is None:
+            message = (f"rlmesh: serving {requested} beyond this machine without a token: anyone "
+                       "who can reach it can drive the env. Pass token= (or set RLMESH_TOKEN).")
+            log.warning(message)
+            warnings.warn(message, RLMeshWarning, stacklevel=2)
         if workers < 1:
             raise ValueError("workers must be >= 1")
         if workers > 1 and requested.kind != "tcp":
@@ -97,7 +110,9 @@ class EnvServer:
             if workers > 1:
                 options_json = json.dumps(dataclasses.asdict(self.options))
                 command = ["serve", str(self._address), options_json]
-                self._pool = WorkerPool(self.source.factory, [command] * (workers - 1))
+                extra_env = {"RLMESH_TOKEN": self.token.decode("latin-1")} if self.token else {}
+                self._pool = WorkerPool(self.source.factory, [command] * (workers - 1),
+                                        env=extra_env)
         except BaseException:
             self.source.close()
             with contextlib.suppress(AttributeError, OSError):

@@ -6,8 +6,8 @@ import logging
 import traceback
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from rlmesh import auth, shm
 from rlmesh import protocol as P
-from rlmesh import shm
 from rlmesh.codec import Decoder, Encoder
 from rlmesh.errors import (
     EncodeError,
@@ -145,11 +145,19 @@ class Session:
                         f"for {version!r}")
         if self.server.stopping:
             self._fatal(rid, P.E_SHUTTING_DOWN, "the server is shutting down")
+        token = self.server.token
         if hello.get("probe") is True:  # a health check: describe, build nothing, hang up
+            if token is not None:  # without the token, say only that one is needed
+                self._send([P.STATUS_OK, rid, {"rlmesh": P.PROTOCOL_VERSION, "auth": True,
+                                               "server": P.server_info()}])
+                return False
             contract = self._contract()
             contract["busy"] = self.server.source.busy
             self._send([P.STATUS_OK, rid, contract])
             return False
+        server_proof = None
+        if token is not None:
+            rid, server_proof = self._authenticate(rid, token, hello.get("nonce"))
         if not self.server.admit():
             self._fatal(rid, P.E_FULL, f"the server already serves its maximum of "
                         f"{self.server.options.max_sessions} sessions; try again later")
@@ -162,11 +170,28 @@ class Session:
             self._fatal(rid, P.E_ENV, f"the env factory raised: {exc}", exc=exc)
         contract = self._contract()
         contract["shm"] = self._accept_region(hello.get("shm"))
+        contract["auth"] = server_proof
         self._send([P.STATUS_OK, rid, contract])
         if self.server.options.idle_timeout is not None:
             self.conn.set_timeout(self.server.options.idle_timeout)
         log.info("session %d: client %s connected", self.session_id, hello.get("client"))
         return True
+
+    def _authenticate(self, rid: Any, token: bytes, client_nonce: Any) -> tuple[Any, bytes]:
+        """Challenge the client (see rlmesh.auth); returns the AUTH request id and our proof."""
+        if not isinstance(client_nonce, bytes) or len(client_nonce) != auth.NONCE_BYTES:
+            self._fatal(rid, P.E_AUTH, "this endpoint requires a token (token= or RLMESH_TOKEN)")
+        server_nonce = auth.nonce()
+        self._send([P.STATUS_OK, rid, {"challenge": server_nonce}])
+        msg = self._receive()
+        rid = msg[1]
+        if msg[0] != P.OP_AUTH or len(msg) != 3 or not isinstance(msg[2], dict):
+            self._fatal(rid, P.E_PROTOCOL, "expected AUTH after the challenge")
+        expected = auth.proof(token, b"client", client_nonce, server_nonce)
+        if not auth.check(expected, msg[2].get("proof")):
+            log.warning("session %d: refused a client with a wrong token", self.session_id)
+            self._fatal(rid, P.E_AUTH, "wrong token")
+        return rid, auth.proof(token, b"server", client_nonce, server_nonce)
 
     def _contract(self) -> dict[str, Any]:
         contract = dict(self.server.source.contract)

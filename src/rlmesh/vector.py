@@ -59,6 +59,7 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         connect_timeout: Seconds to connect and handshake, per endpoint.
         timeout: Seconds allowed for each reply.
         max_message_bytes: Largest reply accepted.
+        token: The endpoints' shared secret, if they require one (default ``RLMESH_TOKEN``).
 
     Raises:
         EndpointKindError: A single address serves a single env (use ``RemoteEnv``, or pass a
@@ -76,10 +77,11 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
         timeout: float | None = DEFAULT_TIMEOUT,
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
+        token: str | bytes | None = None,
     ) -> None:
         mode = _mode(autoreset_mode)
         kwargs = {"connect_timeout": connect_timeout, "timeout": timeout,
-                  "max_message_bytes": max_message_bytes}
+                  "max_message_bytes": max_message_bytes, "token": token}
         self._channel: Channel | None = None
         self._fleet: Fleet | VectorFleet | None = None
         self._step_pending = False

@@ -100,17 +100,19 @@ class WorkerPool:
         commands: Per worker, the worker kind and its arguments (see :func:`worker_main`);
             the token ``{dir}`` is replaced by the pool's private directory.
         start_timeout: Seconds to wait for every worker to be serving.
+        env: Extra environment variables for the workers.
 
     Raises:
         RuntimeError: If a worker fails to start (its error message is included).
     """
 
     def __init__(self, factory: Callable[[], Any], commands: list[list[str]],
-                 start_timeout: float = 60.0) -> None:
+                 start_timeout: float = 60.0, env: dict[str, str] | None = None) -> None:
         self._closed = False
         self.directory = tempfile.mkdtemp(prefix="rlmesh-workers-")
         self.processes: list[subprocess.Popen[bytes]] = []
         self._liveness_w = -1
+        self._env = {**os.environ, **(env or {}), "RLMESH_WORKER_DIR": self.directory}
         self.addresses: list[str] = []
         _live_pools.add(self)
         try:
@@ -129,7 +131,7 @@ class WorkerPool:
                 with log:
                     process = subprocess.Popen(
                         [sys.executable, "-m", "rlmesh.worker_entry", str(liveness_r), *args],
-                        env={**os.environ, "RLMESH_WORKER_DIR": self.directory},
+                        env=self._env,
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                         pass_fds=(liveness_r,), start_new_session=True)
                 self.processes.append(process)
