@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 failure, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -97,6 +98,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _raise_interrupt)
     if args.ready_file:
         _write_ready(args.ready_file, server.address)
+    if args.ready_fd is not None:
+        with contextlib.suppress(OSError), os.fdopen(args.ready_fd, "w") as handle:
+            handle.write(server.address + "\n")
     log.info("serving %s on %s", args.target, server.address)
     server.serve()
     return 0
@@ -179,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="host:port, tcp://host:port or unix:///path (default %(default)s)")
     serve.add_argument("--kwargs", help="JSON object of keyword arguments for the env")
     serve.add_argument("--ready-file", help="write the resolved address here once listening")
+    serve.add_argument("--ready-fd", type=int, metavar="N",
+                       help="write the resolved address to file descriptor N, then close it")
     serve.add_argument("--num-envs", type=int, default=1,
                        help="serve a vector env of N copies (a SyncVectorEnv; default 1)")
     serve.add_argument("--workers", type=int, default=1,

@@ -504,3 +504,23 @@ def test_rlmesh_serve_stops_on_sigint_even_if_inherited_as_ignored(tmp_path: Any
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_rlmesh_serve_ready_fd_reports_the_resolved_address() -> None:
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlmesh", "serve", "rlmesh.envs:CounterEnv", "--address",
+         "127.0.0.1:0", "--ready-fd", str(write_end)],
+        pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as pipe:
+            address = pipe.read().strip()  # EOF once the server closed its end
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", address) and not address.endswith(":0")
+        with RemoteEnv(address, connect_timeout=5, timeout=5) as env:
+            env.reset()
+            assert env.step(0)[0] == 1
+    finally:
+        proc.terminate()
+        proc.wait(10)
