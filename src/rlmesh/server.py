@@ -20,7 +20,15 @@ from rlmesh.envsource import EnvSource
 from rlmesh.errors import RLMeshWarning
 from rlmesh.options import ServeOptions
 from rlmesh.session import Session
-from rlmesh.transport import DEFAULT_HOST, DEFAULT_PORT, Address, Connection, listen, parse_address
+from rlmesh.transport import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    Address,
+    Connection,
+    listen,
+    parse_address,
+    tune,
+)
 from rlmesh.workers import WorkerPool
 
 log = logging.getLogger("rlmesh.server")
@@ -237,8 +245,7 @@ class EnvServer:
             self._start_session(sock)
 
     def _start_session(self, sock: socket.socket) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tune(sock)
         session_id = next(self._ids)
         conn = Connection(sock, self.options.max_message_bytes)
         conn.set_spin(self.options.spin if len(self._sessions) < _CPUS else 0)

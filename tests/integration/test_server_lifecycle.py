@@ -524,3 +524,17 @@ def test_rlmesh_serve_ready_fd_reports_the_resolved_address() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_tcp_sessions_use_nodelay_and_keepalive_on_both_sides(
+        serve: Callable[..., Any]) -> None:
+    server = serve(CounterEnv())
+    with RemoteEnv(server.address, connect_timeout=5, timeout=5) as env:
+        env.reset()
+        client_sock = env._channel._conn.sock
+        (session, _), = server._sessions.values()
+        for sock in (client_sock, session.conn.sock):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            if hasattr(socket, "TCP_KEEPIDLE"):
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 60
