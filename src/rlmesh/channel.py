@@ -83,7 +83,7 @@ class Channel:
                                      "capabilities": ["shm"] if region else []}
             if region is not None:
                 hello["shm"] = {"name": region.name, "size": region.size, "host": shm.host_id()}
-            client_nonce = auth.nonce()
+            client_nonce = auth.nonce() if secret is not None else b""
             if secret is not None:
                 hello["nonce"] = client_nonce
             contract = self.request(P.OP_HELLO, hello, timeout=connect_timeout)[2]
@@ -248,15 +248,6 @@ class Channel:
                 raise RuntimeError("no request is pending")
             rid, op = self._pending.popleft()
             return self._recv_locked(op, rid, self.timeout)
-
-    @property
-    def pending(self) -> int:
-        """How many submitted requests await :meth:`collect`."""
-        return len(self._pending)
-
-    def fileno(self) -> int:
-        """The socket's file descriptor (for ``selectors``), or -1 once closed."""
-        return self._conn.sock.fileno()
 
     def close(self, timeout: float = 1.0) -> None:
         """Tell the server goodbye (best effort, bounded) and close the socket. Idempotent."""

@@ -11,19 +11,17 @@ import importlib
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from types import FrameType
 from typing import Any
 
 import gymnasium as gym
 
 from rlmesh.channel import probe
 from rlmesh.errors import RLMeshError
-from rlmesh.server import EnvServer
+from rlmesh.server import EnvServer, stop_on_signals
 
 log = logging.getLogger("rlmesh")
 
@@ -76,10 +74,6 @@ def _write_ready(path: str, address: str) -> None:
     os.replace(tmp, path)
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a target until interrupted (SIGINT or SIGTERM)."""
     kwargs = json.loads(args.kwargs) if args.kwargs else None
@@ -92,10 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         make_one, count = target, args.num_envs
         target = lambda: gym.vector.SyncVectorEnv([make_one] * count)  # noqa: E731
     server = EnvServer(target, args.address, workers=args.workers)
-    # Both stop the server cleanly, even where SIGINT was inherited as ignored (a background
-    # job of a non-interactive shell, for instance).
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGINT, _raise_interrupt)
+    stop_on_signals()
     if args.ready_file:
         _write_ready(args.ready_file, server.address)
     if args.ready_fd is not None:
@@ -111,13 +102,13 @@ def cmd_ping(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     contract = probe(args.address, timeout=args.timeout)
     elapsed = (time.perf_counter() - start) * 1000
+    if contract.get("auth") is True and "kind" not in contract:
+        print(f"{args.address}: serving (authentication required) ({elapsed:.1f} ms)")
+        return 0
     spec = contract.get("spec") or {}
     what = spec.get("id") if isinstance(spec, dict) and spec.get("id") else "a custom env"
     if contract.get("kind") == "vector_env":
         what = f"a vector env of {contract.get('num_envs')} x {what}"
-    if contract.get("auth") is True and "kind" not in contract:
-        print(f"{args.address}: serving (authentication required) ({elapsed:.1f} ms)")
-        return 0
     busy = " (its env instance is busy)" if contract.get("busy") else ""
     print(f"{args.address}: serving {what}{busy} ({elapsed:.1f} ms)")
     return 0

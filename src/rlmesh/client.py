@@ -18,6 +18,18 @@ from rlmesh.schema import schema_to_space
 __all__ = ["NumpyRemoteEnv"]
 
 
+def contract_metadata(contract: dict[str, Any]) -> dict[str, Any]:
+    """The env's ``metadata`` from a contract, ``render_modes`` cut to the served mode.
+
+    A client cannot switch the served env's render mode, so it advertises only that one.
+    """
+    metadata = contract.get("metadata")
+    metadata = dict(metadata) if isinstance(metadata, dict) else {}
+    render_mode = contract.get("render_mode")
+    metadata["render_modes"] = [render_mode] if isinstance(render_mode, str) else []
+    return metadata
+
+
 def _reconnect(cls: type[NumpyRemoteEnv], address: str, options: dict[str, Any],
                served_mode: str | None, render_mode: str | None = None) -> NumpyRemoteEnv:
     """Entry point of a RemoteEnv's spec: open another session to the same endpoint."""
@@ -88,10 +100,7 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
         self.contract = contract
         render_mode = contract.get("render_mode")
         self.render_mode = render_mode if isinstance(render_mode, str) else None
-        metadata = contract.get("metadata")
-        self.metadata = dict(metadata) if isinstance(metadata, dict) else {}
-        # A client cannot switch the served env's render mode: advertise only the one it has.
-        self.metadata["render_modes"] = [self.render_mode] if self.render_mode else []
+        self.metadata = contract_metadata(contract)
         options = {"connect_timeout": connect_timeout, "timeout": timeout,
                    "max_message_bytes": max_message_bytes, "token": token}
         self.spec = _spec(self, options)
@@ -115,7 +124,7 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
                 raise TypeError(f"seed must be an int or None, not {type(seed).__qualname__}")
             seed = int(seed)
         super().reset(seed=seed)
-        reply = self._require().request(P.OP_RESET, seed, options)
+        reply = self._request(P.OP_RESET, seed, options)
         return reply[2], reply[3]
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -132,7 +141,7 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
 
     def render(self) -> Any:
         """Return the remote env's ``render()`` result (an rgb_array frame, or ``None``)."""
-        return self._require().request(P.OP_RENDER)[2]
+        return self._request(P.OP_RENDER)[2]
 
     def close(self) -> None:
         """End the session (the server frees or closes its env). Idempotent."""
@@ -142,7 +151,7 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
 
     def ping(self, value: Any = None) -> Any:
         """Round-trip ``value`` through the server (a liveness check)."""
-        return self._require().request(P.OP_PING, value)[2]
+        return self._request(P.OP_PING, value)[2]
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -150,12 +159,6 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
     def closed(self) -> bool:
         """Whether :meth:`close` has been called."""
         return self._channel is None or self._channel.closed
-
-    def _require(self) -> Channel:
-        channel = self._channel
-        if channel is None:
-            raise ProtocolError("this RemoteEnv failed to initialise")
-        return channel
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

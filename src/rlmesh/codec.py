@@ -116,20 +116,21 @@ class Encoder:
             self._depth -= 1
 
     def _array_meta(self, array: np.ndarray[Any, Any]) -> bytes:
-        key = (array.dtype, array.shape)
-        meta = self._meta_cache.get(key)
-        if meta is None:
-            if array.ndim > MAX_NDIM:
-                raise EncodeError(f"arrays with more than {MAX_NDIM} dimensions cannot be sent")
-            meta = dtype_meta(array.dtype) + struct.pack(
-                f"<B{array.ndim}q", array.ndim, *array.shape
-            )
-            if len(self._meta_cache) < 256:
-                self._meta_cache[key] = meta
+        """Build (and cache) the meta of arrays of this dtype and shape."""
+        if array.ndim > MAX_NDIM:
+            raise EncodeError(f"arrays with more than {MAX_NDIM} dimensions cannot be sent")
+        meta = dtype_meta(array.dtype) + struct.pack(f"<B{array.ndim}q", array.ndim, *array.shape)
+        if len(self._meta_cache) < 256:
+            self._meta_cache[(array.dtype, array.shape)] = meta
         return meta
 
     def _array(self, array: np.ndarray[Any, Any]) -> msgpack.ExtType:
-        meta = self._array_meta(array)
+        meta = self._meta_cache.get((array.dtype, array.shape))
+        if meta is None:  # first sight of this dtype and shape (or an object array)
+            if array.dtype.kind == "O":  # items travel as values of their own, never pickled
+                return msgpack.ExtType(EXT_OBJECT_ARRAY, self._pack_nested(
+                    [list(array.shape), array.ravel().tolist()]))
+            meta = self._array_meta(array)
         nbytes = array.nbytes
         if nbytes <= INLINE_MAX_BYTES:
             return _ext(EXT_ARRAY, meta + array.tobytes())  # tobytes is C order regardless
@@ -144,14 +145,9 @@ class Encoder:
         return _ext(EXT_ARRAY_OOB, meta + _OOB.pack(offset, nbytes))
 
     def _default(self, obj: Any) -> Any:
-        if type(obj) is np.ndarray:  # the hot path: a small array seen before
-            meta = self._meta_cache.get((obj.dtype, obj.shape))
-            if meta is not None and obj.nbytes <= INLINE_MAX_BYTES:
-                return _ext(EXT_ARRAY, meta + obj.tobytes())
-        if isinstance(obj, np.ndarray):
-            if obj.dtype.kind == "O":  # items travel as values of their own, never pickled
-                return msgpack.ExtType(EXT_OBJECT_ARRAY, self._pack_nested(
-                    [list(obj.shape), obj.ravel().tolist()]))
+        if type(obj) is np.ndarray:  # the hot path
+            return self._array(obj)
+        if isinstance(obj, np.ndarray):  # a subclass (matrix, masked): send the plain array
             return self._array(np.asarray(obj))
         if isinstance(obj, np.generic):
             meta = self._scalar_meta.get(type(obj))
@@ -166,8 +162,6 @@ class Encoder:
             return msgpack.ExtType(EXT_GRAPH, self._pack_nested(list(obj)))
         if isinstance(obj, tuple):
             return msgpack.ExtType(EXT_TUPLE, self._pack_nested(list(obj)))
-        if isinstance(obj, bool):
-            return bool(obj)
         if isinstance(obj, int):
             if type(obj) is int:  # only reached on 64-bit overflow
                 return msgpack.ExtType(EXT_BIGINT, str(obj).encode("ascii"))

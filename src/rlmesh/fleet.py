@@ -57,9 +57,6 @@ class Fleet:
         self._terminations = np.zeros(n, dtype=np.bool_)
         self._truncations = np.zeros(n, dtype=np.bool_)
         self._env_obs: list[Any] = [None] * n
-        self._pending_actions: Any = None
-
-    # -- pipelining -------------------------------------------------------------------------
 
     def _observations(self) -> Any:
         out: Any = create_empty_array(self.single_observation_space, self.num_envs)
@@ -90,9 +87,10 @@ class Fleet:
         return self._observations(), infos
 
     def step_async(self, actions: Any) -> None:
-        """Send every sub-env its action (or its autoreset) without waiting."""
-        if self._pending_actions is not None:
-            raise RuntimeError("step_async() was called twice without step_wait()")
+        """Send every sub-env its action (or its autoreset) without waiting.
+
+        The caller (:class:`~rlmesh.RemoteVectorEnv`) pairs it with :meth:`step_wait`.
+        """
         mode = self.autoreset_mode
         per_env = list(iterate(self.action_space, actions))
         if len(per_env) != self.num_envs:
@@ -108,14 +106,10 @@ class Fleet:
                 self.channels[i].submit(P.OP_RESET, None, None)
             else:
                 self.channels[i].submit(P.OP_STEP, action)
-        self._pending_actions = per_env
 
     def step_wait(self) -> tuple[Any, np.ndarray[Any, Any], np.ndarray[Any, Any],
                                  np.ndarray[Any, Any], dict[str, Any]]:
         """Collect the replies of :meth:`step_async`."""
-        if self._pending_actions is None:
-            raise RuntimeError("step_wait() without step_async()")
-        self._pending_actions = None
         replies = gather(self.channels, range(self.num_envs))
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
         env_infos: list[Any] = [None] * self.num_envs

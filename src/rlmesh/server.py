@@ -9,10 +9,11 @@ import json
 import logging
 import os
 import select
+import signal
 import socket
 import threading
 import warnings
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
 from rlmesh.auth import token_from
@@ -35,6 +36,20 @@ log = logging.getLogger("rlmesh.server")
 _CPUS = os.cpu_count() or 1
 
 __all__ = ["EnvServer"]
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGINT stop :meth:`EnvServer.serve` cleanly in this process.
+
+    Installed explicitly, so it also works where SIGINT was inherited as ignored (a
+    background job of a non-interactive shell, for instance). Main thread only.
+    """
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
 
 
 def _resolve(address: str | None, host: str | None, port: int | None,
@@ -112,9 +127,10 @@ class EnvServer:
             raise TypeError("workers > 1 needs a factory (a callable or a registered env id): "
                             "one env instance cannot be shared across processes")
         self._pool: WorkerPool | None = None
+        listener = None
         try:
-            self._listener, self._address = listen(requested, self.options.backlog,
-                                                   reuse_port or workers > 1)
+            listener, self._address = listen(requested, self.options.backlog,
+                                             reuse_port or workers > 1)
             if workers > 1:
                 options_json = json.dumps(dataclasses.asdict(self.options))
                 command = ["serve", str(self._address), options_json]
@@ -123,9 +139,10 @@ class EnvServer:
                                         env=extra_env)
         except BaseException:
             self.source.close()
-            with contextlib.suppress(AttributeError, OSError):
-                self._listener.close()
+            if listener is not None:
+                listener.close()
             raise
+        self._listener = listener
         self._wake_r, self._wake_w = os.pipe()
         self._lock = threading.Lock()
         self._sessions: dict[int, tuple[Session, threading.Thread]] = {}

@@ -49,10 +49,7 @@ class Session:
         self._has_reset = False
         self._validate = server.options.validate_actions
         self._admitted = False
-        self._num_envs: int | None = (
-            server.source.contract["num_envs"]
-            if server.source.contract["kind"] == "vector_env" else None
-        )
+        self._vector = server.source.contract["kind"] == "vector_env"
 
     def run(self) -> None:
         """Serve until the end; never raises."""
@@ -81,22 +78,26 @@ class Session:
     # -- replies --------------------------------------------------------------------------
 
     def _send(self, reply: list[Any]) -> None:
+        encoded: tuple[bytes, list[Any], int] | None
         try:
-            header, buffers, body_len = self._encoder.encode(reply)
+            encoded = self._encoder.encode(reply)
         except EncodeError as exc:
-            if len(reply) > 3 and isinstance(reply[-1], dict):
-                reply[-1] = sanitize(reply[-1])  # info never fails a request
-                try:
-                    header, buffers, body_len = self._encoder.encode(reply)
-                except EncodeError:
-                    self._error(reply[1], P.E_ENCODE, f"the env returned a value that cannot "
-                                f"be sent: {exc}")
-                    return
-            else:
-                self._error(reply[1], P.E_ENCODE, f"the env returned a value that cannot be "
-                            f"sent: {exc}")
+            encoded = self._encode_sanitized(reply)
+            if encoded is None:
+                self._error(reply[1], P.E_ENCODE,
+                            f"the env returned a value that cannot be sent: {exc}")
                 return
-        self.conn.send(header, buffers, body_len, self.conn.peer_flag)
+        self.conn.send(*encoded, self.conn.peer_flag)
+
+    def _encode_sanitized(self, reply: list[Any]) -> tuple[bytes, list[Any], int] | None:
+        """Retry with ``info`` (a reply's last value) made encodable; ``None`` if still not."""
+        if len(reply) <= 3 or not isinstance(reply[-1], dict):
+            return None
+        reply[-1] = sanitize(reply[-1])  # info never fails a request
+        try:
+            return self._encoder.encode(reply)
+        except EncodeError:
+            return None
 
     def _error(self, rid: Any, code: str, message: str, *,
                exc: BaseException | None = None, fatal: bool = False) -> None:
@@ -251,7 +252,7 @@ class Session:
                     continue
                 self._send([P.STATUS_OK, rid, obs, reward, terminated, truncated, info])
             elif op == P.OP_RESET:
-                if len(msg) != 4 or not _valid_seed(msg[2], self._num_envs) or not (
+                if len(msg) != 4 or not _valid_seed(msg[2], self._vector) or not (
                         msg[3] is None or isinstance(msg[3], dict)):
                     self._fatal(rid, P.E_PROTOCOL, "RESET takes seed (int, nil, or for a vector "
                                 "env a list of num_envs ints or nils) and options (map or nil)")
@@ -290,11 +291,9 @@ class Session:
         self._error(rid, P.E_ENV, message, exc=exc)
 
 
-
-def _valid_seed(seed: Any, num_envs: int | None) -> bool:
-    """Whether ``seed`` is a RESET seed: int or nil, or per-env list for a vector env."""
+def _valid_seed(seed: Any, vector: bool) -> bool:
+    """Whether ``seed`` is a RESET seed: int or nil, or for a vector env a list of them."""
     if seed is None or type(seed) is int:
         return True
     # (a wrong length is the vector env's to refuse, as in-process: a non-fatal env error)
-    return (num_envs is not None and type(seed) is list
-            and all(s is None or type(s) is int for s in seed))
+    return vector and type(seed) is list and all(s is None or type(s) is int for s in seed)

@@ -232,8 +232,9 @@ class Connection:
         """Poll up to ``rounds`` times (non-blocking, yielding between) before blocking.
 
         Polling adapts: after a poll phase that found nothing the next one is half as long,
-        and a blocking receive that was answered quickly restores the full count. 0 makes
-        every receive block at once.
+        and a blocking receive that was answered quickly restores the full count; a yield
+        that handed the CPU to another task stops polling for the next ``_COOLDOWN``
+        receives. 0 makes every receive block at once.
         """
         if rounds and (os.cpu_count() or 1) <= 1:
             rounds = 0  # polling would only take the CPU from the peer we wait for
@@ -306,7 +307,7 @@ class Connection:
             if not self._cooldown:
                 self._spin_rounds = self.spin  # try polling again: the peer may have moved
         blocked_at = 0
-        if end - start < n and self.spin:
+        if self.spin and not self._cooldown and end - start < n:
             blocked_at = _now_ns()
         while end - start < n:
             got = recv_into(view[end : min(limit, max(start + n, end + _READ))])
@@ -315,7 +316,7 @@ class Connection:
                 raise ConnectionLostError("the peer closed the connection")
             end += got
         self._end = end
-        if blocked_at and not self._cooldown and _now_ns() - blocked_at < _SPIN_WORTH_NS:
+        if blocked_at and _now_ns() - blocked_at < _SPIN_WORTH_NS:
             self._spin_rounds = self.spin  # the peer answers fast: keep polling first
 
     def _spin(self, end: int, need: int) -> int:

@@ -21,6 +21,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from rlmesh import protocol as P
 from rlmesh.batching import expand_seeds
 from rlmesh.channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel
+from rlmesh.client import contract_metadata
 from rlmesh.errors import EndpointKindError, ProtocolError
 from rlmesh.fleet import Fleet
 from rlmesh.schema import schema_to_space
@@ -37,14 +38,6 @@ def _mode(value: AutoresetMode | str | None) -> AutoresetMode | None:
     except ValueError:
         names = ", ".join(m.value for m in AutoresetMode)
         raise ValueError(f"unknown autoreset mode {value!r} (one of {names})") from None
-
-
-def _metadata(contract: dict[str, Any]) -> dict[str, Any]:
-    metadata = contract.get("metadata")
-    metadata = dict(metadata) if isinstance(metadata, dict) else {}
-    render_mode = contract.get("render_mode")
-    metadata["render_modes"] = [render_mode] if isinstance(render_mode, str) else []
-    return metadata
 
 
 class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
@@ -111,7 +104,7 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
             self.action_space = schema_to_space(contract["action_space"])
             self.single_observation_space = schema_to_space(contract["single_observation_space"])
             self.single_action_space = schema_to_space(contract["single_action_space"])
-            self.metadata = _metadata(contract)
+            self.metadata = contract_metadata(contract)
             served = _mode(self.metadata.get("autoreset_mode"))
             if served is not None:
                 self.metadata["autoreset_mode"] = served
@@ -167,7 +160,7 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         self.observation_space = fleet.observation_space
         self.action_space = fleet.action_space
         contract = channels[0].contract
-        self.metadata = _metadata(contract)
+        self.metadata = contract_metadata(contract)
         self.metadata["autoreset_mode"] = mode
         self.render_mode = contract.get("render_mode")
         self.contract = contract

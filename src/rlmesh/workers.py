@@ -16,7 +16,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 import cloudpickle
@@ -38,10 +36,6 @@ def _close_live_pools() -> None:
 
 
 atexit.register(_close_live_pools)
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def _build_server(kind: str, args: list[str], factory: Callable[[], Any]) -> Any:
@@ -68,8 +62,9 @@ def worker_main(argv: list[str]) -> int:
     processes of ``EnvServer(..., workers=N)``), prints ``READY address`` on stdout, and
     serves until told to stop (SIGTERM/SIGINT) or until the parent's liveness pipe closes.
     """
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGINT, _raise_interrupt)
+    from rlmesh.server import stop_on_signals
+
+    stop_on_signals()
     liveness_fd, kind, args = int(argv[0]), argv[1], argv[2:]
     parent_pid = os.getppid()
     factory = cloudpickle.loads(sys.stdin.buffer.read())
