@@ -11,7 +11,9 @@ Variants (every server in its own child process, the client in this process):
   one worker process per sub-env;
 * ``rlmesh.make_vec("CartPole-v1", 8)`` (default worker count) and with ``num_workers=2``;
 * a ``SyncVectorEnv(8)`` served by ``rlmesh serve gymnasium:make_vec`` and driven through
-  ``rlmesh.numpy.RemoteVectorEnv(address)`` over TCP;
+  ``rlmesh.numpy.RemoteVectorEnv(address)`` at a loopback TCP address, with default settings
+  (so the same-host shared-memory link is negotiated), and again with ``RLMESH_SAME_HOST=0``
+  on both sides (every frame crosses the TCP socket);
 * 4 single-env CartPole-v1 endpoints (4 ``rlmesh serve`` children) driven as one
   ``RemoteVectorEnv([a1, ..., a4])`` over TCP (4 envs).
 
@@ -67,6 +69,7 @@ VARIANT_ORDER: tuple[str, ...] = (
     "make_vec",
     "make_vec_w2",
     "served_sync_tcp",
+    "served_sync_sockets",
     "fleet4_tcp",
 )
 
@@ -76,6 +79,7 @@ ROUND_BLOCKS: tuple[tuple[str, ...], ...] = (
     ("sync_inprocess", "served_sync_tcp"),
     ("async_gym", "make_vec"),
     ("make_vec_w2",),
+    ("served_sync_sockets",),
     ("fleet4_tcp",),
 )
 
@@ -86,6 +90,8 @@ RATIOS: tuple[core.RatioSpec, ...] = (
      "rlmesh.make_vec(8) / Gymnasium AsyncVectorEnv(8)"),
     ("served_sync_tcp", "sync_inprocess", 0.70,
      "served SyncVectorEnv(8) over TCP / in-process SyncVectorEnv(8)"),
+    ("served_sync_sockets", "sync_inprocess", None,
+     "served SyncVectorEnv(8), TCP sockets only / in-process SyncVectorEnv(8)"),
     ("make_vec", "sync_inprocess", None,
      "rlmesh.make_vec(8) / in-process SyncVectorEnv(8)"),
     ("make_vec_w2", "async_gym", None,
@@ -160,14 +166,19 @@ def start_variants(placement: core.Placement) -> Iterator[dict[str, core.Variant
             add(key, f"rlmesh.make_vec({NUM_ENVS}{arg}): {len(pids)} worker"
                      f"{'s' if len(pids) > 1 else ''}", vec, pids)
 
-        with placement.spawning():
-            server = spawn_server("gymnasium:make_vec", kwargs={
-                "id": ENV_ID, "num_envs": NUM_ENVS, "vectorization_mode": "sync"})
-        stack.callback(server.stop)
-        served = RemoteVectorEnv(server.address)
-        stack.callback(served.close)
-        add("served_sync_tcp", f"served SyncVectorEnv({NUM_ENVS}), RemoteVectorEnv TCP",
-            served, server.pid)
+        for key, flag, label in (("served_sync_tcp", "1", "TCP address (same-host link)"),
+                                 ("served_sync_sockets", "0", "TCP sockets only")):
+            with placement.spawning():
+                server = spawn_server("gymnasium:make_vec", kwargs={
+                    "id": ENV_ID, "num_envs": NUM_ENVS, "vectorization_mode": "sync"},
+                    env={**os.environ, "RLMESH_SAME_HOST": flag})
+            stack.callback(server.stop)
+            with core._environ("RLMESH_SAME_HOST", flag):
+                served = RemoteVectorEnv(server.address)
+            stack.callback(served.close)
+            if served.contract.get("shm_link") is not (flag == "1"):
+                raise RuntimeError(f"{key}: unexpected transport {served.contract.get('shm')}")
+            add(key, f"served SyncVectorEnv({NUM_ENVS}), {label}", served, server.pid)
 
         servers = []
         for _ in range(FLEET_ENVS):

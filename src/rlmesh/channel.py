@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Final
 
-from rlmesh import auth, shm
+from rlmesh import auth, shm, shmlink
 from rlmesh import protocol as P
 from rlmesh.codec import Decoder, Encoder
 from rlmesh.errors import (
@@ -69,6 +69,8 @@ class Channel:
         self._next_id = 0
         self._broken: RLMeshError | None = None
         self._pending: collections.deque[tuple[int, int]] = collections.deque()
+        self._early: dict[int, list[Any] | RLMeshError] = {}
+        """Replies read ahead of :meth:`collect` (a shared-memory link holds one frame)."""
         self._peer_max = P.DEFAULT_MAX_MESSAGE_BYTES
         self._closed = False
         sock = connect(self.address, connect_timeout)
@@ -79,8 +81,11 @@ class Channel:
         region = _offer_region(sock)
         try:
             self._conn.set_timeout(connect_timeout)
+            capabilities = []
+            if region is not None:
+                capabilities = ["shm", "shm-link"] if shmlink.supported() else ["shm"]
             hello: dict[str, Any] = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME,
-                                     "capabilities": ["shm"] if region else []}
+                                     "capabilities": capabilities}
             if region is not None:
                 hello["shm"] = {"name": region.name, "size": region.size, "host": shm.host_id()}
             client_nonce = auth.nonce() if secret is not None else b""
@@ -100,7 +105,8 @@ class Channel:
         if region is not None:
             region.unlink()  # both sides have mapped it (or the server declined)
             if contract.get("shm") is True:
-                self._conn.attach_shm(region, "client")
+                link = contract.get("shm_link") is True
+                self._conn.attach_shm(region, "client", link=link)
             else:
                 region.close()
         self.contract: dict[str, Any] = contract
@@ -161,12 +167,25 @@ class Channel:
                 f"request of {len(header) + body_len} bytes exceeds the server's limit of "
                 f"{self._peer_max}; nothing was sent"
             )
+        if self._conn.link is not None:
+            self._read_ahead()
         try:
             # The reply may use shared memory only if no earlier reply is still unread.
             self._conn.send(header, buffers, body_len, not self._pending)
         except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
             raise self._translate(exc, op, self.timeout) from None
         return rid
+
+    def _read_ahead(self) -> None:
+        """Read every pending reply now, so the link's slots are free for the next request."""
+        for rid, op in self._pending:
+            if rid not in self._early:
+                try:
+                    self._early[rid] = self._recv_locked(op, rid, self.timeout)
+                except RLMeshError as exc:
+                    self._early[rid] = exc
+        if self._broken is not None:
+            raise self._unusable()
 
     def _recv_locked(self, op: int, rid: int, limit: float | None) -> list[Any]:
         try:
@@ -247,6 +266,11 @@ class Channel:
             if not self._pending:
                 raise RuntimeError("no request is pending")
             rid, op = self._pending.popleft()
+            early = self._early.pop(rid, None)
+            if isinstance(early, RLMeshError):
+                raise early
+            if early is not None:
+                return early
             return self._recv_locked(op, rid, self.timeout)
 
     def close(self, timeout: float = 1.0) -> None:

@@ -6,7 +6,7 @@ import logging
 import traceback
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from rlmesh import auth, shm
+from rlmesh import auth, shm, shmlink
 from rlmesh import protocol as P
 from rlmesh.codec import Decoder, Encoder
 from rlmesh.errors import (
@@ -170,9 +170,14 @@ class Session:
         except Exception as exc:
             self._fatal(rid, P.E_ENV, f"the env factory raised: {exc}", exc=exc)
         contract = self._contract()
-        contract["shm"] = self._accept_region(hello.get("shm"))
+        region = self._accept_region(hello.get("shm"))
+        link = region is not None and _wants_link(hello, region.size)
+        contract["shm"] = region is not None
+        contract["shm_link"] = link
         contract["auth"] = server_proof
         self._send([P.STATUS_OK, rid, contract])
+        if region is not None:  # from the next frame on (the client switches with us)
+            self.conn.attach_shm(region, "server", link=link)
         if self.server.options.idle_timeout is not None:
             self.conn.set_timeout(self.server.options.idle_timeout)
         log.info("session %d: client %s connected", self.session_id, hello.get("client"))
@@ -206,23 +211,22 @@ class Session:
         )
         return contract
 
-    def _accept_region(self, offer: Any) -> bool:
+    def _accept_region(self, offer: Any) -> shm.ShmRegion | None:
         """Map the client's shared-memory region if it is on this host (see rlmesh.shm)."""
         if not isinstance(offer, dict) or not self.server.options.same_host:
-            return False
+            return None
         if not (shm.enabled() and offer.get("host") == shm.host_id()
                 and shm.same_host_socket(self.conn.sock)):
-            return False
+            return None
         size = offer.get("size")
         if type(size) is not int or not 0 < size <= shm.MAX_SHM_BYTES:
-            return False
+            return None
         try:
             region = shm.ShmRegion(str(offer.get("name")), size, create=False)
         except (OSError, ValueError):
-            return False
+            return None
         region.unlink()
-        self.conn.attach_shm(region, "server")
-        return True
+        return region
 
     # -- requests -------------------------------------------------------------------------
 
@@ -289,6 +293,13 @@ class Session:
         else:
             message = str(exc)
         self._error(rid, P.E_ENV, message, exc=exc)
+
+
+def _wants_link(hello: dict[str, Any], size: int) -> bool:
+    """Whether to move whole frames into the region (the client offered it, both can)."""
+    capabilities = hello.get("capabilities")
+    return (isinstance(capabilities, list) and "shm-link" in capabilities
+            and shmlink.supported() and shmlink.fits(size))
 
 
 def _valid_seed(seed: Any, vector: bool) -> bool:

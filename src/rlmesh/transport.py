@@ -18,6 +18,7 @@ from rlmesh.errors import (
     ProtocolError,
 )
 from rlmesh.shm import ShmRegion
+from rlmesh.shmlink import ShmLink
 
 PREFIX: Final = struct.Struct("<II")
 SHM_FLAG: Final = 1 << 31
@@ -226,7 +227,11 @@ class Connection:
         self.shm_role = ""
         """``"client"`` or ``"server"`` once a shared-memory region is attached."""
         self.peer_flag = False
-        """Whether the last received frame carried the shared-memory flag."""
+        """Whether the last received frame used the region (its body, or all of it)."""
+        self.link: ShmLink | None = None
+        """Set once frames travel through shared memory (see :meth:`attach_shm`)."""
+        self.timeout: float | None = None
+        """The bound set by :meth:`set_timeout`."""
 
     def set_spin(self, rounds: int) -> None:
         """Poll up to ``rounds`` times (non-blocking, yielding between) before blocking.
@@ -239,6 +244,8 @@ class Connection:
         if rounds and (os.cpu_count() or 1) <= 1:
             rounds = 0  # polling would only take the CPU from the peer we wait for
         self.spin = self._spin_rounds = max(int(rounds), 0)
+        if self.link is not None:
+            self.link.set_spin(self.spin)
 
     def set_timeout(self, timeout: float | None) -> None:
         """Bound every later send and receive by ``timeout`` seconds (``None``: no bound)."""
@@ -252,6 +259,7 @@ class Connection:
         tv = _TIMEVAL.pack(seconds, micros)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+        self.timeout = timeout
 
     def send(self, header: bytes, buffers: list[Any], body_len: int,
              flag: bool = False) -> None:
@@ -261,6 +269,9 @@ class Connection:
         client's side permits the reply to use the region; on the server's side it says the
         request permitted it, and a body that fits is written there instead of the socket.
         """
+        if self.link is not None:
+            self.link.send(header, buffers, body_len)
+            return
         hlen = len(header)
         if flag and self.shm is not None:
             if self.shm_role == "client":
@@ -269,7 +280,12 @@ class Connection:
                 self.shm.write(buffers)
                 self.sock.sendall(_pack_prefix(hlen | SHM_FLAG, body_len) + header)
                 return
-        first = _pack_prefix(hlen, body_len) + header
+        self.send_frame(header, buffers, body_len, hlen)
+
+    def send_frame(self, header: bytes, buffers: list[Any], body_len: int,
+                   hlen: int | None = None) -> None:
+        """Send one frame over the socket (``hlen``: the header length word, flags included)."""
+        first = _pack_prefix(len(header) if hlen is None else hlen, body_len) + header
         if not buffers:
             self.sock.sendall(first)
             return
@@ -353,7 +369,7 @@ class Connection:
         return end
 
     def recv(self) -> tuple[memoryview, bytearray | None]:
-        """Receive one frame.
+        """Receive one frame (through the shared-memory link once one is attached).
 
         Returns:
             ``(header, body)``; ``body`` is ``None`` for an empty body.
@@ -363,6 +379,12 @@ class Connection:
             MessageTooLargeError: If the frame exceeds ``max_message_bytes`` (nothing of it
                 is allocated).
         """
+        if self.link is not None:
+            return self.link.recv()
+        return self.recv_frame()
+
+    def recv_frame(self) -> tuple[memoryview, bytearray | None]:
+        """Receive one frame from the socket (see :meth:`recv`)."""
         start = self._start
         if start == self._end:
             self._start = self._end = start = 0
@@ -410,9 +432,52 @@ class Connection:
                 take += got
         return header, body
 
-    def attach_shm(self, region: ShmRegion, role: str) -> None:
-        """Use ``region`` for reply bodies from now on (``role``: client or server)."""
+    def attach_shm(self, region: ShmRegion, role: str, *, link: bool = False) -> None:
+        """Use ``region`` from the next frame on (``role``: client or server).
+
+        Without ``link`` only reply bodies use it; with ``link`` whole frames and their
+        signalling do (see :mod:`rlmesh.shmlink`), and the socket keeps wake-ups, oversized
+        frames and liveness.
+        """
         self.shm, self.shm_role = region, role
+        if link:
+            self.link = ShmLink(self, region, role, self.spin)
+
+    def take_wakes(self, token: bytes) -> None:
+        """Read what the socket holds without blocking; drop leading ``token`` bytes.
+
+        Raises:
+            ConnectionLostError: If the peer closed the connection.
+        """
+        end = self._end
+        if self._start == end:
+            self._start = self._end = end = 0
+        try:
+            got = self.sock.recv_into(self._view[end:], 0, _DONTWAIT)
+        except BlockingIOError:
+            got = -1
+        if not got:
+            raise ConnectionLostError("the peer closed the connection")
+        if got > 0:
+            self._end = end + got
+        start, end, byte = self._start, self._end, token[0]
+        buf = self._buf
+        while start < end and buf[start] == byte:
+            start += 1
+        self._start = start
+
+    def expect_marker(self, skip: bytes, marker: bytes) -> None:
+        """Consume ``skip`` bytes up to and including ``marker`` (blocking, bounded)."""
+        skip_byte, marker_byte = skip[0], marker[0]
+        while True:
+            if self._start == self._end:
+                self._fill(1)
+            byte = self._buf[self._start]
+            self._start += 1
+            if byte == marker_byte:
+                return
+            if byte != skip_byte:
+                raise ProtocolError("unexpected byte on a shared-memory link's socket")
 
     def close(self) -> None:
         """Shut down and close the socket (and unmap any region); safe to call again."""
@@ -420,5 +485,7 @@ class Connection:
             self.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self.sock.close()
+        if self.link is not None:
+            self.link.close()
         if self.shm is not None:
             self.shm.close()

@@ -34,7 +34,7 @@ from gymnasium import spaces as gs
 
 import rlmesh
 import rlmesh.channel
-from rlmesh import EnvBusyError, RLMeshTimeoutError, ServeOptions
+from rlmesh import EnvBusyError, RLMeshTimeoutError, ServeOptions, shmlink
 from rlmesh import protocol as P
 from rlmesh.channel import Channel
 from rlmesh.codec import Encoder
@@ -438,8 +438,11 @@ def body_len(shape: tuple[int, ...]) -> int:
 REGION_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
+    import rlmesh.shmlink
     from rlmesh.numpy import RemoteEnv
 
+    if sys.argv[3] == "data":  # offer only the body-only mode (as on a non-x86 machine)
+        rlmesh.shmlink.supported = lambda: False
     report = {}
     for name, address in (("fits", sys.argv[1]), ("too_big", sys.argv[2])):
         env = RemoteEnv(address, timeout=10)
@@ -453,29 +456,44 @@ REGION_SCRIPT = textwrap.dedent("""
             paths.append(env._channel._conn.peer_flag)
             correct &= bool((obs == action).all())
         correct &= bool((held == 1).all())
-        report[name] = {"shm": env.contract["shm"], "via_shm": paths, "correct": correct}
+        report[name] = {"shm": env.contract["shm"], "link": env.contract["shm_link"],
+                        "via_shm": paths, "correct": correct}
         env.close()
     print("REPORT " + json.dumps(report), flush=True)
 """)
 
 
-def test_reply_larger_than_region_falls_back_to_socket(serve: Any) -> None:
+def reply_frame_len(shape: tuple[int, ...]) -> int:
+    """Bytes a link-mode reply slot needs for one step of an ImageEnv of ``shape``."""
+    header, _, body = Encoder().encode([P.STATUS_OK, 1, image(shape, 0), 0.0, False, False, {}])
+    return shmlink.SLOT_HEADER.size + len(header) + body
+
+
+@pytest.mark.parametrize("mode", ["link", "data"])
+def test_reply_larger_than_region_falls_back_to_socket(serve: Any, mode: str) -> None:
     fits_shape, big_shape = BIG, (BIG[0], BIG[1] + 1, BIG[2])
-    region = body_len(fits_shape)
-    assert body_len(big_shape) > region
+    if mode == "data":  # the body alone uses the region: exactly the fitting body's size
+        region = body_len(fits_shape)
+        assert body_len(big_shape) > region
+    else:  # whole frames use the reply slot, three quarters of what follows the control page
+        region = shmlink.CONTROL_BYTES + reply_frame_len(fits_shape) * 4 // 3 + 8
+        reply_slot = region - shmlink.CONTROL_BYTES - shmlink.request_slot_bytes(region)
+        assert reply_frame_len(fits_shape) <= reply_slot < reply_frame_len(big_shape)
     fits = serve(functools.partial(ImageEnv, *fits_shape)).address
     too_big = serve(functools.partial(ImageEnv, *big_shape)).address
     result = subprocess.run(
-        [sys.executable, "-c", REGION_SCRIPT, fits, too_big], capture_output=True, timeout=30,
-        env={**os.environ, "RLMESH_SHM_BYTES": str(region)})
+        [sys.executable, "-c", REGION_SCRIPT, fits, too_big, mode], capture_output=True,
+        timeout=30, env={**os.environ, "RLMESH_SHM_BYTES": str(region)})
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     line = next(x for x in result.stdout.decode().splitlines() if x.startswith("REPORT "))
     report = json.loads(line.split(" ", 1)[1])
     assert report["region"] == region
-    # A body of exactly the region's size goes through the region ...
-    assert report["fits"] == {"shm": True, "via_shm": [True] * 4, "correct": True}
-    # ... one byte more (and more) follows the header on the socket, still correct.
-    assert report["too_big"] == {"shm": True, "via_shm": [False] * 4, "correct": True}
+    link = mode == "link"
+    # A reply that just fits goes through the region ...
+    assert report["fits"] == {"shm": True, "link": link, "via_shm": [True] * 4, "correct": True}
+    # ... a slightly larger one (and more) crosses the socket, still correct.
+    assert report["too_big"] == {"shm": True, "link": link, "via_shm": [False] * 4,
+                                 "correct": True}
 
 
 # == a client that dies ========================================================================
