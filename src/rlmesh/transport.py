@@ -449,9 +449,12 @@ class Connection:
         Raises:
             ConnectionLostError: If the peer closed the connection.
         """
-        end = self._end
-        if self._start == end:
+        start, end = self._start, self._end
+        if start == end:
             self._start = self._end = end = 0
+        elif end == len(self._buf):  # full: move the unread bytes to the front
+            self._buf[: end - start] = self._view[start:end]
+            self._start, self._end, end = 0, end - start, end - start
         try:
             got = self.sock.recv_into(self._view[end:], 0, _DONTWAIT)
         except BlockingIOError:
