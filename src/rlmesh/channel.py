@@ -31,11 +31,13 @@ DEFAULT_SPIN = int(os.environ.get("RLMESH_SPIN", "64"))
 """Non-blocking polls for a reply before blocking (``RLMESH_SPIN``; 0 disables)."""
 
 
-class _Default(enum.Enum):
+class Default(enum.Enum):
+    """Type of :data:`DEFAULT`."""
+
     TOKEN = 0
 
 
-DEFAULT: Final = _Default.TOKEN
+DEFAULT: Final = Default.TOKEN
 """Sentinel: use the channel's own timeout."""
 
 
@@ -143,6 +145,15 @@ class Channel:
         """Whether :meth:`close` has been called."""
         return self._closed
 
+    def set_timeout(self, timeout: float | None) -> None:
+        """Change the bound on each later request (``None``: no limit)."""
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be > 0 or None")
+        with self._lock:
+            self.timeout = timeout
+            if self._broken is None and not self._closed:
+                self._conn.set_timeout(timeout)
+
     def _fail(self, error: RLMeshError) -> RLMeshError:
         self._broken = error
         self._conn.close()
@@ -213,7 +224,7 @@ class Channel:
             return self._fail(exc)
         return self._fail(ConnectionLostError(f"connection to {self.address} lost: {exc}"))
 
-    def request(self, op: int, *args: Any, timeout: float | _Default | None = DEFAULT
+    def request(self, op: int, *args: Any, timeout: float | Default | None = DEFAULT
                 ) -> list[Any]:
         """Send one request and wait for its reply.
 

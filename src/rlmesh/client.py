@@ -11,8 +11,8 @@ import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec
 
 from rlmesh import protocol as P
-from rlmesh.channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel
-from rlmesh.errors import EndpointKindError, ProtocolError
+from rlmesh.channel import DEFAULT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel, Default
+from rlmesh.errors import EndpointKindError, EnvClosedError, ProtocolError
 from rlmesh.schema import schema_to_space
 
 __all__ = ["NumpyRemoteEnv"]
@@ -108,13 +108,16 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
     # -- the Gymnasium API ----------------------------------------------------------------
 
     def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None,
+        timeout: float | Default | None = DEFAULT,
     ) -> tuple[Any, dict[str, Any]]:
         """Reset the remote env.
 
         Args:
             seed: Seed for the remote env's RNG (also seeds this object's ``np_random``).
             options: Passed to the remote env's ``reset``.
+            timeout: Seconds allowed for this call instead of :attr:`timeout` (``None``: no
+                limit).
 
         Returns:
             ``(observation, info)`` from the remote env.
@@ -124,24 +127,49 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
                 raise TypeError(f"seed must be an int or None, not {type(seed).__qualname__}")
             seed = int(seed)
         super().reset(seed=seed)
-        reply = self._request(P.OP_RESET, seed, options)
+        reply = self._request(P.OP_RESET, seed, options, timeout=timeout)
         return reply[2], reply[3]
 
-    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+    def step(self, action: Any, *, timeout: float | Default | None = DEFAULT
+             ) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Step the remote env with ``action``.
+
+        Args:
+            action: An element of :attr:`action_space`.
+            timeout: Seconds allowed for this call instead of :attr:`timeout`.
 
         Raises:
             InvalidActionError: If ``action`` is not in :attr:`action_space` (the remote env
                 does not see it and its state is unchanged).
             ResetNeededError: If :meth:`reset` was never called.
             RemoteEnvError: If the remote env raised.
+            RLMeshTimeoutError: If no reply came in time (the session is then closed).
         """
-        r = self._request(P.OP_STEP, action)
+        r = self._request(P.OP_STEP, action, timeout=timeout)
         return r[2], r[3], r[4], r[5], r[6]
 
-    def render(self) -> Any:
+    def render(self, *, timeout: float | Default | None = DEFAULT) -> Any:
         """Return the remote env's ``render()`` result (an rgb_array frame, or ``None``)."""
-        return self._request(P.OP_RENDER)[2]
+        return self._request(P.OP_RENDER, timeout=timeout)[2]
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds each request may take (``None``: no limit); settable."""
+        return self._require().timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._require().set_timeout(value)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Ask the server to shut down (drain, close its envs, stop), then close this env.
+
+        Raises:
+            NotAllowedError: Unless the server runs with
+                ``ServeOptions(allow_remote_shutdown=True)`` (this env stays open then).
+        """
+        self._request(P.OP_SHUTDOWN, timeout=timeout)
+        self._require().abandon()
 
     def close(self) -> None:
         """End the session (the server frees or closes its env). Idempotent."""
@@ -154,6 +182,11 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
         return self._request(P.OP_PING, value)[2]
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _require(self) -> Channel:
+        if self._channel is None:
+            raise EnvClosedError("this env is not connected")
+        return self._channel
 
     @property
     def closed(self) -> bool:

@@ -9,12 +9,14 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
     │   ├── ConnectFailedError          could not reach the endpoint
     │   └── ConnectionLostError         the peer went away mid-session
     ├── RLMeshTimeoutError (TimeoutError)
+    │   └── StepDeadlineError           the server gave up on a stalled env call
     ├── ProtocolError (ValueError)      malformed or unexpected message
     │   ├── VersionMismatchError        peers speak different protocol versions
     │   ├── EndpointKindError           single-env vs vector endpoint mix-up
     │   └── MessageTooLargeError        a frame over the negotiated size limit
     ├── EncodeError (TypeError)         a value that cannot travel on the wire
     ├── AuthenticationError (PermissionError)  missing or wrong token
+    ├── NotAllowedError (PermissionError)      the server does not allow this request
     ├── EnvBusyError                    the endpoint's env instance is already in use
     ├── InvalidActionError (ValueError) action outside the action space
     ├── ResetNeededError                step before the first reset
@@ -35,12 +37,14 @@ __all__ = [
     "EnvClosedError",
     "InvalidActionError",
     "MessageTooLargeError",
+    "NotAllowedError",
     "ProtocolError",
     "RLMeshError",
     "RLMeshTimeoutError",
     "RLMeshWarning",
     "RemoteEnvError",
     "ResetNeededError",
+    "StepDeadlineError",
     "TransportError",
     "UnsupportedSpaceError",
     "VersionMismatchError",
@@ -72,6 +76,14 @@ class RLMeshTimeoutError(RLMeshError, TimeoutError):
 
     The connection is closed afterwards, since a late reply could otherwise be taken for
     the answer to a later request.
+    """
+
+
+class StepDeadlineError(RLMeshTimeoutError):
+    """The served env's step, reset or render ran past the server's ``step_deadline``.
+
+    The server answered in time and closed the session; the env call that stalled is left
+    to finish (or not) on its own, and its env is never handed to another session.
     """
 
 
@@ -109,6 +121,10 @@ class AuthenticationError(RLMeshError, PermissionError):
     rlmesh authenticates with a challenge-response over the shared token, which never
     crosses the wire; both sides prove they know it.
     """
+
+
+class NotAllowedError(RLMeshError, PermissionError):
+    """The server does not allow this request (for instance a remote shutdown)."""
 
 
 class EnvBusyError(RLMeshError):

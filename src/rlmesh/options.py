@@ -17,8 +17,12 @@ class ServeOptions:
             before anything is allocated and that connection is closed.
         validate_actions: Check every action against the action space before the env sees
             it and answer non-members with ``InvalidActionError``.
-        close_timeout: Seconds ``shutdown()`` waits for running sessions to finish their
-            current request before closing the env.
+        close_timeout: Seconds ``shutdown()`` waits for each session thread to end (and so
+            for its env's ``close()``) after draining; an env whose close hangs is left
+            behind after that.
+        drain_timeout: Seconds ``shutdown()`` (and SIGTERM/SIGINT under ``serve()``) lets
+            requests already being served finish and send their replies before it closes
+            the remaining connections.
         backlog: Listen queue length.
         same_host: Accept a same-host client's shared-memory region for reply bodies
             (see :mod:`rlmesh.shm`); ``RLMESH_SAME_HOST=0`` also turns it off.
@@ -27,6 +31,17 @@ class ServeOptions:
         idle_timeout: Seconds a session may wait for its client's next request (or for the
             client to take a reply) before the server closes it and frees its env. ``None``:
             no limit.
+        step_deadline: Seconds an env's ``step``, ``reset`` or ``render`` may run. A call
+            that runs longer gets ``StepDeadlineError`` sent to its client at the deadline
+            and ends its session; the server keeps serving everyone else, and the stalled
+            env is closed (factory) or withheld (instance) once the call returns. ``None``:
+            no deadline.
+        restart_on_error: With a factory, how many times per session an env whose
+            ``step`` or ``reset`` raised is replaced by a fresh one instead of the error
+            reaching the client. The step is answered as a truncation of a freshly reset
+            env, with ``info["rlmesh_restart"]`` saying why; 0 turns this off.
+        allow_remote_shutdown: Honour a client's ``shutdown()`` request (refused with
+            ``NotAllowedError`` otherwise).
         spin: Non-blocking polls for a session's next request before its thread blocks
             (each followed by a yield of the CPU). Polling briefly avoids the wake-up latency
             of a sleeping thread when a client steps in a tight loop; 0 disables it.
@@ -35,10 +50,14 @@ class ServeOptions:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     validate_actions: bool = True
     close_timeout: float = 10.0
+    drain_timeout: float = 10.0
     backlog: int = 128
     same_host: bool = True
     max_sessions: int | None = None
     idle_timeout: float | None = None
+    step_deadline: float | None = None
+    restart_on_error: int = 0
+    allow_remote_shutdown: bool = False
     spin: int = dataclasses.field(
         default_factory=lambda: int(os.environ.get("RLMESH_SERVER_SPIN", "64")))
 
@@ -53,3 +72,9 @@ class ServeOptions:
             raise ValueError("spin must be >= 0")
         if self.close_timeout < 0:
             raise ValueError("close_timeout must be >= 0")
+        if self.drain_timeout < 0:
+            raise ValueError("drain_timeout must be >= 0")
+        if self.step_deadline is not None and self.step_deadline <= 0:
+            raise ValueError("step_deadline must be > 0 or None")
+        if self.restart_on_error < 0:
+            raise ValueError("restart_on_error must be >= 0")

@@ -14,6 +14,7 @@ from typing import Any, SupportsFloat
 import numpy as np
 from gymnasium import spaces as gs
 
+from rlmesh.channel import DEFAULT, Default
 from rlmesh.client import NumpyRemoteEnv
 
 __all__ = ["RemoteEnv", "from_plain", "to_plain"]
@@ -66,19 +67,21 @@ class RemoteEnv(NumpyRemoteEnv):
     """
 
     def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None,
+        timeout: float | Default | None = DEFAULT,
     ) -> tuple[Any, dict[str, Any]]:
         """Reset the remote env; returns plain ``(observation, info)``."""
-        obs, info = super().reset(seed=seed, options=options)
+        obs, info = super().reset(seed=seed, options=options, timeout=timeout)
         return to_plain(obs), to_plain(info)
 
-    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+    def step(self, action: Any, *, timeout: float | Default | None = DEFAULT
+             ) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Step the remote env; accepts and returns plain values."""
         obs, reward, terminated, truncated, info = super().step(
-            from_plain(self.action_space, action))
+            from_plain(self.action_space, action), timeout=timeout)
         return (to_plain(obs), to_plain(reward), bool(terminated), bool(truncated),
                 to_plain(info))
 
-    def render(self) -> Any:
+    def render(self, *, timeout: float | Default | None = DEFAULT) -> Any:
         """Return the remote frame as plain values (nested lists), or ``None``."""
-        return to_plain(super().render())
+        return to_plain(super().render(timeout=timeout))

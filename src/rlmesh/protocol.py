@@ -26,6 +26,7 @@ OP_RENDER: Final = 3
 OP_CLOSE: Final = 4
 OP_PING: Final = 5
 OP_AUTH: Final = 6
+OP_SHUTDOWN: Final = 7
 
 OP_NAMES: Final = {
     OP_HELLO: "HELLO",
@@ -35,6 +36,7 @@ OP_NAMES: Final = {
     OP_CLOSE: "CLOSE",
     OP_PING: "PING",
     OP_AUTH: "AUTH",
+    OP_SHUTDOWN: "SHUTDOWN",
 }
 
 # Reply status (reply header: [status, request_id, *values]).
@@ -54,6 +56,8 @@ E_ENV: Final = "env_error"
 E_ENCODE: Final = "encode_error"
 E_SHUTTING_DOWN: Final = "shutting_down"
 E_INTERNAL: Final = "internal"
+E_DEADLINE: Final = "deadline_exceeded"
+E_NOT_ALLOWED: Final = "not_allowed"
 
 _ERROR_CLASSES: Final[dict[str, type[errors.RLMeshError]]] = {
     E_PROTOCOL: errors.ProtocolError,
@@ -67,6 +71,8 @@ _ERROR_CLASSES: Final[dict[str, type[errors.RLMeshError]]] = {
     E_ENCODE: errors.EncodeError,
     E_SHUTTING_DOWN: errors.ConnectionLostError,
     E_INTERNAL: errors.ProtocolError,
+    E_DEADLINE: errors.StepDeadlineError,
+    E_NOT_ALLOWED: errors.NotAllowedError,
 }
 
 

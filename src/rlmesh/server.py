@@ -12,6 +12,7 @@ import select
 import signal
 import socket
 import threading
+import time
 import warnings
 from types import FrameType, TracebackType
 from typing import Any
@@ -122,6 +123,10 @@ class EnvServer:
         if workers > 1 and requested.kind != "tcp":
             raise ValueError("workers > 1 shares a TCP port (SO_REUSEPORT); use a TCP address")
         self.source = EnvSource(env)
+        if self.options.restart_on_error and self.source.shared:
+            self.source.close()
+            raise TypeError("restart_on_error needs a factory (a callable or a registered env "
+                            "id): a served env instance cannot be rebuilt")
         if workers > 1 and self.source.shared:
             self.source.close()
             raise TypeError("workers > 1 needs a factory (a callable or a registered env id): "
@@ -153,6 +158,11 @@ class EnvServer:
         self._thread: threading.Thread | None = None
         self._shutdown_done = False
         self._admitted = 0
+        self._watched: set[Session] = set()
+        self._watchdog: threading.Thread | None = None
+        self.stats: dict[str, int] = {"sessions": 0, "restarts": 0, "deadlines": 0}
+        """Counters since start: sessions admitted, envs restarted, env calls that ran past
+        ``step_deadline``."""
 
     # -- public API -----------------------------------------------------------------------
 
@@ -198,21 +208,28 @@ class EnvServer:
         return self._stopped.wait(timeout)
 
     def shutdown(self) -> None:
-        """Stop accepting, end every session, and close the env. Idempotent."""
+        """Stop accepting, drain, end every session, and close the env. Idempotent.
+
+        Requests being served get ``drain_timeout`` seconds to finish and send their
+        replies; then every connection is closed and each session thread gets
+        ``close_timeout`` seconds to end and close its env.
+        """
         with self._lock:
             if self._shutdown_done:
                 return
             self._shutdown_done = True
             self._stopping.set()
-            sessions = list(self._sessions.values())
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(self.options.close_timeout)
-        for session, _ in sessions:
-            session.conn.close()
+        with self._lock:  # the accept loop has stopped: no session starts after this
+            sessions = list(self._sessions.values())
+        self._drain([s for s, _ in sessions])
+        me = threading.current_thread()
         for _, thread in sessions:
-            thread.join(self.options.close_timeout)
+            if thread is not me:
+                thread.join(self.options.close_timeout)
         self.source.close()
         with contextlib.suppress(OSError):
             self._listener.close()
@@ -226,6 +243,53 @@ class EnvServer:
                 os.close(fd)
         self._stopped.set()
         log.info("server %s stopped", self.address)
+
+    def _drain(self, sessions: list[Session]) -> None:
+        """Close idle connections now and busy ones once their reply is out (bounded)."""
+        deadline = time.monotonic() + self.options.drain_timeout
+        while sessions:
+            busy = []
+            for session in sessions:
+                if session.busy and time.monotonic() < deadline:
+                    busy.append(session)
+                else:
+                    session.conn.abort()
+            sessions = busy
+            if sessions:
+                time.sleep(0.005)
+
+    def request_shutdown(self) -> None:
+        """Shut down from a session thread (a client's allowed ``shutdown()`` request)."""
+        threading.Thread(target=self.shutdown, name="rlmesh-shutdown", daemon=True).start()
+
+    def count_restart(self) -> None:
+        """Count one env restart (``restart_on_error``)."""
+        with self._lock:
+            self.stats["restarts"] += 1
+
+    def watch(self, session: Session) -> None:
+        """Let the step-deadline watchdog see ``session`` (started on first use)."""
+        if session in self._watched:
+            return
+        with self._lock:
+            self._watched.add(session)
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._watch_loop,
+                                                  name="rlmesh-watchdog", daemon=True)
+                self._watchdog.start()
+
+    def _watch_loop(self) -> None:
+        deadline = self.options.step_deadline
+        assert deadline is not None
+        interval = min(deadline / 4, 0.05)
+        while not self._stopped.wait(interval):
+            now = time.monotonic()
+            with self._lock:
+                watched = list(self._watched)
+            for session in watched:
+                if session.expire(now, deadline):
+                    with self._lock:
+                        self.stats["deadlines"] += 1
 
     def __enter__(self) -> EnvServer:
         return self
@@ -283,6 +347,7 @@ class EnvServer:
             if limit is not None and self._admitted >= limit:
                 return False
             self._admitted += 1
+            self.stats["sessions"] += 1
             return True
 
     def dismiss(self) -> None:
@@ -296,3 +361,4 @@ class EnvServer:
         finally:
             with self._lock:
                 self._sessions.pop(session.session_id, None)
+                self._watched.discard(session)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 import traceback
 from typing import TYPE_CHECKING, Any, NoReturn
+
+import numpy as np
 
 from rlmesh import auth, shm, shmlink
 from rlmesh import protocol as P
@@ -30,6 +35,10 @@ class _Fatal(Exception):
     """Ends the session after its error reply has been sent."""
 
 
+class _Expired(_Fatal):
+    """The env call ran past the step deadline; the watchdog has answered for it."""
+
+
 def _qualname(exc: BaseException) -> str:
     cls = type(exc)
     module = cls.__module__
@@ -50,6 +59,12 @@ class Session:
         self._validate = server.options.validate_actions
         self._admitted = False
         self._vector = server.source.contract["kind"] == "vector_env"
+        self._guard = threading.Lock()
+        self._call: tuple[Any, float] | None = None
+        """``(request_id, started)`` of the env call running under a step deadline."""
+        self._restarts_left = server.options.restart_on_error
+        self.busy = False
+        """Whether a request is being served (its reply not yet sent)."""
 
     def run(self) -> None:
         """Serve until the end; never raises."""
@@ -63,6 +78,7 @@ class Session:
         except Exception:
             log.exception("session %d: internal error", self.session_id)
         finally:
+            self.busy = False
             self._release()
             if self._admitted:
                 self._admitted = False
@@ -231,11 +247,17 @@ class Session:
     # -- requests -------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        options = self.server.options
+        timed = options.step_deadline is not None
+        restarts = options.restart_on_error > 0
         env = self.env
         action_space = env.action_space
         contains = make_validator(action_space)
+        server = self.server
         while True:
+            self.busy = False
             msg = self._receive()
+            self.busy = True
             op, rid = msg[0], msg[1]
             if op == P.OP_STEP:
                 if len(msg) != 3:
@@ -250,8 +272,14 @@ class Session:
                                 f"{action_space}")
                     continue
                 try:
-                    obs, reward, terminated, truncated, info = env.step(action)
+                    result = self._timed(rid, env.step, action) if timed else env.step(action)
+                    obs, reward, terminated, truncated, info = result
+                except _Fatal:
+                    raise
                 except Exception as exc:
+                    if restarts and self._restarts_left:
+                        env = self._restart(rid, "step", exc, None, None)
+                        continue
                     self._env_error(rid, "step", exc)
                     continue
                 self._send([P.STATUS_OK, rid, obs, reward, terminated, truncated, info])
@@ -261,8 +289,16 @@ class Session:
                     self._fatal(rid, P.E_PROTOCOL, "RESET takes seed (int, nil, or for a vector "
                                 "env a list of num_envs ints or nils) and options (map or nil)")
                 try:
-                    obs, info = env.reset(seed=msg[2], options=msg[3])
+                    if timed:
+                        obs, info = self._timed(rid, env.reset, seed=msg[2], options=msg[3])
+                    else:
+                        obs, info = env.reset(seed=msg[2], options=msg[3])
+                except _Fatal:
+                    raise
                 except Exception as exc:
+                    if restarts and self._restarts_left:
+                        env = self._restart(rid, "reset", exc, msg[2], msg[3])
+                        continue
                     self._env_error(rid, "reset", exc)
                     continue
                 self._has_reset = True
@@ -270,7 +306,14 @@ class Session:
             elif op == P.OP_RENDER:
                 render = getattr(env, "render", None)
                 try:
-                    frame = render() if render is not None else None
+                    if render is None:
+                        frame = None
+                    elif timed:
+                        frame = self._timed(rid, render)
+                    else:
+                        frame = render()
+                except _Fatal:
+                    raise
                 except Exception as exc:
                     self._env_error(rid, "render", exc)
                     continue
@@ -282,8 +325,91 @@ class Session:
                 self._release()
                 self._send([P.STATUS_OK, rid, None])
                 return
+            elif op == P.OP_SHUTDOWN:
+                if not options.allow_remote_shutdown:
+                    self._error(rid, P.E_NOT_ALLOWED, "this server does not allow remote "
+                                "shutdown (ServeOptions(allow_remote_shutdown=True))")
+                    continue
+                log.warning("session %d: shutdown requested by the client", self.session_id)
+                self._send([P.STATUS_OK, rid, None])
+                server.request_shutdown()
+                return
             else:
                 self._fatal(rid, P.E_PROTOCOL, f"unknown op {op!r}")
+
+    # -- step deadline and restarts -------------------------------------------------------
+
+    def _timed(self, rid: Any, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run an env call the watchdog may answer for (see :meth:`expire`)."""
+        with self._guard:
+            self._call = (rid, time.monotonic())
+        self.server.watch(self)
+        try:
+            return call(*args, **kwargs)
+        finally:
+            with self._guard:
+                expired = self._call is None
+                self._call = None
+            if expired:  # the client already has its StepDeadlineError: drop the result
+                raise _Expired("step deadline")
+
+    def expire(self, now: float, deadline: float) -> bool:
+        """Answer a call running past ``deadline`` with ``StepDeadlineError`` (watchdog).
+
+        Returns:
+            Whether this session's call expired (its connection is then shut down).
+        """
+        with self._guard:
+            call = self._call
+            if call is None or now - call[1] < deadline:
+                return False
+            self._call = None
+        log.warning("session %d: env call ran past the step deadline of %ss; ending the "
+                    "session", self.session_id, deadline)
+        with contextlib.suppress(Exception):
+            self._error(call[0], P.E_DEADLINE,
+                        f"the env's call ran past the server's step deadline of {deadline}s; "
+                        "the session is closed", fatal=True)
+        self.conn.abort()
+        return True
+
+    def _restart(self, rid: Any, what: str, exc: Exception, seed: Any, options: Any) -> Any:
+        """Replace the env after ``exc``; answer the request from a fresh, reset env.
+
+        A step is answered as a truncation (zero reward) and a reset as a reset; either way
+        ``info["rlmesh_restart"]`` says what happened. Returns the new env.
+        """
+        cause = f"{_qualname(exc)}: {exc}"
+        while True:
+            self._restarts_left -= 1
+            used = self.server.options.restart_on_error - self._restarts_left
+            self.server.count_restart()
+            log.warning("session %d: env.%s() raised (%s); replacing the env (restart %d of "
+                        "%d)", self.session_id, what, cause, used,
+                        self.server.options.restart_on_error)
+            self._release()
+            try:
+                self.env = self.server.source.acquire()
+                obs, info = self.env.reset(seed=seed, options=options)
+                break
+            except Exception as again:
+                if not self._restarts_left:
+                    self._fatal(rid, P.E_ENV, f"env.{what}() raised ({cause}) and the env "
+                                f"could not be replaced: {again}", exc=again)
+                cause = f"{_qualname(again)}: {again}"
+        self._has_reset = True
+        info = dict(info) if isinstance(info, dict) else {}
+        info["rlmesh_restart"] = {"op": what, "error": cause, "restart": used,
+                                  "restarts_left": self._restarts_left}
+        if what == "reset":
+            self._send([P.STATUS_OK, rid, obs, info])
+        elif self._vector:
+            n = int(self.env.num_envs)
+            self._send([P.STATUS_OK, rid, obs, np.zeros(n), np.zeros(n, bool), np.ones(n, bool),
+                        info])
+        else:
+            self._send([P.STATUS_OK, rid, obs, 0.0, False, True, info])
+        return self.env
 
     def _env_error(self, rid: Any, what: str, exc: Exception) -> None:
         if isinstance(exc, (TypeError, ValueError)) and "unpack" in str(exc):

@@ -236,8 +236,10 @@ class ShmLink:
                     wait_ms = min(slice_ms, max(int(left * 1000) + 1, 1))
                 if self.conn.sock.fileno() < 0:
                     raise ConnectionLostError("the connection was closed")
-                if self._poller.poll(wait_ms):
-                    self.conn.take_wakes(WAKE)
+                if self._poller.poll(wait_ms) and not self.conn.take_wakes(WAKE):
+                    if ctl[word] == want:
+                        break  # the peer's last frame, sent just before it hung up
+                    raise ConnectionLostError("the peer closed the connection")
                 slice_ms = min(slice_ms * 2, _LAST_SLICE_MS)
         finally:
             ctl[self._my_sleep] = 0

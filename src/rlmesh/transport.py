@@ -443,11 +443,11 @@ class Connection:
         if link:
             self.link = ShmLink(self, region, role, self.spin)
 
-    def take_wakes(self, token: bytes) -> None:
+    def take_wakes(self, token: bytes) -> bool:
         """Read what the socket holds without blocking; drop leading ``token`` bytes.
 
-        Raises:
-            ConnectionLostError: If the peer closed the connection.
+        Returns:
+            ``False`` if the peer has closed the connection (nothing more will come).
         """
         start, end = self._start, self._end
         if start == end:
@@ -459,8 +459,6 @@ class Connection:
             got = self.sock.recv_into(self._view[end:], 0, _DONTWAIT)
         except BlockingIOError:
             got = -1
-        if not got:
-            raise ConnectionLostError("the peer closed the connection")
         if got > 0:
             self._end = end + got
         start, end, byte = self._start, self._end, token[0]
@@ -468,6 +466,7 @@ class Connection:
         while start < end and buf[start] == byte:
             start += 1
         self._start = start
+        return got != 0
 
     def expect_marker(self, skip: bytes, marker: bytes) -> None:
         """Consume ``skip`` bytes up to and including ``marker`` (blocking, bounded)."""
@@ -481,6 +480,15 @@ class Connection:
                 return
             if byte != skip_byte:
                 raise ProtocolError("unexpected byte on a shared-memory link's socket")
+
+    def abort(self) -> None:
+        """Shut the socket down without closing it, from any thread.
+
+        A receive blocked (or spinning) in the thread that owns the connection fails soon
+        after with ``ConnectionLostError``; that thread then calls :meth:`close`.
+        """
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         """Shut down and close the socket (and unmap any region); safe to call again."""

@@ -236,6 +236,12 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
             resource.close()
         self._owned.clear()
 
+    def __enter__(self) -> RemoteVectorEnv:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def attach(self, resource: Any) -> None:
         """Close ``resource`` (anything with ``close()``) when this env closes."""
         self._owned.append(resource)
