@@ -17,7 +17,7 @@ Drive it from another process or machine::
 
 from __future__ import annotations
 
-from rlmesh import spaces
+from rlmesh import spaces, tls
 from rlmesh.channel import probe
 from rlmesh.errors import (
     AuthenticationError,
@@ -79,4 +79,5 @@ __all__ = [
     "make_vec",
     "probe",
     "spaces",
+    "tls",
 ]

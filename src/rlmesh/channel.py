@@ -6,6 +6,7 @@ import collections
 import contextlib
 import enum
 import os
+import ssl
 import threading
 from collections.abc import Sequence
 from typing import Any, Final
@@ -23,7 +24,9 @@ from rlmesh.errors import (
     RLMeshTimeoutError,
     TransportError,
 )
-from rlmesh.transport import Connection, connect, parse_address
+from rlmesh.sockets import connect, parse_address
+from rlmesh.tls import resolve_client as resolve_tls
+from rlmesh.transport import Connection
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_TIMEOUT = 60.0
@@ -63,9 +66,11 @@ class Channel:
         timeout: float | None = DEFAULT_TIMEOUT,
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
         token: str | bytes | None = None,
+        tls: ssl.SSLContext | bool | None = None,
     ) -> None:
         self.address = parse_address(address)
         secret = auth.token_from(token)
+        context = resolve_tls(tls, self.address.tls)
         self.timeout = timeout
         self._lock = threading.Lock()
         self._next_id = 0
@@ -75,12 +80,12 @@ class Channel:
         """Replies read ahead of :meth:`collect` (a shared-memory link holds one frame)."""
         self._peer_max = P.DEFAULT_MAX_MESSAGE_BYTES
         self._closed = False
-        sock = connect(self.address, connect_timeout)
+        sock = connect(self.address, connect_timeout, context)
         self._conn = Connection(sock, max_message_bytes)
         self._conn.set_spin(DEFAULT_SPIN)
         self._encoder = Encoder()
         self._decoder = Decoder()
-        region = _offer_region(sock)
+        region = None if self._conn.tls else _offer_region(sock)
         try:
             self._conn.set_timeout(connect_timeout)
             capabilities = []
@@ -304,7 +309,8 @@ class Channel:
         self._conn.close()
 
 
-def probe(address: str, timeout: float = 5.0) -> dict[str, Any]:
+def probe(address: str, timeout: float = 5.0,
+          tls: ssl.SSLContext | bool | None = None) -> dict[str, Any]:
     """Ask an endpoint to describe itself without opening a session (a health check).
 
     The server builds no env and holds nothing for this; a busy single-instance endpoint
@@ -318,7 +324,8 @@ def probe(address: str, timeout: float = 5.0) -> dict[str, Any]:
         RLMeshError: The endpoint answered with an error, or not in time.
     """
     parsed = parse_address(address)
-    conn = Connection(connect(parsed, timeout), P.DEFAULT_MAX_MESSAGE_BYTES)
+    conn = Connection(connect(parsed, timeout, resolve_tls(tls, parsed.tls)),
+                      P.DEFAULT_MAX_MESSAGE_BYTES)
     try:
         conn.set_timeout(timeout)
         encoder, decoder = Encoder(), Decoder()

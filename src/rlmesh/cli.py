@@ -21,7 +21,9 @@ import gymnasium as gym
 
 from rlmesh.channel import probe
 from rlmesh.errors import RLMeshError
+from rlmesh.options import ServeOptions
 from rlmesh.server import EnvServer, stop_on_signals
+from rlmesh.tls import client_context, server_context
 
 log = logging.getLogger("rlmesh")
 
@@ -85,7 +87,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise ValueError("--num-envs needs an env id or a factory, not an env instance")
         make_one, count = target, args.num_envs
         target = lambda: gym.vector.SyncVectorEnv([make_one] * count)  # noqa: E731
-    server = EnvServer(target, args.address, workers=args.workers)
+    tls = None
+    if args.tls_cert:
+        tls = server_context(args.tls_cert, args.tls_key, client_ca=args.tls_client_ca)
+    elif args.tls_key or args.tls_client_ca:
+        raise ValueError("--tls-key and --tls-client-ca need --tls-cert")
+    options = ServeOptions(
+        max_sessions=args.max_sessions, idle_timeout=args.idle_timeout,
+        step_deadline=args.step_deadline, restart_on_error=args.restart_on_error,
+        drain_timeout=args.drain_timeout, allow_remote_shutdown=args.allow_remote_shutdown)
+    server = EnvServer(target, args.address, workers=args.workers, options=options, tls=tls)
     stop_on_signals()
     if args.ready_file:
         _write_ready(args.ready_file, server.address)
@@ -100,7 +111,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_ping(args: argparse.Namespace) -> int:
     """Exit 0 if the endpoint answers a health probe, 1 otherwise."""
     start = time.perf_counter()
-    contract = probe(args.address, timeout=args.timeout)
+    tls = client_context(args.tls_ca) if args.tls_ca else None
+    contract = probe(args.address, timeout=args.timeout, tls=tls)
     elapsed = (time.perf_counter() - start) * 1000
     if contract.get("auth") is True and "kind" not in contract:
         print(f"{args.address}: serving (authentication required) ({elapsed:.1f} ms)")
@@ -180,11 +192,32 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve a vector env of N copies (a SyncVectorEnv; default 1)")
     serve.add_argument("--workers", type=int, default=1,
                        help="processes sharing the TCP port (SO_REUSEPORT; default 1)")
+    limits = serve.add_argument_group("limits and lifecycle (see rlmesh.ServeOptions)")
+    limits.add_argument("--max-sessions", type=int, metavar="N",
+                        help="refuse clients beyond N concurrent sessions")
+    limits.add_argument("--idle-timeout", type=float, metavar="S",
+                        help="close sessions idle for S seconds")
+    limits.add_argument("--step-deadline", type=float, metavar="S",
+                        help="answer an env call running past S seconds with a deadline error")
+    limits.add_argument("--restart-on-error", type=int, default=0, metavar="N",
+                        help="replace a crashed env up to N times per session (default 0)")
+    limits.add_argument("--drain-timeout", type=float, default=10.0, metavar="S",
+                        help="on SIGTERM/SIGINT, let requests in flight finish for up to S "
+                             "seconds (default %(default)s)")
+    limits.add_argument("--allow-remote-shutdown", action="store_true",
+                        help="honour a client's shutdown() request")
+    secure = serve.add_argument_group("TLS (with an address written tls://host:port)")
+    secure.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain)")
+    secure.add_argument("--tls-key", metavar="PEM", help="its private key")
+    secure.add_argument("--tls-client-ca", metavar="PEM",
+                        help="require client certificates signed by this CA")
     serve.set_defaults(func=cmd_serve)
 
     ping = sub.add_parser("ping", help="check that an endpoint is serving (exit 0) or not (1)")
     ping.add_argument("address")
     ping.add_argument("--timeout", type=float, default=5.0, help="seconds (default %(default)s)")
+    ping.add_argument("--tls-ca", metavar="PEM",
+                      help="CA to verify a tls:// endpoint with (default: system CAs)")
     ping.set_defaults(func=cmd_ping)
 
     demo = sub.add_parser("demo", help="start CartPole-v1 and CounterEnv endpoints locally "

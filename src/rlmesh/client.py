@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import numbers
+import ssl
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -74,10 +75,11 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
         timeout: float | None = DEFAULT_TIMEOUT,
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
         token: str | bytes | None = None,
+        tls: ssl.SSLContext | bool | None = None,
     ) -> None:
         self._channel: Channel | None = None
         channel = Channel(address, connect_timeout=connect_timeout, timeout=timeout,
-                          max_message_bytes=max_message_bytes, token=token)
+                          max_message_bytes=max_message_bytes, token=token, tls=tls)
         contract = channel.contract
         try:
             if contract.get("kind") == "vector_env":
@@ -102,7 +104,7 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
         self.render_mode = render_mode if isinstance(render_mode, str) else None
         self.metadata = contract_metadata(contract)
         options = {"connect_timeout": connect_timeout, "timeout": timeout,
-                   "max_message_bytes": max_message_bytes, "token": token}
+                   "max_message_bytes": max_message_bytes, "token": token, "tls": tls}
         self.spec = _spec(self, options)
 
     # -- the Gymnasium API ----------------------------------------------------------------

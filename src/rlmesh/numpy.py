@@ -32,6 +32,9 @@ class RemoteEnv(NumpyRemoteEnv):
         timeout: Seconds allowed for each request (``None`` disables the limit).
         max_message_bytes: Largest reply accepted.
         token: The endpoint's shared secret, if it requires one (default ``RLMESH_TOKEN``).
+        tls: An ``ssl.SSLContext`` (see :func:`rlmesh.tls.client_context`) to connect over
+            TLS, ``True`` for one trusting the system's CAs; a ``tls://`` address implies
+            ``True``.
 
     Raises:
         ConnectFailedError: The endpoint cannot be reached.

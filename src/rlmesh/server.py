@@ -11,6 +11,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import threading
 import time
 import warnings
@@ -22,15 +23,8 @@ from rlmesh.envsource import EnvSource
 from rlmesh.errors import RLMeshWarning
 from rlmesh.options import ServeOptions
 from rlmesh.session import Session
-from rlmesh.transport import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    Address,
-    Connection,
-    listen,
-    parse_address,
-    tune,
-)
+from rlmesh.sockets import DEFAULT_HOST, DEFAULT_PORT, Address, listen, parse_address, tune
+from rlmesh.transport import Connection
 from rlmesh.workers import WorkerPool
 
 log = logging.getLogger("rlmesh.server")
@@ -88,7 +82,10 @@ class EnvServer:
         reuse_port: Bind with ``SO_REUSEPORT`` (set for you when ``workers > 1``).
         token: Shared secret clients must prove they hold (challenge-response; it never
             crosses the wire). Defaults to ``RLMESH_TOKEN``; ``None`` without it means no
-            authentication, and binding beyond loopback without one warns.
+            authentication, and binding beyond loopback without one (or client
+            certificates) warns.
+        tls: Serve over TLS with this context (see :func:`rlmesh.tls.server_context`);
+            required for a ``tls://`` address.
 
     The socket is bound when the server is constructed. Example::
 
@@ -109,11 +106,21 @@ class EnvServer:
         workers: int = 1,
         reuse_port: bool = False,
         token: str | bytes | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.options = options or ServeOptions()
         self.token = token_from(token)
         requested = _resolve(address, host, port, path)
-        if not requested.is_loopback and self.token is None:
+        if tls is not None and not isinstance(tls, ssl.SSLContext):
+            raise TypeError("tls must be an ssl.SSLContext (see rlmesh.tls.server_context)")
+        if requested.tls and tls is None:
+            raise ValueError(f"{requested} needs tls=rlmesh.tls.server_context(certfile, "
+                             "keyfile)")
+        if tls is not None and workers > 1:
+            raise ValueError("workers > 1 with TLS is not supported yet")
+        self.tls = tls
+        mutual = tls is not None and tls.verify_mode == ssl.CERT_REQUIRED
+        if not requested.is_loopback and self.token is None and not mutual:
             message = (f"rlmesh: serving {requested} beyond this machine without a token: anyone "
                        "who can reach it can drive the env. Pass token= (or set RLMESH_TOKEN).")
             log.warning(message)

@@ -22,6 +22,7 @@ from rlmesh.errors import (
     TransportError,
 )
 from rlmesh.sanitize import sanitize
+from rlmesh.sockets import wrap_server
 from rlmesh.transport import Connection
 from rlmesh.validation import make_validator
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from rlmesh.server import EnvServer
 
 log = logging.getLogger("rlmesh.server")
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 class _Fatal(Exception):
@@ -69,6 +71,13 @@ class Session:
     def run(self) -> None:
         """Serve until the end; never raises."""
         try:
+            tls = self.server.tls
+            if tls is not None:
+                try:
+                    self.conn.upgrade(wrap_server(self.conn.sock, tls, TLS_HANDSHAKE_TIMEOUT))
+                except (OSError, ValueError) as exc:
+                    log.warning("session %d: TLS handshake failed: %s", self.session_id, exc)
+                    return
             if self._handshake():
                 self._loop()
         except (TransportError, OSError):
@@ -231,8 +240,8 @@ class Session:
         """Map the client's shared-memory region if it is on this host (see rlmesh.shm)."""
         if not isinstance(offer, dict) or not self.server.options.same_host:
             return None
-        if not (shm.enabled() and offer.get("host") == shm.host_id()
-                and shm.same_host_socket(self.conn.sock)):
+        if self.conn.tls or not (shm.enabled() and offer.get("host") == shm.host_id()
+                                 and shm.same_host_socket(self.conn.sock)):
             return None
         size = offer.get("size")
         if type(size) is not int or not 0 < size <= shm.MAX_SHM_BYTES:

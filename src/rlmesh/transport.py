@@ -1,18 +1,16 @@
-"""Addresses, sockets and framing (``docs/protocol.md`` sections 1 and 2)."""
+"""Framing over a connected socket (``docs/protocol.md`` section 2)."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import socket
-import stat
+import ssl
 import struct
 import time
 from typing import Any, Final
 
 from rlmesh.errors import (
-    ConnectFailedError,
     ConnectionLostError,
     MessageTooLargeError,
     ProtocolError,
@@ -35,169 +33,9 @@ _STOLEN_NS: Final = 25_000
 """A poll round longer than this means another task got this CPU while we yielded."""
 _COOLDOWN: Final = 64
 """Receives that block at once after that, before polling is tried again."""
-DEFAULT_HOST: Final = "127.0.0.1"
-DEFAULT_PORT: Final = 5555
 _STAGING: Final = 64 * 1024
 _READ: Final = 8 * 1024
 _IOV_BATCH: Final = 512
-
-
-@dataclasses.dataclass(frozen=True)
-class Address:
-    """A parsed endpoint address.
-
-    Attributes:
-        kind: ``"tcp"`` or ``"unix"``.
-        host: Host name or IP for TCP.
-        port: Port for TCP (0 asks the OS for a free port when binding).
-        path: Filesystem path for unix sockets.
-    """
-
-    kind: str
-    host: str = ""
-    port: int = 0
-    path: str = ""
-
-    def __str__(self) -> str:
-        if self.kind == "unix":
-            return f"unix://{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    @property
-    def is_loopback(self) -> bool:
-        """Whether this address is reachable only from this machine."""
-        if self.kind == "unix":
-            return True
-        return self.host in ("localhost", "::1") or self.host.startswith("127.")
-
-
-def parse_address(address: str | Address) -> Address:
-    """Parse ``host:port``, ``tcp://host:port``, ``[v6]:port`` or ``unix:///path``.
-
-    Args:
-        address: The address string (or an already parsed :class:`Address`).
-
-    Returns:
-        The parsed address.
-
-    Raises:
-        ValueError: If the string is not a valid address.
-    """
-    if isinstance(address, Address):
-        return address
-    text = str(address).strip()
-    if text.startswith("unix://"):
-        path = text[len("unix://") :]
-        if not path:
-            raise ValueError(f"unix address {address!r} has no path")
-        return Address("unix", path=path)
-    if text.startswith("tcp://"):
-        text = text[len("tcp://") :]
-    elif "://" in text:
-        raise ValueError(f"unsupported scheme in address {address!r} (use tcp:// or unix://)")
-    if text.startswith("["):
-        host, sep, port_text = text[1:].partition("]:")
-    else:
-        host, sep, port_text = text.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"address {address!r} is not of the form host:port")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"address {address!r} has an invalid port {port_text!r}") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"address {address!r} has a port outside 0..65535")
-    return Address("tcp", host=host, port=port)
-
-
-KEEPALIVE_IDLE: Final = 30
-"""Seconds of silence before TCP keepalive probes a peer (then 3 probes, 5 s apart)."""
-
-
-def tune(sock: socket.socket) -> None:
-    """Set TCP_NODELAY and keepalive, so a vanished or half-open peer is noticed.
-
-    With keepalive a connection whose peer disappeared without a FIN (power loss, a cut
-    cable) fails after about 45 s of silence instead of never.
-    """
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", 5),
-                        ("TCP_KEEPCNT", 3)):
-        option = getattr(socket, name, None)
-        if option is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, option, value)
-
-
-def listen(address: Address, backlog: int = 128,
-           reuse_port: bool = False) -> tuple[socket.socket, Address]:
-    """Bind and listen on ``address``.
-
-    Args:
-        address: Where to listen; TCP port 0 picks a free port.
-        backlog: Listen queue length.
-        reuse_port: Set ``SO_REUSEPORT`` so several processes share one TCP port (the
-            kernel spreads new connections over them).
-
-    Returns:
-        The listening socket and the resolved address.
-    """
-    if address.kind == "unix":
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISSOCK(os.stat(address.path).st_mode):
-                os.unlink(address.path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(address.path)
-            sock.listen(backlog)
-        except BaseException:
-            sock.close()
-            raise
-        return sock, address
-    infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
-    family, _, _, _, sockaddr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(sockaddr)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    port = sock.getsockname()[1]
-    return sock, Address("tcp", host=address.host, port=port)
-
-
-def connect(address: Address, timeout: float | None) -> socket.socket:
-    """Open a connection to ``address`` within ``timeout`` seconds.
-
-    Raises:
-        ConnectFailedError: If the endpoint cannot be reached in time.
-    """
-    try:
-        if address.kind == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            try:
-                sock.connect(address.path)
-            except BaseException:
-                sock.close()
-                raise
-        else:
-            sock = socket.create_connection((address.host, address.port), timeout=timeout)
-    except TimeoutError as exc:
-        raise ConnectFailedError(f"could not connect to {address}: timed out after {timeout}s"
-                                 ) from exc
-    except OSError as exc:
-        raise ConnectFailedError(f"could not connect to {address}: {exc.strerror or exc}") from exc
-    tune(sock)
-    return sock
 
 
 class Connection:
@@ -232,6 +70,14 @@ class Connection:
         """Set once frames travel through shared memory (see :meth:`attach_shm`)."""
         self.timeout: float | None = None
         """The bound set by :meth:`set_timeout`."""
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        """Whether the socket is wrapped in TLS (no polling, no shared memory then)."""
+
+    def upgrade(self, sock: socket.socket) -> None:
+        """Carry on over ``sock``, this connection's socket wrapped in TLS."""
+        self.sock = sock
+        self.tls = True
+        self.spin = self._spin_rounds = 0
 
     def set_spin(self, rounds: int) -> None:
         """Poll up to ``rounds`` times (non-blocking, yielding between) before blocking.
@@ -241,7 +87,7 @@ class Connection:
         that handed the CPU to another task stops polling for the next ``_COOLDOWN``
         receives. 0 makes every receive block at once.
         """
-        if rounds and (os.cpu_count() or 1) <= 1:
+        if rounds and ((os.cpu_count() or 1) <= 1 or self.tls):
             rounds = 0  # polling would only take the CPU from the peer we wait for
         self.spin = self._spin_rounds = max(int(rounds), 0)
         if self.link is not None:
@@ -249,6 +95,10 @@ class Connection:
 
     def set_timeout(self, timeout: float | None) -> None:
         """Bound every later send and receive by ``timeout`` seconds (``None``: no bound)."""
+        self.timeout = timeout
+        if self.tls:  # the TLS layer needs the socket module's own timeouts
+            self.sock.settimeout(timeout)
+            return
         self.sock.settimeout(None)
         seconds, micros = 0, 0  # zero means "no bound" to the kernel
         if timeout is not None:
@@ -259,7 +109,6 @@ class Connection:
         tv = _TIMEVAL.pack(seconds, micros)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
-        self.timeout = timeout
 
     def send(self, header: bytes, buffers: list[Any], body_len: int,
              flag: bool = False) -> None:
@@ -286,6 +135,9 @@ class Connection:
                    hlen: int | None = None) -> None:
         """Send one frame over the socket (``hlen``: the header length word, flags included)."""
         first = _pack_prefix(len(header) if hlen is None else hlen, body_len) + header
+        if self.tls:  # an SSL socket has no sendmsg: one record stream of the joined frame
+            self.sock.sendall(b"".join([first, *buffers]) if buffers else first)
+            return
         if not buffers:
             self.sock.sendall(first)
             return

@@ -11,6 +11,7 @@ Two shapes, one class:
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -53,6 +54,9 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         timeout: Seconds allowed for each reply.
         max_message_bytes: Largest reply accepted.
         token: The endpoints' shared secret, if they require one (default ``RLMESH_TOKEN``).
+        tls: An ``ssl.SSLContext`` (see :func:`rlmesh.tls.client_context`) to connect over
+            TLS, ``True`` for one trusting the system's CAs; a ``tls://`` address implies
+            ``True``.
 
     Raises:
         EndpointKindError: A single address serves a single env (use ``RemoteEnv``, or pass a
@@ -71,10 +75,11 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
         timeout: float | None = DEFAULT_TIMEOUT,
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
         token: str | bytes | None = None,
+        tls: ssl.SSLContext | bool | None = None,
     ) -> None:
         mode = _mode(autoreset_mode)
         kwargs = {"connect_timeout": connect_timeout, "timeout": timeout,
-                  "max_message_bytes": max_message_bytes, "token": token}
+                  "max_message_bytes": max_message_bytes, "token": token, "tls": tls}
         self._channel: Channel | None = None
         self._fleet: Fleet | VectorFleet | None = None
         self._step_pending = False

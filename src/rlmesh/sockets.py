@@ -1,0 +1,209 @@
+"""Addresses and sockets: parsing, binding, connecting, TLS wrapping and tuning."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import socket
+import ssl
+import stat
+from typing import Final
+
+from rlmesh.errors import ConnectFailedError
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 5555
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    """A parsed endpoint address.
+
+    Attributes:
+        kind: ``"tcp"`` or ``"unix"``.
+        host: Host name or IP for TCP.
+        port: Port for TCP (0 asks the OS for a free port when binding).
+        path: Filesystem path for unix sockets.
+        tls: Whether the address was written ``tls://`` (TCP wrapped in TLS).
+    """
+
+    kind: str
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    tls: bool = False
+
+    def __str__(self) -> str:
+        if self.kind == "unix":
+            return f"unix://{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tls://{host}:{self.port}" if self.tls else f"{host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether this address is reachable only from this machine."""
+        if self.kind == "unix":
+            return True
+        return self.host in ("localhost", "::1") or self.host.startswith("127.")
+
+
+def parse_address(address: str | Address) -> Address:
+    """Parse ``host:port``, ``tcp://``, ``tls://`` (``host:port``), ``[v6]:port`` or ``unix://``.
+
+    Args:
+        address: The address string (or an already parsed :class:`Address`).
+
+    Returns:
+        The parsed address.
+
+    Raises:
+        ValueError: If the string is not a valid address.
+    """
+    if isinstance(address, Address):
+        return address
+    text = str(address).strip()
+    if text.startswith("unix://"):
+        path = text[len("unix://") :]
+        if not path:
+            raise ValueError(f"unix address {address!r} has no path")
+        return Address("unix", path=path)
+    tls = text.startswith("tls://")
+    if text.startswith(("tcp://", "tls://")):
+        text = text[len("tcp://") :]
+    elif "://" in text:
+        raise ValueError(f"unsupported scheme in address {address!r} (use tcp://, tls:// or "
+                         "unix://)")
+    if text.startswith("["):
+        host, sep, port_text = text[1:].partition("]:")
+    else:
+        host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"address {address!r} is not of the form host:port")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"address {address!r} has an invalid port {port_text!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"address {address!r} has a port outside 0..65535")
+    return Address("tcp", host=host, port=port, tls=tls)
+
+
+KEEPALIVE_IDLE: Final = 30
+"""Seconds of silence before TCP keepalive probes a peer (then 3 probes, 5 s apart)."""
+
+
+def tune(sock: socket.socket) -> None:
+    """Set TCP_NODELAY and keepalive, so a vanished or half-open peer is noticed.
+
+    With keepalive a connection whose peer disappeared without a FIN (power loss, a cut
+    cable) fails after about 45 s of silence instead of never.
+    """
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", 5),
+                        ("TCP_KEEPCNT", 3)):
+        option = getattr(socket, name, None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def listen(address: Address, backlog: int = 128,
+           reuse_port: bool = False) -> tuple[socket.socket, Address]:
+    """Bind and listen on ``address``.
+
+    Args:
+        address: Where to listen; TCP port 0 picks a free port.
+        backlog: Listen queue length.
+        reuse_port: Set ``SO_REUSEPORT`` so several processes share one TCP port (the
+            kernel spreads new connections over them).
+
+    Returns:
+        The listening socket and the resolved address.
+    """
+    if address.kind == "unix":
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.stat(address.path).st_mode):
+                os.unlink(address.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(address.path)
+            sock.listen(backlog)
+        except BaseException:
+            sock.close()
+            raise
+        return sock, address
+    infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+    family, _, _, _, sockaddr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(sockaddr)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    port = sock.getsockname()[1]
+    return sock, dataclasses.replace(address, port=port)
+
+
+def connect(address: Address, timeout: float | None,
+            tls: ssl.SSLContext | None = None) -> socket.socket:
+    """Open a connection to ``address`` within ``timeout`` seconds.
+
+    Args:
+        address: Where to connect.
+        timeout: Seconds for the TCP connect, and again for the TLS handshake.
+        tls: Wrap the connection in TLS with this context (verifying the server against
+            ``address.host`` when the context checks host names).
+
+    Raises:
+        ConnectFailedError: If the endpoint cannot be reached in time, or the TLS handshake
+            fails (a certificate that does not verify, a server that does not speak TLS).
+    """
+    try:
+        if address.kind == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(address.path)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((address.host, address.port), timeout=timeout)
+    except TimeoutError as exc:
+        raise ConnectFailedError(f"could not connect to {address}: timed out after {timeout}s"
+                                 ) from exc
+    except OSError as exc:
+        raise ConnectFailedError(f"could not connect to {address}: {exc.strerror or exc}") from exc
+    tune(sock)
+    if tls is None:
+        return sock
+    try:
+        wrapped = tls.wrap_socket(sock, server_hostname=address.host or None)
+    except (OSError, ValueError) as exc:  # ssl.SSLError and timeouts are OSErrors
+        sock.close()
+        raise ConnectFailedError(f"TLS handshake with {address} failed: {exc}") from exc
+    return wrapped
+
+
+def wrap_server(sock: socket.socket, tls: ssl.SSLContext, timeout: float) -> socket.socket:
+    """Run the server side of a TLS handshake on an accepted connection (bounded).
+
+    Raises:
+        OSError: If the handshake fails or times out (``ssl.SSLError`` is an ``OSError``).
+    """
+    sock.settimeout(timeout)
+    try:
+        wrapped = tls.wrap_socket(sock, server_side=True)
+    except BaseException:
+        sock.close()
+        raise
+    wrapped.settimeout(None)
+    return wrapped
