@@ -8,14 +8,15 @@ import enum
 import os
 import ssl
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-from rlmesh import auth, shm, shmlink
+from rlmesh import auth, handshake
 from rlmesh import protocol as P
 from rlmesh.codec import Decoder, Encoder
 from rlmesh.errors import (
-    AuthenticationError,
+    ConnectFailedError,
     ConnectionLostError,
     EnvClosedError,
     MessageTooLargeError,
@@ -49,13 +50,19 @@ class Channel:
 
     Every request is bounded by ``timeout``. After a timeout or a transport error the
     channel is unusable (a late reply would be mistaken for the next one) and every later
-    request raises at once. Thread-safe: requests from several threads are serialised.
+    request raises at once, unless the server keeps sessions for resumption
+    (``ServeOptions(resume_window=...)``): then a broken connection is reopened within the
+    window and the unanswered request is sent again under its request id, which the server
+    answers exactly once. Thread-safe: requests from several threads are serialised.
 
     Args:
         address: Endpoint address string.
         connect_timeout: Seconds allowed for connecting and the handshake.
         timeout: Seconds allowed for each request, or ``None`` for no limit.
         max_message_bytes: Largest reply frame accepted.
+        token: The endpoint's shared secret (default ``RLMESH_TOKEN``).
+        tls: TLS context, ``True`` for the system's CAs, or ``None``.
+        resume: Resume the session after a broken connection when the server offers it.
     """
 
     def __init__(
@@ -67,83 +74,92 @@ class Channel:
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
         token: str | bytes | None = None,
         tls: ssl.SSLContext | bool | None = None,
+        resume: bool = True,
     ) -> None:
         self.address = parse_address(address)
-        secret = auth.token_from(token)
-        context = resolve_tls(tls, self.address.tls)
+        self._secret = auth.token_from(token)
+        self._tls = resolve_tls(tls, self.address.tls)
+        self._connect_timeout = connect_timeout
+        self._max_message_bytes = max_message_bytes
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._next_id = 0
+        self._next_id = 1
         self._broken: RLMeshError | None = None
         self._pending: collections.deque[tuple[int, int]] = collections.deque()
         self._early: dict[int, list[Any] | RLMeshError] = {}
         """Replies read ahead of :meth:`collect` (a shared-memory link holds one frame)."""
+        self._sent: tuple[int, int, tuple[Any, ...]] | None = None
+        """``(request_id, op, args)`` of the last request sent, for a resume to resend."""
+        self._dropped = False
+        """Whether the connection broke (rather than a timeout or a protocol error)."""
         self._peer_max = P.DEFAULT_MAX_MESSAGE_BYTES
         self._closed = False
-        sock = connect(self.address, connect_timeout, context)
-        self._conn = Connection(sock, max_message_bytes)
-        self._conn.set_spin(DEFAULT_SPIN)
         self._encoder = Encoder()
         self._decoder = Decoder()
-        region = None if self._conn.tls else _offer_region(sock)
-        try:
-            self._conn.set_timeout(connect_timeout)
-            capabilities = []
-            if region is not None:
-                capabilities = ["shm", "shm-link"] if shmlink.supported() else ["shm"]
-            hello: dict[str, Any] = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME,
-                                     "capabilities": capabilities}
-            if region is not None:
-                hello["shm"] = {"name": region.name, "size": region.size, "host": shm.host_id()}
-            client_nonce = auth.nonce() if secret is not None else b""
-            if secret is not None:
-                hello["nonce"] = client_nonce
-            contract = self.request(P.OP_HELLO, hello, timeout=connect_timeout)[2]
-            if not isinstance(contract, dict):
-                raise ProtocolError("the server's contract is not a map")
-            contract = self._answer_challenge(contract, secret, client_nonce, connect_timeout)
-            self._conn.set_timeout(timeout)
-        except BaseException:
-            self._conn.close()
-            if region is not None:
-                region.unlink()
-                region.close()
-            raise
-        if region is not None:
-            region.unlink()  # both sides have mapped it (or the server declined)
-            if contract.get("shm") is True:
-                link = contract.get("shm_link") is True
-                self._conn.attach_shm(region, "client", link=link)
-            else:
-                region.close()
+        opened = self._open(connect_timeout)
+        self._conn = opened.conn
+        self._conn.set_timeout(timeout)
+        contract = opened.contract
         self.contract: dict[str, Any] = contract
+        offer = contract.get("resume")
+        self._resume: dict[str, Any] | None = offer if resume and isinstance(offer, dict) \
+            and isinstance(offer.get("key"), bytes) else None
         peer_max = contract.get("max_message_bytes")
         if isinstance(peer_max, int) and peer_max > 0:
             self._peer_max = peer_max
 
-    def _answer_challenge(self, reply: dict[str, Any], secret: bytes | None,
-                          client_nonce: bytes, timeout: float | None) -> dict[str, Any]:
-        """Complete token authentication (see :mod:`rlmesh.auth`); returns the contract."""
-        challenge = reply.get("challenge")
-        if challenge is None:
-            if secret is not None:
-                raise AuthenticationError(
-                    f"{self.address} does not use a token, so it cannot prove who it is; "
-                    "refusing it (unset token= / RLMESH_TOKEN to connect without auth)")
-            return reply
-        if secret is None:
-            raise AuthenticationError(f"{self.address} requires a token (token= or "
-                                      "RLMESH_TOKEN)")
-        if not isinstance(challenge, bytes):
-            raise ProtocolError("malformed authentication challenge")
-        proof = auth.proof(secret, b"client", client_nonce, challenge)
-        contract = self.request(P.OP_AUTH, {"proof": proof}, timeout=timeout)[2]
-        if not isinstance(contract, dict):
-            raise ProtocolError("the server's contract is not a map")
-        expected = auth.proof(secret, b"server", client_nonce, challenge)
-        if not auth.check(expected, contract.get("auth")):
-            raise AuthenticationError(f"{self.address} could not prove it holds the token")
-        return contract
+    def _open(self, connect_timeout: float | None,
+              extra: dict[str, Any] | None = None) -> handshake.Opened:
+        return handshake.open_connection(
+            self.address, connect_timeout=connect_timeout,
+            max_message_bytes=self._max_message_bytes, secret=self._secret, tls=self._tls,
+            spin=DEFAULT_SPIN, extra=extra)
+
+    def _reopen(self, cause: RLMeshError, limit: float | None) -> bool:
+        """Resume the session on a new connection after ``cause`` broke the old one.
+
+        Returns:
+            ``False`` if this session cannot be resumed (the caller raises ``cause``).
+
+        Raises:
+            ConnectionLostError: Resumption failed within the server's window.
+        """
+        offer = self._resume
+        if (offer is None or not self._dropped or self._closed or len(self._pending) > 1
+                or self._sent is None):
+            return False
+        window = float(offer.get("window") or 0)
+        deadline = time.monotonic() + window
+        delay = 0.02
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                attempt = left if self._connect_timeout is None \
+                    else min(left, self._connect_timeout)
+                opened = self._open(max(attempt, 0.05), {"resume": {"key": offer["key"]}})
+                break
+            except (ConnectFailedError, RLMeshTimeoutError) as exc:
+                if time.monotonic() + delay >= deadline:
+                    raise ConnectionLostError(
+                        f"the connection to {self.address} broke ({cause}) and could not be "
+                        f"resumed within {window}s: {exc}") from cause
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            except RLMeshError as exc:
+                raise ConnectionLostError(
+                    f"the connection to {self.address} broke ({cause}) and the session could "
+                    f"not be resumed: {exc}") from cause
+        self._conn = opened.conn
+        self._conn.set_timeout(limit)
+        self._broken = None
+        self._dropped = False
+        rid, op, args = self._sent
+        header, buffers, body_len = self._encoder.encode([op, rid, *args])
+        try:
+            self._conn.send(header, buffers, body_len, True)
+        except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
+            raise self._translate(exc, op, self.timeout) from None
+        return True
 
     @property
     def closed(self) -> bool:
@@ -185,6 +201,8 @@ class Channel:
             )
         if self._conn.link is not None:
             self._read_ahead()
+        if self._resume is not None:
+            self._sent = (rid, op, args)
         try:
             # The reply may use shared memory only if no earlier reply is still unread.
             self._conn.send(header, buffers, body_len, not self._pending)
@@ -227,7 +245,23 @@ class Channel:
                 f"{P.OP_NAMES.get(op, op)} to {self.address} got no reply within {limit}s"))
         if isinstance(exc, ProtocolError):
             return self._fail(exc)
+        self._dropped = True
         return self._fail(ConnectionLostError(f"connection to {self.address} lost: {exc}"))
+
+    def _call_locked(self, op: int, args: tuple[Any, ...], limit: float | None) -> list[Any]:
+        """Send a request and receive its reply, resuming the session if it breaks."""
+        try:
+            rid = self._send_locked(op, args)
+        except ConnectionLostError as exc:
+            if not self._reopen(exc, limit):
+                raise
+            rid = self._next_id - 1
+        while True:
+            try:
+                return self._recv_locked(op, rid, limit)
+            except ConnectionLostError as exc:
+                if not self._reopen(exc, limit):
+                    raise
 
     def request(self, op: int, *args: Any, timeout: float | Default | None = DEFAULT
                 ) -> list[Any]:
@@ -250,10 +284,12 @@ class Channel:
             if self._pending:
                 raise RuntimeError("collect() the pipelined replies before request()")
             if timeout is DEFAULT:
-                return self._recv_locked(op, self._send_locked(op, args), self.timeout)
+                if self._resume is None:
+                    return self._recv_locked(op, self._send_locked(op, args), self.timeout)
+                return self._call_locked(op, args, self.timeout)
             self._conn.set_timeout(timeout)
             try:
-                return self._recv_locked(op, self._send_locked(op, args), timeout)
+                return self._call_locked(op, args, timeout)
             finally:
                 if self._broken is None:
                     self._conn.set_timeout(self.timeout)
@@ -281,13 +317,24 @@ class Channel:
         with self._lock:
             if not self._pending:
                 raise RuntimeError("no request is pending")
-            rid, op = self._pending.popleft()
+            rid, op = self._pending[0]
             early = self._early.pop(rid, None)
+            if early is None:
+                while True:
+                    try:
+                        early = self._recv_locked(op, rid, self.timeout)
+                        break
+                    except ConnectionLostError as exc:
+                        if not self._reopen(exc, self.timeout):
+                            self._pending.popleft()
+                            raise
+                    except RLMeshError:
+                        self._pending.popleft()
+                        raise
+            self._pending.popleft()
             if isinstance(early, RLMeshError):
                 raise early
-            if early is not None:
-                return early
-            return self._recv_locked(op, rid, self.timeout)
+            return early
 
     def close(self, timeout: float = 1.0) -> None:
         """Tell the server goodbye (best effort, bounded) and close the socket. Idempotent."""
@@ -328,35 +375,11 @@ def probe(address: str, timeout: float = 5.0,
                       P.DEFAULT_MAX_MESSAGE_BYTES)
     try:
         conn.set_timeout(timeout)
-        encoder, decoder = Encoder(), Decoder()
         hello = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME, "capabilities": [],
                  "probe": True}
-        conn.send(*encoder.encode([P.OP_HELLO, 0, hello]))
-        try:
-            reply = decoder.decode(*conn.recv())
-        except (BlockingIOError, TimeoutError):
-            raise RLMeshTimeoutError(f"{parsed} did not answer within {timeout}s") from None
-        except (OSError, TransportError) as exc:
-            raise ConnectionLostError(f"{parsed} hung up: {exc}") from exc
-        if type(reply) is not list or len(reply) < 3:
-            raise ProtocolError(f"unexpected reply {reply!r:.200}")
-        if reply[0] != P.STATUS_OK:
-            raise P.error_from_map(reply[2])
-        if not isinstance(reply[2], dict):
-            raise ProtocolError("the server's contract is not a map")
-        return reply[2]
+        return handshake.exchange(conn, parsed, P.OP_HELLO, hello, timeout)
     finally:
         conn.close()
-
-
-def _offer_region(sock: Any) -> shm.ShmRegion | None:
-    """A fresh shared-memory region to offer the server, when it may be on this host."""
-    if not (shm.enabled() and shm.same_host_socket(sock)):
-        return None
-    try:
-        return shm.ShmRegion.create()
-    except (OSError, ValueError):
-        return None
 
 
 def gather(channels: Sequence[Channel], indices: Sequence[int]) -> list[list[Any]]:

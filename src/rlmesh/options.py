@@ -40,6 +40,10 @@ class ServeOptions:
             ``step`` or ``reset`` raised is replaced by a fresh one instead of the error
             reaching the client. The step is answered as a truncation of a freshly reset
             env, with ``info["rlmesh_restart"]`` saying why; 0 turns this off.
+        resume_window: Seconds a session outlives a broken connection, waiting for its
+            client to reconnect and resume it (same env, same episode; a request sent before
+            the break is neither lost nor applied twice). ``None``: a broken connection ends
+            the session at once.
         allow_remote_shutdown: Honour a client's ``shutdown()`` request (refused with
             ``NotAllowedError`` otherwise).
         spin: Non-blocking polls for a session's next request before its thread blocks
@@ -57,6 +61,7 @@ class ServeOptions:
     idle_timeout: float | None = None
     step_deadline: float | None = None
     restart_on_error: int = 0
+    resume_window: float | None = None
     allow_remote_shutdown: bool = False
     spin: int = dataclasses.field(
         default_factory=lambda: int(os.environ.get("RLMESH_SERVER_SPIN", "64")))
@@ -76,5 +81,7 @@ class ServeOptions:
             raise ValueError("drain_timeout must be >= 0")
         if self.step_deadline is not None and self.step_deadline <= 0:
             raise ValueError("step_deadline must be > 0 or None")
+        if self.resume_window is not None and self.resume_window <= 0:
+            raise ValueError("resume_window must be > 0 or None")
         if self.restart_on_error < 0:
             raise ValueError("restart_on_error must be >= 0")

@@ -58,6 +58,7 @@ E_SHUTTING_DOWN: Final = "shutting_down"
 E_INTERNAL: Final = "internal"
 E_DEADLINE: Final = "deadline_exceeded"
 E_NOT_ALLOWED: Final = "not_allowed"
+E_RESUME: Final = "resume_failed"
 
 _ERROR_CLASSES: Final[dict[str, type[errors.RLMeshError]]] = {
     E_PROTOCOL: errors.ProtocolError,
@@ -73,6 +74,7 @@ _ERROR_CLASSES: Final[dict[str, type[errors.RLMeshError]]] = {
     E_INTERNAL: errors.ProtocolError,
     E_DEADLINE: errors.StepDeadlineError,
     E_NOT_ALLOWED: errors.NotAllowedError,
+    E_RESUME: errors.ConnectionLostError,
 }
 
 

@@ -22,6 +22,7 @@ from rlmesh.auth import token_from
 from rlmesh.envsource import EnvSource
 from rlmesh.errors import RLMeshWarning
 from rlmesh.options import ServeOptions
+from rlmesh.resume import Parked, ResumeRegistry
 from rlmesh.session import Session
 from rlmesh.sockets import DEFAULT_HOST, DEFAULT_PORT, Address, listen, parse_address, tune
 from rlmesh.transport import Connection
@@ -167,7 +168,11 @@ class EnvServer:
         self._admitted = 0
         self._watched: set[Session] = set()
         self._watchdog: threading.Thread | None = None
-        self.stats: dict[str, int] = {"sessions": 0, "restarts": 0, "deadlines": 0}
+        self.resumes: ResumeRegistry | None = None
+        if self.options.resume_window is not None:
+            self.resumes = ResumeRegistry(self.options.resume_window, self._release_parked)
+        self.stats: dict[str, int] = {"sessions": 0, "restarts": 0, "deadlines": 0,
+                                      "resumes": 0}
         """Counters since start: sessions admitted, envs restarted, env calls that ran past
         ``step_deadline``."""
 
@@ -237,6 +242,9 @@ class EnvServer:
         for _, thread in sessions:
             if thread is not me:
                 thread.join(self.options.close_timeout)
+        if self.resumes is not None:
+            for parked in self.resumes.close():
+                self._release_parked(parked)
         self.source.close()
         with contextlib.suppress(OSError):
             self._listener.close()
@@ -269,10 +277,16 @@ class EnvServer:
         """Shut down from a session thread (a client's allowed ``shutdown()`` request)."""
         threading.Thread(target=self.shutdown, name="rlmesh-shutdown", daemon=True).start()
 
-    def count_restart(self) -> None:
-        """Count one env restart (``restart_on_error``)."""
+    def _release_parked(self, parked: Parked) -> None:
+        """Free a parked session nobody resumed (its env, and its ``max_sessions`` slot)."""
+        with contextlib.suppress(Exception):
+            self.source.release(parked.env)
+        self.dismiss()
+
+    def count(self, event: str) -> None:
+        """Add one to ``stats[event]``."""
         with self._lock:
-            self.stats["restarts"] += 1
+            self.stats[event] += 1
 
     def watch(self, session: Session) -> None:
         """Let the step-deadline watchdog see ``session`` (started on first use)."""
@@ -295,8 +309,7 @@ class EnvServer:
                 watched = list(self._watched)
             for session in watched:
                 if session.expire(now, deadline):
-                    with self._lock:
-                        self.stats["deadlines"] += 1
+                    self.count("deadlines")
 
     def __enter__(self) -> EnvServer:
         return self

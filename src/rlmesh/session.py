@@ -21,6 +21,7 @@ from rlmesh.errors import (
     ProtocolError,
     TransportError,
 )
+from rlmesh.resume import Parked, new_key
 from rlmesh.sanitize import sanitize
 from rlmesh.sockets import wrap_server
 from rlmesh.transport import Connection
@@ -67,6 +68,12 @@ class Session:
         self._restarts_left = server.options.restart_on_error
         self.busy = False
         """Whether a request is being served (its reply not yet sent)."""
+        self._resumes = server.resumes
+        self._key: bytes | None = None
+        self._last_reply: tuple[Any, bytes, list[Any], int] | None = None
+        self._replay = False
+        self._ended = False
+        """Set once the session ended for good (closed, expired): never parked."""
 
     def run(self) -> None:
         """Serve until the end; never raises."""
@@ -80,19 +87,41 @@ class Session:
                     return
             if self._handshake():
                 self._loop()
+                self._ended = True
+        except (BlockingIOError, TimeoutError):
+            self._ended = True  # idle_timeout: the client is there but silent
         except (TransportError, OSError):
             pass  # client went away or the server is stopping
         except _Fatal:
-            pass
+            self._ended = True
         except Exception:
+            self._ended = True
             log.exception("session %d: internal error", self.session_id)
         finally:
             self.busy = False
-            self._release()
-            if self._admitted:
-                self._admitted = False
-                self.server.dismiss()
+            if not self._park():
+                self._release()
+                if self._admitted:
+                    self._admitted = False
+                    self.server.dismiss()
             self.conn.close()
+
+    def _park(self) -> bool:
+        """Keep the env for a resuming client, if this session may be resumed."""
+        key, resumes = self._key, self._resumes
+        if key is None or resumes is None:
+            return False
+        if self._ended or self.env is None or self.server.stopping:
+            resumes.forget(key)
+            return False
+        parked = Parked(self.env, self._has_reset, self._last_reply, self._restarts_left)
+        if not resumes.park(key, parked):
+            return False
+        log.info("session %d: connection lost; kept for %ss for the client to resume",
+                 self.session_id, resumes.window)
+        self.env = None
+        self._admitted = False  # the slot goes with the parked env
+        return True
 
     def _release(self) -> None:
         """Give the env back (a factory-built env is closed). Idempotent."""
@@ -102,7 +131,7 @@ class Session:
 
     # -- replies --------------------------------------------------------------------------
 
-    def _send(self, reply: list[Any]) -> None:
+    def _send(self, reply: list[Any], keep: bool = True) -> None:
         encoded: tuple[bytes, list[Any], int] | None
         try:
             encoded = self._encoder.encode(reply)
@@ -112,6 +141,8 @@ class Session:
                 self._error(reply[1], P.E_ENCODE,
                             f"the env returned a value that cannot be sent: {exc}")
                 return
+        if keep and self._key is not None:
+            self._last_reply = (reply[1], *encoded)
         self.conn.send(*encoded, self.conn.peer_flag)
 
     def _encode_sanitized(self, reply: list[Any]) -> tuple[bytes, list[Any], int] | None:
@@ -133,6 +164,8 @@ class Session:
             traceback="".join(traceback.format_exception(exc)) if exc is not None else None,
         )
         header, buffers, body_len = self._encoder.encode([P.STATUS_ERROR, rid, err])
+        if self._key is not None:
+            self._last_reply = (rid, header, buffers, body_len)
         self.conn.send(header, buffers, body_len)
 
     def _fatal(self, rid: Any, code: str, message: str, *,
@@ -184,6 +217,29 @@ class Session:
         server_proof = None
         if token is not None:
             rid, server_proof = self._authenticate(rid, token, hello.get("nonce"))
+        if hello.get("resume") is not None:
+            self._adopt(rid, hello.get("resume"))
+        else:
+            self._open(rid)
+        contract = self._contract()
+        region = self._accept_region(hello.get("shm"))
+        link = region is not None and _wants_link(hello, region.size)
+        contract["shm"] = region is not None
+        contract["shm_link"] = link
+        contract["auth"] = server_proof
+        if self._key is not None:
+            contract["resume"] = {"key": self._key, "window": self.server.options.resume_window}
+        self._send([P.STATUS_OK, rid, contract], keep=False)  # (a resumed reply stays kept)
+        if region is not None:  # from the next frame on (the client switches with us)
+            self.conn.attach_shm(region, "server", link=link)
+        if self.server.options.idle_timeout is not None:
+            self.conn.set_timeout(self.server.options.idle_timeout)
+        log.info("session %d: client %s %s", self.session_id, hello.get("client"),
+                 "resumed its session" if self._replay else "connected")
+        return True
+
+    def _open(self, rid: Any) -> None:
+        """Admit a new session and give it an env."""
         if not self.server.admit():
             self._fatal(rid, P.E_FULL, f"the server already serves its maximum of "
                         f"{self.server.options.max_sessions} sessions; try again later")
@@ -194,19 +250,27 @@ class Session:
             self._fatal(rid, P.E_BUSY, str(exc))
         except Exception as exc:
             self._fatal(rid, P.E_ENV, f"the env factory raised: {exc}", exc=exc)
-        contract = self._contract()
-        region = self._accept_region(hello.get("shm"))
-        link = region is not None and _wants_link(hello, region.size)
-        contract["shm"] = region is not None
-        contract["shm_link"] = link
-        contract["auth"] = server_proof
-        self._send([P.STATUS_OK, rid, contract])
-        if region is not None:  # from the next frame on (the client switches with us)
-            self.conn.attach_shm(region, "server", link=link)
-        if self.server.options.idle_timeout is not None:
-            self.conn.set_timeout(self.server.options.idle_timeout)
-        log.info("session %d: client %s connected", self.session_id, hello.get("client"))
-        return True
+        if self._resumes is not None:
+            self._key = new_key()
+            self._resumes.register(self._key, self)
+
+    def _adopt(self, rid: Any, request: Any) -> None:
+        """Take over a parked session whose client reconnected (see :mod:`rlmesh.resume`)."""
+        if self._resumes is None:
+            self._fatal(rid, P.E_RESUME, "this server does not resume sessions")
+        key = request.get("key") if isinstance(request, dict) else None
+        if not isinstance(key, bytes):
+            self._fatal(rid, P.E_PROTOCOL, "resume needs the session key")
+        parked = self._resumes.reclaim(key, self._resumes.window)
+        if parked is None:
+            self._fatal(rid, P.E_RESUME, "no session to resume under that key (it expired, "
+                        "ended, or never existed)")
+        self._admitted = True  # the parked session's slot
+        self.env, self._has_reset = parked.env, parked.has_reset
+        self._last_reply, self._restarts_left = parked.last_reply, parked.restarts_left
+        self._key, self._replay = key, True
+        self._resumes.register(key, self)
+        self.server.count("resumes")
 
     def _authenticate(self, rid: Any, token: bytes, client_nonce: Any) -> tuple[Any, bytes]:
         """Challenge the client (see rlmesh.auth); returns the AUTH request id and our proof."""
@@ -268,6 +332,12 @@ class Session:
             msg = self._receive()
             self.busy = True
             op, rid = msg[0], msg[1]
+            if self._replay:
+                self._replay = False
+                last = self._last_reply
+                if last is not None and last[0] == rid:  # executed before the break
+                    self.conn.send(*last[1:], self.conn.peer_flag)
+                    continue
             if op == P.OP_STEP:
                 if len(msg) != 3:
                     self._fatal(rid, P.E_PROTOCOL, "STEP takes one argument")
@@ -392,7 +462,7 @@ class Session:
         while True:
             self._restarts_left -= 1
             used = self.server.options.restart_on_error - self._restarts_left
-            self.server.count_restart()
+            self.server.count("restarts")
             log.warning("session %d: env.%s() raised (%s); replacing the env (restart %d of "
                         "%d)", self.session_id, what, cause, used,
                         self.server.options.restart_on_error)
