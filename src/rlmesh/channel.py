@@ -23,6 +23,7 @@ from rlmesh.errors import (
     ProtocolError,
     RLMeshError,
     RLMeshTimeoutError,
+    SessionLostError,
     TransportError,
 )
 from rlmesh.sockets import connect, parse_address
@@ -122,7 +123,8 @@ class Channel:
             ``False`` if this session cannot be resumed (the caller raises ``cause``).
 
         Raises:
-            ConnectionLostError: Resumption failed within the server's window.
+            SessionLostError: Resumption failed (the window ran out, or the server no
+                longer holds the session).
         """
         offer = self._resume
         if (offer is None or not self._dropped or self._closed or len(self._pending) > 1
@@ -138,17 +140,18 @@ class Channel:
                     else min(left, self._connect_timeout)
                 opened = self._open(max(attempt, 0.05), {"resume": {"key": offer["key"]}})
                 break
-            except (ConnectFailedError, RLMeshTimeoutError) as exc:
-                if time.monotonic() + delay >= deadline:
-                    raise ConnectionLostError(
-                        f"the connection to {self.address} broke ({cause}) and could not be "
-                        f"resumed within {window}s: {exc}") from cause
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-            except RLMeshError as exc:
-                raise ConnectionLostError(
+            except SessionLostError as exc:
+                raise SessionLostError(
                     f"the connection to {self.address} broke ({cause}) and the session could "
                     f"not be resumed: {exc}") from cause
+            except (ConnectFailedError, ConnectionLostError, RLMeshTimeoutError) as exc:
+                left = deadline - time.monotonic()  # (the network may come back)
+                if left <= 0:
+                    raise SessionLostError(
+                        f"the connection to {self.address} broke ({cause}) and could not be "
+                        f"resumed within {window}s: {exc}") from cause
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 0.5)
         self._conn = opened.conn
         self._conn.set_timeout(limit)
         self._broken = None

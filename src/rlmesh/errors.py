@@ -8,6 +8,7 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
     ├── TransportError (ConnectionError)
     │   ├── ConnectFailedError          could not reach the endpoint
     │   └── ConnectionLostError         the peer went away mid-session
+    │       └── SessionLostError        ... and the session could not be resumed
     ├── RLMeshTimeoutError (TimeoutError)
     │   └── StepDeadlineError           the server gave up on a stalled env call
     ├── ProtocolError (ValueError)      malformed or unexpected message
@@ -44,6 +45,7 @@ __all__ = [
     "RLMeshWarning",
     "RemoteEnvError",
     "ResetNeededError",
+    "SessionLostError",
     "StepDeadlineError",
     "TransportError",
     "UnsupportedSpaceError",
@@ -69,6 +71,13 @@ class ConnectFailedError(TransportError):
 
 class ConnectionLostError(TransportError):
     """The peer closed the connection or vanished during a session."""
+
+
+class SessionLostError(ConnectionLostError):
+    """The connection broke and the server no longer holds the session to resume.
+
+    Raised when the resume window ran out, or the server ended or never had the session.
+    """
 
 
 class RLMeshTimeoutError(RLMeshError, TimeoutError):

@@ -74,7 +74,7 @@ _ERROR_CLASSES: Final[dict[str, type[errors.RLMeshError]]] = {
     E_INTERNAL: errors.ProtocolError,
     E_DEADLINE: errors.StepDeadlineError,
     E_NOT_ALLOWED: errors.NotAllowedError,
-    E_RESUME: errors.ConnectionLostError,
+    E_RESUME: errors.SessionLostError,
 }
 
 

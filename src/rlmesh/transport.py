@@ -102,10 +102,7 @@ class Connection:
         self.sock.settimeout(None)
         seconds, micros = 0, 0  # zero means "no bound" to the kernel
         if timeout is not None:
-            seconds = int(timeout)
-            micros = max(round((timeout - seconds) * 1_000_000), 0)
-            if seconds <= 0 and micros == 0:
-                micros = 1
+            seconds, micros = divmod(max(round(timeout * 1_000_000), 1), 1_000_000)
         tv = _TIMEVAL.pack(seconds, micros)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
