@@ -240,6 +240,8 @@ class Decoder:
         count = 1
         for d in shape:
             count *= d
+        if count and not dtype.itemsize:  # numpy would widen it: a few bytes, gigabytes out
+            raise ProtocolError(f"a non-empty array of zero-width dtype {dtype} is invalid")
         result = (dtype, shape, count, stop, count * dtype.itemsize)
         if len(self._meta_cache) < 256:
             self._meta_cache[key] = result
@@ -254,9 +256,11 @@ class Decoder:
                 dtype, shape, count, pos, size = self._meta(data)
             if len(data) - pos != size:
                 raise ProtocolError("inline array size does not match its shape")
-            if not size:  # empty, or empty strings: nothing to read
+            if not size:  # empty: nothing to read
                 return np.zeros(shape, dtype)
             array = np.frombuffer(bytearray(memoryview(data)[pos:]), dtype)
+            if dtype.kind == "U":
+                _check_code_points(array)
             return array if len(shape) == 1 else array.reshape(shape)
         if code == EXT_ARRAY_OOB:
             dtype, shape, count, pos, size = self._meta(data)
@@ -265,7 +269,10 @@ class Decoder:
             offset, nbytes = _OOB.unpack_from(data, pos)
             if nbytes != size or offset + nbytes > len(self._body):
                 raise ProtocolError("out-of-band array reference outside the message body")
-            return np.frombuffer(self._body, dtype, count, offset).reshape(shape)
+            array = np.frombuffer(self._body, dtype, count, offset)
+            if dtype.kind == "U":
+                _check_code_points(array)
+            return array.reshape(shape)
         if code == EXT_SCALAR:
             if not data:
                 raise ProtocolError("truncated scalar")
@@ -275,7 +282,10 @@ class Decoder:
                 raise ProtocolError("scalar size does not match its dtype")
             if dtype.itemsize == 0:
                 return np.zeros((), dtype)[()]
-            return np.frombuffer(data, dtype, 1, 1 + n)[0]
+            scalar = np.frombuffer(data, dtype, 1, 1 + n)
+            if dtype.kind == "U":
+                _check_code_points(scalar)
+            return scalar[0]
         if code == EXT_TUPLE:
             return tuple(self._nested(data))
         if code == EXT_GRAPH:
@@ -319,6 +329,13 @@ class Decoder:
         if not isinstance(value, list):
             raise ProtocolError("malformed container extension")
         return value
+
+
+def _check_code_points(array: np.ndarray[Any, Any]) -> None:
+    """Refuse unicode arrays holding values that are not code points (numpy cannot read them)."""
+    codes = array.view(np.dtype(np.uint32).newbyteorder(array.dtype.byteorder))
+    if array.size and int(codes.max()) > 0x10FFFF:
+        raise ProtocolError("unicode array with values beyond U+10FFFF")
 
 
 _DTYPE_CACHE: dict[bytes, np.dtype[Any]] = {}

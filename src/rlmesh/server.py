@@ -242,10 +242,19 @@ class EnvServer:
         for _, thread in sessions:
             if thread is not me:
                 thread.join(self.options.close_timeout)
-        if self.resumes is not None:
-            for parked in self.resumes.close():
-                self._release_parked(parked)
-        self.source.close()
+        parked = self.resumes.close() if self.resumes is not None else []
+
+        def close_envs() -> None:
+            for one in parked:
+                self._release_parked(one)
+            self.source.close()
+
+        closer = threading.Thread(target=close_envs, name="rlmesh-close", daemon=True)
+        closer.start()
+        closer.join(self.options.close_timeout)
+        if closer.is_alive():
+            log.warning("an env's close() did not return within close_timeout=%ss; leaving "
+                        "it behind", self.options.close_timeout)
         with contextlib.suppress(OSError):
             self._listener.close()
         if self._pool is not None:

@@ -97,6 +97,9 @@ class Session:
         except Exception:
             self._ended = True
             log.exception("session %d: internal error", self.session_id)
+            with contextlib.suppress(Exception):
+                self._error(None, P.E_INTERNAL, "internal server error; the session is closed",
+                            fatal=True)
         finally:
             self.busy = False
             if not self._park():
@@ -198,10 +201,10 @@ class Session:
             self._fatal(rid, P.E_PROTOCOL, "the first request must be HELLO")
         hello = msg[2]
         version = hello.get("rlmesh")
-        if version != P.PROTOCOL_VERSION:
+        if type(version) is not int or version != P.PROTOCOL_VERSION:
             self._fatal(rid, P.E_VERSION,
                         f"server speaks rlmesh protocol {P.PROTOCOL_VERSION}, client asked "
-                        f"for {version!r}")
+                        f"for {_brief(version)}")
         if self.server.stopping:
             self._fatal(rid, P.E_SHUTTING_DOWN, "the server is shutting down")
         token = self.server.token
@@ -304,7 +307,9 @@ class Session:
         """Map the client's shared-memory region if it is on this host (see rlmesh.shm)."""
         if not isinstance(offer, dict) or not self.server.options.same_host:
             return None
-        if self.conn.tls or not (shm.enabled() and offer.get("host") == shm.host_id()
+        host = offer.get("host")
+        if self.conn.tls or not (shm.enabled() and isinstance(host, str)
+                                 and host == shm.host_id()
                                  and shm.same_host_socket(self.conn.sock)):
             return None
         size = offer.get("size")
@@ -345,9 +350,16 @@ class Session:
                     self._error(rid, P.E_RESET_NEEDED, "call reset() before step()")
                     continue
                 action = msg[2]
-                if self._validate and not contains(action):
+                if self._validate:
+                    try:
+                        valid = contains(action)
+                    except Exception:  # a value that breaks the check is not a member
+                        valid = False
+                else:
+                    valid = True
+                if not valid:
                     self._error(rid, P.E_INVALID_ACTION,
-                                f"action {action!r:.200} is not in the action space "
+                                f"action {_brief(action)} is not in the action space "
                                 f"{action_space}")
                     continue
                 try:
@@ -503,8 +515,19 @@ class Session:
 def _wants_link(hello: dict[str, Any], size: int) -> bool:
     """Whether to move whole frames into the region (the client offered it, both can)."""
     capabilities = hello.get("capabilities")
-    return (isinstance(capabilities, list) and "shm-link" in capabilities
+    return (isinstance(capabilities, list)
+            and any(type(c) is str and c == "shm-link" for c in capabilities)
             and shmlink.supported() and shmlink.fits(size))
+
+
+def _brief(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters; never raises (client values are hostile)."""
+    try:
+        text = repr(value)
+    except Exception:  # RecursionError, SystemError from a broken array, ...
+        return f"<unprintable {type(value).__qualname__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 
 def _valid_seed(seed: Any, vector: bool) -> bool:
