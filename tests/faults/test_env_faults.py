@@ -283,3 +283,47 @@ def test_timeout_property_is_settable(serve: Callable[..., Any]) -> None:
         assert env.step(1)[0] == 1
         with pytest.raises(ValueError):
             env.timeout = 0
+
+
+SLOW_MODULE = """
+import time
+import gymnasium as gym
+
+
+class Slow(gym.Env):
+    observation_space = gym.spaces.Discrete(100)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        self.count = 0
+        return 0, {}
+
+    def step(self, action):
+        time.sleep(0.6 * action)
+        self.count += 1
+        return self.count, 1.0, False, False, {}
+"""
+
+
+def test_sigterm_drains_the_step_in_flight_then_exits(spawn: Callable[..., Any],
+                                                      tmp_path: Any) -> None:
+    import os
+    import signal
+
+    (tmp_path / "slowmod.py").write_text(SLOW_MODULE)
+    path = f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    server = spawn("slowmod:Slow", env={**os.environ, "PYTHONPATH": path},
+                   extra_args=["--drain-timeout", "5"])
+    env = RemoteEnv(server.address, timeout=10)
+    env.reset()
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(env.step(1)))
+    thread.start()
+    time.sleep(0.2)  # the step is running in the server
+    server.process.send_signal(signal.SIGTERM)
+    thread.join(5)
+    assert result and result[0][0] == 1, "the step in flight lost its reply"
+    assert server.process.wait(10) == 0
+    with pytest.raises(rlmesh.ConnectionLostError):
+        env.step(0)
+    env.close()
