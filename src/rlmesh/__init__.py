@@ -42,16 +42,24 @@ from rlmesh.errors import (
     UnsupportedSpaceError,
     VersionMismatchError,
 )
+from rlmesh.evaluate import evaluate
+from rlmesh.hooks import Hooks
 from rlmesh.make import make_vec
+from rlmesh.manual import EpisodeSession, session
+from rlmesh.model import RANDOM_SAMPLE
+from rlmesh.model import PlainModel as Model
 from rlmesh.options import ServeOptions
 from rlmesh.plain import RemoteEnv
 from rlmesh.protocol import LIBRARY_VERSION as __version__
 from rlmesh.protocol import PROTOCOL_VERSION
+from rlmesh.results import EpisodeResult, RunResult
+from rlmesh.runner import run
 from rlmesh.server import EnvServer
 from rlmesh.vector import RemoteVectorEnv
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "RANDOM_SAMPLE",
     "AuthenticationError",
     "ConnectFailedError",
     "ConnectionLostError",
@@ -60,8 +68,12 @@ __all__ = [
     "EnvBusyError",
     "EnvClosedError",
     "EnvServer",
+    "EpisodeResult",
+    "EpisodeSession",
+    "Hooks",
     "InvalidActionError",
     "MessageTooLargeError",
+    "Model",
     "NotAllowedError",
     "ProtocolError",
     "RLMeshError",
@@ -71,6 +83,7 @@ __all__ = [
     "RemoteEnvError",
     "RemoteVectorEnv",
     "ResetNeededError",
+    "RunResult",
     "ServeOptions",
     "SessionLostError",
     "StepDeadlineError",
@@ -78,8 +91,11 @@ __all__ = [
     "UnsupportedSpaceError",
     "VersionMismatchError",
     "__version__",
+    "evaluate",
     "make_vec",
     "probe",
+    "run",
+    "session",
     "spaces",
     "tls",
 ]

@@ -12,9 +12,10 @@ Example::
 from __future__ import annotations
 
 from rlmesh.client import NumpyRemoteEnv
+from rlmesh.model import Model
 from rlmesh.vector import RemoteVectorEnv
 
-__all__ = ["RemoteEnv", "RemoteVectorEnv"]
+__all__ = ["Model", "RemoteEnv", "RemoteVectorEnv"]
 
 
 class RemoteEnv(NumpyRemoteEnv):

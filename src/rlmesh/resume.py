@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rlmesh.session import Session
+    from rlmesh.serving import Session
 
 KEY_BYTES = 16
 

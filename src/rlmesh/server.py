@@ -23,7 +23,7 @@ from rlmesh.envsource import EnvSource
 from rlmesh.errors import RLMeshWarning
 from rlmesh.options import ServeOptions
 from rlmesh.resume import Parked, ResumeRegistry
-from rlmesh.session import Session
+from rlmesh.serving import Session
 from rlmesh.sockets import DEFAULT_HOST, DEFAULT_PORT, Address, listen, parse_address, tune
 from rlmesh.transport import Connection
 from rlmesh.workers import WorkerPool

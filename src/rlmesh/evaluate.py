@@ -1,0 +1,253 @@
+"""``rlmesh.evaluate``: one model, planned episodes, spread over many endpoints at once.
+
+Every episode gets its seed when the run is planned, so the results do not depend on which
+endpoint played it or when. Each endpoint has a thread that takes the next episode from a
+shared queue (a vector endpoint takes one per lane). When an endpoint fails mid-episode
+(it dies, hangs past its timeout, or its connection breaks), the episode goes back to the
+queue for another endpoint, the failure is recorded in ``RunResult.events``, and the endpoint
+is tried again once before it is given up. Ctrl+C returns the episodes that finished.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rlmesh.channel import probe
+from rlmesh.errors import EndpointKindError, RLMeshError, RLMeshTimeoutError, TransportError
+from rlmesh.hooks import HookList, Hooks
+from rlmesh.model import Model, as_model
+from rlmesh.results import EpisodeResult, RunResult
+from rlmesh.runner import plan_seeds, play_episode, play_lanes
+from rlmesh.schema import schema_to_space
+
+__all__ = ["evaluate"]
+
+_Job = tuple[int, "int | None", int]  # (index, seed, attempts so far)
+
+
+def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None = None,
+             seeds: Sequence[int | None] | None = None, seed: int | None = None,
+             max_episode_steps: int | None = None,
+             hooks: Hooks | Sequence[Hooks] | None = None, max_attempts: int = 3,
+             **connect: Any) -> RunResult:
+    """Play planned episodes of ``model`` on every endpoint at once.
+
+    Args:
+        model: An :class:`rlmesh.Model`, ``rlmesh.RANDOM_SAMPLE`` or a callable policy
+            (shared by all endpoints' threads, so it must be thread-safe).
+        addresses: One endpoint address or several (single-env or vector endpoints).
+        episodes: Episodes to play; default ``len(seeds)``, else 1.
+        seeds: The seed of each episode.
+        seed: Instead of ``seeds``: episode ``i`` gets ``seed + i``.
+        max_episode_steps: Cut episodes longer than this (they count as truncated).
+        hooks: :class:`rlmesh.Hooks`, called one at a time from the endpoints' threads.
+        max_attempts: Starts allowed per episode before it is given up (recorded in
+            ``events``).
+        **connect: ``connect_timeout``, ``timeout``, ``token``, ``tls`` for the endpoints.
+
+    Returns:
+        Every finished episode in plan order, the run's settings, and its events.
+
+    Raises:
+        ConnectFailedError: If no endpoint can be reached at the start.
+    """
+    model = as_model(model)
+    addresses = [addresses] if isinstance(addresses, str) else list(addresses)
+    if not addresses:
+        raise ValueError("evaluate() needs at least one address")
+    plan = plan_seeds(seeds, episodes, seed)
+    run = _Run(model, plan, addresses, max_episode_steps, HookList(hooks), max_attempts,
+               connect)
+    return run.execute()
+
+
+class _Run:
+    def __init__(self, model: Model, plan: list[int | None], addresses: list[str],
+                 max_steps: int | None, hooks: HookList, max_attempts: int,
+                 connect: dict[str, Any]) -> None:
+        self.model, self.addresses, self.max_steps = model, addresses, max_steps
+        self.hooks, self.max_attempts, self.connect = hooks, max_attempts, connect
+        self.queue: collections.deque[_Job] = collections.deque(
+            (i, s, 0) for i, s in enumerate(plan))
+        self.cond = threading.Condition()
+        self.in_flight = 0
+        self.live = 0
+        self.stop = False
+        self.result = RunResult(planned=len(plan), settings={
+            "endpoints": addresses, "policy": model.name, "seeds": plan,
+            "max_episode_steps": max_steps, "max_attempts": max_attempts})
+
+    def execute(self) -> RunResult:
+        self._bind()
+        self.model.load()
+        threads = [threading.Thread(target=self._serve_endpoint, args=(a,), daemon=True,
+                                    name=f"rlmesh-eval-{a}") for a in self.addresses]
+        self.live = len(threads)
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        try:
+            with self.cond:
+                while self.live and (self.queue or self.in_flight):
+                    self.cond.wait(0.2)
+        except KeyboardInterrupt:
+            with self.cond:
+                self.stop = True
+                self.result.interrupted = True
+        else:
+            with self.cond:
+                self.stop = True
+                self.cond.notify_all()
+            for thread in threads:
+                thread.join(5)
+        finally:
+            self.model.close()
+        with self.cond:
+            result = self.result
+            result.episodes.sort(key=lambda e: e.index)
+            if self.queue and not result.interrupted:
+                self._event("incomplete", None, f"{len(self.queue)} episodes were not played: "
+                            "no endpoint was left")
+            result.settings["wall_s"] = time.perf_counter() - started
+        self.hooks.on_run_end(result)
+        return result
+
+    def _bind(self) -> None:
+        """Bind the model to the endpoints' spaces (from the first that answers a probe)."""
+        errors = []
+        for address in self.addresses:
+            try:
+                contract = probe(address, timeout=self.connect.get("connect_timeout") or 10.0,
+                                 tls=self.connect.get("tls"))
+            except RLMeshError as exc:
+                errors.append(f"{address}: {exc}")
+                continue
+            if "observation_space" not in contract:
+                errors.append(f"{address}: requires a token to describe itself")
+                continue
+            prefix = "single_" if contract.get("kind") == "vector_env" else ""
+            self.model.bind(schema_to_space(contract[f"{prefix}observation_space"]),
+                            schema_to_space(contract[f"{prefix}action_space"]))
+            return
+        from rlmesh.errors import ConnectFailedError
+
+        raise ConnectFailedError("no endpoint could be reached: " + "; ".join(errors))
+
+    # -- per endpoint ---------------------------------------------------------------------
+
+    def _serve_endpoint(self, address: str) -> None:
+        failures = 0
+        try:
+            while failures < 2:
+                try:
+                    env = _connect(address, self.connect)
+                except RLMeshError as exc:
+                    failures += 1
+                    self._note_down(address, exc, failures)
+                    time.sleep(0.2)
+                    continue
+                try:
+                    if self._play_all(env, address):
+                        return
+                    failures += 1
+                finally:
+                    env.close()
+        finally:
+            with self.cond:
+                self.live -= 1
+                self.cond.notify_all()
+
+    def _play_all(self, env: Any, address: str) -> bool:
+        """Play queued episodes on ``env`` until none is left (``True``) or it fails.
+
+        After a failure of the endpoint its unfinished episodes are back in the queue and
+        ``False`` is returned.
+        """
+        lanes = int(getattr(env, "num_envs", 1)) if hasattr(env, "single_action_space") else 0
+        while True:
+            jobs = self._take(max(lanes, 1))
+            if not jobs:
+                return True
+            finished: set[int] = set()
+
+            def done(result: EpisodeResult, jobs: list[_Job] = jobs,
+                     finished: set[int] = finished) -> None:
+                attempts = next(a for i, _, a in jobs if i == result.index)
+                result.attempts = attempts + 1
+                finished.add(result.index)
+                with self.cond:
+                    self.result.episodes.append(result)
+
+            try:
+                if lanes:
+                    play_lanes(self.model, env, [(i, s) for i, s, _ in jobs], self.max_steps,
+                               self.hooks, address, done)
+                else:
+                    index, seed, _ = jobs[0]
+                    done(play_episode(self.model, env, index, seed, self.max_steps, self.hooks,
+                                      address))
+            except (TransportError, RLMeshTimeoutError) as exc:
+                self._give_back([j for j in jobs if j[0] not in finished], address, exc,
+                                "endpoint_failed")
+                return False
+            except Exception as exc:  # the env or the model raised: retry elsewhere
+                self._give_back([j for j in jobs if j[0] not in finished], address, exc,
+                                "episode_error")
+            finally:
+                with self.cond:
+                    self.in_flight -= len(jobs)
+                    self.cond.notify_all()
+
+    def _take(self, count: int) -> list[_Job]:
+        """Up to ``count`` queued episodes; empty when all are done or the run stops.
+
+        Waits while other endpoints have episodes in flight: they may fail and come back.
+        """
+        with self.cond:
+            while not self.stop:
+                if self.queue:
+                    jobs = [self.queue.popleft() for _ in range(min(count, len(self.queue)))]
+                    self.in_flight += len(jobs)
+                    return jobs
+                if not self.in_flight:
+                    return []
+                self.cond.wait(0.2)
+            return []
+
+    def _give_back(self, jobs: list[_Job], address: str, exc: BaseException,
+                   kind: str) -> None:
+        with self.cond:
+            for index, seed, attempts in reversed(jobs):
+                if attempts + 1 >= self.max_attempts:
+                    self._event("episode_failed", address, f"episode {index} (seed {seed}) "
+                                f"failed {attempts + 1} times; last error: {exc}", index)
+                else:
+                    self.queue.appendleft((index, seed, attempts + 1))
+            indices = [j[0] for j in jobs]
+            self._event(kind, address, f"{type(exc).__name__}: {exc}; episodes {indices} go "
+                        "back to the queue", *indices[:1])
+            self.cond.notify_all()
+
+    def _note_down(self, address: str, exc: BaseException, failures: int) -> None:
+        with self.cond:
+            kind = "endpoint_down" if failures >= 2 else "connect_failed"
+            self._event(kind, address, f"{type(exc).__name__}: {exc}")
+
+    def _event(self, kind: str, address: str | None, message: str,
+               index: int | None = None) -> None:
+        """Record an event (the caller holds ``cond``)."""
+        self.result.events.append({"kind": kind, "endpoint": address, "message": message,
+                                   "episode": index, "time": time.time()})
+
+
+def _connect(address: str, options: dict[str, Any]) -> Any:
+    from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
+
+    try:
+        return RemoteEnv(address, **options)
+    except EndpointKindError:
+        return RemoteVectorEnv(address, **options)
