@@ -1,4 +1,7 @@
-"""The ``rlmesh`` command: ``serve``, ``ping`` and ``demo``.
+"""The ``rlmesh`` command.
+
+``serve``, ``ping`` and ``demo`` live here; ``eval``, ``describe``, ``plot`` and ``bench`` in
+:mod:`rlmesh.commands`.
 
 Exit codes: 0 success, 1 failure, 2 usage error.
 """
@@ -20,6 +23,7 @@ from typing import Any
 import gymnasium as gym
 
 from rlmesh.channel import probe
+from rlmesh.commands import add_commands
 from rlmesh.errors import RLMeshError
 from rlmesh.options import ServeOptions
 from rlmesh.server import EnvServer, stop_on_signals
@@ -224,14 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
                           "and drive both from one evaluator")
     demo.add_argument("--max-steps", type=int, default=64)
     demo.set_defaults(func=cmd_demo)
+    add_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rlmesh`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="rlmesh: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("rlmesh: %(message)s"))
+    log.addHandler(handler)  # rlmesh's own messages only, not every library's
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         code: int = args.func(args)
         return code

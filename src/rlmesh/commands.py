@@ -1,0 +1,199 @@
+"""The ``rlmesh`` subcommands that evaluate and inspect: eval, describe, plot, bench."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlmesh.channel import probe
+from rlmesh.model import RANDOM_SAMPLE, Model, as_model
+from rlmesh.results import RunResult
+from rlmesh.schema import schema_to_space
+from rlmesh.tls import client_context
+
+__all__ = ["add_commands"]
+
+
+def load_policy(spec: str | None) -> Model:
+    """``module:callable`` as a model (default: the random baseline).
+
+    The attribute may be an :class:`rlmesh.Model` (or ``rlmesh.numpy.Model``) instance, a
+    ``Model`` subclass (instantiated without arguments), or a function ``observation ->
+    action`` (given numpy values). The current directory is importable, as with ``python -m``.
+    """
+    if spec is None:
+        return RANDOM_SAMPLE
+    module_name, sep, attr = spec.partition(":")
+    if not (sep and module_name and attr):
+        raise ValueError(f"--policy {spec!r} is not of the form module:callable")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r} for --policy: {exc}") from exc
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if isinstance(obj, type) and issubclass(obj, Model):
+        return obj()
+    return as_model(obj)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a policy on one or more endpoints; 0 when every episode finished."""
+    from rlmesh.evaluate import evaluate
+    from rlmesh.progress import ProgressHooks, print_summary
+
+    model = load_policy(args.policy)
+    connect: dict[str, Any] = {"connect_timeout": args.connect_timeout,
+                               "timeout": args.timeout}
+    if args.token:
+        connect["token"] = args.token
+    if args.tls_ca:
+        connect["tls"] = client_context(args.tls_ca)
+    episodes = args.episodes
+    with ProgressHooks(episodes, enabled=not args.quiet) as progress:
+        result = evaluate(model, args.addresses, episodes=episodes, seed=args.seed,
+                          max_episode_steps=args.max_steps, hooks=progress, **connect)
+    result.settings["policy_spec"] = args.policy or "random"
+    if args.json:
+        result.save(args.json)
+        print(f"rlmesh: wrote {result.num_episodes} episodes to {args.json}", file=sys.stderr)
+    if args.plot:
+        from rlmesh.plot import plot_run
+
+        plot_run(result, args.plot)
+        print(f"rlmesh: wrote {args.plot}", file=sys.stderr)
+    print_summary(result)
+    if result.interrupted:
+        return 130
+    return 0 if result.complete else 1
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    """Print an endpoint's contract as JSON."""
+    contract = probe(args.address, timeout=args.timeout,
+                     tls=client_context(args.tls_ca) if args.tls_ca else None)
+    described = {key: _json_ready(value) for key, value in contract.items()
+                 if key not in ("auth", "shm", "shm_link", "challenge")}
+    spaces = {}
+    for key in ("observation_space", "action_space", "single_observation_space",
+                "single_action_space"):
+        if key in contract:
+            spaces[key] = str(schema_to_space(contract[key]))
+    if spaces:
+        described["spaces"] = spaces
+    print(json.dumps(described, indent=2, sort_keys=False))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Draw a saved run (``eval --json``) into a PNG."""
+    from rlmesh.plot import plot_run
+
+    result = RunResult.load(args.file)
+    output = args.output or str(Path(args.file).with_suffix(".png"))
+    plot_run(result, output, title=args.title)
+    print(f"rlmesh: wrote {output}", file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark suite's quick mode (needs the source checkout's benchmarks/)."""
+    directory = _benchmarks_dir()
+    scripts = ["bench_core.py", "bench_vector.py"] if args.suite == "all" else [
+        f"bench_{args.suite}.py"]
+    code = 0
+    for script in scripts:
+        command = [sys.executable, str(directory / script), *(["--quick"] if args.quick else [])]
+        print(f"rlmesh: running {' '.join(command[1:])}", file=sys.stderr, flush=True)
+        code = max(code, subprocess.call(command, cwd=directory.parent))
+    return 1 if code else 0
+
+
+def _benchmarks_dir() -> Path:
+    here = Path(__file__).resolve()
+    for candidate in (Path.cwd() / "benchmarks", here.parents[2] / "benchmarks"):
+        if (candidate / "bench_core.py").is_file():
+            return candidate
+    raise ValueError("the benchmark suite lives in the source checkout (benchmarks/); run "
+                     "`rlmesh bench` from there")
+
+
+def _json_ready(value: Any) -> Any:
+    """A contract value as plain JSON (arrays as lists, non-finite floats as strings)."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        return _json_ready(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``eval``, ``describe``, ``plot`` and ``bench`` to the ``rlmesh`` parser."""
+    ev = sub.add_parser("eval", help="evaluate a policy on one or more endpoints",
+                        description="Play planned, seeded episodes of a policy on every "
+                        "endpoint at once, with a live progress bar and a summary table.")
+    ev.add_argument("addresses", nargs="+", metavar="ADDRESS")
+    ev.add_argument("--episodes", type=_positive, default=10,
+                    help="episodes to play in all (default %(default)s)")
+    ev.add_argument("--seed", type=int, default=0,
+                    help="episode i is reset with seed S+i (default %(default)s)")
+    ev.add_argument("--policy", metavar="MODULE:CALLABLE",
+                    help="an rlmesh Model, Model subclass or function obs -> action "
+                         "(default: random actions)")
+    ev.add_argument("--max-steps", type=_positive, metavar="N",
+                    help="cut episodes after N steps")
+    ev.add_argument("--json", metavar="FILE", help="write every episode and the settings")
+    ev.add_argument("--plot", metavar="PNG", help="draw returns and lengths (matplotlib)")
+    ev.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds per request (default %(default)s)")
+    ev.add_argument("--connect-timeout", type=float, default=10.0)
+    ev.add_argument("--token", help="the endpoints' token (default RLMESH_TOKEN)")
+    ev.add_argument("--tls-ca", metavar="PEM", help="CA to verify tls:// endpoints with")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_eval)
+
+    de = sub.add_parser("describe", help="print an endpoint's contract as JSON")
+    de.add_argument("address")
+    de.add_argument("--timeout", type=float, default=5.0)
+    de.add_argument("--tls-ca", metavar="PEM")
+    de.set_defaults(func=cmd_describe)
+
+    pl = sub.add_parser("plot", help="draw a run saved by eval --json (needs matplotlib)")
+    pl.add_argument("file")
+    pl.add_argument("-o", "--output", metavar="PNG", help="default: FILE with .png")
+    pl.add_argument("--title")
+    pl.set_defaults(func=cmd_plot)
+
+    be = sub.add_parser("bench", help="run the benchmark suite (quick mode by default)")
+    be.add_argument("--suite", choices=["core", "vector", "all"], default="all")
+    be.add_argument("--full", dest="quick", action="store_false",
+                    help="the full runs recorded in benchmarks/RESULTS.md (minutes)")
+    be.set_defaults(func=cmd_bench)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value

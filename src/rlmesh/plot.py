@@ -1,0 +1,64 @@
+"""``rlmesh plot``: a saved run as a picture (returns per endpoint, episode lengths).
+
+Needs matplotlib (the ``rlmesh[plot]`` extra); drawn off-screen, written as PNG.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rlmesh.results import RunResult
+
+__all__ = ["plot_run"]
+
+
+def plot_run(result: RunResult, path: str | os.PathLike[str], title: str | None = None) -> None:
+    """Draw returns per endpoint and a histogram of episode lengths into ``path`` (PNG).
+
+    Raises:
+        ImportError: If matplotlib is not installed (``pip install 'rlmesh[plot]'``).
+        ValueError: If the run has no episodes.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("rlmesh plot needs matplotlib: pip install 'rlmesh[plot]'") from exc
+    if not result.episodes:
+        raise ValueError("the run has no finished episodes to plot")
+    groups = result.by_endpoint()
+    names = sorted(groups)
+    figure: Any
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    try:
+        for x, name in enumerate(names):
+            rewards = [e.reward for e in groups[name]]
+            # A small deterministic jitter keeps equal returns apart.
+            xs = [x + ((i % 7) - 3) * 0.03 for i in range(len(rewards))]
+            left.scatter(xs, rewards, s=14, alpha=0.7)
+            mean = sum(rewards) / len(rewards)
+            left.hlines(mean, x - 0.3, x + 0.3, colors="black", linewidth=2)
+        left.set_xticks(range(len(names)), [_short(n) for n in names], rotation=20,
+                        ha="right", fontsize=8)
+        left.set_ylabel("return")
+        left.set_title(f"returns per endpoint (mean {result.mean_reward:.2f})")
+        lengths = [e.steps for e in result.episodes]
+        bins = min(30, max(5, len(set(lengths))))
+        right.hist(lengths, bins=bins, color="tab:gray", edgecolor="black")
+        right.set_xlabel("episode length (steps)")
+        right.set_ylabel("episodes")
+        right.yaxis.get_major_locator().set_params(integer=True)
+        right.set_title(f"{result.num_episodes} episodes, {result.total_steps} steps")
+        policy = result.settings.get("policy")
+        figure.suptitle(title or f"rlmesh eval{f': {policy}' if policy else ''}")
+        figure.tight_layout()
+        figure.savefig(os.fspath(path), format="png", dpi=110)
+    finally:
+        plt.close(figure)
+
+
+def _short(name: str, limit: int = 28) -> str:
+    return name if len(name) <= limit else "..." + name[-(limit - 3):]
