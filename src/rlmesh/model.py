@@ -75,6 +75,12 @@ class Model:
         return (self._predict_batch is not None
                 or type(self).predict_batch is not Model.predict_batch)
 
+    def batch(self) -> Callable[[Any], Any]:
+        """The function the runners call with a numpy batch of observations."""
+        if self.plain:
+            return lambda observations: self.predict_batch(to_plain(observations))
+        return self.predict_batch
+
     def load(self) -> None:
         """Called once before the first episode (the spaces are known by then)."""
 

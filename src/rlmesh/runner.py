@@ -15,7 +15,6 @@ import numpy as np
 from rlmesh.errors import EndpointKindError
 from rlmesh.hooks import HookList, Hooks
 from rlmesh.model import Model, Predictor, as_model
-from rlmesh.plain import to_plain
 from rlmesh.results import EpisodeResult, RunResult
 
 __all__ = ["plan_seeds", "run"]
@@ -153,13 +152,14 @@ def play_lanes(model: Model, env: Any, episodes: list[tuple[int, int | None]],
         if lane is not None:
             hooks.on_episode_start(lane.index, lane.seed, _pick(observations, k),
                                    _lane_info(infos, k), endpoint)
-    batched = model.batched
+    batch = model.batch() if model.batched else None
     idle = env.single_action_space
     watch = hooks.watches_steps
     while any(lane is not None for lane in state):
-        if batched:
-            actions = model.predict_batch(to_plain(observations) if model.plain
-                                          else observations)
+        if batch is not None:
+            actions = batch(observations)
+            if isinstance(actions, list):  # a plain model's batch
+                actions = np.asarray(actions)
         else:
             actions = np.stack([np.asarray(
                 lane.predict(_pick(observations, k)) if lane is not None else idle.sample())

@@ -1,0 +1,51 @@
+"""The PyTorch backend: remote envs and models with ``torch.Tensor`` values.
+
+Example::
+
+    from rlmesh.torch import RemoteEnv
+
+    env = RemoteEnv("127.0.0.1:5555", device="cpu")
+    obs, info = env.reset(seed=0)          # a torch.Tensor
+    obs, reward, terminated, truncated, info = env.step(torch.tensor(1))
+
+Observations become tensors without a copy (``torch.from_numpy`` on the freshly received
+buffer, which rlmesh never reuses), then move to ``device`` if one is given. Arrays torch
+cannot hold (strings, for instance) stay numpy. Actions may be tensors (on any device),
+numpy arrays or Python values. Needs PyTorch: ``pip install 'rlmesh[torch]'``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError("rlmesh.torch needs PyTorch: pip install 'rlmesh[torch]'") from exc
+
+from rlmesh.backend import make_backend
+
+__all__ = ["Model", "RemoteEnv", "RemoteVectorEnv", "from_tensor", "to_tensor"]
+
+
+def to_tensor(array: np.ndarray[Any, Any], device: Any = None) -> Any:
+    """A tensor sharing ``array``'s memory where torch can hold its dtype (then on ``device``)."""
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    try:
+        tensor = torch.from_numpy(array)
+    except TypeError:  # a dtype torch has no tensor for: keep numpy
+        return array
+    return tensor if device is None else tensor.to(device)
+
+
+def from_tensor(value: Any) -> Any:
+    """``value`` as numpy if it is a tensor (detached, moved to the CPU)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return value
+
+
+RemoteEnv, RemoteVectorEnv, Model = make_backend("torch", to_tensor, from_tensor)
