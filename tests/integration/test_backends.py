@@ -136,6 +136,7 @@ def test_jax_env_vector_env_and_model(serve: Callable[..., Any]) -> None:
         assert isinstance(obs, jax.Array)
         np.testing.assert_array_equal(np.asarray(obs), local.reset(seed=5)[0])
         obs, reward, *_ = env.step(jax.numpy.array(1))
+        assert reward == 1.0
         np.testing.assert_array_equal(np.asarray(obs), local.step(1)[0])
     vector = serve(lambda: gym.make_vec("CartPole-v1", 2, vectorization_mode="sync"))
     with rj.RemoteVectorEnv(vector.address) as venv:
