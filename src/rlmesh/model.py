@@ -78,7 +78,9 @@ class Model:
     def batch(self) -> Callable[[Any], Any]:
         """The function the runners call with a numpy batch of observations."""
         if self.plain:
-            return lambda observations: self.predict_batch(to_plain(observations))
+            space = self.action_space
+            return lambda observations: batch_from_plain(
+                space, self.predict_batch(to_plain(observations)))
         return self.predict_batch
 
     def load(self) -> None:
@@ -169,6 +171,21 @@ def as_model(policy: Any, plain: bool = False) -> Model:
     if callable(policy):
         return PlainModel(policy) if plain else Model(policy)
     raise TypeError(f"a policy is an rlmesh Model or a callable, not {type(policy).__qualname__}")
+
+
+def batch_from_plain(space: gs.Space[Any] | None, actions: Any) -> Any:
+    """A plain batch of actions (lists) as arrays of the single action space's dtype."""
+    if isinstance(space, (gs.Box, gs.Discrete, gs.MultiDiscrete, gs.MultiBinary)):
+        if isinstance(actions, (list, tuple)) or (isinstance(actions, np.ndarray)
+                                                  and actions.dtype != space.dtype):
+            return np.asarray(actions, dtype=space.dtype)
+        return actions
+    if isinstance(space, gs.Dict) and isinstance(actions, dict):
+        return {k: batch_from_plain(space.spaces.get(k), v) for k, v in actions.items()}
+    if isinstance(space, gs.Tuple) and isinstance(actions, (list, tuple)) and len(
+            actions) == len(space.spaces):
+        return tuple(batch_from_plain(s, v) for s, v in zip(space.spaces, actions, strict=True))
+    return actions
 
 
 def _lanes(observations: Any) -> list[Any]:

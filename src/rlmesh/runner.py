@@ -181,7 +181,7 @@ def play_lanes(model: Model, env: Any, episodes: list[tuple[int, int | None]],
                 continue
             finished[k] = True
             result = EpisodeResult(lane.index, lane.seed, lane.steps, lane.total, term,
-                                   trunc or not term, success_of(_lane_info(infos, k)),
+                                   trunc or not term, success_of(_final_info(infos, k)),
                                    time.perf_counter() - lane.started, endpoint)
             hooks.on_episode_end(result)
             done(result)
@@ -230,6 +230,15 @@ def _pick(batch: Any, k: int) -> Any:
     if isinstance(batch, tuple):
         return tuple(_pick(value, k) for value in batch)
     return batch[k]
+
+
+def _final_info(infos: Any, k: int) -> dict[str, Any]:
+    """Lane ``k``'s last info of its episode: ``final_info`` under same-step autoreset."""
+    if isinstance(infos, dict) and isinstance(infos.get("final_info"), dict):
+        mask = infos.get("_final_info")
+        if mask is None or bool(mask[k]):
+            return _lane_info(infos["final_info"], k)
+    return _lane_info(infos, k)
 
 
 def _lane_info(infos: Any, k: int) -> dict[str, Any]:
