@@ -32,6 +32,7 @@ from rlmesh.errors import (
     NotAllowedError,
     ProtocolError,
     RemoteEnvError,
+    RemoteModelError,
     ResetNeededError,
     RLMeshError,
     RLMeshTimeoutError,
@@ -52,6 +53,7 @@ from rlmesh.options import ServeOptions
 from rlmesh.plain import RemoteEnv
 from rlmesh.protocol import LIBRARY_VERSION as __version__
 from rlmesh.protocol import PROTOCOL_VERSION
+from rlmesh.remote_model import RemoteModel
 from rlmesh.results import EpisodeResult, RunResult
 from rlmesh.runner import run
 from rlmesh.server import EnvServer
@@ -81,6 +83,8 @@ __all__ = [
     "RLMeshWarning",
     "RemoteEnv",
     "RemoteEnvError",
+    "RemoteModel",
+    "RemoteModelError",
     "RemoteVectorEnv",
     "ResetNeededError",
     "RunResult",

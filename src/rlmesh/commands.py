@@ -81,6 +81,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0 if result.complete else 1
 
 
+def cmd_serve_model(args: argparse.Namespace) -> int:
+    """Serve a policy until interrupted (SIGINT or SIGTERM)."""
+    from rlmesh.server import EnvServer, stop_on_signals
+
+    model = load_policy(args.policy)
+    server = EnvServer(model, args.address)
+    stop_on_signals()
+    if args.ready_file:
+        temporary = f"{args.ready_file}.tmp{os.getpid()}"
+        with open(temporary, "w") as handle:
+            handle.write(server.address + "\n")
+        os.replace(temporary, args.ready_file)
+    print(f"rlmesh: serving model {model.name} on {server.address}", file=sys.stderr,
+          flush=True)
+    server.serve()
+    return 0
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     """Print an endpoint's contract as JSON."""
     contract = probe(args.address, timeout=args.timeout,
@@ -172,6 +190,14 @@ def add_commands(sub: Any) -> None:
     ev.add_argument("--tls-ca", metavar="PEM", help="CA to verify tls:// endpoints with")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_eval)
+
+    sm = sub.add_parser("serve-model", help="serve a policy for rlmesh.RemoteModel")
+    sm.add_argument("policy", metavar="MODULE:CALLABLE",
+                    help="an rlmesh Model, Model subclass or function obs -> action")
+    sm.add_argument("--address", default="127.0.0.1:5556",
+                    help="host:port or unix:///path (default %(default)s)")
+    sm.add_argument("--ready-file", help="write the resolved address here once listening")
+    sm.set_defaults(func=cmd_serve_model)
 
     de = sub.add_parser("describe", help="print an endpoint's contract as JSON")
     de.add_argument("address")

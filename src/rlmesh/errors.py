@@ -24,6 +24,7 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
     ├── EnvClosedError                  the client or the session is closed
     ├── UnsupportedSpaceError (TypeError)
     └── RemoteEnvError                  the served env raised; carries its traceback
+        └── RemoteModelError            the served model raised
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "RLMeshTimeoutError",
     "RLMeshWarning",
     "RemoteEnvError",
+    "RemoteModelError",
     "ResetNeededError",
     "SessionLostError",
     "StepDeadlineError",
@@ -176,3 +178,7 @@ class RemoteEnvError(RLMeshError):
         if self.remote_traceback:
             text += "\n\nRemote traceback:\n" + self.remote_traceback.rstrip()
         return text
+
+
+class RemoteModelError(RemoteEnvError):
+    """The served model raised while predicting (same attributes as RemoteEnvError)."""

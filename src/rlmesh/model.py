@@ -23,6 +23,7 @@ from rlmesh.plain import from_plain, to_plain
 if TYPE_CHECKING:
     from rlmesh.hooks import Hooks
     from rlmesh.results import RunResult
+    from rlmesh.server import EnvServer
 
 __all__ = ["RANDOM_SAMPLE", "Model", "PlainModel", "RandomModel"]
 
@@ -124,6 +125,28 @@ class Model:
 
         return run(self, env, seeds=seeds, max_episodes=max_episodes,
                    max_episode_steps=max_episode_steps, hooks=hooks)
+
+    def serve(self, address: str = "127.0.0.1:5555", *, block: bool = True,
+              **server_options: Any) -> EnvServer:
+        """Serve this model (``rlmesh.RemoteModel(address)`` uses it from anywhere).
+
+        Args:
+            address: Where to listen.
+            block: Serve in this thread until interrupted (``False``: in the background).
+            **server_options: More :class:`rlmesh.EnvServer` arguments (``token``,
+                ``options``, ``tls``...).
+
+        Returns:
+            The server (already shut down when ``block``).
+        """
+        from rlmesh.server import EnvServer
+
+        server = EnvServer(self, address, **server_options)
+        if block:
+            server.serve()
+        else:
+            server.start()
+        return server
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} {self.name}>"

@@ -27,6 +27,8 @@ OP_CLOSE: Final = 4
 OP_PING: Final = 5
 OP_AUTH: Final = 6
 OP_SHUTDOWN: Final = 7
+OP_PREDICT: Final = 8
+OP_PREDICT_BATCH: Final = 9
 
 OP_NAMES: Final = {
     OP_HELLO: "HELLO",
@@ -37,6 +39,8 @@ OP_NAMES: Final = {
     OP_PING: "PING",
     OP_AUTH: "AUTH",
     OP_SHUTDOWN: "SHUTDOWN",
+    OP_PREDICT: "PREDICT",
+    OP_PREDICT_BATCH: "PREDICT_BATCH",
 }
 
 # Reply status (reply header: [status, request_id, *values]).
@@ -59,6 +63,7 @@ E_INTERNAL: Final = "internal"
 E_DEADLINE: Final = "deadline_exceeded"
 E_NOT_ALLOWED: Final = "not_allowed"
 E_RESUME: Final = "resume_failed"
+E_MODEL: Final = "model_error"
 
 _ERROR_CLASSES: Final[dict[str, type[errors.RLMeshError]]] = {
     E_PROTOCOL: errors.ProtocolError,
@@ -120,10 +125,10 @@ def error_from_map(error: Any) -> errors.RLMeshError:
         return errors.ProtocolError(f"malformed error reply: {error!r}")
     code = str(error.get("code"))
     message = str(error.get("message", ""))
-    if code == E_ENV:
-        return errors.RemoteEnvError(
-            str(error.get("type") or "Exception"), message, str(error.get("traceback") or "")
-        )
+    if code in (E_ENV, E_MODEL):
+        remote = errors.RemoteModelError if code == E_MODEL else errors.RemoteEnvError
+        return remote(str(error.get("type") or "Exception"), message,
+                      str(error.get("traceback") or ""))
     cls = _ERROR_CLASSES.get(code, errors.ProtocolError)
     if cls is errors.ProtocolError and code not in _ERROR_CLASSES:
         message = f"[{code}] {message}"

@@ -21,6 +21,8 @@ from typing import Any
 from rlmesh.auth import token_from
 from rlmesh.envsource import EnvSource
 from rlmesh.errors import RLMeshWarning
+from rlmesh.model import Model
+from rlmesh.model_server import ModelSource
 from rlmesh.options import ServeOptions
 from rlmesh.resume import Parked, ResumeRegistry
 from rlmesh.serving import Session
@@ -130,7 +132,8 @@ class EnvServer:
             raise ValueError("workers must be >= 1")
         if workers > 1 and requested.kind != "tcp":
             raise ValueError("workers > 1 shares a TCP port (SO_REUSEPORT); use a TCP address")
-        self.source = EnvSource(env)
+        self.source: EnvSource | ModelSource = (
+            ModelSource(env) if isinstance(env, Model) else EnvSource(env))
         if self.options.restart_on_error and self.source.shared:
             self.source.close()
             raise TypeError("restart_on_error needs a factory (a callable or a registered env "

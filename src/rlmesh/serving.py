@@ -21,6 +21,7 @@ from rlmesh.errors import (
     ProtocolError,
     TransportError,
 )
+from rlmesh.model_server import serve_requests
 from rlmesh.resume import Parked, new_key
 from rlmesh.sanitize import sanitize
 from rlmesh.sockets import wrap_server
@@ -325,6 +326,9 @@ class Session:
     # -- requests -------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        if self.server.source.contract["kind"] == "model":
+            serve_requests(self, self.env)
+            return
         options = self.server.options
         timed = options.step_deadline is not None
         restarts = options.restart_on_error > 0
