@@ -53,6 +53,7 @@ from rlmesh.options import ServeOptions
 from rlmesh.plain import RemoteEnv
 from rlmesh.protocol import LIBRARY_VERSION as __version__
 from rlmesh.protocol import PROTOCOL_VERSION
+from rlmesh.recording import Recorder
 from rlmesh.remote_model import RemoteModel
 from rlmesh.results import EpisodeResult, RunResult
 from rlmesh.runner import run
@@ -81,6 +82,7 @@ __all__ = [
     "RLMeshError",
     "RLMeshTimeoutError",
     "RLMeshWarning",
+    "Recorder",
     "RemoteEnv",
     "RemoteEnvError",
     "RemoteModel",

@@ -63,9 +63,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.tls_ca:
         connect["tls"] = client_context(args.tls_ca)
     episodes = args.episodes
+    hooks: list[Any] = []
+    if args.record:
+        from rlmesh.recording import Recorder
+
+        hooks.append(Recorder(args.record))
     with ProgressHooks(episodes, enabled=not args.quiet) as progress:
         result = evaluate(model, args.addresses, episodes=episodes, seed=args.seed,
-                          max_episode_steps=args.max_steps, hooks=progress, **connect)
+                          max_episode_steps=args.max_steps, hooks=[progress, *hooks],
+                          **connect)
     result.settings["policy_spec"] = args.policy or "random"
     if args.json:
         result.save(args.json)
@@ -183,6 +189,8 @@ def add_commands(sub: Any) -> None:
                     help="cut episodes after N steps")
     ev.add_argument("--json", metavar="FILE", help="write every episode and the settings")
     ev.add_argument("--plot", metavar="PNG", help="draw returns and lengths (matplotlib)")
+    ev.add_argument("--record", metavar="DIR",
+                    help="save an mp4 per episode from rgb_array frames (imageio-ffmpeg)")
     ev.add_argument("--timeout", type=float, default=60.0,
                     help="seconds per request (default %(default)s)")
     ev.add_argument("--connect-timeout", type=float, default=10.0)

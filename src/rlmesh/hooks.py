@@ -27,6 +27,12 @@ class Hooks:
                 terminated: bool, truncated: bool, info: dict[str, Any]) -> None:
         """Episode ``index`` took its ``step``-th step (1-based)."""
 
+    def on_frame(self, index: int, frame: Any) -> None:
+        """A ``render()`` frame of episode ``index``, after its reset and after every step.
+
+        Rendering happens only while some hook overrides this method.
+        """
+
     def on_episode_end(self, result: EpisodeResult) -> None:
         """An episode finished."""
 
@@ -48,6 +54,7 @@ class HookList(Hooks):
                                 f"{type(hook).__qualname__}")
         self.hooks = list(hooks)
         self.watches_steps = any(type(h).on_step is not Hooks.on_step for h in self.hooks)
+        self.watches_frames = any(type(h).on_frame is not Hooks.on_frame for h in self.hooks)
         self._lock = threading.Lock()
 
     def on_episode_start(self, index: int, seed: int | None, observation: Any,
@@ -62,6 +69,11 @@ class HookList(Hooks):
             for hook in self.hooks:
                 hook.on_step(index, step, action, observation, reward, terminated, truncated,
                              info)
+
+    def on_frame(self, index: int, frame: Any) -> None:
+        with self._lock:
+            for hook in self.hooks:
+                hook.on_frame(index, frame)
 
     def on_episode_end(self, result: EpisodeResult) -> None:
         with self._lock:

@@ -112,6 +112,9 @@ def play_episode(model: Model, env: Any, index: int, seed: int | None,
     observation, info = env.reset(seed=seed)
     hooks.on_episode_start(index, seed, observation, info, endpoint)
     watch = hooks.watches_steps
+    film = hooks.watches_frames
+    if film:
+        hooks.on_frame(index, env.render())
     step = env.step
     total, steps = 0.0, 0
     terminated = truncated = False
@@ -123,6 +126,8 @@ def play_episode(model: Model, env: Any, index: int, seed: int | None,
         if watch:
             hooks.on_step(index, steps, action, observation, float(reward), bool(terminated),
                           bool(truncated), info)
+        if film:
+            hooks.on_frame(index, env.render())
         if terminated or truncated:
             break
         if max_steps is not None and steps >= max_steps:
@@ -155,6 +160,9 @@ def play_lanes(model: Model, env: Any, episodes: list[tuple[int, int | None]],
     batch = model.batch() if model.batched else None
     idle = env.single_action_space
     watch = hooks.watches_steps
+    film = hooks.watches_frames
+    if film:
+        _film(env, state, hooks)
     while any(lane is not None for lane in state):
         if batch is not None:
             actions = batch(observations)
@@ -165,6 +173,8 @@ def play_lanes(model: Model, env: Any, episodes: list[tuple[int, int | None]],
                 lane.predict(_pick(observations, k)) if lane is not None else idle.sample())
                 for k, lane in enumerate(state)])
         observations, rewards, terms, truncs, infos = env.step(actions)
+        if film:  # (the frame a lane shows after its last step is its final one)
+            _film(env, state, hooks)
         finished = np.zeros(lanes, dtype=bool)
         for k, lane in enumerate(state):
             if lane is None:
@@ -198,6 +208,18 @@ def play_lanes(model: Model, env: Any, episodes: list[tuple[int, int | None]],
                 if lane is not None:
                     hooks.on_episode_start(lane.index, lane.seed, _pick(observations, k),
                                            _lane_info(fresh, k), endpoint)
+            if film:
+                _film(env, [state[k] if finished[k] else None for k in range(lanes)], hooks)
+
+
+def _film(env: Any, state: list[_Lane | None], hooks: HookList) -> None:
+    """Hand each listed lane's current frame to the hooks."""
+    frames = env.render()
+    if frames is None:
+        return
+    for k, lane in enumerate(state):
+        if lane is not None and k < len(frames):
+            hooks.on_frame(lane.index, frames[k])
 
 
 class _Lane:
