@@ -63,8 +63,9 @@ def test_ppo_learns_through_a_remote_vector_env(spawn: Callable[..., Any]) -> No
 
 @pytest.mark.parametrize("kind", ["served-vector-env", "same-step-fleet"])
 def test_adapter_matches_sb3_dummy_vec_env(spawn: Callable[..., Any], kind: str) -> None:
-    import rlmesh.sb3
     from stable_baselines3.common.vec_env import DummyVecEnv
+
+    import rlmesh.sb3
 
     if kind == "served-vector-env":  # NextStep autoreset on the server
         server = spawn("CartPole-v1", extra_args=["--num-envs", "3"])
