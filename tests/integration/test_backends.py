@@ -148,3 +148,14 @@ def test_jax_env_vector_env_and_model(serve: Callable[..., Any]) -> None:
     reference = rlmesh.run(rlmesh.numpy.Model(lambda o: int(o[2] > 0)),
                            gym.make("CartPole-v1"), seeds=[7, 8])
     assert rlmesh.run(model, server.address, seeds=[7, 8]).rewards == reference.rewards
+
+
+@pytest.mark.timeout(120)
+def test_cleanrl_style_example_trains_over_make_vec() -> None:
+    need("torch")
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python",
+                           "cleanrl_ppo.py")
+    result = subprocess.run([sys.executable, example, "--total-timesteps", "4096",
+                             "--num-envs", "4"], capture_output=True, text=True, timeout=110)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "update 8/8" in result.stdout and "final mean return" in result.stdout
