@@ -11,18 +11,23 @@ is tried again once before it is given up. Ctrl+C returns the episodes that fini
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from rlmesh.channel import probe
-from rlmesh.errors import EndpointKindError, RLMeshError, RLMeshTimeoutError, TransportError
+from rlmesh.errors import (
+    ConnectFailedError,
+    EndpointKindError,
+    RLMeshError,
+    RLMeshTimeoutError,
+    TransportError,
+)
 from rlmesh.hooks import HookList, Hooks
 from rlmesh.model import Model, as_model
 from rlmesh.results import EpisodeResult, RunResult
 from rlmesh.runner import plan_seeds, play_episode, play_lanes
-from rlmesh.schema import schema_to_space
 
 __all__ = ["evaluate"]
 
@@ -77,6 +82,8 @@ class _Run:
         self.in_flight = 0
         self.live = 0
         self.stop = False
+        self.envs: list[Any] = []
+        """Connections in use by the endpoints' threads (cut short on Ctrl+C)."""
         self.result = RunResult(planned=len(plan), settings={
             "endpoints": addresses, "policy": model.name, "seeds": plan,
             "max_episode_steps": max_steps, "max_attempts": max_attempts})
@@ -96,45 +103,46 @@ class _Run:
                     self.cond.wait(0.2)
         except KeyboardInterrupt:
             with self.cond:
-                self.stop = True
                 self.result.interrupted = True
+                envs = list(self.envs)
         else:
-            with self.cond:
-                self.stop = True
-                self.cond.notify_all()
-            for thread in threads:
-                thread.join(5)
-        finally:
-            self.model.close()
+            envs = []
         with self.cond:
-            result = self.result
-            result.episodes.sort(key=lambda e: e.index)
+            self.stop = True
+            self.cond.notify_all()
+        for env in envs:  # cut episodes in flight short: their requests fail at once
+            _abandon(env)
+        for thread in threads:
+            thread.join(5)
+        self.model.close()
+        with self.cond:  # a snapshot: a thread that is somehow still running changes nothing
+            result = dataclasses.replace(
+                self.result, episodes=sorted(self.result.episodes, key=lambda e: e.index),
+                events=list(self.result.events), settings=dict(self.result.settings))
             if self.queue and not result.interrupted:
-                self._event("incomplete", None, f"{len(self.queue)} episodes were not played: "
-                            "no endpoint was left")
+                result.events.append(_event("incomplete", None, f"{len(self.queue)} episodes "
+                                            "were not played: no endpoint was left"))
             result.settings["wall_s"] = time.perf_counter() - started
         self.hooks.on_run_end(result)
         return result
 
     def _bind(self) -> None:
-        """Bind the model to the endpoints' spaces (from the first that answers a probe)."""
+        """Bind the model to the endpoints' spaces (from the first that can be reached)."""
         errors = []
         for address in self.addresses:
             try:
-                contract = probe(address, timeout=self.connect.get("connect_timeout") or 10.0,
-                                 tls=self.connect.get("tls"))
+                env = _connect(address, self.connect)
             except RLMeshError as exc:
                 errors.append(f"{address}: {exc}")
                 continue
-            if "observation_space" not in contract:
-                errors.append(f"{address}: requires a token to describe itself")
-                continue
-            prefix = "single_" if contract.get("kind") == "vector_env" else ""
-            self.model.bind(schema_to_space(contract[f"{prefix}observation_space"]),
-                            schema_to_space(contract[f"{prefix}action_space"]))
+            try:
+                if hasattr(env, "single_observation_space"):
+                    self.model.bind(env.single_observation_space, env.single_action_space)
+                else:
+                    self.model.bind(env.observation_space, env.action_space)
+            finally:
+                env.close()
             return
-        from rlmesh.errors import ConnectFailedError
-
         raise ConnectFailedError("no endpoint could be reached: " + "; ".join(errors))
 
     # -- per endpoint ---------------------------------------------------------------------
@@ -150,11 +158,16 @@ class _Run:
                     self._note_down(address, exc, failures)
                     time.sleep(0.2)
                     continue
+                with self.cond:
+                    self.envs.append(env)
+                    stopping = self.stop
                 try:
-                    if self._play_all(env, address):
+                    if stopping or self._play_all(env, address):
                         return
                     failures += 1
                 finally:
+                    with self.cond:
+                        self.envs.remove(env)
                     env.close()
         finally:
             with self.cond:
@@ -221,6 +234,9 @@ class _Run:
     def _give_back(self, jobs: list[_Job], address: str, exc: BaseException,
                    kind: str) -> None:
         with self.cond:
+            if self.stop:  # interrupted: nothing goes back, nothing to report
+                self.cond.notify_all()
+                return
             for index, seed, attempts in reversed(jobs):
                 if attempts + 1 >= self.max_attempts:
                     self._event("episode_failed", address, f"episode {index} (seed {seed}) "
@@ -240,8 +256,24 @@ class _Run:
     def _event(self, kind: str, address: str | None, message: str,
                index: int | None = None) -> None:
         """Record an event (the caller holds ``cond``)."""
-        self.result.events.append({"kind": kind, "endpoint": address, "message": message,
-                                   "episode": index, "time": time.time()})
+        self.result.events.append(_event(kind, address, message, index))
+
+
+def _event(kind: str, address: str | None, message: str,
+           index: int | None = None) -> dict[str, Any]:
+    return {"kind": kind, "endpoint": address, "message": message, "episode": index,
+            "time": time.time()}
+
+
+def _abandon(env: Any) -> None:
+    """Close ``env``'s connections at once, from any thread (a request in flight fails)."""
+    channel = getattr(env, "_channel", None)
+    fleet = getattr(env, "_fleet", None)
+    channels = [channel] if channel is not None else []
+    if fleet is not None:
+        channels.extend(fleet.channels)
+    for one in channels:
+        one.abandon()
 
 
 def _connect(address: str, options: dict[str, Any]) -> Any:

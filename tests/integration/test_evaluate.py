@@ -493,9 +493,6 @@ def test_ctrl_c_returns_the_finished_episodes(
     assert "run_end" in hook.calls
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: after Ctrl+C evaluate returns without stopping "
-                   "its endpoint threads: the returned RunResult keeps growing (unsorted), "
-                   "on_episode_end runs after on_run_end and the model predicts after close()")
 def test_ctrl_c_result_is_final_when_returned(
         spawn_many: Callable[..., list[ServerProcess]], eval_threads: None) -> None:
     procs = spawn_many(3)
@@ -512,9 +509,6 @@ def test_ctrl_c_result_is_final_when_returned(
 # == 4. authentication ========================================================================
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: evaluate(..., token=) probes the endpoints without "
-                   "the token, so a token-protected endpoint is reported unreachable "
-                   "(ConnectFailedError 'requires a token to describe itself')")
 def test_evaluate_with_a_token(serve: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RLMESH_TOKEN", raising=False)
     token = "eval-test-token"
