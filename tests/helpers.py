@@ -14,9 +14,10 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces as gs
 
@@ -374,3 +375,38 @@ SPACES: dict[str, SpaceFactory] = {
                             gs.MultiBinary([2, 2]))),
     }),
 }
+
+
+Outcome = tuple[int, float, bool, bool]
+"""``(steps, reward, terminated, truncated)`` of one episode."""
+
+
+def hand_loop(seeds: Sequence[int], choose: Callable[[Any, Any], Any], *,
+              max_steps: int | None = None,
+              make: Callable[[], gym.Env[Any, Any]] | None = None) -> list[Outcome]:
+    """Episodes played with Gymnasium directly; ``choose(observation, sampler) -> action``.
+
+    ``sampler`` is a copy of the action space seeded with the episode seed, as the random
+    baseline does.
+    """
+    env = make() if make is not None else gym.make("CartPole-v1")
+    outcomes = []
+    try:
+        for seed in seeds:
+            observation, _ = env.reset(seed=seed)
+            sampler = action_sampler(env.action_space, seed)
+            steps, total = 0, 0.0
+            while True:
+                observation, reward, terminated, truncated, _ = env.step(
+                    choose(observation, sampler))
+                steps += 1
+                total += float(reward)
+                if terminated or truncated:
+                    break
+                if max_steps is not None and steps >= max_steps:
+                    truncated = True
+                    break
+            outcomes.append((steps, total, bool(terminated), bool(truncated)))
+    finally:
+        env.close()
+    return outcomes

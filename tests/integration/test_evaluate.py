@@ -27,7 +27,7 @@ from gymnasium.vector import SyncVectorEnv
 import rlmesh
 import rlmesh.numpy
 from rlmesh.testing import ServerProcess
-from tests.helpers import action_sampler, free_port
+from tests.helpers import Outcome, free_port, hand_loop
 
 pytestmark = [
     pytest.mark.timeout(30),
@@ -52,9 +52,6 @@ class SlowCartPole(gym.Wrapper):
         time.sleep(self.delay)
         return self.env.step(action)
 '''
-
-Outcome = tuple[int, float, bool, bool]
-
 
 # -- fixtures and helpers ---------------------------------------------------------------------
 
@@ -95,34 +92,11 @@ def eval_threads() -> Iterator[None]:
 
 def random_loop(seeds: Sequence[int], max_steps: int | None = None) -> list[Outcome]:
     """CartPole episodes by hand: reset with the seed, actions from a copy seeded with it."""
-    return hand_loop(seeds, lambda observation, sampler: sampler.sample(), max_steps)
+    return hand_loop(seeds, lambda observation, sampler: sampler.sample(), max_steps=max_steps)
 
 
 def angle_policy(observation: Any) -> int:
     return int(observation[2] > 0)
-
-
-def hand_loop(seeds: Sequence[int], choose: Callable[[Any, Any], Any],
-              max_steps: int | None = None) -> list[Outcome]:
-    env = gym.make("CartPole-v1")
-    out = []
-    for seed in seeds:
-        observation, _ = env.reset(seed=seed)
-        sampler = action_sampler(env.action_space, seed)
-        steps, total = 0, 0.0
-        while True:
-            observation, reward, terminated, truncated, _ = env.step(
-                choose(observation, sampler))
-            steps += 1
-            total += float(reward)
-            if terminated or truncated:
-                break
-            if max_steps is not None and steps >= max_steps:
-                truncated = True
-                break
-        out.append((steps, total, bool(terminated), bool(truncated)))
-    env.close()
-    return out
 
 
 def outcomes(result: rlmesh.RunResult) -> list[Outcome]:

@@ -22,7 +22,7 @@ import rlmesh
 import rlmesh.numpy
 from rlmesh.model import Model as NumpyModel
 from rlmesh.model import PlainModel
-from tests.helpers import action_sampler, close_after
+from tests.helpers import Outcome, close_after, hand_loop
 
 pytestmark = [
     pytest.mark.timeout(30),
@@ -31,10 +31,6 @@ pytestmark = [
 
 SEEDS = [7, 0, 42, 7, 3, 1234, 5, 99, 11, 2]
 """Reset seeds, with a repeat (the same seed must give the same episode twice)."""
-
-Outcome = tuple[int, float, bool, bool]
-"""``(steps, reward, terminated, truncated)`` of one episode."""
-
 
 @pytest.fixture
 def closing(serve: Any) -> Iterator[Callable[[Any], Any]]:
@@ -53,37 +49,6 @@ def angle_policy(observation: Any) -> int:
 
 def angle_batch(observations: Any) -> Any:
     return np.array([angle_policy(o) for o in observations], dtype=np.int64)
-
-
-def hand_loop(seeds: Sequence[int], choose: Callable[[Any, Any], Any], *,
-              max_steps: int | None = None,
-              make: Callable[[], gym.Env[Any, Any]] = cartpole) -> list[Outcome]:
-    """Episodes played with Gymnasium directly; ``choose(observation, sampler) -> action``.
-
-    ``sampler`` is a copy of the action space seeded with the episode seed, as the random
-    baseline does.
-    """
-    env = make()
-    outcomes = []
-    try:
-        for seed in seeds:
-            observation, _ = env.reset(seed=seed)
-            sampler = action_sampler(env.action_space, seed)
-            steps, total = 0, 0.0
-            while True:
-                observation, reward, terminated, truncated, _ = env.step(
-                    choose(observation, sampler))
-                steps += 1
-                total += float(reward)
-                if terminated or truncated:
-                    break
-                if max_steps is not None and steps >= max_steps:
-                    truncated = True
-                    break
-            outcomes.append((steps, total, bool(terminated), bool(truncated)))
-    finally:
-        env.close()
-    return outcomes
 
 
 def random_loop(seeds: Sequence[int], **kwargs: Any) -> list[Outcome]:
