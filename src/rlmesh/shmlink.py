@@ -127,8 +127,12 @@ class ShmLink:
 
     # -- sending --------------------------------------------------------------------------
 
-    def send(self, header: bytes, buffers: list[Any], body_len: int) -> None:
-        """Write one frame into the outgoing slot (or the socket if too large); announce it."""
+    def send(self, header: bytes, buffers: list[Any], body_len: int,
+             flag: bool = False) -> None:
+        """Write one frame into the outgoing slot (or the socket if too large); announce it.
+
+        ``flag`` (the body-only mode's permission bit) means nothing on a link.
+        """
         out = self._out
         hlen = len(header)
         start = SLOT_HEADER.size

@@ -114,10 +114,8 @@ class Connection:
         With a shared-memory region attached (see :mod:`rlmesh.shm`), ``flag`` on the
         client's side permits the reply to use the region; on the server's side it says the
         request permitted it, and a body that fits is written there instead of the socket.
+        (With a link attached, this method is replaced by the link's.)
         """
-        if self.link is not None:
-            self.link.send(header, buffers, body_len)
-            return
         hlen = len(header)
         if flag and self.shm is not None:
             if self.shm_role == "client":
@@ -126,12 +124,17 @@ class Connection:
                 self.shm.write(buffers)
                 self.sock.sendall(_pack_prefix(hlen | SHM_FLAG, body_len) + header)
                 return
-        self.send_frame(header, buffers, body_len, hlen)
+        first = _pack_prefix(hlen, body_len) + header
+        if buffers or self.tls:
+            self._write(first, buffers)
+        else:
+            self.sock.sendall(first)
 
-    def send_frame(self, header: bytes, buffers: list[Any], body_len: int,
-                   hlen: int | None = None) -> None:
-        """Send one frame over the socket (``hlen``: the header length word, flags included)."""
-        first = _pack_prefix(len(header) if hlen is None else hlen, body_len) + header
+    def send_frame(self, header: bytes, buffers: list[Any], body_len: int) -> None:
+        """Send one frame over the socket, whatever is attached."""
+        self._write(_pack_prefix(len(header), body_len) + header, buffers)
+
+    def _write(self, first: bytes, buffers: list[Any]) -> None:
         if self.tls:  # an SSL socket has no sendmsg: one record stream of the joined frame
             self.sock.sendall(b"".join([first, *buffers]) if buffers else first)
             return
@@ -218,7 +221,7 @@ class Connection:
         return end
 
     def recv(self) -> tuple[memoryview, bytearray | None]:
-        """Receive one frame (through the shared-memory link once one is attached).
+        """Receive one frame (with a link attached, this method is replaced by the link's).
 
         Returns:
             ``(header, body)``; ``body`` is ``None`` for an empty body.
@@ -228,12 +231,6 @@ class Connection:
             MessageTooLargeError: If the frame exceeds ``max_message_bytes`` (nothing of it
                 is allocated).
         """
-        if self.link is not None:
-            return self.link.recv()
-        return self.recv_frame()
-
-    def recv_frame(self) -> tuple[memoryview, bytearray | None]:
-        """Receive one frame from the socket (see :meth:`recv`)."""
         start = self._start
         if start == self._end:
             self._start = self._end = start = 0
@@ -281,6 +278,9 @@ class Connection:
                 take += got
         return header, body
 
+    recv_frame = recv
+    """Receive one frame from the socket, whatever is attached."""
+
     def attach_shm(self, region: ShmRegion, role: str, *, link: bool = False) -> None:
         """Use ``region`` from the next frame on (``role``: client or server).
 
@@ -291,6 +291,8 @@ class Connection:
         self.shm, self.shm_role = region, role
         if link:
             self.link = ShmLink(self, region, role, self.spin)
+            self.send = self.link.send  # type: ignore[method-assign]
+            self.recv = self.link.recv  # type: ignore[method-assign]
 
     def take_wakes(self, token: bytes) -> bool:
         """Read what the socket holds without blocking; drop leading ``token`` bytes.
