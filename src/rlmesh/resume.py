@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rlmesh.serving import Session
+    from rlmesh.session_setup import SessionSetup as Session
 
 KEY_BYTES = 16
 
