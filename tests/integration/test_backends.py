@@ -49,13 +49,19 @@ def test_core_imports_never_pull_in_a_framework() -> None:
     assert "LOADED []" in result.stdout
 
 
-@pytest.mark.parametrize(("module", "extra"), [("torch", "rlmesh[torch]"), ("jax", "rlmesh[jax]")])
-def test_a_missing_framework_names_the_extra(module: str, extra: str) -> None:
+@pytest.mark.parametrize(("blocked", "statement", "extra"), [
+    ("torch", "import rlmesh.torch", "rlmesh[torch]"),
+    ("jax", "import rlmesh.jax", "rlmesh[jax]"),
+    ("stable_baselines3", "import rlmesh.sb3", "rlmesh[sb3]"),
+    ("imageio", "import rlmesh; rlmesh.Recorder('videos')", "rlmesh[record]"),
+])
+def test_a_missing_dependency_names_the_extra(blocked: str, statement: str,
+                                              extra: str) -> None:
     result = run_python(f"""
         import sys
-        sys.modules[{module!r}] = None  # as if it were not installed
+        sys.modules[{blocked!r}] = None  # as if it were not installed
         try:
-            import rlmesh.{module}
+            {statement}
         except ImportError as exc:
             print("ERROR", exc)
     """)

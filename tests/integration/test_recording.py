@@ -67,11 +67,3 @@ def test_eval_record_option(spawn: Callable[..., Any], tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     videos = sorted((tmp_path / "rec").glob("*.mp4"))
     assert len(videos) == 2 and all(frames_of(v) for v in videos)
-
-
-def test_missing_imageio_names_the_extra() -> None:
-    code = ("import sys; sys.modules['imageio'] = None; import rlmesh\n"
-            "try:\n    rlmesh.Recorder('x')\nexcept ImportError as exc:\n    print(exc)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
-    assert "pip install 'rlmesh[record]'" in result.stdout, result.stderr

@@ -8,8 +8,6 @@ adapter is also checked step by step against SB3's own ``DummyVecEnv``.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -95,11 +93,3 @@ def test_adapter_matches_sb3_dummy_vec_env(spawn: Callable[..., Any], kind: str)
     assert endings >= 10
     ours.close()
     theirs.close()
-
-
-def test_missing_sb3_names_the_extra() -> None:
-    code = ("import sys; sys.modules['stable_baselines3'] = None\n"
-            "try:\n    import rlmesh.sb3\nexcept ImportError as exc:\n    print(exc)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
-    assert "pip install 'rlmesh[sb3]'" in result.stdout, result.stderr
