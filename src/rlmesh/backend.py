@@ -62,13 +62,19 @@ def make_backend(name: str, out: ArrayOut, into: ValueIn
                  ) -> tuple[type[NumpyRemoteEnv], type[NumpyRemoteVectorEnv], type[Model]]:
     """Build a backend's ``RemoteEnv``, ``RemoteVectorEnv`` and ``Model`` classes."""
 
-    class RemoteEnv(NumpyRemoteEnv):
+    class OnDevice:
+        """Adds ``device=`` to the numpy class it precedes, and the array conversion."""
+
+        def __init__(self, *args: Any, device: Any = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.device = device
+
+        def _out(self, array: np.ndarray[Any, Any]) -> Any:
+            return out(array, self.device)
+
+    class RemoteEnv(OnDevice, NumpyRemoteEnv):
         __doc__ = (f"A remote env returning {name} arrays (``rlmesh.numpy.RemoteEnv`` "
                    f"arguments, plus ``device``); actions may be {name} arrays.")
-
-        def __init__(self, address: str, *, device: Any = None, **options: Any) -> None:
-            super().__init__(address, **options)
-            self.device = device
 
         def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None,
                   **kwargs: Any) -> tuple[Any, dict[str, Any]]:
@@ -83,16 +89,9 @@ def make_backend(name: str, out: ArrayOut, into: ValueIn
             obs, reward, terminated, truncated, info = super().step(action, **kwargs)
             return convert_out(obs, self._out), reward, terminated, truncated, info
 
-        def _out(self, array: np.ndarray[Any, Any]) -> Any:
-            return out(array, self.device)
-
-    class RemoteVectorEnv(NumpyRemoteVectorEnv):
+    class RemoteVectorEnv(OnDevice, NumpyRemoteVectorEnv):
         __doc__ = (f"A remote vector env returning {name} batches (``device`` as for "
                    "RemoteEnv).")
-
-        def __init__(self, address: Any, *, device: Any = None, **options: Any) -> None:
-            super().__init__(address, **options)
-            self.device = device
 
         def reset(self, *, seed: Any = None, options: dict[str, Any] | None = None
                   ) -> tuple[Any, dict[str, Any]]:
@@ -106,16 +105,9 @@ def make_backend(name: str, out: ArrayOut, into: ValueIn
             o = self._out
             return (convert_out(obs, o), o(rewards), o(terms), o(truncs), info)
 
-        def _out(self, array: np.ndarray[Any, Any]) -> Any:
-            return out(array, self.device)
-
-    class BackendModel(Model):
+    class BackendModel(OnDevice, Model):
         __doc__ = (f"A Model whose predict (and predict_batch) sees {name} observations and may "
                    f"return {name} actions.")
-
-        def __init__(self, predict: Any = None, *, device: Any = None, **kwargs: Any) -> None:
-            super().__init__(predict, **kwargs)
-            self.device = device
 
         def episode(self, seed: int | None) -> Predictor:
             self.reset(seed)
@@ -130,9 +122,6 @@ def make_backend(name: str, out: ArrayOut, into: ValueIn
         def batch(self) -> Callable[[Any], Any]:
             return lambda observations: convert_in(
                 self.predict_batch(convert_out(observations, self._out)), into)
-
-        def _out(self, array: np.ndarray[Any, Any]) -> Any:
-            return out(array, self.device)
 
     RemoteEnv.__name__ = RemoteEnv.__qualname__ = "RemoteEnv"
     RemoteVectorEnv.__name__ = RemoteVectorEnv.__qualname__ = "RemoteVectorEnv"

@@ -259,6 +259,10 @@ class Channel:
             if not self._reopen(exc, limit):
                 raise
             rid = self._next_id - 1
+        return self._recv_resuming(op, rid, limit)
+
+    def _recv_resuming(self, op: int, rid: int, limit: float | None) -> list[Any]:
+        """Receive the reply to ``rid``, resuming the session (and resending) if it breaks."""
         while True:
             try:
                 return self._recv_locked(op, rid, limit)
@@ -321,20 +325,12 @@ class Channel:
             if not self._pending:
                 raise RuntimeError("no request is pending")
             rid, op = self._pending[0]
-            early = self._early.pop(rid, None)
-            if early is None:
-                while True:
-                    try:
-                        early = self._recv_locked(op, rid, self.timeout)
-                        break
-                    except ConnectionLostError as exc:
-                        if not self._reopen(exc, self.timeout):
-                            self._pending.popleft()
-                            raise
-                    except RLMeshError:
-                        self._pending.popleft()
-                        raise
-            self._pending.popleft()
+            try:  # (the request stays pending while a resume may resend it)
+                early = self._early.pop(rid, None)
+                if early is None:
+                    return self._recv_resuming(op, rid, self.timeout)
+            finally:
+                self._pending.popleft()
             if isinstance(early, RLMeshError):
                 raise early
             return early

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from typing import Any
 import gymnasium as gym
 
 from rlmesh.channel import probe
-from rlmesh.commands import add_commands
+from rlmesh.commands import add_commands, import_attribute, write_ready
 from rlmesh.errors import RLMeshError
 from rlmesh.options import ServeOptions
 from rlmesh.server import EnvServer, stop_on_signals
@@ -45,39 +44,21 @@ def load_target(target: str, kwargs: dict[str, Any] | None = None) -> Any:
     kwargs = dict(kwargs or {})
     if target in gym.registry:
         return lambda: gym.make(target, **kwargs)
-    module_name, sep, attr = target.partition(":")
-    if sep and module_name and attr:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ValueError(f"cannot import {module_name!r} for target {target!r}: {exc}"
-                             ) from exc
-        obj: Any = module
-        for part in attr.split("."):
-            if not hasattr(obj, part):
-                if target in gym.registry:  # the import registered a namespaced id
-                    return lambda: gym.make(target, **kwargs)
-                raise ValueError(f"{module_name!r} has no attribute {attr!r}")
-            obj = getattr(obj, part)
-        if callable(obj) and not hasattr(obj, "step"):
-            factory: Callable[..., Any] = obj
-            return lambda: factory(**kwargs)
-        if isinstance(obj, type):
-            cls = obj
-            return lambda: cls(**kwargs)
-        if kwargs:
-            raise ValueError(f"{target!r} is an env instance; --kwargs cannot apply")
-        return obj
-    raise ValueError(
-        f"{target!r} is neither a registered Gymnasium env id nor module:callable"
-    )
-
-
-def _write_ready(path: str, address: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as handle:
-        handle.write(address + "\n")
-    os.replace(tmp, path)
+    if ":" not in target:
+        raise ValueError(
+            f"{target!r} is neither a registered Gymnasium env id nor module:callable")
+    try:
+        obj = import_attribute(target, "target")
+    except ValueError:
+        if target in gym.registry:  # importing the module registered a namespaced id
+            return lambda: gym.make(target, **kwargs)
+        raise
+    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "step")):
+        factory: Callable[..., Any] = obj  # a class or a function: one env per session
+        return lambda: factory(**kwargs)
+    if kwargs:
+        raise ValueError(f"{target!r} is an env instance; --kwargs cannot apply")
+    return obj
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -103,7 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = EnvServer(target, args.address, workers=args.workers, options=options, tls=tls)
     stop_on_signals()
     if args.ready_file:
-        _write_ready(args.ready_file, server.address)
+        write_ready(args.ready_file, server.address)
     if args.ready_fd is not None:
         with contextlib.suppress(OSError), os.fdopen(args.ready_fd, "w") as handle:
             handle.write(server.address + "\n")

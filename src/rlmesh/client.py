@@ -202,9 +202,16 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
     def __str__(self) -> str:
         return repr(self)
 
-    def __del__(self) -> None:
+    def abandon(self) -> None:
+        """Drop the connection without a goodbye, from any thread.
+
+        A call in flight fails with ``ConnectionLostError``.
+        """
         channel = getattr(self, "_channel", None)
         if channel is not None and not channel.closed:
-            with contextlib.suppress(Exception):
-                channel.abandon()
+            channel.abandon()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.abandon()
 

@@ -23,28 +23,49 @@ from rlmesh.tls import client_context
 __all__ = ["add_commands"]
 
 
+def import_attribute(spec: str, option: str) -> Any:
+    """Import ``module:attribute`` (the attribute may be dotted).
+
+    Raises:
+        ValueError: If ``spec`` is malformed, the module does not import, or the attribute
+            is missing (the module has been imported by then).
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not (sep and module_name and attr):
+        raise ValueError(f"{option} {spec!r} is not of the form module:callable")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r} for {option} {spec!r}: {exc}"
+                         ) from exc
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def write_ready(path: str, address: str) -> None:
+    """Write ``address`` to ``path`` atomically (for supervisors waiting on a bind)."""
+    temporary = f"{path}.tmp{os.getpid()}"
+    with open(temporary, "w") as handle:
+        handle.write(address + "\n")
+    os.replace(temporary, path)
+
+
 def load_policy(spec: str | None) -> Model:
     """``module:callable`` as a model (default: the random baseline).
 
     The attribute may be an :class:`rlmesh.Model` (or ``rlmesh.numpy.Model``) instance, a
     ``Model`` subclass (instantiated without arguments), or a function ``observation ->
-    action`` (given numpy values). The current directory is importable, as with ``python -m``.
+    action`` (given numpy values). The current directory is importable, as with
+    ``python -m``.
     """
     if spec is None:
         return RANDOM_SAMPLE
-    module_name, sep, attr = spec.partition(":")
-    if not (sep and module_name and attr):
-        raise ValueError(f"--policy {spec!r} is not of the form module:callable")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import {module_name!r} for --policy: {exc}") from exc
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"{module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
+    obj = import_attribute(spec, "--policy")
     if isinstance(obj, type) and issubclass(obj, Model):
         return obj()
     return as_model(obj)
@@ -95,10 +116,7 @@ def cmd_serve_model(args: argparse.Namespace) -> int:
     server = EnvServer(model, args.address)
     stop_on_signals()
     if args.ready_file:
-        temporary = f"{args.ready_file}.tmp{os.getpid()}"
-        with open(temporary, "w") as handle:
-            handle.write(server.address + "\n")
-        os.replace(temporary, args.ready_file)
+        write_ready(args.ready_file, server.address)
     print(f"rlmesh: serving model {model.name} on {server.address}", file=sys.stderr,
           flush=True)
     server.serve()

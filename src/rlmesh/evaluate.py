@@ -19,7 +19,6 @@ from typing import Any
 
 from rlmesh.errors import (
     ConnectFailedError,
-    EndpointKindError,
     RLMeshError,
     RLMeshTimeoutError,
     TransportError,
@@ -27,7 +26,7 @@ from rlmesh.errors import (
 from rlmesh.hooks import HookList, Hooks
 from rlmesh.model import Model, as_model
 from rlmesh.results import EpisodeResult, RunResult
-from rlmesh.runner import plan_seeds, play_episode, play_lanes
+from rlmesh.runner import connect_endpoint, plan_seeds, play_episode, play_lanes
 
 __all__ = ["evaluate"]
 
@@ -111,7 +110,7 @@ class _Run:
             self.stop = True
             self.cond.notify_all()
         for env in envs:  # cut episodes in flight short: their requests fail at once
-            _abandon(env)
+            env.abandon()
         for thread in threads:
             thread.join(5)
         self.model.close()
@@ -131,7 +130,7 @@ class _Run:
         errors = []
         for address in self.addresses:
             try:
-                env = _connect(address, self.connect)
+                env = connect_endpoint(address, **self.connect)
             except RLMeshError as exc:
                 errors.append(f"{address}: {exc}")
                 continue
@@ -152,7 +151,7 @@ class _Run:
         try:
             while failures < 2:
                 try:
-                    env = _connect(address, self.connect)
+                    env = connect_endpoint(address, **self.connect)
                 except RLMeshError as exc:
                     failures += 1
                     self._note_down(address, exc, failures)
@@ -263,23 +262,3 @@ def _event(kind: str, address: str | None, message: str,
            index: int | None = None) -> dict[str, Any]:
     return {"kind": kind, "endpoint": address, "message": message, "episode": index,
             "time": time.time()}
-
-
-def _abandon(env: Any) -> None:
-    """Close ``env``'s connections at once, from any thread (a request in flight fails)."""
-    channel = getattr(env, "_channel", None)
-    fleet = getattr(env, "_fleet", None)
-    channels = [channel] if channel is not None else []
-    if fleet is not None:
-        channels.extend(fleet.channels)
-    for one in channels:
-        one.abandon()
-
-
-def _connect(address: str, options: dict[str, Any]) -> Any:
-    from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
-
-    try:
-        return RemoteEnv(address, **options)
-    except EndpointKindError:
-        return RemoteVectorEnv(address, **options)

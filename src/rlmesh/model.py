@@ -187,12 +187,12 @@ RANDOM_SAMPLE = RandomModel()
 """The random baseline: ``rlmesh.run(rlmesh.RANDOM_SAMPLE, env)``."""
 
 
-def as_model(policy: Any, plain: bool = False) -> Model:
-    """``policy`` as a :class:`Model` (a model is returned as is; a callable is wrapped)."""
+def as_model(policy: Any) -> Model:
+    """``policy`` as a :class:`Model`: a model as is, a callable wrapped (numpy values)."""
     if isinstance(policy, Model):
         return copy.copy(policy) if policy is RANDOM_SAMPLE else policy
     if callable(policy):
-        return PlainModel(policy) if plain else Model(policy)
+        return Model(policy)
     raise TypeError(f"a policy is an rlmesh Model or a callable, not {type(policy).__qualname__}")
 
 

@@ -285,12 +285,17 @@ def _open(env: Any) -> tuple[Any, bool]:
     """``env`` itself, or a connection to the address it names (then owned)."""
     if not isinstance(env, str):
         return env, False
+    return connect_endpoint(env), True
+
+
+def connect_endpoint(address: str, **options: Any) -> Any:
+    """A numpy ``RemoteEnv``, or ``RemoteVectorEnv`` for a vector endpoint, at ``address``."""
     from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
 
     try:
-        return RemoteEnv(env), True
+        return RemoteEnv(address, **options)
     except EndpointKindError:
-        return RemoteVectorEnv(env), True
+        return RemoteVectorEnv(address, **options)
 
 
 def _endpoint(env: Any) -> str | None:

@@ -94,6 +94,8 @@ class Session(SessionSetup):
         action_space = env.action_space
         contains = make_validator(action_space)
         server = self.server
+        if timed:
+            server.watch(self)
         while True:
             self.busy = False
             msg = self._receive()
@@ -127,8 +129,6 @@ class Session(SessionSetup):
                 try:
                     result = self._timed(rid, env.step, action) if timed else env.step(action)
                     obs, reward, terminated, truncated, info = result
-                except Fatal:
-                    raise
                 except Exception as exc:
                     if restarts and self._restarts_left:
                         env = self._restart(rid, "step", exc, None, None)
@@ -146,8 +146,6 @@ class Session(SessionSetup):
                         obs, info = self._timed(rid, env.reset, seed=msg[2], options=msg[3])
                     else:
                         obs, info = env.reset(seed=msg[2], options=msg[3])
-                except Fatal:
-                    raise
                 except Exception as exc:
                     if restarts and self._restarts_left:
                         env = self._restart(rid, "reset", exc, msg[2], msg[3])
@@ -165,8 +163,6 @@ class Session(SessionSetup):
                         frame = self._timed(rid, render)
                     else:
                         frame = render()
-                except Fatal:
-                    raise
                 except Exception as exc:
                     self._env_error(rid, "render", exc)
                     continue
@@ -196,7 +192,6 @@ class Session(SessionSetup):
         """Run an env call the watchdog may answer for (see :meth:`expire`)."""
         with self._guard:
             self._call = (rid, time.monotonic())
-        self.server.watch(self)
         try:
             return call(*args, **kwargs)
         finally:

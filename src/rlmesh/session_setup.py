@@ -24,8 +24,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("rlmesh.server")
 
 
-class Fatal(Exception):
-    """Ends the session after its error reply has been sent."""
+class Fatal(BaseException):
+    """Ends the session after its error reply has been sent.
+
+    A ``BaseException``, like ``SystemExit``: it is control flow, and the ``except
+    Exception`` blocks around env calls must let it through.
+    """
 
 
 class Expired(Fatal):

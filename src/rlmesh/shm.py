@@ -58,6 +58,16 @@ def same_host_socket(sock: socket.socket) -> bool:
     return bool(local == peer or peer.startswith("127.") or peer in ("::1",))
 
 
+def write_pieces(view: memoryview, pos: int, pieces: list[Any]) -> int:
+    """Copy buffers into ``view`` one after another from ``pos``; returns the end offset."""
+    for piece in pieces:
+        data = memoryview(piece).cast("B")
+        end = pos + data.nbytes
+        view[pos:end] = data
+        pos = end
+    return pos
+
+
 class ShmRegion:
     """A mapped shared-memory region (a file in ``/dev/shm``, unlinked early).
 
@@ -105,13 +115,7 @@ class ShmRegion:
 
     def write(self, pieces: list[Any]) -> int:
         """Copy ``pieces`` one after another from offset 0; returns the bytes written."""
-        view, pos = self.view, 0
-        for piece in pieces:
-            data = memoryview(piece).cast("B")
-            end = pos + data.nbytes
-            view[pos:end] = data
-            pos = end
-        return pos
+        return write_pieces(self.view, 0, pieces)
 
     def read(self, nbytes: int) -> bytearray:
         """A fresh copy of the first ``nbytes`` bytes."""

@@ -24,6 +24,7 @@ see :class:`rlmesh.channel.Channel`), so a slot is always free when its writer n
 
 from __future__ import annotations
 
+import os
 import platform
 import select
 import struct
@@ -32,9 +33,9 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from rlmesh.errors import ConnectionLostError, MessageTooLargeError, ProtocolError
+from rlmesh.shm import ShmRegion, write_pieces
 
 if TYPE_CHECKING:
-    from rlmesh.shm import ShmRegion
     from rlmesh.transport import Connection
 
 WAKE: Final = b"W"
@@ -60,6 +61,7 @@ _CHECKS: Final = 16
 _FIRST_SLICE_MS: Final = 1
 _LAST_SLICE_MS: Final = 100
 _now_ns = time.perf_counter_ns
+_yield = getattr(os, "sched_yield", lambda: None)
 _fence_lock = threading.Lock()
 
 
@@ -138,13 +140,8 @@ class ShmLink:
         start = SLOT_HEADER.size
         fits = start + hlen + body_len <= out.nbytes
         if fits:
-            pos = start + hlen
-            out[start:pos] = header
-            for piece in buffers:
-                data = memoryview(piece).cast("B")
-                end = pos + data.nbytes
-                out[pos:end] = data
-                pos = end
+            out[start : start + hlen] = header
+            write_pieces(out, start + hlen, buffers)
             SLOT_HEADER.pack_into(out, 0, KIND_SLOT, hlen, body_len)
         else:
             SLOT_HEADER.pack_into(out, 0, KIND_SOCKET, hlen, body_len)
@@ -163,7 +160,7 @@ class ShmLink:
 
     # -- receiving ------------------------------------------------------------------------
 
-    def recv(self) -> tuple[memoryview, bytearray | None]:
+    def recv(self) -> tuple[bytes | memoryview, bytearray | None]:
         """Wait for the peer's next frame; returns ``(header, body)`` like ``Connection``."""
         want = (self._in_seq + 1) & _MASK
         if self._ctl[self._in_word] != want:
@@ -184,8 +181,7 @@ class ShmLink:
         self.conn.peer_flag = True
         start = SLOT_HEADER.size
         stop = start + hlen
-        header = memoryview(bytes(inbox[start:stop]))
-        return header, (bytearray(inbox[stop : stop + blen]) if blen else None)
+        return bytes(inbox[start:stop]), (bytearray(inbox[stop : stop + blen]) if blen else None)
 
     def _wait(self, want: int) -> None:
         started = _now_ns()
@@ -253,12 +249,3 @@ class ShmLink:
         for view in (self._ctl, self._in, self._out):
             view.release()
 
-
-def _no_yield() -> None:
-    """Fallback where ``os.sched_yield`` does not exist."""
-
-
-try:
-    from os import sched_yield as _yield
-except ImportError:  # pragma: no cover - not on Linux
-    _yield = _no_yield

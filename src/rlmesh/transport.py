@@ -41,10 +41,10 @@ _IOV_BATCH: Final = 512
 class Connection:
     """One framed, bidirectional message stream over a connected socket.
 
-    ``recv`` returns the header as a view into an internal buffer that stays valid until the
-    next ``recv``; the body is a freshly allocated buffer the caller owns. Reads into the
-    internal buffer are capped at a few KiB, so a large body is received straight into its
-    own buffer instead of being copied there.
+    ``recv`` returns the header as a view into an internal buffer (or, from a link, as
+    bytes) that stays valid until the next ``recv``; the body is a freshly allocated buffer
+    the caller owns. Reads into the internal buffer are capped at a few KiB, so a large body
+    is received straight into its own buffer instead of being copied there.
 
     The socket stays in blocking mode; :meth:`set_timeout` bounds each send and receive with
     ``SO_SNDTIMEO``/``SO_RCVTIMEO``, which costs no extra system call per operation. An
@@ -220,7 +220,7 @@ class Connection:
         self._spin_rounds = rounds >> 1
         return end
 
-    def recv(self) -> tuple[memoryview, bytearray | None]:
+    def recv(self) -> tuple[bytes | memoryview, bytearray | None]:
         """Receive one frame (with a link attached, this method is replaced by the link's).
 
         Returns:
@@ -343,8 +343,7 @@ class Connection:
 
     def close(self) -> None:
         """Shut down and close the socket (and unmap any region); safe to call again."""
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
+        self.abort()
         with contextlib.suppress(OSError):
             self.sock.close()
         if self.link is not None:

@@ -272,11 +272,18 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
     def __repr__(self) -> str:
         return f"<RemoteVectorEnv {self.address} num_envs={self.num_envs}>"
 
+    def abandon(self) -> None:
+        """Drop every connection without a goodbye, from any thread.
+
+        A call in flight fails with ``ConnectionLostError``.
+        """
+        channels = [self._channel] if self._channel is not None else []
+        if self._fleet is not None:
+            channels.extend(self._fleet.channels)
+        for channel in channels:
+            if not channel.closed:
+                channel.abandon()
+
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
-            if self._channel is not None and not self._channel.closed:
-                self._channel.abandon()
-            if self._fleet is not None:
-                for channel in self._fleet.channels:
-                    if not channel.closed:
-                        channel.abandon()
+            self.abandon()
