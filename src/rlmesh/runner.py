@@ -166,7 +166,7 @@ def play_lanes(model: Model, env: Any, episodes: list[tuple[int, int | None]],
     while any(lane is not None for lane in state):
         if batch is not None:
             actions = batch(observations)
-            if isinstance(actions, list):  # a plain model's batch
+            if isinstance(actions, list):  # a batch given as a list
                 actions = np.asarray(actions)
         else:
             actions = np.stack([np.asarray(
@@ -200,8 +200,11 @@ def play_lanes(model: Model, env: Any, episodes: list[tuple[int, int | None]],
                 index, seed = queue.pop()
                 state[k] = _Lane(index, seed, model.episode(seed))
         if finished.any():  # a fresh, seeded start for every lane that ended
-            seeds = [state[k].seed if finished[k] and state[k] is not None else None  # type: ignore[union-attr]
-                     for k in range(lanes)]
+            seeds = [None] * lanes
+            for k in map(int, np.flatnonzero(finished)):
+                fresh_lane = state[k]
+                if fresh_lane is not None:
+                    seeds[k] = fresh_lane.seed
             observations, fresh = env.reset(seed=seeds, options={"reset_mask": finished})
             for k in map(int, np.flatnonzero(finished)):
                 lane = state[k]
