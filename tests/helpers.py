@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
 import os
 import signal
 import socket
@@ -19,11 +20,30 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pytest
 from gymnasium import spaces as gs
 
 from rlmesh.codec import Decoder, Encoder
 
 SpaceFactory = Callable[[], gs.Space[Any]]
+
+
+# -- optional dependencies --------------------------------------------------------------------
+
+
+def need(module: str) -> Any:
+    """Import an optional dependency, or skip the test with the reason it is absent.
+
+    The optional frameworks and env suites come with ``uv sync --all-groups``. CI sets
+    ``RLMESH_REQUIRE_BACKENDS=1`` so that a missing one fails the test instead of skipping it.
+    """
+    if os.environ.get("RLMESH_REQUIRE_BACKENDS") == "1":
+        return importlib.import_module(module)
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        pytest.skip(f"{module} is not installed ({exc}); `uv sync --all-groups` installs the "
+                    "optional frameworks and env suites")
 
 
 # -- sockets ----------------------------------------------------------------------------------

@@ -21,14 +21,9 @@ import pytest
 import rlmesh
 import rlmesh.numpy
 from rlmesh.envs import ImageEnv
+from tests.helpers import need
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def need(name: str) -> Any:
-    if os.environ.get("RLMESH_REQUIRE_BACKENDS") == "1":
-        return __import__(name)
-    return pytest.importorskip(name)
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:

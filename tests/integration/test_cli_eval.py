@@ -23,6 +23,7 @@ import pytest
 import rlmesh
 import rlmesh.numpy
 from rlmesh.results import RunResult
+from tests.helpers import need
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,6 +48,7 @@ def local_random_returns(seeds: list[int]) -> list[float]:
 
 
 def test_eval_two_endpoints_json_and_plot(spawn: Callable[..., Any], tmp_path: Path) -> None:
+    need("matplotlib")
     servers = [spawn("CartPole-v1") for _ in range(2)]
     out, png = tmp_path / "run.json", tmp_path / "run.png"
     result = rlmesh_cmd("eval", *(s.address for s in servers), "--episodes", "8", "--seed", "5",

@@ -18,7 +18,7 @@ from gymnasium.utils.env_checker import check_env
 
 from rlmesh.envs import CounterEnv, DictObsEnv, TupleObsEnv
 from rlmesh.numpy import RemoteEnv
-from tests.helpers import assert_same, assert_space_identical
+from tests.helpers import assert_same, assert_space_identical, need
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -249,8 +249,7 @@ def test_custom_env_without_spec_has_no_spec(serve: Callable[..., Any]) -> None:
 
 
 def test_cartpole_rgb_array_frames_match_local(serve: Callable[..., Any]) -> None:
-    pytest.importorskip("pygame", reason="CartPole's rgb_array render needs pygame "
-                        "(the 'classic' extra)")
+    need("pygame")  # CartPole's rgb_array render needs pygame (the 'classic' extra)
     with served_and_local(serve, gym.make, "CartPole-v1",
                           render_mode="rgb_array") as (remote, local):
         remote.reset(seed=5)

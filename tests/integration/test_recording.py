@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,11 +12,12 @@ import gymnasium as gym
 import pytest
 
 import rlmesh
+from tests.helpers import need
 
 pytestmark = pytest.mark.timeout(90)
 
-imageio = pytest.importorskip("imageio.v2") if os.environ.get(
-    "RLMESH_REQUIRE_BACKENDS") != "1" else __import__("imageio.v2", fromlist=["v2"])
+imageio = need("imageio.v2")
+need("pygame")  # CartPole's rgb_array frames
 
 
 def frames_of(path: Path) -> list[Any]:

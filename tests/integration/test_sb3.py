@@ -7,7 +7,6 @@ adapter is also checked step by step against SB3's own ``DummyVecEnv``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -18,13 +17,11 @@ import pytest
 import rlmesh
 import rlmesh.numpy
 from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
+from tests.helpers import need
 
 pytestmark = pytest.mark.timeout(180)
 
-if os.environ.get("RLMESH_REQUIRE_BACKENDS") == "1":
-    import stable_baselines3 as sb3
-else:
-    sb3 = pytest.importorskip("stable_baselines3")
+sb3 = need("stable_baselines3")
 
 
 def score(model: Any) -> float:
