@@ -43,7 +43,7 @@ def need(module: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         pytest.skip(f"{module} is not installed ({exc}); `uv sync --all-groups` installs the "
-                    "optional frameworks and env suites")
+                    "optional frameworks and env suites", allow_module_level=True)
 
 
 # -- sockets ----------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ class Channel:
         token: The endpoint's shared secret (default ``RLMESH_TOKEN``).
         tls: TLS context, ``True`` for the system's CAs, or ``None``.
         resume: Resume the session after a broken connection when the server offers it.
+        wait: Retry a refused connection (a server still starting) until
+            ``connect_timeout``; ``False`` fails at once.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class Channel:
         token: str | bytes | None = None,
         tls: ssl.SSLContext | bool | None = None,
         resume: bool = True,
+        wait: bool = True,
     ) -> None:
         self.address = parse_address(address)
         self._secret = auth.token_from(token)
@@ -97,7 +100,7 @@ class Channel:
         self._closed = False
         self._encoder = Encoder()
         self._decoder = Decoder()
-        opened = self._open(connect_timeout)
+        opened = self._open(connect_timeout, wait=wait)
         self._conn = opened.conn
         self._conn.set_timeout(timeout)
         contract = opened.contract
@@ -109,12 +112,12 @@ class Channel:
         if isinstance(peer_max, int) and peer_max > 0:
             self._peer_max = peer_max
 
-    def _open(self, connect_timeout: float | None,
-              extra: dict[str, Any] | None = None) -> handshake.Opened:
+    def _open(self, connect_timeout: float | None, extra: dict[str, Any] | None = None,
+              wait: bool = False) -> handshake.Opened:
         return handshake.open_connection(
             self.address, connect_timeout=connect_timeout,
             max_message_bytes=self._max_message_bytes, secret=self._secret, tls=self._tls,
-            spin=DEFAULT_SPIN, extra=extra)
+            spin=DEFAULT_SPIN, extra=extra, wait=wait)
 
     def _reopen(self, cause: RLMeshError, limit: float | None) -> bool:
         """Resume the session on a new connection after ``cause`` broke the old one.
@@ -356,27 +359,45 @@ class Channel:
 
 
 def probe(address: str, timeout: float = 5.0,
-          tls: ssl.SSLContext | bool | None = None) -> dict[str, Any]:
+          tls: ssl.SSLContext | bool | None = None, *, token: str | bytes | None = None,
+          wait: float | None = None) -> dict[str, Any]:
     """Ask an endpoint to describe itself without opening a session (a health check).
 
     The server builds no env and holds nothing for this; a busy single-instance endpoint
-    answers too (with ``"busy": True``).
+    answers too (with ``"busy": True``). An endpoint that requires a token describes itself
+    only to a client that proves it holds the token; without one the answer is partial:
+    ``{"auth": True, "server": ...}`` and no ``kind``.
+
+    Args:
+        address: The endpoint.
+        timeout: Seconds for the connect and for the answer.
+        tls: TLS context, ``True`` for the system's CAs, or ``None``.
+        token: The endpoint's token (default ``RLMESH_TOKEN``).
+        wait: Seconds to keep retrying a refused connection (a server still starting);
+            ``None`` fails at once.
 
     Returns:
         The endpoint's contract (spaces as schemas, ``kind``, ``num_envs``, ``server``...).
 
     Raises:
-        ConnectFailedError: Nothing accepts connections at ``address``.
-        RLMeshError: The endpoint answered with an error, or not in time.
+        ConnectFailedError: Nothing accepts connections at ``address`` (within ``wait``).
+        AuthenticationError: The token is wrong, or the endpoint cannot prove it holds it.
+        RLMeshError: The endpoint answered with another error, or not in time.
     """
     parsed = parse_address(address)
-    conn = Connection(connect(parsed, timeout, resolve_tls(tls, parsed.tls)),
-                      P.DEFAULT_MAX_MESSAGE_BYTES)
+    secret = auth.token_from(token)
+    sock = connect(parsed, timeout if wait is None else wait, resolve_tls(tls, parsed.tls),
+                   wait=wait is not None)
+    conn = Connection(sock, P.DEFAULT_MAX_MESSAGE_BYTES)
     try:
         conn.set_timeout(timeout)
-        hello = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME, "capabilities": [],
-                 "probe": True}
-        return handshake.exchange(conn, parsed, P.OP_HELLO, hello, timeout)
+        hello: dict[str, Any] = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME,
+                                 "capabilities": [], "probe": True}
+        nonce = auth.nonce() if secret is not None else b""
+        if secret is not None:
+            hello["nonce"] = nonce
+        reply = handshake.exchange(conn, parsed, P.OP_HELLO, hello, timeout)
+        return handshake.answer_challenge(conn, parsed, reply, secret, nonce, timeout)
     finally:
         conn.close()
 

@@ -6,6 +6,11 @@ shared queue (a vector endpoint takes one per lane). When an endpoint fails mid-
 (it dies, hangs past its timeout, or its connection breaks), the episode goes back to the
 queue for another endpoint, the failure is recorded in ``RunResult.events``, and the endpoint
 is tried again once before it is given up. Ctrl+C returns the episodes that finished.
+
+Before the first episode every endpoint is asked what it serves (a probe: no session, no env
+built). Endpoints still starting are waited for up to ``connect_timeout``; endpoints that
+serve different envs (ids or spaces) are refused unless ``allow_mixed`` is set, since their
+mean return would pool two experiments.
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from rlmesh.channel import DEFAULT_CONNECT_TIMEOUT, probe
 from rlmesh.errors import (
     ConnectFailedError,
+    EndpointKindError,
     RLMeshError,
     RLMeshTimeoutError,
     TransportError,
 )
 from rlmesh.hooks import HookList, Hooks
+from rlmesh.identity import EnvIdentity, provenance
 from rlmesh.model import Model, as_model
 from rlmesh.results import EpisodeResult, RunResult
 from rlmesh.runner import connect_endpoint, plan_seeds, play_episode, play_lanes
@@ -37,7 +45,7 @@ def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None
              seeds: Sequence[int | None] | None = None, seed: int | None = None,
              max_episode_steps: int | None = None,
              hooks: Hooks | Sequence[Hooks] | None = None, max_attempts: int = 3,
-             **connect: Any) -> RunResult:
+             allow_mixed: bool = False, **connect: Any) -> RunResult:
     """Play planned episodes of ``model`` on every endpoint at once.
 
     Args:
@@ -51,13 +59,20 @@ def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None
         hooks: :class:`rlmesh.Hooks`, called one at a time from the endpoints' threads.
         max_attempts: Starts allowed per episode before it is given up (recorded in
             ``events``).
-        **connect: ``connect_timeout``, ``timeout``, ``token``, ``tls`` for the endpoints.
+        allow_mixed: Play on endpoints that serve different envs (ids or spaces) anyway.
+            Without it such a run is refused, and an endpoint that turns out to serve another
+            env once it comes up is left out (an ``endpoint_mismatch`` event).
+        **connect: ``connect_timeout`` (also how long endpoints still starting are waited
+            for; default 10 s), ``timeout``, ``token``, ``tls`` for the endpoints.
 
     Returns:
-        Every finished episode in plan order, the run's settings, and its events.
+        Every finished episode in plan order, the run's settings (env id and spaces, rlmesh
+        version, time and host among them), and its events.
 
     Raises:
-        ConnectFailedError: If no endpoint can be reached at the start.
+        ConnectFailedError: If no endpoint can be reached within ``connect_timeout``.
+        EndpointKindError: If the endpoints serve different envs and ``allow_mixed`` is not
+            set.
     """
     model = as_model(model)
     addresses = [addresses] if isinstance(addresses, str) else list(addresses)
@@ -65,16 +80,25 @@ def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None
         raise ValueError("evaluate() needs at least one address")
     plan = plan_seeds(seeds, episodes, seed)
     run = _Run(model, plan, addresses, max_episode_steps, HookList(hooks), max_attempts,
-               connect)
+               connect, allow_mixed)
     return run.execute()
 
 
 class _Run:
     def __init__(self, model: Model, plan: list[int | None], addresses: list[str],
                  max_steps: int | None, hooks: HookList, max_attempts: int,
-                 connect: dict[str, Any]) -> None:
+                 connect: dict[str, Any], allow_mixed: bool) -> None:
         self.model, self.addresses, self.max_steps = model, addresses, max_steps
         self.hooks, self.max_attempts, self.connect = hooks, max_attempts, connect
+        self.allow_mixed = allow_mixed
+        limit = connect.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        self.deadline = None if limit is None else time.monotonic() + limit
+        """Until when endpoints that are still starting are waited for."""
+        self.probe_options: dict[str, Any] = {
+            "timeout": DEFAULT_CONNECT_TIMEOUT if limit is None else limit,
+            **{k: connect[k] for k in ("token", "tls") if k in connect}}
+        self.identity: EnvIdentity | None = None
+        """What the run plays on: the first reachable endpoint's env."""
         self.queue: collections.deque[_Job] = collections.deque(
             (i, s, 0) for i, s in enumerate(plan))
         self.cond = threading.Condition()
@@ -85,7 +109,8 @@ class _Run:
         """Connections in use by the endpoints' threads (cut short on Ctrl+C)."""
         self.result = RunResult(planned=len(plan), settings={
             "endpoints": addresses, "policy": model.name, "seeds": plan,
-            "max_episode_steps": max_steps, "max_attempts": max_attempts})
+            "max_episode_steps": max_steps, "max_attempts": max_attempts,
+            "allow_mixed": allow_mixed, **provenance()})
 
     def execute(self) -> RunResult:
         self._bind()
@@ -126,37 +151,98 @@ class _Run:
         return result
 
     def _bind(self) -> None:
-        """Bind the model to the endpoints' spaces (from the first that can be reached)."""
-        errors = []
-        for address in self.addresses:
-            try:
-                env = connect_endpoint(address, **self.connect)
-            except RLMeshError as exc:
-                errors.append(f"{address}: {exc}")
-                continue
-            try:
-                if hasattr(env, "single_observation_space"):
-                    self.model.bind(env.single_observation_space, env.single_action_space)
+        """Learn what the endpoints serve, refuse a mix of envs, bind the model to its spaces.
+
+        Waits (up to ``connect_timeout``) until at least one endpoint answers.
+        """
+        identities: dict[str, EnvIdentity] = {}
+        errors: dict[str, str] = {}
+        delay = 0.01
+        while not identities:
+            starting = False
+            for address in self.addresses:
+                try:
+                    contract = probe(address, **self.probe_options)
+                except ConnectFailedError as exc:
+                    errors[address], starting = str(exc), True
+                    continue
+                except RLMeshError as exc:
+                    errors[address] = str(exc)
+                    continue
+                kind = contract.get("kind")
+                if kind is None:
+                    errors[address] = "requires a token (token= or RLMESH_TOKEN)"
+                elif kind not in ("env", "vector_env"):
+                    errors[address] = f"serves a {kind!r} endpoint, not an env"
                 else:
-                    self.model.bind(env.observation_space, env.action_space)
-            finally:
-                env.close()
-            return
-        raise ConnectFailedError("no endpoint could be reached: " + "; ".join(errors))
+                    identities[address] = EnvIdentity.of_contract(contract)
+            if not identities:
+                late = self.deadline is not None and time.monotonic() >= self.deadline
+                if late or not starting:
+                    raise ConnectFailedError("no endpoint could be reached: " + "; ".join(
+                        f"{a}: {e}" for a, e in errors.items()))
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+        first = next(a for a in self.addresses if a in identities)
+        self.identity = identities[first]
+        others = {a: i for a, i in identities.items() if not i.matches(self.identity)}
+        if others and not self.allow_mixed:
+            lines = [f"  {first}: {self.identity.describe()}"] + [
+                f"  {a}: {i.describe()}" for a, i in others.items()]
+            raise EndpointKindError(
+                "the endpoints serve different envs, so their results cannot be pooled:\n"
+                + "\n".join(lines) + "\nevaluate one env at a time, or pass allow_mixed=True "
+                "(rlmesh eval --allow-mixed) to pool them anyway")
+        self.result.settings.update(self.identity.settings())
+        self.model.bind(self.identity.observation_space, self.identity.action_space)
 
     # -- per endpoint ---------------------------------------------------------------------
+
+    def _await(self, address: str, patient: bool) -> None:
+        """Return once ``address`` answers a probe.
+
+        A patient wait retries refused connections until ``connect_timeout`` (from the start
+        of the run) or the end of the run.
+
+        Raises:
+            RLMeshError: Why the endpoint cannot be reached.
+        """
+        delay = 0.01
+        while True:
+            try:
+                probe(address, **self.probe_options)
+                return
+            except ConnectFailedError:
+                late = self.deadline is not None and time.monotonic() >= self.deadline
+                if not patient or late or self.stop:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
     def _serve_endpoint(self, address: str) -> None:
         failures = 0
         try:
             while failures < 2:
                 try:
+                    self._await(address, patient=not failures)
                     env = connect_endpoint(address, **self.connect)
                 except RLMeshError as exc:
                     failures += 1
-                    self._note_down(address, exc, failures)
+                    self._note_down(address, exc, final=failures >= 2 or self.stop)
+                    if self.stop:
+                        return
                     time.sleep(0.2)
                     continue
+                identity = EnvIdentity.of_env(env)
+                reference = self.identity
+                if (not self.allow_mixed and reference is not None
+                        and not identity.matches(reference)):
+                    env.close()
+                    with self.cond:
+                        self._event("endpoint_mismatch", address, f"serves "
+                                    f"{identity.describe()}, unlike the run's other endpoints; "
+                                    "left out (allow_mixed=True pools it anyway)")
+                    return
                 with self.cond:
                     self.envs.append(env)
                     stopping = self.stop
@@ -247,9 +333,9 @@ class _Run:
                         "back to the queue", *indices[:1])
             self.cond.notify_all()
 
-    def _note_down(self, address: str, exc: BaseException, failures: int) -> None:
+    def _note_down(self, address: str, exc: BaseException, final: bool) -> None:
         with self.cond:
-            kind = "endpoint_down" if failures >= 2 else "connect_failed"
+            kind = "endpoint_down" if final else "connect_failed"
             self._event(kind, address, f"{type(exc).__name__}: {exc}")
 
     def _event(self, kind: str, address: str | None, message: str,

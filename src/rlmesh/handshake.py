@@ -63,7 +63,7 @@ def exchange(conn: Connection, address: Address, op: int, value: Any,
 def open_connection(address: Address, *, connect_timeout: float | None,
                     max_message_bytes: int, secret: bytes | None,
                     tls: ssl.SSLContext | None, spin: int,
-                    extra: dict[str, Any] | None = None) -> Opened:
+                    extra: dict[str, Any] | None = None, wait: bool = False) -> Opened:
     """Connect and complete the handshake (token proof and shared memory included).
 
     Args:
@@ -74,11 +74,12 @@ def open_connection(address: Address, *, connect_timeout: float | None,
         tls: Wrap the connection in TLS with this context.
         spin: Receive polling budget for the connection.
         extra: More HELLO keys (``resume`` to resume a session).
+        wait: Retry a refused connection until ``connect_timeout`` (a server still starting).
 
     Returns:
         The connection, its timeout still ``connect_timeout``, and the contract.
     """
-    sock = connect(address, connect_timeout, tls)
+    sock = connect(address, connect_timeout, tls, wait=wait)
     conn = Connection(sock, max_message_bytes)
     conn.set_spin(spin)
     region = None if conn.tls else _offer_region(sock)
@@ -95,8 +96,8 @@ def open_connection(address: Address, *, connect_timeout: float | None,
         if secret is not None:
             hello["nonce"] = client_nonce
         contract = exchange(conn, address, P.OP_HELLO, hello, connect_timeout)
-        contract = _answer_challenge(conn, address, contract, secret, client_nonce,
-                                     connect_timeout)
+        contract = answer_challenge(conn, address, contract, secret, client_nonce,
+                                    connect_timeout)
     except BaseException:
         conn.close()
         if region is not None:
@@ -112,9 +113,9 @@ def open_connection(address: Address, *, connect_timeout: float | None,
     return Opened(conn, contract)
 
 
-def _answer_challenge(conn: Connection, address: Address, reply: dict[str, Any],
-                      secret: bytes | None, client_nonce: bytes,
-                      timeout: float | None) -> dict[str, Any]:
+def answer_challenge(conn: Connection, address: Address, reply: dict[str, Any],
+                     secret: bytes | None, client_nonce: bytes,
+                     timeout: float | None) -> dict[str, Any]:
     """Complete token authentication (see :mod:`rlmesh.auth`); returns the contract."""
     challenge = reply.get("challenge")
     if challenge is None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from rlmesh.errors import EndpointKindError
 from rlmesh.hooks import HookList, Hooks
+from rlmesh.identity import EnvIdentity, provenance
 from rlmesh.model import Model, Predictor, as_model
 from rlmesh.results import EpisodeResult, RunResult
 
@@ -74,8 +75,9 @@ def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
     env, owned = _open(env)
     endpoint = _endpoint(env)
     result = RunResult(planned=len(plan), settings={
-        "env": endpoint or _describe(env), "policy": model.name, "seeds": plan,
-        "max_episode_steps": max_episode_steps})
+        "env": endpoint or _describe(env), **EnvIdentity.of_env(env).settings(),
+        "policy": model.name, "seeds": plan, "max_episode_steps": max_episode_steps,
+        **provenance()})
     try:
         vector = hasattr(env, "single_action_space") and hasattr(env, "num_envs")
         if vector:

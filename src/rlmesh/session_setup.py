@@ -146,18 +146,21 @@ class SessionSetup:
         if self.server.stopping:
             self._fatal(rid, P.E_SHUTTING_DOWN, "the server is shutting down")
         token = self.server.token
-        if hello.get("probe") is True:  # a health check: describe, build nothing, hang up
-            if token is not None:  # without the token, say only that one is needed
-                self._send([P.STATUS_OK, rid, {"rlmesh": P.PROTOCOL_VERSION, "auth": True,
-                                               "server": P.server_info()}])
-                return False
-            contract = self._contract()
-            contract["busy"] = self.server.source.busy
-            self._send([P.STATUS_OK, rid, contract])
+        probe = hello.get("probe") is True  # a health check: describe, build nothing, hang up
+        if probe and token is not None and not isinstance(hello.get("nonce"), bytes):
+            # Without the token, say only that one is needed.
+            self._send([P.STATUS_OK, rid, {"rlmesh": P.PROTOCOL_VERSION, "auth": True,
+                                           "server": P.server_info()}])
             return False
         server_proof = None
         if token is not None:
             rid, server_proof = self._authenticate(rid, token, hello.get("nonce"))
+        if probe:
+            contract = self._contract()
+            contract["busy"] = self.server.source.busy
+            contract["auth"] = server_proof
+            self._send([P.STATUS_OK, rid, contract])
+            return False
         if hello.get("resume") is not None:
             self._adopt(rid, hello.get("resume"))
         else:

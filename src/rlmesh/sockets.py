@@ -8,6 +8,7 @@ import os
 import socket
 import ssl
 import stat
+import time
 from typing import Final
 
 from rlmesh.errors import ConnectFailedError
@@ -152,8 +153,14 @@ def listen(address: Address, backlog: int = 128,
     return sock, dataclasses.replace(address, port=port)
 
 
+_NOT_YET = (ConnectionRefusedError, FileNotFoundError)
+"""What a connect to an endpoint that is still starting fails with (TCP, unix socket)."""
+_FIRST_RETRY: Final = 0.01
+_LONGEST_RETRY: Final = 0.25
+
+
 def connect(address: Address, timeout: float | None,
-            tls: ssl.SSLContext | None = None) -> socket.socket:
+            tls: ssl.SSLContext | None = None, *, wait: bool = False) -> socket.socket:
     """Open a connection to ``address`` within ``timeout`` seconds.
 
     Args:
@@ -161,27 +168,35 @@ def connect(address: Address, timeout: float | None,
         timeout: Seconds for the TCP connect, and again for the TLS handshake.
         tls: Wrap the connection in TLS with this context (verifying the server against
             ``address.host`` when the context checks host names).
+        wait: Retry a refused connection (nothing listens yet: a server still starting), with
+            backoff from 10 ms to 250 ms, until ``timeout`` has passed (``None``: until it
+            answers).
 
     Raises:
         ConnectFailedError: If the endpoint cannot be reached in time, or the TLS handshake
             fails (a certificate that does not verify, a server that does not speak TLS).
     """
-    try:
-        if address.kind == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            try:
-                sock.connect(address.path)
-            except BaseException:
-                sock.close()
-                raise
-        else:
-            sock = socket.create_connection((address.host, address.port), timeout=timeout)
-    except TimeoutError as exc:
-        raise ConnectFailedError(f"could not connect to {address}: timed out after {timeout}s"
-                                 ) from exc
-    except OSError as exc:
-        raise ConnectFailedError(f"could not connect to {address}: {exc.strerror or exc}") from exc
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = _FIRST_RETRY
+    while True:
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            sock = _connect_once(address, timeout if left is None else max(left, 0.001))
+            break
+        except _NOT_YET as exc:
+            left = None if deadline is None else deadline - time.monotonic()
+            if not wait or (left is not None and left <= 0):
+                waited = f" (kept trying for {timeout}s)" if wait else ""
+                raise ConnectFailedError(
+                    f"could not connect to {address}: {exc.strerror or exc}{waited}") from exc
+            time.sleep(delay if left is None else min(delay, left))
+            delay = min(delay * 2, _LONGEST_RETRY)
+        except TimeoutError as exc:
+            raise ConnectFailedError(
+                f"could not connect to {address}: timed out after {timeout}s") from exc
+        except OSError as exc:
+            raise ConnectFailedError(
+                f"could not connect to {address}: {exc.strerror or exc}") from exc
     tune(sock)
     if tls is None:
         return sock
@@ -191,6 +206,19 @@ def connect(address: Address, timeout: float | None,
         sock.close()
         raise ConnectFailedError(f"TLS handshake with {address} failed: {exc}") from exc
     return wrapped
+
+
+def _connect_once(address: Address, timeout: float | None) -> socket.socket:
+    if address.kind != "unix":
+        return socket.create_connection((address.host, address.port), timeout=timeout)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(address.path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def wrap_server(sock: socket.socket, tls: ssl.SSLContext, timeout: float) -> socket.socket:
