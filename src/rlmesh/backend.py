@@ -109,8 +109,7 @@ def make_backend(name: str, out: ArrayOut, into: ValueIn
         __doc__ = (f"A Model whose predict (and predict_batch) sees {name} observations and may "
                    f"return {name} actions.")
 
-        def episode(self, seed: int | None) -> Predictor:
-            self.reset(seed)
+        def predictor(self) -> Predictor:
             space = self.action_space
 
             def predict(observation: Any) -> Any:

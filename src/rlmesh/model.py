@@ -103,10 +103,19 @@ class Model:
     def episode(self, seed: int | None) -> Predictor:
         """Start an episode: the function that maps its observations to actions.
 
-        The default calls :meth:`reset` and returns :meth:`predict` (with plain-value
-        conversion for plain models); a model with per-episode state may return a closure.
+        The default calls :meth:`reset` and returns :meth:`predictor`; a model with
+        per-episode state may return a closure.
         """
         self.reset(seed)
+        return self.predictor()
+
+    def predictor(self) -> Predictor:
+        """:meth:`predict` as the runners (and a model server) call it.
+
+        It takes one numpy observation and converts it to the values this model sees
+        (plain values for ``rlmesh.Model``, tensors for ``rlmesh.torch.Model``...), and
+        converts the action back.
+        """
         if not self.plain:
             return self.predict
         space = self.action_space

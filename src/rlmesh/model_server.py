@@ -4,7 +4,8 @@ A model endpoint answers ``PREDICT`` (one observation) and ``PREDICT_BATCH`` (a 
 the lanes of a vector env, answered by one ``predict_batch`` call). Unlike an env instance,
 one model serves every session at once (each in its own thread), so its ``predict`` must be
 thread-safe. A model that raises answers ``model_error`` with its traceback; the session and
-the server go on.
+the server go on. A served model sees the same values as when it runs locally: a
+``rlmesh.torch.Model`` gets tensors and may return tensors, a ``rlmesh.Model`` plain values.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class ModelSource:
 
 def serve_requests(session: Session, model: Model) -> None:
     """Answer a model session's requests until it closes (the session's request loop)."""
-    predict = model.predict
+    predict = model.predictor()
     batch = model.batch()
     while True:
         session.busy = False

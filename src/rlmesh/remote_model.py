@@ -14,7 +14,9 @@ from typing import Any
 from rlmesh import protocol as P
 from rlmesh.channel import Channel
 from rlmesh.errors import EndpointKindError
-from rlmesh.model import Model
+from rlmesh.backend import action_for
+from rlmesh.model import Model, batch_from_plain
+from rlmesh.plain import from_plain
 from rlmesh.schema import schema_to_space
 
 __all__ = ["RemoteModel"]
@@ -60,12 +62,15 @@ class RemoteModel(Model):
         return channel
 
     def predict(self, observation: Any) -> Any:
-        """The served model's action for ``observation``."""
-        return self._channel().request(P.OP_PREDICT, observation)[2]
+        """The served model's action for ``observation`` (in the action space's dtype)."""
+        action = self._channel().request(P.OP_PREDICT, observation)[2]
+        space = self.action_space
+        return action if space is None else action_for(space, from_plain(space, action))
 
     def predict_batch(self, observations: Any) -> Any:
         """The served model's actions for a batch, in one request."""
-        return self._channel().request(P.OP_PREDICT_BATCH, observations)[2]
+        actions = self._channel().request(P.OP_PREDICT_BATCH, observations)[2]
+        return batch_from_plain(self.action_space, actions)
 
     @property
     def batched(self) -> bool:

@@ -57,6 +57,8 @@ class SessionSetup:
         self._validate = server.options.validate_actions
         self._admitted = False
         self._vector = server.source.contract["kind"] == "vector_env"
+        self._what = "model" if server.source.contract["kind"] == "model" else "env"
+        """What this endpoint serves, as error messages name it."""
         self._guard = threading.Lock()
         self._call: tuple[Any, float] | None = None
         """``(request_id, started)`` of the env call running under a step deadline."""
@@ -80,7 +82,7 @@ class SessionSetup:
             encoded = self._encode_sanitized(reply)
             if encoded is None:
                 self._error(reply[1], P.E_ENCODE,
-                            f"the env returned a value that cannot be sent: {exc}")
+                            f"the {self._what} returned a value that cannot be sent: {exc}")
                 return
         if keep and self._key is not None:
             self._last_reply = (reply[1], *encoded)

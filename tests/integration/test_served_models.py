@@ -19,6 +19,7 @@ import pytest
 import rlmesh
 import rlmesh.numpy
 from rlmesh.testing import spawn_server
+from tests.helpers import need
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -174,3 +175,81 @@ def test_cli_serve_model(tmp_path: Path) -> None:
     finally:
         child.terminate()
         assert child.wait(10) == 0
+
+
+# -- a served model sees the values it sees locally --------------------------------------------
+
+
+class Seen(rlmesh.Model):
+    """A plain-values model that records the types of what it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(name="seen")
+        self.types: set[str] = set()
+
+    def predict(self, observation: Any) -> Any:
+        self.types.add(type(observation).__name__)
+        return int(observation[2] > 0)
+
+    def predict_batch(self, observations: Any) -> Any:
+        self.types.add(type(observations).__name__)
+        return [int(o[2] > 0) for o in observations]
+
+
+def test_served_plain_model_sees_plain_values(serve: Any) -> None:
+    model = Seen()
+    server = model.serve("127.0.0.1:0", block=False)
+    try:
+        env_address = serve(lambda: gym.make("CartPole-v1")).address
+        with rlmesh.RemoteModel(server.address) as remote:
+            result = rlmesh.run(remote, env_address, seeds=range(3))
+            venv = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 2)
+            batched = rlmesh.run(remote, venv, seeds=range(3))
+        assert model.types == {"list"}  # lists, as rlmesh.Model promises, never ndarray
+        assert result.rewards == reference(list(range(3)))
+        assert batched.rewards == reference(list(range(3)))
+    finally:
+        server.shutdown()
+
+
+def test_served_torch_model_sees_tensors_and_may_return_them(serve: Any) -> None:
+    torch = need("torch")
+    import rlmesh.torch
+
+    seen: list[str] = []
+
+    def predict(observation: Any) -> Any:
+        seen.append(type(observation).__name__)
+        return (observation[2] > 0).long()  # a tensor action
+
+    def predict_batch(observations: Any) -> Any:
+        seen.append(type(observations).__name__)
+        return (observations[:, 2] > 0).long()
+
+    model = rlmesh.torch.Model(predict, predict_batch=predict_batch, device="cpu")
+    server = model.serve("127.0.0.1:0", block=False)
+    try:
+        env_address = serve(lambda: gym.make("CartPole-v1")).address
+        with rlmesh.RemoteModel(server.address) as remote:
+            result = rlmesh.run(remote, rlmesh.numpy.RemoteEnv(env_address), seeds=range(3))
+            venv = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 2)
+            batched = rlmesh.run(remote, venv, seeds=range(3))
+        assert set(seen) == {torch.Tensor.__name__}
+        assert result.rewards == reference(list(range(3)))
+        assert batched.rewards == reference(list(range(3)))
+    finally:
+        server.shutdown()
+
+
+def test_a_model_that_returns_what_cannot_travel_is_named_a_model() -> None:
+    model = rlmesh.numpy.Model(lambda observation: object() if observation[0] > 0 else 1)
+    server = model.serve("127.0.0.1:0", block=False)
+    try:
+        with rlmesh.RemoteModel(server.address) as remote:
+            with pytest.raises(rlmesh.EncodeError) as info:
+                remote.predict(np.ones(4, np.float32))
+            assert "the model returned" in str(info.value)
+            assert "env" not in str(info.value)
+            assert remote.predict(np.zeros(4, np.float32)) == 1  # the session goes on
+    finally:
+        server.shutdown()
