@@ -6,6 +6,7 @@ import contextlib
 import functools
 import numbers
 import ssl
+import threading
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -32,14 +33,20 @@ def contract_metadata(contract: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reconnect(cls: type[NumpyRemoteEnv], address: str, options: dict[str, Any],
-               served_mode: str | None, render_mode: str | None = None) -> NumpyRemoteEnv:
-    """Entry point of a RemoteEnv's spec: open another session to the same endpoint."""
+               contract: dict[str, Any], render_mode: str | None = None) -> NumpyRemoteEnv:
+    """Entry point of a RemoteEnv's spec: another session to the same endpoint.
+
+    The new env knows the endpoint's contract already and opens its session on first use,
+    so ``gymnasium.make(env.spec)`` followed by ``close()`` (as ``check_env`` does) costs no
+    session, even against a busy single-instance endpoint.
+    """
+    served_mode = contract.get("render_mode")
     if render_mode is not None and render_mode != served_mode:
         raise ValueError(
             f"the endpoint {address} renders in mode {served_mode!r}; a client cannot choose "
             f"render_mode={render_mode!r}"
         )
-    return cls(address, **options)
+    return cls(address, **options, _contract=contract)
 
 
 def _spec(env: NumpyRemoteEnv, options: dict[str, Any]) -> EnvSpec | None:
@@ -51,7 +58,7 @@ def _spec(env: NumpyRemoteEnv, options: dict[str, Any]) -> EnvSpec | None:
     return EnvSpec(
         id=str(spec["id"]),
         entry_point=functools.partial(_reconnect, type(env), env.address, options,
-                                      env.render_mode),
+                                      env.contract),
         reward_threshold=float(threshold) if isinstance(threshold, (int, float)) else None,
         nondeterministic=bool(spec.get("nondeterministic", False)),
         max_episode_steps=max_steps if isinstance(max_steps, int) else None,
@@ -76,36 +83,72 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
         token: str | bytes | None = None,
         tls: ssl.SSLContext | bool | None = None,
+        _contract: dict[str, Any] | None = None,
     ) -> None:
         self._channel: Channel | None = None
-        channel = Channel(address, connect_timeout=connect_timeout, timeout=timeout,
-                          max_message_bytes=max_message_bytes, token=token, tls=tls)
-        contract = channel.contract
-        try:
-            if contract.get("kind") == "vector_env":
-                raise EndpointKindError(
-                    f"{address} serves a vector env of {contract.get('num_envs')} sub-envs: "
-                    f"use rlmesh.numpy.RemoteVectorEnv({address!r})"
-                )
-            if contract.get("kind") != "env":
-                raise ProtocolError(f"{address} serves a {contract.get('kind')!r} endpoint")
-            if "observation_space" not in contract or "action_space" not in contract:
-                raise ProtocolError(f"{address} sent a contract without spaces")
-            self.observation_space = schema_to_space(contract["observation_space"])
-            self.action_space = schema_to_space(contract["action_space"])
-        except BaseException:
-            channel.close()
-            raise
-        self._channel = channel
-        self._request = channel.request
-        self.address = str(channel.address)
+        options: dict[str, Any] = {
+            "connect_timeout": connect_timeout, "timeout": timeout,
+            "max_message_bytes": max_message_bytes, "token": token, "tls": tls}
+        self._deferred: dict[str, Any] | None = None
+        """Connection options of an env whose session opens on first use (see _reconnect)."""
+        if _contract is not None:
+            self._define(address, _contract)
+            self._deferred = options
+            self._connecting = threading.Lock()
+            self._request = self._request_deferred
+            self.address = address
+        else:
+            channel = Channel(address, **options)
+            try:
+                self._define(address, channel.contract)
+            except BaseException:
+                channel.close()
+                raise
+            self._channel = channel
+            self._request = channel.request
+            self.address = str(channel.address)
+        self.spec = _spec(self, options)
+
+    def _define(self, address: str, contract: dict[str, Any]) -> None:
+        """Take the spaces, render mode and metadata from the endpoint's contract."""
+        if contract.get("kind") == "vector_env":
+            raise EndpointKindError(
+                f"{address} serves a vector env of {contract.get('num_envs')} sub-envs: "
+                f"use rlmesh.numpy.RemoteVectorEnv({address!r})"
+            )
+        if contract.get("kind") != "env":
+            raise ProtocolError(f"{address} serves a {contract.get('kind')!r} endpoint")
+        if "observation_space" not in contract or "action_space" not in contract:
+            raise ProtocolError(f"{address} sent a contract without spaces")
+        self.observation_space = schema_to_space(contract["observation_space"])
+        self.action_space = schema_to_space(contract["action_space"])
         self.contract = contract
         render_mode = contract.get("render_mode")
         self.render_mode = render_mode if isinstance(render_mode, str) else None
         self.metadata = contract_metadata(contract)
-        options = {"connect_timeout": connect_timeout, "timeout": timeout,
-                   "max_message_bytes": max_message_bytes, "token": token, "tls": tls}
-        self.spec = _spec(self, options)
+
+    def _request_deferred(self, op: int, *args: Any,
+                          timeout: float | Default | None = DEFAULT) -> list[Any]:
+        """The first request of a deferred env: open the session, then send it."""
+        return self._require().request(op, *args, timeout=timeout)
+
+    def _open_deferred(self, options: dict[str, Any]) -> Channel:
+        """Open the session of a deferred env; it must serve the env it was made for."""
+        channel = Channel(self.address, **options)
+        fresh = channel.contract
+        try:
+            same = (fresh.get("kind") == "env" and "observation_space" in fresh
+                    and "action_space" in fresh
+                    and schema_to_space(fresh["observation_space"]) == self.observation_space
+                    and schema_to_space(fresh["action_space"]) == self.action_space)
+            if not same:
+                raise EndpointKindError(f"{self.address} no longer serves the env this one "
+                                        "was made from (its kind or spaces changed)")
+        except BaseException:
+            channel.close()
+            raise
+        self.contract = fresh
+        return channel
 
     # -- the Gymnasium API ----------------------------------------------------------------
 
@@ -157,10 +200,18 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
     @property
     def timeout(self) -> float | None:
         """Seconds each request may take (``None``: no limit); settable."""
+        if self._deferred is not None:
+            limit: float | None = self._deferred["timeout"]
+            return limit
         return self._require().timeout
 
     @timeout.setter
     def timeout(self, value: float | None) -> None:
+        if self._deferred is not None:
+            if value is not None and not value > 0:
+                raise ValueError("timeout must be > 0 or None")
+            self._deferred["timeout"] = value
+            return
         self._require().set_timeout(value)
 
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -175,6 +226,7 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
 
     def close(self) -> None:
         """End the session (the server frees or closes its env). Idempotent."""
+        self._deferred = None  # (a deferred env that was never used has nothing to end)
         channel = self._channel
         if channel is not None:
             channel.close()
@@ -187,16 +239,27 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
 
     def _require(self) -> Channel:
         if self._channel is None:
-            raise EnvClosedError("this env is not connected")
+            options = self._deferred
+            if options is None:
+                raise EnvClosedError("this env is not connected")
+            with self._connecting:
+                if self._channel is None and self._deferred is not None:
+                    self._channel = self._open_deferred(options)
+                    self._request = self._channel.request
+                    self._deferred = None
+            if self._channel is None:
+                raise EnvClosedError("this env has been closed")
         return self._channel
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` has been called."""
-        return self._channel is None or self._channel.closed
+        if self._channel is None:
+            return self._deferred is None
+        return self._channel.closed
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
+        state = "closed" if self.closed else "open" if self._channel else "not connected yet"
         return f"<{type(self).__module__}.{type(self).__qualname__} {self.address} {state}>"
 
     def __str__(self) -> str:

@@ -3,7 +3,8 @@
 ``rlmesh.RemoteEnv`` converts every numpy array to (nested) lists and every numpy scalar to
 the matching Python ``int``, ``float``, ``bool`` or ``complex``; dicts, tuples and graph
 instances keep their container type with converted contents. Actions may be given as plain
-values too: they are converted to the action space's dtype before they are sent.
+values too: they are converted to the action space's dtype before they are sent. Render
+frames stay numpy arrays, as Gymnasium's tools (``RecordVideo``, ``check_env``) expect them.
 Use :mod:`rlmesh.numpy` to get numpy values unchanged.
 """
 
@@ -81,7 +82,3 @@ class RemoteEnv(NumpyRemoteEnv):
             from_plain(self.action_space, action), timeout=timeout)
         return (to_plain(obs), to_plain(reward), bool(terminated), bool(truncated),
                 to_plain(info))
-
-    def render(self, *, timeout: float | Default | None = DEFAULT) -> Any:
-        """Return the remote frame as plain values (nested lists), or ``None``."""
-        return to_plain(super().render(timeout=timeout))

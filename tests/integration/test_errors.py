@@ -155,22 +155,54 @@ class FailingEnv(CountingEnv):
 # -- connecting ---------------------------------------------------------------------------
 
 
-def test_connect_to_closed_port_fails_fast() -> None:
+def test_connect_to_closed_port_retries_until_connect_timeout() -> None:
     address = f"127.0.0.1:{free_port()}"
     start = time.monotonic()
     with pytest.raises(rlmesh.ConnectFailedError) as info:
-        RemoteEnv(address, connect_timeout=2)
-    assert time.monotonic() - start < 2.0
+        RemoteEnv(address, connect_timeout=0.5)
+    assert 0.5 <= time.monotonic() - start < 2.0
+    assert "kept trying for 0.5s" in str(info.value)
     assert type(info.value) is rlmesh.ConnectFailedError
     assert isinstance(info.value, ConnectionError)
     assert isinstance(info.value, rlmesh.TransportError)
     assert address in str(info.value)
 
 
-def test_connect_to_missing_unix_socket_fails_fast(tmp_path: Any) -> None:
+def test_connect_to_missing_unix_socket_fails_after_connect_timeout(tmp_path: Any) -> None:
     with pytest.raises(rlmesh.ConnectFailedError) as info:
-        RemoteEnv(f"unix://{tmp_path}/nothing.sock", connect_timeout=1)
+        RemoteEnv(f"unix://{tmp_path}/nothing.sock", connect_timeout=0.3)
     assert isinstance(info.value, ConnectionError)
+
+
+@pytest.mark.parametrize("kind", ["tcp", "unix", "vector"])
+def test_a_server_that_is_still_starting_is_waited_for(kind: str, tmp_path: Any) -> None:
+    """``serve &`` then connect: the client retries refused connections (with backoff)."""
+    address = (f"unix://{tmp_path}/late.sock" if kind == "unix"
+               else f"127.0.0.1:{free_port()}")
+    make: Any = lambda: gym.make("CartPole-v1")  # noqa: E731
+    if kind == "vector":
+        make = lambda: gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 2)  # noqa: E731
+    servers: list[rlmesh.EnvServer] = []
+
+    def start_late() -> None:
+        time.sleep(0.6)
+        servers.append(rlmesh.EnvServer(make, address).start())
+
+    starter = threading.Thread(target=start_late)
+    started = time.monotonic()
+    starter.start()
+    try:
+        if kind == "vector":
+            with rlmesh.RemoteVectorEnv(address, connect_timeout=10) as venv:
+                venv.reset(seed=0)
+        else:
+            with RemoteEnv(address, connect_timeout=10) as env:
+                env.reset(seed=0)
+        assert time.monotonic() - started >= 0.6
+    finally:
+        starter.join()
+        for server in servers:
+            server.shutdown()
 
 
 def test_connect_timeout_bounds_a_connect_that_never_completes() -> None:
