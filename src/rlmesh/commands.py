@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rlmesh.channel import probe
+from rlmesh.contract_json import contract_json
 from rlmesh.model import RANDOM_SAMPLE, Model, as_model
 from rlmesh.results import RunResult
 from rlmesh.schema import schema_to_space
@@ -124,11 +122,10 @@ def cmd_serve_model(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    """Print an endpoint's contract as JSON."""
-    contract = probe(args.address, timeout=args.timeout,
+    """Print an endpoint's contract as JSON; 1 if the endpoint described itself only in part."""
+    contract = probe(args.address, timeout=args.timeout, token=args.token,
                      tls=client_context(args.tls_ca) if args.tls_ca else None)
-    described = {key: _json_ready(value) for key, value in contract.items()
-                 if key not in ("auth", "shm", "shm_link", "challenge")}
+    described = contract_json(contract)
     spaces = {}
     for key in ("observation_space", "action_space", "single_observation_space",
                 "single_action_space"):
@@ -137,6 +134,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
     if spaces:
         described["spaces"] = spaces
     print(json.dumps(described, indent=2, sort_keys=False))
+    if "kind" not in contract:
+        print(f"rlmesh: error: {args.address} requires a token to describe itself: pass "
+              "--token or set RLMESH_TOKEN", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -171,23 +172,6 @@ def _benchmarks_dir() -> Path:
             return candidate
     raise ValueError("the benchmark suite lives in the source checkout (benchmarks/); run "
                      "`rlmesh bench` from there")
-
-
-def _json_ready(value: Any) -> Any:
-    """A contract value as plain JSON (arrays as lists, non-finite floats as strings)."""
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        return _json_ready(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 def add_commands(sub: Any) -> None:
@@ -227,8 +211,12 @@ def add_commands(sub: Any) -> None:
 
     de = sub.add_parser("describe", help="print an endpoint's contract as JSON")
     de.add_argument("address")
-    de.add_argument("--timeout", type=float, default=5.0)
-    de.add_argument("--tls-ca", metavar="PEM")
+    de.add_argument("--timeout", type=float, default=5.0,
+                    help="seconds to wait for the answer (default %(default)s)")
+    de.add_argument("--token", help="the endpoint's token (default RLMESH_TOKEN); without it "
+                    "a token endpoint says only that it needs one (exit 1)")
+    de.add_argument("--tls-ca", metavar="PEM",
+                    help="CA to verify a tls:// endpoint with (default: system CAs)")
     de.set_defaults(func=cmd_describe)
 
     pl = sub.add_parser("plot", help="draw a run saved by eval --json (needs matplotlib)")

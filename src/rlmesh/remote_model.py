@@ -12,9 +12,9 @@ import threading
 from typing import Any
 
 from rlmesh import protocol as P
+from rlmesh.backend import action_for
 from rlmesh.channel import Channel
 from rlmesh.errors import EndpointKindError
-from rlmesh.backend import action_for
 from rlmesh.model import Model, batch_from_plain
 from rlmesh.plain import from_plain
 from rlmesh.schema import schema_to_space

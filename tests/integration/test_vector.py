@@ -20,7 +20,7 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 import rlmesh
 import rlmesh.numpy
 from rlmesh.envs import DictObsEnv, SpaceEchoEnv
-from tests.helpers import action_sampler, assert_same_values, close_after, free_port
+from tests.helpers import action_sampler, assert_same_values, close_after, free_port, need
 
 pytestmark = [
     pytest.mark.timeout(20),
@@ -297,6 +297,7 @@ def test_vector_endpoint_wrong_length_seed_list_keeps_session(serve: Any, closin
 
 
 def test_vector_endpoint_render_matches_local(serve: Any, closing: Any) -> None:
+    need("pygame")  # CartPole's rgb_array frames
     local, remote = serve_sync_vector(serve, closing, make_cartpole_rgb, num_envs=2)
     assert remote.render_mode == "rgb_array"
     remote.reset(seed=2)
