@@ -225,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
-    except (RLMeshError, ValueError, OSError) as exc:
+    except (RLMeshError, ValueError, OSError, ImportError) as exc:
         if args.verbose:
             raise
         print(f"rlmesh: error: {exc}", file=sys.stderr)

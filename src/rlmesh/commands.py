@@ -82,6 +82,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.tls_ca:
         connect["tls"] = client_context(args.tls_ca)
     episodes = args.episodes
+    if args.plot:  # before the run, not after it: a missing extra must not waste one
+        from rlmesh.plot import pyplot
+
+        pyplot()
     hooks: list[Any] = []
     if args.record:
         from rlmesh.recording import Recorder
@@ -90,7 +94,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with ProgressHooks(episodes, enabled=not args.quiet) as progress:
         result = evaluate(model, args.addresses, episodes=episodes, seed=args.seed,
                           max_episode_steps=args.max_steps, hooks=[progress, *hooks],
-                          **connect)
+                          allow_mixed=args.allow_mixed, **connect)
     result.settings["policy_spec"] = args.policy or "random"
     if args.json:
         result.save(args.json)
@@ -185,8 +189,9 @@ def add_commands(sub: Any) -> None:
     ev.add_argument("--seed", type=int, default=0,
                     help="episode i is reset with seed S+i (default %(default)s)")
     ev.add_argument("--policy", metavar="MODULE:CALLABLE",
-                    help="an rlmesh Model, Model subclass or function obs -> action "
-                         "(default: random actions)")
+                    help="an rlmesh Model, Model subclass or function obs -> action, where obs "
+                         "is a numpy array (or a dict/tuple of them) as the env produced it; "
+                         "the current directory is importable (default: random actions)")
     ev.add_argument("--max-steps", type=_positive, metavar="N",
                     help="cut episodes after N steps")
     ev.add_argument("--json", metavar="FILE", help="write every episode and the settings")
@@ -195,7 +200,12 @@ def add_commands(sub: Any) -> None:
                     help="save an mp4 per episode from rgb_array frames (imageio-ffmpeg)")
     ev.add_argument("--timeout", type=float, default=60.0,
                     help="seconds per request (default %(default)s)")
-    ev.add_argument("--connect-timeout", type=float, default=10.0)
+    ev.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                    help="seconds to wait for endpoints that are still starting, and for each "
+                         "handshake (default %(default)s)")
+    ev.add_argument("--allow-mixed", action="store_true",
+                    help="evaluate on endpoints that serve different envs (refused otherwise: "
+                         "their mean return would pool two experiments)")
     ev.add_argument("--token", help="the endpoints' token (default RLMESH_TOKEN)")
     ev.add_argument("--tls-ca", metavar="PEM", help="CA to verify tls:// endpoints with")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -9,7 +9,8 @@ Example::
 
 Observations are placed on ``device`` (default: JAX's default device) with
 ``jax.device_put``; arrays JAX cannot hold (strings, for instance) stay numpy. Actions may be
-JAX arrays, numpy arrays or Python values. Needs JAX: ``pip install 'rlmesh[jax]'``.
+JAX arrays, numpy arrays or Python values. Needs JAX: the ``jax`` extra (see
+``docs/install.md``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import numpy as np
 try:
     import jax
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise ImportError("rlmesh.jax needs JAX: pip install 'rlmesh[jax]'") from exc
+    from rlmesh.extras import missing_extra
+
+    raise missing_extra("rlmesh.jax", "JAX", "jax") from exc
 
 from rlmesh.backend import make_backend
 

@@ -8,17 +8,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from rlmesh.extras import missing_extra
 from rlmesh.results import RunResult
 
-__all__ = ["plot_run"]
+__all__ = ["plot_run", "pyplot"]
 
 
-def plot_run(result: RunResult, path: str | os.PathLike[str], title: str | None = None) -> None:
-    """Draw returns per endpoint and a histogram of episode lengths into ``path`` (PNG).
+def pyplot() -> Any:
+    """``matplotlib.pyplot``, drawing off-screen.
 
     Raises:
-        ImportError: If matplotlib is not installed (``pip install 'rlmesh[plot]'``).
-        ValueError: If the run has no episodes.
+        MissingExtraError: If matplotlib is not installed (it says how to add the extra).
     """
     try:
         import matplotlib
@@ -26,7 +26,18 @@ def plot_run(result: RunResult, path: str | os.PathLike[str], title: str | None 
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ImportError("rlmesh plot needs matplotlib: pip install 'rlmesh[plot]'") from exc
+        raise missing_extra("rlmesh plot", "matplotlib", "plot") from exc
+    return plt
+
+
+def plot_run(result: RunResult, path: str | os.PathLike[str], title: str | None = None) -> None:
+    """Draw returns per endpoint and a histogram of episode lengths into ``path`` (PNG).
+
+    Raises:
+        ImportError: If matplotlib is not installed (the ``plot`` extra).
+        ValueError: If the run has no episodes.
+    """
+    plt = pyplot()
     if not result.episodes:
         raise ValueError("the run has no finished episodes to plot")
     groups = result.by_endpoint()
@@ -44,6 +55,7 @@ def plot_run(result: RunResult, path: str | os.PathLike[str], title: str | None 
         left.set_xticks(range(len(names)), [_short(n) for n in names], rotation=20,
                         ha="right", fontsize=8)
         left.set_ylabel("return")
+        left.set_xlabel("endpoint")
         left.set_title(f"returns per endpoint (mean {result.mean_reward:.2f})")
         lengths = [e.steps for e in result.episodes]
         bins = min(30, max(5, len(set(lengths))))
@@ -53,7 +65,11 @@ def plot_run(result: RunResult, path: str | os.PathLike[str], title: str | None 
         right.yaxis.get_major_locator().set_params(integer=True)
         right.set_title(f"{result.num_episodes} episodes, {result.total_steps} steps")
         policy = result.settings.get("policy")
-        figure.suptitle(title or f"rlmesh eval{f': {policy}' if policy else ''}")
+        env_id = result.settings.get("env_id")
+        version = result.settings.get("rlmesh_version")
+        figure.suptitle(title or " · ".join(part for part in (
+            f"rlmesh eval: {policy or 'policy'}", f"on {env_id}" if env_id else "",
+            f"rlmesh {version}" if version else "") if part))
         figure.tight_layout()
         figure.savefig(os.fspath(path), format="png", dpi=110)
     finally:

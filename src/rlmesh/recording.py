@@ -4,7 +4,7 @@ Pass a recorder as a hook (``rlmesh.run(..., hooks=Recorder("videos"))``, or
 ``rlmesh eval ... --record videos``): every episode becomes one mp4 named by its endpoint,
 seed, return and index, e.g. ``127.0.0.1-5555_seed3_return41.0_ep0007.mp4``. The env must
 render ``rgb_array`` frames (serve it with ``render_mode="rgb_array"``). Videos are written
-with imageio's ffmpeg plugin: ``pip install 'rlmesh[record]'``.
+with imageio's ffmpeg plugin: the ``record`` extra (see ``docs/install.md``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rlmesh.extras import missing_extra
 from rlmesh.hooks import Hooks
 from rlmesh.results import EpisodeResult
 
@@ -43,8 +44,8 @@ class Recorder(Hooks):
             import imageio.v2 as imageio
             import imageio_ffmpeg  # noqa: F401  (the plugin imageio writes mp4 with)
         except ImportError as exc:
-            raise ImportError("recording needs imageio with ffmpeg: pip install "
-                              "'rlmesh[record]'") from exc
+            raise missing_extra("rlmesh.Recorder", "imageio with its ffmpeg plugin",
+                                "record") from exc
         self._imageio = imageio
         self.directory = os.fspath(directory)
         os.makedirs(self.directory, exist_ok=True)

@@ -12,7 +12,7 @@ the vector env's autoreset mode) and ``info["terminal_observation"]`` holds the 
     venv = rlmesh.sb3.to_sb3(RemoteVectorEnv("127.0.0.1:5555"))
     model = PPO("MlpPolicy", venv).learn(50_000)
 
-Needs Stable-Baselines3: ``pip install 'rlmesh[sb3]'``.
+Needs Stable-Baselines3: the ``sb3`` extra (see ``docs/install.md``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ import numpy as np
 try:
     from stable_baselines3.common.vec_env import VecEnv
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise ImportError("rlmesh.sb3 needs Stable-Baselines3: pip install 'rlmesh[sb3]'") from exc
+    from rlmesh.extras import missing_extra
+
+    raise missing_extra("rlmesh.sb3", "Stable-Baselines3", "sb3") from exc
 
 from rlmesh.runner import _lane_info, _pick
 

@@ -11,7 +11,7 @@ Example::
 Observations become tensors without a copy (``torch.from_numpy`` on the freshly received
 buffer, which rlmesh never reuses), then move to ``device`` if one is given. Arrays torch
 cannot hold (strings, for instance) stay numpy. Actions may be tensors (on any device),
-numpy arrays or Python values. Needs PyTorch: ``pip install 'rlmesh[torch]'``.
+numpy arrays or Python values. Needs PyTorch: the ``torch`` extra (see ``docs/install.md``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import numpy as np
 try:
     import torch
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise ImportError("rlmesh.torch needs PyTorch: pip install 'rlmesh[torch]'") from exc
+    from rlmesh.extras import missing_extra
+
+    raise missing_extra("rlmesh.torch", "PyTorch", "torch") from exc
 
 from rlmesh.backend import make_backend
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -26,9 +27,9 @@ from tests.helpers import need
 pytestmark = pytest.mark.timeout(60)
 
 
-def run_python(code: str) -> subprocess.CompletedProcess[str]:
+def run_python(code: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, cwd=cwd)
 
 
 def test_core_imports_never_pull_in_a_framework() -> None:
@@ -45,23 +46,52 @@ def test_core_imports_never_pull_in_a_framework() -> None:
 
 
 @pytest.mark.parametrize(("blocked", "statement", "extra"), [
-    ("torch", "import rlmesh.torch", "rlmesh[torch]"),
-    ("jax", "import rlmesh.jax", "rlmesh[jax]"),
-    ("stable_baselines3", "import rlmesh.sb3", "rlmesh[sb3]"),
-    ("imageio", "import rlmesh; rlmesh.Recorder('videos')", "rlmesh[record]"),
+    ("torch", "import rlmesh.torch", "torch"),
+    ("jax", "import rlmesh.jax", "jax"),
+    ("stable_baselines3", "import rlmesh.sb3", "sb3"),
+    ("imageio", "import rlmesh; rlmesh.Recorder('videos')", "record"),
+    ("matplotlib", "import rlmesh.plot, rlmesh.results; "
+     "rlmesh.plot.plot_run(rlmesh.results.RunResult(), 'x.png')", "plot"),
 ])
-def test_a_missing_dependency_names_the_extra(blocked: str, statement: str,
-                                              extra: str) -> None:
+def test_a_missing_dependency_says_how_to_install_this_project(
+        blocked: str, statement: str, extra: str, tmp_path: Path) -> None:
     result = run_python(f"""
         import sys
         sys.modules[{blocked!r}] = None  # as if it were not installed
         try:
             {statement}
         except ImportError as exc:
-            print("ERROR", exc)
-    """)
+            print("ERROR", type(exc).__name__, exc)
+    """, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert f"pip install '{extra}'" in result.stdout
+    assert "ERROR MissingExtraError" in result.stdout, result.stdout
+    # This project, installed from this checkout (editable), with the extra: never the
+    # unrelated distribution of the same name on the public package index.
+    checkout = str(Path(rlmesh.__file__).resolve().parents[2])
+    assert f"pip install -e '{checkout}[{extra}]'" in result.stdout
+    assert f"uv sync --extra {extra}" in result.stdout
+    assert "docs/install.md" in result.stdout
+    assert f"install 'rlmesh[{extra}]'" not in result.stdout
+
+
+def test_the_install_hint_follows_where_rlmesh_came_from(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlmesh import extras
+
+    origins: list[Any] = [
+        {"url": "https://example.org/lab/rlmesh.git",
+         "vcs_info": {"vcs": "git", "commit_id": "abc123"}},
+        {"url": "file:///opt/wheels/rlmesh-0.1.0-py3-none-any.whl", "archive_info": {}},
+        None,
+    ]
+    hints = []
+    for origin in origins:
+        monkeypatch.setattr(extras, "_origin", lambda origin=origin: origin)
+        hints.append(extras.install_hint("plot"))
+    assert hints[0] == "pip install 'rlmesh[plot] @ git+https://example.org/lab/rlmesh.git@abc123'"
+    assert hints[1] == ("pip install 'rlmesh[plot] @ "
+                        "file:///opt/wheels/rlmesh-0.1.0-py3-none-any.whl'")
+    assert "<this project's repository URL>" in hints[2] and "checkout>[plot]" in hints[2]
 
 
 def test_torch_env_returns_tensors_and_accepts_tensor_actions(serve: Callable[..., Any]) -> None:
