@@ -12,6 +12,9 @@ the vector env's autoreset mode) and ``info["terminal_observation"]`` holds the 
     venv = rlmesh.sb3.to_sb3(RemoteVectorEnv("127.0.0.1:5555"))
     model = PPO("MlpPolicy", venv).learn(50_000)
 
+``to_sb3`` wraps the adapter in SB3's ``VecMonitor``, so SB3 logs episode returns and lengths
+(``rollout/ep_rew_mean``) and ``evaluate_policy`` finds its monitor, as with ``make_vec_env``.
+
 Needs Stable-Baselines3: the ``sb3`` extra (see ``docs/install.md``).
 """
 
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 
 try:
-    from stable_baselines3.common.vec_env import VecEnv
+    from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     from rlmesh.extras import missing_extra
 
@@ -125,9 +128,17 @@ class SB3VecEnv(VecEnv):  # type: ignore[misc]
         return list(indices)
 
 
-def to_sb3(env: Any) -> SB3VecEnv:
-    """Wrap a Gymnasium vector env (e.g. a ``RemoteVectorEnv``) for Stable-Baselines3."""
-    return SB3VecEnv(env)
+def to_sb3(env: Any, *, monitor: bool = True) -> VecEnv:
+    """Wrap a Gymnasium vector env (e.g. a ``RemoteVectorEnv``) for Stable-Baselines3.
+
+    Args:
+        env: The vector env.
+        monitor: Record episode statistics with SB3's ``VecMonitor`` (``info["episode"]``
+            with return, length and time), which SB3's logger and ``evaluate_policy`` read;
+            ``False`` returns the bare :class:`SB3VecEnv`.
+    """
+    adapter = SB3VecEnv(env)
+    return VecMonitor(adapter) if monitor else adapter
 
 
 def _copy(value: Any) -> Any:

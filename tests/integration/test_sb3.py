@@ -7,6 +7,7 @@ adapter is also checked step by step against SB3's own ``DummyVecEnv``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -45,12 +46,22 @@ def test_ppo_learns_through_a_remote_env(spawn: Callable[..., Any]) -> None:
 
 
 def test_ppo_learns_through_a_remote_vector_env(spawn: Callable[..., Any]) -> None:
+    from stable_baselines3.common.evaluation import evaluate_policy
+
     import rlmesh.sb3
 
     server = spawn("CartPole-v1", extra_args=["--num-envs", "4"])
     venv = rlmesh.sb3.to_sb3(RemoteVectorEnv(server.address))
     model = sb3.PPO("MlpPolicy", venv, seed=0, n_steps=256, batch_size=64, verbose=0)
     model.learn(12_000)
+    # Episode statistics reach SB3's logger (rollout/ep_rew_mean) without a VecMonitor added
+    # by hand, and evaluate_policy finds the monitor (no "not wrapped" warning).
+    assert len(model.ep_info_buffer) > 0
+    assert {"r", "l", "t"} <= set(model.ep_info_buffer[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean, _ = evaluate_policy(model, venv, n_eval_episodes=4)
+    assert mean > 100
     venv.close()
     trained, baseline = score(model), random_score()
     assert trained > max(3 * baseline, 100), (trained, baseline)
