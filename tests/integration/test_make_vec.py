@@ -201,7 +201,15 @@ def test_bad_arguments_raise_and_start_nothing() -> None:
     with pytest.raises(TypeError):
         rlmesh.make_vec(DictObsEnv, 2, render_mode="rgb_array")
     with pytest.raises(TypeError, match="vector_kwargs"):
-        rlmesh.make_vec("CartPole-v1", 2, vector_kwargs={"copy": False})
+        rlmesh.make_vec("CartPole-v1", 2, vector_kwargs={"worker": print})
+    with pytest.raises(ValueError, match="Invalid vectorization mode"):
+        rlmesh.make_vec("CartPole-v1", 2, vectorization_mode="threads")
+    with pytest.raises(gym.error.NameNotFound):  # Gymnasium's own error, before any worker
+        rlmesh.make_vec("CartPoel-v1", 2)
+    with pytest.raises(gym.error.VersionNotFound):
+        rlmesh.make_vec("CartPole-v99", 2)
+    with pytest.raises(gym.error.Error):
+        rlmesh.make_vec("NoSuchNamespace/Thing-v0", 2)
     with pytest.raises(ValueError):
         rlmesh.make_vec("CartPole-v1", 2, vector_kwargs={"autoreset_mode": "Sometimes"})
     with pytest.raises(TypeError):
@@ -394,3 +402,46 @@ def test_sigkilled_owner_leaves_no_workers() -> None:
         kill_stragglers(pids)
         if directory:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+# == drop-in for gymnasium.make_vec ============================================================
+
+
+def test_gymnasium_make_vec_arguments_are_accepted(closing: Any) -> None:
+    wrappers = [lambda env: gym.wrappers.TransformReward(env, lambda r: 2 * r),
+                lambda env: gym.wrappers.TimeLimit(env, 30)]
+    remote = closing(rlmesh.make_vec("CartPole-v1", 3, "async", {"copy": False,
+                                     "shared_memory": True}, wrappers, num_workers=2))
+    local = closing(gym.make_vec("CartPole-v1", 3, "async", {"copy": False}, wrappers))
+    assert remote.spec is not None and remote.spec.id == "CartPole-v1"
+    assert remote.spec.kwargs["num_envs"] == 3
+    counts = lockstep(remote, local, steps=120, reseed_at=None)  # rewards 2.0, cut at 30
+    assert counts["ends"] >= 4
+
+
+def test_wrappers_run_in_the_workers_in_order(closing: Any) -> None:
+    wrappers = [lambda env: gym.wrappers.TimeLimit(env, 7),
+                gym.wrappers.RecordEpisodeStatistics]
+    remote = closing(rlmesh.make_vec("CartPole-v1", 2, wrappers=wrappers))
+    remote.reset(seed=0)
+    for _ in range(7):
+        _, _, _, truncated, infos = remote.step(np.ones(2, dtype=np.int64))
+    assert truncated.all() or infos["_episode"].any()
+    assert {"r", "l", "t"} <= set(infos["episode"])
+    assert infos["episode"]["l"].tolist() == [7, 7]
+
+
+def test_sync_and_vector_entry_point_modes_are_gymnasium_own(closing: Any) -> None:
+    sync = closing(rlmesh.make_vec("CartPole-v1", 2, vectorization_mode="sync"))
+    assert type(sync) is SyncVectorEnv
+    entry = closing(rlmesh.make_vec("CartPole-v1", 2, vectorization_mode="vector_entry_point"))
+    assert type(entry) is type(gym.make_vec("CartPole-v1", 2,
+                                            vectorization_mode="vector_entry_point"))
+    with pytest.raises(TypeError, match="needs an env id"):
+        rlmesh.make_vec(DictObsEnv, 2, vectorization_mode="sync")
+
+
+def test_an_env_spec_is_accepted(closing: Any) -> None:
+    remote = closing(rlmesh.make_vec(gym.spec("CartPole-v1"), 2, max_episode_steps=5))
+    local = closing(gym.make_vec("CartPole-v1", 2, "async", max_episode_steps=5))
+    lockstep(remote, local, steps=30, reseed_at=None)
