@@ -110,7 +110,8 @@ def load_target(
             raise ValueError(f"{module!r} has no attribute {attribute!r} (nor is "
                              f"{attribute!r} a registered env id)") from None
         raise ValueError(_unregistered(attribute, f"no env id {attribute!r} is registered "
-                                                  f"after importing {module!r}", module),
+                                                  f"after importing {module!r}",
+                                          after_import=True),
                          ) from None
     if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "step")):
         return functools.partial(_make_with, obj, modules, options, max_episode_steps)
@@ -165,7 +166,7 @@ def _make_with(factory: Callable[..., Any], imports: tuple[str, ...], options: d
     return gym.wrappers.TimeLimit(env, max_episode_steps)
 
 
-def _unregistered(env_id: str, problem: str, imported: str | None = None) -> str:
+def _unregistered(env_id: str, problem: str, *, after_import: bool = False) -> str:
     """The message for an id nobody registered: Gymnasium's own hint and the way forward."""
     try:
         gym.spec(env_id)
@@ -178,15 +179,13 @@ def _unregistered(env_id: str, problem: str, imported: str | None = None) -> str
         namespace, name, version = None, env_id, None
     if version is None and (latest := find_highest_version(namespace, name)) is not None:
         hint = f" (did you mean {get_env_id(namespace, name, latest)!r}?)"
-    if imported is not None:
+    if after_import:
         return f"{problem}{hint}; check the id, or name a class or function in the module"
     if namespace is not None and any(spec.namespace == namespace
                                      for spec in gym.registry.values()):
         return f"{problem}{hint}; check the id"  # the namespace's package is imported
     module = _REGISTRARS.get(namespace or "", "MODULE")
-    forward = (f"if a package registers it, import that first: rlmesh serve "
-               f"{module}:{env_id}, or rlmesh serve {env_id} --import {module}")
-    if module == "MODULE":
-        forward += " (MODULE being that package)"
-    return (f"{problem}{hint}. {forward[0].upper()}{forward[1:]}; or serve "
+    which = " (MODULE being that package)" if module == "MODULE" else ""
+    return (f"{problem}{hint}. If a package registers it, import that first: rlmesh serve "
+            f"{module}:{env_id}, or rlmesh serve {env_id} --import {module}{which}; or serve "
             "module:callable, a class or function building the env")
