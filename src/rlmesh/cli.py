@@ -10,63 +10,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import gymnasium as gym
 
 from rlmesh.channel import probe
-from rlmesh.commands import add_commands, import_attribute, write_ready
+from rlmesh.commands import add_commands, write_ready
 from rlmesh.errors import RLMeshError
 from rlmesh.options import ServeOptions
 from rlmesh.server import EnvServer, stop_on_signals
+from rlmesh.targets import load_target, parse_kwargs
 from rlmesh.tls import client_context, server_context
 
 log = logging.getLogger("rlmesh")
 
 
-def load_target(target: str, kwargs: dict[str, Any] | None = None) -> Any:
-    """Resolve ``ENV_ID`` or ``module:attribute`` into something :class:`EnvServer` serves.
-
-    A registered Gymnasium id becomes a factory calling ``gymnasium.make``. A
-    ``module:attribute`` naming a class or function becomes a factory calling it with
-    ``kwargs``; one naming an env instance is served as that instance.
-
-    Raises:
-        ValueError: If the target cannot be resolved.
-    """
-    kwargs = dict(kwargs or {})
-    if target in gym.registry:
-        return lambda: gym.make(target, **kwargs)
-    if ":" not in target:
-        raise ValueError(
-            f"{target!r} is neither a registered Gymnasium env id nor module:callable")
-    try:
-        obj = import_attribute(target, "target")
-    except ValueError:
-        if target in gym.registry:  # importing the module registered a namespaced id
-            return lambda: gym.make(target, **kwargs)
-        raise
-    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "step")):
-        factory: Callable[..., Any] = obj  # a class or a function: one env per session
-        return lambda: factory(**kwargs)
-    if kwargs:
-        raise ValueError(f"{target!r} is an env instance; --kwargs cannot apply")
-    return obj
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a target until interrupted (SIGINT or SIGTERM)."""
-    kwargs = json.loads(args.kwargs) if args.kwargs else None
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise ValueError("--kwargs must be a JSON object")
-    target = load_target(args.target, kwargs)
+    target = load_target(args.target, parse_kwargs(args.kwargs), imports=args.imports,
+                         render_mode=args.render_mode,
+                         max_episode_steps=args.max_episode_steps)
     if args.num_envs > 1:
         if not callable(target) or hasattr(target, "step"):
             raise ValueError("--num-envs needs an env id or a factory, not an env instance")
@@ -81,7 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_sessions=args.max_sessions, idle_timeout=args.idle_timeout,
         step_deadline=args.step_deadline, restart_on_error=args.restart_on_error,
         drain_timeout=args.drain_timeout, allow_remote_shutdown=args.allow_remote_shutdown)
-    server = EnvServer(target, args.address, workers=args.workers, options=options, tls=tls)
+    server = EnvServer(target, args.address, workers=args.workers, options=options, tls=tls,
+                       token=args.token)
     stop_on_signals()
     if args.ready_file:
         write_ready(args.ready_file, server.address)
@@ -166,10 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="serve an env (one env per client session)")
-    serve.add_argument("target", help="registered env id (CartPole-v1) or module:callable")
+    serve.add_argument("target", help="registered env id (CartPole-v1), module:ENV_ID "
+                       "(ale_py:ALE/Pong-v5) or module:callable")
     serve.add_argument("--address", default="127.0.0.1:5555",
                        help="host:port, tcp://host:port or unix:///path (default %(default)s)")
     serve.add_argument("--kwargs", help="JSON object of keyword arguments for the env")
+    serve.add_argument("--import", dest="imports", action="append", default=[],
+                       metavar="MODULE", help="import MODULE first, to register the env ids "
+                       "it provides (repeatable; e.g. --import ale_py for ALE/Pong-v5)")
+    serve.add_argument("--render-mode", metavar="MODE", help="render mode for the env "
+                       "(rgb_array, ...): given to gymnasium.make or to the callable")
+    serve.add_argument("--max-episode-steps", type=int, metavar="N",
+                       help="truncate episodes after N steps (gymnasium.make's "
+                       "max_episode_steps; a TimeLimit around a callable's env)")
+    serve.add_argument("--token", help="require clients to know this token (default "
+                       "RLMESH_TOKEN); a token on the command line is visible to other local "
+                       "users, so prefer the variable")
     serve.add_argument("--ready-file", help="write the resolved address here once listening")
     serve.add_argument("--ready-fd", type=int, metavar="N",
                        help="write the resolved address to file descriptor N, then close it")

@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 
 from rlmesh.errors import EnvBusyError
+from rlmesh.foreign import check_servable
 from rlmesh.sanitize import sanitize
 from rlmesh.schema import space_to_schema
 
@@ -33,8 +34,10 @@ def describe(env: Any) -> dict[str, Any]:
     """Build the contract fields that come from the env itself.
 
     Raises:
-        UnsupportedSpaceError: If a space has no wire schema.
+        UnsupportedSpaceError: If a space has no wire schema, or the env comes from an API
+            rlmesh does not serve (PettingZoo, the legacy ``gym`` package).
     """
+    check_servable(env)
     spec = getattr(env, "spec", None)
     spec_map = None
     if spec is not None and getattr(spec, "id", None):
@@ -89,6 +92,7 @@ class EnvSource:
             self._factory = lambda: gym.make(env_id)
         elif isinstance(env_or_factory, type) or not is_env_like(env_or_factory):
             if not callable(env_or_factory):
+                check_servable(env_or_factory)
                 raise TypeError(
                     "EnvServer needs a Gymnasium env, an object with observation_space, "
                     "action_space, reset and step, a zero-argument factory, or a registered "
@@ -127,6 +131,11 @@ class EnvSource:
     def _build(self) -> Any:
         assert self._factory is not None
         env = self._factory()
+        try:
+            check_servable(env)
+        except BaseException:
+            _close_quietly(env)
+            raise
         if not is_env_like(env):
             raise TypeError(f"the env factory returned {type(env).__qualname__}, not an env")
         return env

@@ -22,7 +22,7 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
     ├── InvalidActionError (ValueError) action outside the action space
     ├── ResetNeededError                step before the first reset
     ├── EnvClosedError                  the client or the session is closed
-    ├── UnsupportedSpaceError (TypeError)
+    ├── UnsupportedSpaceError (TypeError)  a space or env API rlmesh cannot serve
     └── RemoteEnvError                  the served env raised; carries its traceback
         └── RemoteModelError            the served model raised
 """
@@ -123,7 +123,12 @@ class EncodeError(RLMeshError, TypeError):
 
 
 class UnsupportedSpaceError(RLMeshError, TypeError):
-    """A space type has no wire schema."""
+    """A space type has no wire schema, or the env comes from an API rlmesh does not serve.
+
+    The message names the object (its fully qualified class) and the way forward: the
+    supported spaces, a single-agent view of a PettingZoo multi-agent env, or Shimmy's
+    wrapper around an env from the legacy ``gym`` package.
+    """
 
 
 class AuthenticationError(RLMeshError, PermissionError):

@@ -8,6 +8,7 @@ import numpy as np
 from gymnasium import spaces as gs
 
 from rlmesh.errors import ProtocolError, UnsupportedSpaceError
+from rlmesh.foreign import space_problem
 
 _MAX_DEPTH = 32
 
@@ -23,7 +24,8 @@ def space_to_schema(space: gs.Space[Any], _depth: int = 0) -> dict[str, Any]:
         The schema map.
 
     Raises:
-        UnsupportedSpaceError: For a space type without a schema.
+        UnsupportedSpaceError: For a space type without a schema (the message names its
+            class, says what is supported and, for a legacy ``gym`` space, how to convert).
     """
     if _depth > _MAX_DEPTH:
         raise UnsupportedSpaceError(f"spaces nested deeper than {_MAX_DEPTH} levels")
@@ -59,10 +61,7 @@ def space_to_schema(space: gs.Space[Any], _depth: int = 0) -> dict[str, Any]:
                 "edge_space": edge}
     if isinstance(space, gs.OneOf):
         return {"type": "OneOf", "spaces": [space_to_schema(sub, d) for sub in space.spaces]}
-    raise UnsupportedSpaceError(
-        f"{type(space).__qualname__} has no wire schema; use a space from rlmesh.spaces "
-        "(Box, Discrete, MultiDiscrete, MultiBinary, Text, Dict, Tuple, Sequence, Graph, OneOf)"
-    )
+    raise UnsupportedSpaceError(space_problem(space))
 
 
 def schema_to_space(schema: Any, _depth: int = 0) -> gs.Space[Any]:
