@@ -6,11 +6,11 @@ rlmesh variants come in two kinds:
 
 * **sockets only** ("CartPole rlmesh TCP (sockets only)", "Image HxWxC rlmesh TCP (sockets
   only)"): loopback TCP with ``RLMESH_SAME_HOST=0`` set for the server child and around the
-  client's connect, so every reply body crosses the socket. The issue-2 ratios (>= 0.85 of the
+  client's connect, so every reply body crosses the socket. The socket goals (>= 0.85 of the
   raw ping-pong + CartPole floor, >= 0.80 of the raw payload floor) are judged on these.
 * **same-host path** ("CartPole rlmesh same-host path", "Image 224x224x3 rlmesh same-host
   path", both over a unix socket): default settings, so the connection negotiates the
-  shared-memory region of docs/protocol.md section 10. The issue-3 ratios (>= 1.5x the raw TCP
+  shared-memory region of docs/protocol.md section 10. The same-host goals (>= 1.5x the raw TCP
   ping-pong with the same work or payload) are judged on these.
 * Context, no target: "CartPole rlmesh unix (sockets only)" (the same unix socket without
   shared memory: the transport's share of the gain) and "Image 224x224x3 rlmesh same-host path,
@@ -135,15 +135,15 @@ ROUND_BLOCKS: tuple[tuple[str, ...], ...] = (
 # taken within that block; otherwise between the first trials of the two keys in the round.
 RATIOS: tuple[tuple[str, str, float | None, str], ...] = (
     ("cartpole_rlmesh_tcp", "raw_tcp_cartpole", 0.85,
-     "issue 2: CartPole rlmesh TCP (sockets only) / raw ping-pong + CartPole"),
+     "CartPole rlmesh TCP (sockets only) / raw ping-pong + CartPole"),
     ("image84_rlmesh_tcp", "raw_tcp_payload84", 0.80,
-     "issue 2: Image 84x84x3 rlmesh TCP (sockets only) / raw 84x84x3 payload"),
+     "Image 84x84x3 rlmesh TCP (sockets only) / raw 84x84x3 payload"),
     ("image224_rlmesh_tcp", "raw_tcp_payload224", 0.80,
-     "issue 2: Image 224x224x3 rlmesh TCP (sockets only) / raw 224x224x3 payload"),
+     "Image 224x224x3 rlmesh TCP (sockets only) / raw 224x224x3 payload"),
     ("cartpole_rlmesh_samehost", "raw_tcp_cartpole", 1.5,
-     "issue 3: CartPole rlmesh same-host path / raw ping-pong + CartPole"),
+     "CartPole rlmesh same-host path / raw ping-pong + CartPole"),
     ("image224_rlmesh_samehost", "raw_tcp_payload224", 1.5,
-     "issue 3: Image 224x224x3 rlmesh same-host path / raw 224x224x3 payload"),
+     "Image 224x224x3 rlmesh same-host path / raw 224x224x3 payload"),
     ("raw_tcp_cartpole", "raw_tcp_echo", None,
      "raw ping-pong + CartPole / raw ping-pong 64B"),
     ("cartpole_rlmesh_tcp", "cartpole_inprocess", None,
@@ -778,7 +778,8 @@ def compute_ratios(all_rounds: RoundTrials,
             continue
         median = statistics.median(values)
         q1, q3 = _quartiles(values)
-        status = None if target is None else ("PASS" if median >= target else "MISS")
+        status = None if target is None else ("meets goal" if median >= target
+                                              else "below goal")
         at_target = None if target is None else sum(v >= target for v in values)
         ratios.append({"label": label, "numerator": num, "denominator": den,
                        "ratio": median, "q1": q1, "q3": q3,
@@ -810,8 +811,8 @@ def format_tables(title: str, note: str, results: list[Result],
 def format_ratio_table(ratios: list[dict[str, Any]]) -> str:
     """The Markdown table of ``compute_ratios`` results."""
     lines = [
-        "| ratio (median of per-round ratios) | median | IQR | min-max | rounds >= target "
-        "| target | status |",
+        "| ratio (median of per-round ratios) | median | IQR | min-max | rounds >= goal "
+        "| goal | status |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for q in ratios:

@@ -1,7 +1,8 @@
 """The ``rlmesh`` command.
 
-``serve``, ``ping`` and ``demo`` live here; ``eval``, ``describe``, ``plot`` and ``bench`` in
-:mod:`rlmesh.commands`.
+``serve`` and ``ping`` live here; ``eval``, ``serve-model``, ``describe``, ``plot`` and
+``bench`` in :mod:`rlmesh.commands`, ``demo`` in :mod:`rlmesh.demo`. ``-v`` and
+``--log-level`` are accepted before or after the command.
 
 Exit codes: 0 success, 1 failure, 2 usage error.
 """
@@ -15,16 +16,16 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-
-import gymnasium as gym
+from typing import Any
 
 from rlmesh.channel import probe
-from rlmesh.commands import add_commands, write_ready
+from rlmesh.commands import add_commands, command, write_ready
+from rlmesh.demo import cmd_demo
 from rlmesh.errors import RLMeshError
 from rlmesh.options import ServeOptions
+from rlmesh.protocol import LIBRARY_VERSION
 from rlmesh.server import EnvServer, stop_on_signals
-from rlmesh.targets import load_target, parse_kwargs
+from rlmesh.targets import load_target, parse_kwargs, vectorized
 from rlmesh.tls import client_context, server_context
 
 log = logging.getLogger("rlmesh")
@@ -36,10 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          render_mode=args.render_mode,
                          max_episode_steps=args.max_episode_steps)
     if args.num_envs > 1:
-        if not callable(target) or hasattr(target, "step"):
-            raise ValueError("--num-envs needs an env id or a factory, not an env instance")
-        make_one, count = target, args.num_envs
-        target = lambda: gym.vector.SyncVectorEnv([make_one] * count)  # noqa: E731
+        target = vectorized(target, args.num_envs)
     tls = None
     if args.tls_cert:
         tls = server_context(args.tls_cert, args.tls_key, client_ca=args.tls_client_ca)
@@ -57,7 +55,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.ready_fd is not None:
         with contextlib.suppress(OSError), os.fdopen(args.ready_fd, "w") as handle:
             handle.write(server.address + "\n")
-    log.info("serving %s on %s", args.target, server.address)
     server.serve()
     return 0
 
@@ -66,7 +63,8 @@ def cmd_ping(args: argparse.Namespace) -> int:
     """Exit 0 if the endpoint answers a health probe, 1 otherwise."""
     start = time.perf_counter()
     tls = client_context(args.tls_ca) if args.tls_ca else None
-    contract = probe(args.address, timeout=args.timeout, tls=tls)
+    contract = probe(args.address, timeout=args.timeout, tls=tls, token=args.token,
+                     wait=args.wait)
     elapsed = (time.perf_counter() - start) * 1000
     if contract.get("auth") is True and "kind" not in contract:
         print(f"{args.address}: serving (authentication required) ({elapsed:.1f} ms)")
@@ -80,66 +78,69 @@ def cmd_ping(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(address: str, max_steps: int) -> str:
-    from rlmesh.numpy import RemoteEnv
-
-    env = RemoteEnv(address)
-    try:
-        lines = [f"{address}: connected"]
-        env.reset(seed=0)
-        env.action_space.seed(0)
-        total = 0.0
-        for step in range(1, max_steps + 1):
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total += float(reward)
-            if terminated or truncated:
-                lines.append(f"{address}: episode complete after {step} steps, "
-                             f"return {total:.1f}")
-                break
-        else:
-            lines.append(f"{address}: stopped after {max_steps} steps, return {total:.1f}")
-        return "\n".join(lines)
-    finally:
-        env.close()
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Start two local endpoints and drive both from one evaluator."""
-    from rlmesh.testing import spawn_server
-
-    targets = ["CartPole-v1", "rlmesh.envs:CounterEnv"]
-    print("starting endpoints: " + ", ".join(targets))
-    with ThreadPoolExecutor(len(targets)) as pool:
-        servers = list(pool.map(spawn_server, targets))
-    try:
-        for target, server in zip(targets, servers, strict=True):
-            print(f"  {target} serving on {server.address} (pid {server.pid})")
-        print("evaluating both concurrently, one thread per endpoint, random actions:")
-        with ThreadPoolExecutor(len(servers)) as pool:
-            futures = [pool.submit(_evaluate, s.address, args.max_steps) for s in servers]
-            for future in futures:
-                print(future.result())
-    finally:
-        for server in servers:
-            server.stop()
-    print("done: both endpoints stopped")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``rlmesh`` command."""
-    parser = argparse.ArgumentParser(prog="rlmesh", description=(
-        "Serve reinforcement-learning environments over the network and drive them."))
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details and "
-                        "show tracebacks")
+    parser = argparse.ArgumentParser(
+        prog="rlmesh", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve reinforcement-learning environments over the network and drive "
+        "them.", epilog="examples:\n  rlmesh demo\n  rlmesh serve CartPole-v1 --address "
+        "127.0.0.1:5555\n  rlmesh eval 127.0.0.1:5555 --episodes 20\n\n"
+        "Run rlmesh COMMAND --help for a command's options.")
+    parser.add_argument("--version", action="version", version=f"rlmesh {LIBRARY_VERSION}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log details and show tracebacks (also after the command)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        help="how much rlmesh logs to stderr (default info)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(sub)
 
-    serve = sub.add_parser("serve", help="serve an env (one env per client session)")
+    ping = command(sub, "ping", help="check that an endpoint is serving (exit 0) or not (1)",
+                   description="Ask an endpoint what it serves, without opening a session;\n"
+                   "exit 0 if it answers, 1 if not. --wait makes it a readiness check.",
+                   examples=["rlmesh ping 127.0.0.1:5555",
+                             "rlmesh serve CartPole-v1 & rlmesh ping 127.0.0.1:5555 --wait 30"],
+                   func=cmd_ping)
+    ping.add_argument("address", help="the endpoint (host:port, tls://..., unix://...)")
+    ping.add_argument("--wait", type=float, metavar="SECONDS",
+                      help="keep retrying a refused connection (a server still starting) for "
+                           "up to SECONDS")
+    ping.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                      help="seconds to wait for the answer (default %(default)s)")
+    ping.add_argument("--token", help="the endpoint's token (default RLMESH_TOKEN); without "
+                      "it a token endpoint only says that it needs one")
+    ping.add_argument("--tls-ca", metavar="PEM",
+                      help="CA to verify a tls:// endpoint with (default: system CAs)")
+
+    demo = command(sub, "demo", help="start CartPole-v1 and CounterEnv endpoints locally "
+                   "and drive both from one evaluator",
+                   description="Start two local endpoints (CartPole-v1 and the custom\n"
+                   "rlmesh.envs:CounterEnv) on free ports, play a random episode on each at\n"
+                   "once, and stop them.", examples=["rlmesh demo"], func=cmd_demo)
+    demo.add_argument("--max-steps", type=int, default=64, metavar="N",
+                      help="stop an episode after N steps (default %(default)s)")
+    add_commands(sub)
+    return parser
+
+
+def _add_serve(sub: Any) -> None:
+    serve = command(
+        sub, "serve", help="serve an env (one env per client session)",
+        description="Serve an env until Ctrl+C or SIGTERM. An env id or a factory gives\n"
+        "every client session its own env; a module attribute that is an env instance\n"
+        "serves one session at a time.",
+        examples=["rlmesh serve CartPole-v1 --address 127.0.0.1:5555",
+                  "rlmesh serve ale_py:ALE/Pong-v5 --render-mode rgb_array",
+                  "rlmesh serve ALE/Pong-v5 --import ale_py --max-episode-steps 1000",
+                  "rlmesh serve my_envs:make_env --kwargs '{\"level\": 3}' --num-envs 4",
+                  "RLMESH_TOKEN=... rlmesh serve CartPole-v1 --address 0.0.0.0:5555"],
+        func=cmd_serve)
     serve.add_argument("target", help="registered env id (CartPole-v1), module:ENV_ID "
-                       "(ale_py:ALE/Pong-v5) or module:callable")
+                       "(ale_py:ALE/Pong-v5) or module:callable (the current directory is "
+                       "importable)")
     serve.add_argument("--address", default="127.0.0.1:5555",
                        help="host:port, tcp://host:port or unix:///path (default %(default)s)")
-    serve.add_argument("--kwargs", help="JSON object of keyword arguments for the env")
+    serve.add_argument("--kwargs", metavar="JSON",
+                       help="JSON object of keyword arguments for the env")
     serve.add_argument("--import", dest="imports", action="append", default=[],
                        metavar="MODULE", help="import MODULE first, to register the env ids "
                        "it provides (repeatable; e.g. --import ale_py for ALE/Pong-v5)")
@@ -151,12 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", help="require clients to know this token (default "
                        "RLMESH_TOKEN); a token on the command line is visible to other local "
                        "users, so prefer the variable")
-    serve.add_argument("--ready-file", help="write the resolved address here once listening")
+    serve.add_argument("--ready-file", metavar="PATH",
+                       help="write the resolved address here once listening")
     serve.add_argument("--ready-fd", type=int, metavar="N",
                        help="write the resolved address to file descriptor N, then close it")
-    serve.add_argument("--num-envs", type=int, default=1,
+    serve.add_argument("--num-envs", type=int, default=1, metavar="N",
                        help="serve a vector env of N copies (a SyncVectorEnv; default 1)")
-    serve.add_argument("--workers", type=int, default=1,
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
                        help="processes sharing the TCP port (SO_REUSEPORT; default 1)")
     limits = serve.add_argument_group("limits and lifecycle (see rlmesh.ServeOptions)")
     limits.add_argument("--max-sessions", type=int, metavar="N",
@@ -177,37 +179,30 @@ def build_parser() -> argparse.ArgumentParser:
     secure.add_argument("--tls-key", metavar="PEM", help="its private key")
     secure.add_argument("--tls-client-ca", metavar="PEM",
                         help="require client certificates signed by this CA")
-    serve.set_defaults(func=cmd_serve)
-
-    ping = sub.add_parser("ping", help="check that an endpoint is serving (exit 0) or not (1)")
-    ping.add_argument("address")
-    ping.add_argument("--timeout", type=float, default=5.0, help="seconds (default %(default)s)")
-    ping.add_argument("--tls-ca", metavar="PEM",
-                      help="CA to verify a tls:// endpoint with (default: system CAs)")
-    ping.set_defaults(func=cmd_ping)
-
-    demo = sub.add_parser("demo", help="start CartPole-v1 and CounterEnv endpoints locally "
-                          "and drive both from one evaluator")
-    demo.add_argument("--max-steps", type=int, default=64)
-    demo.set_defaults(func=cmd_demo)
-    add_commands(sub)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``rlmesh`` command; returns the exit code."""
+    """Run the ``rlmesh`` command; returns the exit code.
+
+    Errors are one line on stderr (``rlmesh: error: ...``) and exit 1; ``-v`` shows the
+    traceback instead. A usage error exits 2, Ctrl+C 130.
+    """
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("rlmesh: %(message)s"))
     log.addHandler(handler)  # rlmesh's own messages only, not every library's
-    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    level = args.log_level or ("debug" if args.verbose else "info")
+    log.setLevel(getattr(logging, level.upper()))
     try:
         code: int = args.func(args)
         return code
     except KeyboardInterrupt:
         return 130
-    except (RLMeshError, ValueError, OSError, ImportError) as exc:
+    except Exception as exc:
         if args.verbose:
             raise
-        print(f"rlmesh: error: {exc}", file=sys.stderr)
+        known = isinstance(exc, (RLMeshError, ValueError, OSError, ImportError))
+        what = str(exc) if known else f"{type(exc).__name__}: {exc}"
+        hint = "" if known else " (rlmesh -v ... shows the traceback)"
+        print(f"rlmesh: error: {what}{hint}", file=sys.stderr)
         return 1

@@ -24,6 +24,8 @@ __all__ = ["add_commands"]
 def import_attribute(spec: str, option: str) -> Any:
     """Import ``module:attribute`` (the attribute may be dotted).
 
+    The current directory is importable, as with ``python -m``.
+
     Raises:
         ValueError: If ``spec`` is malformed, the module does not import, or the attribute
             is missing (the module has been imported by then).
@@ -31,6 +33,8 @@ def import_attribute(spec: str, option: str) -> Any:
     module_name, sep, attr = spec.partition(":")
     if not (sep and module_name and attr):
         raise ValueError(f"{option} {spec!r} is not of the form module:callable")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
@@ -61,8 +65,6 @@ def load_policy(spec: str | None) -> Model:
     """
     if spec is None:
         return RANDOM_SAMPLE
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     obj = import_attribute(spec, "--policy")
     if isinstance(obj, type) and issubclass(obj, Model):
         return obj()
@@ -115,12 +117,10 @@ def cmd_serve_model(args: argparse.Namespace) -> int:
     from rlmesh.server import EnvServer, stop_on_signals
 
     model = load_policy(args.policy)
-    server = EnvServer(model, args.address)
+    server = EnvServer(model, args.address, token=args.token)
     stop_on_signals()
     if args.ready_file:
         write_ready(args.ready_file, server.address)
-    print(f"rlmesh: serving model {model.name} on {server.address}", file=sys.stderr,
-          flush=True)
     server.serve()
     return 0
 
@@ -178,12 +178,38 @@ def _benchmarks_dir() -> Path:
                      "`rlmesh bench` from there")
 
 
+COMMON = argparse.ArgumentParser(add_help=False)
+"""Flags every subcommand accepts after its name too (``rlmesh serve -v ...``)."""
+COMMON.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                    help="log details and show tracebacks")
+COMMON.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                    default=argparse.SUPPRESS,
+                    help="how much rlmesh logs to stderr (default info; -v means debug)")
+
+
+def command(sub: Any, name: str, *, help: str, description: str, examples: list[str],
+            func: Any) -> argparse.ArgumentParser:
+    """Add subcommand ``name``: one-line help, a description, and an example epilog."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, description=description, parents=[COMMON],
+        epilog="examples:\n" + "\n".join(f"  {example}" for example in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def add_commands(sub: Any) -> None:
-    """Add ``eval``, ``describe``, ``plot`` and ``bench`` to the ``rlmesh`` parser."""
-    ev = sub.add_parser("eval", help="evaluate a policy on one or more endpoints",
-                        description="Play planned, seeded episodes of a policy on every "
-                        "endpoint at once, with a live progress bar and a summary table.")
-    ev.add_argument("addresses", nargs="+", metavar="ADDRESS")
+    """Add ``eval``, ``serve-model``, ``describe``, ``plot`` and ``bench`` to the parser."""
+    ev = command(sub, "eval", help="evaluate a policy on one or more endpoints",
+                 description="Play planned, seeded episodes of a policy on every endpoint at\n"
+                 "once, with a live progress bar and a summary table. Endpoints that are\n"
+                 "still starting are waited for (--connect-timeout).",
+                 examples=["rlmesh eval 127.0.0.1:5555 --episodes 20",
+                           "rlmesh eval 127.0.0.1:5555 127.0.0.1:5556 --policy "
+                           "my_policies:greedy --json run.json --plot run.png"],
+                 func=cmd_eval)
+    ev.add_argument("addresses", nargs="+", metavar="ADDRESS",
+                    help="endpoints serving the same env (host:port, tls://..., unix://...)")
     ev.add_argument("--episodes", type=_positive, default=10,
                     help="episodes to play in all (default %(default)s)")
     ev.add_argument("--seed", type=int, default=0,
@@ -195,10 +221,11 @@ def add_commands(sub: Any) -> None:
     ev.add_argument("--max-steps", type=_positive, metavar="N",
                     help="cut episodes after N steps")
     ev.add_argument("--json", metavar="FILE", help="write every episode and the settings")
-    ev.add_argument("--plot", metavar="PNG", help="draw returns and lengths (matplotlib)")
-    ev.add_argument("--record", metavar="DIR",
-                    help="save an mp4 per episode from rgb_array frames (imageio-ffmpeg)")
-    ev.add_argument("--timeout", type=float, default=60.0,
+    ev.add_argument("--plot", metavar="PNG",
+                    help="draw returns and lengths (needs matplotlib: the 'plot' extra)")
+    ev.add_argument("--record", metavar="DIR", help="save an mp4 per episode from rgb_array "
+                    "frames (needs imageio-ffmpeg: the 'record' extra)")
+    ev.add_argument("--timeout", type=float, default=60.0, metavar="S",
                     help="seconds per request (default %(default)s)")
     ev.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                     help="seconds to wait for endpoints that are still starting, and for each "
@@ -209,37 +236,54 @@ def add_commands(sub: Any) -> None:
     ev.add_argument("--token", help="the endpoints' token (default RLMESH_TOKEN)")
     ev.add_argument("--tls-ca", metavar="PEM", help="CA to verify tls:// endpoints with")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    ev.set_defaults(func=cmd_eval)
 
-    sm = sub.add_parser("serve-model", help="serve a policy for rlmesh.RemoteModel")
+    sm = command(sub, "serve-model", help="serve a policy for rlmesh.RemoteModel",
+                 description="Serve a policy so that rlmesh.RemoteModel(ADDRESS) can use it\n"
+                 "from anywhere, like a local model.",
+                 examples=["rlmesh serve-model my_policies:greedy --address 127.0.0.1:5600"],
+                 func=cmd_serve_model)
     sm.add_argument("policy", metavar="MODULE:CALLABLE",
                     help="an rlmesh Model, Model subclass or function obs -> action")
     sm.add_argument("--address", default="127.0.0.1:5556",
                     help="host:port or unix:///path (default %(default)s)")
+    sm.add_argument("--token", help="require clients to know this token (default "
+                    "RLMESH_TOKEN)")
     sm.add_argument("--ready-file", help="write the resolved address here once listening")
-    sm.set_defaults(func=cmd_serve_model)
 
-    de = sub.add_parser("describe", help="print an endpoint's contract as JSON")
-    de.add_argument("address")
-    de.add_argument("--timeout", type=float, default=5.0,
+    de = command(sub, "describe", help="print an endpoint's contract as JSON",
+                 description="Print what an endpoint serves (kind, spaces with shape and\n"
+                 "dtype, spec, metadata) as JSON. Exits 1 if the endpoint needs a token\n"
+                 "that was not given.",
+                 examples=["rlmesh describe 127.0.0.1:5555",
+                           "RLMESH_TOKEN=... rlmesh describe 10.0.0.5:5555"],
+                 func=cmd_describe)
+    de.add_argument("address", help="the endpoint (host:port, tls://..., unix://...)")
+    de.add_argument("--timeout", type=float, default=5.0, metavar="S",
                     help="seconds to wait for the answer (default %(default)s)")
     de.add_argument("--token", help="the endpoint's token (default RLMESH_TOKEN); without it "
                     "a token endpoint says only that it needs one (exit 1)")
     de.add_argument("--tls-ca", metavar="PEM",
                     help="CA to verify a tls:// endpoint with (default: system CAs)")
-    de.set_defaults(func=cmd_describe)
 
-    pl = sub.add_parser("plot", help="draw a run saved by eval --json (needs matplotlib)")
-    pl.add_argument("file")
+    pl = command(sub, "plot", help="draw a run saved by eval --json (needs matplotlib)",
+                 description="Draw a saved run into a PNG: returns per endpoint and a\n"
+                 "histogram of episode lengths.",
+                 examples=["rlmesh plot run.json -o run.png"], func=cmd_plot)
+    pl.add_argument("file", help="a run saved by rlmesh eval --json")
     pl.add_argument("-o", "--output", metavar="PNG", help="default: FILE with .png")
-    pl.add_argument("--title")
-    pl.set_defaults(func=cmd_plot)
+    pl.add_argument("--title", help="the figure's title (default: policy, env, version)")
 
-    be = sub.add_parser("bench", help="run the benchmark suite (quick mode by default)")
-    be.add_argument("--suite", choices=["core", "vector", "all"], default="all")
+    be = command(sub, "bench", help="run the benchmark suite (quick mode by default)",
+                 description="Measure rlmesh against in-process envs, a raw-socket floor and\n"
+                 "Gymnasium's vector envs, as ratios (needs the source checkout's\n"
+                 "benchmarks/).",
+                 examples=["rlmesh bench", "rlmesh bench --suite core --full"],
+                 func=cmd_bench)
+    be.add_argument("--suite", choices=["core", "vector", "all"], default="all",
+                    help="which benchmarks: core (one env), vector (vector envs), or all "
+                    "(default %(default)s)")
     be.add_argument("--full", dest="quick", action="store_false",
                     help="the full runs recorded in benchmarks/RESULTS.md (minutes)")
-    be.set_defaults(func=cmd_bench)
 
 
 def _positive(text: str) -> int:

@@ -12,6 +12,7 @@ import select
 import signal
 import socket
 import ssl
+import sys
 import threading
 import time
 import warnings
@@ -186,6 +187,21 @@ class EnvServer:
         """The bound address, with the real port when port 0 was requested."""
         return str(self._address)
 
+    def describe(self) -> str:
+        """What this server serves, in a few words (its banner says it)."""
+        contract = self.source.contract
+        if contract["kind"] == "model":
+            return f"model {contract.get('name')}"
+        spec = contract.get("spec")
+        what = str(spec["id"]) if isinstance(spec, dict) and spec.get("id") else "a custom env"
+        if contract["kind"] == "vector_env":
+            what = f"a vector env of {contract.get('num_envs')} x {what}"
+        how = ("one instance, one session at a time" if self.source.shared
+               else "one env per session")
+        if self._pool is not None:
+            how += f", {len(self._pool.pids) + 1} processes"
+        return f"{what} ({how})"
+
     @property
     def worker_pids(self) -> list[int]:
         """Process ids of the child workers (empty unless ``workers > 1``)."""
@@ -196,9 +212,19 @@ class EnvServer:
         """Whether :meth:`shutdown` has begun."""
         return self._stopping.is_set()
 
-    def serve(self) -> None:
-        """Serve in the calling thread until :meth:`shutdown` or Ctrl+C (which shuts down)."""
+    def serve(self, *, banner: bool = True) -> None:
+        """Serve in the calling thread until :meth:`shutdown` or Ctrl+C (which shuts down).
+
+        Args:
+            banner: Print one line to stderr saying what is served where (``rlmesh:
+                serving CartPole-v1 (one env per session) on 127.0.0.1:5555; Ctrl+C
+                stops``). Sessions are logged through :mod:`logging` (logger
+                ``rlmesh.server``, INFO).
+        """
         self._claim_run()
+        if banner:
+            print(f"rlmesh: serving {self.describe()} on {self.address}; Ctrl+C stops",
+                  file=sys.stderr, flush=True)
         try:
             self._accept_loop()
         except KeyboardInterrupt:
@@ -343,7 +369,7 @@ class EnvServer:
             self._running = True
 
     def _accept_loop(self) -> None:
-        log.info("serving on %s", self.address)
+        log.debug("accepting connections on %s", self.address)
         while not self._stopping.is_set():
             try:
                 ready, _, _ = select.select([self._listener, self._wake_r], [], [])

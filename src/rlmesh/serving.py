@@ -26,6 +26,8 @@ class Session(SessionSetup):
 
     def run(self) -> None:
         """Serve until the end; never raises."""
+        opened = False
+        ending = "the client closed it"
         try:
             tls = self.server.tls
             if tls is not None:
@@ -35,27 +37,35 @@ class Session(SessionSetup):
                     log.warning("session %d: TLS handshake failed: %s", self.session_id, exc)
                     return
             if self._handshake():
+                opened = True
                 self._loop()
                 self._ended = True
         except (BlockingIOError, TimeoutError):
             self._ended = True  # idle_timeout: the client is there but silent
+            ending = "idle for longer than idle_timeout"
         except (TransportError, OSError):
-            pass  # client went away or the server is stopping
-        except Fatal:
+            # client went away or the server is stopping
+            ending = "the server stopped" if self.server.stopping else "the connection was lost"
+        except Fatal as exc:
             self._ended = True
+            ending = f"ended after an error ({exc})"
         except Exception:
             self._ended = True
+            ending = "internal error"
             log.exception("session %d: internal error", self.session_id)
             with contextlib.suppress(Exception):
                 self._error(None, P.E_INTERNAL, "internal server error; the session is closed",
                             fatal=True)
         finally:
             self.busy = False
-            if not self._park():
+            parked = self._park()
+            if not parked:
                 self._release()
                 if self._admitted:
                     self._admitted = False
                     self.server.dismiss()
+                if opened:
+                    log.info("session %d: disconnected: %s", self.session_id, ending)
             self.conn.close()
 
     def _park(self) -> bool:

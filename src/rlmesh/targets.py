@@ -15,6 +15,7 @@ re-import the modules that register ids in worker processes (``--workers``).
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import json
@@ -28,7 +29,7 @@ from rlmesh.commands import import_attribute
 from rlmesh.envsource import is_env_like
 from rlmesh.foreign import check_servable, qualified_name
 
-__all__ = ["load_target", "parse_kwargs"]
+__all__ = ["load_target", "parse_kwargs", "vectorized"]
 
 _REGISTRARS = {"ALE": "ale_py"}
 """Modules known to register a namespace of ids, for the hint when none is registered."""
@@ -126,6 +127,29 @@ def load_target(
                              "cannot apply; name a class or function building the env "
                              "(module:callable) to have it built with options")
     return obj
+
+
+def vectorized(target: Any, num_envs: int) -> Callable[[], Any]:
+    """A factory of ``SyncVectorEnv``s of ``num_envs`` envs from ``target`` (``--num-envs``).
+
+    The vector env carries its sub-envs' spec (with ``num_envs``), as
+    ``gymnasium.make_vec`` records it, so clients and ``rlmesh eval`` see which env it is.
+
+    Raises:
+        ValueError: If ``target`` is an env instance rather than a factory.
+    """
+    if not callable(target) or hasattr(target, "step"):
+        raise ValueError("--num-envs needs an env id or a factory, not an env instance")
+    return functools.partial(_make_vector, target, num_envs)
+
+
+def _make_vector(factory: Callable[[], Any], num_envs: int) -> Any:
+    envs = gym.vector.SyncVectorEnv([factory] * num_envs)
+    spec = getattr(envs.envs[0], "spec", None)
+    if spec is not None:
+        envs.spec = copy.deepcopy(spec)
+        envs.spec.kwargs = {**spec.kwargs, "num_envs": num_envs, "vectorization_mode": "sync"}
+    return envs
 
 
 def _import(module: str, what: str) -> None:

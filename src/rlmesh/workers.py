@@ -82,7 +82,7 @@ def worker_main(argv: list[str]) -> int:
     threading.Thread(target=watch_parent, name="rlmesh-parent-watch", daemon=True).start()
     sys.stdout.write(f"READY {server.address}\n")
     sys.stdout.flush()
-    server.serve()
+    server.serve(banner=False)
     return 0
 
 

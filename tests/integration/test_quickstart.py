@@ -188,15 +188,16 @@ def test_eval_single_endpoint_max_steps(endpoints: tuple[str, str]) -> None:
 
 
 @pytest.mark.parametrize(("script", "name"), [("serve_gymnasium.py", "CartPole-v1"),
-                                              ("serve.py", "CounterEnv")])
+                                              ("serve.py", "a custom env")])
 def test_example_server_banner_and_ctrl_c(tmp_path: Path, script: str, name: str) -> None:
     with example_server(script, tmp_path) as (address, process, log):
         lines = run_script("eval_many.py", "--max-steps", "1", address)
         assert lines[0] == f"{address}: connected"
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 0
-        banner = log.read_text().splitlines()
-        assert banner[0] == f"serving {name} on {address} (Ctrl+C to stop)"
+        banner = [line for line in log.read_text().splitlines() if "serving" in line]
+        assert banner == [f"rlmesh: serving {name} (one instance, one session at a time) on "
+                          f"{address}; Ctrl+C stops"]  # one line, from EnvServer.serve()
 
 
 # -- rlmesh demo --------------------------------------------------------------------------------

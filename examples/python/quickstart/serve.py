@@ -36,7 +36,6 @@ def main() -> None:
     args = parser.parse_args()
 
     server = rlmesh.EnvServer(CounterEnv(), args.address)
-    print(f"serving CounterEnv on {server.address} (Ctrl+C to stop)", flush=True)
     server.serve()
 
 

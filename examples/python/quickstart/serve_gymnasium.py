@@ -18,8 +18,7 @@ def main() -> None:
 
     env = gym.make(args.env_id)
     server = EnvServer(env, args.address)
-    print(f"serving {args.env_id} on {server.address} (Ctrl+C to stop)", flush=True)
-    server.serve()
+    server.serve()  # prints "rlmesh: serving CartPole-v1 ... on ADDRESS; Ctrl+C stops"
 
 
 if __name__ == "__main__":
