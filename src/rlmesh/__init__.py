@@ -17,6 +17,7 @@ Drive it from another process or machine::
 
 from __future__ import annotations
 
+from rlmesh import numpy as numpy  # ``import rlmesh`` is enough for ``rlmesh.numpy.RemoteEnv``
 from rlmesh import spaces, tls
 from rlmesh.channel import probe
 from rlmesh.errors import (

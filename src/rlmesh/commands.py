@@ -21,6 +21,12 @@ from rlmesh.tls import client_context
 __all__ = ["add_commands"]
 
 
+def cwd_importable() -> None:
+    """Put the current directory on ``sys.path``, as ``python -m`` does (command line only)."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def import_attribute(spec: str, option: str) -> Any:
     """Import ``module:attribute`` (the attribute may be dotted).
 
@@ -33,8 +39,7 @@ def import_attribute(spec: str, option: str) -> Any:
     module_name, sep, attr = spec.partition(":")
     if not (sep and module_name and attr):
         raise ValueError(f"{option} {spec!r} is not of the form module:callable")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    cwd_importable()
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:

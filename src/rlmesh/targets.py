@@ -25,7 +25,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import find_highest_version, get_env_id, parse_env_id
 
-from rlmesh.commands import import_attribute
+from rlmesh.commands import cwd_importable, import_attribute
 from rlmesh.envsource import is_env_like
 from rlmesh.foreign import check_servable, qualified_name
 
@@ -87,6 +87,7 @@ def load_target(
                              f"--{name.replace('_', '-')}; keep one")
     if max_episode_steps is not None and max_episode_steps < 1:
         raise ValueError(f"--max-episode-steps must be >= 1, not {max_episode_steps}")
+    cwd_importable()  # (a target in the current directory, as with python -m)
     modules = tuple(imports)
     for module in modules:
         _import(module, f"--import {module}")
