@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -9,6 +10,11 @@ import pytest
 
 from rlmesh import EnvServer
 from rlmesh.testing import ServerProcess, spawn_server
+
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    # Run as a background job of a shell, the suite inherits SIGINT ignored, and so would
+    # every child it starts: Ctrl+C tests need the children to start with the default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

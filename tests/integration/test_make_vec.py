@@ -48,6 +48,9 @@ pytestmark = [
 ]
 
 STEPS = 320
+FORKSERVER = {"context": "forkserver"}
+"""Gymnasium's AsyncVectorEnv, started without fork() from a process that may hold JAX's
+threads (a fork there warns, rightly)."""
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -119,7 +122,8 @@ def closing() -> Iterator[Callable[[Any], Any]]:
 @pytest.mark.parametrize("num_workers", [None, 1, 2, 3], ids=lambda n: f"workers={n}")
 def test_cartpole_matches_gymnasium_async(closing: Any, num_workers: int | None) -> None:
     remote = closing(rlmesh.make_vec("CartPole-v1", 8, num_workers=num_workers))
-    local = closing(gym.make_vec("CartPole-v1", 8, vectorization_mode="async"))
+    local = closing(gym.make_vec("CartPole-v1", 8, vectorization_mode="async",
+                                 vector_kwargs=FORKSERVER))
     assert isinstance(remote, VectorEnv)
     assert remote.num_envs == 8
     expected_workers = num_workers or max(1, min((os.cpu_count() or 1) - 1, 8))
@@ -132,7 +136,7 @@ def test_cartpole_matches_gymnasium_async(closing: Any, num_workers: int | None)
 @pytest.mark.parametrize("num_workers", [1, 3], ids=lambda n: f"workers={n}")
 def test_dict_obs_factory_matches_async_vector_env(closing: Any, num_workers: int) -> None:
     remote = closing(rlmesh.make_vec(DictObsEnv, 8, num_workers=num_workers))
-    local = closing(AsyncVectorEnv([DictObsEnv] * 8))
+    local = closing(AsyncVectorEnv([DictObsEnv] * 8, **FORKSERVER))
     counts = lockstep(remote, local, steps=160, reseed_at=None)
     assert counts["ends"] >= 8
 
@@ -142,7 +146,8 @@ def test_same_step_autoreset_matches_gymnasium(closing: Any, num_workers: int) -
     remote = closing(rlmesh.make_vec("CartPole-v1", 8, num_workers=num_workers,
                                      vector_kwargs={"autoreset_mode": "SameStep"}))
     local = closing(gym.make_vec("CartPole-v1", 8, vectorization_mode="async",
-                                 vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}))
+                                 vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP,
+                                                **FORKSERVER}))
     assert remote.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     counts = lockstep(remote, local)
     assert counts["final_obs"] > 10, "no step carried final_obs/final_info"
@@ -412,7 +417,8 @@ def test_gymnasium_make_vec_arguments_are_accepted(closing: Any) -> None:
                 lambda env: gym.wrappers.TimeLimit(env, 30)]
     remote = closing(rlmesh.make_vec("CartPole-v1", 3, "async", {"copy": False,
                                      "shared_memory": True}, wrappers, num_workers=2))
-    local = closing(gym.make_vec("CartPole-v1", 3, "async", {"copy": False}, wrappers))
+    local = closing(gym.make_vec("CartPole-v1", 3, "async", {"copy": False, **FORKSERVER},
+                                 wrappers))
     assert remote.spec is not None and remote.spec.id == "CartPole-v1"
     assert remote.spec.kwargs["num_envs"] == 3
     counts = lockstep(remote, local, steps=120, reseed_at=None)  # rewards 2.0, cut at 30
@@ -443,5 +449,5 @@ def test_sync_and_vector_entry_point_modes_are_gymnasium_own(closing: Any) -> No
 
 def test_an_env_spec_is_accepted(closing: Any) -> None:
     remote = closing(rlmesh.make_vec(gym.spec("CartPole-v1"), 2, max_episode_steps=5))
-    local = closing(gym.make_vec("CartPole-v1", 2, "async", max_episode_steps=5))
+    local = closing(gym.make_vec("CartPole-v1", 2, "async", FORKSERVER, max_episode_steps=5))
     lockstep(remote, local, steps=30, reseed_at=None)

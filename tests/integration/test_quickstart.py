@@ -65,7 +65,6 @@ def example_server(script: str, tmp_path: Path) -> Iterator[tuple[str, subproces
             [sys.executable, str(QUICKSTART / script), "--address", address],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         wait_until_listening(process, port, log)

@@ -49,6 +49,7 @@ def test_recorder_on_vector_lanes(tmp_path: Path) -> None:
         assert len(frames_of(by_index[episode.index])) == episode.steps + 1
 
 
+@pytest.mark.filterwarnings("ignore:.*render method without specifying any render mode")
 def test_an_env_without_rgb_frames_records_nothing(serve: Callable[..., Any],
                                                    tmp_path: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:

@@ -488,11 +488,10 @@ def test_ping_dead_port_exits_non_zero() -> None:
 
 def test_rlmesh_serve_stops_on_sigint_even_if_inherited_as_ignored(tmp_path: Any) -> None:
     ready = tmp_path / "ready"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rlmesh", "serve", "CartPole-v1", "--address", "127.0.0.1:0",
-         "--ready-file", str(ready)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    proc = subprocess.Popen(  # (bash's `trap '' INT` then exec: SIGINT inherited as ignored)
+        ["bash", "-c", 'trap "" INT; exec "$@"', "bash", sys.executable, "-m", "rlmesh",
+         "serve", "CartPole-v1", "--address", "127.0.0.1:0", "--ready-file", str(ready)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while not ready.exists() and time.monotonic() < deadline:
