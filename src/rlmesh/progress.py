@@ -82,15 +82,18 @@ def summary_rows(result: RunResult) -> list[list[str]]:
 
 def _row(name: str, result: RunResult) -> list[str]:
     success = result.success_rate
+    terminated = sum(e.terminated for e in result.episodes)
     return [name, str(result.num_episodes), _num(result.mean_reward), _num(result.std_reward),
-            _num(result.mean_steps), "-" if success is None else f"{success:.0%}"]
+            _num(result.mean_steps), str(terminated), str(result.num_episodes - terminated),
+            "-" if success is None else f"{success:.0%}"]
 
 
 def _num(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.2f}"
 
 
-HEADERS = ["endpoint", "episodes", "mean return", "std", "mean length", "success"]
+HEADERS = ["endpoint", "episodes", "mean return", "std", "mean length", "terminated",
+           "truncated", "success"]
 
 
 def print_summary(result: RunResult) -> None:
@@ -107,6 +110,8 @@ def print_summary(result: RunResult) -> None:
         for row in rows:
             table.add_row(*row, style="bold" if row[0] == "all" else None)
         console = Console()
+        if not console.is_terminal:  # (a log or a pipe: no terminal width to respect)
+            console = Console(width=max(console.width, 120))
         console.print(table)
         for event in result.events:
             console.print(f"[yellow]{event['kind']}[/yellow] {event.get('endpoint') or ''}: "

@@ -85,6 +85,7 @@ def test_cli_eval_refuses_a_mix_unless_allowed(serve: Any, tmp_path: Path) -> No
     assert "Traceback" not in refused.stderr
     allowed = rlmesh_cmd("eval", pole, counter, "--episodes", "4", "-q", "--allow-mixed")
     assert allowed.returncode == 0, allowed.stderr
+    assert "terminated" in allowed.stdout and "truncated" in allowed.stdout  # table columns
 
 
 def test_run_json_records_env_spaces_version_time_and_host(serve: Any,
