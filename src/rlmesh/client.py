@@ -7,6 +7,7 @@ import functools
 import numbers
 import ssl
 import threading
+import warnings
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -14,7 +15,7 @@ from gymnasium.envs.registration import EnvSpec
 
 from rlmesh import protocol as P
 from rlmesh.channel import DEFAULT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel, Default
-from rlmesh.errors import EndpointKindError, EnvClosedError, ProtocolError
+from rlmesh.errors import EndpointKindError, EnvClosedError, ProtocolError, RLMeshWarning
 from rlmesh.schema import schema_to_space
 
 __all__ = ["NumpyRemoteEnv"]
@@ -86,6 +87,7 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
         _contract: dict[str, Any] | None = None,
     ) -> None:
         self._channel: Channel | None = None
+        self._warned_render = False
         options: dict[str, Any] = {
             "connect_timeout": connect_timeout, "timeout": timeout,
             "max_message_bytes": max_message_bytes, "token": token, "tls": tls}
@@ -194,8 +196,24 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
         return r[2], r[3], r[4], r[5], r[6]
 
     def render(self, *, timeout: float | Default | None = DEFAULT) -> Any:
-        """Return the remote env's ``render()`` result (an rgb_array frame, or ``None``)."""
+        """Return the remote env's ``render()`` result (an rgb_array frame, or ``None``).
+
+        An endpoint serving an env without a render mode renders nothing; the first such
+        call warns here, on the client (Gymnasium's own warning goes to the server's log).
+        """
+        if self.render_mode is None and not self._warned_render:
+            self._warned_render = True
+            warnings.warn(f"{self.address} serves an env without a render mode, so render() "
+                          "returns None: serve it with one (rlmesh serve ... --render-mode "
+                          "rgb_array, or gym.make(..., render_mode='rgb_array'))",
+                          RLMeshWarning, stacklevel=2)
         return self._request(P.OP_RENDER, timeout=timeout)[2]
+
+    def __getstate__(self) -> Any:
+        """A remote env is a live connection: it cannot be pickled or deep-copied."""
+        raise TypeError(f"{type(self).__qualname__} is a live connection to {self.address} and "
+                        "cannot be pickled or copied; gymnasium.make(env.spec) makes another "
+                        "env for the same endpoint")
 
     @property
     def timeout(self) -> float | None:

@@ -297,6 +297,7 @@ def test_ansi_render_matches_local(serve: Callable[..., Any]) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:.*render method without specifying any render mode")
+@pytest.mark.filterwarnings("ignore:.*serves an env without a render mode")
 @pytest.mark.parametrize("make", [lambda: gym.make("CartPole-v1"), CounterEnv, DictObsEnv],
                          ids=["CartPole-v1", "CounterEnv-no-render-method", "DictObsEnv"])
 def test_render_without_render_mode_returns_none(serve: Callable[..., Any],

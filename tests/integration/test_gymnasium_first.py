@@ -137,3 +137,26 @@ def test_record_video_works_on_the_plain_remote_env(serve: Callable[..., Any],
     env.close()
     videos = list((tmp_path / "videos").glob("*.mp4"))
     assert len(videos) == 1 and videos[0].stat().st_size > 0
+
+
+def test_render_without_a_render_mode_warns_on_the_client(serve: Callable[..., Any]) -> None:
+    server = serve(lambda: DictObsEnv())  # no render mode
+    with rlmesh.numpy.RemoteEnv(server.address) as env:
+        env.reset(seed=0)
+        with pytest.warns(rlmesh.RLMeshWarning, match="--render-mode rgb_array"):
+            assert env.render() is None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", rlmesh.RLMeshWarning)
+            assert env.render() is None  # once per env
+
+
+def test_a_remote_env_cannot_be_pickled_and_says_why(serve: Callable[..., Any]) -> None:
+    import copy
+    import pickle
+
+    server = serve(lambda: gym.make("CartPole-v1"))
+    with rlmesh.numpy.RemoteEnv(server.address) as env:
+        for attempt in (pickle.dumps, copy.deepcopy):
+            with pytest.raises(TypeError, match=r"live connection .* gymnasium.make\(env.spec\)"):
+                attempt(env)
+        env.reset(seed=0)  # still usable
