@@ -14,6 +14,7 @@ from gymnasium.envs.registration import EnvSpec
 from rlmesh import protocol as P
 from rlmesh.channel import DEFAULT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel, Default
 from rlmesh.errors import EndpointKindError, EnvClosedError, ProtocolError
+from rlmesh.remote_attrs import RemoteAttributes
 from rlmesh.schema import schema_to_space
 
 __all__ = ["NumpyRemoteEnv"]
@@ -61,7 +62,7 @@ def _spec(env: NumpyRemoteEnv, options: dict[str, Any]) -> EnvSpec | None:
     )
 
 
-class NumpyRemoteEnv(gym.Env[Any, Any]):
+class NumpyRemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
     """A remote env returning numpy values, exactly as the served env produced them.
 
     Exposed as :class:`rlmesh.numpy.RemoteEnv`; see there for the full description.

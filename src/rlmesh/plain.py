@@ -85,3 +85,7 @@ class RemoteEnv(NumpyRemoteEnv):
     def render(self, *, timeout: float | Default | None = DEFAULT) -> Any:
         """Return the remote frame as plain values (nested lists), or ``None``."""
         return to_plain(super().render(timeout=timeout))
+
+    def _attribute_value(self, value: Any) -> Any:
+        """Remote attributes and method results arrive as plain values too."""
+        return to_plain(value)
