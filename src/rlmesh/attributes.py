@@ -50,6 +50,10 @@ def shown(name: str, limit: int = 60) -> str:
     return repr(name) if len(name) <= limit else repr(name[:limit]) + "..."
 
 
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def refusal(op: int, name: Any, *, vector: bool) -> str | None:
     """Why ``name`` may not be used with ``op``, or ``None`` when it may.
 
@@ -88,7 +92,8 @@ def _lookup(env: Any, name: str) -> Any:
             return env.get_wrapper_attr(name)
         return getattr(env, name)
     except AttributeError as exc:
-        raise Missing(f"the served env has no attribute {shown(name)} ({exc})") from None
+        raise Missing(f"the served env has no attribute {shown(name)} "
+                      f"({_cut(str(exc))})") from None
 
 
 def _vector(env: Any, method: str, name: str, *args: Any, **kwargs: Any) -> Any:
@@ -97,7 +102,7 @@ def _vector(env: Any, method: str, name: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(env, method)(name, *args, **kwargs)
     except AttributeError as exc:
         raise Missing(f"the served vector env has no attribute {shown(name)} in its "
-                      f"sub-envs, or no {method}() ({exc})") from None
+                      f"sub-envs, or no {method}() ({_cut(str(exc))})") from None
 
 
 def get(env: Any, name: str, vector: bool) -> tuple[Any, bool]:
