@@ -165,9 +165,9 @@ class RemoteAttributes:
             Whether it was set (always ``True`` with ``force``).
 
         Raises:
-            NotAllowedError: The name is private, ``reset``, ``step`` or ``close``, defines
-                the contract (``observation_space``, ``metadata``...), or the server does not
-                offer remote attribute access.
+            NotAllowedError: The server refuses the name (``docs/protocol.md`` section 13.2:
+                private, ``reset``/``step``/``close``, the contract, such as ``num_envs``),
+                or does not offer remote attribute access. Nothing is sent then.
         """
         if self._is_local(name):
             setattr(self, name, value)
@@ -232,7 +232,9 @@ class VectorAttributes:
             ValueError: ``values`` is a list or tuple of the wrong length.
             NotAllowedError: The name is private, ``reset``, ``step``, ``close``, defines the
                 contract, or the server does not offer remote attribute access.
+            RuntimeError: Between ``step_async`` and ``step_wait``.
         """
+        self._check_idle()
         if not isinstance(values, (list, tuple)):
             values = [values for _ in range(self.num_envs)]
         if len(values) != self.num_envs:

@@ -64,7 +64,8 @@ class RemoteVectorEnv(VectorAttributes, VectorEnv[Any, Any, Any]):
             list), or a list mixes single-env and vector endpoints. (A list of vector
             endpoints is joined into one larger vector env.)
 
-    Observations, rewards and flags are numpy batches, fresh for every call.
+    Observations, rewards and flags are numpy batches, fresh for every call. ``get_attr``,
+    ``set_attr`` and ``call`` reach the served sub-envs with ``SyncVectorEnv``'s semantics.
     """
 
     def __init__(
