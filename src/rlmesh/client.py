@@ -16,6 +16,7 @@ from gymnasium.envs.registration import EnvSpec
 from rlmesh import protocol as P
 from rlmesh.channel import DEFAULT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel, Default
 from rlmesh.errors import EndpointKindError, EnvClosedError, ProtocolError, RLMeshWarning
+from rlmesh.remote_attrs import RemoteAttributes
 from rlmesh.schema import schema_to_space
 
 __all__ = ["NumpyRemoteEnv"]
@@ -69,7 +70,7 @@ def _spec(env: NumpyRemoteEnv, options: dict[str, Any]) -> EnvSpec | None:
     )
 
 
-class NumpyRemoteEnv(gym.Env[Any, Any]):
+class NumpyRemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
     """A remote env returning numpy values, exactly as the served env produced them.
 
     Exposed as :class:`rlmesh.numpy.RemoteEnv`; see there for the full description.
@@ -254,6 +255,12 @@ class NumpyRemoteEnv(gym.Env[Any, Any]):
         return self._request(P.OP_PING, value)[2]
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _attribute_channel(self) -> Channel | None:
+        """The session to read remote attributes through (a deferred env opens it now)."""
+        if self._channel is None and self.__dict__.get("_deferred") is not None:
+            return self._require()
+        return self._channel
 
     def _require(self) -> Channel:
         if self._channel is None:

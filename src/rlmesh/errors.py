@@ -23,6 +23,7 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
     ├── ResetNeededError                step before the first reset
     ├── EnvClosedError                  the client or the session is closed
     ├── UnsupportedSpaceError (TypeError)  a space or env API rlmesh cannot serve
+    ├── RemoteAttributeError (AttributeError)  the served env has no such attribute
     └── RemoteEnvError                  the served env raised; carries its traceback
         └── RemoteModelError            the served model raised
 """
@@ -44,6 +45,7 @@ __all__ = [
     "RLMeshError",
     "RLMeshTimeoutError",
     "RLMeshWarning",
+    "RemoteAttributeError",
     "RemoteEnvError",
     "RemoteModelError",
     "ResetNeededError",
@@ -91,7 +93,7 @@ class RLMeshTimeoutError(RLMeshError, TimeoutError):
 
 
 class StepDeadlineError(RLMeshTimeoutError):
-    """The served env's step, reset or render ran past the server's ``step_deadline``.
+    """The served env's step, reset, render or attribute access ran past ``step_deadline``.
 
     The server answered in time and closed the session; the env call that stalled is left
     to finish (or not) on its own, and its env is never handed to another session.
@@ -161,6 +163,14 @@ class ResetNeededError(RLMeshError):
 
 class EnvClosedError(RLMeshError):
     """The env or its session has been closed."""
+
+
+class RemoteAttributeError(RLMeshError, AttributeError):
+    """The served env has no attribute of that name (remote attribute access).
+
+    An ``AttributeError``, so ``hasattr(remote_env, name)`` is ``False`` and
+    ``getattr(remote_env, name, default)`` returns the default, as for a local env.
+    """
 
 
 class RemoteEnvError(RLMeshError):

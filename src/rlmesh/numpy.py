@@ -44,4 +44,14 @@ class RemoteEnv(NumpyRemoteEnv):
 
     One ``RemoteEnv`` is one connection; it is safe to use from any thread (calls are
     serialised), and one per thread is the way to drive endpoints in parallel.
+
+    Gymnasium's escape hatches reach the served env (``docs/protocol.md`` section 13):
+    ``env.unwrapped`` is this object, and a public name it does not have itself is looked up
+    on the served env, through its wrappers, so ``env.unwrapped.x_threshold``,
+    ``env.get_wrapper_attr("x_threshold")`` and ``env.unwrapped.get_action_meanings()`` work
+    as on a local env (a method is a :class:`~rlmesh.remote_attrs.RemoteMethod`; arguments and
+    results travel as data). ``env.set_wrapper_attr("gravity", 5.0)`` changes the served env;
+    a plain ``env.gravity = 5.0`` only sets an attribute on this object. A name the served env
+    lacks raises ``RemoteAttributeError`` (an ``AttributeError``); names starting with ``_``
+    never leave this process.
     """

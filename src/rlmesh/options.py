@@ -31,7 +31,8 @@ class ServeOptions:
         idle_timeout: Seconds a session may wait for its client's next request (or for the
             client to take a reply) before the server closes it and frees its env. ``None``:
             no limit.
-        step_deadline: Seconds an env's ``step``, ``reset`` or ``render`` may run. A call
+        step_deadline: Seconds an env's ``step``, ``reset`` or ``render`` (or an attribute
+            access, call or assignment through ``remote_attributes``) may run. A call
             that runs longer gets ``StepDeadlineError`` sent to its client at the deadline
             and ends its session; the server keeps serving everyone else, and the stalled
             env is closed (factory) or withheld (instance) once the call returns. ``None``:
@@ -46,6 +47,14 @@ class ServeOptions:
             the session at once.
         allow_remote_shutdown: Honour a client's ``shutdown()`` request (refused with
             ``NotAllowedError`` otherwise).
+        remote_attributes: Let clients read and set the served env's public attributes and
+            call its public methods (``env.unwrapped.x``, ``get_wrapper_attr``,
+            ``set_wrapper_attr``, a vector env's ``get_attr``, ``set_attr`` and ``call``;
+            protocol ops ``GET_ATTR``, ``CALL``, ``SET_ATTR``). Names starting with ``_``,
+            ``reset``/``step``/``close`` and what defines the contract stay out of reach
+            either way (``docs/protocol.md`` section 13). ``False``: the three ops are
+            answered with ``NotAllowedError``. Values set on a served **instance** persist
+            into later sessions; serve a factory to give every session a fresh env.
         spin: Non-blocking polls for a session's next request before its thread blocks
             (each followed by a yield of the CPU). Polling briefly avoids the wake-up latency
             of a sleeping thread when a client steps in a tight loop; 0 disables it.
@@ -63,6 +72,7 @@ class ServeOptions:
     restart_on_error: int = 0
     resume_window: float | None = None
     allow_remote_shutdown: bool = False
+    remote_attributes: bool = True
     spin: int = dataclasses.field(
         default_factory=lambda: int(os.environ.get("RLMESH_SERVER_SPIN", "64")))
 

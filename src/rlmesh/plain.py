@@ -82,3 +82,7 @@ class RemoteEnv(NumpyRemoteEnv):
             from_plain(self.action_space, action), timeout=timeout)
         return (to_plain(obs), to_plain(reward), bool(terminated), bool(truncated),
                 to_plain(info))
+
+    def _attribute_value(self, value: Any) -> Any:
+        """Remote attributes and method results arrive as plain values too."""
+        return to_plain(value)

@@ -29,6 +29,9 @@ OP_AUTH: Final = 6
 OP_SHUTDOWN: Final = 7
 OP_PREDICT: Final = 8
 OP_PREDICT_BATCH: Final = 9
+OP_GET_ATTR: Final = 10
+OP_CALL: Final = 11
+OP_SET_ATTR: Final = 12
 
 OP_NAMES: Final = {
     OP_HELLO: "HELLO",
@@ -41,7 +44,14 @@ OP_NAMES: Final = {
     OP_SHUTDOWN: "SHUTDOWN",
     OP_PREDICT: "PREDICT",
     OP_PREDICT_BATCH: "PREDICT_BATCH",
+    OP_GET_ATTR: "GET_ATTR",
+    OP_CALL: "CALL",
+    OP_SET_ATTR: "SET_ATTR",
 }
+
+# Capabilities a server lists in its contract (beyond the base protocol).
+CAP_ATTRIBUTES: Final = "attributes"
+"""The server answers GET_ATTR, CALL and SET_ATTR (``ServeOptions(remote_attributes=True)``)."""
 
 # Reply status (reply header: [status, request_id, *values]).
 STATUS_OK: Final = 0
@@ -64,6 +74,7 @@ E_DEADLINE: Final = "deadline_exceeded"
 E_NOT_ALLOWED: Final = "not_allowed"
 E_RESUME: Final = "resume_failed"
 E_MODEL: Final = "model_error"
+E_NO_ATTRIBUTE: Final = "no_attribute"
 
 _ERROR_CLASSES: Final[dict[str, type[errors.RLMeshError]]] = {
     E_PROTOCOL: errors.ProtocolError,
@@ -80,6 +91,7 @@ _ERROR_CLASSES: Final[dict[str, type[errors.RLMeshError]]] = {
     E_DEADLINE: errors.StepDeadlineError,
     E_NOT_ALLOWED: errors.NotAllowedError,
     E_RESUME: errors.SessionLostError,
+    E_NO_ATTRIBUTE: errors.RemoteAttributeError,
 }
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from rlmesh import protocol as P
+from rlmesh.attributes import ATTRIBUTE_OPS
+from rlmesh.attributes import answer as answer_attribute
 from rlmesh.errors import TransportError
 from rlmesh.model_server import serve_requests
 from rlmesh.resume import Parked
@@ -193,6 +195,8 @@ class Session(SessionSetup):
                 self._send([P.STATUS_OK, rid, None])
                 server.request_shutdown()
                 return
+            elif op in ATTRIBUTE_OPS:
+                answer_attribute(self, env, msg, timed)
             else:
                 self._fatal(rid, P.E_PROTOCOL, f"unknown op {op!r}")
 

@@ -74,7 +74,7 @@ class SessionSetup:
 
     # -- replies --------------------------------------------------------------------------
 
-    def _send(self, reply: list[Any], keep: bool = True) -> None:
+    def _send(self, reply: list[Any], keep: bool = True, subject: str = "") -> None:
         encoded: tuple[bytes, list[Any], int] | None
         try:
             encoded = self._encoder.encode(reply)
@@ -82,6 +82,8 @@ class SessionSetup:
             encoded = self._encode_sanitized(reply)
             if encoded is None:
                 self._error(reply[1], P.E_ENCODE,
+                            f"{subject} cannot be sent (values travel as data, never "
+                            f"pickled): {exc}" if subject else
                             f"the {self._what} returned a value that cannot be sent: {exc}")
                 return
         if keep and self._key is not None:
@@ -241,7 +243,8 @@ class SessionSetup:
             server=P.server_info(),
             session=self.session_id,
             max_message_bytes=self.server.options.max_message_bytes,
-            capabilities=[],
+            capabilities=[P.CAP_ATTRIBUTES] if self.server.options.remote_attributes
+            and self.server.source.contract["kind"] != "model" else [],
             shm=False,
         )
         return contract

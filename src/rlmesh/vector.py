@@ -25,6 +25,7 @@ from rlmesh.channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel
 from rlmesh.client import contract_metadata
 from rlmesh.errors import EndpointKindError, ProtocolError
 from rlmesh.fleet import Fleet
+from rlmesh.remote_attrs import VectorAttributes
 from rlmesh.schema import schema_to_space
 from rlmesh.vector_fleet import VectorFleet
 
@@ -41,7 +42,7 @@ def _mode(value: AutoresetMode | str | None) -> AutoresetMode | None:
         raise ValueError(f"unknown autoreset mode {value!r} (one of {names})") from None
 
 
-class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
+class RemoteVectorEnv(VectorAttributes, VectorEnv[Any, Any, Any]):
     """A Gymnasium vector env whose sub-envs run behind rlmesh endpoints.
 
     Args:
@@ -63,7 +64,8 @@ class RemoteVectorEnv(VectorEnv[Any, Any, Any]):
             list), or a list mixes single-env and vector endpoints. (A list of vector
             endpoints is joined into one larger vector env.)
 
-    Observations, rewards and flags are numpy batches, fresh for every call.
+    Observations, rewards and flags are numpy batches, fresh for every call. ``get_attr``,
+    ``set_attr`` and ``call`` reach the served sub-envs with ``SyncVectorEnv``'s semantics.
     """
 
     def __init__(

@@ -176,6 +176,8 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout)
+            if process.stdout is not None:  # unread when another worker failed to start
+                process.stdout.close()
         if self._liveness_w >= 0:
             os.close(self._liveness_w)
             self._liveness_w = -1

@@ -17,9 +17,10 @@ Two layers are fuzzed:
 2. **A real server** (``rlmesh serve CartPole-v1`` in a child process on 127.0.0.1 port 0),
    over raw sockets: random bytes, lying and oversized length prefixes, the shared-memory
    flag where no region exists, garbage and mutated headers, truncated frames, requests with
-   unknown ops, wrong arity, bad seeds, options and actions, before and after a valid HELLO,
+   unknown ops, wrong arity, bad seeds, options and actions, attribute requests (``GET_ATTR``,
+   ``CALL``, ``SET_ATTR``) with hostile names and arguments, before and after a valid HELLO,
    one case per fresh connection or many on one long-lived session. A small model of the
-   protocol (sections 2, 5, 7 and 8) predicts, for every case, exactly which replies the
+   protocol (sections 2, 5, 7, 8 and 13) predicts, for every case, exactly which replies the
    server owes and whether it then hangs up; each reply must arrive, and the connection
    must close, within ``IO_TIMEOUT``. Two witness sessions (one over plain TCP, one with the
    same-host fast path) stay open throughout and step in lockstep with a local
@@ -91,10 +92,11 @@ FATAL_CODES = frozenset({"protocol_error", "version_mismatch", "message_too_larg
                          "env_busy", "server_full", "auth_failed", "shutting_down",
                          "internal", "resume_failed"})
 NONFATAL_CODES = frozenset({"invalid_action", "reset_needed", "env_error", "encode_error",
-                            "not_allowed"})
+                            "not_allowed", "no_attribute"})
 OK = "ok"
 
 OP_HELLO, OP_RESET, OP_STEP, OP_RENDER, OP_CLOSE, OP_PING, OP_AUTH, OP_SHUTDOWN = range(8)
+OP_GET_ATTR, OP_CALL, OP_SET_ATTR = 10, 11, 12
 
 
 def _fuzz_settings(name: str, **extra: Any) -> settings:
@@ -429,7 +431,9 @@ def corpus() -> list[tuple[bytes, bytes]]:
     messages: list[Any] = [
         [OP_HELLO, 0, hello], [OP_RESET, 1, 42, None], [OP_RESET, 2, None, {"low": -0.1}],
         [OP_STEP, 3, np.int64(1)], [OP_STEP, 4, 0], [OP_PING, 5, "ping"], [OP_RENDER, 6],
-        [OP_CLOSE, 7], [OP_SHUTDOWN, 8],
+        [OP_CLOSE, 7], [OP_SHUTDOWN, 8], [OP_GET_ATTR, 11, "x_threshold"],
+        [OP_CALL, 12, "render", [1, np.arange(3)], {"mode": "x"}],
+        [OP_SET_ATTR, 13, "gravity", 5.0],
         [0, 1, obs, info], [0, 3, *step], [1, 4, error],
         [0, 9, np.arange(600, dtype=np.float64).reshape(20, 30),
          (np.float32(1.5), 2**80, 1 + 2j, np.bool_(True)),
@@ -795,6 +799,35 @@ def _valid_seed(seed: Any) -> bool:
     return seed is None or type(seed) is int
 
 
+ATTR_ARITY = {OP_GET_ATTR: 3, OP_CALL: 5, OP_SET_ATTR: 4}
+ATTR_ACCESSORS = frozenset({"get_wrapper_attr", "set_wrapper_attr", "has_wrapper_attr"})
+ATTR_OWN_OPS = frozenset({"reset", "step", "close"})
+ATTR_FIXED = frozenset({"observation_space", "action_space", "single_observation_space",
+                        "single_action_space", "num_envs", "metadata", "render_mode", "spec",
+                        "render", "env"})
+
+
+def attribute_codes(msg: list[Any]) -> frozenset[str] | None:
+    """What a single-env server may answer to an attribute request (section 13).
+
+    ``None``: the request is malformed (a fatal ``protocol_error``).
+    """
+    op = msg[0]
+    if len(msg) != ATTR_ARITY[op]:
+        return None
+    if op == OP_CALL and not (type(msg[3]) is list and type(msg[4]) is dict
+                              and all(type(key) is str for key in msg[4])):
+        return None
+    name = msg[2]
+    if (type(name) is not str or not name.isidentifier() or name.startswith("_")
+            or name in ATTR_ACCESSORS or (name in ATTR_OWN_OPS and op != OP_GET_ATTR)
+            or (op == OP_SET_ATTR and name in ATTR_FIXED)):
+        return frozenset({"not_allowed"})
+    if op == OP_SET_ATTR:
+        return frozenset({OK, "env_error"})
+    return frozenset({OK, "no_attribute", "env_error", "encode_error"})
+
+
 def predict(data: bytes, handshaken: bool, limit: int) -> tuple[list[Expect], bool]:
     """The replies the server owes for ``data`` and whether it hangs up after them.
 
@@ -871,6 +904,12 @@ def predict(data: bytes, handshaken: bool, limit: int) -> tuple[list[Expect], bo
             return out, True
         elif op == OP_SHUTDOWN:
             out.append(_expect("not_allowed", rid, "SHUTDOWN"))
+        elif op in ATTR_ARITY:
+            codes = attribute_codes(msg)
+            if codes is None:
+                out.append(_expect("protocol_error", rid, "attribute request arguments"))
+                return out, True
+            out.append(_expect(codes, rid, f"attribute op {op}"))
         else:
             out.append(_expect("protocol_error", rid, "unknown op"))
             return out, True
@@ -951,6 +990,31 @@ HELLO_MAPS = st.fixed_dictionaries(
         "zzz": SCALARS,
     },
 )
+ATTR_NAMES = st.one_of(
+    st.sampled_from(["x_threshold", "gravity", "np_random", "unwrapped", "metadata", "spec",
+                     "render", "render_mode", "class_name", "has_reset", "reset", "step",
+                     "close", "observation_space", "num_envs", "env", "get_wrapper_attr",
+                     "set_wrapper_attr", "has_wrapper_attr", "_np_random", "__class__",
+                     "__dict__", "_max_episode_steps", "nope", "fuzz_note", "", "1x", "a b",
+                     "é", "x" * 5000, "\x00"]),
+    st.text(max_size=12),
+    SCALARS,
+    st.lists(SCALARS, max_size=2),
+)
+CALL_ARGS = st.one_of(st.lists(SAFE_VALUES, max_size=3), SCALARS,
+                      st.lists(SCALARS, max_size=2).map(tuple))
+CALL_KWARGS = st.one_of(st.dictionaries(st.text(max_size=6), SAFE_VALUES, max_size=2),
+                        st.dictionaries(KEYS, SCALARS, max_size=2), SCALARS)
+ATTR_REQUESTS = st.one_of(
+    st.builds(lambda rid, name: [OP_GET_ATTR, rid, name], RIDS, ATTR_NAMES),
+    st.builds(lambda rid, name, args, kwargs: [OP_CALL, rid, name, args, kwargs], RIDS,
+              ATTR_NAMES, CALL_ARGS, CALL_KWARGS),
+    st.builds(lambda rid, name, value: [OP_SET_ATTR, rid, name, value], RIDS, ATTR_NAMES,
+              SAFE_VALUES),
+    st.builds(lambda op, rid, args: [op, rid, *args],
+              st.sampled_from([OP_GET_ATTR, OP_CALL, OP_SET_ATTR]), RIDS,
+              st.lists(ATTR_NAMES, max_size=5)),  # arity
+)
 REQUESTS = st.one_of(
     st.builds(lambda rid, a: [OP_STEP, rid, a], RIDS, ACTIONS),
     st.builds(lambda rid, s, o: [OP_RESET, rid, s, o], RIDS, SEEDS, OPTIONS),
@@ -959,6 +1023,7 @@ REQUESTS = st.one_of(
     st.builds(lambda rid: [OP_CLOSE, rid], RIDS),
     st.builds(lambda rid, args: [OP_SHUTDOWN, rid, *args], RIDS, st.lists(SCALARS, max_size=2)),
     st.builds(lambda rid, h: [OP_HELLO, rid, h], RIDS, HELLO_MAPS),
+    ATTR_REQUESTS,
     st.builds(lambda op, rid, args: [op, rid, *args], st.sampled_from([OP_STEP, OP_RESET]),
               RIDS, st.lists(st.sampled_from([0, None, {}]), max_size=3)),  # arity
     st.builds(lambda op, rid, args: [op, rid, *args],
@@ -1059,6 +1124,15 @@ KEPT_REQUESTS = st.one_of(
               OPTIONS.filter(lambda o: o is None or isinstance(o, dict))),
     st.builds(lambda rid: [OP_RENDER, rid], RIDS),
     st.builds(lambda rid, args: [OP_SHUTDOWN, rid, *args], RIDS, st.lists(SCALARS, max_size=2)),
+    # Attribute requests, well formed: reads and calls of anything (nothing CartPole offers
+    # changes its dynamics), but sets only of names that leave the episode alone.
+    st.builds(lambda rid, name: [OP_GET_ATTR, rid, name], RIDS, ATTR_NAMES),
+    st.builds(lambda rid, name, args, kwargs: [OP_CALL, rid, name, args, kwargs], RIDS,
+              ATTR_NAMES, st.lists(RICH, max_size=2),
+              st.dictionaries(st.text(max_size=6), RICH, max_size=2)),
+    st.builds(lambda rid, name, value: [OP_SET_ATTR, rid, name, value], RIDS,
+              st.sampled_from(["fuzz_note", "observation_space", "step", "_np_random",
+                               "__class__", "set_wrapper_attr", "a b", "", "spec"]), RICH),
 )
 ACTION_SPACE = Discrete(2)
 

@@ -160,3 +160,12 @@ def test_a_remote_env_cannot_be_pickled_and_says_why(serve: Callable[..., Any]) 
             with pytest.raises(TypeError, match=r"live connection .* gymnasium.make\(env.spec\)"):
                 attempt(env)
         env.reset(seed=0)  # still usable
+
+
+def test_a_spec_copy_reads_remote_attributes_once_used(serve: Callable[..., Any]) -> None:
+    server = serve(lambda: gym.make("CartPole-v1"))
+    with rlmesh.numpy.RemoteEnv(server.address) as env:
+        copy = gym.make(env.spec)
+        assert copy.unwrapped.gravity == 9.8  # the first use opens its session
+        assert server.stats["sessions"] == 2
+        copy.close()
