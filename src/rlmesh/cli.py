@@ -46,7 +46,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     options = ServeOptions(
         max_sessions=args.max_sessions, idle_timeout=args.idle_timeout,
         step_deadline=args.step_deadline, restart_on_error=args.restart_on_error,
-        drain_timeout=args.drain_timeout, allow_remote_shutdown=args.allow_remote_shutdown)
+        drain_timeout=args.drain_timeout, allow_remote_shutdown=args.allow_remote_shutdown,
+        remote_attributes=args.remote_attributes)
     server = EnvServer(target, args.address, workers=args.workers, options=options, tls=tls,
                        token=args.token)
     stop_on_signals()
@@ -174,6 +175,10 @@ def _add_serve(sub: Any) -> None:
                              "seconds (default %(default)s)")
     limits.add_argument("--allow-remote-shutdown", action="store_true",
                         help="honour a client's shutdown() request")
+    limits.add_argument("--no-remote-attributes", dest="remote_attributes",
+                        action="store_false",
+                        help="refuse reads, writes and calls of the served env's public "
+                        "attributes (env.unwrapped.x, get_attr, call; allowed by default)")
     secure = serve.add_argument_group("TLS (with an address written tls://host:port)")
     secure.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain)")
     secure.add_argument("--tls-key", metavar="PEM", help="its private key")

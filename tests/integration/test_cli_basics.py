@@ -128,6 +128,17 @@ def test_an_env_that_rejects_its_kwargs_is_a_one_line_error() -> None:
     assert "-v" in result.stderr  # how to see the traceback
 
 
+def test_serve_no_remote_attributes(spawn: Any) -> None:
+    allowed = spawn("CartPole-v1")
+    refused = spawn("CartPole-v1", extra_args=["--no-remote-attributes"])
+    with RemoteEnv(allowed.address) as env:
+        assert env.unwrapped.gravity == 9.8
+    with RemoteEnv(refused.address) as env:
+        assert not hasattr(env.unwrapped, "gravity")
+        with pytest.raises(rlmesh.NotAllowedError):
+            env.get_wrapper_attr("gravity")
+
+
 def test_bench_output_has_no_internal_labels() -> None:
     for script in Path(__file__).resolve().parents[2].glob("benchmarks/bench_*.py"):
         assert not re.search(r"issue[ -]\d", script.read_text()), script.name
