@@ -202,13 +202,14 @@ class NumpyRemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
         An endpoint serving an env without a render mode renders nothing; the first such
         call warns here, on the client (Gymnasium's own warning goes to the server's log).
         """
-        if self.render_mode is None and not self._warned_render:
+        frame = self._request(P.OP_RENDER, timeout=timeout)[2]
+        if frame is None and self.render_mode is None and not self._warned_render:
             self._warned_render = True
             warnings.warn(f"{self.address} serves an env without a render mode, so render() "
                           "returns None: serve it with one (rlmesh serve ... --render-mode "
                           "rgb_array, or gym.make(..., render_mode='rgb_array'))",
                           RLMeshWarning, stacklevel=2)
-        return self._request(P.OP_RENDER, timeout=timeout)[2]
+        return frame
 
     def __getstate__(self) -> Any:
         """A remote env is a live connection: it cannot be pickled or deep-copied."""

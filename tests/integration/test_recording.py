@@ -14,7 +14,12 @@ import pytest
 import rlmesh
 from tests.helpers import need
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [
+    pytest.mark.timeout(90),
+    # imageio-ffmpeg starts ffmpeg with a preexec_fn (a fork), and JAX, imported by other
+    # tests of this process, warns about every fork; ffmpeg execs at once, so it does not apply.
+    pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning"),
+]
 
 imageio = need("imageio.v2")
 need("pygame")  # CartPole's rgb_array frames
@@ -50,6 +55,7 @@ def test_recorder_on_vector_lanes(tmp_path: Path) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:.*render method without specifying any render mode")
+@pytest.mark.filterwarnings("ignore:.*serves an env without a render mode")
 def test_an_env_without_rgb_frames_records_nothing(serve: Callable[..., Any],
                                                    tmp_path: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:
