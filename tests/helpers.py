@@ -42,8 +42,14 @@ def need(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        pytest.skip(f"{module} is not installed ({exc}); `uv sync --all-groups` installs the "
-                    "optional frameworks and env suites", allow_module_level=True)
+        how = ("PyTorch and Stable-Baselines3 install with pip (docs/install.md)"
+               if module.split(".")[0] in _PIP_ONLY else
+               "`uv sync --all-groups` installs the optional frameworks and env suites")
+        pytest.skip(f"{module} is not installed ({exc}); {how}", allow_module_level=True)
+
+
+_PIP_ONLY = {"torch", "stable_baselines3"}
+"""Optional dependencies outside the uv groups (uv would fetch a multi-GB CUDA torch)."""
 
 
 # -- sockets ----------------------------------------------------------------------------------
