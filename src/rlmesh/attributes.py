@@ -14,14 +14,11 @@ Arguments and results travel through the codec like everything else: data only, 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, NoReturn, Protocol
 
 import gymnasium as gym
 
 from rlmesh import protocol as P
-
-if TYPE_CHECKING:
-    from rlmesh.serving import Session
 
 __all__ = ["ATTRIBUTE_OPS", "answer", "refusal"]
 
@@ -129,6 +126,27 @@ def assign(env: Any, name: str, value: Any, vector: bool) -> None:
         env.set_wrapper_attr(name, value)
     else:
         setattr(env, name, value)
+
+
+class Session(Protocol):
+    """What :func:`answer` needs of a server session (``rlmesh.serving.Session`` has it).
+
+    A protocol rather than an import keeps the clients, which share :func:`refusal`, apart
+    from the server's modules.
+    """
+
+    server: Any
+    _vector: bool
+
+    def _send(self, reply: list[Any], keep: bool = True, subject: str = "") -> None: ...
+
+    def _error(self, rid: Any, code: str, message: str, *,
+               exc: BaseException | None = None, fatal: bool = False) -> None: ...
+
+    def _fatal(self, rid: Any, code: str, message: str, *,
+               exc: BaseException | None = None) -> NoReturn: ...
+
+    def _timed(self, rid: Any, call: Any, *args: Any, **kwargs: Any) -> Any: ...
 
 
 def answer(session: Session, env: Any, msg: list[Any], timed: bool) -> None:
