@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces as gs
 
-from rlmesh.codec import Decoder, Encoder
+from rlmesh.wire.codec import Decoder, Encoder
 
 SpaceFactory = Callable[[], gs.Space[Any]]
 

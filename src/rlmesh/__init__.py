@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from rlmesh import numpy as numpy  # ``import rlmesh`` is enough for ``rlmesh.numpy.RemoteEnv``
 from rlmesh import spaces, tls
-from rlmesh.channel import probe
+from rlmesh.backends.plain import RemoteEnv
+from rlmesh.client.channel import probe
 from rlmesh.errors import (
     AuthenticationError,
     ConnectFailedError,
@@ -45,22 +46,21 @@ from rlmesh.errors import (
     UnsupportedSpaceError,
     VersionMismatchError,
 )
-from rlmesh.evaluate import evaluate
-from rlmesh.hooks import Hooks
-from rlmesh.make import make_vec
-from rlmesh.manual import EpisodeSession, session
-from rlmesh.model import RANDOM_SAMPLE
-from rlmesh.model import PlainModel as Model
-from rlmesh.options import ServeOptions
-from rlmesh.plain import RemoteEnv
+from rlmesh.evaluation.episode_session import EpisodeSession, session
+from rlmesh.evaluation.evaluate import evaluate
+from rlmesh.evaluation.hooks import Hooks
+from rlmesh.evaluation.recording import Recorder
+from rlmesh.evaluation.results import EpisodeResult, RunResult
+from rlmesh.evaluation.run import run
+from rlmesh.models.model import RANDOM_SAMPLE
+from rlmesh.models.model import PlainModel as Model
+from rlmesh.models.remote import RemoteModel
 from rlmesh.protocol import LIBRARY_VERSION as __version__
 from rlmesh.protocol import PROTOCOL_VERSION
-from rlmesh.recording import Recorder
-from rlmesh.remote_model import RemoteModel
-from rlmesh.results import EpisodeResult, RunResult
-from rlmesh.runner import run
-from rlmesh.server import EnvServer
-from rlmesh.vector import RemoteVectorEnv
+from rlmesh.server.options import ServeOptions
+from rlmesh.server.server import EnvServer
+from rlmesh.vector.env import RemoteVectorEnv
+from rlmesh.vector.make import make_vec
 
 __all__ = [
     "PROTOCOL_VERSION",

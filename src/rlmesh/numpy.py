@@ -11,9 +11,9 @@ Example::
 
 from __future__ import annotations
 
-from rlmesh.client import NumpyRemoteEnv
-from rlmesh.model import Model
-from rlmesh.vector import RemoteVectorEnv
+from rlmesh.client.env import NumpyRemoteEnv
+from rlmesh.models.model import Model
+from rlmesh.vector.env import RemoteVectorEnv
 
 __all__ = ["Model", "RemoteEnv", "RemoteVectorEnv"]
 
@@ -49,7 +49,7 @@ class RemoteEnv(NumpyRemoteEnv):
     ``env.unwrapped`` is this object, and a public name it does not have itself is looked up
     on the served env, through its wrappers, so ``env.unwrapped.x_threshold``,
     ``env.get_wrapper_attr("x_threshold")`` and ``env.unwrapped.get_action_meanings()`` work
-    as on a local env (a method is a :class:`~rlmesh.remote_attrs.RemoteMethod`; arguments and
+    as on a local env (a method is a :class:`~rlmesh.client.attributes.RemoteMethod`; arguments and
     results travel as data). ``env.set_wrapper_attr("gravity", 5.0)`` changes the served env;
     a plain ``env.gravity = 5.0`` only sets an attribute on this object. A name the served env
     lacks raises ``RemoteAttributeError`` (an ``AttributeError``); names starting with ``_``

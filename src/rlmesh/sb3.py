@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
     raise missing_extra("rlmesh.sb3", "Stable-Baselines3", "sb3") from exc
 
-from rlmesh.runner import _lane_info, _pick
+from rlmesh.evaluation.run import _lane_info, _pick
 
 __all__ = ["SB3VecEnv", "to_sb3"]
 

@@ -27,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
     raise missing_extra("rlmesh.torch", "PyTorch", "torch") from exc
 
-from rlmesh.backend import make_backend
+from rlmesh.backends.make import make_backend
 
 __all__ = ["Model", "RemoteEnv", "RemoteVectorEnv", "from_tensor", "to_tensor"]
 

@@ -7,7 +7,7 @@ example database, so every CI run executes the same cases.
 
 Two layers are fuzzed:
 
-1. **The decoder** (``rlmesh.codec.Decoder``), in process, where most cases run: random
+1. **The decoder** (``rlmesh.wire.codec.Decoder``), in process, where most cases run: random
    bytes, msgpack structures carrying extension types with bad codes, dtypes, dimensions,
    offsets and sizes, deep nesting, and real encoded CartPole messages with bytes flipped,
    cut, inserted or appended. The decoder must return a value or raise ``ProtocolError``,
@@ -55,12 +55,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rlmesh
-from rlmesh import shm
-from rlmesh.codec import Decoder, Encoder
 from rlmesh.errors import EncodeError, ProtocolError
 from rlmesh.numpy import RemoteEnv
 from rlmesh.testing import ServerProcess
-from rlmesh.transport import PREFIX, SHM_FLAG
+from rlmesh.transport import shm
+from rlmesh.transport.stream import PREFIX, SHM_FLAG
+from rlmesh.wire.codec import Decoder, Encoder
 from tests.helpers import encode
 
 # -- budgets ------------------------------------------------------------------------------------

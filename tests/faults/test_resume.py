@@ -213,8 +213,8 @@ def test_parked_session_is_released_after_the_window(serve: Callable[..., Any],
             assert time.monotonic() < deadline
             time.sleep(0.05)
     # The expired key resumes nothing: a typed error, not a hang.
-    from rlmesh import handshake
-    from rlmesh.sockets import parse_address
+    from rlmesh.client import handshake
+    from rlmesh.transport.sockets import parse_address
 
     with pytest.raises(rlmesh.SessionLostError):
         handshake.open_connection(parse_address(server.address), connect_timeout=5,
@@ -230,8 +230,8 @@ def test_a_stolen_key_without_the_token_resumes_nothing(serve: Callable[..., Any
     with RemoteEnv(server.address, token="tok", timeout=10) as env:
         env.reset(seed=0)
         key = env.contract["resume"]["key"]
-        from rlmesh import handshake
-        from rlmesh.sockets import parse_address
+        from rlmesh.client import handshake
+        from rlmesh.transport.sockets import parse_address
 
         with pytest.raises(rlmesh.AuthenticationError):
             handshake.open_connection(parse_address(server.address), connect_timeout=5,

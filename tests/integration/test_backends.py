@@ -50,8 +50,8 @@ def test_core_imports_never_pull_in_a_framework() -> None:
     ("jax", "import rlmesh.jax", "jax"),
     ("stable_baselines3", "import rlmesh.sb3", "sb3"),
     ("imageio", "import rlmesh; rlmesh.Recorder('videos')", "record"),
-    ("matplotlib", "import rlmesh.plot, rlmesh.results; "
-     "rlmesh.plot.plot_run(rlmesh.results.RunResult(), 'x.png')", "plot"),
+    ("matplotlib", "import rlmesh.evaluation.plot, rlmesh.evaluation.results; "
+     "rlmesh.evaluation.plot.plot_run(rlmesh.evaluation.results.RunResult(), 'x.png')", "plot"),
 ])
 def test_a_missing_dependency_says_how_to_install_this_project(
         blocked: str, statement: str, extra: str, tmp_path: Path) -> None:

@@ -63,9 +63,9 @@ def test_an_atari_endpoint_describes_itself_in_under_10_kb(spawn: Callable[..., 
 def test_varied_large_bounds_are_summarised() -> None:
     import numpy as np
 
-    from rlmesh.contract_json import space_json
-    from rlmesh.schema import space_to_schema
+    from rlmesh.cli.contract_json import space_json
     from rlmesh.spaces import Box
+    from rlmesh.wire.schema import space_to_schema
 
     low = np.arange(1000, dtype=np.float64).reshape(10, 100)
     described = space_json(space_to_schema(Box(low, low + 1, dtype=np.float64)))

@@ -22,7 +22,7 @@ import pytest
 
 import rlmesh
 import rlmesh.numpy
-from rlmesh.results import RunResult
+from rlmesh.evaluation.results import RunResult
 from tests.helpers import need
 
 pytestmark = pytest.mark.timeout(120)

@@ -21,10 +21,10 @@ import pytest
 
 import rlmesh
 from rlmesh import EnvServer, ServeOptions, spaces
-from rlmesh.codec import Decoder
 from rlmesh.envs import CounterEnv
 from rlmesh.numpy import RemoteEnv
-from rlmesh.transport import PREFIX
+from rlmesh.transport.stream import PREFIX
+from rlmesh.wire.codec import Decoder
 from tests.helpers import CustomSpace, encode, free_port
 
 pytestmark = pytest.mark.timeout(60)

@@ -17,7 +17,7 @@ import pytest
 
 import rlmesh
 from rlmesh.envs import CounterEnv
-from rlmesh.results import RunResult
+from rlmesh.evaluation.results import RunResult
 from tests.integration.test_cli_eval import rlmesh_cmd
 
 pytestmark = pytest.mark.timeout(90)

@@ -44,8 +44,8 @@ def test_a_checkout_installs_with_an_extra_into_a_fresh_venv(tmp_path: Path) -> 
     assert run(venv / "bin" / "rlmesh", "--version").stdout.strip().startswith("rlmesh ")
     # rich came with the extra; matplotlib (the plot extra) did not, and the error says how
     # to install it for this copy: from the checkout it came from.
-    probe = run(python, "-c", "import rich, rlmesh.plot, rlmesh.results\n"
-                "try:\n    rlmesh.plot.plot_run(rlmesh.results.RunResult(), 'x.png')\n"
+    probe = run(python, "-c", "import rich\nfrom rlmesh.evaluation import plot, results\n"
+                "try:\n    plot.plot_run(results.RunResult(), 'x.png')\n"
                 "except ImportError as exc:\n    print(exc)", cwd=tmp_path)
     assert f"pip install '{ROOT}[plot]'" in probe.stdout, probe.stdout
     assert "public package index is another project" in probe.stdout

@@ -23,7 +23,7 @@ from gymnasium.vector import SyncVectorEnv
 import rlmesh
 import rlmesh.numpy
 from rlmesh import protocol as P
-from rlmesh.remote_attrs import RemoteMethod
+from rlmesh.client.attributes import RemoteMethod
 from rlmesh.testing import ServerProcess
 from tests.helpers import assert_same_values, close_after, need
 

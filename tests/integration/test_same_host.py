@@ -33,13 +33,14 @@ import pytest
 from gymnasium import spaces as gs
 
 import rlmesh
-import rlmesh.channel
-from rlmesh import EnvBusyError, RLMeshTimeoutError, ServeOptions, shmlink
+import rlmesh.client.channel
+from rlmesh import EnvBusyError, RLMeshTimeoutError, ServeOptions
 from rlmesh import protocol as P
-from rlmesh.channel import Channel
-from rlmesh.codec import Encoder
+from rlmesh.client.channel import Channel
 from rlmesh.envs import ImageEnv, SpaceEchoEnv
 from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
+from rlmesh.transport import shmlink
+from rlmesh.wire.codec import Encoder
 from tests.helpers import close_after, stop_child
 
 pytestmark = [
@@ -438,11 +439,11 @@ def body_len(shape: tuple[int, ...]) -> int:
 REGION_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    import rlmesh.shmlink
+    import rlmesh.transport.shmlink
     from rlmesh.numpy import RemoteEnv
 
     if sys.argv[3] == "data":  # offer only the body-only mode (as on a non-x86 machine)
-        rlmesh.shmlink.supported = lambda: False
+        rlmesh.transport.shmlink.supported = lambda: False
     report = {}
     for name, address in (("fits", sys.argv[1]), ("too_big", sys.argv[2])):
         env = RemoteEnv(address, timeout=10)
@@ -584,8 +585,8 @@ def stalling(serve: Any) -> Iterator[str]:
 @pytest.mark.parametrize("spin", [None, 0, 20_000], ids=lambda s: f"spin={s}")
 def test_timeout_holds_while_spinning(stalling: str, monkeypatch: Any, spin: int | None) -> None:
     if spin is not None:
-        monkeypatch.setattr(rlmesh.channel, "DEFAULT_SPIN", spin)
-    expected_spin = rlmesh.channel.DEFAULT_SPIN
+        monkeypatch.setattr(rlmesh.client.channel, "DEFAULT_SPIN", spin)
+    expected_spin = rlmesh.client.channel.DEFAULT_SPIN
     env = RemoteEnv(stalling, timeout=0.5)
     try:
         assert env._channel._conn.spin == expected_spin
@@ -607,7 +608,7 @@ def test_timeout_holds_while_spinning(stalling: str, monkeypatch: Any, spin: int
 SPIN_SCRIPT = textwrap.dedent("""
     import json, sys, time
     import numpy as np
-    import rlmesh, rlmesh.channel
+    import rlmesh, rlmesh.client.channel
     from rlmesh.numpy import RemoteEnv
 
     env = RemoteEnv(sys.argv[1], timeout=0.5)
@@ -619,7 +620,7 @@ SPIN_SCRIPT = textwrap.dedent("""
     except rlmesh.RLMeshTimeoutError:
         outcome = "timeout"
     elapsed = time.monotonic() - start
-    print("REPORT " + json.dumps({"spin": rlmesh.channel.DEFAULT_SPIN, "outcome": outcome,
+    print("REPORT " + json.dumps({"spin": rlmesh.client.channel.DEFAULT_SPIN, "outcome": outcome,
                                   "elapsed": elapsed, "shm": env.contract["shm"]}), flush=True)
     env.close()
 """)

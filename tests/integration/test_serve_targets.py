@@ -22,10 +22,10 @@ import pytest
 
 import rlmesh
 from rlmesh import EnvServer
+from rlmesh.cli.targets import load_target, parse_kwargs
 from rlmesh.envs import CounterEnv, DictObsEnv
 from rlmesh.errors import UnsupportedSpaceError
 from rlmesh.numpy import RemoteEnv
-from rlmesh.targets import load_target, parse_kwargs
 from tests.helpers import CustomSpace, assert_same, assert_space_identical, need
 
 pytestmark = [

@@ -23,10 +23,10 @@ import pytest
 
 import rlmesh
 from rlmesh import EnvServer, spaces
-from rlmesh.codec import Decoder, Encoder
 from rlmesh.envs import CounterEnv, DictObsEnv
 from rlmesh.numpy import RemoteEnv
-from rlmesh.transport import PREFIX
+from rlmesh.transport.stream import PREFIX
+from rlmesh.wire.codec import Decoder, Encoder
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.timeout(60)

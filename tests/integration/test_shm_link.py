@@ -21,12 +21,13 @@ import pytest
 from gymnasium import spaces
 
 import rlmesh
-import rlmesh.channel
-from rlmesh import ServeOptions, shmlink
+import rlmesh.client.channel
+from rlmesh import ServeOptions
 from rlmesh import protocol as P
-from rlmesh.channel import Channel
+from rlmesh.client.channel import Channel
 from rlmesh.envs import SpaceEchoEnv
 from rlmesh.numpy import RemoteEnv
+from rlmesh.transport import shmlink
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -66,7 +67,7 @@ def test_trajectories_match_local_whoever_sleeps(
         serve: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
         client_spin: int, server_spin: int) -> None:
     # With spinning off, every frame needs a wake-up byte: a lost one would hang the step.
-    monkeypatch.setattr(rlmesh.channel, "DEFAULT_SPIN", client_spin)
+    monkeypatch.setattr(rlmesh.client.channel, "DEFAULT_SPIN", client_spin)
     server = serve(lambda: gym.make("CartPole-v1"), options=ServeOptions(spin=server_spin))
     local = gym.make("CartPole-v1")
     rng = np.random.default_rng(0)
@@ -212,7 +213,7 @@ def test_server_killed_while_the_client_sleeps(spawn: Callable[..., Any], tmp_pa
 
 def test_stalled_server_times_out_while_sleeping(serve: Callable[..., Any],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rlmesh.channel, "DEFAULT_SPIN", 0)
+    monkeypatch.setattr(rlmesh.client.channel, "DEFAULT_SPIN", 0)
     release = []
 
     class Slow(gym.Env[int, int]):

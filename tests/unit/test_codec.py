@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from gymnasium.spaces import GraphInstance
 
-from rlmesh import codec
-from rlmesh.codec import Decoder, Encoder
 from rlmesh.errors import EncodeError, ProtocolError, RLMeshWarning
-from rlmesh.sanitize import sanitize
+from rlmesh.wire import codec
+from rlmesh.wire.codec import Decoder, Encoder
+from rlmesh.wire.lenient import sanitize
 from tests.helpers import assert_same, encode, roundtrip
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -621,7 +621,7 @@ def test_refused_dtype_strings_raise_protocol_error(code: str, where: str) -> No
 _DEEP_SCRIPT = textwrap.dedent("""
     import sys
     import msgpack
-    from rlmesh.codec import Decoder
+    from rlmesh.wire.codec import Decoder
     from rlmesh.errors import ProtocolError
     code, depth = int(sys.argv[1]), int(sys.argv[2])
     inner = msgpack.packb(None)

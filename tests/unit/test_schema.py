@@ -9,7 +9,7 @@ import pytest
 from gymnasium import spaces as gs
 
 from rlmesh.errors import ProtocolError, UnsupportedSpaceError
-from rlmesh.schema import schema_to_space, space_to_schema
+from rlmesh.wire.schema import schema_to_space, space_to_schema
 from tests.helpers import SPACES as SHARED_SPACES
 from tests.helpers import (
     CustomSpace,

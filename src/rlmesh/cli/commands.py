@@ -1,0 +1,298 @@
+"""The ``rlmesh`` subcommands that evaluate and inspect: eval, describe, plot, bench."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from rlmesh.cli.contract_json import contract_json
+from rlmesh.client.channel import probe
+from rlmesh.evaluation.results import RunResult
+from rlmesh.models.model import RANDOM_SAMPLE, Model, as_model
+from rlmesh.tls import client_context
+from rlmesh.wire.schema import schema_to_space
+
+__all__ = ["add_commands"]
+
+
+def cwd_importable() -> None:
+    """Put the current directory on ``sys.path``, as ``python -m`` does (command line only)."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def import_attribute(spec: str, option: str) -> Any:
+    """Import ``module:attribute`` (the attribute may be dotted).
+
+    The current directory is importable, as with ``python -m``.
+
+    Raises:
+        ValueError: If ``spec`` is malformed, the module does not import, or the attribute
+            is missing (the module has been imported by then).
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not (sep and module_name and attr):
+        raise ValueError(f"{option} {spec!r} is not of the form module:callable")
+    cwd_importable()
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r} for {option} {spec!r}: {exc}"
+                         ) from exc
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def write_ready(path: str, address: str) -> None:
+    """Write ``address`` to ``path`` atomically (for supervisors waiting on a bind)."""
+    temporary = f"{path}.tmp{os.getpid()}"
+    with open(temporary, "w") as handle:
+        handle.write(address + "\n")
+    os.replace(temporary, path)
+
+
+def load_policy(spec: str | None) -> Model:
+    """``module:callable`` as a model (default: the random baseline).
+
+    The attribute may be an :class:`rlmesh.Model` (or ``rlmesh.numpy.Model``) instance, a
+    ``Model`` subclass (instantiated without arguments), or a function ``observation ->
+    action`` (given numpy values). The current directory is importable, as with
+    ``python -m``.
+    """
+    if spec is None:
+        return RANDOM_SAMPLE
+    obj = import_attribute(spec, "--policy")
+    if isinstance(obj, type) and issubclass(obj, Model):
+        return obj()
+    return as_model(obj)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a policy on one or more endpoints; 0 when every episode finished."""
+    from rlmesh.evaluation.evaluate import evaluate
+    from rlmesh.evaluation.progress import ProgressHooks, print_summary
+
+    model = load_policy(args.policy)
+    connect: dict[str, Any] = {"connect_timeout": args.connect_timeout,
+                               "timeout": args.timeout}
+    if args.token:
+        connect["token"] = args.token
+    if args.tls_ca:
+        connect["tls"] = client_context(args.tls_ca)
+    episodes = args.episodes
+    if args.plot:  # before the run, not after it: a missing extra must not waste one
+        from rlmesh.evaluation.plot import pyplot
+
+        pyplot()
+    hooks: list[Any] = []
+    if args.record:
+        from rlmesh.evaluation.recording import Recorder
+
+        hooks.append(Recorder(args.record))
+    with ProgressHooks(episodes, enabled=not args.quiet) as progress:
+        result = evaluate(model, args.addresses, episodes=episodes, seed=args.seed,
+                          max_episode_steps=args.max_steps, hooks=[progress, *hooks],
+                          allow_mixed=args.allow_mixed, **connect)
+    result.settings["policy_spec"] = args.policy or "random"
+    if args.json:
+        result.save(args.json)
+        print(f"rlmesh: wrote {result.num_episodes} episodes to {args.json}", file=sys.stderr)
+    if args.plot:
+        from rlmesh.evaluation.plot import plot_run
+
+        plot_run(result, args.plot)
+        print(f"rlmesh: wrote {args.plot}", file=sys.stderr)
+    print_summary(result)
+    if result.interrupted:
+        return 130
+    return 0 if result.complete else 1
+
+
+def cmd_serve_model(args: argparse.Namespace) -> int:
+    """Serve a policy until interrupted (SIGINT or SIGTERM)."""
+    from rlmesh.server.server import EnvServer, stop_on_signals
+
+    model = load_policy(args.policy)
+    server = EnvServer(model, args.address, token=args.token)
+    stop_on_signals()
+    if args.ready_file:
+        write_ready(args.ready_file, server.address)
+    server.serve()
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    """Print an endpoint's contract as JSON; 1 if the endpoint described itself only in part."""
+    contract = probe(args.address, timeout=args.timeout, token=args.token,
+                     tls=client_context(args.tls_ca) if args.tls_ca else None)
+    described = contract_json(contract)
+    spaces = {}
+    for key in ("observation_space", "action_space", "single_observation_space",
+                "single_action_space"):
+        if key in contract:
+            spaces[key] = str(schema_to_space(contract[key]))
+    if spaces:
+        described["spaces"] = spaces
+    print(json.dumps(described, indent=2, sort_keys=False))
+    if "kind" not in contract:
+        print(f"rlmesh: error: {args.address} requires a token to describe itself: pass "
+              "--token or set RLMESH_TOKEN", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Draw a saved run (``eval --json``) into a PNG."""
+    from rlmesh.evaluation.plot import plot_run
+
+    result = RunResult.load(args.file)
+    output = args.output or str(Path(args.file).with_suffix(".png"))
+    plot_run(result, output, title=args.title)
+    print(f"rlmesh: wrote {output}", file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark suite's quick mode (needs the source checkout's benchmarks/)."""
+    directory = _benchmarks_dir()
+    scripts = ["bench_core.py", "bench_vector.py"] if args.suite == "all" else [
+        f"bench_{args.suite}.py"]
+    code = 0
+    for script in scripts:
+        command = [sys.executable, str(directory / script), *(["--quick"] if args.quick else [])]
+        print(f"rlmesh: running {' '.join(command[1:])}", file=sys.stderr, flush=True)
+        code = max(code, subprocess.call(command, cwd=directory.parent))
+    return 1 if code else 0
+
+
+def _benchmarks_dir() -> Path:
+    here = Path(__file__).resolve()
+    for candidate in (Path.cwd() / "benchmarks", here.parents[2] / "benchmarks"):
+        if (candidate / "bench_core.py").is_file():
+            return candidate
+    raise ValueError("the benchmark suite lives in the source checkout (benchmarks/); run "
+                     "`rlmesh bench` from there")
+
+
+COMMON = argparse.ArgumentParser(add_help=False)
+"""Flags every subcommand accepts after its name too (``rlmesh serve -v ...``)."""
+COMMON.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                    help="log details and show tracebacks")
+COMMON.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                    default=argparse.SUPPRESS,
+                    help="how much rlmesh logs to stderr (default info; -v means debug)")
+
+
+def command(sub: Any, name: str, *, help: str, description: str, examples: list[str],
+            func: Any) -> argparse.ArgumentParser:
+    """Add subcommand ``name``: one-line help, a description, and an example epilog."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, description=description, parents=[COMMON],
+        epilog="examples:\n" + "\n".join(f"  {example}" for example in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``eval``, ``serve-model``, ``describe``, ``plot`` and ``bench`` to the parser."""
+    ev = command(sub, "eval", help="evaluate a policy on one or more endpoints",
+                 description="Play planned, seeded episodes of a policy on every endpoint at\n"
+                 "once, with a live progress bar and a summary table. Endpoints that are\n"
+                 "still starting are waited for (--connect-timeout).",
+                 examples=["rlmesh eval 127.0.0.1:5555 --episodes 20",
+                           "rlmesh eval 127.0.0.1:5555 127.0.0.1:5556 --policy "
+                           "my_policies:greedy --json run.json --plot run.png"],
+                 func=cmd_eval)
+    ev.add_argument("addresses", nargs="+", metavar="ADDRESS",
+                    help="endpoints serving the same env (host:port, tls://..., unix://...)")
+    ev.add_argument("--episodes", type=_positive, default=10,
+                    help="episodes to play in all (default %(default)s)")
+    ev.add_argument("--seed", type=int, default=0,
+                    help="episode i is reset with seed S+i (default %(default)s)")
+    ev.add_argument("--policy", metavar="MODULE:CALLABLE",
+                    help="an rlmesh Model, Model subclass or function obs -> action, where obs "
+                         "is a numpy array (or a dict/tuple of them) as the env produced it; "
+                         "the current directory is importable (default: random actions)")
+    ev.add_argument("--max-steps", type=_positive, metavar="N",
+                    help="cut episodes after N steps")
+    ev.add_argument("--json", metavar="FILE", help="write every episode and the settings")
+    ev.add_argument("--plot", metavar="PNG",
+                    help="draw returns and lengths (needs matplotlib: the 'plot' extra)")
+    ev.add_argument("--record", metavar="DIR", help="save an mp4 per episode from rgb_array "
+                    "frames (needs imageio-ffmpeg: the 'record' extra)")
+    ev.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                    help="seconds per request (default %(default)s)")
+    ev.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                    help="seconds to wait for endpoints that are still starting, and for each "
+                         "handshake (default %(default)s)")
+    ev.add_argument("--allow-mixed", action="store_true",
+                    help="evaluate on endpoints that serve different envs (refused otherwise: "
+                         "their mean return would pool two experiments)")
+    ev.add_argument("--token", help="the endpoints' token (default RLMESH_TOKEN)")
+    ev.add_argument("--tls-ca", metavar="PEM", help="CA to verify tls:// endpoints with")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    sm = command(sub, "serve-model", help="serve a policy for rlmesh.RemoteModel",
+                 description="Serve a policy so that rlmesh.RemoteModel(ADDRESS) can use it\n"
+                 "from anywhere, like a local model.",
+                 examples=["rlmesh serve-model my_policies:greedy --address 127.0.0.1:5600"],
+                 func=cmd_serve_model)
+    sm.add_argument("policy", metavar="MODULE:CALLABLE",
+                    help="an rlmesh Model, Model subclass or function obs -> action")
+    sm.add_argument("--address", default="127.0.0.1:5556",
+                    help="host:port or unix:///path (default %(default)s)")
+    sm.add_argument("--token", help="require clients to know this token (default "
+                    "RLMESH_TOKEN)")
+    sm.add_argument("--ready-file", help="write the resolved address here once listening")
+
+    de = command(sub, "describe", help="print an endpoint's contract as JSON",
+                 description="Print what an endpoint serves (kind, spaces with shape and\n"
+                 "dtype, spec, metadata) as JSON. Exits 1 if the endpoint needs a token\n"
+                 "that was not given.",
+                 examples=["rlmesh describe 127.0.0.1:5555",
+                           "RLMESH_TOKEN=... rlmesh describe 10.0.0.5:5555"],
+                 func=cmd_describe)
+    de.add_argument("address", help="the endpoint (host:port, tls://..., unix://...)")
+    de.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                    help="seconds to wait for the answer (default %(default)s)")
+    de.add_argument("--token", help="the endpoint's token (default RLMESH_TOKEN); without it "
+                    "a token endpoint says only that it needs one (exit 1)")
+    de.add_argument("--tls-ca", metavar="PEM",
+                    help="CA to verify a tls:// endpoint with (default: system CAs)")
+
+    pl = command(sub, "plot", help="draw a run saved by eval --json (needs matplotlib)",
+                 description="Draw a saved run into a PNG: returns per endpoint and a\n"
+                 "histogram of episode lengths.",
+                 examples=["rlmesh plot run.json -o run.png"], func=cmd_plot)
+    pl.add_argument("file", help="a run saved by rlmesh eval --json")
+    pl.add_argument("-o", "--output", metavar="PNG", help="default: FILE with .png")
+    pl.add_argument("--title", help="the figure's title (default: policy, env, version)")
+
+    be = command(sub, "bench", help="run the benchmark suite (quick mode by default)",
+                 description="Measure rlmesh against in-process envs, a raw-socket floor and\n"
+                 "Gymnasium's vector envs, as ratios (needs the source checkout's\n"
+                 "benchmarks/).",
+                 examples=["rlmesh bench", "rlmesh bench --suite core --full"],
+                 func=cmd_bench)
+    be.add_argument("--suite", choices=["core", "vector", "all"], default="all",
+                    help="which benchmarks: core (one env), vector (vector envs), or all "
+                    "(default %(default)s)")
+    be.add_argument("--full", dest="quick", action="store_false",
+                    help="the full runs recorded in benchmarks/RESULTS.md (minutes)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value

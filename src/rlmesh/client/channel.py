@@ -1,0 +1,421 @@
+"""The client side of one connection: handshake, then request/reply with timeouts."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import enum
+import os
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+from rlmesh import protocol as P
+from rlmesh.client import handshake
+from rlmesh.errors import (
+    ConnectFailedError,
+    ConnectionLostError,
+    EnvClosedError,
+    MessageTooLargeError,
+    ProtocolError,
+    RLMeshError,
+    RLMeshTimeoutError,
+    SessionLostError,
+    TransportError,
+)
+from rlmesh.protocol import auth
+from rlmesh.tls import resolve_client as resolve_tls
+from rlmesh.transport.sockets import connect, parse_address
+from rlmesh.transport.stream import Connection
+from rlmesh.wire.codec import Decoder, Encoder
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_SPIN = int(os.environ.get("RLMESH_SPIN", "64"))
+"""Non-blocking polls for a reply before blocking (``RLMESH_SPIN``; 0 disables)."""
+
+
+class Default(enum.Enum):
+    """Type of :data:`DEFAULT`."""
+
+    TOKEN = 0
+
+
+DEFAULT: Final = Default.TOKEN
+"""Sentinel: use the channel's own timeout."""
+
+
+class Channel:
+    """A connected, handshaken session with an rlmesh server.
+
+    Every request is bounded by ``timeout``. After a timeout or a transport error the
+    channel is unusable (a late reply would be mistaken for the next one) and every later
+    request raises at once, unless the server keeps sessions for resumption
+    (``ServeOptions(resume_window=...)``): then a broken connection is reopened within the
+    window and the unanswered request is sent again under its request id, which the server
+    answers exactly once. Thread-safe: requests from several threads are serialised.
+
+    Args:
+        address: Endpoint address string.
+        connect_timeout: Seconds allowed for connecting and the handshake.
+        timeout: Seconds allowed for each request, or ``None`` for no limit.
+        max_message_bytes: Largest reply frame accepted.
+        token: The endpoint's shared secret (default ``RLMESH_TOKEN``).
+        tls: TLS context, ``True`` for the system's CAs, or ``None``.
+        resume: Resume the session after a broken connection when the server offers it.
+        wait: Retry a refused connection (a server still starting) until
+            ``connect_timeout``; ``False`` fails at once.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
+        token: str | bytes | None = None,
+        tls: ssl.SSLContext | bool | None = None,
+        resume: bool = True,
+        wait: bool = True,
+    ) -> None:
+        self.address = parse_address(address)
+        self._secret = auth.token_from(token)
+        self._tls = resolve_tls(tls, self.address.tls)
+        self._connect_timeout = connect_timeout
+        self._max_message_bytes = max_message_bytes
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._next_id = 1
+        self._broken: RLMeshError | None = None
+        self._pending: collections.deque[tuple[int, int]] = collections.deque()
+        self._early: dict[int, list[Any] | RLMeshError] = {}
+        """Replies read ahead of :meth:`collect` (a shared-memory link holds one frame)."""
+        self._sent: tuple[int, int, tuple[Any, ...]] | None = None
+        """``(request_id, op, args)`` of the last request sent, for a resume to resend."""
+        self._dropped = False
+        """Whether the connection broke (rather than a timeout or a protocol error)."""
+        self._peer_max = P.DEFAULT_MAX_MESSAGE_BYTES
+        self._closed = False
+        self._encoder = Encoder()
+        self._decoder = Decoder()
+        opened = self._open(connect_timeout, wait=wait)
+        self._conn = opened.conn
+        self._conn.set_timeout(timeout)
+        contract = opened.contract
+        self.contract: dict[str, Any] = contract
+        offer = contract.get("resume")
+        self._resume: dict[str, Any] | None = offer if resume and isinstance(offer, dict) \
+            and isinstance(offer.get("key"), bytes) else None
+        peer_max = contract.get("max_message_bytes")
+        if isinstance(peer_max, int) and peer_max > 0:
+            self._peer_max = peer_max
+
+    def _open(self, connect_timeout: float | None, extra: dict[str, Any] | None = None,
+              wait: bool = False) -> handshake.Opened:
+        return handshake.open_connection(
+            self.address, connect_timeout=connect_timeout,
+            max_message_bytes=self._max_message_bytes, secret=self._secret, tls=self._tls,
+            spin=DEFAULT_SPIN, extra=extra, wait=wait)
+
+    def _reopen(self, cause: RLMeshError, limit: float | None) -> bool:
+        """Resume the session on a new connection after ``cause`` broke the old one.
+
+        Returns:
+            ``False`` if this session cannot be resumed (the caller raises ``cause``).
+
+        Raises:
+            SessionLostError: Resumption failed (the window ran out, or the server no
+                longer holds the session).
+        """
+        offer = self._resume
+        if (offer is None or not self._dropped or self._closed or len(self._pending) > 1
+                or self._sent is None):
+            return False
+        window = float(offer.get("window") or 0)
+        deadline = time.monotonic() + window
+        delay = 0.02
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                attempt = left if self._connect_timeout is None \
+                    else min(left, self._connect_timeout)
+                opened = self._open(max(attempt, 0.05), {"resume": {"key": offer["key"]}})
+                break
+            except SessionLostError as exc:
+                raise SessionLostError(
+                    f"the connection to {self.address} broke ({cause}) and the session could "
+                    f"not be resumed: {exc}") from cause
+            except (ConnectFailedError, ConnectionLostError, RLMeshTimeoutError) as exc:
+                left = deadline - time.monotonic()  # (the network may come back)
+                if left <= 0:
+                    raise SessionLostError(
+                        f"the connection to {self.address} broke ({cause}) and could not be "
+                        f"resumed within {window}s: {exc}") from cause
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 0.5)
+        self._conn = opened.conn
+        self._conn.set_timeout(limit)
+        self._broken = None
+        self._dropped = False
+        rid, op, args = self._sent
+        header, buffers, body_len = self._encoder.encode([op, rid, *args])
+        try:
+            self._conn.send(header, buffers, body_len, True)
+        except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
+            raise self._translate(exc, op, self.timeout) from None
+        return True
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._closed
+
+    def set_timeout(self, timeout: float | None) -> None:
+        """Change the bound on each later request (``None``: no limit)."""
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be > 0 or None")
+        with self._lock:
+            self.timeout = timeout
+            if self._broken is None and not self._closed:
+                self._conn.set_timeout(timeout)
+
+    def _fail(self, error: RLMeshError) -> RLMeshError:
+        self._broken = error
+        self._conn.close()
+        return error
+
+    def _unusable(self) -> RLMeshError:
+        if self._closed:
+            return EnvClosedError("this env has been closed")
+        return ConnectionLostError(
+            f"the connection to {self.address} is unusable after an earlier error: "
+            f"{self._broken}"
+        )
+
+    def _send_locked(self, op: int, args: tuple[Any, ...]) -> int:
+        if self._broken is not None or self._closed:
+            raise self._unusable()
+        rid = self._next_id
+        self._next_id = rid + 1
+        header, buffers, body_len = self._encoder.encode([op, rid, *args])
+        if len(header) + body_len > self._peer_max:
+            raise MessageTooLargeError(
+                f"request of {len(header) + body_len} bytes exceeds the server's limit of "
+                f"{self._peer_max}; nothing was sent"
+            )
+        if self._pending and self._conn.link is not None:
+            self._read_ahead()
+        if self._resume is not None:
+            self._sent = (rid, op, args)
+        try:
+            # The reply may use shared memory only if no earlier reply is still unread.
+            self._conn.send(header, buffers, body_len, not self._pending)
+        except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
+            raise self._translate(exc, op, self.timeout) from None
+        return rid
+
+    def _read_ahead(self) -> None:
+        """Read every pending reply now, so the link's slots are free for the next request."""
+        for rid, op in self._pending:
+            if rid not in self._early:
+                try:
+                    self._early[rid] = self._recv_locked(op, rid, self.timeout)
+                except RLMeshError as exc:
+                    self._early[rid] = exc
+        if self._broken is not None:
+            raise self._unusable()
+
+    def _recv_locked(self, op: int, rid: int, limit: float | None) -> list[Any]:
+        try:
+            reply_header, body = self._conn.recv()
+            reply = self._decoder.decode(reply_header, body)
+        except (BlockingIOError, TimeoutError, OSError, TransportError, ProtocolError) as exc:
+            raise self._translate(exc, op, limit) from None
+        if type(reply) is list and len(reply) > 2 and reply[1] == rid:
+            if reply[0] == P.STATUS_OK:
+                return reply
+        elif not (type(reply) is list and len(reply) == 3 and reply[0] == P.STATUS_ERROR):
+            # (an error sent before the server could read our request id is fine)
+            raise self._fail(ProtocolError(f"unexpected reply {reply!r:.200}"))
+        error = P.error_from_map(reply[2])
+        if isinstance(reply[2], dict) and reply[2].get("fatal"):
+            self._fail(error)
+        raise error
+
+    def _translate(self, exc: BaseException, op: int, limit: float | None) -> RLMeshError:
+        """Turn a send/receive failure into the typed error, breaking the channel."""
+        if isinstance(exc, (BlockingIOError, TimeoutError)):
+            return self._fail(RLMeshTimeoutError(
+                f"{P.OP_NAMES.get(op, op)} to {self.address} got no reply within {limit}s"))
+        if isinstance(exc, ProtocolError):
+            return self._fail(exc)
+        self._dropped = True
+        return self._fail(ConnectionLostError(f"connection to {self.address} lost: {exc}"))
+
+    def _call_locked(self, op: int, args: tuple[Any, ...], limit: float | None) -> list[Any]:
+        """Send a request and receive its reply, resuming the session if it breaks."""
+        try:
+            rid = self._send_locked(op, args)
+        except ConnectionLostError as exc:
+            if not self._reopen(exc, limit):
+                raise
+            rid = self._next_id - 1
+        return self._recv_resuming(op, rid, limit)
+
+    def _recv_resuming(self, op: int, rid: int, limit: float | None) -> list[Any]:
+        """Receive the reply to ``rid``, resuming the session (and resending) if it breaks."""
+        while True:
+            try:
+                return self._recv_locked(op, rid, limit)
+            except ConnectionLostError as exc:
+                if not self._reopen(exc, limit):
+                    raise
+
+    def request(self, op: int, *args: Any, timeout: float | Default | None = DEFAULT
+                ) -> list[Any]:
+        """Send one request and wait for its reply.
+
+        Args:
+            op: The op code.
+            *args: The op's arguments.
+            timeout: Override of the channel timeout for this request.
+
+        Returns:
+            The reply header ``[status, request_id, *values]`` (status is always OK).
+
+        Raises:
+            RLMeshTimeoutError: No reply in time (the channel is closed).
+            ConnectionLostError: The server went away (the channel is closed).
+            RLMeshError: The typed error the server answered with.
+        """
+        with self._lock:
+            if self._pending:
+                raise RuntimeError("collect() the pipelined replies before request()")
+            if timeout is DEFAULT:
+                if self._resume is None:
+                    return self._recv_locked(op, self._send_locked(op, args), self.timeout)
+                return self._call_locked(op, args, self.timeout)
+            self._conn.set_timeout(timeout)
+            try:
+                return self._call_locked(op, args, timeout)
+            finally:
+                if self._broken is None:
+                    self._conn.set_timeout(self.timeout)
+
+    def submit(self, op: int, *args: Any) -> int:
+        """Send a request without waiting; :meth:`collect` its reply later, in order.
+
+        Pipelining lets one thread keep many endpoints busy at once.
+
+        Returns:
+            The request id.
+        """
+        with self._lock:
+            rid = self._send_locked(op, args)
+            self._pending.append((rid, op))
+            return rid
+
+    def collect(self) -> list[Any]:
+        """Wait for the reply to the oldest :meth:`submit`-ted request.
+
+        Raises:
+            RuntimeError: If nothing is pending.
+            RLMeshError: As :meth:`request`.
+        """
+        with self._lock:
+            if not self._pending:
+                raise RuntimeError("no request is pending")
+            rid, op = self._pending[0]
+            try:  # (the request stays pending while a resume may resend it)
+                early = self._early.pop(rid, None)
+                if early is None:
+                    return self._recv_resuming(op, rid, self.timeout)
+            finally:
+                self._pending.popleft()
+            if isinstance(early, RLMeshError):
+                raise early
+            return early
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Tell the server goodbye (best effort, bounded) and close the socket. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            broken = self._broken
+            pending = bool(self._pending)
+        if broken is None and not pending:
+            with contextlib.suppress(RLMeshError):
+                self.request(P.OP_CLOSE, timeout=timeout)
+        with self._lock:
+            self._closed = True
+            self._conn.close()
+
+    def abandon(self) -> None:
+        """Close the socket without a goodbye (for finalizers)."""
+        self._closed = True
+        self._conn.close()
+
+
+def probe(address: str, timeout: float = 5.0,
+          tls: ssl.SSLContext | bool | None = None, *, token: str | bytes | None = None,
+          wait: float | None = None) -> dict[str, Any]:
+    """Ask an endpoint to describe itself without opening a session (a health check).
+
+    The server builds no env and holds nothing for this; a busy single-instance endpoint
+    answers too (with ``"busy": True``). An endpoint that requires a token describes itself
+    only to a client that proves it holds the token; without one the answer is partial:
+    ``{"auth": True, "server": ...}`` and no ``kind``.
+
+    Args:
+        address: The endpoint.
+        timeout: Seconds for the connect and for the answer.
+        tls: TLS context, ``True`` for the system's CAs, or ``None``.
+        token: The endpoint's token (default ``RLMESH_TOKEN``).
+        wait: Seconds to keep retrying a refused connection (a server still starting);
+            ``None`` fails at once.
+
+    Returns:
+        The endpoint's contract (spaces as schemas, ``kind``, ``num_envs``, ``server``...).
+
+    Raises:
+        ConnectFailedError: Nothing accepts connections at ``address`` (within ``wait``).
+        AuthenticationError: The token is wrong, or the endpoint cannot prove it holds it.
+        RLMeshError: The endpoint answered with another error, or not in time.
+    """
+    parsed = parse_address(address)
+    secret = auth.token_from(token)
+    sock = connect(parsed, timeout if wait is None else wait, resolve_tls(tls, parsed.tls),
+                   wait=wait is not None)
+    conn = Connection(sock, P.DEFAULT_MAX_MESSAGE_BYTES)
+    try:
+        conn.set_timeout(timeout)
+        hello: dict[str, Any] = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME,
+                                 "capabilities": [], "probe": True}
+        nonce = auth.nonce() if secret is not None else b""
+        if secret is not None:
+            hello["nonce"] = nonce
+        reply = handshake.exchange(conn, parsed, P.OP_HELLO, hello, timeout)
+        return handshake.answer_challenge(conn, parsed, reply, secret, nonce, timeout)
+    finally:
+        conn.close()
+
+
+def gather(channels: Sequence[Channel], indices: Sequence[int]) -> list[list[Any]]:
+    """Collect one pipelined reply per listed channel; raise the first error after all."""
+    replies: list[list[Any]] = []
+    first_error: RLMeshError | None = None
+    for i in indices:
+        try:
+            replies.append(channels[i].collect())
+        except RLMeshError as exc:
+            replies.append([])
+            if first_error is None:
+                first_error = exc
+                if hasattr(exc, "add_note"):  # Python 3.11+
+                    exc.add_note(f"raised by endpoint {i} ({channels[i].address})")
+    if first_error is not None:
+        raise first_error
+    return replies

@@ -1,0 +1,312 @@
+"""``RemoteEnv``: a ``gymnasium.Env`` whose reset, step and render run on an rlmesh server."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import numbers
+import ssl
+import threading
+import warnings
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec
+
+from rlmesh import protocol as P
+from rlmesh.client.attributes import RemoteAttributes
+from rlmesh.client.channel import (
+    DEFAULT,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    Channel,
+    Default,
+)
+from rlmesh.errors import EndpointKindError, EnvClosedError, ProtocolError, RLMeshWarning
+from rlmesh.wire.schema import schema_to_space
+
+__all__ = ["NumpyRemoteEnv"]
+
+
+def contract_metadata(contract: dict[str, Any]) -> dict[str, Any]:
+    """The env's ``metadata`` from a contract, ``render_modes`` cut to the served mode.
+
+    A client cannot switch the served env's render mode, so it advertises only that one.
+    """
+    metadata = contract.get("metadata")
+    metadata = dict(metadata) if isinstance(metadata, dict) else {}
+    render_mode = contract.get("render_mode")
+    metadata["render_modes"] = [render_mode] if isinstance(render_mode, str) else []
+    return metadata
+
+
+def _reconnect(cls: type[NumpyRemoteEnv], address: str, options: dict[str, Any],
+               contract: dict[str, Any], render_mode: str | None = None) -> NumpyRemoteEnv:
+    """Entry point of a RemoteEnv's spec: another session to the same endpoint.
+
+    The new env knows the endpoint's contract already and opens its session on first use,
+    so ``gymnasium.make(env.spec)`` followed by ``close()`` (as ``check_env`` does) costs no
+    session, even against a busy single-instance endpoint.
+    """
+    served_mode = contract.get("render_mode")
+    if render_mode is not None and render_mode != served_mode:
+        raise ValueError(
+            f"the endpoint {address} renders in mode {served_mode!r}; a client cannot choose "
+            f"render_mode={render_mode!r}"
+        )
+    return cls(address, **options, _contract=contract)
+
+
+def _spec(env: NumpyRemoteEnv, options: dict[str, Any]) -> EnvSpec | None:
+    spec = env.contract.get("spec")
+    if not isinstance(spec, dict) or not spec.get("id"):
+        return None
+    max_steps = spec.get("max_episode_steps")
+    threshold = spec.get("reward_threshold")
+    return EnvSpec(
+        id=str(spec["id"]),
+        entry_point=functools.partial(_reconnect, type(env), env.address, options,
+                                      env.contract),
+        reward_threshold=float(threshold) if isinstance(threshold, (int, float)) else None,
+        nondeterministic=bool(spec.get("nondeterministic", False)),
+        max_episode_steps=max_steps if isinstance(max_steps, int) else None,
+        # The served env already enforces its own API order and time limit.
+        order_enforce=False,
+        disable_env_checker=True,
+    )
+
+
+class NumpyRemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
+    """A remote env returning numpy values, exactly as the served env produced them.
+
+    Exposed as :class:`rlmesh.numpy.RemoteEnv`; see there for the full description.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
+        token: str | bytes | None = None,
+        tls: ssl.SSLContext | bool | None = None,
+        _contract: dict[str, Any] | None = None,
+    ) -> None:
+        self._channel: Channel | None = None
+        self._warned_render = False
+        options: dict[str, Any] = {
+            "connect_timeout": connect_timeout, "timeout": timeout,
+            "max_message_bytes": max_message_bytes, "token": token, "tls": tls}
+        self._deferred: dict[str, Any] | None = None
+        """Connection options of an env whose session opens on first use (see _reconnect)."""
+        if _contract is not None:
+            self._define(address, _contract)
+            self._deferred = options
+            self._connecting = threading.Lock()
+            self._request = self._request_deferred
+            self.address = address
+        else:
+            channel = Channel(address, **options)
+            try:
+                self._define(address, channel.contract)
+            except BaseException:
+                channel.close()
+                raise
+            self._channel = channel
+            self._request = channel.request
+            self.address = str(channel.address)
+        self.spec = _spec(self, options)
+
+    def _define(self, address: str, contract: dict[str, Any]) -> None:
+        """Take the spaces, render mode and metadata from the endpoint's contract."""
+        if contract.get("kind") == "vector_env":
+            raise EndpointKindError(
+                f"{address} serves a vector env of {contract.get('num_envs')} sub-envs: "
+                f"use rlmesh.numpy.RemoteVectorEnv({address!r})"
+            )
+        if contract.get("kind") != "env":
+            raise ProtocolError(f"{address} serves a {contract.get('kind')!r} endpoint")
+        if "observation_space" not in contract or "action_space" not in contract:
+            raise ProtocolError(f"{address} sent a contract without spaces")
+        self.observation_space = schema_to_space(contract["observation_space"])
+        self.action_space = schema_to_space(contract["action_space"])
+        self.contract = contract
+        render_mode = contract.get("render_mode")
+        self.render_mode = render_mode if isinstance(render_mode, str) else None
+        self.metadata = contract_metadata(contract)
+
+    def _request_deferred(self, op: int, *args: Any,
+                          timeout: float | Default | None = DEFAULT) -> list[Any]:
+        """The first request of a deferred env: open the session, then send it."""
+        return self._require().request(op, *args, timeout=timeout)
+
+    def _open_deferred(self, options: dict[str, Any]) -> Channel:
+        """Open the session of a deferred env; it must serve the env it was made for."""
+        channel = Channel(self.address, **options)
+        fresh = channel.contract
+        try:
+            same = (fresh.get("kind") == "env" and "observation_space" in fresh
+                    and "action_space" in fresh
+                    and schema_to_space(fresh["observation_space"]) == self.observation_space
+                    and schema_to_space(fresh["action_space"]) == self.action_space)
+            if not same:
+                raise EndpointKindError(f"{self.address} no longer serves the env this one "
+                                        "was made from (its kind or spaces changed)")
+        except BaseException:
+            channel.close()
+            raise
+        self.contract = fresh
+        return channel
+
+    # -- the Gymnasium API ----------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None,
+        timeout: float | Default | None = DEFAULT,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset the remote env.
+
+        Args:
+            seed: Seed for the remote env's RNG (also seeds this object's ``np_random``).
+            options: Passed to the remote env's ``reset``.
+            timeout: Seconds allowed for this call instead of :attr:`timeout` (``None``: no
+                limit).
+
+        Returns:
+            ``(observation, info)`` from the remote env.
+        """
+        if seed is not None:
+            if not isinstance(seed, numbers.Integral):
+                raise TypeError(f"seed must be an int or None, not {type(seed).__qualname__}")
+            seed = int(seed)
+        super().reset(seed=seed)
+        reply = self._request(P.OP_RESET, seed, options, timeout=timeout)
+        return reply[2], reply[3]
+
+    def step(self, action: Any, *, timeout: float | Default | None = DEFAULT
+             ) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Step the remote env with ``action``.
+
+        Args:
+            action: An element of :attr:`action_space`.
+            timeout: Seconds allowed for this call instead of :attr:`timeout`.
+
+        Raises:
+            InvalidActionError: If ``action`` is not in :attr:`action_space` (the remote env
+                does not see it and its state is unchanged).
+            ResetNeededError: If :meth:`reset` was never called.
+            RemoteEnvError: If the remote env raised.
+            RLMeshTimeoutError: If no reply came in time (the session is then closed).
+        """
+        r = self._request(P.OP_STEP, action, timeout=timeout)
+        return r[2], r[3], r[4], r[5], r[6]
+
+    def render(self, *, timeout: float | Default | None = DEFAULT) -> Any:
+        """Return the remote env's ``render()`` result (an rgb_array frame, or ``None``).
+
+        An endpoint serving an env without a render mode renders nothing; the first such
+        call warns here, on the client (Gymnasium's own warning goes to the server's log).
+        """
+        frame = self._request(P.OP_RENDER, timeout=timeout)[2]
+        if frame is None and self.render_mode is None and not self._warned_render:
+            self._warned_render = True
+            warnings.warn(f"{self.address} serves an env without a render mode, so render() "
+                          "returns None: serve it with one (rlmesh serve ... --render-mode "
+                          "rgb_array, or gym.make(..., render_mode='rgb_array'))",
+                          RLMeshWarning, stacklevel=2)
+        return frame
+
+    def __getstate__(self) -> Any:
+        """A remote env is a live connection: it cannot be pickled or deep-copied."""
+        raise TypeError(f"{type(self).__qualname__} is a live connection to {self.address} and "
+                        "cannot be pickled or copied; gymnasium.make(env.spec) makes another "
+                        "env for the same endpoint")
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds each request may take (``None``: no limit); settable."""
+        if self._deferred is not None:
+            limit: float | None = self._deferred["timeout"]
+            return limit
+        return self._require().timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        if self._deferred is not None:
+            if value is not None and not value > 0:
+                raise ValueError("timeout must be > 0 or None")
+            self._deferred["timeout"] = value
+            return
+        self._require().set_timeout(value)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Ask the server to shut down (drain, close its envs, stop), then close this env.
+
+        Raises:
+            NotAllowedError: Unless the server runs with
+                ``ServeOptions(allow_remote_shutdown=True)`` (this env stays open then).
+        """
+        self._request(P.OP_SHUTDOWN, timeout=timeout)
+        self._require().abandon()
+
+    def close(self) -> None:
+        """End the session (the server frees or closes its env). Idempotent."""
+        self._deferred = None  # (a deferred env that was never used has nothing to end)
+        channel = self._channel
+        if channel is not None:
+            channel.close()
+
+    def ping(self, value: Any = None) -> Any:
+        """Round-trip ``value`` through the server (a liveness check)."""
+        return self._request(P.OP_PING, value)[2]
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _attribute_channel(self) -> Channel | None:
+        """The session to read remote attributes through (a deferred env opens it now)."""
+        if self._channel is None and self.__dict__.get("_deferred") is not None:
+            return self._require()
+        return self._channel
+
+    def _require(self) -> Channel:
+        if self._channel is None:
+            options = self._deferred
+            if options is None:
+                raise EnvClosedError("this env is not connected")
+            with self._connecting:
+                if self._channel is None and self._deferred is not None:
+                    self._channel = self._open_deferred(options)
+                    self._request = self._channel.request
+                    self._deferred = None
+            if self._channel is None:
+                raise EnvClosedError("this env has been closed")
+        return self._channel
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        if self._channel is None:
+            return self._deferred is None
+        return self._channel.closed
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open" if self._channel else "not connected yet"
+        return f"<{type(self).__module__}.{type(self).__qualname__} {self.address} {state}>"
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    def abandon(self) -> None:
+        """Drop the connection without a goodbye, from any thread.
+
+        A call in flight fails with ``ConnectionLostError``.
+        """
+        channel = getattr(self, "_channel", None)
+        if channel is not None and not channel.closed:
+            channel.abandon()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.abandon()
+

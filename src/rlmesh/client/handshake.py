@@ -1,0 +1,147 @@
+"""The client side of opening a connection: connect, HELLO, token proof, shared memory.
+
+Used to open a session (:class:`rlmesh.client.channel.Channel`), to resume one after a dropped
+connection, and for health probes. See ``docs/protocol.md`` section 5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+from typing import Any
+
+from rlmesh import protocol as P
+from rlmesh.errors import (
+    AuthenticationError,
+    ConnectionLostError,
+    ProtocolError,
+    RLMeshTimeoutError,
+    TransportError,
+)
+from rlmesh.protocol import auth
+from rlmesh.transport import shm, shmlink
+from rlmesh.transport.sockets import Address, connect
+from rlmesh.transport.stream import Connection
+from rlmesh.wire.codec import Decoder, Encoder
+
+
+@dataclasses.dataclass
+class Opened:
+    """A connection whose handshake succeeded, and the server's contract."""
+
+    conn: Connection
+    contract: dict[str, Any]
+
+
+def exchange(conn: Connection, address: Address, op: int, value: Any,
+             timeout: float | None) -> dict[str, Any]:
+    """Send one handshake request ``[op, 0, value]`` and return the map it is answered with.
+
+    Raises:
+        RLMeshTimeoutError: No answer within ``timeout``.
+        ConnectionLostError: The server hung up.
+        RLMeshError: The typed error the server answered with.
+    """
+    encoder, decoder = Encoder(), Decoder()
+    try:
+        conn.send(*encoder.encode([op, 0, value]))
+        reply = decoder.decode(*conn.recv())
+    except (BlockingIOError, TimeoutError):
+        raise RLMeshTimeoutError(f"{address} did not answer within {timeout}s") from None
+    except ProtocolError:
+        raise
+    except (OSError, TransportError) as exc:
+        raise ConnectionLostError(f"{address} hung up during the handshake: {exc}") from exc
+    if type(reply) is not list or len(reply) < 3:
+        raise ProtocolError(f"unexpected reply {reply!r:.200}")
+    if reply[0] != P.STATUS_OK:
+        raise P.error_from_map(reply[2])
+    if not isinstance(reply[2], dict):
+        raise ProtocolError("the server's answer is not a map")
+    return reply[2]
+
+
+def open_connection(address: Address, *, connect_timeout: float | None,
+                    max_message_bytes: int, secret: bytes | None,
+                    tls: ssl.SSLContext | None, spin: int,
+                    extra: dict[str, Any] | None = None, wait: bool = False) -> Opened:
+    """Connect and complete the handshake (token proof and shared memory included).
+
+    Args:
+        address: The endpoint.
+        connect_timeout: Seconds for the connect and again for each handshake exchange.
+        max_message_bytes: Largest frame accepted from the server.
+        secret: The token, when the endpoint requires one.
+        tls: Wrap the connection in TLS with this context.
+        spin: Receive polling budget for the connection.
+        extra: More HELLO keys (``resume`` to resume a session).
+        wait: Retry a refused connection until ``connect_timeout`` (a server still starting).
+
+    Returns:
+        The connection, its timeout still ``connect_timeout``, and the contract.
+    """
+    sock = connect(address, connect_timeout, tls, wait=wait)
+    conn = Connection(sock, max_message_bytes)
+    conn.set_spin(spin)
+    region = None if conn.tls else _offer_region(sock)
+    try:
+        conn.set_timeout(connect_timeout)
+        capabilities = []
+        if region is not None:
+            capabilities = ["shm", "shm-link"] if shmlink.supported() else ["shm"]
+        hello: dict[str, Any] = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME,
+                                 "capabilities": capabilities, **(extra or {})}
+        if region is not None:
+            hello["shm"] = {"name": region.name, "size": region.size, "host": shm.host_id()}
+        client_nonce = auth.nonce() if secret is not None else b""
+        if secret is not None:
+            hello["nonce"] = client_nonce
+        contract = exchange(conn, address, P.OP_HELLO, hello, connect_timeout)
+        contract = answer_challenge(conn, address, contract, secret, client_nonce,
+                                    connect_timeout)
+    except BaseException:
+        conn.close()
+        if region is not None:
+            region.unlink()
+            region.close()
+        raise
+    if region is not None:
+        region.unlink()  # both sides have mapped it (or the server declined)
+        if contract.get("shm") is True:
+            conn.attach_shm(region, "client", link=contract.get("shm_link") is True)
+        else:
+            region.close()
+    return Opened(conn, contract)
+
+
+def answer_challenge(conn: Connection, address: Address, reply: dict[str, Any],
+                     secret: bytes | None, client_nonce: bytes,
+                     timeout: float | None) -> dict[str, Any]:
+    """Complete token authentication (see :mod:`rlmesh.protocol.auth`); returns the contract."""
+    challenge = reply.get("challenge")
+    if challenge is None:
+        if secret is not None:
+            raise AuthenticationError(
+                f"{address} does not use a token, so it cannot prove who it is; refusing it "
+                "(unset token= / RLMESH_TOKEN to connect without auth)")
+        return reply
+    if secret is None:
+        raise AuthenticationError(f"{address} requires a token (token= or RLMESH_TOKEN)")
+    if not isinstance(challenge, bytes):
+        raise ProtocolError("malformed authentication challenge")
+    proof = auth.proof(secret, b"client", client_nonce, challenge)
+    contract = exchange(conn, address, P.OP_AUTH, {"proof": proof}, timeout)
+    expected = auth.proof(secret, b"server", client_nonce, challenge)
+    if not auth.check(expected, contract.get("auth")):
+        raise AuthenticationError(f"{address} could not prove it holds the token")
+    return contract
+
+
+def _offer_region(sock: Any) -> shm.ShmRegion | None:
+    """A fresh shared-memory region to offer the server, when it may be on this host."""
+    if not (shm.enabled() and shm.same_host_socket(sock)):
+        return None
+    try:
+        return shm.ShmRegion.create()
+    except (OSError, ValueError):
+        return None

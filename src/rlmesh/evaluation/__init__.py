@@ -1,0 +1,1 @@
+"""Layer 5, evaluation: ``run``, ``evaluate``, hand-driven episodes, hooks, results, reports."""

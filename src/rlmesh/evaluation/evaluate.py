@@ -1,0 +1,350 @@
+"""``rlmesh.evaluate``: one model, planned episodes, spread over many endpoints at once.
+
+Every episode gets its seed when the run is planned, so the results do not depend on which
+endpoint played it or when. Each endpoint has a thread that takes the next episode from a
+shared queue (a vector endpoint takes one per lane). When an endpoint fails mid-episode
+(it dies, hangs past its timeout, or its connection breaks), the episode goes back to the
+queue for another endpoint, the failure is recorded in ``RunResult.events``, and the endpoint
+is tried again once before it is given up. Ctrl+C returns the episodes that finished.
+
+Before the first episode every endpoint is asked what it serves (a probe: no session, no env
+built). Endpoints still starting are waited for up to ``connect_timeout``; endpoints that
+serve different envs (ids or spaces) are refused unless ``allow_mixed`` is set, since their
+mean return would pool two experiments.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rlmesh.client.channel import DEFAULT_CONNECT_TIMEOUT, probe
+from rlmesh.errors import (
+    ConnectFailedError,
+    EndpointKindError,
+    RLMeshError,
+    RLMeshTimeoutError,
+    TransportError,
+)
+from rlmesh.evaluation.hooks import HookList, Hooks
+from rlmesh.evaluation.identity import EnvIdentity, provenance
+from rlmesh.evaluation.results import EpisodeResult, RunResult
+from rlmesh.evaluation.run import connect_endpoint, plan_seeds, play_episode, play_lanes
+from rlmesh.models.model import Model, as_model
+
+__all__ = ["evaluate"]
+
+_Job = tuple[int, "int | None", int]  # (index, seed, attempts so far)
+
+
+def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None = None,
+             seeds: Sequence[int | None] | None = None, seed: int | None = None,
+             max_episode_steps: int | None = None,
+             hooks: Hooks | Sequence[Hooks] | None = None, max_attempts: int = 3,
+             allow_mixed: bool = False, **connect: Any) -> RunResult:
+    """Play planned episodes of ``model`` on every endpoint at once.
+
+    Args:
+        model: An :class:`rlmesh.Model`, ``rlmesh.RANDOM_SAMPLE`` or a callable policy
+            (shared by all endpoints' threads, so it must be thread-safe).
+        addresses: One endpoint address or several (single-env or vector endpoints).
+        episodes: Episodes to play; default ``len(seeds)``, else 1.
+        seeds: The seed of each episode.
+        seed: Instead of ``seeds``: episode ``i`` gets ``seed + i``.
+        max_episode_steps: Cut episodes longer than this (they count as truncated).
+        hooks: :class:`rlmesh.Hooks`, called one at a time from the endpoints' threads.
+        max_attempts: Starts allowed per episode before it is given up (recorded in
+            ``events``).
+        allow_mixed: Play on endpoints that serve different envs (ids or spaces) anyway.
+            Without it such a run is refused, and an endpoint that turns out to serve another
+            env once it comes up is left out (an ``endpoint_mismatch`` event).
+        **connect: ``connect_timeout`` (also how long endpoints still starting are waited
+            for; default 10 s), ``timeout``, ``token``, ``tls`` for the endpoints.
+
+    Returns:
+        Every finished episode in plan order, the run's settings (env id and spaces, rlmesh
+        version, time and host among them), and its events.
+
+    Raises:
+        ConnectFailedError: If no endpoint can be reached within ``connect_timeout``.
+        EndpointKindError: If the endpoints serve different envs and ``allow_mixed`` is not
+            set.
+    """
+    model = as_model(model)
+    addresses = [addresses] if isinstance(addresses, str) else list(addresses)
+    if not addresses:
+        raise ValueError("evaluate() needs at least one address")
+    plan = plan_seeds(seeds, episodes, seed)
+    run = _Run(model, plan, addresses, max_episode_steps, HookList(hooks), max_attempts,
+               connect, allow_mixed)
+    return run.execute()
+
+
+class _Run:
+    def __init__(self, model: Model, plan: list[int | None], addresses: list[str],
+                 max_steps: int | None, hooks: HookList, max_attempts: int,
+                 connect: dict[str, Any], allow_mixed: bool) -> None:
+        self.model, self.addresses, self.max_steps = model, addresses, max_steps
+        self.hooks, self.max_attempts, self.connect = hooks, max_attempts, connect
+        self.allow_mixed = allow_mixed
+        limit = connect.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        self.deadline = None if limit is None else time.monotonic() + limit
+        """Until when endpoints that are still starting are waited for."""
+        self.probe_options: dict[str, Any] = {
+            "timeout": DEFAULT_CONNECT_TIMEOUT if limit is None else limit,
+            **{k: connect[k] for k in ("token", "tls") if k in connect}}
+        self.identity: EnvIdentity | None = None
+        """What the run plays on: the first reachable endpoint's env."""
+        self.queue: collections.deque[_Job] = collections.deque(
+            (i, s, 0) for i, s in enumerate(plan))
+        self.cond = threading.Condition()
+        self.in_flight = 0
+        self.live = 0
+        self.stop = False
+        self.envs: list[Any] = []
+        """Connections in use by the endpoints' threads (cut short on Ctrl+C)."""
+        self.result = RunResult(planned=len(plan), settings={
+            "endpoints": addresses, "policy": model.name, "seeds": plan,
+            "max_episode_steps": max_steps, "max_attempts": max_attempts,
+            "allow_mixed": allow_mixed, **provenance()})
+
+    def execute(self) -> RunResult:
+        self._bind()
+        self.model.load()
+        threads = [threading.Thread(target=self._serve_endpoint, args=(a,), daemon=True,
+                                    name=f"rlmesh-eval-{a}") for a in self.addresses]
+        self.live = len(threads)
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        try:
+            with self.cond:
+                while self.live and (self.queue or self.in_flight):
+                    self.cond.wait(0.2)
+        except KeyboardInterrupt:
+            with self.cond:
+                self.result.interrupted = True
+                envs = list(self.envs)
+        else:
+            envs = []
+        with self.cond:
+            self.stop = True
+            self.cond.notify_all()
+        for env in envs:  # cut episodes in flight short: their requests fail at once
+            env.abandon()
+        for thread in threads:
+            thread.join(5)
+        self.model.close()
+        with self.cond:  # a snapshot: a thread that is somehow still running changes nothing
+            result = dataclasses.replace(
+                self.result, episodes=sorted(self.result.episodes, key=lambda e: e.index),
+                events=list(self.result.events), settings=dict(self.result.settings))
+            if self.queue and not result.interrupted:
+                result.events.append(_event("incomplete", None, f"{len(self.queue)} episodes "
+                                            "were not played: no endpoint was left"))
+            result.settings["wall_s"] = time.perf_counter() - started
+        self.hooks.on_run_end(result)
+        return result
+
+    def _bind(self) -> None:
+        """Learn what the endpoints serve, refuse a mix of envs, bind the model to its spaces.
+
+        Waits (up to ``connect_timeout``) until at least one endpoint answers.
+        """
+        identities: dict[str, EnvIdentity] = {}
+        errors: dict[str, str] = {}
+        delay = 0.01
+        while not identities:
+            starting = False
+            for address in self.addresses:
+                try:
+                    contract = probe(address, **self.probe_options)
+                except ConnectFailedError as exc:
+                    errors[address], starting = str(exc), True
+                    continue
+                except RLMeshError as exc:
+                    errors[address] = str(exc)
+                    continue
+                kind = contract.get("kind")
+                if kind is None:
+                    errors[address] = "requires a token (token= or RLMESH_TOKEN)"
+                elif kind not in ("env", "vector_env"):
+                    errors[address] = f"serves a {kind!r} endpoint, not an env"
+                else:
+                    identities[address] = EnvIdentity.of_contract(contract)
+            if not identities:
+                late = self.deadline is not None and time.monotonic() >= self.deadline
+                if late or not starting:
+                    raise ConnectFailedError("no endpoint could be reached: " + "; ".join(
+                        f"{a}: {e}" for a, e in errors.items()))
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+        first = next(a for a in self.addresses if a in identities)
+        self.identity = identities[first]
+        others = {a: i for a, i in identities.items() if not i.matches(self.identity)}
+        if others and not self.allow_mixed:
+            lines = [f"  {first}: {self.identity.describe()}"] + [
+                f"  {a}: {i.describe()}" for a, i in others.items()]
+            raise EndpointKindError(
+                "the endpoints serve different envs, so their results cannot be pooled:\n"
+                + "\n".join(lines) + "\nevaluate one env at a time, or pass allow_mixed=True "
+                "(rlmesh eval --allow-mixed) to pool them anyway")
+        self.result.settings.update(self.identity.settings())
+        self.model.bind(self.identity.observation_space, self.identity.action_space)
+
+    # -- per endpoint ---------------------------------------------------------------------
+
+    def _await(self, address: str, patient: bool) -> None:
+        """Return once ``address`` answers a probe.
+
+        A patient wait retries refused connections until ``connect_timeout`` (from the start
+        of the run) or the end of the run.
+
+        Raises:
+            RLMeshError: Why the endpoint cannot be reached.
+        """
+        delay = 0.01
+        while True:
+            try:
+                probe(address, **self.probe_options)
+                return
+            except ConnectFailedError:
+                late = self.deadline is not None and time.monotonic() >= self.deadline
+                if not patient or late or self.stop:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    def _serve_endpoint(self, address: str) -> None:
+        failures = 0
+        try:
+            while failures < 2:
+                try:
+                    self._await(address, patient=not failures)
+                    env = connect_endpoint(address, **self.connect)
+                except RLMeshError as exc:
+                    failures += 1
+                    self._note_down(address, exc, final=failures >= 2 or self.stop)
+                    if self.stop:
+                        return
+                    time.sleep(0.2)
+                    continue
+                identity = EnvIdentity.of_env(env)
+                reference = self.identity
+                if (not self.allow_mixed and reference is not None
+                        and not identity.matches(reference)):
+                    env.close()
+                    with self.cond:
+                        self._event("endpoint_mismatch", address, f"serves "
+                                    f"{identity.describe()}, unlike the run's other endpoints; "
+                                    "left out (allow_mixed=True pools it anyway)")
+                    return
+                with self.cond:
+                    self.envs.append(env)
+                    stopping = self.stop
+                try:
+                    if stopping or self._play_all(env, address):
+                        return
+                    failures += 1
+                finally:
+                    with self.cond:
+                        self.envs.remove(env)
+                    env.close()
+        finally:
+            with self.cond:
+                self.live -= 1
+                self.cond.notify_all()
+
+    def _play_all(self, env: Any, address: str) -> bool:
+        """Play queued episodes on ``env`` until none is left (``True``) or it fails.
+
+        After a failure of the endpoint its unfinished episodes are back in the queue and
+        ``False`` is returned.
+        """
+        lanes = int(getattr(env, "num_envs", 1)) if hasattr(env, "single_action_space") else 0
+        while True:
+            jobs = self._take(max(lanes, 1))
+            if not jobs:
+                return True
+            finished: set[int] = set()
+
+            def done(result: EpisodeResult, jobs: list[_Job] = jobs,
+                     finished: set[int] = finished) -> None:
+                attempts = next(a for i, _, a in jobs if i == result.index)
+                result.attempts = attempts + 1
+                finished.add(result.index)
+                with self.cond:
+                    self.result.episodes.append(result)
+
+            try:
+                if lanes:
+                    play_lanes(self.model, env, [(i, s) for i, s, _ in jobs], self.max_steps,
+                               self.hooks, address, done)
+                else:
+                    index, seed, _ = jobs[0]
+                    done(play_episode(self.model, env, index, seed, self.max_steps, self.hooks,
+                                      address))
+            except (TransportError, RLMeshTimeoutError) as exc:
+                self._give_back([j for j in jobs if j[0] not in finished], address, exc,
+                                "endpoint_failed")
+                return False
+            except Exception as exc:  # the env or the model raised: retry elsewhere
+                self._give_back([j for j in jobs if j[0] not in finished], address, exc,
+                                "episode_error")
+            finally:
+                with self.cond:
+                    self.in_flight -= len(jobs)
+                    self.cond.notify_all()
+
+    def _take(self, count: int) -> list[_Job]:
+        """Up to ``count`` queued episodes; empty when all are done or the run stops.
+
+        Waits while other endpoints have episodes in flight: they may fail and come back.
+        """
+        with self.cond:
+            while not self.stop:
+                if self.queue:
+                    jobs = [self.queue.popleft() for _ in range(min(count, len(self.queue)))]
+                    self.in_flight += len(jobs)
+                    return jobs
+                if not self.in_flight:
+                    return []
+                self.cond.wait(0.2)
+            return []
+
+    def _give_back(self, jobs: list[_Job], address: str, exc: BaseException,
+                   kind: str) -> None:
+        with self.cond:
+            if self.stop:  # interrupted: nothing goes back, nothing to report
+                self.cond.notify_all()
+                return
+            for index, seed, attempts in reversed(jobs):
+                if attempts + 1 >= self.max_attempts:
+                    self._event("episode_failed", address, f"episode {index} (seed {seed}) "
+                                f"failed {attempts + 1} times; last error: {exc}", index)
+                else:
+                    self.queue.appendleft((index, seed, attempts + 1))
+            indices = [j[0] for j in jobs]
+            self._event(kind, address, f"{type(exc).__name__}: {exc}; episodes {indices} go "
+                        "back to the queue", *indices[:1])
+            self.cond.notify_all()
+
+    def _note_down(self, address: str, exc: BaseException, final: bool) -> None:
+        with self.cond:
+            kind = "endpoint_down" if final else "connect_failed"
+            self._event(kind, address, f"{type(exc).__name__}: {exc}")
+
+    def _event(self, kind: str, address: str | None, message: str,
+               index: int | None = None) -> None:
+        """Record an event (the caller holds ``cond``)."""
+        self.result.events.append(_event(kind, address, message, index))
+
+
+def _event(kind: str, address: str | None, message: str,
+           index: int | None = None) -> dict[str, Any]:
+    return {"kind": kind, "endpoint": address, "message": message, "episode": index,
+            "time": time.time()}

@@ -1,0 +1,86 @@
+"""Hooks: code that watches a run (progress bars, loggers, recorders).
+
+Subclass :class:`Hooks` and override what you need; pass one or a list as ``hooks=`` to
+``rlmesh.run``, ``Model.run`` or ``rlmesh.evaluate``. Under ``evaluate`` hooks are called from
+the endpoints' threads, one call at a time (rlmesh holds a lock around them).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from rlmesh.evaluation.results import EpisodeResult, RunResult
+
+__all__ = ["Hooks"]
+
+
+class Hooks:
+    """No-op base class for run hooks."""
+
+    def on_episode_start(self, index: int, seed: int | None, observation: Any,
+                         info: dict[str, Any], endpoint: str | None) -> None:
+        """An episode was reset (``index`` in the run's plan)."""
+
+    def on_step(self, index: int, step: int, action: Any, observation: Any, reward: float,
+                terminated: bool, truncated: bool, info: dict[str, Any]) -> None:
+        """Episode ``index`` took its ``step``-th step (1-based)."""
+
+    def on_frame(self, index: int, frame: Any) -> None:
+        """A ``render()`` frame of episode ``index``, after its reset and after every step.
+
+        Rendering happens only while some hook overrides this method.
+        """
+
+    def on_episode_end(self, result: EpisodeResult) -> None:
+        """An episode finished."""
+
+    def on_run_end(self, result: RunResult) -> None:
+        """The run finished (or was interrupted)."""
+
+
+class HookList(Hooks):
+    """Calls several hooks in order, one call at a time across threads."""
+
+    def __init__(self, hooks: Hooks | Sequence[Hooks] | None) -> None:
+        if hooks is None:
+            hooks = []
+        elif isinstance(hooks, Hooks):
+            hooks = [hooks]
+        for hook in hooks:
+            if not isinstance(hook, Hooks):
+                raise TypeError(f"hooks must be rlmesh.Hooks instances, not "
+                                f"{type(hook).__qualname__}")
+        self.hooks = list(hooks)
+        self.watches_steps = any(type(h).on_step is not Hooks.on_step for h in self.hooks)
+        self.watches_frames = any(type(h).on_frame is not Hooks.on_frame for h in self.hooks)
+        self._lock = threading.Lock()
+
+    def on_episode_start(self, index: int, seed: int | None, observation: Any,
+                         info: dict[str, Any], endpoint: str | None) -> None:
+        with self._lock:
+            for hook in self.hooks:
+                hook.on_episode_start(index, seed, observation, info, endpoint)
+
+    def on_step(self, index: int, step: int, action: Any, observation: Any, reward: float,
+                terminated: bool, truncated: bool, info: dict[str, Any]) -> None:
+        with self._lock:
+            for hook in self.hooks:
+                hook.on_step(index, step, action, observation, reward, terminated, truncated,
+                             info)
+
+    def on_frame(self, index: int, frame: Any) -> None:
+        with self._lock:
+            for hook in self.hooks:
+                hook.on_frame(index, frame)
+
+    def on_episode_end(self, result: EpisodeResult) -> None:
+        with self._lock:
+            for hook in self.hooks:
+                hook.on_episode_end(result)
+
+    def on_run_end(self, result: RunResult) -> None:
+        with self._lock:
+            for hook in self.hooks:
+                hook.on_run_end(result)

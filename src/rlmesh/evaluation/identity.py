@@ -1,0 +1,83 @@
+"""What a run played on: the env's identity (id and spaces) and where the run was made.
+
+``rlmesh.evaluate`` compares the identities of its endpoints before it plays, so that a mean
+over endpoints never silently pools two different envs, and every saved run records what it
+was played on, by which rlmesh, when and where.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import platform
+import socket
+from typing import Any
+
+from gymnasium import spaces as gs
+
+from rlmesh.protocol import LIBRARY_VERSION
+from rlmesh.wire.schema import schema_to_space
+
+__all__ = ["EnvIdentity", "provenance"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvIdentity:
+    """An env's id (``None`` for an env without a spec) and its single-env spaces."""
+
+    env_id: str | None
+    observation_space: gs.Space[Any]
+    action_space: gs.Space[Any]
+
+    @classmethod
+    def of_contract(cls, contract: dict[str, Any]) -> EnvIdentity:
+        """The identity of what an endpoint serves (a vector endpoint: its sub-envs).
+
+        Raises:
+            ProtocolError: If the contract's spaces are malformed.
+        """
+        prefix = "single_" if contract.get("kind") == "vector_env" else ""
+        spec = contract.get("spec")
+        env_id = spec.get("id") if isinstance(spec, dict) else None
+        return cls(str(env_id) if env_id else None,
+                   schema_to_space(contract[f"{prefix}observation_space"]),
+                   schema_to_space(contract[f"{prefix}action_space"]))
+
+    @classmethod
+    def of_env(cls, env: Any) -> EnvIdentity:
+        """The identity of an env or vector env object (local or remote)."""
+        vector = hasattr(env, "single_action_space") and hasattr(env, "num_envs")
+        spec = getattr(env, "spec", None)
+        env_id = getattr(spec, "id", None)
+        if vector:
+            return cls(env_id, env.single_observation_space, env.single_action_space)
+        return cls(env_id, env.observation_space, env.action_space)
+
+    def matches(self, other: EnvIdentity) -> bool:
+        """Whether both describe the same env.
+
+        The spaces must be equal as Gymnasium compares them (bounds, dtypes and shapes
+        included), and the ids equal where both have one (a served vector env, for one, often
+        has no id).
+        """
+        if self.env_id and other.env_id and self.env_id != other.env_id:
+            return False
+        return bool(self.observation_space == other.observation_space
+                    and self.action_space == other.action_space)
+
+    def describe(self) -> str:
+        """One line: ``CartPole-v1 (observations Box(...), actions Discrete(2))``."""
+        name = self.env_id or "an env without an id"
+        return f"{name} (observations {self.observation_space}, actions {self.action_space})"
+
+    def settings(self) -> dict[str, Any]:
+        """The keys a saved run records about its env."""
+        return {"env_id": self.env_id, "observation_space": str(self.observation_space),
+                "action_space": str(self.action_space)}
+
+
+def provenance() -> dict[str, Any]:
+    """Who made a run, when and where: rlmesh and Python versions, UTC time, host name."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return {"rlmesh_version": LIBRARY_VERSION, "python": platform.python_version(),
+            "timestamp": now.isoformat(timespec="seconds"), "host": socket.gethostname()}

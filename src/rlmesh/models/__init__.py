@@ -1,0 +1,1 @@
+"""Layer 5, policies: ``Model``, the random baseline, remote and served models."""

@@ -1,0 +1,91 @@
+"""``RemoteModel``: a model served at an address, used like a local one.
+
+``rlmesh.run(RemoteModel(a), RemoteEnv(b))`` and ``rlmesh.evaluate(RemoteModel(a), [...])``
+work unchanged: every observation goes to the model endpoint and its action comes back. Each
+thread that uses a ``RemoteModel`` gets its own connection (so ``evaluate``'s endpoint
+threads ask concurrently), and a vector env's lanes go out as one ``PREDICT_BATCH``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rlmesh import protocol as P
+from rlmesh.backends.make import action_for
+from rlmesh.backends.plain import from_plain
+from rlmesh.client.channel import Channel
+from rlmesh.errors import EndpointKindError
+from rlmesh.models.model import Model, batch_from_plain
+from rlmesh.wire.schema import schema_to_space
+
+__all__ = ["RemoteModel"]
+
+
+class RemoteModel(Model):
+    """A model served by ``Model.serve`` or ``rlmesh serve-model``.
+
+    Args:
+        address: The model endpoint.
+        **options: ``connect_timeout``, ``timeout``, ``token``, ``tls`` (as for RemoteEnv).
+
+    Raises:
+        EndpointKindError: If ``address`` serves an env, not a model.
+        RemoteModelError: (from predict) The served model raised; carries its traceback.
+    """
+
+    def __init__(self, address: str, **options: Any) -> None:
+        super().__init__(name=f"remote model at {address}")
+        self.address = address
+        self._options = options
+        self._local = threading.local()
+        self._channels: list[Channel] = []
+        self._lock = threading.Lock()
+        contract = self._channel().contract
+        if contract.get("kind") != "model":
+            self.close()
+            raise EndpointKindError(f"{address} serves a {contract.get('kind')!r} endpoint, "
+                                    "not a model (use RemoteEnv or RemoteVectorEnv)")
+        self.contract = contract
+        self.name = str(contract.get("name") or self.name)
+        if "observation_space" in contract and "action_space" in contract:
+            self.bind(schema_to_space(contract["observation_space"]),
+                      schema_to_space(contract["action_space"]))
+
+    def _channel(self) -> Channel:
+        channel: Channel | None = getattr(self._local, "channel", None)
+        if channel is None or channel.closed:
+            channel = Channel(self.address, **self._options)
+            self._local.channel = channel
+            with self._lock:
+                self._channels.append(channel)
+        return channel
+
+    def predict(self, observation: Any) -> Any:
+        """The served model's action for ``observation`` (in the action space's dtype)."""
+        action = self._channel().request(P.OP_PREDICT, observation)[2]
+        space = self.action_space
+        return action if space is None else action_for(space, from_plain(space, action))
+
+    def predict_batch(self, observations: Any) -> Any:
+        """The served model's actions for a batch, in one request."""
+        actions = self._channel().request(P.OP_PREDICT_BATCH, observations)[2]
+        return batch_from_plain(self.action_space, actions)
+
+    @property
+    def batched(self) -> bool:
+        """Always: a batch goes out as one request."""
+        return True
+
+    def close(self) -> None:
+        """Close every connection this object opened (the served model stays up)."""
+        with self._lock:
+            channels, self._channels = self._channels, []
+        for channel in channels:
+            channel.close()
+
+    def __enter__(self) -> RemoteModel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

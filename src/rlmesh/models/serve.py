@@ -1,0 +1,97 @@
+"""Serving a model: ``Model.serve`` / ``rlmesh serve-model`` put a policy behind an address.
+
+A model endpoint answers ``PREDICT`` (one observation) and ``PREDICT_BATCH`` (a batch, e.g.
+the lanes of a vector env, answered by one ``predict_batch`` call). Unlike an env instance,
+one model serves every session at once (each in its own thread), so its ``predict`` must be
+thread-safe. A model that raises answers ``model_error`` with its traceback; the session and
+the server go on. A served model sees the same values as when it runs locally: a
+``rlmesh.torch.Model`` gets tensors and may return tensors, a ``rlmesh.Model`` plain values.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from rlmesh import protocol as P
+from rlmesh.wire.schema import space_to_schema
+
+if TYPE_CHECKING:
+    from rlmesh.models.model import Model
+    from rlmesh.server.session import Session
+
+__all__ = ["ModelSource", "serve_requests"]
+
+
+class ModelSource:
+    """Hands the one served model to every session (the env source's interface)."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self._lock = threading.Lock()
+        self._closed = False
+        contract: dict[str, Any] = {"kind": "model", "name": model.name,
+                                    "batched": model.batched, "num_envs": 1,
+                                    "render_mode": None, "metadata": {}, "spec": None}
+        if model.observation_space is not None and model.action_space is not None:
+            contract["observation_space"] = space_to_schema(model.observation_space)
+            contract["action_space"] = space_to_schema(model.action_space)
+        self.contract = contract
+        model.load()
+
+    @property
+    def busy(self) -> bool:
+        """A model is never busy: it serves every session at once."""
+        return False
+
+    @property
+    def shared(self) -> bool:
+        """One model for all sessions."""
+        return True
+
+    @property
+    def factory(self) -> Any:
+        """Models have no factory."""
+        raise TypeError("a served model has no factory")
+
+    def acquire(self) -> Model:
+        """The model, for a new session."""
+        return self.model
+
+    def release(self, model: Any) -> None:
+        """Nothing to give back."""
+
+    def close(self) -> None:
+        """Close the model once."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.model.close()
+
+
+def serve_requests(session: Session, model: Model) -> None:
+    """Answer a model session's requests until it closes (the session's request loop)."""
+    predict = model.predictor()
+    batch = model.batch()
+    while True:
+        session.busy = False
+        msg = session._receive()
+        session.busy = True
+        op, rid = msg[0], msg[1]
+        if op in (P.OP_PREDICT, P.OP_PREDICT_BATCH):
+            if len(msg) != 3:
+                session._fatal(rid, P.E_PROTOCOL, f"{P.OP_NAMES[op]} takes one argument")
+            try:
+                action = predict(msg[2]) if op == P.OP_PREDICT else batch(msg[2])
+            except Exception as exc:
+                session._error(rid, P.E_MODEL, str(exc), exc=exc)
+                continue
+            session._send([P.STATUS_OK, rid, action])
+        elif op == P.OP_PING:
+            session._send([P.STATUS_OK, rid, *msg[2:]])
+        elif op == P.OP_CLOSE:
+            session._send([P.STATUS_OK, rid, None])
+            return
+        else:
+            session._fatal(rid, P.E_PROTOCOL, f"a model endpoint does not answer op {op!r}")

@@ -1,0 +1,97 @@
+"""Server configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from rlmesh.protocol import DEFAULT_MAX_MESSAGE_BYTES
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeOptions:
+    """How an :class:`~rlmesh.EnvServer` behaves.
+
+    Attributes:
+        max_message_bytes: Largest frame accepted from a client; larger frames are refused
+            before anything is allocated and that connection is closed.
+        validate_actions: Check every action against the action space before the env sees
+            it and answer non-members with ``InvalidActionError``.
+        close_timeout: Seconds ``shutdown()`` waits for each session thread to end (and so
+            for its env's ``close()``) after draining; an env whose close hangs is left
+            behind after that.
+        drain_timeout: Seconds ``shutdown()`` (and SIGTERM/SIGINT under ``serve()``) lets
+            requests already being served finish and send their replies before it closes
+            the remaining connections.
+        backlog: Listen queue length.
+        same_host: Accept a same-host client's shared-memory region for reply bodies
+            (see :mod:`rlmesh.transport.shm`); ``RLMESH_SAME_HOST=0`` also turns it off.
+        max_sessions: Most sessions served at once; a client beyond that is refused at once
+            with ``EnvBusyError`` (code ``server_full``). ``None``: no limit.
+        idle_timeout: Seconds a session may wait for its client's next request (or for the
+            client to take a reply) before the server closes it and frees its env. ``None``:
+            no limit.
+        step_deadline: Seconds an env's ``step``, ``reset`` or ``render`` (or an attribute
+            access, call or assignment through ``remote_attributes``) may run. A call
+            that runs longer gets ``StepDeadlineError`` sent to its client at the deadline
+            and ends its session; the server keeps serving everyone else, and the stalled
+            env is closed (factory) or withheld (instance) once the call returns. ``None``:
+            no deadline.
+        restart_on_error: With a factory, how many times per session an env whose
+            ``step`` or ``reset`` raised is replaced by a fresh one instead of the error
+            reaching the client. The step is answered as a truncation of a freshly reset
+            env, with ``info["rlmesh_restart"]`` saying why; 0 turns this off.
+        resume_window: Seconds a session outlives a broken connection, waiting for its
+            client to reconnect and resume it (same env, same episode; a request sent before
+            the break is neither lost nor applied twice). ``None``: a broken connection ends
+            the session at once.
+        allow_remote_shutdown: Honour a client's ``shutdown()`` request (refused with
+            ``NotAllowedError`` otherwise).
+        remote_attributes: Let clients read and set the served env's public attributes and
+            call its public methods (``env.unwrapped.x``, ``get_wrapper_attr``,
+            ``set_wrapper_attr``, a vector env's ``get_attr``, ``set_attr`` and ``call``;
+            protocol ops ``GET_ATTR``, ``CALL``, ``SET_ATTR``). Names starting with ``_``,
+            ``reset``/``step``/``close`` and what defines the contract stay out of reach
+            either way (``docs/protocol.md`` section 13). ``False``: the three ops are
+            answered with ``NotAllowedError``. Values set on a served **instance** persist
+            into later sessions; serve a factory to give every session a fresh env.
+        spin: Non-blocking polls for a session's next request before its thread blocks
+            (each followed by a yield of the CPU). Polling briefly avoids the wake-up latency
+            of a sleeping thread when a client steps in a tight loop; 0 disables it.
+    """
+
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    validate_actions: bool = True
+    close_timeout: float = 10.0
+    drain_timeout: float = 10.0
+    backlog: int = 128
+    same_host: bool = True
+    max_sessions: int | None = None
+    idle_timeout: float | None = None
+    step_deadline: float | None = None
+    restart_on_error: int = 0
+    resume_window: float | None = None
+    allow_remote_shutdown: bool = False
+    remote_attributes: bool = True
+    spin: int = dataclasses.field(
+        default_factory=lambda: int(os.environ.get("RLMESH_SERVER_SPIN", "64")))
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.max_message_bytes <= 0xFFFFFFFF:
+            raise ValueError("max_message_bytes must be between 1 KiB and 4 GiB - 1")
+        if self.max_sessions is not None and self.max_sessions < 1:
+            raise ValueError("max_sessions must be >= 1 or None")
+        if self.idle_timeout is not None and self.idle_timeout <= 0:
+            raise ValueError("idle_timeout must be > 0 or None")
+        if self.spin < 0:
+            raise ValueError("spin must be >= 0")
+        if self.close_timeout < 0:
+            raise ValueError("close_timeout must be >= 0")
+        if self.drain_timeout < 0:
+            raise ValueError("drain_timeout must be >= 0")
+        if self.step_deadline is not None and self.step_deadline <= 0:
+            raise ValueError("step_deadline must be > 0 or None")
+        if self.resume_window is not None and self.resume_window <= 0:
+            raise ValueError("resume_window must be > 0 or None")
+        if self.restart_on_error < 0:
+            raise ValueError("restart_on_error must be >= 0")

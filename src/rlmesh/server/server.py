@@ -1,0 +1,429 @@
+"""``EnvServer``: serve a Gymnasium env (or env factory) over TCP or a unix socket."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+import warnings
+from types import FrameType, TracebackType
+from typing import Any
+
+from rlmesh.errors import RLMeshWarning
+from rlmesh.models.model import Model
+from rlmesh.models.serve import ModelSource
+from rlmesh.protocol.auth import token_from
+from rlmesh.server.options import ServeOptions
+from rlmesh.server.resume import Parked, ResumeRegistry
+from rlmesh.server.session import Session
+from rlmesh.server.sources import EnvSource
+from rlmesh.server.workers import WorkerPool
+from rlmesh.transport.sockets import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    Address,
+    listen,
+    parse_address,
+    tune,
+)
+from rlmesh.transport.stream import Connection
+
+log = logging.getLogger("rlmesh.server")
+_CPUS = os.cpu_count() or 1
+
+__all__ = ["EnvServer"]
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGINT stop :meth:`EnvServer.serve` cleanly in this process.
+
+    Installed explicitly, so it also works where SIGINT was inherited as ignored (a
+    background job of a non-interactive shell, for instance). Main thread only.
+    """
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+
+
+def _resolve(address: str | None, host: str | None, port: int | None,
+             path: str | None) -> Address:
+    if address is not None:
+        if host is not None or port is not None or path is not None:
+            raise ValueError("pass either address or host/port/path, not both")
+        return parse_address(address)
+    if path is not None:
+        if host is not None or port is not None:
+            raise ValueError("pass either path (unix socket) or host/port (TCP), not both")
+        return Address("unix", path=str(path))
+    return Address("tcp", host=host or DEFAULT_HOST, port=DEFAULT_PORT if port is None else port)
+
+
+class EnvServer:
+    """Serves one env, or one env per session from a factory, to remote clients.
+
+    Args:
+        env: A Gymnasium env (wrappers included), any object with ``observation_space``,
+            ``action_space``, ``reset(seed=None, options=None)``, ``step(action)`` and
+            ``close()``, a zero-argument callable returning such an env, or a registered
+            Gymnasium env id. An instance serves one session at a time; a factory gives every
+            session its own env.
+        address: ``"host:port"``, ``"tcp://host:port"`` or ``"unix:///path"``. Defaults to
+            ``127.0.0.1:5555``. Port 0 picks a free port (see :attr:`address`).
+        host: TCP host, instead of ``address``.
+        port: TCP port, instead of ``address``.
+        path: Unix socket path, instead of ``address``.
+        options: A :class:`~rlmesh.ServeOptions`.
+        workers: Processes serving this endpoint. With more than one (a factory and a TCP
+            address are needed), this process and ``workers - 1`` children share the port
+            through ``SO_REUSEPORT`` and the kernel spreads sessions over them; the children
+            stop with this server, or by themselves if this process dies.
+        reuse_port: Bind with ``SO_REUSEPORT`` (set for you when ``workers > 1``).
+        token: Shared secret clients must prove they hold (challenge-response; it never
+            crosses the wire). Defaults to ``RLMESH_TOKEN``; ``None`` without it means no
+            authentication, and binding beyond loopback without one (or client
+            certificates) warns.
+        tls: Serve over TLS with this context (see :func:`rlmesh.tls.server_context`);
+            required for a ``tls://`` address.
+
+    The socket is bound when the server is constructed. Example::
+
+        with EnvServer(gym.make("CartPole-v1"), "127.0.0.1:0") as server:
+            server.start()
+            print(server.address)
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        address: str | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        path: str | None = None,
+        options: ServeOptions | None = None,
+        workers: int = 1,
+        reuse_port: bool = False,
+        token: str | bytes | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.options = options or ServeOptions()
+        self.token = token_from(token)
+        requested = _resolve(address, host, port, path)
+        if tls is not None and not isinstance(tls, ssl.SSLContext):
+            raise TypeError("tls must be an ssl.SSLContext (see rlmesh.tls.server_context)")
+        if requested.tls and tls is None:
+            raise ValueError(f"{requested} needs tls=rlmesh.tls.server_context(certfile, "
+                             "keyfile)")
+        if tls is not None and workers > 1:
+            raise ValueError("workers > 1 with TLS is not supported yet")
+        self.tls = tls
+        mutual = tls is not None and tls.verify_mode == ssl.CERT_REQUIRED
+        if not requested.is_loopback and self.token is None and not mutual:
+            message = (f"rlmesh: serving {requested} beyond this machine without a token: anyone "
+                       "who can reach it can drive the env. Pass token= (or set RLMESH_TOKEN).")
+            log.warning(message)
+            warnings.warn(message, RLMeshWarning, stacklevel=2)
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        if workers > 1 and requested.kind != "tcp":
+            raise ValueError("workers > 1 shares a TCP port (SO_REUSEPORT); use a TCP address")
+        self.source: EnvSource | ModelSource = (
+            ModelSource(env) if isinstance(env, Model) else EnvSource(env))
+        if self.options.restart_on_error and self.source.shared:
+            self.source.close()
+            raise TypeError("restart_on_error needs a factory (a callable or a registered env "
+                            "id): a served env instance cannot be rebuilt")
+        if workers > 1 and self.source.shared:
+            self.source.close()
+            raise TypeError("workers > 1 needs a factory (a callable or a registered env id): "
+                            "one env instance cannot be shared across processes")
+        self._pool: WorkerPool | None = None
+        listener = None
+        try:
+            listener, self._address = listen(requested, self.options.backlog,
+                                             reuse_port or workers > 1)
+            if workers > 1:
+                options_json = json.dumps(dataclasses.asdict(self.options))
+                command = ["serve", str(self._address), options_json]
+                extra_env = {"RLMESH_TOKEN": self.token.decode("latin-1")} if self.token else {}
+                self._pool = WorkerPool(self.source.factory, [command] * (workers - 1),
+                                        env=extra_env)
+        except BaseException:
+            self.source.close()
+            if listener is not None:
+                listener.close()
+            raise
+        self._listener = listener
+        self._wake_r, self._wake_w = os.pipe()
+        self._lock = threading.Lock()
+        self._sessions: dict[int, tuple[Session, threading.Thread]] = {}
+        self._ids = itertools.count(1)
+        self._running = False
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shutdown_done = False
+        self._admitted = 0
+        self._watched: set[Session] = set()
+        self._watchdog: threading.Thread | None = None
+        self.resumes: ResumeRegistry | None = None
+        if self.options.resume_window is not None:
+            self.resumes = ResumeRegistry(self.options.resume_window, self._release_parked)
+        self.stats: dict[str, int] = {"sessions": 0, "restarts": 0, "deadlines": 0,
+                                      "resumes": 0}
+        """Counters since start: sessions admitted, envs restarted, env calls that ran past
+        ``step_deadline``."""
+
+    # -- public API -----------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """The bound address, with the real port when port 0 was requested."""
+        return str(self._address)
+
+    def describe(self) -> str:
+        """What this server serves, in a few words (its banner says it)."""
+        contract = self.source.contract
+        if contract["kind"] == "model":
+            return f"model {contract.get('name')}"
+        spec = contract.get("spec")
+        what = str(spec["id"]) if isinstance(spec, dict) and spec.get("id") else "a custom env"
+        if contract["kind"] == "vector_env":
+            what = f"a vector env of {contract.get('num_envs')} x {what}"
+        how = ("one instance, one session at a time" if self.source.shared
+               else "one env per session")
+        if self._pool is not None:
+            how += f", {len(self._pool.pids) + 1} processes"
+        return f"{what} ({how})"
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the child workers (empty unless ``workers > 1``)."""
+        return self._pool.pids if self._pool is not None else []
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`shutdown` has begun."""
+        return self._stopping.is_set()
+
+    def serve(self, *, banner: bool = True) -> None:
+        """Serve in the calling thread until :meth:`shutdown` or Ctrl+C (which shuts down).
+
+        Args:
+            banner: Print one line to stderr saying what is served where (``rlmesh:
+                serving CartPole-v1 (one env per session) on 127.0.0.1:5555; Ctrl+C
+                stops``). Sessions are logged through :mod:`logging` (logger
+                ``rlmesh.server.server``, INFO).
+        """
+        self._claim_run()
+        if banner:
+            print(f"rlmesh: serving {self.describe()} on {self.address}; Ctrl+C stops",
+                  file=sys.stderr, flush=True)
+        try:
+            self._accept_loop()
+        except KeyboardInterrupt:
+            log.info("interrupted; shutting down")
+        finally:
+            self.shutdown()
+
+    def start(self) -> EnvServer:
+        """Serve from a background thread and return at once."""
+        self._claim_run()
+        self._thread = threading.Thread(target=self._accept_loop, name="rlmesh-accept",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server has shut down.
+
+        Returns:
+            ``True`` if it stopped, ``False`` if ``timeout`` elapsed first.
+        """
+        return self._stopped.wait(timeout)
+
+    def shutdown(self) -> None:
+        """Stop accepting, drain, end every session, and close the env. Idempotent.
+
+        Requests being served get ``drain_timeout`` seconds to finish and send their
+        replies; then every connection is closed and each session thread gets
+        ``close_timeout`` seconds to end and close its env.
+        """
+        with self._lock:
+            if self._shutdown_done:
+                return
+            self._shutdown_done = True
+            self._stopping.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(self.options.close_timeout)
+        with self._lock:  # the accept loop has stopped: no session starts after this
+            sessions = list(self._sessions.values())
+        self._drain([s for s, _ in sessions])
+        me = threading.current_thread()
+        for _, thread in sessions:
+            if thread is not me:
+                thread.join(self.options.close_timeout)
+        parked = self.resumes.close() if self.resumes is not None else []
+
+        def close_envs() -> None:
+            for one in parked:
+                self._release_parked(one)
+            self.source.close()
+
+        closer = threading.Thread(target=close_envs, name="rlmesh-close", daemon=True)
+        closer.start()
+        closer.join(self.options.close_timeout)
+        if closer.is_alive():
+            log.warning("an env's close() did not return within close_timeout=%ss; leaving "
+                        "it behind", self.options.close_timeout)
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        if self._pool is not None:
+            self._pool.close()
+        if self._address.kind == "unix":
+            with contextlib.suppress(OSError):
+                os.unlink(self._address.path)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._stopped.set()
+        log.info("server %s stopped", self.address)
+
+    def _drain(self, sessions: list[Session]) -> None:
+        """Close idle connections now and busy ones once their reply is out (bounded)."""
+        deadline = time.monotonic() + self.options.drain_timeout
+        while sessions:
+            busy = []
+            for session in sessions:
+                if session.busy and time.monotonic() < deadline:
+                    busy.append(session)
+                else:
+                    session.conn.abort()
+            sessions = busy
+            if sessions:
+                time.sleep(0.005)
+
+    def request_shutdown(self) -> None:
+        """Shut down from a session thread (a client's allowed ``shutdown()`` request)."""
+        threading.Thread(target=self.shutdown, name="rlmesh-shutdown", daemon=True).start()
+
+    def _release_parked(self, parked: Parked) -> None:
+        """Free a parked session nobody resumed (its env, and its ``max_sessions`` slot)."""
+        with contextlib.suppress(Exception):
+            self.source.release(parked.env)
+        self.dismiss()
+
+    def count(self, event: str) -> None:
+        """Add one to ``stats[event]``."""
+        with self._lock:
+            self.stats[event] += 1
+
+    def watch(self, session: Session) -> None:
+        """Let the step-deadline watchdog see ``session`` (started on first use)."""
+        if session in self._watched:
+            return
+        with self._lock:
+            self._watched.add(session)
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._watch_loop,
+                                                  name="rlmesh-watchdog", daemon=True)
+                self._watchdog.start()
+
+    def _watch_loop(self) -> None:
+        deadline = self.options.step_deadline
+        assert deadline is not None
+        interval = min(deadline / 4, 0.05)
+        while not self._stopped.wait(interval):
+            now = time.monotonic()
+            with self._lock:
+                watched = list(self._watched)
+            for session in watched:
+                if session.expire(now, deadline):
+                    self.count("deadlines")
+
+    def __enter__(self) -> EnvServer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped.is_set() else "running" if self._running else "idle"
+        return f"<EnvServer {self.address} {state}>"
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _claim_run(self) -> None:
+        with self._lock:
+            if self._running or self._shutdown_done:
+                raise RuntimeError("this EnvServer is already serving or has been shut down")
+            self._running = True
+
+    def _accept_loop(self) -> None:
+        log.debug("accepting connections on %s", self.address)
+        while not self._stopping.is_set():
+            try:
+                ready, _, _ = select.select([self._listener, self._wake_r], [], [])
+            except (OSError, ValueError):
+                break
+            if self._wake_r in ready or self._stopping.is_set():
+                break
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                continue
+            self._start_session(sock)
+
+    def _start_session(self, sock: socket.socket) -> None:
+        tune(sock)
+        session_id = next(self._ids)
+        conn = Connection(sock, self.options.max_message_bytes)
+        conn.set_spin(self.options.spin if len(self._sessions) < _CPUS else 0)
+        session = Session(self, conn, session_id)
+        thread = threading.Thread(target=self._run_session, args=(session,),
+                                  name=f"rlmesh-session-{session_id}", daemon=True)
+        with self._lock:
+            if self._stopping.is_set():
+                session.conn.close()
+                return
+            self._sessions[session_id] = (session, thread)
+        thread.start()
+
+    def admit(self) -> bool:
+        """Count a new session in, unless ``max_sessions`` are already being served."""
+        limit = self.options.max_sessions
+        with self._lock:
+            if limit is not None and self._admitted >= limit:
+                return False
+            self._admitted += 1
+            self.stats["sessions"] += 1
+            return True
+
+    def dismiss(self) -> None:
+        """Count an admitted session out."""
+        with self._lock:
+            self._admitted -= 1
+
+    def _run_session(self, session: Session) -> None:
+        try:
+            session.run()
+        finally:
+            with self._lock:
+                self._sessions.pop(session.session_id, None)
+                self._watched.discard(session)

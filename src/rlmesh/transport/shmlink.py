@@ -1,0 +1,251 @@
+"""Same-host signalling: whole frames and their wake-ups through shared memory.
+
+Once a connection's shared-memory region is attached in *link* mode (protocol section 10),
+every frame travels through one of two slots in the region: the client writes requests into
+the request slot, the server writes replies into the reply slot, and each side announces a
+frame by bumping its sequence word. The reader spins on the peer's sequence word for a short,
+adaptive budget (yielding the CPU between checks), then sleeps in ``poll`` on the socket. A
+writer that finds the reader asleep sends it one wake-up byte over the socket; a frame too
+large for its slot goes over the socket, announced in the slot and marked by a frame byte.
+
+The socket stays open for the wake-ups, for large frames and for liveness: a peer that dies
+closes it, which wakes a sleeping reader at once.
+
+Ordering. Both sides write their data before the sequence word, and read the sequence word
+before the data; x86-64 keeps stores in order and loads in order, so a reader that sees a new
+sequence number sees its frame (link mode is only offered on x86-64). The sleep flag and the
+sequence word form a store-then-load pair on each side, separated by a full fence (an
+uncontended lock round trip, a locked instruction), so a writer cannot miss a reader that
+went to sleep. Sleeps are sliced anyway, as a second line of defence.
+
+Requests and replies strictly alternate (the client has at most one request outstanding,
+see :class:`rlmesh.client.channel.Channel`), so a slot is always free when its writer needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import select
+import struct
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from rlmesh.errors import ConnectionLostError, MessageTooLargeError, ProtocolError
+from rlmesh.transport.shm import ShmRegion, write_pieces
+
+if TYPE_CHECKING:
+    from rlmesh.transport.stream import Connection
+
+WAKE: Final = b"W"
+"""Socket byte: the reader was asleep and a frame is ready in its slot."""
+FRAME: Final = b"F"
+"""Socket byte: a frame follows on the socket (it was too large for the slot)."""
+CONTROL_BYTES: Final = 4096
+SLOT_HEADER: Final = struct.Struct("<IIQ")
+"""Slot prefix: kind, header length, body length."""
+KIND_SLOT: Final = 1
+KIND_SOCKET: Final = 2
+MIN_SLOT_BYTES: Final = 4096
+_MASK: Final = 0xFFFFFFFF
+# Control words (uint32 indices), each on its own 64-byte cache line.
+_REQ_SEQ, _REP_SEQ, _SERVER_ASLEEP, _CLIENT_ASLEEP = 0, 16, 32, 48
+_ROUND_NS: Final = 2_000
+"""Spin budget per configured round (the socket path's poll round costs about this)."""
+_STOLEN_NS: Final = 25_000
+_MAX_STOLEN: Final = 6
+_CHECKS: Final = 16
+"""Checks of the sequence word between two yields (about 1 µs; fewer context switches)."""
+"""After the n-th stolen yield in a row, sleep for the next 2**n receives (at most 64)."""
+_FIRST_SLICE_MS: Final = 1
+_LAST_SLICE_MS: Final = 100
+_now_ns = time.perf_counter_ns
+_yield = getattr(os, "sched_yield", lambda: None)
+_fence_lock = threading.Lock()
+
+
+def supported() -> bool:
+    """Whether this machine may use link mode (x86-64: stores and loads stay in order)."""
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
+def _fence() -> None:
+    """A full memory fence: an uncontended lock round trip executes a locked instruction."""
+    _fence_lock.acquire()
+    _fence_lock.release()
+
+
+def request_slot_bytes(size: int) -> int:
+    """Bytes of a region of ``size`` reserved for request frames (a quarter, after control)."""
+    return (size - CONTROL_BYTES) // 4
+
+
+def fits(size: int) -> bool:
+    """Whether a region of ``size`` bytes is large enough for link mode."""
+    return request_slot_bytes(size) >= MIN_SLOT_BYTES
+
+
+class ShmLink:
+    """Frames over a shared-memory region, for one side of one connection.
+
+    Args:
+        conn: The connection whose socket carries wake-ups and oversized frames.
+        region: The mapped region (at least ``CONTROL_BYTES`` plus room for both slots).
+        role: ``"client"`` or ``"server"``.
+        spin: Spin budget in rounds of about 2 µs (0: sleep at once).
+    """
+
+    def __init__(self, conn: Connection, region: ShmRegion, role: str, spin: int) -> None:
+        self.conn = conn
+        self.region = region
+        if not fits(region.size):
+            raise ValueError("shared-memory region too small for link mode")
+        req_size = request_slot_bytes(region.size)
+        self._ctl = region.view[:CONTROL_BYTES].cast("I")
+        req = region.view[CONTROL_BYTES : CONTROL_BYTES + req_size]
+        rep = region.view[CONTROL_BYTES + req_size :]
+        client = role == "client"
+        self._out, self._in = (req, rep) if client else (rep, req)
+        self._out_word, self._in_word = (_REQ_SEQ, _REP_SEQ) if client else (_REP_SEQ, _REQ_SEQ)
+        self._my_sleep, self._peer_sleep = ((_CLIENT_ASLEEP, _SERVER_ASLEEP) if client
+                                            else (_SERVER_ASLEEP, _CLIENT_ASLEEP))
+        # Both counts start at zero in the fresh region: the client may announce its first
+        # request before the server has attached its side.
+        self._out_seq = 0
+        self._in_seq = 0
+        self._poller = select.poll()
+        self._poller.register(conn.sock.fileno(), select.POLLIN)
+        self.spin = 0
+        self._budget_ns = 0
+        self._cooldown = 0
+        self._stolen = 0
+        self.set_spin(spin)
+
+    def set_spin(self, rounds: int) -> None:
+        """Spin for up to ``rounds`` rounds of about 2 µs before sleeping (0: never spin)."""
+        self.spin = max(int(rounds), 0)
+        self._budget_ns = self.spin * _ROUND_NS
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send(self, header: bytes, buffers: list[Any], body_len: int,
+             flag: bool = False) -> None:
+        """Write one frame into the outgoing slot (or the socket if too large); announce it.
+
+        ``flag`` (the body-only mode's permission bit) means nothing on a link.
+        """
+        out = self._out
+        hlen = len(header)
+        start = SLOT_HEADER.size
+        fits = start + hlen + body_len <= out.nbytes
+        if fits:
+            out[start : start + hlen] = header
+            write_pieces(out, start + hlen, buffers)
+            SLOT_HEADER.pack_into(out, 0, KIND_SLOT, hlen, body_len)
+        else:
+            SLOT_HEADER.pack_into(out, 0, KIND_SOCKET, hlen, body_len)
+        seq = (self._out_seq + 1) & _MASK
+        self._out_seq = seq
+        ctl = self._ctl
+        ctl[self._out_word] = seq  # data first, then the sequence word (stores stay in order)
+        _fence()
+        wake = ctl[self._peer_sleep] != 0
+        if fits:
+            if wake:
+                self.conn.sock.sendall(WAKE)
+            return
+        self.conn.sock.sendall(WAKE + FRAME if wake else FRAME)
+        self.conn.send_frame(header, buffers, body_len)
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def recv(self) -> tuple[bytes | memoryview, bytearray | None]:
+        """Wait for the peer's next frame; returns ``(header, body)`` like ``Connection``."""
+        want = (self._in_seq + 1) & _MASK
+        if self._ctl[self._in_word] != want:
+            self._wait(want)
+        self._in_seq = want
+        inbox = self._in
+        kind, hlen, blen = SLOT_HEADER.unpack_from(inbox, 0)
+        if kind == KIND_SOCKET:
+            self.conn.peer_flag = False
+            self.conn.expect_marker(WAKE, FRAME)
+            return self.conn.recv_frame()
+        if kind != KIND_SLOT or SLOT_HEADER.size + hlen + blen > inbox.nbytes:
+            raise ProtocolError("malformed frame in the shared-memory slot")
+        if hlen + blen > self.conn.max_message_bytes:
+            raise MessageTooLargeError(
+                f"frame of {hlen + blen} bytes exceeds the limit of "
+                f"{self.conn.max_message_bytes}")
+        self.conn.peer_flag = True
+        start = SLOT_HEADER.size
+        stop = start + hlen
+        return bytes(inbox[start:stop]), (bytearray(inbox[stop : stop + blen]) if blen else None)
+
+    def _wait(self, want: int) -> None:
+        started = _now_ns()
+        if self._cooldown:
+            self._cooldown -= 1
+        elif self._budget_ns and self._spin(want):
+            return
+        self._sleep(want)
+        full = self.spin * _ROUND_NS
+        if full and not self._cooldown and _now_ns() - started <= full:
+            self._budget_ns = full  # a full spin would have caught this frame: spin again
+
+    def _spin(self, want: int) -> bool:
+        """Check the sequence word, yielding between checks, for the current budget."""
+        ctl, word, yield_, now_ns = self._ctl, self._in_word, _yield, _now_ns
+        mark = start = now_ns()
+        deadline = start + self._budget_ns
+        checks = range(_CHECKS)
+        while True:
+            for _ in checks:
+                if ctl[word] == want:
+                    self._stolen = 0
+                    return True
+            yield_()
+            now = now_ns()
+            if now - mark > _STOLEN_NS:
+                # The yield gave this CPU to another task (perhaps the peer): spinning may
+                # only slow it down. Sleep instead, for longer each time it happens again.
+                self._stolen = min(self._stolen + 1, _MAX_STOLEN)
+                self._cooldown = 1 << self._stolen
+                return ctl[word] == want
+            if now > deadline:
+                self._budget_ns >>= 1  # nothing came: spin half as long next time
+                return False
+            mark = now
+
+    def _sleep(self, want: int) -> None:
+        """Sleep in ``poll`` until the frame is announced, the peer hangs up, or time is up."""
+        ctl, word = self._ctl, self._in_word
+        ctl[self._my_sleep] = 1
+        _fence()
+        try:
+            timeout = self.conn.timeout
+            deadline = None if timeout is None else time.monotonic() + timeout
+            slice_ms = _FIRST_SLICE_MS
+            while ctl[word] != want:
+                wait_ms = slice_ms
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError("no frame from the peer in time")
+                    wait_ms = min(slice_ms, max(int(left * 1000) + 1, 1))
+                if self.conn.sock.fileno() < 0:
+                    raise ConnectionLostError("the connection was closed")
+                if self._poller.poll(wait_ms) and not self.conn.take_wakes(WAKE):
+                    if ctl[word] == want:
+                        break  # the peer's last frame, sent just before it hung up
+                    raise ConnectionLostError("the peer closed the connection")
+                slice_ms = min(slice_ms * 2, _LAST_SLICE_MS)
+        finally:
+            ctl[self._my_sleep] = 0
+
+    def close(self) -> None:
+        """Release the views into the region (the connection closes the rest)."""
+        for view in (self._ctl, self._in, self._out):
+            view.release()
+

@@ -1,0 +1,352 @@
+"""Framing over a connected socket (``docs/protocol.md`` section 2)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import ssl
+import struct
+import time
+from typing import Any, Final
+
+from rlmesh.errors import (
+    ConnectionLostError,
+    MessageTooLargeError,
+    ProtocolError,
+)
+from rlmesh.transport.shm import ShmRegion
+from rlmesh.transport.shmlink import ShmLink
+
+PREFIX: Final = struct.Struct("<II")
+SHM_FLAG: Final = 1 << 31
+"""Bit of ``header_len``: may use / does use the shared-memory region."""
+_PREFIX_SIZE: Final = PREFIX.size
+_pack_prefix = PREFIX.pack
+_unpack_prefix = PREFIX.unpack_from
+_TIMEVAL: Final = struct.Struct("@ll")
+_DONTWAIT: Final = getattr(socket, "MSG_DONTWAIT", 0)
+_yield = getattr(os, "sched_yield", lambda: None)
+_now_ns = time.perf_counter_ns
+_SPIN_WORTH_NS: Final = 200_000
+_STOLEN_NS: Final = 25_000
+"""A poll round longer than this means another task got this CPU while we yielded."""
+_COOLDOWN: Final = 64
+"""Receives that block at once after that, before polling is tried again."""
+_STAGING: Final = 64 * 1024
+_READ: Final = 8 * 1024
+_IOV_BATCH: Final = 512
+
+
+class Connection:
+    """One framed, bidirectional message stream over a connected socket.
+
+    ``recv`` returns the header as a view into an internal buffer (or, from a link, as
+    bytes) that stays valid until the next ``recv``; the body is a freshly allocated buffer
+    the caller owns. Reads into the internal buffer are capped at a few KiB, so a large body
+    is received straight into its own buffer instead of being copied there.
+
+    The socket stays in blocking mode; :meth:`set_timeout` bounds each send and receive with
+    ``SO_SNDTIMEO``/``SO_RCVTIMEO``, which costs no extra system call per operation. An
+    expired timeout surfaces as ``BlockingIOError`` or ``TimeoutError``.
+    """
+
+    def __init__(self, sock: socket.socket, max_message_bytes: int) -> None:
+        self.sock = sock
+        self.max_message_bytes = max_message_bytes
+        self._buf = bytearray(_STAGING)
+        self._view = memoryview(self._buf)
+        self._start = 0
+        self._end = 0
+        self.spin = 0
+        self._spin_rounds = 0
+        self._cooldown = 0
+        self.shm: ShmRegion | None = None
+        self.shm_role = ""
+        """``"client"`` or ``"server"`` once a shared-memory region is attached."""
+        self.peer_flag = False
+        """Whether the last received frame used the region (its body, or all of it)."""
+        self.link: ShmLink | None = None
+        """Set once frames travel through shared memory (see :meth:`attach_shm`)."""
+        self.timeout: float | None = None
+        """The bound set by :meth:`set_timeout`."""
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        """Whether the socket is wrapped in TLS (no polling, no shared memory then)."""
+
+    def upgrade(self, sock: socket.socket) -> None:
+        """Carry on over ``sock``, this connection's socket wrapped in TLS."""
+        self.sock = sock
+        self.tls = True
+        self.spin = self._spin_rounds = 0
+
+    def set_spin(self, rounds: int) -> None:
+        """Poll up to ``rounds`` times (non-blocking, yielding between) before blocking.
+
+        Polling adapts: after a poll phase that found nothing the next one is half as long,
+        and a blocking receive that was answered quickly restores the full count; a yield
+        that handed the CPU to another task stops polling for the next ``_COOLDOWN``
+        receives. 0 makes every receive block at once.
+        """
+        if rounds and ((os.cpu_count() or 1) <= 1 or self.tls):
+            rounds = 0  # polling would only take the CPU from the peer we wait for
+        self.spin = self._spin_rounds = max(int(rounds), 0)
+        if self.link is not None:
+            self.link.set_spin(self.spin)
+
+    def set_timeout(self, timeout: float | None) -> None:
+        """Bound every later send and receive by ``timeout`` seconds (``None``: no bound)."""
+        self.timeout = timeout
+        if self.tls:  # the TLS layer needs the socket module's own timeouts
+            self.sock.settimeout(timeout)
+            return
+        self.sock.settimeout(None)
+        seconds, micros = 0, 0  # zero means "no bound" to the kernel
+        if timeout is not None:
+            seconds, micros = divmod(max(round(timeout * 1_000_000), 1), 1_000_000)
+        tv = _TIMEVAL.pack(seconds, micros)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+
+    def send(self, header: bytes, buffers: list[Any], body_len: int,
+             flag: bool = False) -> None:
+        """Send one frame: prefix, header, then the body pieces in order.
+
+        With a shared-memory region attached (see :mod:`rlmesh.transport.shm`), ``flag`` on the
+        client's side permits the reply to use the region; on the server's side it says the
+        request permitted it, and a body that fits is written there instead of the socket.
+        (With a link attached, this method is replaced by the link's.)
+        """
+        hlen = len(header)
+        if flag and self.shm is not None:
+            if self.shm_role == "client":
+                hlen |= SHM_FLAG
+            elif body_len and body_len <= self.shm.size:
+                self.shm.write(buffers)
+                self.sock.sendall(_pack_prefix(hlen | SHM_FLAG, body_len) + header)
+                return
+        first = _pack_prefix(hlen, body_len) + header
+        if buffers or self.tls:
+            self._write(first, buffers)
+        else:
+            self.sock.sendall(first)
+
+    def send_frame(self, header: bytes, buffers: list[Any], body_len: int) -> None:
+        """Send one frame over the socket, whatever is attached."""
+        self._write(_pack_prefix(len(header), body_len) + header, buffers)
+
+    def _write(self, first: bytes, buffers: list[Any]) -> None:
+        if self.tls:  # an SSL socket has no sendmsg: one record stream of the joined frame
+            self.sock.sendall(b"".join([first, *buffers]) if buffers else first)
+            return
+        if not buffers:
+            self.sock.sendall(first)
+            return
+        parts: list[Any] = [first, *buffers]
+        while parts:
+            sent = self.sock.sendmsg(parts[:_IOV_BATCH])
+            # Drop what went out; keep the unsent tail of a partly sent piece.
+            while parts and sent:
+                size = memoryview(parts[0]).nbytes
+                if sent >= size:
+                    sent -= size
+                    parts.pop(0)
+                else:
+                    parts[0] = memoryview(parts[0]).cast("B")[sent:]
+                    sent = 0
+
+    def _fill(self, n: int) -> None:
+        """Make at least ``n`` unread bytes available in the staging buffer."""
+        start, end = self._start, self._end
+        if start + n > len(self._buf):
+            pending = end - start
+            if n > len(self._buf):
+                new = bytearray(n)
+                new[:pending] = self._view[start:end]
+                self._buf = new
+                self._view = memoryview(new)
+            else:
+                self._buf[:pending] = self._view[start:end]
+            self._start, start, end = 0, 0, pending
+        view, recv_into, limit = self._view, self.sock.recv_into, len(self._buf)
+        if self._spin_rounds and end - start < n:
+            end = self._spin(end, start + n)
+        elif self._cooldown:
+            self._cooldown -= 1
+            if not self._cooldown:
+                self._spin_rounds = self.spin  # try polling again: the peer may have moved
+        blocked_at = 0
+        if self.spin and not self._cooldown and end - start < n:
+            blocked_at = _now_ns()
+        while end - start < n:
+            got = recv_into(view[end : min(limit, max(start + n, end + _READ))])
+            if not got:
+                self._end = end
+                raise ConnectionLostError("the peer closed the connection")
+            end += got
+        self._end = end
+        if blocked_at and _now_ns() - blocked_at < _SPIN_WORTH_NS:
+            self._spin_rounds = self.spin  # the peer answers fast: keep polling first
+
+    def _spin(self, end: int, need: int) -> int:
+        """Poll without blocking for up to ``spin`` rounds, yielding the CPU between polls.
+
+        A reply that arrives within a few tens of microseconds is picked up without the
+        sleep/wake-up round trip of a blocking receive; on a busy CPU the yield lets the peer
+        run instead. Returns the new end of the buffered data.
+        """
+        view, recv_into, limit, yield_ = self._view, self.sock.recv_into, len(self._buf), _yield
+        rounds = self._spin_rounds
+        mark = _now_ns()
+        for _ in range(rounds):
+            try:
+                got = recv_into(view[end : min(limit, max(need, end + _READ))], 0, _DONTWAIT)
+            except BlockingIOError:
+                yield_()
+                now = _now_ns()
+                if now - mark > _STOLEN_NS:
+                    # The yield let another task run on this CPU (likely the peer we wait
+                    # for): polling only slows it down. Block instead, for a while.
+                    self._spin_rounds = 0
+                    self._cooldown = _COOLDOWN
+                    return end
+                mark = now
+                continue
+            if not got:
+                return end  # EOF: let the blocking path report it
+            end += got
+            if end >= need:
+                return end
+        # Nothing came while polling: poll half as long next time (a slow peer costs little).
+        self._spin_rounds = rounds >> 1
+        return end
+
+    def recv(self) -> tuple[bytes | memoryview, bytearray | None]:
+        """Receive one frame (with a link attached, this method is replaced by the link's).
+
+        Returns:
+            ``(header, body)``; ``body`` is ``None`` for an empty body.
+
+        Raises:
+            ConnectionLostError: If the peer closes the connection.
+            MessageTooLargeError: If the frame exceeds ``max_message_bytes`` (nothing of it
+                is allocated).
+        """
+        start = self._start
+        if start == self._end:
+            self._start = self._end = start = 0
+        if self._end - start < _PREFIX_SIZE:
+            self._fill(_PREFIX_SIZE)
+            start = self._start
+        hlen, blen = _unpack_prefix(self._buf, start)
+        flagged = hlen & SHM_FLAG
+        hlen &= ~SHM_FLAG
+        if hlen + blen > self.max_message_bytes:
+            raise MessageTooLargeError(
+                f"frame of {hlen + blen} bytes exceeds the limit of {self.max_message_bytes}"
+            )
+        if flagged and self.shm is None:
+            raise ProtocolError("shared-memory flag on a connection without a region")
+        self.peer_flag = bool(flagged)
+        start += _PREFIX_SIZE
+        self._start = start
+        if self._end - start < hlen:
+            self._fill(hlen)
+            start = self._start
+        stop = start + hlen
+        header = self._view[start:stop]
+        if not blen:
+            self._start = stop
+            return header, None
+        if flagged and self.shm_role == "client":  # the body waits in shared memory
+            assert self.shm is not None
+            if blen > self.shm.size:
+                raise ProtocolError("shared-memory body larger than the region")
+            self._start = stop
+            return header, self.shm.read(blen)
+        body = bytearray(blen)
+        take = min(self._end - stop, blen)
+        if take:
+            body[:take] = self._view[stop : stop + take]
+        self._start = stop + take
+        if take < blen:
+            view = memoryview(body)
+            recv_into = self.sock.recv_into
+            while take < blen:
+                got = recv_into(view[take:])
+                if not got:
+                    raise ConnectionLostError("the peer closed the connection mid-message")
+                take += got
+        return header, body
+
+    recv_frame = recv
+    """Receive one frame from the socket, whatever is attached."""
+
+    def attach_shm(self, region: ShmRegion, role: str, *, link: bool = False) -> None:
+        """Use ``region`` from the next frame on (``role``: client or server).
+
+        Without ``link`` only reply bodies use it; with ``link`` whole frames and their
+        signalling do (see :mod:`rlmesh.transport.shmlink`), and the socket keeps wake-ups,
+        oversized frames and liveness.
+        """
+        self.shm, self.shm_role = region, role
+        if link:
+            self.link = ShmLink(self, region, role, self.spin)
+            self.send = self.link.send  # type: ignore[method-assign]
+            self.recv = self.link.recv  # type: ignore[method-assign]
+
+    def take_wakes(self, token: bytes) -> bool:
+        """Read what the socket holds without blocking; drop leading ``token`` bytes.
+
+        Returns:
+            ``False`` if the peer has closed the connection (nothing more will come).
+        """
+        start, end = self._start, self._end
+        if start == end:
+            self._start = self._end = end = 0
+        elif end == len(self._buf):  # full: move the unread bytes to the front
+            self._buf[: end - start] = self._view[start:end]
+            self._start, self._end, end = 0, end - start, end - start
+        try:
+            got = self.sock.recv_into(self._view[end:], 0, _DONTWAIT)
+        except BlockingIOError:
+            got = -1
+        if got > 0:
+            self._end = end + got
+        start, end, byte = self._start, self._end, token[0]
+        buf = self._buf
+        while start < end and buf[start] == byte:
+            start += 1
+        self._start = start
+        return got != 0
+
+    def expect_marker(self, skip: bytes, marker: bytes) -> None:
+        """Consume ``skip`` bytes up to and including ``marker`` (blocking, bounded)."""
+        skip_byte, marker_byte = skip[0], marker[0]
+        while True:
+            if self._start == self._end:
+                self._fill(1)
+            byte = self._buf[self._start]
+            self._start += 1
+            if byte == marker_byte:
+                return
+            if byte != skip_byte:
+                raise ProtocolError("unexpected byte on a shared-memory link's socket")
+
+    def abort(self) -> None:
+        """Shut the socket down without closing it, from any thread.
+
+        A receive blocked (or spinning) in the thread that owns the connection fails soon
+        after with ``ConnectionLostError``; that thread then calls :meth:`close`.
+        """
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """Shut down and close the socket (and unmap any region); safe to call again."""
+        self.abort()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        if self.link is not None:
+            self.link.close()
+        if self.shm is not None:
+            self.shm.close()

@@ -1,0 +1,165 @@
+"""``rlmesh.make_vec``: many envs in local worker processes, as one vector env.
+
+A drop-in for ``gymnasium.make_vec``: the same arguments in the same order, Gymnasium's
+exceptions for an id that is not registered, and the same trajectories for the same seeds
+and actions; only the default (and ``"async"``) vectorization runs rlmesh's worker
+processes instead of Gymnasium's ``AsyncVectorEnv``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec, VectorizeMode
+from gymnasium.vector import AutoresetMode
+
+from rlmesh.client.channel import DEFAULT_TIMEOUT
+from rlmesh.server.workers import WorkerPool
+from rlmesh.vector.env import RemoteVectorEnv
+
+__all__ = ["make_vec"]
+
+_IGNORED = frozenset({"copy", "shared_memory", "context", "daemon"})
+"""``AsyncVectorEnv`` options that change nothing here: rlmesh's workers are always separate
+processes, and every step returns fresh arrays."""
+
+
+def _shares(num_envs: int, num_workers: int) -> list[int]:
+    base, extra = divmod(num_envs, num_workers)
+    return [base + (1 if i < extra else 0) for i in range(num_workers)]
+
+
+def _find_spec(env_id: str) -> EnvSpec:
+    """The registered spec of ``env_id`` (``module:EnvId`` imports the module first).
+
+    Raises:
+        gymnasium.error.Error: Gymnasium's own error (``NameNotFound``, ``VersionNotFound``,
+            ...), as ``gymnasium.make`` raises it.
+    """
+    finder = getattr(gym.envs.registration, "_find_spec", None)
+    if finder is not None:  # Gymnasium's resolution, deprecated versions and hints included
+        spec: EnvSpec = finder(env_id)
+        return spec
+    module, _, name = env_id.rpartition(":")
+    if module:
+        importlib.import_module(module)
+    return gym.spec(name)
+
+
+def _wrapped(make: Callable[[], Any], wrappers: Sequence[Callable[[Any], Any]]) -> Any:
+    """One sub-env: ``make()``, then each wrapper in order (runs in the worker)."""
+    env = make()
+    for wrapper in wrappers:
+        env = wrapper(env)
+    return env
+
+
+def make_vec(
+    env_id_or_factory: str | EnvSpec | Callable[[], Any],
+    num_envs: int = 1,
+    vectorization_mode: str | VectorizeMode | None = None,
+    vector_kwargs: dict[str, Any] | None = None,
+    wrappers: Sequence[Callable[[Any], Any]] | None = None,
+    *,
+    num_workers: int | None = None,
+    start_timeout: float = 60.0,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    **kwargs: Any,
+) -> gym.vector.VectorEnv[Any, Any, Any]:
+    """Run ``num_envs`` envs in local worker processes and drive them as one vector env.
+
+    A drop-in for ``gymnasium.make_vec(env_id, num_envs, vectorization_mode="async")``: each
+    worker runs a ``SyncVectorEnv`` of its share of the sub-envs behind a unix socket, and the
+    returned :class:`~rlmesh.RemoteVectorEnv` steps all workers at once. With the same seeds
+    and actions it produces the same trajectories as Gymnasium's vector envs.
+
+    Args:
+        env_id_or_factory: A registered env id (``"module:EnvId"`` imports the module
+            first), an ``EnvSpec``, or a zero-argument callable building one env.
+        num_envs: Number of sub-envs.
+        vectorization_mode: ``None`` or ``"async"``: rlmesh's worker processes. ``"sync"``
+            and ``"vector_entry_point"`` are Gymnasium's own (in this process), returned
+            from ``gymnasium.make_vec`` unchanged.
+        vector_kwargs: ``{"autoreset_mode": ...}``; ``AsyncVectorEnv``'s ``copy``,
+            ``shared_memory``, ``context`` and ``daemon`` are accepted and change nothing.
+        wrappers: Callables applied to each sub-env in order (``gymnasium.make_vec``'s
+            ``wrappers``); they run in the workers.
+        num_workers: Worker processes; defaults to one per CPU core but one (the caller needs
+            a core too), at least 1 and at most ``num_envs``.
+        start_timeout: Seconds allowed for the workers to start.
+        timeout: Seconds allowed for each step of the workers.
+        **kwargs: Keyword arguments for ``gymnasium.make`` (with an env id or spec).
+
+    Returns:
+        The vector env. Closing it stops the workers; so does interpreter exit, and the
+        workers stop by themselves if this process dies.
+
+    Raises:
+        gymnasium.error.Error: For an env id that is not registered (``NameNotFound``...).
+        ValueError: For an unknown vectorization mode or a bad count.
+        TypeError: For arguments that do not apply.
+    """
+    if num_envs < 1:
+        raise ValueError("num_envs must be >= 1")
+    mode = VectorizeMode.ASYNC if vectorization_mode is None else _vectorize_mode(
+        vectorization_mode)
+    if mode != VectorizeMode.ASYNC:
+        if callable(env_id_or_factory) and not isinstance(env_id_or_factory, EnvSpec):
+            raise TypeError(f"vectorization_mode={mode.value!r} needs an env id: Gymnasium's "
+                            "make_vec builds it")
+        return gym.make_vec(env_id_or_factory, num_envs, mode, vector_kwargs, wrappers,
+                            **kwargs)
+    spec: EnvSpec | None = None
+    if isinstance(env_id_or_factory, (str, EnvSpec)):
+        spec = _find_spec(env_id_or_factory) if isinstance(env_id_or_factory, str) \
+            else env_id_or_factory
+        factory: Callable[[], Any] = functools.partial(gym.make, spec, **kwargs)
+    elif callable(env_id_or_factory):
+        if kwargs:
+            raise TypeError("keyword arguments for gymnasium.make need an env id, not a factory")
+        factory = env_id_or_factory
+    else:
+        raise TypeError("make_vec needs a registered env id, an EnvSpec or a zero-argument "
+                        "callable")
+    if wrappers:
+        factory = functools.partial(_wrapped, factory, list(wrappers))
+    options = {k: v for k, v in (vector_kwargs or {}).items() if k not in _IGNORED}
+    autoreset = AutoresetMode(options.pop("autoreset_mode", AutoresetMode.NEXT_STEP))
+    if options:
+        raise TypeError(f"unsupported vector_kwargs: {sorted(options)} (rlmesh's workers take "
+                        f"autoreset_mode; {', '.join(sorted(_IGNORED))} change nothing)")
+    if num_workers is not None and num_workers < 1:
+        raise ValueError("num_workers must be >= 1 (or None for one per spare core)")
+    # One core stays free for the caller, which steps every worker in turn.
+    workers = num_workers or (os.cpu_count() or 1) - 1
+    workers = max(1, min(workers, num_envs))
+    commands = [["vector", str(size), autoreset.value, f"{{dir}}/worker{index}.sock"]
+                for index, size in enumerate(_shares(num_envs, workers))]
+    pool = WorkerPool(factory, commands, start_timeout)
+    try:
+        target = pool.addresses[0] if len(pool.addresses) == 1 else pool.addresses
+        env = RemoteVectorEnv(target, connect_timeout=start_timeout, timeout=timeout)
+    except BaseException:
+        pool.close()
+        raise
+    env.attach(pool)
+    if spec is not None:  # as gymnasium.make_vec records how the vector env was made
+        made = copy.deepcopy(spec)
+        made.kwargs = {**made.kwargs, **kwargs, "num_envs": num_envs,
+                       "vectorization_mode": VectorizeMode.ASYNC.value}
+        env.spec = made
+    return env
+
+
+def _vectorize_mode(value: str | VectorizeMode) -> VectorizeMode:
+    try:
+        return VectorizeMode(value)
+    except ValueError:
+        raise ValueError(f"Invalid vectorization mode: {value!r}, valid modes: "
+                         f"{[mode.value for mode in VectorizeMode]}") from None
