@@ -27,3 +27,11 @@ def test_ruff_clean() -> None:
 def test_mypy_strict_clean() -> None:
     result = _run(sys.executable, "-m", "mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.timeout(300)
+def test_layering_contracts_hold() -> None:
+    """pyproject.toml's import-linter contracts: layers point down, faces are not imported."""
+    lint_imports = shutil.which("lint-imports") or "lint-imports"
+    result = _run(lint_imports)
+    assert result.returncode == 0, result.stdout + result.stderr

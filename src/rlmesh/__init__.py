@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from rlmesh import numpy as numpy  # ``import rlmesh`` is enough for ``rlmesh.numpy.RemoteEnv``
 from rlmesh import spaces, tls
+from rlmesh.backends.plain import PlainModel as Model
 from rlmesh.backends.plain import RemoteEnv
 from rlmesh.client.channel import probe
 from rlmesh.errors import (
@@ -53,7 +54,6 @@ from rlmesh.evaluation.recording import Recorder
 from rlmesh.evaluation.results import EpisodeResult, RunResult
 from rlmesh.evaluation.run import run
 from rlmesh.models.model import RANDOM_SAMPLE
-from rlmesh.models.model import PlainModel as Model
 from rlmesh.models.remote import RemoteModel
 from rlmesh.protocol import LIBRARY_VERSION as __version__
 from rlmesh.protocol import PROTOCOL_VERSION

@@ -16,6 +16,8 @@ import numpy as np
 
 from rlmesh import spaces
 
+__all__ = ["CounterEnv", "DictObsEnv", "ImageEnv", "SpaceEchoEnv", "TupleObsEnv"]
+
 
 class CounterEnv:
     """Counts steps: observation is the step count, reward 1.0, terminates after 3 steps.

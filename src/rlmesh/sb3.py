@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
     raise missing_extra("rlmesh.sb3", "Stable-Baselines3", "sb3") from exc
 
-from rlmesh.evaluation.run import _lane_info, _pick
+from rlmesh.evaluation.lanes import lane_info, pick
 
 __all__ = ["SB3VecEnv", "to_sb3"]
 
@@ -55,13 +55,13 @@ class SB3VecEnv(VecEnv):  # type: ignore[misc]
 
     def reset(self) -> Any:
         """Reset every sub-env (with the seeds given to ``seed()``, once)."""
-        seeds = [s for s in self._seeds]
+        seeds = list(self._seeds)
         obs, infos = self.env.reset(seed=seeds if any(s is not None for s in seeds) else None,
                                     options=self._options[0] if self._options and
                                     self._options[0] else None)
         self._reset_seeds()
         self._reset_options()
-        self.reset_infos = [_lane_info(infos, k) for k in range(self.num_envs)]
+        self.reset_infos = [lane_info(infos, k) for k in range(self.num_envs)]
         return obs
 
     def step_async(self, actions: np.ndarray[Any, Any]) -> None:
@@ -74,21 +74,21 @@ class SB3VecEnv(VecEnv):  # type: ignore[misc]
         obs, rewards, terms, truncs, infos = self.env.step(self._actions)
         terms, truncs = np.asarray(terms, bool), np.asarray(truncs, bool)
         dones = terms | truncs
-        lanes = [_lane_info(infos, k) for k in range(self.num_envs)]
+        lanes = [lane_info(infos, k) for k in range(self.num_envs)]
         if dones.any():
             if self._same_step:  # the vector env reset them already; the last obs is kept
                 final_obs = infos.get("final_obs")
                 final_info = infos.get("final_info")
                 for k in map(int, np.flatnonzero(dones)):
                     if final_info is not None:
-                        lanes[k].update(_lane_info(final_info, k))
-                    lanes[k]["terminal_observation"] = _pick(final_obs, k)
+                        lanes[k].update(lane_info(final_info, k))
+                    lanes[k]["terminal_observation"] = pick(final_obs, k)
             else:
                 for k in map(int, np.flatnonzero(dones)):
-                    lanes[k]["terminal_observation"] = _copy(_pick(obs, k))
+                    lanes[k]["terminal_observation"] = _copy(pick(obs, k))
                 obs, fresh = self.env.reset(options={"reset_mask": dones})
                 for k in map(int, np.flatnonzero(dones)):
-                    self.reset_infos[k] = _lane_info(fresh, k)
+                    self.reset_infos[k] = lane_info(fresh, k)
             for k in map(int, np.flatnonzero(dones)):
                 lanes[k]["TimeLimit.truncated"] = bool(truncs[k] and not terms[k])
         return obs, np.asarray(rewards, dtype=np.float32), dones, lanes

@@ -20,8 +20,8 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import rlmesh
 import rlmesh.numpy
+from rlmesh.backends.plain import PlainModel
 from rlmesh.models.model import Model as NumpyModel
-from rlmesh.models.model import PlainModel
 from tests.helpers import Outcome, close_after, hand_loop
 
 pytestmark = [

@@ -3,3 +3,5 @@
 The public faces are the top-level modules :mod:`rlmesh.numpy`, :mod:`rlmesh.torch` and
 :mod:`rlmesh.jax`, and ``rlmesh.RemoteEnv`` (plain values, :mod:`rlmesh.backends.plain`).
 """
+
+__all__: list[str] = []

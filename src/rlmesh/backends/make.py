@@ -1,7 +1,8 @@
 """The machinery behind ``rlmesh.torch`` and ``rlmesh.jax``: framework values out, numpy in.
 
 A backend is two functions, ``out(array, device)`` and ``into(value) -> numpy``;
-this module applies them through nested values (dicts, tuples, lists) and builds the
+this module applies them through nested values (dicts, tuples, lists; see
+:mod:`rlmesh.backends.convert`) and builds the
 backend's ``RemoteEnv``, ``RemoteVectorEnv`` and ``Model`` on top of the numpy ones. Every
 array rlmesh decodes is freshly allocated for its reply, so a backend may share its memory
 (``torch.from_numpy``) without ever exposing a buffer the library later reuses.
@@ -13,49 +14,29 @@ from collections.abc import Callable
 from typing import Any, SupportsFloat
 
 import numpy as np
-from gymnasium import spaces as gs
 
-from rlmesh.client.env import NumpyRemoteEnv
-from rlmesh.models.model import Model, Predictor
+from rlmesh.backends.convert import coerce_action, map_leaves
+from rlmesh.client.env import RemoteEnv as NumpyRemoteEnv
+from rlmesh.evaluation.policy import Predictor
+from rlmesh.models.model import Model
 from rlmesh.vector.env import RemoteVectorEnv as NumpyRemoteVectorEnv
+
+__all__ = ["ArrayOut", "ValueIn", "make_backend"]
 
 ArrayOut = Callable[[np.ndarray[Any, Any], Any], Any]
 """``out(array, device)``: the framework's array (on ``device``; ``None``: its default)."""
 ValueIn = Callable[[Any], Any]
 
 
-def convert_out(value: Any, out: Callable[[np.ndarray[Any, Any]], Any]) -> Any:
+def _arrays_out(value: Any, out: Callable[[np.ndarray[Any, Any]], Any]) -> Any:
     """Apply ``out`` to every numpy array inside ``value`` (scalars stay Python values)."""
-    if isinstance(value, np.ndarray):
-        return out(value)
-    if isinstance(value, dict):
-        return {k: convert_out(v, out) for k, v in value.items()}
-    if isinstance(value, tuple) and not isinstance(value, gs.GraphInstance):
-        return tuple(convert_out(v, out) for v in value)
-    if isinstance(value, list):
-        return [convert_out(v, out) for v in value]
-    return value
+    return map_leaves(value, lambda leaf: out(leaf) if isinstance(leaf, np.ndarray) else leaf,
+                      into_graphs=False)
 
 
-def convert_in(value: Any, into: ValueIn) -> Any:
+def _arrays_in(value: Any, into: ValueIn) -> Any:
     """Turn framework arrays inside an action back into numpy (other values unchanged)."""
-    if isinstance(value, dict):
-        return {k: convert_in(v, into) for k, v in value.items()}
-    if isinstance(value, tuple) and not isinstance(value, gs.GraphInstance):
-        return tuple(convert_in(v, into) for v in value)
-    if isinstance(value, list):
-        return [convert_in(v, into) for v in value]
-    return into(value)
-
-
-def action_for(space: gs.Space[Any] | None, action: Any) -> Any:
-    """A numpy action, as the space expects (0-d arrays of Discrete become ints)."""
-    if isinstance(space, gs.Discrete) and isinstance(action, np.ndarray) and action.ndim == 0:
-        return action.astype(space.dtype)[()]
-    if isinstance(space, (gs.Box, gs.MultiDiscrete, gs.MultiBinary)) and isinstance(
-            action, np.ndarray) and action.dtype != space.dtype:
-        return action.astype(space.dtype)
-    return action
+    return map_leaves(value, into, into_graphs=False)
 
 
 def make_backend(name: str, out: ArrayOut, into: ValueIn
@@ -80,14 +61,14 @@ def make_backend(name: str, out: ArrayOut, into: ValueIn
                   **kwargs: Any) -> tuple[Any, dict[str, Any]]:
             """Reset; the observation as {name} arrays."""
             obs, info = super().reset(seed=seed, options=options, **kwargs)
-            return convert_out(obs, self._out), info
+            return _arrays_out(obs, self._out), info
 
         def step(self, action: Any, **kwargs: Any
                  ) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
             """Step with a numpy or framework action; the observation as framework arrays."""
-            action = action_for(self.action_space, convert_in(action, into))
+            action = coerce_action(self.action_space, _arrays_in(action, into))
             obs, reward, terminated, truncated, info = super().step(action, **kwargs)
-            return convert_out(obs, self._out), reward, terminated, truncated, info
+            return _arrays_out(obs, self._out), reward, terminated, truncated, info
 
     class RemoteVectorEnv(OnDevice, NumpyRemoteVectorEnv):
         __doc__ = (f"A remote vector env returning {name} batches (``device`` as for "
@@ -97,13 +78,13 @@ def make_backend(name: str, out: ArrayOut, into: ValueIn
                   ) -> tuple[Any, dict[str, Any]]:
             """Reset the sub-envs; observations as framework arrays."""
             obs, info = super().reset(seed=seed, options=options)
-            return convert_out(obs, self._out), info
+            return _arrays_out(obs, self._out), info
 
         def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
             """Step every sub-env; observations, rewards and flags as framework arrays."""
-            obs, rewards, terms, truncs, info = super().step(convert_in(actions, into))
+            obs, rewards, terms, truncs, info = super().step(_arrays_in(actions, into))
             o = self._out
-            return (convert_out(obs, o), o(rewards), o(terms), o(truncs), info)
+            return (_arrays_out(obs, o), o(rewards), o(terms), o(truncs), info)
 
     class BackendModel(OnDevice, Model):
         __doc__ = (f"A Model whose predict (and predict_batch) sees {name} observations and may "
@@ -113,14 +94,14 @@ def make_backend(name: str, out: ArrayOut, into: ValueIn
             space = self.action_space
 
             def predict(observation: Any) -> Any:
-                action = self.predict(convert_out(observation, self._out))
-                return action_for(space, convert_in(action, into))
+                action = self.predict(_arrays_out(observation, self._out))
+                return coerce_action(space, _arrays_in(action, into))
 
             return predict
 
         def batch(self) -> Callable[[Any], Any]:
-            return lambda observations: convert_in(
-                self.predict_batch(convert_out(observations, self._out)), into)
+            return lambda observations: _arrays_in(
+                self.predict_batch(_arrays_out(observations, self._out)), into)
 
     RemoteEnv.__name__ = RemoteEnv.__qualname__ = "RemoteEnv"
     RemoteVectorEnv.__name__ = RemoteVectorEnv.__qualname__ = "RemoteVectorEnv"

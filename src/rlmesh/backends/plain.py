@@ -1,63 +1,24 @@
-"""The plain backend: remote envs that return built-in Python values.
+"""The plain backend: ``rlmesh.RemoteEnv`` and ``rlmesh.Model`` with built-in Python values.
 
 ``rlmesh.RemoteEnv`` converts every numpy array to (nested) lists and every numpy scalar to
 the matching Python ``int``, ``float``, ``bool`` or ``complex``; dicts, tuples and graph
 instances keep their container type with converted contents. Actions may be given as plain
 values too: they are converted to the action space's dtype before they are sent. Render
 frames stay numpy arrays, as Gymnasium's tools (``RecordVideo``, ``check_env``) expect them.
-Use :mod:`rlmesh.numpy` to get numpy values unchanged.
+``rlmesh.Model`` sees the same plain values and may return plain actions. Use
+:mod:`rlmesh.numpy` to get numpy values unchanged.
 """
 
 from __future__ import annotations
 
 from typing import Any, SupportsFloat
 
-import numpy as np
-from gymnasium import spaces as gs
-
+from rlmesh.backends.convert import coerce_action, to_plain
 from rlmesh.client.channel import DEFAULT, Default
-from rlmesh.client.env import NumpyRemoteEnv
+from rlmesh.client.env import RemoteEnv as NumpyRemoteEnv
+from rlmesh.models.model import Model
 
-__all__ = ["RemoteEnv", "from_plain", "to_plain"]
-
-
-def to_plain(value: Any) -> Any:
-    """Convert numpy values inside ``value`` to built-in Python values."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
-    if isinstance(value, gs.GraphInstance):
-        return gs.GraphInstance(*(to_plain(v) for v in value))
-    if isinstance(value, tuple):
-        return tuple(to_plain(v) for v in value)
-    if isinstance(value, list):
-        return [to_plain(v) for v in value]
-    return value
-
-
-def from_plain(space: gs.Space[Any], value: Any) -> Any:
-    """Convert a plain action to the representation ``space`` uses."""
-    if isinstance(space, (gs.Box, gs.MultiDiscrete, gs.MultiBinary)):
-        if isinstance(value, (list, tuple, int, float, bool)):
-            return np.asarray(value, dtype=space.dtype)
-        return value
-    if isinstance(space, gs.Dict) and isinstance(value, dict):
-        return {k: from_plain(space.spaces[k], v) if k in space.spaces else v
-                for k, v in value.items()}
-    if isinstance(space, gs.Tuple) and isinstance(value, (list, tuple)):
-        if len(value) != len(space.spaces):
-            return tuple(value)
-        return tuple(from_plain(s, v) for s, v in zip(space.spaces, value, strict=True))
-    if isinstance(space, gs.Sequence) and not space.stack and isinstance(value, (list, tuple)):
-        return tuple(from_plain(space.feature_space, v) for v in value)
-    if isinstance(space, gs.OneOf) and isinstance(value, (list, tuple)) and len(value) == 2:
-        index = int(value[0])
-        if 0 <= index < len(space.spaces):
-            return (index, from_plain(space.spaces[index], value[1]))
-    return value
+__all__ = ["PlainModel", "RemoteEnv"]
 
 
 class RemoteEnv(NumpyRemoteEnv):
@@ -79,10 +40,20 @@ class RemoteEnv(NumpyRemoteEnv):
              ) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Step the remote env; accepts and returns plain values."""
         obs, reward, terminated, truncated, info = super().step(
-            from_plain(self.action_space, action), timeout=timeout)
+            coerce_action(self.action_space, action), timeout=timeout)
         return (to_plain(obs), to_plain(reward), bool(terminated), bool(truncated),
                 to_plain(info))
 
     def _attribute_value(self, value: Any) -> Any:
         """Remote attributes and method results arrive as plain values too."""
         return to_plain(value)
+
+
+class PlainModel(Model):
+    """A :class:`~rlmesh.models.model.Model` that sees plain Python values (``rlmesh.Model``).
+
+    Observations reach ``predict`` and ``predict_batch`` as lists and Python scalars; actions
+    may be returned as plain values too and are converted to the action space's dtype.
+    """
+
+    plain = True

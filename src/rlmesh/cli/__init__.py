@@ -28,6 +28,8 @@ from rlmesh.server.options import ServeOptions
 from rlmesh.server.server import EnvServer, stop_on_signals
 from rlmesh.tls import client_context, server_context
 
+__all__ = ["build_parser", "cmd_ping", "cmd_serve", "main"]
+
 log = logging.getLogger("rlmesh")
 
 

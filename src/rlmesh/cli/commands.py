@@ -119,10 +119,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_serve_model(args: argparse.Namespace) -> int:
     """Serve a policy until interrupted (SIGINT or SIGTERM)."""
+    from rlmesh.models.serve import ModelSource
     from rlmesh.server.server import EnvServer, stop_on_signals
 
     model = load_policy(args.policy)
-    server = EnvServer(model, args.address, token=args.token)
+    server = EnvServer(ModelSource(model), args.address, token=args.token)
     stop_on_signals()
     if args.ready_file:
         write_ready(args.ready_file, server.address)

@@ -14,7 +14,7 @@ __all__ = ["cmd_demo"]
 
 
 def _evaluate(address: str, max_steps: int) -> str:
-    from rlmesh.numpy import RemoteEnv
+    from rlmesh.client.env import RemoteEnv
 
     env = RemoteEnv(address)
     try:

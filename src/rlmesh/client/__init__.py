@@ -3,3 +3,5 @@
 :class:`rlmesh.numpy.RemoteEnv` is defined in :mod:`rlmesh.client.env`; the request/reply
 channel in :mod:`rlmesh.client.channel`.
 """
+
+__all__: list[str] = []

@@ -31,6 +31,11 @@ from rlmesh.transport.sockets import connect, parse_address
 from rlmesh.transport.stream import Connection
 from rlmesh.wire.codec import Decoder, Encoder
 
+__all__ = [
+    "DEFAULT", "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_SPIN", "DEFAULT_TIMEOUT", "Channel", "Default",
+    "gather", "probe",
+]
+
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_SPIN = int(os.environ.get("RLMESH_SPIN", "64"))

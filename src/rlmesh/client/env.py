@@ -25,7 +25,7 @@ from rlmesh.client.channel import (
 from rlmesh.errors import EndpointKindError, EnvClosedError, ProtocolError, RLMeshWarning
 from rlmesh.wire.schema import schema_to_space
 
-__all__ = ["NumpyRemoteEnv"]
+__all__ = ["RemoteEnv", "contract_metadata"]
 
 
 def contract_metadata(contract: dict[str, Any]) -> dict[str, Any]:
@@ -40,8 +40,8 @@ def contract_metadata(contract: dict[str, Any]) -> dict[str, Any]:
     return metadata
 
 
-def _reconnect(cls: type[NumpyRemoteEnv], address: str, options: dict[str, Any],
-               contract: dict[str, Any], render_mode: str | None = None) -> NumpyRemoteEnv:
+def _reconnect(cls: type[RemoteEnv], address: str, options: dict[str, Any],
+               contract: dict[str, Any], render_mode: str | None = None) -> RemoteEnv:
     """Entry point of a RemoteEnv's spec: another session to the same endpoint.
 
     The new env knows the endpoint's contract already and opens its session on first use,
@@ -57,7 +57,7 @@ def _reconnect(cls: type[NumpyRemoteEnv], address: str, options: dict[str, Any],
     return cls(address, **options, _contract=contract)
 
 
-def _spec(env: NumpyRemoteEnv, options: dict[str, Any]) -> EnvSpec | None:
+def _spec(env: RemoteEnv, options: dict[str, Any]) -> EnvSpec | None:
     spec = env.contract.get("spec")
     if not isinstance(spec, dict) or not spec.get("id"):
         return None
@@ -76,10 +76,42 @@ def _spec(env: NumpyRemoteEnv, options: dict[str, Any]) -> EnvSpec | None:
     )
 
 
-class NumpyRemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
-    """A remote env returning numpy values, exactly as the served env produced them.
+class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
+    """A ``gymnasium.Env`` served by an rlmesh endpoint, with numpy values.
 
-    Exposed as :class:`rlmesh.numpy.RemoteEnv`; see there for the full description.
+    Observations, rewards, flags and ``info`` arrive exactly as the served env produced
+    them: numpy arrays keep their dtype and shape, numpy scalars stay numpy scalars, tuples
+    stay tuples. Every array is owned by the caller and writable; rlmesh never reuses its
+    memory. ``observation_space`` and ``action_space`` are Gymnasium spaces equal to the
+    server's, so ``action_space.sample()`` and seeding behave as in Gymnasium.
+
+    Args:
+        address: ``"host:port"``, ``"tcp://host:port"`` or ``"unix:///path"``.
+        connect_timeout: Seconds allowed to connect and complete the handshake.
+        timeout: Seconds allowed for each request (``None`` disables the limit).
+        max_message_bytes: Largest reply accepted.
+        token: The endpoint's shared secret, if it requires one (default ``RLMESH_TOKEN``).
+        tls: An ``ssl.SSLContext`` (see :func:`rlmesh.tls.client_context`) to connect over
+            TLS, ``True`` for one trusting the system's CAs; a ``tls://`` address implies
+            ``True``.
+
+    Raises:
+        ConnectFailedError: The endpoint cannot be reached.
+        EnvBusyError: The endpoint's single env instance is in use by another client.
+        VersionMismatchError: The server speaks another protocol version.
+
+    One ``RemoteEnv`` is one connection; it is safe to use from any thread (calls are
+    serialised), and one per thread is the way to drive endpoints in parallel.
+
+    Gymnasium's escape hatches reach the served env (``docs/protocol.md`` section 13):
+    ``env.unwrapped`` is this object, and a public name it does not have itself is looked up
+    on the served env, through its wrappers, so ``env.unwrapped.x_threshold``,
+    ``env.get_wrapper_attr("x_threshold")`` and ``env.unwrapped.get_action_meanings()`` work
+    as on a local env (a method is a :class:`~rlmesh.client.attributes.RemoteMethod`; arguments and
+    results travel as data). ``env.set_wrapper_attr("gravity", 5.0)`` changes the served env;
+    a plain ``env.gravity = 5.0`` only sets an attribute on this object. A name the served env
+    lacks raises ``RemoteAttributeError`` (an ``AttributeError``); names starting with ``_``
+    never leave this process.
     """
 
     def __init__(

@@ -24,6 +24,8 @@ from rlmesh.transport.sockets import Address, connect
 from rlmesh.transport.stream import Connection
 from rlmesh.wire.codec import Decoder, Encoder
 
+__all__ = ["Opened", "answer_challenge", "exchange", "open_connection"]
+
 
 @dataclasses.dataclass
 class Opened:

@@ -6,9 +6,9 @@ import time
 from types import TracebackType
 from typing import Any
 
-from rlmesh.evaluation.results import EpisodeResult, RunResult
-from rlmesh.evaluation.run import _endpoint, _open, success_of
-from rlmesh.models.model import Predictor, as_model
+from rlmesh.evaluation.policy import Predictor, as_policy
+from rlmesh.evaluation.results import EpisodeResult, RunResult, success_of
+from rlmesh.evaluation.run import endpoint_of, open_env
 
 __all__ = ["EpisodeSession", "session"]
 
@@ -26,8 +26,8 @@ class EpisodeSession:
     """
 
     def __init__(self, model: Any, env: Any) -> None:
-        self.model = as_model(model)
-        self.env, self._owned = _open(env)
+        self.model = as_policy(model)
+        self.env, self._owned = open_env(env)
         if hasattr(self.env, "single_action_space"):
             if self._owned:
                 self.env.close()
@@ -35,7 +35,7 @@ class EpisodeSession:
                             "envs")
         self.model.bind(self.env.observation_space, self.env.action_space)
         self.model.load()
-        self.endpoint = _endpoint(self.env)
+        self.endpoint = endpoint_of(self.env)
         self.episodes: list[EpisodeResult] = []
         self.observation: Any = None
         self.info: dict[str, Any] = {}

@@ -32,9 +32,11 @@ from rlmesh.errors import (
 )
 from rlmesh.evaluation.hooks import HookList, Hooks
 from rlmesh.evaluation.identity import EnvIdentity, provenance
+from rlmesh.evaluation.lanes import play_lanes
+from rlmesh.evaluation.policy import Policy, as_policy
 from rlmesh.evaluation.results import EpisodeResult, RunResult
-from rlmesh.evaluation.run import connect_endpoint, plan_seeds, play_episode, play_lanes
-from rlmesh.models.model import Model, as_model
+from rlmesh.evaluation.run import plan_seeds, play_episode
+from rlmesh.vector.connect import connect_endpoint
 
 __all__ = ["evaluate"]
 
@@ -74,7 +76,7 @@ def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None
         EndpointKindError: If the endpoints serve different envs and ``allow_mixed`` is not
             set.
     """
-    model = as_model(model)
+    model = as_policy(model)
     addresses = [addresses] if isinstance(addresses, str) else list(addresses)
     if not addresses:
         raise ValueError("evaluate() needs at least one address")
@@ -85,7 +87,7 @@ def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None
 
 
 class _Run:
-    def __init__(self, model: Model, plan: list[int | None], addresses: list[str],
+    def __init__(self, model: Policy, plan: list[int | None], addresses: list[str],
                  max_steps: int | None, hooks: HookList, max_attempts: int,
                  connect: dict[str, Any], allow_mixed: bool) -> None:
         self.model, self.addresses, self.max_steps = model, addresses, max_steps

@@ -14,6 +14,8 @@ from typing import Any
 from rlmesh.evaluation.hooks import Hooks
 from rlmesh.evaluation.results import EpisodeResult, RunResult
 
+__all__ = ["HEADERS", "ProgressHooks", "print_summary", "summary_rows"]
+
 try:  # optional: the rlmesh[cli] extra
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

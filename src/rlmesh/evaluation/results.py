@@ -13,6 +13,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+__all__ = ["FORMAT", "EpisodeResult", "RunResult", "success_of"]
+
 FORMAT = "rlmesh.run/1"
 """``format`` key of a saved run."""
 
@@ -188,3 +190,16 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return repr(value)
+
+
+def success_of(info: Any) -> bool | None:
+    """``is_success`` (or ``success``) from an episode's final info, when present."""
+    if not isinstance(info, dict):
+        return None
+    value = info.get("is_success", info.get("success"))
+    if value is None:
+        return None
+    try:
+        return bool(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,1 +1,3 @@
 """Layer 5, policies: ``Model``, the random baseline, remote and served models."""
+
+__all__: list[str] = []

@@ -12,11 +12,10 @@ import threading
 from typing import Any
 
 from rlmesh import protocol as P
-from rlmesh.backends.make import action_for
-from rlmesh.backends.plain import from_plain
+from rlmesh.backends.convert import coerce_action, coerce_actions
 from rlmesh.client.channel import Channel
 from rlmesh.errors import EndpointKindError
-from rlmesh.models.model import Model, batch_from_plain
+from rlmesh.models.model import Model
 from rlmesh.wire.schema import schema_to_space
 
 __all__ = ["RemoteModel"]
@@ -65,12 +64,12 @@ class RemoteModel(Model):
         """The served model's action for ``observation`` (in the action space's dtype)."""
         action = self._channel().request(P.OP_PREDICT, observation)[2]
         space = self.action_space
-        return action if space is None else action_for(space, from_plain(space, action))
+        return action if space is None else coerce_action(space, action)
 
     def predict_batch(self, observations: Any) -> Any:
         """The served model's actions for a batch, in one request."""
         actions = self._channel().request(P.OP_PREDICT_BATCH, observations)[2]
-        return batch_from_plain(self.action_space, actions)
+        return coerce_actions(self.action_space, actions)
 
     @property
     def batched(self) -> bool:

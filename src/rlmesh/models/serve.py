@@ -1,5 +1,8 @@
 """Serving a model: ``Model.serve`` / ``rlmesh serve-model`` put a policy behind an address.
 
+The model plugs into the server through its source (:class:`ModelSource`, a
+:class:`rlmesh.server.sources.Source`): the server knows nothing of models.
+
 A model endpoint answers ``PREDICT`` (one observation) and ``PREDICT_BATCH`` (a batch, e.g.
 the lanes of a vector env, answered by one ``predict_batch`` call). Unlike an env instance,
 one model serves every session at once (each in its own thread), so its ``predict`` must be
@@ -14,19 +17,26 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from rlmesh import protocol as P
+from rlmesh.evaluation.policy import Policy
+from rlmesh.server.sources import Handler, Source
 from rlmesh.wire.schema import space_to_schema
 
 if TYPE_CHECKING:
-    from rlmesh.models.model import Model
     from rlmesh.server.session import Session
 
-__all__ = ["ModelSource", "serve_requests"]
+__all__ = ["ModelSource"]
 
 
-class ModelSource:
-    """Hands the one served model to every session (the env source's interface)."""
+class ModelSource(Source):
+    """Hands the one served model to every session; its handlers answer predictions.
 
-    def __init__(self, model: Model) -> None:
+    Args:
+        model: The model (its ``load`` is called here, its ``close`` with the source).
+    """
+
+    noun = "model"
+
+    def __init__(self, model: Policy) -> None:
         self.model = model
         self._lock = threading.Lock()
         self._closed = False
@@ -49,16 +59,11 @@ class ModelSource:
         """One model for all sessions."""
         return True
 
-    @property
-    def factory(self) -> Any:
-        """Models have no factory."""
-        raise TypeError("a served model has no factory")
-
-    def acquire(self) -> Model:
+    def acquire(self) -> Policy:
         """The model, for a new session."""
         return self.model
 
-    def release(self, model: Any) -> None:
+    def release(self, resource: Any) -> None:
         """Nothing to give back."""
 
     def close(self) -> None:
@@ -69,29 +74,20 @@ class ModelSource:
             self._closed = True
         self.model.close()
 
+    def handlers(self, session: Session) -> dict[int, Handler]:
+        """PREDICT and PREDICT_BATCH, on the model's values (tensors for a torch model...)."""
+        predict = self.model.predictor()
+        batch = self.model.batch()
 
-def serve_requests(session: Session, model: Model) -> None:
-    """Answer a model session's requests until it closes (the session's request loop)."""
-    predict = model.predictor()
-    batch = model.batch()
-    while True:
-        session.busy = False
-        msg = session._receive()
-        session.busy = True
-        op, rid = msg[0], msg[1]
-        if op in (P.OP_PREDICT, P.OP_PREDICT_BATCH):
+        def answer(msg: list[Any]) -> None:
+            op, rid = msg[0], msg[1]
             if len(msg) != 3:
-                session._fatal(rid, P.E_PROTOCOL, f"{P.OP_NAMES[op]} takes one argument")
+                session.fatal(rid, P.E_PROTOCOL, f"{P.OP_NAMES[op]} takes one argument")
             try:
                 action = predict(msg[2]) if op == P.OP_PREDICT else batch(msg[2])
             except Exception as exc:
-                session._error(rid, P.E_MODEL, str(exc), exc=exc)
-                continue
-            session._send([P.STATUS_OK, rid, action])
-        elif op == P.OP_PING:
-            session._send([P.STATUS_OK, rid, *msg[2:]])
-        elif op == P.OP_CLOSE:
-            session._send([P.STATUS_OK, rid, None])
-            return
-        else:
-            session._fatal(rid, P.E_PROTOCOL, f"a model endpoint does not answer op {op!r}")
+                session.error(rid, P.E_MODEL, str(exc), exc=exc)
+                return
+            session.send([P.STATUS_OK, rid, action])
+
+        return {P.OP_PREDICT: answer, P.OP_PREDICT_BATCH: answer}

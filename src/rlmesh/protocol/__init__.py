@@ -12,6 +12,16 @@ from typing import Any, Final
 
 from rlmesh import errors
 
+__all__ = [
+    "CAP_ATTRIBUTES", "CLIENT_NAME", "DEFAULT_MAX_MESSAGE_BYTES", "E_AUTH", "E_BUSY", "E_DEADLINE",
+    "E_ENCODE", "E_ENV", "E_FULL", "E_INTERNAL", "E_INVALID_ACTION", "E_MODEL", "E_NOT_ALLOWED",
+    "E_NO_ATTRIBUTE", "E_PROTOCOL", "E_RESET_NEEDED", "E_RESUME", "E_SHUTTING_DOWN", "E_TOO_LARGE",
+    "E_VERSION", "LIBRARY_VERSION", "OP_AUTH", "OP_CALL", "OP_CLOSE", "OP_GET_ATTR", "OP_HELLO",
+    "OP_NAMES", "OP_PING", "OP_PREDICT", "OP_PREDICT_BATCH", "OP_RENDER", "OP_RESET",
+    "OP_SET_ATTR", "OP_SHUTDOWN", "OP_STEP", "PROTOCOL_VERSION", "STATUS_ERROR", "STATUS_OK",
+    "error_from_map", "error_map", "server_info",
+]
+
 PROTOCOL_VERSION: Final = 1
 LIBRARY_VERSION: Final = "0.1.0"
 CLIENT_NAME: Final = f"rlmesh-python/{LIBRARY_VERSION}"

@@ -14,6 +14,8 @@ import hmac
 import os
 import secrets
 
+__all__ = ["NONCE_BYTES", "check", "nonce", "proof", "token_from"]
+
 NONCE_BYTES = 16
 
 

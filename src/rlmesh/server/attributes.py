@@ -9,12 +9,15 @@ Arguments and results travel through the codec like everything else: data only, 
 
 from __future__ import annotations
 
-from typing import Any, Final, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import gymnasium as gym
 
 from rlmesh import protocol as P
 from rlmesh.protocol.attributes import refusal, shown
+
+if TYPE_CHECKING:
+    from rlmesh.server.session import Session
 
 __all__ = ["answer"]
 
@@ -80,28 +83,7 @@ def assign(env: Any, name: str, value: Any, vector: bool) -> None:
         setattr(env, name, value)
 
 
-class Session(Protocol):
-    """What :func:`answer` needs of a server session (``rlmesh.server.session.Session`` has it).
-
-    A protocol rather than an import keeps the clients, which share :func:`refusal`, apart
-    from the server's modules.
-    """
-
-    server: Any
-    _vector: bool
-
-    def _send(self, reply: list[Any], keep: bool = True, subject: str = "") -> None: ...
-
-    def _error(self, rid: Any, code: str, message: str, *,
-               exc: BaseException | None = None, fatal: bool = False) -> None: ...
-
-    def _fatal(self, rid: Any, code: str, message: str, *,
-               exc: BaseException | None = None) -> NoReturn: ...
-
-    def _timed(self, rid: Any, call: Any, *args: Any, **kwargs: Any) -> Any: ...
-
-
-def answer(session: Session, env: Any, msg: list[Any], timed: bool) -> None:
+def answer(session: Session, env: Any, msg: list[Any]) -> None:
     """Answer one GET_ATTR, CALL or SET_ATTR request of ``session`` (its request loop).
 
     Malformed arguments end the session (``protocol_error``); everything else is answered
@@ -109,16 +91,16 @@ def answer(session: Session, env: Any, msg: list[Any], timed: bool) -> None:
     """
     op, rid = msg[0], msg[1]
     if len(msg) != _ARITY[op] or (op == P.OP_CALL and not _call_arguments(msg[3], msg[4])):
-        session._fatal(rid, P.E_PROTOCOL, _USAGE[op])
-    if not session.server.options.remote_attributes:
-        session._error(rid, P.E_NOT_ALLOWED, "this server does not allow remote attribute "
+        session.fatal(rid, P.E_PROTOCOL, _USAGE[op])
+    if not session.host.options.remote_attributes:
+        session.error(rid, P.E_NOT_ALLOWED, "this server does not allow remote attribute "
                        "access (ServeOptions(remote_attributes=True))")
         return
     name = msg[2]
-    vector = session._vector
+    vector = session.vector
     why = refusal(op, name, vector=vector)
     if why is not None:
-        session._error(rid, P.E_NOT_ALLOWED, why)
+        session.error(rid, P.E_NOT_ALLOWED, why)
         return
     work: Any
     args: tuple[Any, ...]
@@ -130,17 +112,18 @@ def answer(session: Session, env: Any, msg: list[Any], timed: bool) -> None:
     else:
         work, args, subject = assign, (env, name, msg[3], vector), ""
     try:
-        result = session._timed(rid, work, *args) if timed else work(*args)
+        deadline = session.deadline
+        result = deadline.run(rid, work, *args) if deadline else work(*args)
     except Missing as exc:
-        session._error(rid, P.E_NO_ATTRIBUTE, str(exc))
+        session.error(rid, P.E_NO_ATTRIBUTE, str(exc))
         return
     except Exception as exc:
-        session._error(rid, P.E_ENV, str(exc), exc=exc)
+        session.error(rid, P.E_ENV, str(exc), exc=exc)
         return
     if op == P.OP_GET_ATTR:
-        session._send([P.STATUS_OK, rid, *result], subject=subject)
+        session.send([P.STATUS_OK, rid, *result], subject=subject)
     else:
-        session._send([P.STATUS_OK, rid, result], subject=subject)
+        session.send([P.STATUS_OK, rid, result], subject=subject)
 
 
 def _call_arguments(args: Any, kwargs: Any) -> bool:

@@ -7,6 +7,8 @@ import os
 
 from rlmesh.protocol import DEFAULT_MAX_MESSAGE_BYTES
 
+__all__ = ["ServeOptions"]
+
 
 @dataclasses.dataclass(frozen=True)
 class ServeOptions:

@@ -16,10 +16,9 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from rlmesh.server.session_setup import SessionSetup as Session
+__all__ = ["KEY_BYTES", "Parked", "ResumeRegistry", "new_key"]
 
 KEY_BYTES = 16
 
@@ -33,7 +32,8 @@ def new_key() -> bytes:
 class Parked:
     """What a session leaves behind when its connection breaks."""
 
-    env: Any
+    resource: Any
+    """The session's env (or what else its source lent it)."""
     has_reset: bool
     last_reply: tuple[Any, bytes, list[Any], int] | None
     """``(request_id, header, buffers, body_len)`` of the last reply sent."""
@@ -53,15 +53,16 @@ class ResumeRegistry:
         self.window = window
         self._release = release
         self._cv = threading.Condition()
-        self._live: dict[bytes, Session] = {}
+        self._live: dict[bytes, Callable[[], None]] = {}
+        """How to cut off the connection of each live session, by key."""
         self._parked: dict[bytes, Parked] = {}
         self._reaper: threading.Thread | None = None
         self._closed = False
 
-    def register(self, key: bytes, session: Session) -> None:
-        """Record a connected session under ``key``."""
+    def register(self, key: bytes, abort: Callable[[], None]) -> None:
+        """Record a connected session under ``key``; ``abort`` cuts its connection off."""
         with self._cv:
-            self._live[key] = session
+            self._live[key] = abort
 
     def forget(self, key: bytes) -> None:
         """Drop a session that ended for good (closed, failed, or released)."""
@@ -97,11 +98,11 @@ class ResumeRegistry:
                 parked = self._parked.pop(key, None)
                 if parked is not None:
                     return parked
-                live = self._live.get(key)
+                abort = self._live.get(key)
                 left = deadline - time.monotonic()
-                if live is None or left <= 0:
+                if abort is None or left <= 0:
                     return None
-                live.conn.abort()
+                abort()
                 self._cv.wait(min(left, 0.1))
 
     def close(self) -> list[Parked]:

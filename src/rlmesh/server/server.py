@@ -1,4 +1,11 @@
-"""``EnvServer``: serve a Gymnasium env (or env factory) over TCP or a unix socket."""
+"""``EnvServer``: serve an env (or an env factory, or any source) over TCP or a unix socket.
+
+The server binds, accepts connections and gives each one a
+:class:`~rlmesh.server.session.Session` in a thread of its own; it drains and stops them on
+shutdown. What is served and how requests are answered is its
+:class:`~rlmesh.server.sources.Source`'s business; what sessions see of the server is a
+narrow :class:`~rlmesh.server.host.Host`.
+"""
 
 from __future__ import annotations
 
@@ -20,28 +27,19 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from rlmesh.errors import RLMeshWarning
-from rlmesh.models.model import Model
-from rlmesh.models.serve import ModelSource
 from rlmesh.protocol.auth import token_from
+from rlmesh.server.host import Host
 from rlmesh.server.options import ServeOptions
-from rlmesh.server.resume import Parked, ResumeRegistry
 from rlmesh.server.session import Session
-from rlmesh.server.sources import EnvSource
+from rlmesh.server.sources import EnvSource, Source
 from rlmesh.server.workers import WorkerPool
-from rlmesh.transport.sockets import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    Address,
-    listen,
-    parse_address,
-    tune,
-)
+from rlmesh.transport.sockets import Address, listen, resolve_address, tune
 from rlmesh.transport.stream import Connection
+
+__all__ = ["EnvServer", "stop_on_signals"]
 
 log = logging.getLogger("rlmesh.server")
 _CPUS = os.cpu_count() or 1
-
-__all__ = ["EnvServer"]
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -58,19 +56,6 @@ def stop_on_signals() -> None:
     signal.signal(signal.SIGINT, _raise_interrupt)
 
 
-def _resolve(address: str | None, host: str | None, port: int | None,
-             path: str | None) -> Address:
-    if address is not None:
-        if host is not None or port is not None or path is not None:
-            raise ValueError("pass either address or host/port/path, not both")
-        return parse_address(address)
-    if path is not None:
-        if host is not None or port is not None:
-            raise ValueError("pass either path (unix socket) or host/port (TCP), not both")
-        return Address("unix", path=str(path))
-    return Address("tcp", host=host or DEFAULT_HOST, port=DEFAULT_PORT if port is None else port)
-
-
 class EnvServer:
     """Serves one env, or one env per session from a factory, to remote clients.
 
@@ -79,7 +64,8 @@ class EnvServer:
             ``action_space``, ``reset(seed=None, options=None)``, ``step(action)`` and
             ``close()``, a zero-argument callable returning such an env, or a registered
             Gymnasium env id. An instance serves one session at a time; a factory gives every
-            session its own env.
+            session its own env. (Also any :class:`~rlmesh.server.sources.Source`, such as
+            the model source ``Model.serve`` uses.)
         address: ``"host:port"``, ``"tcp://host:port"`` or ``"unix:///path"``. Defaults to
             ``127.0.0.1:5555``. Port 0 picks a free port (see :attr:`address`).
         host: TCP host, instead of ``address``.
@@ -121,71 +107,42 @@ class EnvServer:
     ) -> None:
         self.options = options or ServeOptions()
         self.token = token_from(token)
-        requested = _resolve(address, host, port, path)
-        if tls is not None and not isinstance(tls, ssl.SSLContext):
-            raise TypeError("tls must be an ssl.SSLContext (see rlmesh.tls.server_context)")
-        if requested.tls and tls is None:
-            raise ValueError(f"{requested} needs tls=rlmesh.tls.server_context(certfile, "
-                             "keyfile)")
-        if tls is not None and workers > 1:
-            raise ValueError("workers > 1 with TLS is not supported yet")
+        requested = resolve_address(address, host, port, path)
+        _check_exposure(requested, self.token, tls, workers)
         self.tls = tls
-        mutual = tls is not None and tls.verify_mode == ssl.CERT_REQUIRED
-        if not requested.is_loopback and self.token is None and not mutual:
-            message = (f"rlmesh: serving {requested} beyond this machine without a token: anyone "
-                       "who can reach it can drive the env. Pass token= (or set RLMESH_TOKEN).")
-            log.warning(message)
-            warnings.warn(message, RLMeshWarning, stacklevel=2)
-        if workers < 1:
-            raise ValueError("workers must be >= 1")
-        if workers > 1 and requested.kind != "tcp":
-            raise ValueError("workers > 1 shares a TCP port (SO_REUSEPORT); use a TCP address")
-        self.source: EnvSource | ModelSource = (
-            ModelSource(env) if isinstance(env, Model) else EnvSource(env))
-        if self.options.restart_on_error and self.source.shared:
-            self.source.close()
-            raise TypeError("restart_on_error needs a factory (a callable or a registered env "
-                            "id): a served env instance cannot be rebuilt")
-        if workers > 1 and self.source.shared:
-            self.source.close()
-            raise TypeError("workers > 1 needs a factory (a callable or a registered env id): "
-                            "one env instance cannot be shared across processes")
+        self.source = env if isinstance(env, Source) else EnvSource(env)
         self._pool: WorkerPool | None = None
-        listener = None
         try:
-            listener, self._address = listen(requested, self.options.backlog,
-                                             reuse_port or workers > 1)
-            if workers > 1:
-                options_json = json.dumps(dataclasses.asdict(self.options))
-                command = ["serve", str(self._address), options_json]
-                extra_env = {"RLMESH_TOKEN": self.token.decode("latin-1")} if self.token else {}
-                self._pool = WorkerPool(self.source.factory, [command] * (workers - 1),
-                                        env=extra_env)
+            _check_source(self.source, self.options, workers)
+            self._listener, self._address = self._bind(requested, workers, reuse_port)
         except BaseException:
             self.source.close()
-            if listener is not None:
-                listener.close()
             raise
-        self._listener = listener
+        self._host = Host(self.options, self.source, self.token, tls, self._request_shutdown)
         self._wake_r, self._wake_w = os.pipe()
         self._lock = threading.Lock()
         self._sessions: dict[int, tuple[Session, threading.Thread]] = {}
         self._ids = itertools.count(1)
         self._running = False
-        self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._shutdown_done = False
-        self._admitted = 0
-        self._watched: set[Session] = set()
-        self._watchdog: threading.Thread | None = None
-        self.resumes: ResumeRegistry | None = None
-        if self.options.resume_window is not None:
-            self.resumes = ResumeRegistry(self.options.resume_window, self._release_parked)
-        self.stats: dict[str, int] = {"sessions": 0, "restarts": 0, "deadlines": 0,
-                                      "resumes": 0}
-        """Counters since start: sessions admitted, envs restarted, env calls that ran past
-        ``step_deadline``."""
+
+    def _bind(self, requested: Address, workers: int,
+              reuse_port: bool) -> tuple[socket.socket, Address]:
+        """Listen, and start the other worker processes sharing the port."""
+        listener, bound = listen(requested, self.options.backlog, reuse_port or workers > 1)
+        if workers > 1:
+            assert isinstance(self.source, EnvSource)
+            command = ["serve", str(bound), json.dumps(dataclasses.asdict(self.options))]
+            extra_env = {"RLMESH_TOKEN": self.token.decode("latin-1")} if self.token else {}
+            try:
+                self._pool = WorkerPool(self.source.factory, [command] * (workers - 1),
+                                        env=extra_env)
+            except BaseException:
+                listener.close()
+                raise
+        return listener, bound
 
     # -- public API -----------------------------------------------------------------------
 
@@ -193,6 +150,15 @@ class EnvServer:
     def address(self) -> str:
         """The bound address, with the real port when port 0 was requested."""
         return str(self._address)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters since start.
+
+        ``sessions`` admitted, envs ``restarts``, env calls that ran past ``step_deadline``
+        (``deadlines``), sessions ``resumes``.
+        """
+        return self._host.stats
 
     def describe(self) -> str:
         """What this server serves, in a few words (its banner says it)."""
@@ -217,7 +183,7 @@ class EnvServer:
     @property
     def stopping(self) -> bool:
         """Whether :meth:`shutdown` has begun."""
-        return self._stopping.is_set()
+        return self._host.stopping
 
     def serve(self, *, banner: bool = True) -> None:
         """Serve in the calling thread until :meth:`shutdown` or Ctrl+C (which shuts down).
@@ -226,7 +192,7 @@ class EnvServer:
             banner: Print one line to stderr saying what is served where (``rlmesh:
                 serving CartPole-v1 (one env per session) on 127.0.0.1:5555; Ctrl+C
                 stops``). Sessions are logged through :mod:`logging` (logger
-                ``rlmesh.server.server``, INFO).
+                ``rlmesh.server``, INFO).
         """
         self._claim_run()
         if banner:
@@ -266,7 +232,7 @@ class EnvServer:
             if self._shutdown_done:
                 return
             self._shutdown_done = True
-            self._stopping.set()
+            self._host.stop()
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -278,19 +244,7 @@ class EnvServer:
         for _, thread in sessions:
             if thread is not me:
                 thread.join(self.options.close_timeout)
-        parked = self.resumes.close() if self.resumes is not None else []
-
-        def close_envs() -> None:
-            for one in parked:
-                self._release_parked(one)
-            self.source.close()
-
-        closer = threading.Thread(target=close_envs, name="rlmesh-close", daemon=True)
-        closer.start()
-        closer.join(self.options.close_timeout)
-        if closer.is_alive():
-            log.warning("an env's close() did not return within close_timeout=%ss; leaving "
-                        "it behind", self.options.close_timeout)
+        self._close_sources()
         with contextlib.suppress(OSError):
             self._listener.close()
         if self._pool is not None:
@@ -303,6 +257,19 @@ class EnvServer:
                 os.close(fd)
         self._stopped.set()
         log.info("server %s stopped", self.address)
+
+    def __enter__(self) -> EnvServer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped.is_set() else "running" if self._running else "idle"
+        return f"<EnvServer {self.address} {state}>"
+
+    # -- internals ------------------------------------------------------------------------
 
     def _drain(self, sessions: list[Session]) -> None:
         """Close idle connections now and busy ones once their reply is out (bounded)."""
@@ -318,56 +285,26 @@ class EnvServer:
             if sessions:
                 time.sleep(0.005)
 
-    def request_shutdown(self) -> None:
+    def _close_sources(self) -> None:
+        """Release parked sessions and close the source, within ``close_timeout``."""
+        resumes = self._host.resumes
+        parked = resumes.close() if resumes is not None else []
+
+        def close() -> None:
+            for one in parked:
+                self._host.release_parked(one)
+            self.source.close()
+
+        closer = threading.Thread(target=close, name="rlmesh-close", daemon=True)
+        closer.start()
+        closer.join(self.options.close_timeout)
+        if closer.is_alive():
+            log.warning("an env's close() did not return within close_timeout=%ss; leaving "
+                        "it behind", self.options.close_timeout)
+
+    def _request_shutdown(self) -> None:
         """Shut down from a session thread (a client's allowed ``shutdown()`` request)."""
         threading.Thread(target=self.shutdown, name="rlmesh-shutdown", daemon=True).start()
-
-    def _release_parked(self, parked: Parked) -> None:
-        """Free a parked session nobody resumed (its env, and its ``max_sessions`` slot)."""
-        with contextlib.suppress(Exception):
-            self.source.release(parked.env)
-        self.dismiss()
-
-    def count(self, event: str) -> None:
-        """Add one to ``stats[event]``."""
-        with self._lock:
-            self.stats[event] += 1
-
-    def watch(self, session: Session) -> None:
-        """Let the step-deadline watchdog see ``session`` (started on first use)."""
-        if session in self._watched:
-            return
-        with self._lock:
-            self._watched.add(session)
-            if self._watchdog is None:
-                self._watchdog = threading.Thread(target=self._watch_loop,
-                                                  name="rlmesh-watchdog", daemon=True)
-                self._watchdog.start()
-
-    def _watch_loop(self) -> None:
-        deadline = self.options.step_deadline
-        assert deadline is not None
-        interval = min(deadline / 4, 0.05)
-        while not self._stopped.wait(interval):
-            now = time.monotonic()
-            with self._lock:
-                watched = list(self._watched)
-            for session in watched:
-                if session.expire(now, deadline):
-                    self.count("deadlines")
-
-    def __enter__(self) -> EnvServer:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.shutdown()
-
-    def __repr__(self) -> str:
-        state = "stopped" if self._stopped.is_set() else "running" if self._running else "idle"
-        return f"<EnvServer {self.address} {state}>"
-
-    # -- internals ------------------------------------------------------------------------
 
     def _claim_run(self) -> None:
         with self._lock:
@@ -377,12 +314,12 @@ class EnvServer:
 
     def _accept_loop(self) -> None:
         log.debug("accepting connections on %s", self.address)
-        while not self._stopping.is_set():
+        while not self._host.stopping:
             try:
                 ready, _, _ = select.select([self._listener, self._wake_r], [], [])
             except (OSError, ValueError):
                 break
-            if self._wake_r in ready or self._stopping.is_set():
+            if self._wake_r in ready or self._host.stopping:
                 break
             try:
                 sock, _ = self._listener.accept()
@@ -394,31 +331,18 @@ class EnvServer:
         tune(sock)
         session_id = next(self._ids)
         conn = Connection(sock, self.options.max_message_bytes)
-        conn.set_spin(self.options.spin if len(self._sessions) < _CPUS else 0)
-        session = Session(self, conn, session_id)
+        with self._lock:
+            crowded = len(self._sessions) >= _CPUS
+        conn.set_spin(0 if crowded else self.options.spin)
+        session = Session(self._host, conn, session_id)
         thread = threading.Thread(target=self._run_session, args=(session,),
                                   name=f"rlmesh-session-{session_id}", daemon=True)
         with self._lock:
-            if self._stopping.is_set():
+            if self._host.stopping:
                 session.conn.close()
                 return
             self._sessions[session_id] = (session, thread)
         thread.start()
-
-    def admit(self) -> bool:
-        """Count a new session in, unless ``max_sessions`` are already being served."""
-        limit = self.options.max_sessions
-        with self._lock:
-            if limit is not None and self._admitted >= limit:
-                return False
-            self._admitted += 1
-            self.stats["sessions"] += 1
-            return True
-
-    def dismiss(self) -> None:
-        """Count an admitted session out."""
-        with self._lock:
-            self._admitted -= 1
 
     def _run_session(self, session: Session) -> None:
         try:
@@ -426,4 +350,34 @@ class EnvServer:
         finally:
             with self._lock:
                 self._sessions.pop(session.session_id, None)
-                self._watched.discard(session)
+
+
+def _check_exposure(requested: Address, token: bytes | None, tls: ssl.SSLContext | None,
+                    workers: int) -> None:
+    """Refuse inconsistent TLS and worker settings; warn about an unauthenticated exposure."""
+    if tls is not None and not isinstance(tls, ssl.SSLContext):
+        raise TypeError("tls must be an ssl.SSLContext (see rlmesh.tls.server_context)")
+    if requested.tls and tls is None:
+        raise ValueError(f"{requested} needs tls=rlmesh.tls.server_context(certfile, keyfile)")
+    if tls is not None and workers > 1:
+        raise ValueError("workers > 1 with TLS is not supported yet")
+    if workers < 1:
+        raise ValueError("workers must be >= 1")
+    if workers > 1 and requested.kind != "tcp":
+        raise ValueError("workers > 1 shares a TCP port (SO_REUSEPORT); use a TCP address")
+    mutual = tls is not None and tls.verify_mode == ssl.CERT_REQUIRED
+    if not requested.is_loopback and token is None and not mutual:
+        message = (f"rlmesh: serving {requested} beyond this machine without a token: anyone "
+                   "who can reach it can drive the env. Pass token= (or set RLMESH_TOKEN).")
+        log.warning(message)
+        warnings.warn(message, RLMeshWarning, stacklevel=3)
+
+
+def _check_source(source: Source, options: ServeOptions, workers: int) -> None:
+    """Refuse options a shared resource cannot honour."""
+    if options.restart_on_error and source.shared:
+        raise TypeError("restart_on_error needs a factory (a callable or a registered env "
+                        "id): a served env instance cannot be rebuilt")
+    if workers > 1 and (source.shared or not isinstance(source, EnvSource)):
+        raise TypeError("workers > 1 needs a factory (a callable or a registered env id): "
+                        "one env instance cannot be shared across processes")

@@ -1,22 +1,89 @@
-"""Where a server's envs come from: one shared instance, or a factory with one env a session."""
+"""Where a server's sessions get what they serve, and who answers their requests.
+
+A :class:`Source` is the seam between the server and what it serves: it hands each session a
+resource (an env, a model...) and the request handler for it. :class:`EnvSource` serves envs:
+one shared instance, or a factory with one env a session; the model source is
+:class:`rlmesh.models.serve.ModelSource`. The server itself knows neither.
+"""
 
 from __future__ import annotations
 
+import abc
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
+from rlmesh import protocol as P
 from rlmesh.errors import EnvBusyError
+from rlmesh.server.env_ops import env_handlers
 from rlmesh.wire.foreign import check_servable
 from rlmesh.wire.lenient import sanitize
 from rlmesh.wire.schema import space_to_schema
 
+if TYPE_CHECKING:
+    from rlmesh.server.options import ServeOptions
+    from rlmesh.server.session import Session
+
 log = logging.getLogger("rlmesh.server")
 
+__all__ = ["EnvFactory", "EnvSource", "Handler", "Source", "describe", "is_env_like",
+           "is_vector_env"]
+
 EnvFactory = Callable[[], Any]
+Handler = Callable[[list[Any]], None]
+"""Answers one request ``[op, request_id, *args]`` (through the session's replies)."""
+
+
+class Source(abc.ABC):
+    """What a server serves: its contract, a resource per session, and their request handlers.
+
+    Attributes:
+        contract: The fields of the handshake contract that describe what is served.
+        noun: What error messages call the served thing (``"env"``, ``"model"``).
+    """
+
+    contract: dict[str, Any]
+    noun = "env"
+
+    @property
+    @abc.abstractmethod
+    def busy(self) -> bool:
+        """Whether a new session would be refused as busy now (for health probes)."""
+
+    @property
+    @abc.abstractmethod
+    def shared(self) -> bool:
+        """Whether every session shares one resource (it cannot be rebuilt or forked)."""
+
+    @abc.abstractmethod
+    def acquire(self) -> Any:
+        """The resource of a new session.
+
+        Raises:
+            EnvBusyError: If it cannot be lent now.
+        """
+
+    @abc.abstractmethod
+    def release(self, resource: Any) -> None:
+        """Take back a session's resource when the session ends."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release everything (the server is shutting down). Idempotent."""
+
+    @abc.abstractmethod
+    def handlers(self, session: Session) -> dict[int, Handler]:
+        """The request handlers of ``session``, by op code.
+
+        PING, CLOSE and SHUTDOWN are the session's own.
+        """
+
+    def capabilities(self, options: ServeOptions) -> list[str]:
+        """The protocol capabilities this source offers (in the contract)."""
+        return []
 
 
 def is_env_like(obj: Any) -> bool:
@@ -70,7 +137,7 @@ def describe(env: Any) -> dict[str, Any]:
     return contract
 
 
-class EnvSource:
+class EnvSource(Source):
     """Hands envs to sessions.
 
     An env **instance** is lent to one session at a time; a second concurrent session gets
@@ -162,6 +229,14 @@ class EnvSource:
                 env, self._spare = self._spare, None
                 return env
         return self._build()
+
+    def handlers(self, session: Session) -> dict[int, Handler]:
+        """STEP, RESET, RENDER and the attribute ops, on the session's env."""
+        return env_handlers(session)
+
+    def capabilities(self, options: ServeOptions) -> list[str]:
+        """Remote attribute access, unless the server turned it off."""
+        return [P.CAP_ATTRIBUTES] if options.remote_attributes else []
 
     def release(self, env: Any) -> None:
         """Take an env back when its session ends (closing it if a factory built it)."""

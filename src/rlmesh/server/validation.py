@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces as gs
 
+__all__ = ["Validator", "make_validator"]
+
 Validator = Callable[[Any], bool]
 
 _INT_SCALARS = (int, np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16, np.uint32,

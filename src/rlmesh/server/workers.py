@@ -1,4 +1,8 @@
-"""Local worker processes, each serving a share of a vector env on a private unix socket.
+"""Local worker processes, each an rlmesh server built from one env factory.
+
+Two kinds of worker exist (see :mod:`rlmesh.server.worker_main`, the workers' ``main``): a
+share of a vector env on a private unix socket (``rlmesh.make_vec``), and one of the
+processes of ``EnvServer(..., workers=N)`` sharing a TCP port.
 
 Nothing outlives its owner: workers are stopped by :meth:`WorkerPool.close`, at interpreter
 exit (``atexit``), and on their own when the parent process dies for any reason, SIGKILL
@@ -12,20 +16,20 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import select
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
+
+__all__ = ["WorkerPool"]
 
 _live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
@@ -38,61 +42,14 @@ def _close_live_pools() -> None:
 atexit.register(_close_live_pools)
 
 
-def _build_server(kind: str, args: list[str], factory: Callable[[], Any]) -> Any:
-    import gymnasium as gym
-
-    from rlmesh.server.options import ServeOptions
-    from rlmesh.server.server import EnvServer
-
-    if kind == "vector":  # num_envs, autoreset mode, unix socket path
-        env = gym.vector.SyncVectorEnv(
-            [factory] * int(args[0]), autoreset_mode=gym.vector.AutoresetMode(args[1]))
-        return EnvServer(env, f"unix://{args[2]}")
-    if kind == "serve":  # address (shared through SO_REUSEPORT), ServeOptions as JSON
-        options = ServeOptions(**json.loads(args[1]))
-        return EnvServer(factory, args[0], options=options, reuse_port=True)
-    raise ValueError(f"unknown worker kind {kind!r}")
-
-
-def worker_main(argv: list[str]) -> int:
-    """Entry point of a worker process (``python -m rlmesh.server.worker_main FD KIND ARGS...``).
-
-    Reads the cloudpickled env factory from stdin, builds the server KIND asks for
-    (``vector``: a ``SyncVectorEnv`` share for :func:`rlmesh.make_vec`; ``serve``: one of the
-    processes of ``EnvServer(..., workers=N)``), prints ``READY address`` on stdout, and
-    serves until told to stop (SIGTERM/SIGINT) or until the parent's liveness pipe closes.
-    """
-    from rlmesh.server.server import stop_on_signals
-
-    stop_on_signals()
-    liveness_fd, kind, args = int(argv[0]), argv[1], argv[2:]
-    parent_pid = os.getppid()
-    factory = cloudpickle.loads(sys.stdin.buffer.read())
-    server = _build_server(kind, args, factory)
-
-    def watch_parent() -> None:
-        with contextlib.suppress(OSError):
-            while os.read(liveness_fd, 1):
-                pass  # the parent never writes; EOF means it is gone
-        server.shutdown()
-        directory = os.environ.get("RLMESH_WORKER_DIR")
-        if directory and os.getppid() != parent_pid:  # the parent died: tidy up for it
-            shutil.rmtree(directory, ignore_errors=True)
-
-    threading.Thread(target=watch_parent, name="rlmesh-parent-watch", daemon=True).start()
-    sys.stdout.write(f"READY {server.address}\n")
-    sys.stdout.flush()
-    server.serve(banner=False)
-    return 0
-
-
 class WorkerPool:
     """Local worker processes, each an rlmesh server built from one env factory.
 
     Args:
         factory: Zero-argument callable building one env (sent to the workers with
             cloudpickle, parent to child only; nothing is pickled on the network).
-        commands: Per worker, the worker kind and its arguments (see :func:`worker_main`);
+        commands: Per worker, the worker kind and its arguments (see
+            :func:`rlmesh.server.worker_main.worker_main`);
             the token ``{dir}`` is replaced by the pool's private directory.
         start_timeout: Seconds to wait for every worker to be serving.
         env: Extra environment variables for the workers.

@@ -3,3 +3,5 @@
 A transport moves whole frames (a header and a body) between two peers; it knows nothing of
 what the frames mean.
 """
+
+__all__: list[str] = []

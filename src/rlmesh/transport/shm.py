@@ -24,6 +24,11 @@ import socket
 import sys
 from typing import Any
 
+__all__ = [
+    "DEFAULT_SHM_BYTES", "MAX_SHM_BYTES", "SHM_DIR", "ShmRegion", "enabled", "host_id",
+    "same_host_socket", "write_pieces",
+]
+
 SHM_DIR = "/dev/shm"
 DEFAULT_SHM_BYTES = 64 * 1024 * 1024
 """Region size unless ``RLMESH_SHM_BYTES`` says otherwise (read at each connection)."""

@@ -38,6 +38,11 @@ from rlmesh.transport.shm import ShmRegion, write_pieces
 if TYPE_CHECKING:
     from rlmesh.transport.stream import Connection
 
+__all__ = [
+    "CONTROL_BYTES", "FRAME", "KIND_SLOT", "KIND_SOCKET", "MIN_SLOT_BYTES", "SLOT_HEADER", "WAKE",
+    "ShmLink", "fits", "request_slot_bytes", "supported",
+]
+
 WAKE: Final = b"W"
 """Socket byte: the reader was asleep and a frame is ready in its slot."""
 FRAME: Final = b"F"

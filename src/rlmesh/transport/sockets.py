@@ -13,6 +13,9 @@ from typing import Final
 
 from rlmesh.errors import ConnectFailedError
 
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "KEEPALIVE_IDLE", "Address", "connect", "listen",
+           "parse_address", "resolve_address", "tune", "wrap_server"]
+
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 5555
 
@@ -88,6 +91,26 @@ def parse_address(address: str | Address) -> Address:
     if not 0 <= port <= 65535:
         raise ValueError(f"address {address!r} has a port outside 0..65535")
     return Address("tcp", host=host, port=port, tls=tls)
+
+
+def resolve_address(address: str | None, host: str | None = None, port: int | None = None,
+                    path: str | None = None) -> Address:
+    """An address given as one string, or as ``host``/``port`` (TCP) or ``path`` (unix).
+
+    Defaults to ``127.0.0.1:5555``.
+
+    Raises:
+        ValueError: If both forms are given, or the string is not a valid address.
+    """
+    if address is not None:
+        if host is not None or port is not None or path is not None:
+            raise ValueError("pass either address or host/port/path, not both")
+        return parse_address(address)
+    if path is not None:
+        if host is not None or port is not None:
+            raise ValueError("pass either path (unix socket) or host/port (TCP), not both")
+        return Address("unix", path=str(path))
+    return Address("tcp", host=host or DEFAULT_HOST, port=DEFAULT_PORT if port is None else port)
 
 
 KEEPALIVE_IDLE: Final = 30

@@ -18,6 +18,8 @@ from rlmesh.errors import (
 from rlmesh.transport.shm import ShmRegion
 from rlmesh.transport.shmlink import ShmLink
 
+__all__ = ["PREFIX", "SHM_FLAG", "Connection"]
+
 PREFIX: Final = struct.Struct("<II")
 SHM_FLAG: Final = 1 << 31
 """Bit of ``header_len``: may use / does use the shared-memory region."""

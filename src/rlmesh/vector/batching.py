@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces as gs
 
+__all__ = ["check_reset_mask", "expand_seeds", "join_batches", "place_info", "split_batch"]
+
 _ARRAY_SPACES = (gs.Box, gs.Discrete, gs.MultiDiscrete, gs.MultiBinary)
 
 

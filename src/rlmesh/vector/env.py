@@ -20,10 +20,10 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from rlmesh import protocol as P
-from rlmesh.client.attributes import VectorAttributes
 from rlmesh.client.channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel
 from rlmesh.client.env import contract_metadata
 from rlmesh.errors import EndpointKindError, ProtocolError
+from rlmesh.vector.attributes import VectorAttributes
 from rlmesh.vector.batching import expand_seeds
 from rlmesh.vector.env_fleet import Fleet
 from rlmesh.vector.vector_fleet import VectorFleet

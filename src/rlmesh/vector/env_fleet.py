@@ -19,6 +19,8 @@ from rlmesh.client.channel import Channel, gather
 from rlmesh.vector.batching import check_reset_mask, expand_seeds
 from rlmesh.wire.schema import schema_to_space
 
+__all__ = ["Fleet", "InfoAdder"]
+
 InfoAdder = Any  # VectorEnv._add_info, bound
 
 

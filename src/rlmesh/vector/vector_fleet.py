@@ -25,6 +25,8 @@ from rlmesh.vector.batching import (
 )
 from rlmesh.wire.schema import schema_to_space
 
+__all__ = ["VectorFleet"]
+
 
 class VectorFleet:
     """The sessions behind a :class:`~rlmesh.RemoteVectorEnv` over several vector endpoints.

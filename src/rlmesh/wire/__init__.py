@@ -3,3 +3,5 @@
 Nothing here knows about sockets, sessions or envs; everything above encodes and decodes
 through :mod:`rlmesh.wire.codec`.
 """
+
+__all__: list[str] = []

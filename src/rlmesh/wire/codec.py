@@ -16,6 +16,12 @@ from gymnasium.spaces import GraphInstance
 
 from rlmesh.errors import EncodeError, ProtocolError
 
+__all__ = [
+    "ALIGN", "EXT_ARRAY", "EXT_ARRAY_OOB", "EXT_BIGINT", "EXT_COMPLEX", "EXT_GRAPH",
+    "EXT_OBJECT_ARRAY", "EXT_SCALAR", "EXT_TUPLE", "INLINE_MAX_BYTES", "MAX_EXT_DEPTH", "MAX_NDIM",
+    "Decoder", "Encoder", "dtype_meta",
+]
+
 EXT_ARRAY: Final = 1
 EXT_ARRAY_OOB: Final = 2
 EXT_SCALAR: Final = 3

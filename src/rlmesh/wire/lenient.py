@@ -11,6 +11,8 @@ from gymnasium.spaces import GraphInstance
 from rlmesh.errors import EncodeError, RLMeshWarning
 from rlmesh.wire.codec import MAX_NDIM, dtype_meta
 
+__all__ = ["sanitize"]
+
 _MAX_SANITIZE_DEPTH: Final = 64
 
 _warned_types: set[str] = set()

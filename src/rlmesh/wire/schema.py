@@ -10,6 +10,8 @@ from gymnasium import spaces as gs
 from rlmesh.errors import ProtocolError, UnsupportedSpaceError
 from rlmesh.wire.foreign import space_problem
 
+__all__ = ["schema_to_space", "space_to_schema"]
+
 _MAX_DEPTH = 32
 
 

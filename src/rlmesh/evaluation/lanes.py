@@ -1,0 +1,200 @@
+"""Episodes on the lanes of a vector env, and per-lane views of batched values.
+
+Every lane plays its own planned episodes: a lane that finishes is reset (a masked reset,
+with the next episode's seed) while the others go on, so the result of each seed equals that
+of a single env. :func:`pick`, :func:`lane_info` and :func:`final_info` read one lane out of
+Gymnasium's batched values and infos (``rlmesh.sb3`` uses them too).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rlmesh.evaluation.results import EpisodeResult, success_of
+
+if TYPE_CHECKING:
+    from rlmesh.evaluation.hooks import HookList
+    from rlmesh.evaluation.policy import Policy, Predictor
+
+__all__ = ["final_info", "lane_info", "pick", "play_lanes", "split_lanes"]
+
+
+def pick(batch: Any, k: int) -> Any:
+    """Lane ``k`` of a batched value (array, dict or tuple of batches)."""
+    if isinstance(batch, dict):
+        return {key: pick(value, k) for key, value in batch.items()}
+    if isinstance(batch, tuple):
+        return tuple(pick(value, k) for value in batch)
+    return batch[k]
+
+
+def split_lanes(batch: Any) -> list[Any]:
+    """Every lane of a batched value (array, dict or tuple of batches), in order."""
+    if isinstance(batch, dict):
+        keys = list(batch)
+        parts = [split_lanes(batch[k]) for k in keys]
+        return [dict(zip(keys, values, strict=True)) for values in zip(*parts, strict=True)]
+    if isinstance(batch, tuple):
+        parts = [split_lanes(v) for v in batch]
+        return [tuple(values) for values in zip(*parts, strict=True)]
+    return list(batch)
+
+
+def lane_info(infos: Any, k: int) -> dict[str, Any]:
+    """Lane ``k``'s entries of a Gymnasium vector info (keys with a ``_key`` mask)."""
+    if not isinstance(infos, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in infos.items():
+        if key.startswith("_"):
+            continue
+        mask = infos.get(f"_{key}")
+        if mask is not None and not bool(mask[k]):
+            continue
+        try:
+            out[key] = lane_info(value, k) if isinstance(value, dict) else value[k]
+        except (TypeError, IndexError, KeyError):
+            out[key] = value  # (a value that is not batched: the same for every lane)
+    return out
+
+
+def final_info(infos: Any, k: int) -> dict[str, Any]:
+    """Lane ``k``'s last info of its episode: ``final_info`` under same-step autoreset."""
+    if isinstance(infos, dict) and isinstance(infos.get("final_info"), dict):
+        mask = infos.get("_final_info")
+        if mask is None or bool(mask[k]):
+            return lane_info(infos["final_info"], k)
+    return lane_info(infos, k)
+
+
+class _Lane:
+    """The episode a lane is playing."""
+
+    __slots__ = ("index", "predict", "seed", "started", "steps", "total")
+
+    def __init__(self, index: int, seed: int | None, predict: Predictor) -> None:
+        self.index, self.seed, self.predict = index, seed, predict
+        self.steps, self.total, self.started = 0, 0.0, time.perf_counter()
+
+
+class _LanePlayer:
+    """Plays planned episodes on the lanes of one vector env (see :func:`play_lanes`)."""
+
+    def __init__(self, model: Policy, env: Any, episodes: list[tuple[int, int | None]],
+                 max_steps: int | None, hooks: HookList, endpoint: str | None,
+                 done: Callable[[EpisodeResult], None]) -> None:
+        self.model, self.env, self.max_steps = model, env, max_steps
+        self.hooks, self.endpoint, self.done = hooks, endpoint, done
+        self.lanes = int(env.num_envs)
+        self.queue = list(reversed(episodes))
+        self.state: list[_Lane | None] = [None] * self.lanes
+        self.observations: Any = None
+        self.film = hooks.watches_frames
+
+    def play(self) -> None:
+        """Play every episode; returns when all lanes are idle."""
+        seeds: list[int | None] = [None] * self.lanes
+        for k in range(self.lanes):
+            lane = self._next()
+            self.state[k] = lane
+            seeds[k] = lane.seed if lane is not None else None
+        self.observations, infos = self.env.reset(seed=seeds)
+        self._started(range(self.lanes), infos)
+        batch = self.model.batch() if self.model.batched else None
+        while any(lane is not None for lane in self.state):
+            actions = self._actions(batch)
+            observations, rewards, terms, truncs, infos = self.env.step(actions)
+            self.observations = observations
+            if self.film:  # (the frame a lane shows after its last step is its final one)
+                self._film(self.state)
+            finished = self._advance(actions, rewards, terms, truncs, infos)
+            if finished.any():
+                self._reset(finished)
+
+    def _next(self) -> _Lane | None:
+        """The next planned episode, started (``None`` when none is left)."""
+        if not self.queue:
+            return None
+        index, seed = self.queue.pop()
+        return _Lane(index, seed, self.model.episode(seed))
+
+    def _started(self, indices: Any, infos: Any) -> None:
+        """Tell the hooks the listed lanes' episodes began (and film their first frames)."""
+        for k in indices:
+            lane = self.state[k]
+            if lane is not None:
+                self.hooks.on_episode_start(lane.index, lane.seed, pick(self.observations, k),
+                                            lane_info(infos, k), self.endpoint)
+        if self.film:
+            self._film([self.state[k] if k in indices else None for k in range(self.lanes)])
+
+    def _actions(self, batch: Callable[[Any], Any] | None) -> Any:
+        """One action per lane: a batch prediction, or each lane's (idle lanes sample)."""
+        if batch is not None:
+            actions = batch(self.observations)
+            return np.asarray(actions) if isinstance(actions, list) else actions
+        idle = self.env.single_action_space
+        return np.stack([np.asarray(
+            lane.predict(pick(self.observations, k)) if lane is not None else idle.sample())
+            for k, lane in enumerate(self.state)])
+
+    def _advance(self, actions: Any, rewards: Any, terms: Any, truncs: Any,
+                 infos: Any) -> np.ndarray[Any, Any]:
+        """Count the step on every lane; end finished episodes. Returns which lanes ended."""
+        finished = np.zeros(self.lanes, dtype=bool)
+        watch = self.hooks.watches_steps
+        for k, lane in enumerate(self.state):
+            term, trunc = bool(terms[k]), bool(truncs[k])
+            if lane is None:
+                finished[k] = term or trunc
+                continue
+            lane.steps += 1
+            lane.total += float(rewards[k])
+            if watch:
+                self.hooks.on_step(lane.index, lane.steps, pick(actions, k),
+                                   pick(self.observations, k), float(rewards[k]), term, trunc,
+                                   lane_info(infos, k))
+            if not (term or trunc or (self.max_steps is not None
+                                      and lane.steps >= self.max_steps)):
+                continue
+            finished[k] = True
+            result = EpisodeResult(lane.index, lane.seed, lane.steps, lane.total, term,
+                                   trunc or not term, success_of(final_info(infos, k)),
+                                   time.perf_counter() - lane.started, self.endpoint)
+            self.hooks.on_episode_end(result)
+            self.done(result)
+            self.state[k] = self._next()
+        return finished
+
+    def _reset(self, finished: np.ndarray[Any, Any]) -> None:
+        """A fresh, seeded start for every lane that ended (a masked reset)."""
+        ended = [int(k) for k in np.flatnonzero(finished)]
+        seeds: list[int | None] = [None] * self.lanes
+        for k in ended:
+            lane = self.state[k]
+            seeds[k] = lane.seed if lane is not None else None
+        self.observations, fresh = self.env.reset(seed=seeds, options={"reset_mask": finished})
+        self._started(ended, fresh)
+
+    def _film(self, state: list[_Lane | None]) -> None:
+        """Hand each listed lane's current frame to the hooks."""
+        frames = self.env.render()
+        if frames is None:
+            return
+        for k, lane in enumerate(state):
+            if lane is not None and k < len(frames):
+                self.hooks.on_frame(lane.index, frames[k])
+
+
+def play_lanes(model: Policy, env: Any, episodes: list[tuple[int, int | None]],
+               max_steps: int | None, hooks: HookList, endpoint: str | None,
+               done: Callable[[EpisodeResult], None]) -> None:
+    """Play ``episodes`` (``(index, seed)`` pairs) on the lanes of a vector env.
+
+    Each lane plays one episode at a time; ``done`` receives each finished episode.
+    """
+    _LanePlayer(model, env, episodes, max_steps, hooks, endpoint, done).play()

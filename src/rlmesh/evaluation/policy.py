@@ -1,0 +1,140 @@
+"""What ``run`` and ``evaluate`` play with: a policy, mapping observations to actions.
+
+:class:`Policy` is the machinery every model shares: ``predict`` (wrapped or overridden),
+``predict_batch`` for vector env lanes, the lifecycle (``load``, ``reset``, ``close``), and
+how the runners call it (``bind``, ``episode``, ``predictor``, ``batch``). The public
+``rlmesh.Model`` (:mod:`rlmesh.models.model`) adds ``run`` and ``serve``; value backends
+override ``predictor`` and ``batch`` to hand the model plain values or tensors.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces as gs
+
+from rlmesh.backends.convert import coerce_action, coerce_actions, to_plain
+from rlmesh.evaluation.lanes import split_lanes
+
+__all__ = ["Policy", "Predictor", "as_policy"]
+
+Predictor = Callable[[Any], Any]
+"""``observation -> action``."""
+
+
+class Policy:
+    """A policy for ``rlmesh.run``, ``rlmesh.evaluate`` and ``rlmesh.session``.
+
+    Args:
+        predict: ``predict(observation) -> action``; omit it when subclassing.
+        predict_batch: ``predict_batch(observations) -> actions`` for a batch (vector env
+            lanes); without it lanes call ``predict`` one by one.
+        name: Shown in results (default: the callable's name or the class name).
+    """
+
+    plain = False
+    """Whether observations are given (and actions accepted) as plain Python values."""
+    copied_per_run = False
+    """Whether a run works on a copy (a shared default instance, such as the random baseline,
+    whose binding to one run's spaces must not leak into another's)."""
+
+    def __init__(self, predict: Predictor | None = None, *,
+                 predict_batch: Callable[[Any], Any] | None = None,
+                 name: str | None = None) -> None:
+        if predict is not None and not callable(predict):
+            raise TypeError(f"predict must be callable, not {type(predict).__qualname__}")
+        self._predict = predict
+        self._predict_batch = predict_batch
+        self.name = name or getattr(predict, "__qualname__", None) or type(self).__qualname__
+        self.observation_space: gs.Space[Any] | None = None
+        self.action_space: gs.Space[Any] | None = None
+
+    # -- what a subclass overrides ------------------------------------------------------------
+
+    def predict(self, observation: Any) -> Any:
+        """The action for ``observation``."""
+        if self._predict is None:
+            raise NotImplementedError(
+                f"{type(self).__qualname__} has no predict: pass a callable to Model(...) or "
+                "override predict()")
+        return self._predict(observation)
+
+    def predict_batch(self, observations: Any) -> Any:
+        """Actions for a batch of observations (the first axis is the lane)."""
+        if self._predict_batch is not None:
+            return self._predict_batch(observations)
+        return np.stack([np.asarray(self.predict(o)) for o in split_lanes(observations)])
+
+    def load(self) -> None:
+        """Called once before the first episode (the spaces are known by then)."""
+
+    def reset(self, seed: int | None = None) -> None:
+        """Called at the start of every episode with the seed its env reset used."""
+
+    def close(self) -> None:
+        """Called once after the last episode."""
+
+    # -- how the runners (and a model server) call it -----------------------------------------
+
+    @property
+    def batched(self) -> bool:
+        """Whether a batch predictor is defined (given, or :meth:`predict_batch` overridden)."""
+        return (self._predict_batch is not None
+                or type(self).predict_batch is not Policy.predict_batch)
+
+    def bind(self, observation_space: gs.Space[Any], action_space: gs.Space[Any]) -> None:
+        """Tell the model the (single-env) spaces it will act in."""
+        self.observation_space = observation_space
+        self.action_space = action_space
+
+    def episode(self, seed: int | None) -> Predictor:
+        """Start an episode: the function that maps its observations to actions.
+
+        The default calls :meth:`reset` and returns :meth:`predictor`; a model with
+        per-episode state may return a closure.
+        """
+        self.reset(seed)
+        return self.predictor()
+
+    def predictor(self) -> Predictor:
+        """:meth:`predict` as the runners call it: one numpy observation in, one action out.
+
+        Values are converted here: plain values when :attr:`plain` is set (``rlmesh.Model``),
+        tensors in the torch and JAX models; numpy values pass through otherwise.
+        """
+        if not self.plain:
+            return self.predict
+        space = self.action_space
+
+        def predict_plain(observation: Any) -> Any:
+            action = self.predict(to_plain(observation))
+            return coerce_action(space, action) if space is not None else action
+
+        return predict_plain
+
+    def batch(self) -> Callable[[Any], Any]:
+        """The function the runners call with a numpy batch of observations."""
+        if not self.plain:
+            return self.predict_batch
+        space = self.action_space
+        return lambda observations: coerce_actions(
+            space, self.predict_batch(to_plain(observations)))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__} {self.name}>"
+
+
+def as_policy(policy: Any) -> Policy:
+    """``policy`` as a :class:`Policy`: a model as is (or a copy), a callable wrapped.
+
+    Raises:
+        TypeError: For anything else.
+    """
+    if isinstance(policy, Policy):
+        return copy.copy(policy) if policy.copied_per_run else policy
+    if callable(policy):
+        return Policy(policy)
+    raise TypeError(f"a policy is an rlmesh Model or a callable, not {type(policy).__qualname__}")

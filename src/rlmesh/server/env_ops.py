@@ -1,0 +1,164 @@
+"""The requests of an env session: STEP, RESET, RENDER and the attribute ops.
+
+:func:`env_handlers` builds one handler per op for a session (the env source's part of the
+session seam, see :class:`rlmesh.server.sources.Source`). A handler checks its request,
+calls the env (under the step deadline when there is one), and answers. An env that raises
+is answered with ``env_error`` and its traceback, or, with ``restart_on_error``, replaced by a
+fresh env whose reset answers the request (a step becomes a truncation).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rlmesh import protocol as P
+from rlmesh.protocol.attributes import ATTRIBUTE_OPS
+from rlmesh.server.attributes import answer as answer_attribute
+from rlmesh.server.replies import brief, qualname
+from rlmesh.server.validation import make_validator
+
+if TYPE_CHECKING:
+    from rlmesh.server.session import Session
+    from rlmesh.server.sources import Handler
+
+__all__ = ["env_handlers"]
+
+log = logging.getLogger("rlmesh.server")
+
+
+def env_handlers(session: Session) -> dict[int, Handler]:
+    """The handlers of an env session's requests, by op code."""
+    options = session.host.options
+    deadline = session.deadline
+    restarts = options.restart_on_error > 0
+    validate = options.validate_actions
+    vector = session.vector
+    send, error = session.send, session.error
+    env = session.resource
+    action_space = env.action_space
+    contains = make_validator(action_space)
+
+    def step(msg: list[Any]) -> None:
+        nonlocal env
+        rid = msg[1]
+        if len(msg) != 3:
+            session.fatal(rid, P.E_PROTOCOL, "STEP takes one argument")
+        if not session.has_reset:
+            error(rid, P.E_RESET_NEEDED, "call reset() before step()")
+            return
+        action = msg[2]
+        if validate and not contains(action):  # (the validator never raises)
+            error(rid, P.E_INVALID_ACTION,
+                  f"action {brief(action)} is not in the action space {action_space}")
+            return
+        try:
+            result = deadline.run(rid, env.step, action) if deadline else env.step(action)
+            obs, reward, terminated, truncated, info = result
+        except Exception as exc:
+            if restarts and session.restarts_left:
+                env = _restart(session, rid, "step", exc, None, None)
+                return
+            _env_error(session, rid, "step", exc)
+            return
+        send([P.STATUS_OK, rid, obs, reward, terminated, truncated, info])
+
+    def reset(msg: list[Any]) -> None:
+        nonlocal env
+        rid = msg[1]
+        if len(msg) != 4 or not _valid_seed(msg[2], vector) or not (
+                msg[3] is None or isinstance(msg[3], dict)):
+            session.fatal(rid, P.E_PROTOCOL, "RESET takes seed (int, nil, or for a vector env "
+                          "a list of num_envs ints or nils) and options (map or nil)")
+        try:
+            if deadline:
+                obs, info = deadline.run(rid, env.reset, seed=msg[2], options=msg[3])
+            else:
+                obs, info = env.reset(seed=msg[2], options=msg[3])
+        except Exception as exc:
+            if restarts and session.restarts_left:
+                env = _restart(session, rid, "reset", exc, msg[2], msg[3])
+                return
+            _env_error(session, rid, "reset", exc)
+            return
+        session.has_reset = True
+        send([P.STATUS_OK, rid, obs, info])
+
+    def render(msg: list[Any]) -> None:
+        rid = msg[1]
+        method = getattr(env, "render", None)
+        try:
+            frame = None if method is None else (
+                deadline.run(rid, method) if deadline else method())
+        except Exception as exc:
+            _env_error(session, rid, "render", exc)
+            return
+        send([P.STATUS_OK, rid, frame])
+
+    def attribute(msg: list[Any]) -> None:
+        answer_attribute(session, env, msg)
+
+    handlers: dict[int, Handler] = {P.OP_STEP: step, P.OP_RESET: reset, P.OP_RENDER: render}
+    handlers.update(dict.fromkeys(ATTRIBUTE_OPS, attribute))
+    return handlers
+
+
+def _restart(session: Session, rid: Any, what: str, exc: Exception, seed: Any,
+             options: Any) -> Any:
+    """Replace the env after ``exc``; answer the request from a fresh, reset env.
+
+    A step is answered as a truncation (zero reward) and a reset as a reset; either way
+    ``info["rlmesh_restart"]`` says what happened. Returns the new env.
+    """
+    host = session.host
+    allowed = host.options.restart_on_error
+    cause = f"{qualname(exc)}: {exc}"
+    while True:
+        session.restarts_left -= 1
+        used = allowed - session.restarts_left
+        host.count("restarts")
+        log.warning("session %d: env.%s() raised (%s); replacing the env (restart %d of %d)",
+                    session.session_id, what, cause, used, allowed)
+        session.release()
+        try:
+            session.resource = host.source.acquire()
+            obs, info = session.resource.reset(seed=seed, options=options)
+            break
+        except Exception as again:
+            if not session.restarts_left:
+                session.fatal(rid, P.E_ENV, f"env.{what}() raised ({cause}) and the env "
+                              f"could not be replaced: {again}", exc=again)
+            cause = f"{qualname(again)}: {again}"
+    session.has_reset = True
+    info = dict(info) if isinstance(info, dict) else {}
+    info["rlmesh_restart"] = {"op": what, "error": cause, "restart": used,
+                              "restarts_left": session.restarts_left}
+    if what == "reset":
+        session.send([P.STATUS_OK, rid, obs, info])
+    elif session.vector:
+        n = int(session.resource.num_envs)
+        session.send([P.STATUS_OK, rid, obs, np.zeros(n), np.zeros(n, bool), np.ones(n, bool),
+                      info])
+    else:
+        session.send([P.STATUS_OK, rid, obs, 0.0, False, True, info])
+    return session.resource
+
+
+def _env_error(session: Session, rid: Any, what: str, exc: Exception) -> None:
+    if isinstance(exc, (TypeError, ValueError)) and "unpack" in str(exc):
+        message = (f"env.{what}() returned the wrong number of values (Gymnasium API: "
+                   "reset -> (obs, info), step -> (obs, reward, terminated, truncated, "
+                   f"info)): {exc}")
+    else:
+        message = str(exc)
+    session.error(rid, P.E_ENV, message, exc=exc)
+
+
+def _valid_seed(seed: Any, vector: bool) -> bool:
+    """Whether ``seed`` is a RESET seed: int or nil, or for a vector env a list of them."""
+    if seed is None or type(seed) is int:
+        return True
+    # (a wrong length is the vector env's to refuse, as in-process: a non-fatal env error)
+    return vector and type(seed) is list and all(s is None or type(s) is int for s in seed)

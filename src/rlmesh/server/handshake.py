@@ -1,0 +1,185 @@
+"""The server side of opening a session: HELLO, token proof, resumption, shared memory.
+
+See ``docs/protocol.md`` section 5; the client side is :mod:`rlmesh.client.handshake`. A
+health probe (``probe: true`` in HELLO) is answered with the contract and builds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from rlmesh import protocol as P
+from rlmesh.errors import EnvBusyError
+from rlmesh.protocol import auth
+from rlmesh.server.replies import brief
+from rlmesh.server.resume import new_key
+from rlmesh.transport import shm, shmlink
+
+if TYPE_CHECKING:
+    from rlmesh.server.session import Session
+
+__all__ = ["handshake"]
+
+log = logging.getLogger("rlmesh.server")
+
+
+def handshake(session: Session) -> bool:
+    """Run the handshake of ``session``'s connection.
+
+    Returns:
+        ``True`` once a session is open (new or resumed), ``False`` after answering a probe.
+
+    Raises:
+        Fatal: After refusing the client (version, token, capacity, no such session...).
+    """
+    host = session.host
+    msg = session.receive()
+    rid = msg[1]
+    if msg[0] != P.OP_HELLO or len(msg) != 3 or not isinstance(msg[2], dict):
+        session.fatal(rid, P.E_PROTOCOL, "the first request must be HELLO")
+    hello = msg[2]
+    version = hello.get("rlmesh")
+    if type(version) is not int or version != P.PROTOCOL_VERSION:
+        session.fatal(rid, P.E_VERSION, f"server speaks rlmesh protocol {P.PROTOCOL_VERSION}, "
+                      f"client asked for {brief(version)}")
+    if host.stopping:
+        session.fatal(rid, P.E_SHUTTING_DOWN, "the server is shutting down")
+    probe = hello.get("probe") is True  # a health check: describe, build nothing, hang up
+    if probe and host.token is not None and not isinstance(hello.get("nonce"), bytes):
+        # Without the token, say only that one is needed.
+        session.send([P.STATUS_OK, rid, {"rlmesh": P.PROTOCOL_VERSION, "auth": True,
+                                         "server": P.server_info()}])
+        return False
+    server_proof = None
+    if host.token is not None:
+        rid, server_proof = _authenticate(session, rid, host.token, hello.get("nonce"))
+    contract = _contract(session)
+    contract["auth"] = server_proof
+    if probe:
+        contract["busy"] = host.source.busy
+        session.send([P.STATUS_OK, rid, contract])
+        return False
+    if hello.get("resume") is not None:
+        _adopt(session, rid, hello.get("resume"))
+    else:
+        _open(session, rid)
+    region = _accept_region(session, hello.get("shm"))
+    link = region is not None and _wants_link(hello, region.size)
+    contract["shm"] = region is not None
+    contract["shm_link"] = link
+    if session.key is not None:
+        contract["resume"] = {"key": session.key, "window": host.options.resume_window}
+    session.send([P.STATUS_OK, rid, contract], keep=False)  # (a resumed reply stays kept)
+    if region is not None:  # from the next frame on (the client switches with us)
+        session.conn.attach_shm(region, "server", link=link)
+    if host.options.idle_timeout is not None:
+        session.conn.set_timeout(host.options.idle_timeout)
+    log.info("session %d: client %s %s", session.session_id, hello.get("client"),
+             "resumed its session" if session.replay else "connected")
+    return True
+
+
+def _open(session: Session, rid: Any) -> None:
+    """Admit a new session and give it what the source serves."""
+    host = session.host
+    if not host.admit():
+        session.fatal(rid, P.E_FULL, f"the server already serves its maximum of "
+                      f"{host.options.max_sessions} sessions; try again later")
+    session.admitted = True
+    try:
+        session.resource = host.source.acquire()
+    except EnvBusyError as exc:
+        session.fatal(rid, P.E_BUSY, str(exc))
+    except Exception as exc:
+        session.fatal(rid, P.E_ENV, f"the env factory raised: {exc}", exc=exc)
+    if host.resumes is not None:
+        session.key = new_key()
+        host.resumes.register(session.key, session.conn.abort)
+
+
+def _adopt(session: Session, rid: Any, request: Any) -> None:
+    """Take over a parked session whose client reconnected (see :mod:`rlmesh.server.resume`)."""
+    resumes = session.host.resumes
+    if resumes is None:
+        session.fatal(rid, P.E_RESUME, "this server does not resume sessions")
+    key = request.get("key") if isinstance(request, dict) else None
+    if not isinstance(key, bytes):
+        session.fatal(rid, P.E_PROTOCOL, "resume needs the session key")
+    parked = resumes.reclaim(key, resumes.window)
+    if parked is None:
+        session.fatal(rid, P.E_RESUME, "no session to resume under that key (it expired, "
+                      "ended, or never existed)")
+    session.admitted = True  # the parked session's slot
+    session.resource, session.has_reset = parked.resource, parked.has_reset
+    session.last_reply, session.restarts_left = parked.last_reply, parked.restarts_left
+    session.key, session.replay = key, True
+    resumes.register(key, session.conn.abort)
+    session.host.count("resumes")
+
+
+def _authenticate(session: Session, rid: Any, token: bytes,
+                  client_nonce: Any) -> tuple[Any, bytes]:
+    """Challenge the client (:mod:`rlmesh.protocol.auth`); returns the AUTH id and our proof."""
+    if not isinstance(client_nonce, bytes) or len(client_nonce) != auth.NONCE_BYTES:
+        session.fatal(rid, P.E_AUTH, "this endpoint requires a token (token= or RLMESH_TOKEN)")
+    server_nonce = auth.nonce()
+    session.send([P.STATUS_OK, rid, {"challenge": server_nonce}])
+    msg = session.receive()
+    rid = msg[1]
+    if msg[0] != P.OP_AUTH or len(msg) != 3 or not isinstance(msg[2], dict):
+        session.fatal(rid, P.E_PROTOCOL, "expected AUTH after the challenge")
+    expected = auth.proof(token, b"client", client_nonce, server_nonce)
+    if not auth.check(expected, msg[2].get("proof")):
+        log.warning("session %d: refused a client with a wrong token", session.session_id)
+        session.fatal(rid, P.E_AUTH, "wrong token")
+    return rid, auth.proof(token, b"server", client_nonce, server_nonce)
+
+
+def _contract(session: Session) -> dict[str, Any]:
+    host = session.host
+    contract = dict(host.source.contract)
+    contract.update(
+        rlmesh=P.PROTOCOL_VERSION,
+        server=P.server_info(),
+        session=session.session_id,
+        max_message_bytes=host.options.max_message_bytes,
+        capabilities=host.source.capabilities(host.options),
+        shm=False,
+    )
+    return contract
+
+
+def _accept_region(session: Session, offer: Any) -> shm.ShmRegion | None:
+    """Map the client's shared-memory region if it is on this host (rlmesh.transport.shm)."""
+    if not isinstance(offer, dict) or not session.host.options.same_host:
+        return None
+    conn = session.conn
+    host = offer.get("host")
+    size: Any = offer.get("size")
+    why = None
+    if conn.tls:
+        why = "the connection is TLS"
+    elif not (shm.enabled() and isinstance(host, str) and host == shm.host_id()
+              and shm.same_host_socket(conn.sock)):
+        why = "the client is not on this host (or RLMESH_SAME_HOST=0)"
+    elif type(size) is not int or not 0 < size <= shm.MAX_SHM_BYTES:
+        why = f"the offered size {brief(size)} is out of bounds"
+    if why is None:
+        try:
+            region = shm.ShmRegion(str(offer.get("name")), size, create=False)
+        except (OSError, ValueError) as exc:
+            why = f"the region could not be mapped ({exc})"
+        else:
+            region.unlink()
+            return region
+    log.debug("session %d: shared memory refused: %s", session.session_id, why)
+    return None
+
+
+def _wants_link(hello: dict[str, Any], size: int) -> bool:
+    """Whether to move whole frames into the region (the client offered it, both can)."""
+    capabilities = hello.get("capabilities")
+    return (isinstance(capabilities, list)
+            and any(type(c) is str and c == "shm-link" for c in capabilities)
+            and shmlink.supported() and shmlink.fits(size))

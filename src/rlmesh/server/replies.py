@@ -1,0 +1,136 @@
+"""How a server session reads requests and answers them: replies, error replies, ``Fatal``.
+
+A request handler (:mod:`rlmesh.server.env_ops`, :mod:`rlmesh.models.serve`) answers through
+these methods; every reply is kept while the session may be resumed, so a request sent again
+after a broken connection is answered from the kept reply instead of being applied twice.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, NoReturn
+
+from rlmesh import protocol as P
+from rlmesh.errors import EncodeError, MessageTooLargeError, ProtocolError
+from rlmesh.transport.stream import Connection
+from rlmesh.wire.codec import Decoder, Encoder
+from rlmesh.wire.lenient import sanitize
+
+__all__ = ["Expired", "Fatal", "Replies", "brief", "qualname"]
+
+
+class Fatal(BaseException):
+    """Ends the session after its error reply has been sent.
+
+    A ``BaseException``, like ``SystemExit``: it is control flow, and the ``except
+    Exception`` blocks around env calls must let it through.
+    """
+
+
+class Expired(Fatal):
+    """The env call ran past the step deadline; the watchdog has answered for it."""
+
+
+def qualname(exc: BaseException) -> str:
+    """The exception's class name, qualified by its module unless it is a builtin."""
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def brief(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters; never raises (client values are hostile)."""
+    try:
+        text = repr(value)
+    except Exception:  # RecursionError, SystemError from a broken array, ...
+        return f"<unprintable {type(value).__qualname__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Replies:
+    """Reading requests and sending replies on one connection (a base of the server session).
+
+    Args:
+        conn: The connection.
+        what: What the endpoint serves, as error messages name it (``"env"``, ``"model"``).
+    """
+
+    def __init__(self, conn: Connection, what: str) -> None:
+        self.conn = conn
+        self.what = what
+        self._encoder = Encoder()
+        self._decoder = Decoder()
+        self.key: bytes | None = None
+        """The resume key while this session may be resumed (replies are kept then)."""
+        self.last_reply: tuple[Any, bytes, list[Any], int] | None = None
+        """``(request_id, header, buffers, body_len)`` of the last reply kept."""
+
+    def receive(self) -> Any:
+        """The next request ``[op, request_id, *args]``, decoded.
+
+        Raises:
+            Fatal: After answering a malformed or oversized request.
+        """
+        try:
+            header, body = self.conn.recv()
+        except MessageTooLargeError as exc:
+            self.fatal(None, P.E_TOO_LARGE, str(exc))
+        except ProtocolError as exc:
+            self.fatal(None, P.E_PROTOCOL, str(exc))
+        try:
+            msg = self._decoder.decode(header, body)
+        except ProtocolError as exc:
+            self.fatal(None, P.E_PROTOCOL, str(exc))
+        if type(msg) is not list or len(msg) < 2 or type(msg[0]) is not int:
+            self.fatal(None, P.E_PROTOCOL, "a request is an array [op, request_id, ...args]")
+        return msg
+
+    def send(self, reply: list[Any], keep: bool = True, subject: str = "") -> None:
+        """Send an OK reply ``[status, request_id, *values]``.
+
+        A reply that cannot be encoded is retried with its ``info`` (last value) made
+        encodable, then answered with ``encode_error`` naming ``subject`` (or the env).
+        """
+        encoded: tuple[bytes, list[Any], int] | None
+        try:
+            encoded = self._encoder.encode(reply)
+        except EncodeError as exc:
+            encoded = self._encode_sanitized(reply)
+            if encoded is None:
+                self.error(reply[1], P.E_ENCODE,
+                           f"{subject} cannot be sent (values travel as data, never "
+                           f"pickled): {exc}" if subject else
+                           f"the {self.what} returned a value that cannot be sent: {exc}")
+                return
+        if keep and self.key is not None:
+            self.last_reply = (reply[1], *encoded)
+        self.conn.send(*encoded, self.conn.peer_flag)
+
+    def _encode_sanitized(self, reply: list[Any]) -> tuple[bytes, list[Any], int] | None:
+        """Retry with ``info`` (a reply's last value) made encodable; ``None`` if still not."""
+        if len(reply) <= 3 or not isinstance(reply[-1], dict):
+            return None
+        reply[-1] = sanitize(reply[-1])  # info never fails a request
+        try:
+            return self._encoder.encode(reply)
+        except EncodeError:
+            return None
+
+    def error(self, rid: Any, code: str, message: str, *,
+              exc: BaseException | None = None, fatal: bool = False) -> None:
+        """Send an error reply; the session goes on unless ``fatal``."""
+        err = P.error_map(
+            code, message, fatal=fatal,
+            exc_type=qualname(exc) if exc is not None else None,
+            traceback="".join(traceback.format_exception(exc)) if exc is not None else None,
+        )
+        header, buffers, body_len = self._encoder.encode([P.STATUS_ERROR, rid, err])
+        if self.key is not None:
+            self.last_reply = (rid, header, buffers, body_len)
+        self.conn.send(header, buffers, body_len)
+
+    def fatal(self, rid: Any, code: str, message: str, *,
+              exc: BaseException | None = None) -> NoReturn:
+        """Send an error reply and end the session."""
+        self.error(rid, code, message, exc=exc, fatal=True)
+        raise Fatal(code)
