@@ -211,7 +211,7 @@ class Channel:
                 f"request of {len(header) + body_len} bytes exceeds the server's limit of "
                 f"{self._peer_max}; nothing was sent"
             )
-        if self._pending and self._conn.link is not None:
+        if self._pending and self._conn.single_slot:
             self._read_ahead()
         if self._resume is not None:
             self._sent = (rid, op, args)

@@ -7,6 +7,7 @@ connection, and for health probes. See ``docs/protocol.md`` section 5.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import ssl
 from typing import Any
 
@@ -19,7 +20,8 @@ from rlmesh.errors import (
     TransportError,
 )
 from rlmesh.protocol import auth
-from rlmesh.transport import shm, shmlink
+from rlmesh.transport import Transport, shm, shmlink
+from rlmesh.transport.shmlink import ShmLink
 from rlmesh.transport.sockets import Address, connect
 from rlmesh.transport.stream import Connection
 from rlmesh.wire.codec import Decoder, Encoder
@@ -27,15 +29,18 @@ from rlmesh.wire.codec import Decoder, Encoder
 __all__ = ["Opened", "answer_challenge", "exchange", "open_connection"]
 
 
+log = logging.getLogger("rlmesh.client")
+
+
 @dataclasses.dataclass
 class Opened:
     """A connection whose handshake succeeded, and the server's contract."""
 
-    conn: Connection
+    conn: Transport
     contract: dict[str, Any]
 
 
-def exchange(conn: Connection, address: Address, op: int, value: Any,
+def exchange(conn: Transport, address: Address, op: int, value: Any,
              timeout: float | None) -> dict[str, Any]:
     """Send one handshake request ``[op, 0, value]`` and return the map it is answered with.
 
@@ -107,16 +112,20 @@ def open_connection(address: Address, *, connect_timeout: float | None,
             region.unlink()
             region.close()
         raise
-    if region is not None:
-        region.unlink()  # both sides have mapped it (or the server declined)
-        if contract.get("shm") is True:
-            conn.attach_shm(region, "client", link=contract.get("shm_link") is True)
-        else:
-            region.close()
+    if region is None:
+        return Opened(conn, contract)
+    region.unlink()  # both sides have mapped it (or the server declined)
+    if contract.get("shm") is not True:
+        log.debug("%s declined the shared-memory region", address)
+        region.close()
+        return Opened(conn, contract)
+    if contract.get("shm_link") is True:  # whole frames through the region
+        return Opened(ShmLink(conn, region, "client"), contract)
+    conn.attach_shm(region, "client")  # reply bodies through the region
     return Opened(conn, contract)
 
 
-def answer_challenge(conn: Connection, address: Address, reply: dict[str, Any],
+def answer_challenge(conn: Transport, address: Address, reply: dict[str, Any],
                      secret: bytes | None, client_nonce: bytes,
                      timeout: float | None) -> dict[str, Any]:
     """Complete token authentication (see :mod:`rlmesh.protocol.auth`); returns the contract."""
@@ -145,5 +154,6 @@ def _offer_region(sock: Any) -> shm.ShmRegion | None:
         return None
     try:
         return shm.ShmRegion.create()
-    except (OSError, ValueError):
+    except (OSError, ValueError) as exc:
+        log.debug("no shared-memory region to offer: %s", exc)
         return None

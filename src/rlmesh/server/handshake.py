@@ -15,6 +15,7 @@ from rlmesh.protocol import auth
 from rlmesh.server.replies import brief
 from rlmesh.server.resume import new_key
 from rlmesh.transport import shm, shmlink
+from rlmesh.transport.shmlink import ShmLink
 
 if TYPE_CHECKING:
     from rlmesh.server.session import Session
@@ -71,8 +72,10 @@ def handshake(session: Session) -> bool:
     if session.key is not None:
         contract["resume"] = {"key": session.key, "window": host.options.resume_window}
     session.send([P.STATUS_OK, rid, contract], keep=False)  # (a resumed reply stays kept)
-    if region is not None:  # from the next frame on (the client switches with us)
-        session.conn.attach_shm(region, "server", link=link)
+    if region is not None and link:  # from the next frame on (the client switches with us)
+        session.conn = ShmLink(session.socket, region, "server")
+    elif region is not None:
+        session.socket.attach_shm(region, "server")
     if host.options.idle_timeout is not None:
         session.conn.set_timeout(host.options.idle_timeout)
     log.info("session %d: client %s %s", session.session_id, hello.get("client"),
@@ -154,7 +157,7 @@ def _accept_region(session: Session, offer: Any) -> shm.ShmRegion | None:
     """Map the client's shared-memory region if it is on this host (rlmesh.transport.shm)."""
     if not isinstance(offer, dict) or not session.host.options.same_host:
         return None
-    conn = session.conn
+    conn = session.socket
     host = offer.get("host")
     size: Any = offer.get("size")
     why = None

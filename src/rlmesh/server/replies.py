@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 from rlmesh import protocol as P
 from rlmesh.errors import EncodeError, MessageTooLargeError, ProtocolError
-from rlmesh.transport.stream import Connection
+from rlmesh.transport import Transport
 from rlmesh.wire.codec import Decoder, Encoder
 from rlmesh.wire.lenient import sanitize
 
@@ -55,7 +55,7 @@ class Replies:
         what: What the endpoint serves, as error messages name it (``"env"``, ``"model"``).
     """
 
-    def __init__(self, conn: Connection, what: str) -> None:
+    def __init__(self, conn: Transport, what: str) -> None:
         self.conn = conn
         self.what = what
         self._encoder = Encoder()

@@ -41,6 +41,8 @@ class Session(Replies):
 
     def __init__(self, host: Host, conn: Connection, session_id: int) -> None:
         super().__init__(conn, host.source.noun)
+        self.socket = conn
+        """The socket connection (``conn`` wraps it once the same-host link is on)."""
         self.host = host
         self.session_id = session_id
         self.resource: Any = None
@@ -67,7 +69,8 @@ class Session(Replies):
             tls = self.host.tls
             if tls is not None:
                 try:
-                    self.conn.upgrade(wrap_server(self.conn.sock, tls, TLS_HANDSHAKE_TIMEOUT))
+                    self.socket.upgrade(wrap_server(self.socket.sock, tls,
+                                                    TLS_HANDSHAKE_TIMEOUT))
                 except (OSError, ValueError) as exc:
                     log.warning("session %d: TLS handshake failed: %s", self.session_id, exc)
                     return

@@ -1,7 +1,8 @@
 """Same-host signalling: whole frames and their wake-ups through shared memory.
 
-Once a connection's shared-memory region is attached in *link* mode (protocol section 10),
-every frame travels through one of two slots in the region: the client writes requests into
+:class:`ShmLink` is a transport that wraps a socket :class:`~rlmesh.transport.stream.Connection`
+once the handshake agreed on *link* mode (protocol section 10.2). Every frame travels through
+one of two slots in the region: the client writes requests into
 the request slot, the server writes replies into the reply slot, and each side announces a
 frame by bumping its sequence word. The reader spins on the peer's sequence word for a short,
 adaptive budget (yielding the CPU between checks), then sleeps in ``poll`` on the socket. A
@@ -24,19 +25,18 @@ see :class:`rlmesh.client.channel.Channel`), so a slot is always free when its w
 
 from __future__ import annotations
 
-import os
 import platform
 import select
+import socket
 import struct
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from rlmesh.errors import ConnectionLostError, MessageTooLargeError, ProtocolError
 from rlmesh.transport.shm import ShmRegion, write_pieces
-
-if TYPE_CHECKING:
-    from rlmesh.transport.stream import Connection
+from rlmesh.transport.spin import STOLEN_NS, SpinPolicy, now_ns, yield_cpu
+from rlmesh.transport.stream import Connection
 
 __all__ = [
     "CONTROL_BYTES", "FRAME", "KIND_SLOT", "KIND_SOCKET", "MIN_SLOT_BYTES", "SLOT_HEADER", "WAKE",
@@ -56,17 +56,10 @@ MIN_SLOT_BYTES: Final = 4096
 _MASK: Final = 0xFFFFFFFF
 # Control words (uint32 indices), each on its own 64-byte cache line.
 _REQ_SEQ, _REP_SEQ, _SERVER_ASLEEP, _CLIENT_ASLEEP = 0, 16, 32, 48
-_ROUND_NS: Final = 2_000
-"""Spin budget per configured round (the socket path's poll round costs about this)."""
-_STOLEN_NS: Final = 25_000
-_MAX_STOLEN: Final = 6
 _CHECKS: Final = 16
 """Checks of the sequence word between two yields (about 1 µs; fewer context switches)."""
-"""After the n-th stolen yield in a row, sleep for the next 2**n receives (at most 64)."""
 _FIRST_SLICE_MS: Final = 1
 _LAST_SLICE_MS: Final = 100
-_now_ns = time.perf_counter_ns
-_yield = getattr(os, "sched_yield", lambda: None)
 _fence_lock = threading.Lock()
 
 
@@ -92,18 +85,32 @@ def fits(size: int) -> bool:
 
 
 class ShmLink:
-    """Frames over a shared-memory region, for one side of one connection.
+    """A transport: frames over a shared-memory region, for one side of one connection.
+
+    It wraps the socket connection, which carries wake-ups, oversized frames and liveness,
+    and offers the same interface (``send``, ``recv``, ``set_timeout``, ``set_spin``,
+    ``abort``, ``close``...).
 
     Args:
-        conn: The connection whose socket carries wake-ups and oversized frames.
-        region: The mapped region (at least ``CONTROL_BYTES`` plus room for both slots).
+        conn: The connection whose socket carries wake-ups and oversized frames (its spin
+            budget is the link's).
+        region: The mapped region (at least ``CONTROL_BYTES`` plus room for both slots); the
+            link owns it from now on.
         role: ``"client"`` or ``"server"``.
-        spin: Spin budget in rounds of about 2 µs (0: sleep at once).
     """
 
-    def __init__(self, conn: Connection, region: ShmRegion, role: str, spin: int) -> None:
+    single_slot = True
+    """A slot holds one frame: a reply must be read before the next request is sent."""
+    tls = False
+
+    def __init__(self, conn: Connection, region: ShmRegion, role: str) -> None:
         self.conn = conn
         self.region = region
+        self.shm = region
+        self.sock: socket.socket = conn.sock
+        self.max_message_bytes = conn.max_message_bytes
+        self.peer_flag = False
+        """Whether the last frame came through the slot (rather than the socket)."""
         if not fits(region.size):
             raise ValueError("shared-memory region too small for link mode")
         req_size = request_slot_bytes(region.size)
@@ -122,15 +129,23 @@ class ShmLink:
         self._poller = select.poll()
         self._poller.register(conn.sock.fileno(), select.POLLIN)
         self.spin = 0
-        self._budget_ns = 0
-        self._cooldown = 0
-        self._stolen = 0
-        self.set_spin(spin)
+        self._policy = SpinPolicy()
+        self.set_spin(conn.spin)
+
+    @property
+    def timeout(self) -> float | None:
+        """The bound on each send and receive (the socket connection's)."""
+        return self.conn.timeout
+
+    def set_timeout(self, timeout: float | None) -> None:
+        """Bound every later send and receive by ``timeout`` seconds (``None``: no bound)."""
+        self.conn.set_timeout(timeout)
 
     def set_spin(self, rounds: int) -> None:
         """Spin for up to ``rounds`` rounds of about 2 µs before sleeping (0: never spin)."""
-        self.spin = max(int(rounds), 0)
-        self._budget_ns = self.spin * _ROUND_NS
+        self.conn.set_spin(rounds)
+        self.spin = self.conn.spin
+        self._policy.set(self.spin)
 
     # -- sending --------------------------------------------------------------------------
 
@@ -161,12 +176,18 @@ class ShmLink:
                 self.conn.sock.sendall(WAKE)
             return
         self.conn.sock.sendall(WAKE + FRAME if wake else FRAME)
-        self.conn.send_frame(header, buffers, body_len)
+        self.conn.send(header, buffers, body_len)
 
     # -- receiving ------------------------------------------------------------------------
 
     def recv(self) -> tuple[bytes | memoryview, bytearray | None]:
-        """Wait for the peer's next frame; returns ``(header, body)`` like ``Connection``."""
+        """Wait for the peer's next frame; returns ``(header, body)`` like ``Connection``.
+
+        Raises:
+            ConnectionLostError: If the peer closes the connection.
+            MessageTooLargeError: If the frame exceeds ``max_message_bytes``.
+            TimeoutError: If no frame comes within the timeout.
+        """
         want = (self._in_seq + 1) & _MASK
         if self._ctl[self._in_word] != want:
             self._wait(want)
@@ -174,52 +195,45 @@ class ShmLink:
         inbox = self._in
         kind, hlen, blen = SLOT_HEADER.unpack_from(inbox, 0)
         if kind == KIND_SOCKET:
-            self.conn.peer_flag = False
+            self.peer_flag = False
             self.conn.expect_marker(WAKE, FRAME)
-            return self.conn.recv_frame()
+            return self.conn.recv()
         if kind != KIND_SLOT or SLOT_HEADER.size + hlen + blen > inbox.nbytes:
             raise ProtocolError("malformed frame in the shared-memory slot")
         if hlen + blen > self.conn.max_message_bytes:
             raise MessageTooLargeError(
                 f"frame of {hlen + blen} bytes exceeds the limit of "
                 f"{self.conn.max_message_bytes}")
-        self.conn.peer_flag = True
+        self.peer_flag = True
         start = SLOT_HEADER.size
         stop = start + hlen
         return bytes(inbox[start:stop]), (bytearray(inbox[stop : stop + blen]) if blen else None)
 
     def _wait(self, want: int) -> None:
-        started = _now_ns()
-        if self._cooldown:
-            self._cooldown -= 1
-        elif self._budget_ns and self._spin(want):
+        started = now_ns()
+        budget = self._policy.start()
+        if budget and self._spin(want, budget):
             return
         self._sleep(want)
-        full = self.spin * _ROUND_NS
-        if full and not self._cooldown and _now_ns() - started <= full:
-            self._budget_ns = full  # a full spin would have caught this frame: spin again
+        self._policy.blocked(now_ns() - started)
 
-    def _spin(self, want: int) -> bool:
-        """Check the sequence word, yielding between checks, for the current budget."""
-        ctl, word, yield_, now_ns = self._ctl, self._in_word, _yield, _now_ns
+    def _spin(self, want: int, budget: int) -> bool:
+        """Check the sequence word, yielding between checks, for ``budget`` ns."""
+        ctl, word, policy = self._ctl, self._in_word, self._policy
         mark = start = now_ns()
-        deadline = start + self._budget_ns
         checks = range(_CHECKS)
         while True:
             for _ in checks:
                 if ctl[word] == want:
-                    self._stolen = 0
+                    policy.hit()
                     return True
-            yield_()
+            yield_cpu()
             now = now_ns()
-            if now - mark > _STOLEN_NS:
-                # The yield gave this CPU to another task (perhaps the peer): spinning may
-                # only slow it down. Sleep instead, for longer each time it happens again.
-                self._stolen = min(self._stolen + 1, _MAX_STOLEN)
-                self._cooldown = 1 << self._stolen
-                return ctl[word] == want
-            if now > deadline:
-                self._budget_ns >>= 1  # nothing came: spin half as long next time
+            if now - mark > STOLEN_NS:  # another task (the peer?) had this CPU: sleep
+                policy.stolen_yield()
+                return bool(ctl[word] == want)
+            if now - start > budget:
+                policy.missed()
                 return False
             mark = now
 
@@ -249,8 +263,14 @@ class ShmLink:
         finally:
             ctl[self._my_sleep] = 0
 
+    def abort(self) -> None:
+        """Shut the socket down, from any thread: a receive in progress fails soon after."""
+        self.conn.abort()
+
     def close(self) -> None:
-        """Release the views into the region (the connection closes the rest)."""
+        """Close the socket and release the region. Idempotent."""
+        self.conn.close()
         for view in (self._ctl, self._in, self._out):
             view.release()
+        self.region.close()
 

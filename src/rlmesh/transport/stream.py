@@ -1,4 +1,9 @@
-"""Framing over a connected socket (``docs/protocol.md`` section 2)."""
+"""Framing over a connected socket (``docs/protocol.md`` section 2): the socket transport.
+
+:class:`Connection` sends and receives whole frames over a socket, with the reply-body mode of
+the same-host region (section 10.1) when one is attached. The same-host link (section 10.2)
+is a transport of its own that wraps a connection: :class:`rlmesh.transport.shmlink.ShmLink`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ import os
 import socket
 import ssl
 import struct
-import time
 from typing import Any, Final
 
 from rlmesh.errors import (
@@ -16,7 +20,7 @@ from rlmesh.errors import (
     ProtocolError,
 )
 from rlmesh.transport.shm import ShmRegion
-from rlmesh.transport.shmlink import ShmLink
+from rlmesh.transport.spin import STOLEN_NS, SpinPolicy, now_ns, yield_cpu
 
 __all__ = ["PREFIX", "SHM_FLAG", "Connection"]
 
@@ -28,13 +32,6 @@ _pack_prefix = PREFIX.pack
 _unpack_prefix = PREFIX.unpack_from
 _TIMEVAL: Final = struct.Struct("@ll")
 _DONTWAIT: Final = getattr(socket, "MSG_DONTWAIT", 0)
-_yield = getattr(os, "sched_yield", lambda: None)
-_now_ns = time.perf_counter_ns
-_SPIN_WORTH_NS: Final = 200_000
-_STOLEN_NS: Final = 25_000
-"""A poll round longer than this means another task got this CPU while we yielded."""
-_COOLDOWN: Final = 64
-"""Receives that block at once after that, before polling is tried again."""
 _STAGING: Final = 64 * 1024
 _READ: Final = 8 * 1024
 _IOV_BATCH: Final = 512
@@ -43,8 +40,8 @@ _IOV_BATCH: Final = 512
 class Connection:
     """One framed, bidirectional message stream over a connected socket.
 
-    ``recv`` returns the header as a view into an internal buffer (or, from a link, as
-    bytes) that stays valid until the next ``recv``; the body is a freshly allocated buffer
+    ``recv`` returns the header as a view into an internal buffer that stays valid until
+    the next ``recv``; the body is a freshly allocated buffer
     the caller owns. Reads into the internal buffer are capped at a few KiB, so a large body
     is received straight into its own buffer instead of being copied there.
 
@@ -61,15 +58,15 @@ class Connection:
         self._start = 0
         self._end = 0
         self.spin = 0
-        self._spin_rounds = 0
-        self._cooldown = 0
+        """The polling budget in rounds (see :mod:`rlmesh.transport.spin`); 0: block."""
+        self._policy = SpinPolicy()
         self.shm: ShmRegion | None = None
         self.shm_role = ""
         """``"client"`` or ``"server"`` once a shared-memory region is attached."""
         self.peer_flag = False
         """Whether the last received frame used the region (its body, or all of it)."""
-        self.link: ShmLink | None = None
-        """Set once frames travel through shared memory (see :meth:`attach_shm`)."""
+        self.single_slot = False
+        """Whether the transport holds one unread frame at most (the link does)."""
         self.timeout: float | None = None
         """The bound set by :meth:`set_timeout`."""
         self.tls = isinstance(sock, ssl.SSLSocket)
@@ -79,21 +76,18 @@ class Connection:
         """Carry on over ``sock``, this connection's socket wrapped in TLS."""
         self.sock = sock
         self.tls = True
-        self.spin = self._spin_rounds = 0
+        self.set_spin(0)
 
     def set_spin(self, rounds: int) -> None:
-        """Poll up to ``rounds`` times (non-blocking, yielding between) before blocking.
+        """Poll for up to ``rounds`` rounds of about 2 µs before a receive blocks.
 
-        Polling adapts: after a poll phase that found nothing the next one is half as long,
-        and a blocking receive that was answered quickly restores the full count; a yield
-        that handed the CPU to another task stops polling for the next ``_COOLDOWN``
-        receives. 0 makes every receive block at once.
+        The budget adapts (see :mod:`rlmesh.transport.spin`); 0 makes every receive block
+        at once. Polling is off on a single CPU and over TLS.
         """
         if rounds and ((os.cpu_count() or 1) <= 1 or self.tls):
             rounds = 0  # polling would only take the CPU from the peer we wait for
-        self.spin = self._spin_rounds = max(int(rounds), 0)
-        if self.link is not None:
-            self.link.set_spin(self.spin)
+        self.spin = max(int(rounds), 0)
+        self._policy.set(self.spin)
 
     def set_timeout(self, timeout: float | None) -> None:
         """Bound every later send and receive by ``timeout`` seconds (``None``: no bound)."""
@@ -116,7 +110,6 @@ class Connection:
         With a shared-memory region attached (see :mod:`rlmesh.transport.shm`), ``flag`` on the
         client's side permits the reply to use the region; on the server's side it says the
         request permitted it, and a body that fits is written there instead of the socket.
-        (With a link attached, this method is replaced by the link's.)
         """
         hlen = len(header)
         if flag and self.shm is not None:
@@ -131,10 +124,6 @@ class Connection:
             self._write(first, buffers)
         else:
             self.sock.sendall(first)
-
-    def send_frame(self, header: bytes, buffers: list[Any], body_len: int) -> None:
-        """Send one frame over the socket, whatever is attached."""
-        self._write(_pack_prefix(len(header), body_len) + header, buffers)
 
     def _write(self, first: bytes, buffers: list[Any]) -> None:
         if self.tls:  # an SSL socket has no sendmsg: one record stream of the joined frame
@@ -170,15 +159,13 @@ class Connection:
                 self._buf[:pending] = self._view[start:end]
             self._start, start, end = 0, 0, pending
         view, recv_into, limit = self._view, self.sock.recv_into, len(self._buf)
-        if self._spin_rounds and end - start < n:
-            end = self._spin(end, start + n)
-        elif self._cooldown:
-            self._cooldown -= 1
-            if not self._cooldown:
-                self._spin_rounds = self.spin  # try polling again: the peer may have moved
         blocked_at = 0
-        if self.spin and not self._cooldown and end - start < n:
-            blocked_at = _now_ns()
+        if self.spin and end - start < n:
+            budget = self._policy.start()
+            if budget:
+                end = self._poll(end, start + n, budget)
+            if end - start < n:
+                blocked_at = now_ns()
         while end - start < n:
             got = recv_into(view[end : min(limit, max(start + n, end + _READ))])
             if not got:
@@ -186,30 +173,28 @@ class Connection:
                 raise ConnectionLostError("the peer closed the connection")
             end += got
         self._end = end
-        if blocked_at and _now_ns() - blocked_at < _SPIN_WORTH_NS:
-            self._spin_rounds = self.spin  # the peer answers fast: keep polling first
+        if blocked_at:
+            self._policy.blocked(now_ns() - blocked_at)
 
-    def _spin(self, end: int, need: int) -> int:
-        """Poll without blocking for up to ``spin`` rounds, yielding the CPU between polls.
+    def _poll(self, end: int, need: int, budget: int) -> int:
+        """Read without blocking for up to ``budget`` ns, yielding the CPU between polls.
 
-        A reply that arrives within a few tens of microseconds is picked up without the
-        sleep/wake-up round trip of a blocking receive; on a busy CPU the yield lets the peer
-        run instead. Returns the new end of the buffered data.
+        Returns the new end of the buffered data (the policy learns how it went).
         """
-        view, recv_into, limit, yield_ = self._view, self.sock.recv_into, len(self._buf), _yield
-        rounds = self._spin_rounds
-        mark = _now_ns()
-        for _ in range(rounds):
+        view, recv_into, limit = self._view, self.sock.recv_into, len(self._buf)
+        policy = self._policy
+        mark = started = now_ns()
+        while True:
             try:
                 got = recv_into(view[end : min(limit, max(need, end + _READ))], 0, _DONTWAIT)
             except BlockingIOError:
-                yield_()
-                now = _now_ns()
-                if now - mark > _STOLEN_NS:
-                    # The yield let another task run on this CPU (likely the peer we wait
-                    # for): polling only slows it down. Block instead, for a while.
-                    self._spin_rounds = 0
-                    self._cooldown = _COOLDOWN
+                yield_cpu()
+                now = now_ns()
+                if now - mark > STOLEN_NS:  # another task (the peer?) had this CPU: block
+                    policy.stolen_yield()
+                    return end
+                if now - started > budget:
+                    policy.missed()
                     return end
                 mark = now
                 continue
@@ -217,10 +202,8 @@ class Connection:
                 return end  # EOF: let the blocking path report it
             end += got
             if end >= need:
+                policy.hit()
                 return end
-        # Nothing came while polling: poll half as long next time (a slow peer costs little).
-        self._spin_rounds = rounds >> 1
-        return end
 
     def recv(self) -> tuple[bytes | memoryview, bytearray | None]:
         """Receive one frame (with a link attached, this method is replaced by the link's).
@@ -280,21 +263,13 @@ class Connection:
                 take += got
         return header, body
 
-    recv_frame = recv
-    """Receive one frame from the socket, whatever is attached."""
+    def attach_shm(self, region: ShmRegion, role: str) -> None:
+        """Let reply bodies use ``region`` from the next frame on (``role``: client or server).
 
-    def attach_shm(self, region: ShmRegion, role: str, *, link: bool = False) -> None:
-        """Use ``region`` from the next frame on (``role``: client or server).
-
-        Without ``link`` only reply bodies use it; with ``link`` whole frames and their
-        signalling do (see :mod:`rlmesh.transport.shmlink`), and the socket keeps wake-ups,
-        oversized frames and liveness.
+        Only reply bodies travel there (protocol section 10.1); for whole frames, wrap this
+        connection in a :class:`rlmesh.transport.shmlink.ShmLink` instead.
         """
         self.shm, self.shm_role = region, role
-        if link:
-            self.link = ShmLink(self, region, role, self.spin)
-            self.send = self.link.send  # type: ignore[method-assign]
-            self.recv = self.link.recv  # type: ignore[method-assign]
 
     def take_wakes(self, token: bytes) -> bool:
         """Read what the socket holds without blocking; drop leading ``token`` bytes.
@@ -348,7 +323,5 @@ class Connection:
         self.abort()
         with contextlib.suppress(OSError):
             self.sock.close()
-        if self.link is not None:
-            self.link.close()
         if self.shm is not None:
             self.shm.close()

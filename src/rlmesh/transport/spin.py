@@ -1,0 +1,78 @@
+"""Poll, then block: one adaptive policy for how long a receiver polls before it sleeps.
+
+A reply that arrives within a few tens of microseconds is picked up by polling (the socket
+with non-blocking reads, or a shared-memory sequence word) without the sleep and wake-up of a
+blocking receive. Polling adapts, the same way on both paths:
+
+* a poll phase that found nothing halves the next one's budget (a slow peer costs little);
+* a blocking wait that ended within the full budget restores it (the peer answers fast);
+* a yield that handed the CPU to another task (perhaps the peer) means polling only slows
+  the peer down: the next ``2**n`` receives block at once, ``n`` growing while it recurs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Final
+
+__all__ = ["ROUND_NS", "STOLEN_NS", "SpinPolicy", "now_ns", "yield_cpu"]
+
+ROUND_NS: Final = 2_000
+"""Budget of one configured round (about one non-blocking socket poll)."""
+STOLEN_NS: Final = 25_000
+"""A yield that took longer than this gave the CPU to another task."""
+_MAX_STOLEN: Final = 6
+"""At most ``2**6`` receives block at once after stolen yields."""
+
+now_ns = time.perf_counter_ns
+yield_cpu = getattr(os, "sched_yield", lambda: None)
+
+
+class SpinPolicy:
+    """How long the next receive may poll before it blocks.
+
+    Args:
+        rounds: The full budget, in rounds of about 2 µs (0: never poll).
+    """
+
+    __slots__ = ("budget_ns", "cooldown", "full_ns", "rounds", "stolen")
+
+    def __init__(self, rounds: int = 0) -> None:
+        self.rounds = 0
+        self.full_ns = 0
+        self.budget_ns = 0
+        self.cooldown = 0
+        self.stolen = 0
+        self.set(rounds)
+
+    def set(self, rounds: int) -> None:
+        """Start over with a full budget of ``rounds`` rounds."""
+        self.rounds = max(int(rounds), 0)
+        self.full_ns = self.budget_ns = self.rounds * ROUND_NS
+        self.cooldown = self.stolen = 0
+
+    def start(self) -> int:
+        """Nanoseconds the receive now starting may poll (0: block at once)."""
+        if self.cooldown:
+            self.cooldown -= 1
+            return 0
+        return self.budget_ns
+
+    def hit(self) -> None:
+        """Polling caught the data."""
+        self.stolen = 0
+
+    def missed(self) -> None:
+        """Nothing came within the budget: poll half as long next time."""
+        self.budget_ns >>= 1
+
+    def stolen_yield(self) -> None:
+        """A yield handed the CPU to another task: block for the next receives."""
+        self.stolen = min(self.stolen + 1, _MAX_STOLEN)
+        self.cooldown = 1 << self.stolen
+
+    def blocked(self, waited_ns: int) -> None:
+        """A blocking wait of ``waited_ns`` ended: a short one restores the full budget."""
+        if self.full_ns and not self.cooldown and waited_ns <= self.full_ns:
+            self.budget_ns = self.full_ns
