@@ -27,8 +27,7 @@ from rlmesh.errors import (
 )
 from rlmesh.protocol import auth
 from rlmesh.tls import resolve_client as resolve_tls
-from rlmesh.transport.sockets import connect, parse_address
-from rlmesh.transport.stream import Connection
+from rlmesh.transport.sockets import parse_address
 from rlmesh.wire.codec import Decoder, Encoder
 
 __all__ = [
@@ -392,9 +391,9 @@ def probe(address: str, timeout: float = 5.0,
     """
     parsed = parse_address(address)
     secret = auth.token_from(token)
-    sock = connect(parsed, timeout if wait is None else wait, resolve_tls(tls, parsed.tls),
-                   wait=wait is not None)
-    conn = Connection(sock, P.DEFAULT_MAX_MESSAGE_BYTES)
+    conn, _ = handshake.open_transport(parsed, timeout if wait is None else wait,
+                                       resolve_tls(tls, parsed.tls), P.DEFAULT_MAX_MESSAGE_BYTES,
+                                       wait=wait is not None)
     try:
         conn.set_timeout(timeout)
         hello: dict[str, Any] = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME,

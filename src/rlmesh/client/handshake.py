@@ -20,7 +20,8 @@ from rlmesh.errors import (
     TransportError,
 )
 from rlmesh.protocol import auth
-from rlmesh.transport import Transport, shm, shmlink
+from rlmesh.transport import Transport, memory, shm, shmlink
+from rlmesh.transport.memory import MemoryTransport
 from rlmesh.transport.shmlink import ShmLink
 from rlmesh.transport.sockets import Address, connect
 from rlmesh.transport.stream import Connection
@@ -87,10 +88,9 @@ def open_connection(address: Address, *, connect_timeout: float | None,
     Returns:
         The connection, its timeout still ``connect_timeout``, and the contract.
     """
-    sock = connect(address, connect_timeout, tls, wait=wait)
-    conn = Connection(sock, max_message_bytes)
+    conn, sock = open_transport(address, connect_timeout, tls, max_message_bytes, wait=wait)
     conn.set_spin(spin)
-    region = None if conn.tls else _offer_region(sock)
+    region = None if conn.tls or sock is None else _offer_region(sock)
     try:
         conn.set_timeout(connect_timeout)
         capabilities = []
@@ -112,7 +112,7 @@ def open_connection(address: Address, *, connect_timeout: float | None,
             region.unlink()
             region.close()
         raise
-    if region is None:
+    if region is None or not isinstance(conn, Connection):
         return Opened(conn, contract)
     region.unlink()  # both sides have mapped it (or the server declined)
     if contract.get("shm") is not True:
@@ -123,6 +123,20 @@ def open_connection(address: Address, *, connect_timeout: float | None,
         return Opened(ShmLink(conn, region, "client"), contract)
     conn.attach_shm(region, "client")  # reply bodies through the region
     return Opened(conn, contract)
+
+
+def open_transport(address: Address, timeout: float | None, tls: ssl.SSLContext | None,
+                   max_message_bytes: int, *,
+                   wait: bool = False) -> tuple[Connection | MemoryTransport, Any]:
+    """A connected transport to ``address`` (not yet handshaken), and its socket if any.
+
+    Raises:
+        ConnectFailedError: If the endpoint cannot be reached in time.
+    """
+    if address.kind == "memory":
+        return memory.connect(address.path, max_message_bytes, timeout, wait=wait), None
+    sock = connect(address, timeout, tls, wait=wait)
+    return Connection(sock, max_message_bytes), sock
 
 
 def answer_challenge(conn: Transport, address: Address, reply: dict[str, Any],

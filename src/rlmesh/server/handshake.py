@@ -72,10 +72,11 @@ def handshake(session: Session) -> bool:
     if session.key is not None:
         contract["resume"] = {"key": session.key, "window": host.options.resume_window}
     session.send([P.STATUS_OK, rid, contract], keep=False)  # (a resumed reply stays kept)
-    if region is not None and link:  # from the next frame on (the client switches with us)
-        session.conn = ShmLink(session.socket, region, "server")
-    elif region is not None:
-        session.socket.attach_shm(region, "server")
+    socket = session.socket
+    if socket is not None and region is not None and link:  # from the next frame on
+        session.conn = ShmLink(socket, region, "server")  # (the client switches with us)
+    elif socket is not None and region is not None:
+        socket.attach_shm(region, "server")
     if host.options.idle_timeout is not None:
         session.conn.set_timeout(host.options.idle_timeout)
     log.info("session %d: client %s %s", session.session_id, hello.get("client"),
@@ -155,9 +156,9 @@ def _contract(session: Session) -> dict[str, Any]:
 
 def _accept_region(session: Session, offer: Any) -> shm.ShmRegion | None:
     """Map the client's shared-memory region if it is on this host (rlmesh.transport.shm)."""
-    if not isinstance(offer, dict) or not session.host.options.same_host:
-        return None
     conn = session.socket
+    if conn is None or not isinstance(offer, dict) or not session.host.options.same_host:
+        return None
     host = offer.get("host")
     size: Any = offer.get("size")
     why = None

@@ -33,6 +33,8 @@ from rlmesh.server.options import ServeOptions
 from rlmesh.server.session import Session
 from rlmesh.server.sources import EnvSource, Source
 from rlmesh.server.workers import WorkerPool
+from rlmesh.transport import Transport, memory
+from rlmesh.transport.memory import MemoryListener, MemoryTransport
 from rlmesh.transport.sockets import Address, listen, resolve_address, tune
 from rlmesh.transport.stream import Connection
 
@@ -66,7 +68,8 @@ class EnvServer:
             Gymnasium env id. An instance serves one session at a time; a factory gives every
             session its own env. (Also any :class:`~rlmesh.server.sources.Source`, such as
             the model source ``Model.serve`` uses.)
-        address: ``"host:port"``, ``"tcp://host:port"`` or ``"unix:///path"``. Defaults to
+        address: ``"host:port"``, ``"tcp://host:port"``, ``"unix:///path"``, or
+            ``"memory://name"`` (reachable in this process only, for tests). Defaults to
             ``127.0.0.1:5555``. Port 0 picks a free port (see :attr:`address`).
         host: TCP host, instead of ``address``.
         port: TCP port, instead of ``address``.
@@ -129,8 +132,10 @@ class EnvServer:
         self._shutdown_done = False
 
     def _bind(self, requested: Address, workers: int,
-              reuse_port: bool) -> tuple[socket.socket, Address]:
+              reuse_port: bool) -> tuple[socket.socket | MemoryListener, Address]:
         """Listen, and start the other worker processes sharing the port."""
+        if requested.kind == "memory":
+            return memory.listen(requested.path, self.options.max_message_bytes), requested
         listener, bound = listen(requested, self.options.backlog, reuse_port or workers > 1)
         if workers > 1:
             assert isinstance(self.source, EnvSource)
@@ -322,15 +327,19 @@ class EnvServer:
             if self._wake_r in ready or self._host.stopping:
                 break
             try:
-                sock, _ = self._listener.accept()
+                accepted, _ = self._listener.accept()
             except OSError:
                 continue
-            self._start_session(sock)
+            self._start_session(accepted)
 
-    def _start_session(self, sock: socket.socket) -> None:
-        tune(sock)
+    def _start_session(self, accepted: socket.socket | MemoryTransport) -> None:
         session_id = next(self._ids)
-        conn = Connection(sock, self.options.max_message_bytes)
+        conn: Transport
+        if isinstance(accepted, MemoryTransport):
+            conn = accepted
+        else:
+            tune(accepted)
+            conn = Connection(accepted, self.options.max_message_bytes)
         with self._lock:
             crowded = len(self._sessions) >= _CPUS
         conn.set_spin(0 if crowded else self.options.spin)
@@ -363,6 +372,8 @@ def _check_exposure(requested: Address, token: bytes | None, tls: ssl.SSLContext
         raise ValueError("workers > 1 with TLS is not supported yet")
     if workers < 1:
         raise ValueError("workers must be >= 1")
+    if requested.kind == "memory" and tls is not None:
+        raise ValueError("a memory:// endpoint lives in this process: TLS does not apply")
     if workers > 1 and requested.kind != "tcp":
         raise ValueError("workers > 1 shares a TCP port (SO_REUSEPORT); use a TCP address")
     mutual = tls is not None and tls.verify_mode == ssl.CERT_REQUIRED

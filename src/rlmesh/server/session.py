@@ -21,6 +21,7 @@ from rlmesh.server.handshake import handshake
 from rlmesh.server.host import Host
 from rlmesh.server.replies import Fatal, Replies
 from rlmesh.server.resume import Parked
+from rlmesh.transport import Transport
 from rlmesh.transport.sockets import wrap_server
 from rlmesh.transport.stream import Connection
 
@@ -39,10 +40,11 @@ class Session(Replies):
         session_id: Its number, for the log.
     """
 
-    def __init__(self, host: Host, conn: Connection, session_id: int) -> None:
+    def __init__(self, host: Host, conn: Transport, session_id: int) -> None:
         super().__init__(conn, host.source.noun)
-        self.socket = conn
-        """The socket connection (``conn`` wraps it once the same-host link is on)."""
+        self.socket = conn if isinstance(conn, Connection) else None
+        """The socket connection (``conn`` wraps it once the same-host link is on; ``None``
+        for an in-process connection)."""
         self.host = host
         self.session_id = session_id
         self.resource: Any = None
@@ -67,7 +69,7 @@ class Session(Replies):
         ending = "the client closed it"
         try:
             tls = self.host.tls
-            if tls is not None:
+            if tls is not None and self.socket is not None:
                 try:
                     self.socket.upgrade(wrap_server(self.socket.sock, tls,
                                                     TLS_HANDSHAKE_TIMEOUT))

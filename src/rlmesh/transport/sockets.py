@@ -25,10 +25,11 @@ class Address:
     """A parsed endpoint address.
 
     Attributes:
-        kind: ``"tcp"`` or ``"unix"``.
+        kind: ``"tcp"``, ``"unix"``, or ``"memory"`` (an endpoint in this process, for tests:
+            :mod:`rlmesh.transport.memory`).
         host: Host name or IP for TCP.
         port: Port for TCP (0 asks the OS for a free port when binding).
-        path: Filesystem path for unix sockets.
+        path: Filesystem path for unix sockets; the name of a memory endpoint.
         tls: Whether the address was written ``tls://`` (TCP wrapped in TLS).
     """
 
@@ -39,15 +40,15 @@ class Address:
     tls: bool = False
 
     def __str__(self) -> str:
-        if self.kind == "unix":
-            return f"unix://{self.path}"
+        if self.kind in ("unix", "memory"):
+            return f"{self.kind}://{self.path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"tls://{host}:{self.port}" if self.tls else f"{host}:{self.port}"
 
     @property
     def is_loopback(self) -> bool:
         """Whether this address is reachable only from this machine."""
-        if self.kind == "unix":
+        if self.kind in ("unix", "memory"):
             return True
         return self.host in ("localhost", "::1") or self.host.startswith("127.")
 
@@ -67,11 +68,12 @@ def parse_address(address: str | Address) -> Address:
     if isinstance(address, Address):
         return address
     text = str(address).strip()
-    if text.startswith("unix://"):
-        path = text[len("unix://") :]
-        if not path:
-            raise ValueError(f"unix address {address!r} has no path")
-        return Address("unix", path=path)
+    for kind in ("unix", "memory"):
+        if text.startswith(f"{kind}://"):
+            path = text[len(kind) + 3 :]
+            if not path:
+                raise ValueError(f"{kind} address {address!r} has no path")
+            return Address(kind, path=path)
     tls = text.startswith("tls://")
     if text.startswith(("tcp://", "tls://")):
         text = text[len("tcp://") :]
