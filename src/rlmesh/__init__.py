@@ -22,6 +22,7 @@ from rlmesh import spaces, tls
 from rlmesh.backends.plain import PlainModel as Model
 from rlmesh.backends.plain import RemoteEnv
 from rlmesh.client.channel import probe
+from rlmesh.client.options import ConnectOptions
 from rlmesh.errors import (
     AuthenticationError,
     ConnectFailedError,
@@ -67,6 +68,7 @@ __all__ = [
     "RANDOM_SAMPLE",
     "AuthenticationError",
     "ConnectFailedError",
+    "ConnectOptions",
     "ConnectionLostError",
     "EncodeError",
     "EndpointKindError",

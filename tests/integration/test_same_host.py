@@ -585,8 +585,8 @@ def stalling(serve: Any) -> Iterator[str]:
 @pytest.mark.parametrize("spin", [None, 0, 20_000], ids=lambda s: f"spin={s}")
 def test_timeout_holds_while_spinning(stalling: str, monkeypatch: Any, spin: int | None) -> None:
     if spin is not None:
-        monkeypatch.setattr(rlmesh.client.channel, "DEFAULT_SPIN", spin)
-    expected_spin = rlmesh.client.channel.DEFAULT_SPIN
+        monkeypatch.setenv("RLMESH_SPIN", str(spin))
+    expected_spin = rlmesh.ConnectOptions().spin
     env = RemoteEnv(stalling, timeout=0.5)
     try:
         assert env._channel._conn.spin == expected_spin
@@ -620,7 +620,7 @@ SPIN_SCRIPT = textwrap.dedent("""
     except rlmesh.RLMeshTimeoutError:
         outcome = "timeout"
     elapsed = time.monotonic() - start
-    print("REPORT " + json.dumps({"spin": rlmesh.client.channel.DEFAULT_SPIN, "outcome": outcome,
+    print("REPORT " + json.dumps({"spin": rlmesh.ConnectOptions().spin, "outcome": outcome,
                                   "elapsed": elapsed, "shm": env.contract["shm"]}), flush=True)
     env.close()
 """)

@@ -68,7 +68,7 @@ def test_trajectories_match_local_whoever_sleeps(
         serve: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
         client_spin: int, server_spin: int) -> None:
     # With spinning off, every frame needs a wake-up byte: a lost one would hang the step.
-    monkeypatch.setattr(rlmesh.client.channel, "DEFAULT_SPIN", client_spin)
+    monkeypatch.setenv("RLMESH_SPIN", str(client_spin))
     server = serve(lambda: gym.make("CartPole-v1"), options=ServeOptions(spin=server_spin))
     local = gym.make("CartPole-v1")
     rng = np.random.default_rng(0)
@@ -214,7 +214,7 @@ def test_server_killed_while_the_client_sleeps(spawn: Callable[..., Any], tmp_pa
 
 def test_stalled_server_times_out_while_sleeping(serve: Callable[..., Any],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rlmesh.client.channel, "DEFAULT_SPIN", 0)
+    monkeypatch.setenv("RLMESH_SPIN", "0")
     release = []
 
     class Slow(gym.Env[int, int]):

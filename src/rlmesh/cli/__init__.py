@@ -172,7 +172,8 @@ def _add_serve(sub: Any) -> None:
                         help="answer an env call running past S seconds with a deadline error")
     limits.add_argument("--restart-on-error", type=int, default=0, metavar="N",
                         help="replace a crashed env up to N times per session (default 0)")
-    limits.add_argument("--drain-timeout", type=float, default=10.0, metavar="S",
+    limits.add_argument("--drain-timeout", type=float, default=ServeOptions.drain_timeout,
+                        metavar="S",
                         help="on SIGTERM/SIGINT, let requests in flight finish for up to S "
                              "seconds (default %(default)s)")
     limits.add_argument("--allow-remote-shutdown", action="store_true",

@@ -13,6 +13,7 @@ from typing import Any
 
 from rlmesh.cli.contract_json import contract_json
 from rlmesh.client.channel import probe
+from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ConnectOptions
 from rlmesh.evaluation.results import RunResult
 from rlmesh.models.model import RANDOM_SAMPLE, Model, as_model
 from rlmesh.tls import client_context
@@ -82,12 +83,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rlmesh.evaluation.progress import ProgressHooks, print_summary
 
     model = load_policy(args.policy)
-    connect: dict[str, Any] = {"connect_timeout": args.connect_timeout,
-                               "timeout": args.timeout}
-    if args.token:
-        connect["token"] = args.token
-    if args.tls_ca:
-        connect["tls"] = client_context(args.tls_ca)
+    connect = ConnectOptions(connect_timeout=args.connect_timeout, timeout=args.timeout,
+                             token=args.token,
+                             tls=client_context(args.tls_ca) if args.tls_ca else None)
     episodes = args.episodes
     if args.plot:  # before the run, not after it: a missing extra must not waste one
         from rlmesh.evaluation.plot import pyplot
@@ -101,7 +99,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with ProgressHooks(episodes, enabled=not args.quiet) as progress:
         result = evaluate(model, args.addresses, episodes=episodes, seed=args.seed,
                           max_episode_steps=args.max_steps, hooks=[progress, *hooks],
-                          allow_mixed=args.allow_mixed, **connect)
+                          allow_mixed=args.allow_mixed, options=connect)
     result.settings["policy_spec"] = args.policy or "random"
     if args.json:
         result.save(args.json)
@@ -231,9 +229,10 @@ def add_commands(sub: Any) -> None:
                     help="draw returns and lengths (needs matplotlib: the 'plot' extra)")
     ev.add_argument("--record", metavar="DIR", help="save an mp4 per episode from rgb_array "
                     "frames (needs imageio-ffmpeg: the 'record' extra)")
-    ev.add_argument("--timeout", type=float, default=60.0, metavar="S",
+    ev.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                     help="seconds per request (default %(default)s)")
-    ev.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+    ev.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT,
+                    metavar="S",
                     help="seconds to wait for endpoints that are still starting, and for each "
                          "handshake (default %(default)s)")
     ev.add_argument("--allow-mixed", action="store_true",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import enum
-import os
 import ssl
 import threading
 import time
@@ -14,6 +13,7 @@ from typing import Any, Final
 
 from rlmesh import protocol as P
 from rlmesh.client import handshake
+from rlmesh.client.options import ConnectOptions
 from rlmesh.errors import (
     ConnectFailedError,
     ConnectionLostError,
@@ -31,15 +31,9 @@ from rlmesh.transport.sockets import parse_address
 from rlmesh.wire.codec import Decoder, Encoder
 
 __all__ = [
-    "DEFAULT", "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_SPIN", "DEFAULT_TIMEOUT", "Channel", "Default",
+    "DEFAULT", "Channel", "Default",
     "gather", "probe",
 ]
-
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_SPIN = int(os.environ.get("RLMESH_SPIN", "64"))
-"""Non-blocking polls for a reply before blocking (``RLMESH_SPIN``; 0 disables)."""
-
 
 class Default(enum.Enum):
     """Type of :data:`DEFAULT`."""
@@ -63,34 +57,25 @@ class Channel:
 
     Args:
         address: Endpoint address string.
-        connect_timeout: Seconds allowed for connecting and the handshake.
-        timeout: Seconds allowed for each request, or ``None`` for no limit.
-        max_message_bytes: Largest reply frame accepted.
-        token: The endpoint's shared secret (default ``RLMESH_TOKEN``).
-        tls: TLS context, ``True`` for the system's CAs, or ``None``.
+        options: How to connect (timeouts, token, TLS, ...); default ``ConnectOptions()``.
         resume: Resume the session after a broken connection when the server offers it.
         wait: Retry a refused connection (a server still starting) until
             ``connect_timeout``; ``False`` fails at once.
+        **changes: Fields of ``options`` to change (``timeout=5``...).
     """
 
-    def __init__(
-        self,
-        address: str,
-        *,
-        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
-        token: str | bytes | None = None,
-        tls: ssl.SSLContext | bool | None = None,
-        resume: bool = True,
-        wait: bool = True,
-    ) -> None:
+    def __init__(self, address: str, options: ConnectOptions | None = None, *,
+                 resume: bool = True, wait: bool = True, **changes: Any) -> None:
+        options = options or ConnectOptions()
+        if changes:
+            options = options.replace(**changes)
+        self.options = options
         self.address = parse_address(address)
-        self._secret = auth.token_from(token)
-        self._tls = resolve_tls(tls, self.address.tls)
-        self._connect_timeout = connect_timeout
-        self._max_message_bytes = max_message_bytes
-        self.timeout = timeout
+        self._secret = auth.token_from(options.token)
+        self._tls = resolve_tls(options.tls, self.address.tls)
+        self._connect_timeout = options.connect_timeout
+        self._max_message_bytes = options.max_message_bytes
+        self.timeout = options.timeout
         self._lock = threading.Lock()
         self._next_id = 1
         self._broken: RLMeshError | None = None
@@ -105,9 +90,9 @@ class Channel:
         self._closed = False
         self._encoder = Encoder()
         self._decoder = Decoder()
-        opened = self._open(connect_timeout, wait=wait)
+        opened = self._open(options.connect_timeout, wait=wait)
         self._conn = opened.conn
-        self._conn.set_timeout(timeout)
+        self._conn.set_timeout(options.timeout)
         contract = opened.contract
         self.contract: dict[str, Any] = contract
         offer = contract.get("resume")
@@ -122,7 +107,7 @@ class Channel:
         return handshake.open_connection(
             self.address, connect_timeout=connect_timeout,
             max_message_bytes=self._max_message_bytes, secret=self._secret, tls=self._tls,
-            spin=DEFAULT_SPIN, extra=extra, wait=wait)
+            spin=self.options.spin, extra=extra, wait=wait)
 
     def _reopen(self, cause: RLMeshError, limit: float | None) -> bool:
         """Resume the session on a new connection after ``cause`` broke the old one.

@@ -15,12 +15,12 @@ from gymnasium.envs.registration import EnvSpec
 
 from rlmesh import protocol as P
 from rlmesh.client.attributes import RemoteAttributes
-from rlmesh.client.channel import (
-    DEFAULT,
+from rlmesh.client.channel import DEFAULT, Channel, Default
+from rlmesh.client.options import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_TIMEOUT,
-    Channel,
-    Default,
+    ConnectOptions,
+    connect_options,
 )
 from rlmesh.errors import EndpointKindError, EnvClosedError, ProtocolError, RLMeshWarning
 from rlmesh.wire.schema import schema_to_space
@@ -40,7 +40,7 @@ def contract_metadata(contract: dict[str, Any]) -> dict[str, Any]:
     return metadata
 
 
-def _reconnect(cls: type[RemoteEnv], address: str, options: dict[str, Any],
+def _reconnect(cls: type[RemoteEnv], address: str, options: ConnectOptions,
                contract: dict[str, Any], render_mode: str | None = None) -> RemoteEnv:
     """Entry point of a RemoteEnv's spec: another session to the same endpoint.
 
@@ -54,10 +54,10 @@ def _reconnect(cls: type[RemoteEnv], address: str, options: dict[str, Any],
             f"the endpoint {address} renders in mode {served_mode!r}; a client cannot choose "
             f"render_mode={render_mode!r}"
         )
-    return cls(address, **options, _contract=contract)
+    return cls(address, options=options, _contract=contract)
 
 
-def _spec(env: RemoteEnv, options: dict[str, Any]) -> EnvSpec | None:
+def _spec(env: RemoteEnv, options: ConnectOptions) -> EnvSpec | None:
     spec = env.contract.get("spec")
     if not isinstance(spec, dict) or not spec.get("id"):
         return None
@@ -94,6 +94,7 @@ class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
         tls: An ``ssl.SSLContext`` (see :func:`rlmesh.tls.client_context`) to connect over
             TLS, ``True`` for one trusting the system's CAs; a ``tls://`` address implies
             ``True``.
+        options: A :class:`~rlmesh.ConnectOptions` instead of the keyword arguments above.
 
     Raises:
         ConnectFailedError: The endpoint cannot be reached.
@@ -123,14 +124,14 @@ class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
         token: str | bytes | None = None,
         tls: ssl.SSLContext | bool | None = None,
+        options: ConnectOptions | None = None,
         _contract: dict[str, Any] | None = None,
     ) -> None:
         self._channel: Channel | None = None
         self._warned_render = False
-        options: dict[str, Any] = {
-            "connect_timeout": connect_timeout, "timeout": timeout,
-            "max_message_bytes": max_message_bytes, "token": token, "tls": tls}
-        self._deferred: dict[str, Any] | None = None
+        options = connect_options(options, connect_timeout=connect_timeout, timeout=timeout,
+                                  max_message_bytes=max_message_bytes, token=token, tls=tls)
+        self._deferred: ConnectOptions | None = None
         """Connection options of an env whose session opens on first use (see _reconnect)."""
         if _contract is not None:
             self._define(address, _contract)
@@ -139,7 +140,7 @@ class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
             self._request = self._request_deferred
             self.address = address
         else:
-            channel = Channel(address, **options)
+            channel = Channel(address, options)
             try:
                 self._define(address, channel.contract)
             except BaseException:
@@ -173,9 +174,9 @@ class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
         """The first request of a deferred env: open the session, then send it."""
         return self._require().request(op, *args, timeout=timeout)
 
-    def _open_deferred(self, options: dict[str, Any]) -> Channel:
+    def _open_deferred(self, options: ConnectOptions) -> Channel:
         """Open the session of a deferred env; it must serve the env it was made for."""
-        channel = Channel(self.address, **options)
+        channel = Channel(self.address, options)
         fresh = channel.contract
         try:
             same = (fresh.get("kind") == "env" and "observation_space" in fresh
@@ -259,16 +260,13 @@ class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
     def timeout(self) -> float | None:
         """Seconds each request may take (``None``: no limit); settable."""
         if self._deferred is not None:
-            limit: float | None = self._deferred["timeout"]
-            return limit
+            return self._deferred.timeout
         return self._require().timeout
 
     @timeout.setter
     def timeout(self, value: float | None) -> None:
         if self._deferred is not None:
-            if value is not None and not value > 0:
-                raise ValueError("timeout must be > 0 or None")
-            self._deferred["timeout"] = value
+            self._deferred = self._deferred.replace(timeout=value)
             return
         self._require().set_timeout(value)
 

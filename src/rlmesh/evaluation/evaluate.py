@@ -22,7 +22,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rlmesh.client.channel import DEFAULT_CONNECT_TIMEOUT, probe
+from rlmesh.client.channel import probe
+from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, ConnectOptions
 from rlmesh.errors import (
     ConnectFailedError,
     EndpointKindError,
@@ -47,7 +48,8 @@ def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None
              seeds: Sequence[int | None] | None = None, seed: int | None = None,
              max_episode_steps: int | None = None,
              hooks: Hooks | Sequence[Hooks] | None = None, max_attempts: int = 3,
-             allow_mixed: bool = False, **connect: Any) -> RunResult:
+             allow_mixed: bool = False, options: ConnectOptions | None = None,
+             **connect: Any) -> RunResult:
     """Play planned episodes of ``model`` on every endpoint at once.
 
     Args:
@@ -64,8 +66,10 @@ def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None
         allow_mixed: Play on endpoints that serve different envs (ids or spaces) anyway.
             Without it such a run is refused, and an endpoint that turns out to serve another
             env once it comes up is left out (an ``endpoint_mismatch`` event).
-        **connect: ``connect_timeout`` (also how long endpoints still starting are waited
-            for; default 10 s), ``timeout``, ``token``, ``tls`` for the endpoints.
+        options: How to connect to the endpoints (a :class:`~rlmesh.ConnectOptions`; its
+            ``connect_timeout`` is also how long endpoints still starting are waited for).
+        **connect: Its fields to set instead: ``connect_timeout`` (default 10 s),
+            ``timeout``, ``token``, ``tls``.
 
     Returns:
         Every finished episode in plan order, the run's settings (env id and spaces, rlmesh
@@ -81,24 +85,25 @@ def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None
     if not addresses:
         raise ValueError("evaluate() needs at least one address")
     plan = plan_seeds(seeds, episodes, seed)
+    connection = (options or ConnectOptions()).replace(**connect)
     run = _Run(model, plan, addresses, max_episode_steps, HookList(hooks), max_attempts,
-               connect, allow_mixed)
+               connection, allow_mixed)
     return run.execute()
 
 
 class _Run:
     def __init__(self, model: Policy, plan: list[int | None], addresses: list[str],
                  max_steps: int | None, hooks: HookList, max_attempts: int,
-                 connect: dict[str, Any], allow_mixed: bool) -> None:
+                 connect: ConnectOptions, allow_mixed: bool) -> None:
         self.model, self.addresses, self.max_steps = model, addresses, max_steps
         self.hooks, self.max_attempts, self.connect = hooks, max_attempts, connect
         self.allow_mixed = allow_mixed
-        limit = connect.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        limit = connect.connect_timeout
         self.deadline = None if limit is None else time.monotonic() + limit
         """Until when endpoints that are still starting are waited for."""
         self.probe_options: dict[str, Any] = {
             "timeout": DEFAULT_CONNECT_TIMEOUT if limit is None else limit,
-            **{k: connect[k] for k in ("token", "tls") if k in connect}}
+            "token": connect.token, "tls": connect.tls}
         self.identity: EnvIdentity | None = None
         """What the run plays on: the first reachable endpoint's env."""
         self.queue: collections.deque[_Job] = collections.deque(
@@ -227,7 +232,7 @@ class _Run:
             while failures < 2:
                 try:
                     self._await(address, patient=not failures)
-                    env = connect_endpoint(address, **self.connect)
+                    env = connect_endpoint(address, self.connect)
                 except RLMeshError as exc:
                     failures += 1
                     self._note_down(address, exc, final=failures >= 2 or self.stop)

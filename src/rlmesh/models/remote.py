@@ -14,6 +14,7 @@ from typing import Any
 from rlmesh import protocol as P
 from rlmesh.backends.convert import coerce_action, coerce_actions
 from rlmesh.client.channel import Channel
+from rlmesh.client.options import ConnectOptions
 from rlmesh.errors import EndpointKindError
 from rlmesh.models.model import Model
 from rlmesh.wire.schema import schema_to_space
@@ -26,17 +27,20 @@ class RemoteModel(Model):
 
     Args:
         address: The model endpoint.
-        **options: ``connect_timeout``, ``timeout``, ``token``, ``tls`` (as for RemoteEnv).
+        options: A :class:`~rlmesh.ConnectOptions`.
+        **changes: Its fields to set instead (``connect_timeout``, ``timeout``, ``token``,
+            ``tls``, as for ``RemoteEnv``).
 
     Raises:
         EndpointKindError: If ``address`` serves an env, not a model.
         RemoteModelError: (from predict) The served model raised; carries its traceback.
     """
 
-    def __init__(self, address: str, **options: Any) -> None:
+    def __init__(self, address: str, options: ConnectOptions | None = None,
+                 **changes: Any) -> None:
         super().__init__(name=f"remote model at {address}")
         self.address = address
-        self._options = options
+        self.options = (options or ConnectOptions()).replace(**changes)
         self._local = threading.local()
         self._channels: list[Channel] = []
         self._lock = threading.Lock()
@@ -54,7 +58,7 @@ class RemoteModel(Model):
     def _channel(self) -> Channel:
         channel: Channel | None = getattr(self._local, "channel", None)
         if channel is None or channel.closed:
-            channel = Channel(self.address, **self._options)
+            channel = Channel(self.address, self.options)
             self._local.channel = channel
             with self._lock:
                 self._channels.append(channel)

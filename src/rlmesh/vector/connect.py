@@ -6,26 +6,22 @@ contract tells, and the matching client is returned.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rlmesh.client.env import RemoteEnv
+from rlmesh.client.options import ConnectOptions
 from rlmesh.errors import EndpointKindError
 from rlmesh.vector.env import RemoteVectorEnv
 
 __all__ = ["connect_endpoint"]
 
 
-def connect_endpoint(address: str, **options: Any) -> RemoteEnv | RemoteVectorEnv:
+def connect_endpoint(address: str,
+                     options: ConnectOptions | None = None) -> RemoteEnv | RemoteVectorEnv:
     """A numpy ``RemoteEnv``, or a ``RemoteVectorEnv`` for a vector endpoint, at ``address``.
-
-    Args:
-        address: The endpoint.
-        **options: ``connect_timeout``, ``timeout``, ``token``, ``tls``...
 
     Raises:
         RLMeshError: As the client's constructor (the endpoint cannot be reached, ...).
     """
     try:
-        return RemoteEnv(address, **options)
+        return RemoteEnv(address, options=options)
     except EndpointKindError:
-        return RemoteVectorEnv(address, **options)
+        return RemoteVectorEnv(address, options=options)

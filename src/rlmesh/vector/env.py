@@ -20,8 +20,14 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from rlmesh import protocol as P
-from rlmesh.client.channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Channel
+from rlmesh.client.channel import Channel
 from rlmesh.client.env import contract_metadata
+from rlmesh.client.options import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    ConnectOptions,
+    connect_options,
+)
 from rlmesh.errors import EndpointKindError, ProtocolError
 from rlmesh.vector.attributes import VectorAttributes
 from rlmesh.vector.batching import expand_seeds
@@ -58,6 +64,7 @@ class RemoteVectorEnv(VectorAttributes, VectorEnv[Any, Any, Any]):
         tls: An ``ssl.SSLContext`` (see :func:`rlmesh.tls.client_context`) to connect over
             TLS, ``True`` for one trusting the system's CAs; a ``tls://`` address implies
             ``True``.
+        options: A :class:`~rlmesh.ConnectOptions` instead of the keyword arguments above.
 
     Raises:
         EndpointKindError: A single address serves a single env (use ``RemoteEnv``, or pass a
@@ -78,27 +85,28 @@ class RemoteVectorEnv(VectorAttributes, VectorEnv[Any, Any, Any]):
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
         token: str | bytes | None = None,
         tls: ssl.SSLContext | bool | None = None,
+        options: ConnectOptions | None = None,
     ) -> None:
         mode = _mode(autoreset_mode)
-        kwargs = {"connect_timeout": connect_timeout, "timeout": timeout,
-                  "max_message_bytes": max_message_bytes, "token": token, "tls": tls}
+        connect = connect_options(options, connect_timeout=connect_timeout, timeout=timeout,
+                                  max_message_bytes=max_message_bytes, token=token, tls=tls)
         self._channel: Channel | None = None
         self._fleet: Fleet | VectorFleet | None = None
         self._step_pending = False
         self._owned: list[Any] = []
         if isinstance(address, str):
-            self._init_endpoint(address, mode, kwargs)
+            self._init_endpoint(address, mode, connect)
         else:
             addresses = list(address)
             if not addresses:
                 raise ValueError("RemoteVectorEnv needs at least one address")
             self._init_fleet(addresses, mode or AutoresetMode.NEXT_STEP, mode is not None,
-                             kwargs)
+                             connect)
         self.closed = False
 
     def _init_endpoint(self, address: str, mode: AutoresetMode | None,
-                       kwargs: dict[str, Any]) -> None:
-        channel = Channel(address, **kwargs)
+                       options: ConnectOptions) -> None:
+        channel = Channel(address, options)
         try:
             contract = channel.contract
             if contract.get("kind") != "vector_env":
@@ -130,9 +138,9 @@ class RemoteVectorEnv(VectorAttributes, VectorEnv[Any, Any, Any]):
         self.address: str | list[str] = str(channel.address)
 
     def _init_fleet(self, addresses: list[str], mode: AutoresetMode, explicit: bool,
-                    kwargs: dict[str, Any]) -> None:
+                    options: ConnectOptions) -> None:
         with ThreadPoolExecutor(min(len(addresses), 32)) as pool:
-            futures = [pool.submit(Channel, a, **kwargs) for a in addresses]
+            futures = [pool.submit(Channel, a, options) for a in addresses]
         channels: list[Channel] = []
         error: BaseException | None = None
         for future in futures:

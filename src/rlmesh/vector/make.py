@@ -19,7 +19,7 @@ import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec, VectorizeMode
 from gymnasium.vector import AutoresetMode
 
-from rlmesh.client.channel import DEFAULT_TIMEOUT
+from rlmesh.client.options import DEFAULT_TIMEOUT
 from rlmesh.server.workers import WorkerPool
 from rlmesh.vector.env import RemoteVectorEnv
 
