@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces as gs
 
-from rlmesh.wire.codec import Decoder, Encoder
+from rlmesh.wire.decoder import Decoder
+from rlmesh.wire.encoder import Encoder
 
 SpaceFactory = Callable[[], gs.Space[Any]]
 

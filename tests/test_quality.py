@@ -35,3 +35,18 @@ def test_layering_contracts_hold() -> None:
     lint_imports = shutil.which("lint-imports") or "lint-imports"
     result = _run(lint_imports)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_version_is_stated_once() -> None:
+    """``rlmesh.__version__`` (and what servers report) is pyproject.toml's version."""
+    tomllib = pytest.importorskip("tomllib")  # (Python 3.11+)
+
+    import rlmesh
+    from rlmesh import protocol
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert rlmesh.__version__ == protocol.LIBRARY_VERSION == declared
+    assert protocol.server_info()["version"] == declared
+    assert protocol.CLIENT_NAME.endswith("/" + declared)
+    source = (ROOT / "src" / "rlmesh" / "protocol" / "__init__.py").read_text()
+    assert f'"{declared}"' not in source, "the version is written out in the protocol module"

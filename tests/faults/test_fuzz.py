@@ -7,7 +7,7 @@ example database, so every CI run executes the same cases.
 
 Two layers are fuzzed:
 
-1. **The decoder** (``rlmesh.wire.codec.Decoder``), in process, where most cases run: random
+1. **The decoder** (``rlmesh.wire.decoder.Decoder``), in process, where most cases run: random
    bytes, msgpack structures carrying extension types with bad codes, dtypes, dimensions,
    offsets and sizes, deep nesting, and real encoded CartPole messages with bytes flipped,
    cut, inserted or appended. The decoder must return a value or raise ``ProtocolError``,
@@ -60,7 +60,8 @@ from rlmesh.numpy import RemoteEnv
 from rlmesh.testing import ServerProcess
 from rlmesh.transport import shm
 from rlmesh.transport.stream import PREFIX, SHM_FLAG
-from rlmesh.wire.codec import Decoder, Encoder
+from rlmesh.wire.decoder import Decoder
+from rlmesh.wire.encoder import Encoder
 from tests.helpers import encode
 
 # -- budgets ------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from rlmesh import EnvServer, ServeOptions, spaces
 from rlmesh.envs import CounterEnv
 from rlmesh.numpy import RemoteEnv
 from rlmesh.transport.stream import PREFIX
-from rlmesh.wire.codec import Decoder
+from rlmesh.wire.decoder import Decoder
 from tests.helpers import CustomSpace, encode, free_port
 
 pytestmark = pytest.mark.timeout(60)

@@ -422,6 +422,78 @@ def test_an_episode_that_always_fails_is_given_up(serve: Any) -> None:
     assert "boom on seed 13" in given_up[0]["message"]
 
 
+class PolicyBug(Exception):
+    """What the buggy policies below raise (a type no rlmesh code raises)."""
+
+
+class BuggyAfter(Lifecycle):
+    """The angle policy for ``calls`` calls (over all threads), then a bug."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.left = calls
+        self.lock = threading.Lock()
+
+    def predict(self, observation: Any) -> Any:
+        with self.lock:
+            self.left -= 1
+            if self.left < 0:
+                raise PolicyBug("the policy divided by zero")
+        return super().predict(observation)
+
+
+@pytest.mark.parametrize("vector", [False, True], ids=["single-endpoints", "with-vector"])
+def test_a_bug_in_the_policy_stops_the_run_and_is_raised(serve: Any, vector: bool,
+                                                         eval_threads: None) -> None:
+    def make() -> gym.Env[Any, Any]:
+        return gym.make("CartPole-v1")
+
+    addresses = [serve(make).address, serve(make).address]
+    if vector:
+        addresses.append(serve(lambda: SyncVectorEnv([make] * 2)).address)
+    model = BuggyAfter(30)
+    started = time.monotonic()
+    with pytest.raises(PolicyBug, match="divided by zero"):
+        rlmesh.evaluate(model, addresses, seeds=list(range(50)), max_attempts=5)
+    assert time.monotonic() - started < 10, "the run went on after the bug"
+    assert model.log[-1] == ("close",) and model.log.count(("close",)) == 1
+    for thread in threading.enumerate():  # the endpoints' threads have all stopped
+        if thread.name.startswith("rlmesh-eval-"):
+            thread.join(5)
+            assert not thread.is_alive(), thread.name
+    again = rlmesh.evaluate(angle_policy, addresses, seeds=[1, 2, 3])  # the servers go on
+    assert again.complete and outcomes(again) == hand_loop(
+        [1, 2, 3], lambda o, s: angle_policy(o))
+
+
+def test_a_bug_in_a_hook_stops_the_run_and_is_raised(serve: Any, eval_threads: None) -> None:
+    class Broken(rlmesh.Hooks):
+        def on_episode_end(self, result: rlmesh.EpisodeResult) -> None:
+            if result.index == 2:
+                raise PolicyBug("the hook failed on episode 2")
+
+    addresses = [serve(lambda: gym.make("CartPole-v1")).address for _ in range(2)]
+    with pytest.raises(PolicyBug, match="episode 2"):
+        rlmesh.evaluate(rlmesh.RANDOM_SAMPLE, addresses, seeds=list(range(8)), hooks=Broken())
+
+
+def test_a_served_model_error_is_raised_not_retried(serve: Any) -> None:
+    def broken(observation: Any) -> int:
+        if observation[2] > 0.05:
+            raise ValueError("the served model cannot act on this")
+        return angle_policy(observation)
+
+    addresses = [serve(lambda: gym.make("CartPole-v1")).address for _ in range(2)]
+    served = rlmesh.numpy.Model(broken).serve("127.0.0.1:0", block=False)
+    try:
+        with rlmesh.RemoteModel(served.address) as remote:
+            with pytest.raises(rlmesh.RemoteModelError, match="cannot act on this") as info:
+                rlmesh.evaluate(remote, addresses, seeds=list(range(6)), max_attempts=3)
+            assert info.value.remote_type == "ValueError"
+    finally:
+        served.shutdown()
+
+
 # == 3. Ctrl+C ================================================================================
 
 

@@ -40,7 +40,7 @@ from rlmesh.client.channel import Channel
 from rlmesh.envs import ImageEnv, SpaceEchoEnv
 from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
 from rlmesh.transport import shmlink
-from rlmesh.wire.codec import Encoder
+from rlmesh.wire.encoder import Encoder
 from tests.helpers import close_after, stop_child
 
 pytestmark = [
@@ -218,6 +218,19 @@ def test_serve_options_same_host_false(serve: Any, fresh: Any) -> None:
         np.testing.assert_array_equal(env.step(np.int64(1))[0], image(SMALL, 1))
     finally:
         env.close()
+
+
+def test_connect_options_same_host_false(serve: Any, fresh: Any) -> None:
+    server = serve(small_images)
+    options = rlmesh.ConnectOptions(timeout=10, same_host=False)
+    with RemoteEnv(server.address, options=options) as env:
+        assert env.contract["shm"] is False and env.contract["shm_link"] is False
+        assert fresh() == ([], [])  # nothing was even offered
+        env.reset(seed=0)
+        assert not via_shm(env)
+        np.testing.assert_array_equal(env.step(np.int64(1))[0], image(SMALL, 1))
+    with RemoteEnv(server.address, timeout=10) as env:  # the default offers it
+        assert env.contract["shm"] is True
 
 
 def test_cartpole_without_shm_matches_local(serve: Any, monkeypatch: Any) -> None:

@@ -26,7 +26,8 @@ from rlmesh import EnvServer, spaces
 from rlmesh.envs import CounterEnv, DictObsEnv
 from rlmesh.numpy import RemoteEnv
 from rlmesh.transport.stream import PREFIX
-from rlmesh.wire.codec import Decoder, Encoder
+from rlmesh.wire.decoder import Decoder
+from rlmesh.wire.encoder import Encoder
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.timeout(60)

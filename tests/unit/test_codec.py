@@ -17,8 +17,9 @@ import pytest
 from gymnasium.spaces import GraphInstance
 
 from rlmesh.errors import EncodeError, ProtocolError, RLMeshWarning
-from rlmesh.wire import codec
-from rlmesh.wire.codec import Decoder, Encoder
+from rlmesh.wire import format as fmt
+from rlmesh.wire.decoder import Decoder
+from rlmesh.wire.encoder import Encoder
 from rlmesh.wire.lenient import sanitize
 from tests.helpers import assert_same, encode, roundtrip
 
@@ -290,7 +291,7 @@ def test_inline_limit(nbytes: int, inline: bool) -> None:
     header, body = encode(array)
     raw = msgpack.unpackb(header)
     assert isinstance(raw, msgpack.ExtType)
-    assert raw.code == (codec.EXT_ARRAY if inline else codec.EXT_ARRAY_OOB)
+    assert raw.code == (fmt.EXT_ARRAY if inline else fmt.EXT_ARRAY_OOB)
     assert (len(body) == 0) == inline
     if not inline:
         assert len(header) < 100  # the bytes are not also in the header
@@ -306,15 +307,15 @@ def test_out_of_band_layout_is_aligned_and_ordered() -> None:
     refs = []
 
     def hook(code: int, data: bytes) -> Any:
-        if code == codec.EXT_ARRAY_OOB:
+        if code == fmt.EXT_ARRAY_OOB:
             offset, nbytes = struct.unpack_from("<QQ", data, len(data) - 16)
             refs.append((offset, nbytes))
-        if code == codec.EXT_TUPLE:
+        if code == fmt.EXT_TUPLE:
             return tuple(msgpack.unpackb(data, ext_hook=hook))
         return None
 
     msgpack.unpackb(header, ext_hook=hook)
-    oob = [a for a in arrays if a.nbytes > codec.INLINE_MAX_BYTES]
+    oob = [a for a in arrays if a.nbytes > fmt.INLINE_MAX_BYTES]
     assert [n for _, n in refs] == [a.nbytes for a in oob]
     assert all(offset % 64 == 0 for offset, _ in refs)
     ends = [0] + [o + n for o, n in refs]
@@ -470,7 +471,7 @@ def test_randomized_nested_values_round_trip() -> None:
 
 
 def _oob(code: str, shape: tuple[int, ...], offset: int, nbytes: int) -> bytes:
-    return ext(codec.EXT_ARRAY_OOB, array_meta(code, shape) + struct.pack("<QQ", offset, nbytes))
+    return ext(fmt.EXT_ARRAY_OOB, array_meta(code, shape) + struct.pack("<QQ", offset, nbytes))
 
 
 MALFORMED: dict[str, tuple[bytes, bytes | None]] = {
@@ -496,27 +497,27 @@ MALFORMED: dict[str, tuple[bytes, bytes | None]] = {
     "ext-minus-1-bad-length": (ext(-1, b"\x00" * 5), None),
     "ext-minus-5": (ext(-5, b"\x00" * 3), None),
     "ext-minus-128": (ext(-128, b"\x00"), None),
-    "unknown-ext-inside-tuple": (ext(codec.EXT_TUPLE, b"\x91" + ext(99, b"x")), None),
+    "unknown-ext-inside-tuple": (ext(fmt.EXT_TUPLE, b"\x91" + ext(99, b"x")), None),
     # truncated / malformed array meta
-    "array-empty-payload": (ext(codec.EXT_ARRAY, b""), None),
-    "array-only-dtype-len": (ext(codec.EXT_ARRAY, b"\x03"), None),
-    "array-dtype-len-beyond": (ext(codec.EXT_ARRAY, b"\x20<f4"), None),
-    "array-missing-ndim": (ext(codec.EXT_ARRAY, dtype_meta("<f4")), None),
-    "array-missing-dims": (ext(codec.EXT_ARRAY, dtype_meta("<f4") + b"\x02" + b"\x01" * 8),
+    "array-empty-payload": (ext(fmt.EXT_ARRAY, b""), None),
+    "array-only-dtype-len": (ext(fmt.EXT_ARRAY, b"\x03"), None),
+    "array-dtype-len-beyond": (ext(fmt.EXT_ARRAY, b"\x20<f4"), None),
+    "array-missing-ndim": (ext(fmt.EXT_ARRAY, dtype_meta("<f4")), None),
+    "array-missing-dims": (ext(fmt.EXT_ARRAY, dtype_meta("<f4") + b"\x02" + b"\x01" * 8),
                            None),
-    "array-too-many-dims": (ext(codec.EXT_ARRAY, array_meta("|u1", (1,) * 33) + b"\x00"), None),
-    "array-255-dims": (ext(codec.EXT_ARRAY, dtype_meta("|u1") + b"\xff"), None),
-    "array-negative-dim": (ext(codec.EXT_ARRAY, array_meta("<i4", (-1,))), None),
-    "array-negative-dims-cancel": (ext(codec.EXT_ARRAY, array_meta("<i4", (-2, -2))
+    "array-too-many-dims": (ext(fmt.EXT_ARRAY, array_meta("|u1", (1,) * 33) + b"\x00"), None),
+    "array-255-dims": (ext(fmt.EXT_ARRAY, dtype_meta("|u1") + b"\xff"), None),
+    "array-negative-dim": (ext(fmt.EXT_ARRAY, array_meta("<i4", (-1,))), None),
+    "array-negative-dims-cancel": (ext(fmt.EXT_ARRAY, array_meta("<i4", (-2, -2))
                                        + b"\x00" * 16), None),
-    "array-min-int64-dim": (ext(codec.EXT_ARRAY, array_meta("|u1", (-(2**63), 0))), None),
-    "array-too-few-bytes": (ext(codec.EXT_ARRAY, array_meta("<f8", (2, 2)) + b"\x00" * 31),
+    "array-min-int64-dim": (ext(fmt.EXT_ARRAY, array_meta("|u1", (-(2**63), 0))), None),
+    "array-too-few-bytes": (ext(fmt.EXT_ARRAY, array_meta("<f8", (2, 2)) + b"\x00" * 31),
                             None),
-    "array-too-many-bytes": (ext(codec.EXT_ARRAY, array_meta("<f8", (2,)) + b"\x00" * 17),
+    "array-too-many-bytes": (ext(fmt.EXT_ARRAY, array_meta("<f8", (2,)) + b"\x00" * 17),
                              None),
-    "array-huge-shape": (ext(codec.EXT_ARRAY, array_meta("<f8", (2**62, 2**62)) + b"\x00" * 8),
+    "array-huge-shape": (ext(fmt.EXT_ARRAY, array_meta("<f8", (2**62, 2**62)) + b"\x00" * 8),
                          None),
-    "array-empty-dtype": (ext(codec.EXT_ARRAY, array_meta("", (1,)) + b"\x00"), None),
+    "array-empty-dtype": (ext(fmt.EXT_ARRAY, array_meta("", (1,)) + b"\x00"), None),
     # out-of-band references
     "oob-no-body": (_oob("<f8", (200,), 0, 1600), None),
     "oob-beyond-body": (_oob("<f8", (200,), 0, 1600), bytearray(1599)),
@@ -524,40 +525,40 @@ MALFORMED: dict[str, tuple[bytes, bytes | None]] = {
     "oob-offset-u64-max": (_oob("|u1", (10,), 2**64 - 1, 10), bytearray(2048)),
     "oob-nbytes-mismatch": (_oob("<f8", (10,), 0, 81), bytearray(128)),
     "oob-nbytes-short": (_oob("<f8", (10,), 0, 79), bytearray(128)),
-    "oob-truncated-ref": (ext(codec.EXT_ARRAY_OOB, array_meta("<f8", (10,))
+    "oob-truncated-ref": (ext(fmt.EXT_ARRAY_OOB, array_meta("<f8", (10,))
                               + struct.pack("<Q", 0)), bytearray(128)),
-    "oob-ref-extra-bytes": (ext(codec.EXT_ARRAY_OOB, array_meta("<f8", (10,))
+    "oob-ref-extra-bytes": (ext(fmt.EXT_ARRAY_OOB, array_meta("<f8", (10,))
                                 + struct.pack("<QQ", 0, 80) + b"\x00"), bytearray(128)),
     "oob-negative-dim": (_oob("<f8", (-10,), 0, 80), bytearray(128)),
     "oob-huge-shape": (_oob("|u1", (2**40, 2**40), 0, 2**80 % 2**64), bytearray(128)),
     # scalars
-    "scalar-empty": (ext(codec.EXT_SCALAR, b""), None),
-    "scalar-dtype-len-beyond": (ext(codec.EXT_SCALAR, b"\x09<f8"), None),
-    "scalar-too-short": (ext(codec.EXT_SCALAR, dtype_meta("<f8") + b"\x00" * 7), None),
-    "scalar-too-long": (ext(codec.EXT_SCALAR, dtype_meta("<f4") + b"\x00" * 5), None),
-    "scalar-no-bytes": (ext(codec.EXT_SCALAR, dtype_meta("<i4")), None),
-    "scalar-garbage-dtype": (ext(codec.EXT_SCALAR, dtype_meta(b"\xff\xfe") + b"\x00"), None),
-    "scalar-bad-dtype": (ext(codec.EXT_SCALAR, dtype_meta("<q9") + b"\x00"), None),
+    "scalar-empty": (ext(fmt.EXT_SCALAR, b""), None),
+    "scalar-dtype-len-beyond": (ext(fmt.EXT_SCALAR, b"\x09<f8"), None),
+    "scalar-too-short": (ext(fmt.EXT_SCALAR, dtype_meta("<f8") + b"\x00" * 7), None),
+    "scalar-too-long": (ext(fmt.EXT_SCALAR, dtype_meta("<f4") + b"\x00" * 5), None),
+    "scalar-no-bytes": (ext(fmt.EXT_SCALAR, dtype_meta("<i4")), None),
+    "scalar-garbage-dtype": (ext(fmt.EXT_SCALAR, dtype_meta(b"\xff\xfe") + b"\x00"), None),
+    "scalar-bad-dtype": (ext(fmt.EXT_SCALAR, dtype_meta("<q9") + b"\x00"), None),
     # containers
-    "tuple-not-an-array": (ext(codec.EXT_TUPLE, b"\x01"), None),
-    "tuple-map-payload": (ext(codec.EXT_TUPLE, b"\x80"), None),
-    "tuple-invalid-msgpack": (ext(codec.EXT_TUPLE, b"\xc1"), None),
-    "tuple-truncated": (ext(codec.EXT_TUPLE, b"\x93\x01"), None),
-    "tuple-trailing": (ext(codec.EXT_TUPLE, b"\x90\x01"), None),
-    "tuple-empty-payload": (ext(codec.EXT_TUPLE, b""), None),
-    "graph-two-parts": (ext(codec.EXT_GRAPH, b"\x92\xc0\xc0"), None),
-    "graph-four-parts": (ext(codec.EXT_GRAPH, b"\x94\xc0\xc0\xc0\xc0"), None),
-    "graph-not-a-list": (ext(codec.EXT_GRAPH, b"\x81\xa1a\x01"), None),
-    "graph-invalid-msgpack": (ext(codec.EXT_GRAPH, b"\xc1"), None),
+    "tuple-not-an-array": (ext(fmt.EXT_TUPLE, b"\x01"), None),
+    "tuple-map-payload": (ext(fmt.EXT_TUPLE, b"\x80"), None),
+    "tuple-invalid-msgpack": (ext(fmt.EXT_TUPLE, b"\xc1"), None),
+    "tuple-truncated": (ext(fmt.EXT_TUPLE, b"\x93\x01"), None),
+    "tuple-trailing": (ext(fmt.EXT_TUPLE, b"\x90\x01"), None),
+    "tuple-empty-payload": (ext(fmt.EXT_TUPLE, b""), None),
+    "graph-two-parts": (ext(fmt.EXT_GRAPH, b"\x92\xc0\xc0"), None),
+    "graph-four-parts": (ext(fmt.EXT_GRAPH, b"\x94\xc0\xc0\xc0\xc0"), None),
+    "graph-not-a-list": (ext(fmt.EXT_GRAPH, b"\x81\xa1a\x01"), None),
+    "graph-invalid-msgpack": (ext(fmt.EXT_GRAPH, b"\xc1"), None),
     # big ints and complex
-    "bigint-letters": (ext(codec.EXT_BIGINT, b"12ab"), None),
-    "bigint-empty": (ext(codec.EXT_BIGINT, b""), None),
-    "bigint-non-ascii": (ext(codec.EXT_BIGINT, "١٢٣".encode()), None),
-    "bigint-too-long": (ext(codec.EXT_BIGINT, b"9" * 5000), None),
-    "bigint-float-text": (ext(codec.EXT_BIGINT, b"1e30"), None),
-    "complex-short": (ext(codec.EXT_COMPLEX, b"\x00" * 8), None),
-    "complex-long": (ext(codec.EXT_COMPLEX, b"\x00" * 17), None),
-    "complex-empty": (ext(codec.EXT_COMPLEX, b""), None),
+    "bigint-letters": (ext(fmt.EXT_BIGINT, b"12ab"), None),
+    "bigint-empty": (ext(fmt.EXT_BIGINT, b""), None),
+    "bigint-non-ascii": (ext(fmt.EXT_BIGINT, "١٢٣".encode()), None),
+    "bigint-too-long": (ext(fmt.EXT_BIGINT, b"9" * 5000), None),
+    "bigint-float-text": (ext(fmt.EXT_BIGINT, b"1e30"), None),
+    "complex-short": (ext(fmt.EXT_COMPLEX, b"\x00" * 8), None),
+    "complex-long": (ext(fmt.EXT_COMPLEX, b"\x00" * 17), None),
+    "complex-empty": (ext(fmt.EXT_COMPLEX, b""), None),
 }
 
 
@@ -606,13 +607,13 @@ def _dtype_case_bytes(code: str) -> bytes:
 def test_refused_dtype_strings_raise_protocol_error(code: str, where: str) -> None:
     raw = _dtype_case_bytes(code)
     if where == "inline-array":
-        header = ext(codec.EXT_ARRAY, dtype_meta(raw) + struct.pack("<Bq", 1, 2) + b"\x00" * 16)
+        header = ext(fmt.EXT_ARRAY, dtype_meta(raw) + struct.pack("<Bq", 1, 2) + b"\x00" * 16)
         body = None
     elif where == "oob-array":
-        header = ext(codec.EXT_ARRAY_OOB, dtype_meta(raw) + struct.pack("<BqQQ", 1, 2, 0, 16))
+        header = ext(fmt.EXT_ARRAY_OOB, dtype_meta(raw) + struct.pack("<BqQQ", 1, 2, 0, 16))
         body = bytearray(64)
     else:
-        header = ext(codec.EXT_SCALAR, dtype_meta(raw) + b"\x00" * 8)
+        header = ext(fmt.EXT_SCALAR, dtype_meta(raw) + b"\x00" * 8)
         body = None
     with pytest.raises(ProtocolError):
         Decoder().decode(header, body)
@@ -621,7 +622,7 @@ def test_refused_dtype_strings_raise_protocol_error(code: str, where: str) -> No
 _DEEP_SCRIPT = textwrap.dedent("""
     import sys
     import msgpack
-    from rlmesh.wire.codec import Decoder
+    from rlmesh.wire.decoder import Decoder
     from rlmesh.errors import ProtocolError
     code, depth = int(sys.argv[1]), int(sys.argv[2])
     inner = msgpack.packb(None)
@@ -641,7 +642,7 @@ _DEEP_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("depth", [300, 3000], ids=["depth-300", "depth-3000"])
-@pytest.mark.parametrize("code", [codec.EXT_TUPLE, codec.EXT_GRAPH], ids=["tuple", "graph"])
+@pytest.mark.parametrize("code", [fmt.EXT_TUPLE, fmt.EXT_GRAPH], ids=["tuple", "graph"])
 def test_deeply_nested_extensions_do_not_crash_the_decoder(code: int, depth: int) -> None:
     # Run in a child process: a C stack overflow would kill the whole test session.
     # Each level costs only a few header bytes, so any peer can send this within a few KiB.

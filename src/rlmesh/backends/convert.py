@@ -16,6 +16,7 @@ rlmesh: every layer may use it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -28,38 +29,67 @@ _ARRAY_SPACES = (gs.Box, gs.MultiDiscrete, gs.MultiBinary)
 
 
 def map_leaves(value: Any, leaf: Callable[[Any], Any], *, into_graphs: bool = True,
-               tuples_as_lists: bool = False, key: Callable[[Any], Any] | None = None,
-               max_depth: int | None = None, too_deep: Callable[[Any], Any] | None = None,
-               _depth: int = 0) -> Any:
+               into_object_arrays: bool = False, tuples_as_lists: bool = False,
+               key: Callable[[Any], Any] | None = None, max_depth: int | None = None,
+               too_deep: Callable[[Any], Any] | None = None) -> Any:
     """``value`` with ``leaf`` applied to everything that is not a dict, list or tuple.
 
     Args:
         value: Any nested value.
         leaf: Applied to each leaf (arrays and scalars included).
-        into_graphs: Walk into ``GraphInstance`` tuples (rebuilt as such); otherwise a graph
-            instance is a leaf.
+        into_graphs: Walk into ``GraphInstance`` tuples (rebuilt as such, or as lists with
+            ``tuples_as_lists``); otherwise a graph instance is a leaf.
+        into_object_arrays: Walk into numpy arrays of dtype ``object`` (rebuilt with the same
+            shape); otherwise they are leaves.
         tuples_as_lists: Rebuild tuples as lists (for JSON).
         key: Applied to dict keys (default: unchanged).
         max_depth: Containers nested deeper than this are handed to ``too_deep``.
         too_deep: What a container beyond ``max_depth`` becomes (default: ``leaf``).
     """
-    if max_depth is not None and _depth >= max_depth and isinstance(value, (dict, list, tuple)):
-        return (too_deep or leaf)(value)
+    return _Walk(leaf, into_graphs, into_object_arrays, tuples_as_lists, key, max_depth,
+                 too_deep or leaf).walk(value, 0)
 
-    def walk(item: Any) -> Any:
-        return map_leaves(item, leaf, into_graphs=into_graphs, tuples_as_lists=tuples_as_lists,
-                          key=key, max_depth=max_depth, too_deep=too_deep, _depth=_depth + 1)
 
-    if isinstance(value, dict):
-        return {(key(k) if key is not None else k): walk(v) for k, v in value.items()}
-    if isinstance(value, gs.GraphInstance):
-        return gs.GraphInstance(*(walk(v) for v in value)) if into_graphs else leaf(value)
-    if isinstance(value, tuple):
-        items = [walk(v) for v in value]
-        return items if tuples_as_lists else tuple(items)
-    if isinstance(value, list):
-        return [walk(v) for v in value]
-    return leaf(value)
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Walk:
+    """One walk of :func:`map_leaves` (its options, fixed for the whole value)."""
+
+    leaf: Callable[[Any], Any]
+    into_graphs: bool
+    into_object_arrays: bool
+    tuples_as_lists: bool
+    key: Callable[[Any], Any] | None
+    max_depth: int | None
+    too_deep: Callable[[Any], Any]
+
+    def walk(self, value: Any, depth: int) -> Any:
+        if isinstance(value, (dict, list, tuple)) or self._object_array(value):
+            if self.max_depth is not None and depth >= self.max_depth:
+                return self.too_deep(value)
+            return self._container(value, depth + 1)
+        return self.leaf(value)
+
+    def _object_array(self, value: Any) -> bool:
+        return (self.into_object_arrays and isinstance(value, np.ndarray)
+                and value.dtype.kind == "O")
+
+    def _container(self, value: Any, depth: int) -> Any:
+        walk = self.walk
+        if isinstance(value, dict):
+            key = self.key
+            return {(k if key is None else key(k)): walk(v, depth) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, depth) for v in value]
+        if isinstance(value, np.ndarray):  # an object array
+            array = np.empty(value.size, dtype=object)
+            array[:] = [walk(v, depth) for v in value.ravel().tolist()] if value.size else []
+            return array.reshape(value.shape)
+        if isinstance(value, gs.GraphInstance) and not self.into_graphs:
+            return self.leaf(value)
+        items = [walk(v, depth) for v in value]
+        if self.tuples_as_lists:
+            return items
+        return gs.GraphInstance(*items) if isinstance(value, gs.GraphInstance) else tuple(items)
 
 
 def _plain_leaf(value: Any) -> Any:
@@ -93,16 +123,23 @@ def coerce_action(space: gs.Space[Any] | None, action: Any) -> Any:
         if isinstance(action, np.ndarray) and action.ndim == 0:
             return action.astype(space.dtype)[()]
         return action
+    return _coerce_parts(space, action)
+
+
+def _coerce_parts(space: gs.Space[Any] | None, action: Any) -> Any:
+    """:func:`coerce_action` for the composite spaces, part by part."""
     if isinstance(space, gs.Dict) and isinstance(action, dict):
         return {k: coerce_action(space.spaces[k], v) if k in space.spaces else v
                 for k, v in action.items()}
-    if isinstance(space, gs.Tuple) and isinstance(action, (list, tuple)):
+    if not isinstance(action, (list, tuple)):
+        return action
+    if isinstance(space, gs.Tuple):
         if len(action) != len(space.spaces):
             return tuple(action)
         return tuple(coerce_action(s, v) for s, v in zip(space.spaces, action, strict=True))
-    if isinstance(space, gs.Sequence) and not space.stack and isinstance(action, (list, tuple)):
+    if isinstance(space, gs.Sequence) and not space.stack:
         return tuple(coerce_action(space.feature_space, v) for v in action)
-    if isinstance(space, gs.OneOf) and isinstance(action, (list, tuple)) and len(action) == 2:
+    if isinstance(space, gs.OneOf) and len(action) == 2:
         index = int(action[0])
         if 0 <= index < len(space.spaces):
             return (index, coerce_action(space.spaces[index], action[1]))

@@ -8,11 +8,14 @@ varied, so an Atari endpoint describes itself in a few hundred bytes rather than
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["contract_json", "space_json"]
+from rlmesh.backends.convert import map_leaves
+
+__all__ = ["array_json", "contract_json", "json_value", "space_json"]
 
 _MAX_LISTED = 64
 """Arrays with more elements than this are summarised instead of listed."""
@@ -37,34 +40,47 @@ def space_json(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return json_value(schema)
     kind = schema.get("type")
-    if kind == "Box":
-        low, high = schema.get("low"), schema.get("high")
-        if isinstance(low, np.ndarray) and isinstance(high, np.ndarray):
-            out: dict[str, Any] = {"type": "Box", "shape": list(low.shape),
-                                   "dtype": str(low.dtype), "low": array_json(low),
-                                   "high": array_json(high)}
-            for mask in ("bounded_below", "bounded_above"):
-                value = schema.get(mask)
-                if isinstance(value, np.ndarray) and not value.all():
-                    out[mask] = array_json(value)  # (else implied by the bounds: omitted)
-            return out
-    if kind == "MultiDiscrete":
-        nvec = schema.get("nvec")
-        if isinstance(nvec, np.ndarray):
-            return {"type": "MultiDiscrete", "shape": list(nvec.shape),
-                    "dtype": str(nvec.dtype), "nvec": array_json(nvec),
-                    "start": array_json(schema.get("start"))}
-    out = {}
+    special = _SPECIAL.get(kind) if isinstance(kind, str) else None
+    described = None if special is None else special(schema)
+    if described is not None:
+        return described
+    out: dict[str, Any] = {}
     for key, value in schema.items():
         if key == "spaces" and kind == "Dict":
             out[key] = {str(k): space_json(v) for k, v in value}
-        elif key in ("spaces",) and isinstance(value, list):
+        elif key == "spaces" and isinstance(value, list):
             out[key] = [space_json(v) for v in value]
         elif key in ("space", "node_space", "edge_space"):
             out[key] = space_json(value)
         else:
             out[key] = json_value(value)
     return out
+
+
+def _box_json(schema: dict[str, Any]) -> dict[str, Any] | None:
+    low, high = schema.get("low"), schema.get("high")
+    if not (isinstance(low, np.ndarray) and isinstance(high, np.ndarray)):
+        return None
+    out: dict[str, Any] = {"type": "Box", "shape": list(low.shape), "dtype": str(low.dtype),
+                           "low": array_json(low), "high": array_json(high)}
+    for mask in ("bounded_below", "bounded_above"):
+        value = schema.get(mask)
+        if isinstance(value, np.ndarray) and not value.all():
+            out[mask] = array_json(value)  # (else implied by the bounds: omitted)
+    return out
+
+
+def _multi_discrete_json(schema: dict[str, Any]) -> dict[str, Any] | None:
+    nvec = schema.get("nvec")
+    if not isinstance(nvec, np.ndarray):
+        return None
+    return {"type": "MultiDiscrete", "shape": list(nvec.shape), "dtype": str(nvec.dtype),
+            "nvec": array_json(nvec), "start": array_json(schema.get("start"))}
+
+
+_SPECIAL: Final[dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]]] = {
+    "Box": _box_json, "MultiDiscrete": _multi_discrete_json}
+"""Space types whose arrays are summarised (``None``: malformed, described key by key)."""
 
 
 def array_json(value: Any) -> Any:
@@ -82,14 +98,14 @@ def array_json(value: Any) -> Any:
 
 def json_value(value: Any) -> Any:
     """Any decoded contract value as JSON (non-finite floats as strings, bytes as hex)."""
-    if isinstance(value, dict):
-        return {str(k): json_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_value(v) for v in value]
+    return map_leaves(value, _json_leaf, tuples_as_lists=True, key=str)
+
+
+def _json_leaf(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return json_value(value.tolist())
     if isinstance(value, np.generic):
-        return json_value(value.item())
+        return _json_leaf(value.item())
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, bytes):

@@ -80,6 +80,19 @@ def load_target(
         ValueError: If a module does not import, the target names nothing servable, or an
             option cannot apply to it; the message says the way forward.
     """
+    options = _options(kwargs, render_mode, max_episode_steps)
+    cwd_importable()  # (a target in the current directory, as with python -m)
+    modules = tuple(imports)
+    for module in modules:
+        _import(module, f"--import {module}")
+    if target in gym.registry:
+        return _id_factory(target, modules, options, max_episode_steps)
+    return _module_target(target, modules, options, kwargs, render_mode, max_episode_steps)
+
+
+def _options(kwargs: dict[str, Any] | None, render_mode: str | None,
+             max_episode_steps: int | None) -> dict[str, Any]:
+    """The keyword arguments an env is built with; refuses options given twice."""
     options = dict(kwargs or {})
     for name, value in (("render_mode", render_mode), ("max_episode_steps", max_episode_steps)):
         if value is not None and name in options:
@@ -87,14 +100,15 @@ def load_target(
                              f"--{name.replace('_', '-')}; keep one")
     if max_episode_steps is not None and max_episode_steps < 1:
         raise ValueError(f"--max-episode-steps must be >= 1, not {max_episode_steps}")
-    cwd_importable()  # (a target in the current directory, as with python -m)
-    modules = tuple(imports)
-    for module in modules:
-        _import(module, f"--import {module}")
     if render_mode is not None:
         options["render_mode"] = render_mode
-    if target in gym.registry:
-        return _id_factory(target, modules, options, max_episode_steps)
+    return options
+
+
+def _module_target(target: str, modules: tuple[str, ...], options: dict[str, Any],
+                   kwargs: dict[str, Any] | None, render_mode: str | None,
+                   max_episode_steps: int | None) -> Any:
+    """Resolve ``module:attribute`` (or Gymnasium's ``module:ENV_ID``)."""
     module, sep, attribute = target.partition(":")
     if not sep:
         raise ValueError(_unregistered(target, f"{target!r} is not a registered Gymnasium "
@@ -108,15 +122,23 @@ def load_target(
     except ValueError:
         if attribute in gym.registry:  # Gymnasium's module:EnvId form
             return _id_factory(attribute, (*modules, module), options, max_episode_steps)
-        if all(part.isidentifier() for part in attribute.split(".")):
-            raise ValueError(f"{module!r} has no attribute {attribute!r} (nor is "
-                             f"{attribute!r} a registered env id)") from None
-        raise ValueError(_unregistered(attribute, f"no env id {attribute!r} is registered "
-                                                  f"after importing {module!r}",
-                                          after_import=True),
-                         ) from None
+        raise _no_attribute(module, attribute) from None
     if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "step")):
         return functools.partial(_make_with, obj, modules, options, max_episode_steps)
+    return _instance(obj, target, kwargs, render_mode, max_episode_steps)
+
+
+def _no_attribute(module: str, attribute: str) -> ValueError:
+    if all(part.isidentifier() for part in attribute.split(".")):
+        return ValueError(f"{module!r} has no attribute {attribute!r} (nor is {attribute!r} "
+                          "a registered env id)")
+    return ValueError(_unregistered(attribute, f"no env id {attribute!r} is registered after "
+                                               f"importing {module!r}", after_import=True))
+
+
+def _instance(obj: Any, target: str, kwargs: dict[str, Any] | None, render_mode: str | None,
+              max_episode_steps: int | None) -> Any:
+    """``obj`` if it is an env instance no option was given for."""
     if not is_env_like(obj):
         check_servable(obj)
         raise ValueError(f"{target!r} is a {qualified_name(type(obj))}, not an env, an env "

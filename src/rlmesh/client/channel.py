@@ -28,7 +28,8 @@ from rlmesh.errors import (
 from rlmesh.protocol import auth
 from rlmesh.tls import resolve_client as resolve_tls
 from rlmesh.transport.sockets import parse_address
-from rlmesh.wire.codec import Decoder, Encoder
+from rlmesh.wire.decoder import Decoder
+from rlmesh.wire.encoder import Encoder
 
 __all__ = [
     "DEFAULT", "Channel", "Default",
@@ -107,7 +108,7 @@ class Channel:
         return handshake.open_connection(
             self.address, connect_timeout=connect_timeout,
             max_message_bytes=self._max_message_bytes, secret=self._secret, tls=self._tls,
-            spin=self.options.spin, extra=extra, wait=wait)
+            spin=self.options.spin, same_host=self.options.same_host, extra=extra, wait=wait)
 
     def _reopen(self, cause: RLMeshError, limit: float | None) -> bool:
         """Resume the session on a new connection after ``cause`` broke the old one.

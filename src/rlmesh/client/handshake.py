@@ -25,7 +25,8 @@ from rlmesh.transport.memory import MemoryTransport
 from rlmesh.transport.shmlink import ShmLink
 from rlmesh.transport.sockets import Address, connect
 from rlmesh.transport.stream import Connection
-from rlmesh.wire.codec import Decoder, Encoder
+from rlmesh.wire.decoder import Decoder
+from rlmesh.wire.encoder import Encoder
 
 __all__ = ["Opened", "answer_challenge", "exchange", "open_connection"]
 
@@ -71,7 +72,7 @@ def exchange(conn: Transport, address: Address, op: int, value: Any,
 
 def open_connection(address: Address, *, connect_timeout: float | None,
                     max_message_bytes: int, secret: bytes | None,
-                    tls: ssl.SSLContext | None, spin: int,
+                    tls: ssl.SSLContext | None, spin: int, same_host: bool = True,
                     extra: dict[str, Any] | None = None, wait: bool = False) -> Opened:
     """Connect and complete the handshake (token proof and shared memory included).
 
@@ -82,6 +83,7 @@ def open_connection(address: Address, *, connect_timeout: float | None,
         secret: The token, when the endpoint requires one.
         tls: Wrap the connection in TLS with this context.
         spin: Receive polling budget for the connection.
+        same_host: Offer shared memory to a server on this machine.
         extra: More HELLO keys (``resume`` to resume a session).
         wait: Retry a refused connection until ``connect_timeout`` (a server still starting).
 
@@ -90,7 +92,8 @@ def open_connection(address: Address, *, connect_timeout: float | None,
     """
     conn, sock = open_transport(address, connect_timeout, tls, max_message_bytes, wait=wait)
     conn.set_spin(spin)
-    region = None if conn.tls or sock is None else _offer_region(sock)
+    offer = same_host and not conn.tls and sock is not None
+    region = _offer_region(sock) if offer else None
     try:
         conn.set_timeout(connect_timeout)
         capabilities = []

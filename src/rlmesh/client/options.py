@@ -42,6 +42,9 @@ class ConnectOptions:
             trusting the system's CAs; a ``tls://`` address implies ``True``.
         spin: Rounds of about 2 µs to poll for a reply before blocking (``RLMESH_SPIN``,
             default 64; 0 blocks at once).
+        same_host: Offer a server on this machine shared memory: a link carrying whole
+            frames where the CPU allows it, else a region for reply bodies (protocol section
+            10). ``RLMESH_SAME_HOST=0`` also turns it off.
 
     An infinite timeout (``math.inf``) means no limit, as ``None`` does.
     """
@@ -52,6 +55,7 @@ class ConnectOptions:
     token: str | bytes | None = dataclasses.field(default=None, repr=False)
     tls: ssl.SSLContext | bool | None = None
     spin: int = dataclasses.field(default_factory=_spin_from_environment)
+    same_host: bool = True
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "timeout"):

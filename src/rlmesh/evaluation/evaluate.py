@@ -5,7 +5,11 @@ endpoint played it or when. Each endpoint has a thread that takes the next episo
 shared queue (a vector endpoint takes one per lane). When an endpoint fails mid-episode
 (it dies, hangs past its timeout, or its connection breaks), the episode goes back to the
 queue for another endpoint, the failure is recorded in ``RunResult.events``, and the endpoint
-is tried again once before it is given up. Ctrl+C returns the episodes that finished.
+is tried again once before it is given up. When the env raises, the episode is retried on
+another endpoint, up to ``max_attempts`` starts. A bug on the caller's side (the policy or a
+hook raising, or a served model answering with :class:`~rlmesh.RemoteModelError`) is not an
+episode failure: no retry fixes it, so the run stops and ``evaluate`` raises it, as ``run``
+does. Ctrl+C returns the episodes that finished.
 
 Before the first episode every endpoint is asked what it serves (a probe: no session, no env
 built). Endpoints still starting are waited for up to ``connect_timeout``; endpoints that
@@ -27,6 +31,8 @@ from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, ConnectOptions
 from rlmesh.errors import (
     ConnectFailedError,
     EndpointKindError,
+    RemoteEnvError,
+    RemoteModelError,
     RLMeshError,
     RLMeshTimeoutError,
     TransportError,
@@ -79,6 +85,8 @@ def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None
         ConnectFailedError: If no endpoint can be reached within ``connect_timeout``.
         EndpointKindError: If the endpoints serve different envs and ``allow_mixed`` is not
             set.
+        Exception: Whatever the policy or a hook raised (the run stops at the first such
+            bug), including :class:`~rlmesh.RemoteModelError` from a served model.
     """
     model = as_policy(model)
     addresses = [addresses] if isinstance(addresses, str) else list(addresses)
@@ -112,6 +120,8 @@ class _Run:
         self.in_flight = 0
         self.live = 0
         self.stop = False
+        self.failure: BaseException | None = None
+        """A bug that ended the run (the policy's, a hook's): raised by :meth:`execute`."""
         self.envs: list[Any] = []
         """Connections in use by the endpoints' threads (cut short on Ctrl+C)."""
         self.result = RunResult(planned=len(plan), settings={
@@ -130,22 +140,23 @@ class _Run:
             thread.start()
         try:
             with self.cond:
-                while self.live and (self.queue or self.in_flight):
+                while self.live and (self.queue or self.in_flight) and not self.failure:
                     self.cond.wait(0.2)
         except KeyboardInterrupt:
             with self.cond:
                 self.result.interrupted = True
-                envs = list(self.envs)
-        else:
-            envs = []
         with self.cond:
             self.stop = True
             self.cond.notify_all()
+            cut = self.result.interrupted or self.failure is not None
+            envs = list(self.envs) if cut else []
         for env in envs:  # cut episodes in flight short: their requests fail at once
             env.abandon()
         for thread in threads:
             thread.join(5)
         self.model.close()
+        if self.failure is not None:
+            raise self.failure
         with self.cond:  # a snapshot: a thread that is somehow still running changes nothing
             result = dataclasses.replace(
                 self.result, episodes=sorted(self.result.episodes, key=lambda e: e.index),
@@ -299,13 +310,27 @@ class _Run:
                 self._give_back([j for j in jobs if j[0] not in finished], address, exc,
                                 "endpoint_failed")
                 return False
-            except Exception as exc:  # the env or the model raised: retry elsewhere
+            except RemoteModelError as exc:  # a served policy's bug: no retry fixes it
+                self._fail(exc)
+                return True
+            except RemoteEnvError as exc:  # the env raised: retry elsewhere
                 self._give_back([j for j in jobs if j[0] not in finished], address, exc,
                                 "episode_error")
+            except Exception as exc:  # a bug in the policy or a hook: the run stops
+                self._fail(exc)
+                return True
             finally:
                 with self.cond:
                     self.in_flight -= len(jobs)
                     self.cond.notify_all()
+
+    def _fail(self, exc: BaseException) -> None:
+        """Stop the run because of ``exc``, which :meth:`execute` raises (the first one)."""
+        with self.cond:
+            if self.failure is None and not self.stop:
+                self.failure = exc
+            self.stop = True
+            self.cond.notify_all()
 
     def _take(self, count: int) -> list[_Job]:
         """Up to ``count`` queued episodes; empty when all are done or the run stops.

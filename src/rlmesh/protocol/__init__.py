@@ -6,6 +6,7 @@ and maps error codes to exception classes.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 from typing import Any, Final
@@ -22,8 +23,18 @@ __all__ = [
     "error_from_map", "error_map", "server_info",
 ]
 
+
+
+def _library_version() -> str:
+    """This package's version, as installed (``pyproject.toml`` is the one place it is set)."""
+    try:
+        return importlib.metadata.version("rlmesh")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, uninstalled
+        return "0.0.0+unknown"
+
+
 PROTOCOL_VERSION: Final = 1
-LIBRARY_VERSION: Final = "0.1.0"
+LIBRARY_VERSION: Final = _library_version()
 CLIENT_NAME: Final = f"rlmesh-python/{LIBRARY_VERSION}"
 
 DEFAULT_MAX_MESSAGE_BYTES: Final = 256 * 1024 * 1024

@@ -9,6 +9,7 @@ fresh env whose reset answers the request (a step becomes a truncation).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -30,19 +31,26 @@ log = logging.getLogger("rlmesh.server")
 
 
 def env_handlers(session: Session) -> dict[int, Handler]:
-    """The handlers of an env session's requests, by op code."""
-    options = session.host.options
+    """The handlers of an env session's requests, by op code.
+
+    The env they act on is ``session.resource``, which a restart replaces.
+    """
+    handlers: dict[int, Handler] = {
+        P.OP_STEP: _stepper(session), P.OP_RESET: functools.partial(_reset, session),
+        P.OP_RENDER: functools.partial(_render, session)}
+    handlers.update(dict.fromkeys(ATTRIBUTE_OPS, functools.partial(_attribute, session)))
+    return handlers
+
+
+def _stepper(session: Session) -> Handler:
+    """The STEP handler: the hot path, so what it needs is bound once, here."""
     deadline = session.deadline
-    restarts = options.restart_on_error > 0
-    validate = options.validate_actions
-    vector = session.vector
+    validate = session.host.options.validate_actions
     send, error = session.send, session.error
-    env = session.resource
-    action_space = env.action_space
+    action_space = session.resource.action_space
     contains = make_validator(action_space)
 
     def step(msg: list[Any]) -> None:
-        nonlocal env
         rid = msg[1]
         if len(msg) != 3:
             session.fatal(rid, P.E_PROTOCOL, "STEP takes one argument")
@@ -54,63 +62,69 @@ def env_handlers(session: Session) -> dict[int, Handler]:
             error(rid, P.E_INVALID_ACTION,
                   f"action {brief(action)} is not in the action space {action_space}")
             return
+        env = session.resource
         try:
             result = deadline.run(rid, env.step, action) if deadline else env.step(action)
             obs, reward, terminated, truncated, info = result
         except Exception as exc:
-            if restarts and session.restarts_left:
-                env = _restart(session, rid, "step", exc, None, None)
-                return
-            _env_error(session, rid, "step", exc)
+            _failed(session, rid, "step", exc, None, None)
             return
         send([P.STATUS_OK, rid, obs, reward, terminated, truncated, info])
 
-    def reset(msg: list[Any]) -> None:
-        nonlocal env
-        rid = msg[1]
-        if len(msg) != 4 or not _valid_seed(msg[2], vector) or not (
-                msg[3] is None or isinstance(msg[3], dict)):
-            session.fatal(rid, P.E_PROTOCOL, "RESET takes seed (int, nil, or for a vector env "
-                          "a list of num_envs ints or nils) and options (map or nil)")
-        try:
-            if deadline:
-                obs, info = deadline.run(rid, env.reset, seed=msg[2], options=msg[3])
-            else:
-                obs, info = env.reset(seed=msg[2], options=msg[3])
-        except Exception as exc:
-            if restarts and session.restarts_left:
-                env = _restart(session, rid, "reset", exc, msg[2], msg[3])
-                return
-            _env_error(session, rid, "reset", exc)
-            return
-        session.has_reset = True
-        send([P.STATUS_OK, rid, obs, info])
+    return step
 
-    def render(msg: list[Any]) -> None:
-        rid = msg[1]
-        method = getattr(env, "render", None)
-        try:
-            frame = None if method is None else (
-                deadline.run(rid, method) if deadline else method())
-        except Exception as exc:
-            _env_error(session, rid, "render", exc)
-            return
-        send([P.STATUS_OK, rid, frame])
 
-    def attribute(msg: list[Any]) -> None:
-        answer_attribute(session, env, msg)
+def _reset(session: Session, msg: list[Any]) -> None:
+    rid = msg[1]
+    if len(msg) != 4 or not _valid_seed(msg[2], session.vector) or not (
+            msg[3] is None or isinstance(msg[3], dict)):
+        session.fatal(rid, P.E_PROTOCOL, "RESET takes seed (int, nil, or for a vector env "
+                      "a list of num_envs ints or nils) and options (map or nil)")
+    env, deadline = session.resource, session.deadline
+    try:
+        if deadline:
+            obs, info = deadline.run(rid, env.reset, seed=msg[2], options=msg[3])
+        else:
+            obs, info = env.reset(seed=msg[2], options=msg[3])
+    except Exception as exc:
+        _failed(session, rid, "reset", exc, msg[2], msg[3])
+        return
+    session.has_reset = True
+    session.send([P.STATUS_OK, rid, obs, info])
 
-    handlers: dict[int, Handler] = {P.OP_STEP: step, P.OP_RESET: reset, P.OP_RENDER: render}
-    handlers.update(dict.fromkeys(ATTRIBUTE_OPS, attribute))
-    return handlers
+
+def _render(session: Session, msg: list[Any]) -> None:
+    rid = msg[1]
+    method = getattr(session.resource, "render", None)
+    deadline = session.deadline
+    try:
+        frame = None if method is None else (
+            deadline.run(rid, method) if deadline else method())
+    except Exception as exc:
+        _env_error(session, rid, "render", exc)
+        return
+    session.send([P.STATUS_OK, rid, frame])
+
+
+def _attribute(session: Session, msg: list[Any]) -> None:
+    answer_attribute(session, session.resource, msg)
+
+
+def _failed(session: Session, rid: Any, what: str, exc: Exception, seed: Any,
+            options: Any) -> None:
+    """The env raised in ``what``: replace it if restarts are allowed, else answer the error."""
+    if session.host.options.restart_on_error > 0 and session.restarts_left:
+        _restart(session, rid, what, exc, seed, options)
+    else:
+        _env_error(session, rid, what, exc)
 
 
 def _restart(session: Session, rid: Any, what: str, exc: Exception, seed: Any,
-             options: Any) -> Any:
+             options: Any) -> None:
     """Replace the env after ``exc``; answer the request from a fresh, reset env.
 
     A step is answered as a truncation (zero reward) and a reset as a reset; either way
-    ``info["rlmesh_restart"]`` says what happened. Returns the new env.
+    ``info["rlmesh_restart"]`` says what happened. The new env is ``session.resource``.
     """
     host = session.host
     allowed = host.options.restart_on_error
@@ -143,7 +157,6 @@ def _restart(session: Session, rid: Any, what: str, exc: Exception, seed: Any,
                       info])
     else:
         session.send([P.STATUS_OK, rid, obs, 0.0, False, True, info])
-    return session.resource
 
 
 def _env_error(session: Session, rid: Any, what: str, exc: Exception) -> None:

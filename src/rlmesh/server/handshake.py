@@ -35,17 +35,7 @@ def handshake(session: Session) -> bool:
         Fatal: After refusing the client (version, token, capacity, no such session...).
     """
     host = session.host
-    msg = session.receive()
-    rid = msg[1]
-    if msg[0] != P.OP_HELLO or len(msg) != 3 or not isinstance(msg[2], dict):
-        session.fatal(rid, P.E_PROTOCOL, "the first request must be HELLO")
-    hello = msg[2]
-    version = hello.get("rlmesh")
-    if type(version) is not int or version != P.PROTOCOL_VERSION:
-        session.fatal(rid, P.E_VERSION, f"server speaks rlmesh protocol {P.PROTOCOL_VERSION}, "
-                      f"client asked for {brief(version)}")
-    if host.stopping:
-        session.fatal(rid, P.E_SHUTTING_DOWN, "the server is shutting down")
+    rid, hello = _hello(session)
     probe = hello.get("probe") is True  # a health check: describe, build nothing, hang up
     if probe and host.token is not None and not isinstance(hello.get("nonce"), bytes):
         # Without the token, say only that one is needed.
@@ -65,6 +55,30 @@ def handshake(session: Session) -> bool:
         _adopt(session, rid, hello.get("resume"))
     else:
         _open(session, rid)
+    _welcome(session, rid, hello, contract)
+    return True
+
+
+def _hello(session: Session) -> tuple[Any, dict[str, Any]]:
+    """Receive HELLO; refuse another first request, another version, or a stopping server."""
+    msg = session.receive()
+    rid = msg[1]
+    if msg[0] != P.OP_HELLO or len(msg) != 3 or not isinstance(msg[2], dict):
+        session.fatal(rid, P.E_PROTOCOL, "the first request must be HELLO")
+    hello: dict[str, Any] = msg[2]
+    version = hello.get("rlmesh")
+    if type(version) is not int or version != P.PROTOCOL_VERSION:
+        session.fatal(rid, P.E_VERSION, f"server speaks rlmesh protocol {P.PROTOCOL_VERSION}, "
+                      f"client asked for {brief(version)}")
+    if session.host.stopping:
+        session.fatal(rid, P.E_SHUTTING_DOWN, "the server is shutting down")
+    return rid, hello
+
+
+def _welcome(session: Session, rid: Any, hello: dict[str, Any],
+             contract: dict[str, Any]) -> None:
+    """Answer an opened session with its contract, then switch to shared memory if agreed."""
+    host = session.host
     region = _accept_region(session, hello.get("shm"))
     link = region is not None and _wants_link(hello, region.size)
     contract["shm"] = region is not None
@@ -72,16 +86,15 @@ def handshake(session: Session) -> bool:
     if session.key is not None:
         contract["resume"] = {"key": session.key, "window": host.options.resume_window}
     session.send([P.STATUS_OK, rid, contract], keep=False)  # (a resumed reply stays kept)
-    socket = session.socket
-    if socket is not None and region is not None and link:  # from the next frame on
-        session.conn = ShmLink(socket, region, "server")  # (the client switches with us)
-    elif socket is not None and region is not None:
-        socket.attach_shm(region, "server")
+    if region is not None and session.socket is not None:  # from the next frame on
+        if link:  # (the client switches with us)
+            session.conn = ShmLink(session.socket, region, "server")
+        else:
+            session.socket.attach_shm(region, "server")
     if host.options.idle_timeout is not None:
         session.conn.set_timeout(host.options.idle_timeout)
     log.info("session %d: client %s %s", session.session_id, hello.get("client"),
              "resumed its session" if session.replay else "connected")
-    return True
 
 
 def _open(session: Session, rid: Any) -> None:

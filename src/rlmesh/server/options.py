@@ -26,8 +26,9 @@ class ServeOptions:
             requests already being served finish and send their replies before it closes
             the remaining connections.
         backlog: Listen queue length.
-        same_host: Accept a same-host client's shared-memory region for reply bodies
-            (see :mod:`rlmesh.transport.shm`); ``RLMESH_SAME_HOST=0`` also turns it off.
+        same_host: Accept a same-host client's shared memory: a link carrying whole frames,
+            or a region for reply bodies (see :mod:`rlmesh.transport.shmlink` and
+            :mod:`rlmesh.transport.shm`); ``RLMESH_SAME_HOST=0`` also turns it off.
         max_sessions: Most sessions served at once; a client beyond that is refused at once
             with ``EnvBusyError`` (code ``server_full``). ``None``: no limit.
         idle_timeout: Seconds a session may wait for its client's next request (or for the

@@ -13,7 +13,8 @@ from typing import Any, NoReturn
 from rlmesh import protocol as P
 from rlmesh.errors import EncodeError, MessageTooLargeError, ProtocolError
 from rlmesh.transport import Transport
-from rlmesh.wire.codec import Decoder, Encoder
+from rlmesh.wire.decoder import Decoder
+from rlmesh.wire.encoder import Encoder
 from rlmesh.wire.lenient import sanitize
 
 __all__ = ["Expired", "Fatal", "Replies", "brief", "qualname"]

@@ -68,15 +68,7 @@ class Session(Replies):
         opened = False
         ending = "the client closed it"
         try:
-            tls = self.host.tls
-            if tls is not None and self.socket is not None:
-                try:
-                    self.socket.upgrade(wrap_server(self.socket.sock, tls,
-                                                    TLS_HANDSHAKE_TIMEOUT))
-                except (OSError, ValueError) as exc:
-                    log.warning("session %d: TLS handshake failed: %s", self.session_id, exc)
-                    return
-            if handshake(self):
+            if self._secure() and handshake(self):
                 opened = True
                 self._loop()
                 self.ended = True
@@ -97,17 +89,33 @@ class Session(Replies):
                 self.error(None, P.E_INTERNAL, "internal server error; the session is closed",
                            fatal=True)
         finally:
-            self.busy = False
-            if self.host.watchdog is not None:
-                self.host.watchdog.forget(self)
-            if not self._park():
-                self.release()
-                if self.admitted:
-                    self.admitted = False
-                    self.host.dismiss()
-                if opened:
-                    log.info("session %d: disconnected: %s", self.session_id, ending)
-            self.conn.close()
+            self._finish(opened, ending)
+
+    def _secure(self) -> bool:
+        """Run the TLS handshake if the server has TLS; ``False`` if it failed."""
+        tls = self.host.tls
+        if tls is None or self.socket is None:
+            return True
+        try:
+            self.socket.upgrade(wrap_server(self.socket.sock, tls, TLS_HANDSHAKE_TIMEOUT))
+        except (OSError, ValueError) as exc:
+            log.warning("session %d: TLS handshake failed: %s", self.session_id, exc)
+            return False
+        return True
+
+    def _finish(self, opened: bool, ending: str) -> None:
+        """Park or release the resource, give back the slot, close the connection."""
+        self.busy = False
+        if self.host.watchdog is not None:
+            self.host.watchdog.forget(self)
+        if not self._park():
+            self.release()
+            if self.admitted:
+                self.admitted = False
+                self.host.dismiss()
+            if opened:
+                log.info("session %d: disconnected: %s", self.session_id, ending)
+        self.conn.close()
 
     def _loop(self) -> None:
         """Answer requests in order until the client closes the session."""

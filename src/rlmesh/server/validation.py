@@ -8,7 +8,7 @@ short path here and everything else falls back to Gymnasium's own ``contains``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from gymnasium import spaces as gs
@@ -41,51 +41,64 @@ def make_validator(space: gs.Space[Any]) -> Validator:
         A callable ``value -> bool`` that never raises.
     """
     fallback = _safe(space)
-    if type(space) is gs.Discrete:
-        low = int(space.start)
-        high = low + int(space.n)
+    fast = _FAST.get(type(space))  # exact types only: a subclass may redefine contains
+    return fallback if fast is None else fast(space, fallback)
 
-        def discrete(value: Any) -> bool:
-            if type(value) in _INT_SCALARS:
-                return bool(low <= value < high)
-            return fallback(value)
 
-        return discrete
-    if type(space) is gs.Box:
-        shape, dtype, box_low, box_high = space.shape, space.dtype, space.low, space.high
+def _discrete(space: gs.Discrete, fallback: Validator) -> Validator:
+    low = int(space.start)
+    high = low + int(space.n)
 
-        def box(value: Any) -> bool:
-            if type(value) is np.ndarray and value.dtype == dtype and value.shape == shape:
-                return bool((value >= box_low).all() and (value <= box_high).all())
-            return fallback(value)
+    def discrete(value: Any) -> bool:
+        if type(value) in _INT_SCALARS:
+            return bool(low <= value < high)
+        return fallback(value)
 
-        return box
-    if type(space) is gs.MultiDiscrete:
-        md_shape, md_dtype = space.shape, space.dtype
-        md_low = np.asarray(space.start)
-        md_high = md_low + np.asarray(space.nvec)
-        if md_low.size and (md_low == md_low.flat[0]).all() and (
-                md_high == md_high.flat[0]).all():
-            # Uniform bounds (the batched Discrete of a vector env): compare extremes only.
-            lo, hi = int(md_low.flat[0]), int(md_high.flat[0])
-            small = md_low.size <= 64
+    return discrete
 
-            def uniform(value: Any) -> bool:
-                if type(value) is np.ndarray and value.shape == md_shape and (
-                        value.dtype == md_dtype):
-                    if small:
-                        items = value.ravel().tolist()
-                        return bool(lo <= min(items) and max(items) < hi)
-                    return bool(lo <= value.min() and value.max() < hi)
-                return fallback(value)
 
-            return uniform
+def _box(space: gs.Box, fallback: Validator) -> Validator:
+    shape, dtype, box_low, box_high = space.shape, space.dtype, space.low, space.high
 
-        def multi_discrete(value: Any) -> bool:
-            if type(value) is np.ndarray and value.shape == md_shape and (
-                    value.dtype == md_dtype):
-                return bool((value >= md_low).all() and (value < md_high).all())
-            return fallback(value)
+    def box(value: Any) -> bool:
+        if type(value) is np.ndarray and value.dtype == dtype and value.shape == shape:
+            return bool((value >= box_low).all() and (value <= box_high).all())
+        return fallback(value)
 
-        return multi_discrete
-    return fallback
+    return box
+
+
+def _multi_discrete(space: gs.MultiDiscrete, fallback: Validator) -> Validator:
+    shape, dtype = space.shape, space.dtype
+    low = np.asarray(space.start)
+    high = low + np.asarray(space.nvec)
+    if low.size and (low == low.flat[0]).all() and (high == high.flat[0]).all():
+        return _uniform_multi_discrete(shape, dtype, int(low.flat[0]), int(high.flat[0]),
+                                       low.size <= 64, fallback)
+
+    def multi_discrete(value: Any) -> bool:
+        if type(value) is np.ndarray and value.shape == shape and value.dtype == dtype:
+            return bool((value >= low).all() and (value < high).all())
+        return fallback(value)
+
+    return multi_discrete
+
+
+def _uniform_multi_discrete(shape: tuple[int, ...], dtype: Any, lo: int, hi: int, small: bool,
+                            fallback: Validator) -> Validator:
+    """Uniform bounds (the batched Discrete of a vector env): compare the extremes only."""
+
+    def uniform(value: Any) -> bool:
+        if type(value) is np.ndarray and value.shape == shape and value.dtype == dtype:
+            if small:
+                items = value.ravel().tolist()
+                return bool(lo <= min(items) and max(items) < hi)
+            return bool(lo <= value.min() and value.max() < hi)
+        return fallback(value)
+
+    return uniform
+
+
+_FAST: Final[dict[type[Any], Callable[[Any, Validator], Validator]]] = {
+    gs.Discrete: _discrete, gs.Box: _box, gs.MultiDiscrete: _multi_discrete}
+"""Space types with a short path, and how to build it."""

@@ -54,7 +54,7 @@ class Address:
 
 
 def parse_address(address: str | Address) -> Address:
-    """Parse ``host:port``, ``tcp://``, ``tls://`` (``host:port``), ``[v6]:port`` or ``unix://``.
+    """Parse ``host:port``, ``[v6]:port``, ``tcp://``, ``tls://``, ``unix://`` or ``memory://``.
 
     Args:
         address: The address string (or an already parsed :class:`Address`).
@@ -78,8 +78,14 @@ def parse_address(address: str | Address) -> Address:
     if text.startswith(("tcp://", "tls://")):
         text = text[len("tcp://") :]
     elif "://" in text:
-        raise ValueError(f"unsupported scheme in address {address!r} (use tcp://, tls:// or "
-                         "unix://)")
+        raise ValueError(f"unsupported scheme in address {address!r} (use tcp://, tls://, "
+                         "unix:// or memory://)")
+    host, port = _host_port(text, address)
+    return Address("tcp", host=host, port=port, tls=tls)
+
+
+def _host_port(text: str, address: object) -> tuple[str, int]:
+    """``host`` and ``port`` of ``host:port`` or ``[v6]:port`` (``address``: for messages)."""
     if text.startswith("["):
         host, sep, port_text = text[1:].partition("]:")
     else:
@@ -92,7 +98,7 @@ def parse_address(address: str | Address) -> Address:
         raise ValueError(f"address {address!r} has an invalid port {port_text!r}") from None
     if not 0 <= port <= 65535:
         raise ValueError(f"address {address!r} has a port outside 0..65535")
-    return Address("tcp", host=host, port=port, tls=tls)
+    return host, port
 
 
 def resolve_address(address: str | None, host: str | None = None, port: int | None = None,

@@ -206,7 +206,7 @@ class Connection:
                 return end
 
     def recv(self) -> tuple[bytes | memoryview, bytearray | None]:
-        """Receive one frame (with a link attached, this method is replaced by the link's).
+        """Receive one frame.
 
         Returns:
             ``(header, body)``; ``body`` is ``None`` for an empty body.
@@ -242,12 +242,16 @@ class Connection:
         if not blen:
             self._start = stop
             return header, None
+        return header, self._body(stop, blen, flagged)
+
+    def _body(self, stop: int, blen: int, flagged: int) -> bytearray:
+        """The frame body of ``blen`` bytes after the header ending at ``stop`` in the buffer."""
         if flagged and self.shm_role == "client":  # the body waits in shared memory
             assert self.shm is not None
             if blen > self.shm.size:
                 raise ProtocolError("shared-memory body larger than the region")
             self._start = stop
-            return header, self.shm.read(blen)
+            return self.shm.read(blen)
         body = bytearray(blen)
         take = min(self._end - stop, blen)
         if take:
@@ -261,7 +265,7 @@ class Connection:
                 if not got:
                     raise ConnectionLostError("the peer closed the connection mid-message")
                 take += got
-        return header, body
+        return body
 
     def attach_shm(self, region: ShmRegion, role: str) -> None:
         """Let reply bodies use ``region`` from the next frame on (``role``: client or server).

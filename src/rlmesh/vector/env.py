@@ -1,11 +1,14 @@
 """``RemoteVectorEnv``: a ``gymnasium.vector.VectorEnv`` backed by rlmesh endpoints.
 
-Two shapes, one class:
+Three shapes, one class:
 
 * ``RemoteVectorEnv("host:port")`` drives one **vector endpoint** (a server serving a
   Gymnasium vector env); batching and autoreset happen on the server.
 * ``RemoteVectorEnv(["host:port", ...])`` drives many **single-env endpoints** (one machine or
-  many) as one vector env from one thread, pipelined, with Gymnasium's autoreset semantics.
+  many) as one vector env from one thread, pipelined, with Gymnasium's autoreset semantics
+  (:mod:`rlmesh.vector.env_fleet`).
+* The same list form with **vector endpoints** (``rlmesh.make_vec``'s workers, say) steps them
+  all at once and concatenates their lanes (:mod:`rlmesh.vector.vector_fleet`).
 """
 
 from __future__ import annotations

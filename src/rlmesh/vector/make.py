@@ -115,30 +115,11 @@ def make_vec(
                             "make_vec builds it")
         return gym.make_vec(env_id_or_factory, num_envs, mode, vector_kwargs, wrappers,
                             **kwargs)
-    spec: EnvSpec | None = None
-    if isinstance(env_id_or_factory, (str, EnvSpec)):
-        spec = _find_spec(env_id_or_factory) if isinstance(env_id_or_factory, str) \
-            else env_id_or_factory
-        factory: Callable[[], Any] = functools.partial(gym.make, spec, **kwargs)
-    elif callable(env_id_or_factory):
-        if kwargs:
-            raise TypeError("keyword arguments for gymnasium.make need an env id, not a factory")
-        factory = env_id_or_factory
-    else:
-        raise TypeError("make_vec needs a registered env id, an EnvSpec or a zero-argument "
-                        "callable")
+    spec, factory = _factory(env_id_or_factory, kwargs)
     if wrappers:
         factory = functools.partial(_wrapped, factory, list(wrappers))
-    options = {k: v for k, v in (vector_kwargs or {}).items() if k not in _IGNORED}
-    autoreset = AutoresetMode(options.pop("autoreset_mode", AutoresetMode.NEXT_STEP))
-    if options:
-        raise TypeError(f"unsupported vector_kwargs: {sorted(options)} (rlmesh's workers take "
-                        f"autoreset_mode; {', '.join(sorted(_IGNORED))} change nothing)")
-    if num_workers is not None and num_workers < 1:
-        raise ValueError("num_workers must be >= 1 (or None for one per spare core)")
-    # One core stays free for the caller, which steps every worker in turn.
-    workers = num_workers or (os.cpu_count() or 1) - 1
-    workers = max(1, min(workers, num_envs))
+    autoreset = _autoreset_mode(vector_kwargs)
+    workers = _worker_count(num_workers, num_envs)
     commands = [["vector", str(size), autoreset.value, f"{{dir}}/worker{index}.sock"]
                 for index, size in enumerate(_shares(num_envs, workers))]
     pool = WorkerPool(factory, commands, start_timeout)
@@ -155,6 +136,39 @@ def make_vec(
                        "vectorization_mode": VectorizeMode.ASYNC.value}
         env.spec = made
     return env
+
+
+def _factory(env_id_or_factory: Any, kwargs: dict[str, Any]
+             ) -> tuple[EnvSpec | None, Callable[[], Any]]:
+    """The spec (for an id or spec) and a factory of one sub-env."""
+    if isinstance(env_id_or_factory, (str, EnvSpec)):
+        spec = _find_spec(env_id_or_factory) if isinstance(env_id_or_factory, str) \
+            else env_id_or_factory
+        return spec, functools.partial(gym.make, spec, **kwargs)
+    if callable(env_id_or_factory):
+        if kwargs:
+            raise TypeError("keyword arguments for gymnasium.make need an env id, not a factory")
+        return None, env_id_or_factory
+    raise TypeError("make_vec needs a registered env id, an EnvSpec or a zero-argument "
+                    "callable")
+
+
+def _autoreset_mode(vector_kwargs: dict[str, Any] | None) -> AutoresetMode:
+    """The autoreset mode of ``vector_kwargs``, refusing options that mean something else."""
+    options = {k: v for k, v in (vector_kwargs or {}).items() if k not in _IGNORED}
+    autoreset = AutoresetMode(options.pop("autoreset_mode", AutoresetMode.NEXT_STEP))
+    if options:
+        raise TypeError(f"unsupported vector_kwargs: {sorted(options)} (rlmesh's workers take "
+                        f"autoreset_mode; {', '.join(sorted(_IGNORED))} change nothing)")
+    return autoreset
+
+
+def _worker_count(num_workers: int | None, num_envs: int) -> int:
+    """Worker processes to start: as asked, or one per core but one (the caller's)."""
+    if num_workers is not None and num_workers < 1:
+        raise ValueError("num_workers must be >= 1 (or None for one per spare core)")
+    workers = num_workers or (os.cpu_count() or 1) - 1
+    return max(1, min(workers, num_envs))
 
 
 def _vectorize_mode(value: str | VectorizeMode) -> VectorizeMode:

@@ -1,7 +1,9 @@
 """Layer 1, values <-> bytes: the codec, space schemas, and lenient encoding of ``info``.
 
-Nothing here knows about sockets, sessions or envs; everything above encodes and decodes
-through :mod:`rlmesh.wire.codec`.
+Nothing here knows about sockets, sessions or envs. :mod:`~rlmesh.wire.format` holds the
+format's constants and dtype rules, :mod:`~rlmesh.wire.encoder` and :mod:`~rlmesh.wire.decoder`
+turn values into a message and back, :mod:`~rlmesh.wire.schema` does the same for spaces, and
+:mod:`~rlmesh.wire.lenient` makes ``info`` encodable.
 """
 
 __all__: list[str] = []

@@ -6,10 +6,10 @@ import warnings
 from typing import Any, Final
 
 import numpy as np
-from gymnasium.spaces import GraphInstance
 
+from rlmesh.backends.convert import map_leaves
 from rlmesh.errors import EncodeError, RLMeshWarning
-from rlmesh.wire.codec import MAX_NDIM, dtype_meta
+from rlmesh.wire.format import MAX_NDIM, dtype_meta
 
 __all__ = ["sanitize"]
 
@@ -34,55 +34,41 @@ def _fallback(value: Any) -> str:
         return f"<unrepresentable {name}>"
 
 
-def sanitize(value: Any, _depth: int = 0) -> Any:
+def sanitize(value: Any) -> Any:
     """Make ``value`` encodable by replacing what cannot travel with its ``repr``.
 
     Used for ``info`` and ``metadata`` dicts, so that a step never fails because of them.
+    Containers (dicts, lists, tuples, graph instances, object arrays) are rebuilt around
+    their cleaned items; containers nested deeper than 64 levels, dict keys msgpack cannot
+    carry and leaves without a wire encoding become their ``repr``.
 
     Args:
         value: Any Python value.
 
     Returns:
-        A value of the same structure that :class:`Encoder` accepts.
+        A value of the same structure that the encoder accepts.
     """
+    return map_leaves(value, _leaf, into_object_arrays=True, key=_key,
+                      max_depth=_MAX_SANITIZE_DEPTH, too_deep=_fallback)
+
+
+def _leaf(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
-        return value
-    if _depth >= _MAX_SANITIZE_DEPTH:
-        return _fallback(value)
-    if isinstance(value, np.ndarray):
-        if value.ndim > MAX_NDIM:
-            return _fallback(value)
-        if value.dtype.kind == "O":
-            items = [sanitize(v, _depth + 1) for v in value.ravel().tolist()]
-            clean = np.empty(len(items), dtype=object)
-            clean[:] = items if items else []
-            return clean.reshape(value.shape)
-        try:
-            dtype_meta(value.dtype)
-        except EncodeError:
-            return _fallback(value)
-        return value
-    if isinstance(value, np.generic):
-        try:
-            dtype_meta(value.dtype)
-        except EncodeError:
-            return _fallback(value)
         return value
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
-    if isinstance(value, dict):
-        return {
-            _sanitize_key(k): sanitize(v, _depth + 1) for k, v in value.items()
-        }
-    if isinstance(value, GraphInstance):
-        return GraphInstance(*(sanitize(v, _depth + 1) for v in value))
-    if isinstance(value, (list, tuple)):
-        items = [sanitize(v, _depth + 1) for v in value]
-        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, np.ndarray) and value.ndim > MAX_NDIM:
+        return _fallback(value)
+    if isinstance(value, (np.ndarray, np.generic)):
+        try:
+            dtype_meta(value.dtype)
+        except EncodeError:
+            return _fallback(value)
+        return value
     return _fallback(value)
 
 
-def _sanitize_key(key: Any) -> Any:
+def _key(key: Any) -> Any:
     if key is None or isinstance(key, (bool, int, float, str, bytes)):
         return key
     return _fallback(key)
