@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,14 +19,21 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., EnvServer]]:
-    """Start an in-process EnvServer on a free loopback port; shut down after the test.
+def serve(request: pytest.FixtureRequest) -> Iterator[Callable[..., EnvServer]]:
+    """Start an in-process EnvServer; shut down after the test.
 
-    Usage: ``server = serve(env_or_factory, **EnvServer_kwargs)``; ``server.address``.
+    Usage: ``server = serve(env_or_factory, **EnvServer_kwargs)``; ``server.address``. It
+    listens on a free loopback port, or, in a module marked ``pytest.mark.memory_peer``
+    (tests that only need a peer, not a socket), at a fresh ``memory://`` address. An
+    explicit ``address`` wins either way.
     """
     servers: list[EnvServer] = []
+    in_memory = request.node.get_closest_marker("memory_peer") is not None
 
-    def start(env: Any, address: str = "127.0.0.1:0", **kwargs: Any) -> EnvServer:
+    def start(env: Any, address: str | None = None, **kwargs: Any) -> EnvServer:
+        if address is None:
+            address = (f"memory://{request.node.name}/{len(servers)}" if in_memory
+                       else "127.0.0.1:0")
         server = EnvServer(env, address, **kwargs)
         servers.append(server)
         return server.start()
@@ -48,3 +56,22 @@ def spawn() -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for proc in procs:
         proc.stop()
+
+
+@pytest.fixture
+def closing(serve: Callable[..., EnvServer], spawn: Callable[..., ServerProcess]
+            ) -> Iterator[Callable[[Any], Any]]:
+    """``keep(thing)`` registers a client or env to close after the test, newest first.
+
+    Closed before the servers of ``serve`` and ``spawn`` stop (close errors are ignored).
+    """
+    things: list[Any] = []
+
+    def keep(thing: Any) -> Any:
+        things.append(thing)
+        return thing
+
+    yield keep
+    for thing in reversed(things):
+        with contextlib.suppress(Exception):
+            thing.close()

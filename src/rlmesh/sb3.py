@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
     raise missing_extra("rlmesh.sb3", "Stable-Baselines3", "sb3") from exc
 
-from rlmesh.evaluation.lanes import lane_info, pick
+from rlmesh.vector.batching import lane_info, pick
 
 __all__ = ["SB3VecEnv", "to_sb3"]
 

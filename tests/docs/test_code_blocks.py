@@ -37,7 +37,8 @@ import pytest
 
 from rlmesh import probe
 from rlmesh.testing import ServerProcess, spawn_server
-from tests.helpers import free_port, need
+from tests.support.deps import need
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -37,8 +37,6 @@ from tests.faults.test_fuzz import (
     raw_frame,
 )
 
-pytestmark = pytest.mark.timeout(60)
-
 GET, CALL, SET = 10, 11, 12
 HELLO = [0, 0, {"rlmesh": 1, "client": "attribute-faults"}]
 OK = "ok"

@@ -22,8 +22,6 @@ import rlmesh
 from rlmesh import ServeOptions
 from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
 
-pytestmark = pytest.mark.timeout(60)
-
 
 class Stalling(gym.Env[int, int]):
     """Counts steps; action 1 sleeps ``stall`` seconds, action 2 raises, 3 stalls in reset."""

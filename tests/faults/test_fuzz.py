@@ -62,7 +62,7 @@ from rlmesh.transport import shm
 from rlmesh.transport.stream import PREFIX, SHM_FLAG
 from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
-from tests.helpers import encode
+from tests.support.values import encode
 
 # -- budgets ------------------------------------------------------------------------------------
 
@@ -486,7 +486,6 @@ def mutated(draw: st.DrawFn) -> tuple[bytes, bytes]:
 EXT_MARKERS = [b"\xc7", b"\xc8", b"\xc9", b"\xd4", b"\xd5", b"\xd6", b"\xd7", b"\xd8"]
 
 
-@pytest.mark.timeout(60)
 def test_decoder_random_bytes() -> None:
     name = "test_decoder_random_bytes"
 
@@ -505,7 +504,6 @@ def test_decoder_random_bytes() -> None:
     assert CASES[name] >= TARGETS[name]
 
 
-@pytest.mark.timeout(60)
 def test_decoder_extension_values() -> None:
     """One extension value per message, so no other part of it masks what it does."""
     name = "test_decoder_extension_values"
@@ -522,7 +520,6 @@ def test_decoder_extension_values() -> None:
     assert CASES[name] >= TARGETS[name]
 
 
-@pytest.mark.timeout(60)
 def test_decoder_structured_values() -> None:
     name = "test_decoder_structured_values"
 
@@ -541,7 +538,6 @@ def test_decoder_structured_values() -> None:
     assert CASES[name] >= TARGETS[name]
 
 
-@pytest.mark.timeout(60)
 def test_decoder_mutated_messages() -> None:
     name = "test_decoder_mutated_messages"
 
@@ -569,7 +565,6 @@ def _nest(depth: int, kind: str, leaf: bytes) -> bytes:
     return inner
 
 
-@pytest.mark.timeout(60)
 def test_decoder_deep_nesting() -> None:
     name = "test_decoder_deep_nesting"
 

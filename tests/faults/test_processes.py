@@ -1,7 +1,7 @@
 """Faults with real processes and real sockets: SIGKILLed servers and clients, 200 clients at
 once, envs whose close() hangs.
 
-Envs that raise in step or reset are covered by ``integration/test_errors.py``
+Envs that raise in step or reset are covered by ``client/test_errors.py``
 (``test_env_step_raising_gives_remote_env_error_and_session_survives``,
 ``test_env_reset_raising_gives_remote_env_error``) and not repeated here.
 """
@@ -28,7 +28,8 @@ import pytest
 import rlmesh
 from rlmesh import ServeOptions
 from rlmesh.numpy import RemoteEnv
-from tests.helpers import assert_same_values, stop_child
+from tests.support.processes import stop_child
+from tests.support.values import assert_same_values
 
 # A module the child server imports (from tmp_path, put on its PYTHONPATH).
 ENV_MODULE = textwrap.dedent('''
@@ -127,7 +128,6 @@ def _run_episode(env: Any, seed: int) -> int:
 # -- a. the server is SIGKILLed while the client waits for a step ------------------------------
 
 
-@pytest.mark.timeout(60)
 @pytest.mark.parametrize("same_host", [True, False], ids=["same-host-link", "RLMESH_SAME_HOST=0"])
 def test_server_sigkilled_mid_step_gives_connection_lost_at_once(
         spawn: Callable[..., Any], env_module: dict[str, str], tmp_path: Path,
@@ -213,7 +213,6 @@ def _kill_client_then_reacquire(address: str, children: list[subprocess.Popen[by
         env.close()
 
 
-@pytest.mark.timeout(60)
 @pytest.mark.parametrize("same_host", [True, False], ids=["same-host-link", "RLMESH_SAME_HOST=0"])
 def test_instance_is_free_at_once_after_its_client_is_sigkilled(
         spawn: Callable[..., Any], env_module: dict[str, str],
@@ -224,7 +223,6 @@ def test_instance_is_free_at_once_after_its_client_is_sigkilled(
     _kill_client_then_reacquire(server.address, children, same_host)
 
 
-@pytest.mark.timeout(60)
 @pytest.mark.parametrize("same_host", [True, False], ids=["same-host-link", "RLMESH_SAME_HOST=0"])
 def test_factory_session_is_freed_at_once_after_its_client_is_sigkilled(
         serve: Callable[..., Any], children: list[subprocess.Popen[bytes]],
@@ -331,7 +329,6 @@ HANG_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.timeout(60)
 @pytest.mark.parametrize("case", [
     "factory-open-session",
     "factory-closed-session",

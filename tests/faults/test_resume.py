@@ -25,8 +25,6 @@ import rlmesh
 from rlmesh import ServeOptions
 from rlmesh.numpy import RemoteEnv
 
-pytestmark = pytest.mark.timeout(60)
-
 
 class CuttingProxy:
     """Forwards loopback TCP connections to ``target``; :meth:`cut` severs all of them."""

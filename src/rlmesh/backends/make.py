@@ -1,9 +1,8 @@
 """The machinery behind ``rlmesh.torch`` and ``rlmesh.jax``: framework values out, numpy in.
 
-A backend is two functions, ``out(array, device)`` and ``into(value) -> numpy``;
-this module applies them through nested values (dicts, tuples, lists; see
-:mod:`rlmesh.backends.convert`) and builds the
-backend's ``RemoteEnv``, ``RemoteVectorEnv`` and ``Model`` on top of the numpy ones. Every
+A backend is two functions, ``out(array, device)`` and ``into(value) -> numpy``; this module
+applies them through nested values (dicts, tuples, lists; see :mod:`rlmesh.values`) and builds
+the backend's ``RemoteEnv``, ``RemoteVectorEnv`` and ``Model`` on top of the numpy ones. Every
 array rlmesh decodes is freshly allocated for its reply, so a backend may share its memory
 (``torch.from_numpy``) without ever exposing a buffer the library later reuses.
 """
@@ -15,10 +14,10 @@ from typing import Any, SupportsFloat
 
 import numpy as np
 
-from rlmesh.backends.convert import coerce_action, map_leaves
 from rlmesh.client.env import RemoteEnv as NumpyRemoteEnv
 from rlmesh.evaluation.policy import Predictor
 from rlmesh.models.model import Model
+from rlmesh.values import coerce_action, map_leaves
 from rlmesh.vector.env import RemoteVectorEnv as NumpyRemoteVectorEnv
 
 __all__ = ["ArrayOut", "ValueIn", "make_backend"]

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any, SupportsFloat
 
-from rlmesh.backends.convert import coerce_action, to_plain
 from rlmesh.client.channel import DEFAULT, Default
 from rlmesh.client.env import RemoteEnv as NumpyRemoteEnv
 from rlmesh.models.model import Model
+from rlmesh.values import coerce_action, to_plain
 
 __all__ = ["PlainModel", "RemoteEnv"]
 

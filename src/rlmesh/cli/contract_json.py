@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from rlmesh.backends.convert import map_leaves
+from rlmesh.values import map_leaves
 
 __all__ = ["array_json", "contract_json", "json_value", "space_json"]
 

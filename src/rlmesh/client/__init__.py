@@ -1,4 +1,4 @@
-"""Layer 3, the client side of one connection: handshake, request/reply, the remote env.
+"""The client side of one connection: handshake, request/reply, the remote env.
 
 :class:`rlmesh.numpy.RemoteEnv` is defined in :mod:`rlmesh.client.env`; the request/reply
 channel in :mod:`rlmesh.client.channel`.

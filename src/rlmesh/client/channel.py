@@ -288,11 +288,13 @@ class Channel:
                 if self._resume is None:
                     return self._recv_locked(op, self._send_locked(op, args), self.timeout)
                 return self._call_locked(op, args, self.timeout)
+            if self._broken is not None or self._closed:
+                raise self._unusable()
             self._conn.set_timeout(timeout)
             try:
                 return self._call_locked(op, args, timeout)
             finally:
-                if self._broken is None:
+                if self._broken is None and not self._closed:
                     self._conn.set_timeout(self.timeout)
 
     def submit(self, op: int, *args: Any) -> int:
@@ -337,16 +339,27 @@ class Channel:
             broken = self._broken
             pending = bool(self._pending)
         if broken is None and not pending:
-            with contextlib.suppress(RLMeshError):
+            with contextlib.suppress(RLMeshError, OSError):  # (abandoned meanwhile: no goodbye)
                 self.request(P.OP_CLOSE, timeout=timeout)
         with self._lock:
             self._closed = True
             self._conn.close()
 
     def abandon(self) -> None:
-        """Close the socket without a goodbye (for finalizers)."""
+        """Drop the connection without a goodbye, from any thread (and from finalizers).
+
+        The connection is shut down at once, so a call in flight in another thread fails
+        with ``ConnectionLostError`` and closes it there; otherwise it is closed here. (A
+        file descriptor is never closed under a thread still using it: the number could be
+        reused meanwhile.)
+        """
         self._closed = True
-        self._conn.close()
+        self._conn.abort()
+        if self._lock.acquire(blocking=False):
+            try:
+                self._conn.close()
+            finally:
+                self._lock.release()
 
 
 def probe(address: str, timeout: float = 5.0,

@@ -1,3 +1,3 @@
-"""Layer 5, evaluation: ``run``, ``evaluate``, hand-driven episodes, hooks, results, reports."""
+"""Evaluation: ``run``, ``evaluate``, hand-driven episodes, hooks, results, reports."""
 
 __all__: list[str] = []

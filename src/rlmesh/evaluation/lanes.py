@@ -1,9 +1,9 @@
-"""Episodes on the lanes of a vector env, and per-lane views of batched values.
+"""Episodes on the lanes of a vector env: :func:`play_lanes`.
 
 Every lane plays its own planned episodes: a lane that finishes is reset (a masked reset,
 with the next episode's seed) while the others go on, so the result of each seed equals that
-of a single env. :func:`pick`, :func:`lane_info` and :func:`final_info` read one lane out of
-Gymnasium's batched values and infos (``rlmesh.sb3`` uses them too).
+of a single env. One lane's values and infos are read out of the batches with
+:mod:`rlmesh.vector.batching`.
 """
 
 from __future__ import annotations
@@ -15,60 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rlmesh.evaluation.results import EpisodeResult, success_of
+from rlmesh.vector.batching import final_info, lane_info, pick
 
 if TYPE_CHECKING:
     from rlmesh.evaluation.hooks import HookList
     from rlmesh.evaluation.policy import Policy, Predictor
 
-__all__ = ["final_info", "lane_info", "pick", "play_lanes", "split_lanes"]
-
-
-def pick(batch: Any, k: int) -> Any:
-    """Lane ``k`` of a batched value (array, dict or tuple of batches)."""
-    if isinstance(batch, dict):
-        return {key: pick(value, k) for key, value in batch.items()}
-    if isinstance(batch, tuple):
-        return tuple(pick(value, k) for value in batch)
-    return batch[k]
-
-
-def split_lanes(batch: Any) -> list[Any]:
-    """Every lane of a batched value (array, dict or tuple of batches), in order."""
-    if isinstance(batch, dict):
-        keys = list(batch)
-        parts = [split_lanes(batch[k]) for k in keys]
-        return [dict(zip(keys, values, strict=True)) for values in zip(*parts, strict=True)]
-    if isinstance(batch, tuple):
-        parts = [split_lanes(v) for v in batch]
-        return [tuple(values) for values in zip(*parts, strict=True)]
-    return list(batch)
-
-
-def lane_info(infos: Any, k: int) -> dict[str, Any]:
-    """Lane ``k``'s entries of a Gymnasium vector info (keys with a ``_key`` mask)."""
-    if not isinstance(infos, dict):
-        return {}
-    out: dict[str, Any] = {}
-    for key, value in infos.items():
-        if key.startswith("_"):
-            continue
-        mask = infos.get(f"_{key}")
-        if mask is not None and not bool(mask[k]):
-            continue
-        try:
-            out[key] = lane_info(value, k) if isinstance(value, dict) else value[k]
-        except (TypeError, IndexError, KeyError):
-            out[key] = value  # (a value that is not batched: the same for every lane)
-    return out
-
-
-def final_info(infos: Any, k: int) -> dict[str, Any]:
-    """Lane ``k``'s last info of its episode: ``final_info`` under same-step autoreset."""
-    if isinstance(infos, dict) and isinstance(infos.get("final_info"), dict):
-        mask = infos.get("_final_info")
-        if mask is None or bool(mask[k]):
-            return lane_info(infos["final_info"], k)
-    return lane_info(infos, k)
+__all__ = ["play_lanes"]
 
 
 class _Lane:

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces as gs
 
-from rlmesh.backends.convert import coerce_action, coerce_actions, to_plain
-from rlmesh.evaluation.lanes import split_lanes
+from rlmesh.values import coerce_action, coerce_actions, to_plain
+from rlmesh.vector.batching import split_lanes
 
 __all__ = ["Policy", "Predictor", "as_policy"]
 

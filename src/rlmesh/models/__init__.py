@@ -1,3 +1,3 @@
-"""Layer 5, policies: ``Model``, the random baseline, remote and served models."""
+"""Policies: ``Model``, the random baseline, remote and served models."""
 
 __all__: list[str] = []

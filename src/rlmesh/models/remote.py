@@ -12,11 +12,11 @@ import threading
 from typing import Any
 
 from rlmesh import protocol as P
-from rlmesh.backends.convert import coerce_action, coerce_actions
 from rlmesh.client.channel import Channel
 from rlmesh.client.options import ConnectOptions
 from rlmesh.errors import EndpointKindError
 from rlmesh.models.model import Model
+from rlmesh.values import coerce_action, coerce_actions
 from rlmesh.wire.schema import schema_to_space
 
 __all__ = ["RemoteModel"]

@@ -1,7 +1,7 @@
 """Serving a model: ``Model.serve`` / ``rlmesh serve-model`` put a policy behind an address.
 
 The model plugs into the server through its source (:class:`ModelSource`, a
-:class:`rlmesh.server.sources.Source`): the server knows nothing of models.
+:class:`rlmesh.server.seam.Source`): the server knows nothing of models.
 
 A model endpoint answers ``PREDICT`` (one observation) and ``PREDICT_BATCH`` (a batch, e.g.
 the lanes of a vector env, answered by one ``predict_batch`` call). Unlike an env instance,
@@ -14,15 +14,12 @@ the server go on. A served model sees the same values as when it runs locally: a
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rlmesh import protocol as P
 from rlmesh.evaluation.policy import Policy
-from rlmesh.server.sources import Handler, Source
+from rlmesh.server.seam import Handler, SessionPort, Source
 from rlmesh.wire.schema import space_to_schema
-
-if TYPE_CHECKING:
-    from rlmesh.server.session import Session
 
 __all__ = ["ModelSource"]
 
@@ -74,7 +71,7 @@ class ModelSource(Source):
             self._closed = True
         self.model.close()
 
-    def handlers(self, session: Session) -> dict[int, Handler]:
+    def handlers(self, session: SessionPort) -> dict[int, Handler]:
         """PREDICT and PREDICT_BATCH, on the model's values (tensors for a torch model...)."""
         predict = self.model.predictor()
         batch = self.model.batch()

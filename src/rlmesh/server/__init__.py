@@ -1,4 +1,4 @@
-"""Layer 3, the server: ``EnvServer``, its sessions, where their envs come from, resumption.
+"""The server: ``EnvServer``, its sessions, where their envs come from, resumption.
 
 ``rlmesh.EnvServer`` and ``rlmesh.server.EnvServer`` are :class:`rlmesh.server.server.EnvServer`
 (loaded on first use, so that importing one module of this package loads no other).

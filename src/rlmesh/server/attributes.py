@@ -9,15 +9,13 @@ Arguments and results travel through the codec like everything else: data only, 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import gymnasium as gym
 
 from rlmesh import protocol as P
 from rlmesh.protocol.attributes import refusal, shown
-
-if TYPE_CHECKING:
-    from rlmesh.server.session import Session
+from rlmesh.server.seam import SessionPort
 
 __all__ = ["answer"]
 
@@ -83,7 +81,7 @@ def assign(env: Any, name: str, value: Any, vector: bool) -> None:
         setattr(env, name, value)
 
 
-def answer(session: Session, env: Any, msg: list[Any]) -> None:
+def answer(session: SessionPort, env: Any, msg: list[Any]) -> None:
     """Answer one GET_ATTR, CALL or SET_ATTR request of ``session`` (its request loop).
 
     Malformed arguments end the session (``protocol_error``); everything else is answered

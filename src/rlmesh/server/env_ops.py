@@ -1,7 +1,7 @@
 """The requests of an env session: STEP, RESET, RENDER and the attribute ops.
 
 :func:`env_handlers` builds one handler per op for a session (the env source's part of the
-session seam, see :class:`rlmesh.server.sources.Source`). A handler checks its request,
+session seam, see :class:`rlmesh.server.seam.Source`). A handler checks its request,
 calls the env (under the step deadline when there is one), and answers. An env that raises
 is answered with ``env_error`` and its traceback, or, with ``restart_on_error``, replaced by a
 fresh env whose reset answers the request (a step becomes a truncation).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -19,18 +19,15 @@ from rlmesh import protocol as P
 from rlmesh.protocol.attributes import ATTRIBUTE_OPS
 from rlmesh.server.attributes import answer as answer_attribute
 from rlmesh.server.replies import brief, qualname
+from rlmesh.server.seam import Handler, SessionPort
 from rlmesh.server.validation import make_validator
-
-if TYPE_CHECKING:
-    from rlmesh.server.session import Session
-    from rlmesh.server.sources import Handler
 
 __all__ = ["env_handlers"]
 
 log = logging.getLogger("rlmesh.server")
 
 
-def env_handlers(session: Session) -> dict[int, Handler]:
+def env_handlers(session: SessionPort) -> dict[int, Handler]:
     """The handlers of an env session's requests, by op code.
 
     The env they act on is ``session.resource``, which a restart replaces.
@@ -42,7 +39,7 @@ def env_handlers(session: Session) -> dict[int, Handler]:
     return handlers
 
 
-def _stepper(session: Session) -> Handler:
+def _stepper(session: SessionPort) -> Handler:
     """The STEP handler: the hot path, so what it needs is bound once, here."""
     deadline = session.deadline
     validate = session.host.options.validate_actions
@@ -74,7 +71,7 @@ def _stepper(session: Session) -> Handler:
     return step
 
 
-def _reset(session: Session, msg: list[Any]) -> None:
+def _reset(session: SessionPort, msg: list[Any]) -> None:
     rid = msg[1]
     if len(msg) != 4 or not _valid_seed(msg[2], session.vector) or not (
             msg[3] is None or isinstance(msg[3], dict)):
@@ -93,7 +90,7 @@ def _reset(session: Session, msg: list[Any]) -> None:
     session.send([P.STATUS_OK, rid, obs, info])
 
 
-def _render(session: Session, msg: list[Any]) -> None:
+def _render(session: SessionPort, msg: list[Any]) -> None:
     rid = msg[1]
     method = getattr(session.resource, "render", None)
     deadline = session.deadline
@@ -106,11 +103,11 @@ def _render(session: Session, msg: list[Any]) -> None:
     session.send([P.STATUS_OK, rid, frame])
 
 
-def _attribute(session: Session, msg: list[Any]) -> None:
+def _attribute(session: SessionPort, msg: list[Any]) -> None:
     answer_attribute(session, session.resource, msg)
 
 
-def _failed(session: Session, rid: Any, what: str, exc: Exception, seed: Any,
+def _failed(session: SessionPort, rid: Any, what: str, exc: Exception, seed: Any,
             options: Any) -> None:
     """The env raised in ``what``: replace it if restarts are allowed, else answer the error."""
     if session.host.options.restart_on_error > 0 and session.restarts_left:
@@ -119,7 +116,7 @@ def _failed(session: Session, rid: Any, what: str, exc: Exception, seed: Any,
         _env_error(session, rid, what, exc)
 
 
-def _restart(session: Session, rid: Any, what: str, exc: Exception, seed: Any,
+def _restart(session: SessionPort, rid: Any, what: str, exc: Exception, seed: Any,
              options: Any) -> None:
     """Replace the env after ``exc``; answer the request from a fresh, reset env.
 
@@ -159,7 +156,7 @@ def _restart(session: Session, rid: Any, what: str, exc: Exception, seed: Any,
         session.send([P.STATUS_OK, rid, obs, 0.0, False, True, info])
 
 
-def _env_error(session: Session, rid: Any, what: str, exc: Exception) -> None:
+def _env_error(session: SessionPort, rid: Any, what: str, exc: Exception) -> None:
     if isinstance(exc, (TypeError, ValueError)) and "unpack" in str(exc):
         message = (f"env.{what}() returned the wrong number of values (Gymnasium API: "
                    "reset -> (obs, info), step -> (obs, reward, terminated, truncated, "

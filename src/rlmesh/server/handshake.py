@@ -7,25 +7,40 @@ health probe (``probe: true`` in HELLO) is answered with the contract and builds
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from rlmesh import protocol as P
 from rlmesh.errors import EnvBusyError
 from rlmesh.protocol import auth
 from rlmesh.server.replies import brief
 from rlmesh.server.resume import new_key
-from rlmesh.transport import shm, shmlink
+from rlmesh.server.seam import SessionPort
+from rlmesh.transport import Transport, shm, shmlink
 from rlmesh.transport.shmlink import ShmLink
+from rlmesh.transport.stream import Connection
 
-if TYPE_CHECKING:
-    from rlmesh.server.session import Session
-
-__all__ = ["handshake"]
+__all__ = ["Opening", "handshake"]
 
 log = logging.getLogger("rlmesh.server")
 
 
-def handshake(session: Session) -> bool:
+class Opening(SessionPort, Protocol):
+    """What the handshake sets up on a session (:class:`rlmesh.server.session.Session`)."""
+
+    conn: Transport
+    """The connection; replaced by the same-host link when one is agreed."""
+    socket: Connection | None
+    key: bytes | None
+    """The resume key, once the session may be resumed."""
+    last_reply: tuple[Any, bytes, list[Any], int] | None
+    admitted: bool
+    replay: bool
+
+    def receive(self) -> Any:
+        """The next request ``[op, request_id, *args]``."""
+
+
+def handshake(session: Opening) -> bool:
     """Run the handshake of ``session``'s connection.
 
     Returns:
@@ -59,7 +74,7 @@ def handshake(session: Session) -> bool:
     return True
 
 
-def _hello(session: Session) -> tuple[Any, dict[str, Any]]:
+def _hello(session: Opening) -> tuple[Any, dict[str, Any]]:
     """Receive HELLO; refuse another first request, another version, or a stopping server."""
     msg = session.receive()
     rid = msg[1]
@@ -75,7 +90,7 @@ def _hello(session: Session) -> tuple[Any, dict[str, Any]]:
     return rid, hello
 
 
-def _welcome(session: Session, rid: Any, hello: dict[str, Any],
+def _welcome(session: Opening, rid: Any, hello: dict[str, Any],
              contract: dict[str, Any]) -> None:
     """Answer an opened session with its contract, then switch to shared memory if agreed."""
     host = session.host
@@ -97,7 +112,7 @@ def _welcome(session: Session, rid: Any, hello: dict[str, Any],
              "resumed its session" if session.replay else "connected")
 
 
-def _open(session: Session, rid: Any) -> None:
+def _open(session: Opening, rid: Any) -> None:
     """Admit a new session and give it what the source serves."""
     host = session.host
     if not host.admit():
@@ -115,7 +130,7 @@ def _open(session: Session, rid: Any) -> None:
         host.resumes.register(session.key, session.conn.abort)
 
 
-def _adopt(session: Session, rid: Any, request: Any) -> None:
+def _adopt(session: Opening, rid: Any, request: Any) -> None:
     """Take over a parked session whose client reconnected (see :mod:`rlmesh.server.resume`)."""
     resumes = session.host.resumes
     if resumes is None:
@@ -135,7 +150,7 @@ def _adopt(session: Session, rid: Any, request: Any) -> None:
     session.host.count("resumes")
 
 
-def _authenticate(session: Session, rid: Any, token: bytes,
+def _authenticate(session: Opening, rid: Any, token: bytes,
                   client_nonce: Any) -> tuple[Any, bytes]:
     """Challenge the client (:mod:`rlmesh.protocol.auth`); returns the AUTH id and our proof."""
     if not isinstance(client_nonce, bytes) or len(client_nonce) != auth.NONCE_BYTES:
@@ -153,7 +168,7 @@ def _authenticate(session: Session, rid: Any, token: bytes,
     return rid, auth.proof(token, b"server", client_nonce, server_nonce)
 
 
-def _contract(session: Session) -> dict[str, Any]:
+def _contract(session: Opening) -> dict[str, Any]:
     host = session.host
     contract = dict(host.source.contract)
     contract.update(
@@ -167,7 +182,7 @@ def _contract(session: Session) -> dict[str, Any]:
     return contract
 
 
-def _accept_region(session: Session, offer: Any) -> shm.ShmRegion | None:
+def _accept_region(session: Opening, offer: Any) -> shm.ShmRegion | None:
     """Map the client's shared-memory region if it is on this host (rlmesh.transport.shm)."""
     conn = session.socket
     if conn is None or not isinstance(offer, dict) or not session.host.options.same_host:

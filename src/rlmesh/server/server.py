@@ -3,8 +3,8 @@
 The server binds, accepts connections and gives each one a
 :class:`~rlmesh.server.session.Session` in a thread of its own; it drains and stops them on
 shutdown. What is served and how requests are answered is its
-:class:`~rlmesh.server.sources.Source`'s business; what sessions see of the server is a
-narrow :class:`~rlmesh.server.host.Host`.
+:class:`~rlmesh.server.seam.Source`'s business; what sessions see of the server is a
+narrow :class:`~rlmesh.server.seam.Host`.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from typing import Any
 
 from rlmesh.errors import RLMeshWarning
 from rlmesh.protocol.auth import token_from
-from rlmesh.server.host import Host
 from rlmesh.server.options import ServeOptions
+from rlmesh.server.seam import Host, Source
 from rlmesh.server.session import Session
-from rlmesh.server.sources import EnvSource, Source
+from rlmesh.server.sources import EnvSource
 from rlmesh.server.workers import WorkerPool
 from rlmesh.transport import Transport, memory
 from rlmesh.transport.memory import MemoryListener, MemoryTransport
@@ -66,7 +66,7 @@ class EnvServer:
             ``action_space``, ``reset(seed=None, options=None)``, ``step(action)`` and
             ``close()``, a zero-argument callable returning such an env, or a registered
             Gymnasium env id. An instance serves one session at a time; a factory gives every
-            session its own env. (Also any :class:`~rlmesh.server.sources.Source`, such as
+            session its own env. (Also any :class:`~rlmesh.server.seam.Source`, such as
             the model source ``Model.serve`` uses.)
         address: ``"host:port"``, ``"tcp://host:port"``, ``"unix:///path"``, or
             ``"memory://name"`` (reachable in this process only, for tests). Defaults to

@@ -3,9 +3,9 @@
 A session owns its connection's lifecycle: the (TLS and protocol) handshake, the request
 loop, and the end (the resource released, or parked for a client that may resume). What the
 requests mean is its source's business: the loop hands each request to the handler its
-source supplied for that op (:meth:`rlmesh.server.sources.Source.handlers`), and answers
+source supplied for that op (:meth:`rlmesh.server.seam.Source.handlers`), and answers
 PING, CLOSE and SHUTDOWN itself. A session sees its server only through a narrow
-:class:`~rlmesh.server.host.Host`.
+:class:`~rlmesh.server.seam.Host`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from rlmesh import protocol as P
 from rlmesh.errors import TransportError
 from rlmesh.server.deadline import Deadline
 from rlmesh.server.handshake import handshake
-from rlmesh.server.host import Host
 from rlmesh.server.replies import Fatal, Replies
 from rlmesh.server.resume import Parked
+from rlmesh.server.seam import Host
 from rlmesh.transport import Transport
 from rlmesh.transport.sockets import wrap_server
 from rlmesh.transport.stream import Connection

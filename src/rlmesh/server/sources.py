@@ -1,14 +1,12 @@
-"""Where a server's sessions get what they serve, and who answers their requests.
+"""Serving envs: :class:`EnvSource`, and the contract an env describes itself with.
 
-A :class:`Source` is the seam between the server and what it serves: it hands each session a
-resource (an env, a model...) and the request handler for it. :class:`EnvSource` serves envs:
-one shared instance, or a factory with one env a session; the model source is
-:class:`rlmesh.models.serve.ModelSource`. The server itself knows neither.
+An :class:`EnvSource` is the env kind of :class:`~rlmesh.server.seam.Source`: one shared
+instance, or a factory with one env a session; its request handlers are
+:func:`rlmesh.server.env_ops.env_handlers`. The server itself knows no kind of source.
 """
 
 from __future__ import annotations
 
-import abc
 import logging
 import threading
 from collections.abc import Callable
@@ -19,71 +17,19 @@ import gymnasium as gym
 from rlmesh import protocol as P
 from rlmesh.errors import EnvBusyError
 from rlmesh.server.env_ops import env_handlers
+from rlmesh.server.seam import Handler, SessionPort, Source
 from rlmesh.wire.foreign import check_servable
 from rlmesh.wire.lenient import sanitize
 from rlmesh.wire.schema import space_to_schema
 
 if TYPE_CHECKING:
     from rlmesh.server.options import ServeOptions
-    from rlmesh.server.session import Session
 
 log = logging.getLogger("rlmesh.server")
 
-__all__ = ["EnvFactory", "EnvSource", "Handler", "Source", "describe", "is_env_like",
-           "is_vector_env"]
+__all__ = ["EnvFactory", "EnvSource", "describe", "is_env_like", "is_vector_env"]
 
 EnvFactory = Callable[[], Any]
-Handler = Callable[[list[Any]], None]
-"""Answers one request ``[op, request_id, *args]`` (through the session's replies)."""
-
-
-class Source(abc.ABC):
-    """What a server serves: its contract, a resource per session, and their request handlers.
-
-    Attributes:
-        contract: The fields of the handshake contract that describe what is served.
-        noun: What error messages call the served thing (``"env"``, ``"model"``).
-    """
-
-    contract: dict[str, Any]
-    noun = "env"
-
-    @property
-    @abc.abstractmethod
-    def busy(self) -> bool:
-        """Whether a new session would be refused as busy now (for health probes)."""
-
-    @property
-    @abc.abstractmethod
-    def shared(self) -> bool:
-        """Whether every session shares one resource (it cannot be rebuilt or forked)."""
-
-    @abc.abstractmethod
-    def acquire(self) -> Any:
-        """The resource of a new session.
-
-        Raises:
-            EnvBusyError: If it cannot be lent now.
-        """
-
-    @abc.abstractmethod
-    def release(self, resource: Any) -> None:
-        """Take back a session's resource when the session ends."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release everything (the server is shutting down). Idempotent."""
-
-    @abc.abstractmethod
-    def handlers(self, session: Session) -> dict[int, Handler]:
-        """The request handlers of ``session``, by op code.
-
-        PING, CLOSE and SHUTDOWN are the session's own.
-        """
-
-    def capabilities(self, options: ServeOptions) -> list[str]:
-        """The protocol capabilities this source offers (in the contract)."""
-        return []
 
 
 def is_env_like(obj: Any) -> bool:
@@ -160,6 +106,11 @@ class EnvSource(Source):
         elif isinstance(env_or_factory, type) or not is_env_like(env_or_factory):
             if not callable(env_or_factory):
                 check_servable(env_or_factory)
+                if hasattr(env_or_factory, "predict"):
+                    raise TypeError(
+                        f"EnvServer serves envs, and {type(env_or_factory).__qualname__} is a "
+                        "policy: serve it with model.serve(address) (or rlmesh serve-model), "
+                        "which serves an rlmesh.models.serve.ModelSource")
                 raise TypeError(
                     "EnvServer needs a Gymnasium env, an object with observation_space, "
                     "action_space, reset and step, a zero-argument factory, or a registered "
@@ -230,7 +181,7 @@ class EnvSource(Source):
                 return env
         return self._build()
 
-    def handlers(self, session: Session) -> dict[int, Handler]:
+    def handlers(self, session: SessionPort) -> dict[int, Handler]:
         """STEP, RESET, RENDER and the attribute ops, on the session's env."""
         return env_handlers(session)
 

@@ -1,4 +1,4 @@
-"""Layer 1, bytes <-> peer: addresses and sockets, framing, and the same-host shared memory.
+"""Bytes <-> peer: addresses and sockets, framing, and the same-host shared memory.
 
 A transport moves whole frames (a header and a body) between two peers and knows nothing of
 what they mean. Three implement :class:`Transport`: the socket connection

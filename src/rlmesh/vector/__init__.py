@@ -1,4 +1,4 @@
-"""Layer 4, many envs as one ``gymnasium.vector.VectorEnv``: ``RemoteVectorEnv``, ``make_vec``.
+"""Many envs as one ``gymnasium.vector.VectorEnv``: ``RemoteVectorEnv``, ``make_vec``.
 
 ``rlmesh.RemoteVectorEnv`` and ``rlmesh.vector.RemoteVectorEnv`` are
 :class:`rlmesh.vector.env.RemoteVectorEnv` (loaded on first use, so that importing one module

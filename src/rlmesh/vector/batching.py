@@ -1,7 +1,10 @@
-"""Split and join Gymnasium batches along the sub-env axis.
+"""Gymnasium batches along the sub-env axis: split, joined, and read lane by lane.
 
 Several vector endpoints (say, one per worker process) act as one vector env by slicing the
-batched actions into per-endpoint chunks and joining the per-endpoint results back. The
+batched actions into per-endpoint chunks and joining the per-endpoint results back
+(:func:`split_batch`, :func:`join_batches`). A vector env's lanes are read one at a time by
+:func:`pick`, :func:`split_lanes`, :func:`lane_info` and :func:`final_info` (evaluation,
+``rlmesh.sb3`` and models batching single-env policies use them). The
 layout follows ``gymnasium.vector.utils.batch_space``: arrays for Box, Discrete,
 MultiDiscrete and MultiBinary; dicts and tuples of batches for Dict and Tuple; a tuple of
 items for everything else (Text, Graph, Sequence, OneOf).
@@ -15,7 +18,10 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces as gs
 
-__all__ = ["check_reset_mask", "expand_seeds", "join_batches", "place_info", "split_batch"]
+__all__ = [
+    "check_reset_mask", "expand_seeds", "final_info", "join_batches", "lane_info", "pick",
+    "place_info", "split_batch", "split_lanes",
+]
 
 _ARRAY_SPACES = (gs.Box, gs.Discrete, gs.MultiDiscrete, gs.MultiBinary)
 
@@ -123,3 +129,54 @@ def check_reset_mask(mask: Any, count: int) -> np.ndarray[Any, Any]:
     if not mask.any():
         raise ValueError("`options['reset_mask']` must contain at least one True value")
     return mask
+
+
+# -- one lane at a time ----------------------------------------------------------------------------
+
+
+def pick(batch: Any, k: int) -> Any:
+    """Lane ``k`` of a batched value (array, dict or tuple of batches)."""
+    if isinstance(batch, dict):
+        return {key: pick(value, k) for key, value in batch.items()}
+    if isinstance(batch, tuple):
+        return tuple(pick(value, k) for value in batch)
+    return batch[k]
+
+
+def split_lanes(batch: Any) -> list[Any]:
+    """Every lane of a batched value (array, dict or tuple of batches), in order."""
+    if isinstance(batch, dict):
+        keys = list(batch)
+        parts = [split_lanes(batch[k]) for k in keys]
+        return [dict(zip(keys, values, strict=True)) for values in zip(*parts, strict=True)]
+    if isinstance(batch, tuple):
+        parts = [split_lanes(v) for v in batch]
+        return [tuple(values) for values in zip(*parts, strict=True)]
+    return list(batch)
+
+
+def lane_info(infos: Any, k: int) -> dict[str, Any]:
+    """Lane ``k``'s entries of a Gymnasium vector info (keys with a ``_key`` mask)."""
+    if not isinstance(infos, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in infos.items():
+        if key.startswith("_"):
+            continue
+        mask = infos.get(f"_{key}")
+        if mask is not None and not bool(mask[k]):
+            continue
+        try:
+            out[key] = lane_info(value, k) if isinstance(value, dict) else value[k]
+        except (TypeError, IndexError, KeyError):
+            out[key] = value  # (a value that is not batched: the same for every lane)
+    return out
+
+
+def final_info(infos: Any, k: int) -> dict[str, Any]:
+    """Lane ``k``'s last info of its episode: ``final_info`` under same-step autoreset."""
+    if isinstance(infos, dict) and isinstance(infos.get("final_info"), dict):
+        mask = infos.get("_final_info")
+        if mask is None or bool(mask[k]):
+            return lane_info(infos["final_info"], k)
+    return lane_info(infos, k)

@@ -1,4 +1,4 @@
-"""Layer 1, values <-> bytes: the codec, space schemas, and lenient encoding of ``info``.
+"""Values <-> bytes: the codec, space schemas, and lenient encoding of ``info``.
 
 Nothing here knows about sockets, sessions or envs. :mod:`~rlmesh.wire.format` holds the
 format's constants and dtype rules, :mod:`~rlmesh.wire.encoder` and :mod:`~rlmesh.wire.decoder`

@@ -7,8 +7,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from rlmesh.backends.convert import map_leaves
 from rlmesh.errors import EncodeError, RLMeshWarning
+from rlmesh.values import map_leaves
 from rlmesh.wire.format import MAX_NDIM, dtype_meta
 
 __all__ = ["sanitize"]
