@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 from gymnasium import spaces as gs
@@ -127,14 +127,28 @@ class Policy:
         return f"<{type(self).__qualname__} {self.name}>"
 
 
-def as_policy(policy: Any) -> Policy:
-    """``policy`` as a :class:`Policy`: a model as is (or a copy), a callable wrapped.
+PolicyT = TypeVar("PolicyT", bound=Policy)
+
+
+@overload
+def as_policy(policy: Any) -> Policy: ...
+
+
+@overload
+def as_policy(policy: Any, kind: type[PolicyT]) -> PolicyT: ...
+
+
+def as_policy(policy: Any, kind: type[Policy] = Policy) -> Policy:
+    """``policy`` as a ``kind`` (a :class:`Policy` by default): as is (or a copy), or wrapped.
+
+    An instance of ``kind`` is used as is, or copied if it is a shared default
+    (``copied_per_run``); a callable becomes ``kind(policy)``.
 
     Raises:
         TypeError: For anything else.
     """
-    if isinstance(policy, Policy):
+    if isinstance(policy, kind):
         return copy.copy(policy) if policy.copied_per_run else policy
     if callable(policy):
-        return Policy(policy)
+        return kind(policy)
     raise TypeError(f"a policy is an rlmesh Model or a callable, not {type(policy).__qualname__}")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rlmesh.evaluation.hooks import Hooks
-from rlmesh.evaluation.policy import Policy, Predictor
+from rlmesh.evaluation.policy import Policy, Predictor, as_policy
 from rlmesh.evaluation.results import RunResult
 from rlmesh.evaluation.run import run
 from rlmesh.models.serve import ModelSource
@@ -102,8 +102,4 @@ def as_model(policy: Any) -> Model:
     Raises:
         TypeError: For anything else.
     """
-    if isinstance(policy, Model):
-        return copy.copy(policy) if policy.copied_per_run else policy
-    if callable(policy):
-        return Model(policy)
-    raise TypeError(f"a policy is an rlmesh Model or a callable, not {type(policy).__qualname__}")
+    return as_policy(policy, Model)
