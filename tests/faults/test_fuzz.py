@@ -97,6 +97,7 @@ NONFATAL_CODES = frozenset({"invalid_action", "reset_needed", "env_error", "enco
 OK = "ok"
 
 OP_HELLO, OP_RESET, OP_STEP, OP_RENDER, OP_CLOSE, OP_PING, OP_AUTH, OP_SHUTDOWN = range(8)
+OP_REGION = 13
 OP_GET_ATTR, OP_CALL, OP_SET_ATTR = 10, 11, 12
 
 
@@ -977,10 +978,12 @@ HELLO_MAPS = st.fixed_dictionaries(
                                            max_size=3), st.integers(), st.none()),
         "probe": st.sampled_from([True, False, 1, None, "yes"]),
         "shm": st.one_of(st.fixed_dictionaries({
+            "host": st.one_of(st.text(max_size=8), st.just(shm.host_id()))}, optional={
+            # (an older client named a region of its own: the server must ignore names)
             "name": st.one_of(st.text(max_size=20), st.sampled_from(
                 ["rlmesh-0-0", "rlmesh-../../x", "../rlmesh-x", "rlmesh-" + "a" * 80])),
             "size": st.one_of(st.integers(-1, 2**31), st.sampled_from([0, 4096, 2**30 + 1])),
-            "host": st.one_of(st.text(max_size=8), st.just(shm.host_id()))}),
+            "pidns": st.one_of(st.integers(), st.just(shm.pid_namespace()), st.text(max_size=4))}),
             st.integers(), st.text(max_size=4)),
         "nonce": st.binary(max_size=20),
         "zzz": SCALARS,
@@ -1019,11 +1022,13 @@ REQUESTS = st.one_of(
     st.builds(lambda rid: [OP_CLOSE, rid], RIDS),
     st.builds(lambda rid, args: [OP_SHUTDOWN, rid, *args], RIDS, st.lists(SCALARS, max_size=2)),
     st.builds(lambda rid, h: [OP_HELLO, rid, h], RIDS, HELLO_MAPS),
+    st.builds(lambda rid, v: [OP_REGION, rid, v], RIDS,
+              st.one_of(st.fixed_dictionaries({"attached": SCALARS}), SCALARS)),
     ATTR_REQUESTS,
     st.builds(lambda op, rid, args: [op, rid, *args], st.sampled_from([OP_STEP, OP_RESET]),
               RIDS, st.lists(st.sampled_from([0, None, {}]), max_size=3)),  # arity
     st.builds(lambda op, rid, args: [op, rid, *args],
-              st.one_of(st.integers(-3, 12), st.integers(-(2**63), 2**64 - 1)), RIDS,
+              st.one_of(st.integers(-3, 14), st.integers(-(2**63), 2**64 - 1)), RIDS,
               st.lists(SCALARS, max_size=4)),
     st.lists(SCALARS, max_size=2),  # too short, or the op is not an int
     SCALARS,  # not an array at all
@@ -1221,6 +1226,8 @@ _HOSTILE: dict[str, tuple[bytes, str]] = {
                             "version_mismatch"),
     "hello-array-shm-host": (encode([OP_HELLO, 0, {"rlmesh": 1, "shm": {
         "name": "rlmesh-x", "size": 4096, "host": np.array(["a", "b"])}}])[0], OK),
+    "hello-array-shm-pidns": (encode([OP_HELLO, 0, {"rlmesh": 1, "shm": {
+        "host": shm.host_id(), "pidns": np.array([1, 2])}}])[0], OK),
 }
 _NEEDS_SHM = pytest.mark.skipif(not shm.enabled(), reason="the server looks at shm offers only "
                                 "with the same-host path enabled")

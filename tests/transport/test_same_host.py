@@ -57,14 +57,14 @@ SHM_DIR = "/dev/shm"
 
 
 def shm_files(pid: int) -> list[str]:
-    """Region files in /dev/shm created by process ``pid`` (names are rlmesh-PID-...)."""
+    """Region files in /dev/shm of rlmesh's (regions are memfds now: there should be none)."""
     return sorted(n for n in os.listdir(SHM_DIR) if n.startswith(f"rlmesh-{pid}-"))
 
 
 def shm_mappings(owner: int, mapper: int | str = "self") -> list[str]:
-    """Lines of ``/proc/MAPPER/maps`` that map a region created by process ``owner``."""
+    """Lines of ``/proc/MAPPER/maps`` that map an rlmesh region (a memfd; ``owner`` unused)."""
     with open(f"/proc/{mapper}/maps") as handle:
-        return [line for line in handle if f"{SHM_DIR}/rlmesh-{owner}-" in line]
+        return [line for line in handle if "/memfd:rlmesh-region" in line]
 
 
 def wait_for(condition: Callable[[], bool], within: float = 3.0) -> bool:
@@ -456,7 +456,7 @@ REGION_SCRIPT = textwrap.dedent("""
     report = {}
     for name, address in (("fits", sys.argv[1]), ("too_big", sys.argv[2])):
         env = RemoteEnv(address, timeout=10)
-        report["region"] = env._channel._conn.shm.size  # RLMESH_SHM_BYTES, read per connection
+        report["region"] = env._channel._conn.shm.size  # the server read RLMESH_SHM_BYTES
         obs, _ = env.reset(seed=0)
         paths, correct = [], True
         held = env.step(np.int64(1))[0]
@@ -480,7 +480,8 @@ def reply_frame_len(shape: tuple[int, ...]) -> int:
 
 
 @pytest.mark.parametrize("mode", ["link", "data"])
-def test_reply_larger_than_region_falls_back_to_socket(serve: Any, mode: str) -> None:
+def test_reply_larger_than_region_falls_back_to_socket(serve: Any, mode: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     fits_shape, big_shape = BIG, (BIG[0], BIG[1] + 1, BIG[2])
     if mode == "data":  # the body alone uses the region: exactly the fitting body's size
         region = body_len(fits_shape)
@@ -489,11 +490,12 @@ def test_reply_larger_than_region_falls_back_to_socket(serve: Any, mode: str) ->
         region = shmlink.CONTROL_BYTES + reply_frame_len(fits_shape) * 4 // 3 + 8
         reply_slot = region - shmlink.CONTROL_BYTES - shmlink.request_slot_bytes(region)
         assert reply_frame_len(fits_shape) <= reply_slot < reply_frame_len(big_shape)
+    monkeypatch.setenv("RLMESH_SHM_BYTES", str(region))  # the server sizes each region
     fits = serve(functools.partial(ImageEnv, *fits_shape)).address
     too_big = serve(functools.partial(ImageEnv, *big_shape)).address
     result = subprocess.run(
         [sys.executable, "-c", REGION_SCRIPT, fits, too_big, mode], capture_output=True,
-        timeout=30, env={**os.environ, "RLMESH_SHM_BYTES": str(region)})
+        timeout=30)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     line = next(x for x in result.stdout.decode().splitlines() if x.startswith("REPORT "))
     report = json.loads(line.split(" ", 1)[1])

@@ -92,40 +92,64 @@ def open_connection(address: Address, *, connect_timeout: float | None,
     """
     conn, sock = open_transport(address, connect_timeout, tls, max_message_bytes, wait=wait)
     conn.set_spin(spin)
-    offer = same_host and not conn.tls and sock is not None
-    region = _offer_region(sock) if offer else None
+    offer = (same_host and not conn.tls and sock is not None and shm.enabled()
+             and shm.same_host_socket(sock))
     try:
         conn.set_timeout(connect_timeout)
-        capabilities = []
-        if region is not None:
-            capabilities = ["shm", "shm-link"] if shmlink.supported() else ["shm"]
         hello: dict[str, Any] = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME,
-                                 "capabilities": capabilities, **(extra or {})}
-        if region is not None:
-            hello["shm"] = {"name": region.name, "size": region.size, "host": shm.host_id()}
+                                 "capabilities": [], **(extra or {})}
+        if offer:
+            hello["capabilities"] = ["shm", "shm-link"] if shmlink.supported() else ["shm"]
+            hello["shm"] = {"host": shm.host_id(), "pidns": shm.pid_namespace()}
         client_nonce = auth.nonce() if secret is not None else b""
         if secret is not None:
             hello["nonce"] = client_nonce
         contract = exchange(conn, address, P.OP_HELLO, hello, connect_timeout)
         contract = answer_challenge(conn, address, contract, secret, client_nonce,
                                     connect_timeout)
+        return Opened(_settle_region(conn, address, contract), contract)
     except BaseException:
         conn.close()
-        if region is not None:
-            region.unlink()
-            region.close()
         raise
-    if region is None or not isinstance(conn, Connection):
-        return Opened(conn, contract)
-    region.unlink()  # both sides have mapped it (or the server declined)
-    if contract.get("shm") is not True:
-        log.debug("%s declined the shared-memory region", address)
-        region.close()
-        return Opened(conn, contract)
-    if contract.get("shm_link") is True:  # whole frames through the region
-        return Opened(ShmLink(conn, region, "client"), contract)
+
+
+def _settle_region(conn: Transport, address: Address, contract: dict[str, Any]) -> Transport:
+    """Attach the region the server offered, if any, and tell it; returns the transport.
+
+    Sets the contract's ``shm`` and ``shm_link`` to whether they are in use.
+    """
+    offered = contract.get("shm")
+    link = contract.get("shm_link") is True
+    contract["shm"] = contract["shm_link"] = False
+    if not isinstance(offered, dict) or not isinstance(conn, Connection):
+        return conn
+    region = _attach(offered)
+    try:
+        conn.send(*Encoder().encode([P.OP_REGION, 0, {"attached": region is not None}]))
+    except (OSError, TransportError) as exc:
+        if region is not None:
+            region.close()
+        raise ConnectionLostError(f"{address} hung up during the handshake: {exc}") from exc
+    if region is None:
+        return conn
+    contract["shm"], contract["shm_link"] = True, link
+    if link:  # whole frames through the region
+        return ShmLink(conn, region, "client")
     conn.attach_shm(region, "client")  # reply bodies through the region
-    return Opened(conn, contract)
+    return conn
+
+
+def _attach(offered: dict[str, Any]) -> shm.ShmRegion | None:
+    """Map the server's region (``None`` if this process may not or should not)."""
+    pid, fd, size = offered.get("pid"), offered.get("fd"), offered.get("size")
+    if not (type(pid) is int and type(fd) is int and type(size) is int):
+        log.debug("malformed shared-memory offer %r", offered)
+        return None
+    try:
+        return shm.ShmRegion.attach(pid, fd, size)
+    except (OSError, ValueError) as exc:
+        log.debug("could not attach the offered shared-memory region: %s", exc)
+        return None
 
 
 def open_transport(address: Address, timeout: float | None, tls: ssl.SSLContext | None,
@@ -163,14 +187,3 @@ def answer_challenge(conn: Transport, address: Address, reply: dict[str, Any],
     if not auth.check(expected, contract.get("auth")):
         raise AuthenticationError(f"{address} could not prove it holds the token")
     return contract
-
-
-def _offer_region(sock: Any) -> shm.ShmRegion | None:
-    """A fresh shared-memory region to offer the server, when it may be on this host."""
-    if not (shm.enabled() and shm.same_host_socket(sock)):
-        return None
-    try:
-        return shm.ShmRegion.create()
-    except (OSError, ValueError) as exc:
-        log.debug("no shared-memory region to offer: %s", exc)
-        return None

@@ -18,7 +18,8 @@ __all__ = [
     "E_ENCODE", "E_ENV", "E_FULL", "E_INTERNAL", "E_INVALID_ACTION", "E_MODEL", "E_NOT_ALLOWED",
     "E_NO_ATTRIBUTE", "E_PROTOCOL", "E_RESET_NEEDED", "E_RESUME", "E_SHUTTING_DOWN", "E_TOO_LARGE",
     "E_VERSION", "LIBRARY_VERSION", "OP_AUTH", "OP_CALL", "OP_CLOSE", "OP_GET_ATTR", "OP_HELLO",
-    "OP_NAMES", "OP_PING", "OP_PREDICT", "OP_PREDICT_BATCH", "OP_RENDER", "OP_RESET",
+    "OP_NAMES", "OP_PING", "OP_PREDICT", "OP_PREDICT_BATCH", "OP_REGION", "OP_RENDER",
+    "OP_RESET",
     "OP_SET_ATTR", "OP_SHUTDOWN", "OP_STEP", "PROTOCOL_VERSION", "STATUS_ERROR", "STATUS_OK",
     "error_from_map", "error_map", "server_info",
 ]
@@ -53,6 +54,8 @@ OP_PREDICT_BATCH: Final = 9
 OP_GET_ATTR: Final = 10
 OP_CALL: Final = 11
 OP_SET_ATTR: Final = 12
+OP_REGION: Final = 13
+"""The client's answer to a shared-memory offer (handshake only, never answered)."""
 
 OP_NAMES: Final = {
     OP_HELLO: "HELLO",
@@ -68,6 +71,7 @@ OP_NAMES: Final = {
     OP_GET_ATTR: "GET_ATTR",
     OP_CALL: "CALL",
     OP_SET_ATTR: "SET_ATTR",
+    OP_REGION: "REGION",
 }
 
 # Capabilities a server lists in its contract (beyond the base protocol).

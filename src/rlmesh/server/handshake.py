@@ -12,10 +12,11 @@ from typing import Any, Protocol
 from rlmesh import protocol as P
 from rlmesh.errors import EnvBusyError
 from rlmesh.protocol import auth
+from rlmesh.server import region
 from rlmesh.server.replies import brief
 from rlmesh.server.resume import new_key
 from rlmesh.server.seam import SessionPort
-from rlmesh.transport import Transport, shm, shmlink
+from rlmesh.transport import Transport
 from rlmesh.transport.shmlink import ShmLink
 from rlmesh.transport.stream import Connection
 
@@ -94,18 +95,18 @@ def _welcome(session: Opening, rid: Any, hello: dict[str, Any],
              contract: dict[str, Any]) -> None:
     """Answer an opened session with its contract, then switch to shared memory if agreed."""
     host = session.host
-    region = _accept_region(session, hello.get("shm"))
-    link = region is not None and _wants_link(hello, region.size)
-    contract["shm"] = region is not None
+    created = region.offer(session, hello)
+    link = created is not None and region.wants_link(hello, created.size)
+    contract["shm"] = region.describe(created) if created is not None else False
     contract["shm_link"] = link
     if session.key is not None:
         contract["resume"] = {"key": session.key, "window": host.options.resume_window}
     session.send([P.STATUS_OK, rid, contract], keep=False)  # (a resumed reply stays kept)
-    if region is not None and session.socket is not None:  # from the next frame on
-        if link:  # (the client switches with us)
-            session.conn = ShmLink(session.socket, region, "server")
+    if created is not None and session.socket is not None and region.settle(session, created):
+        if link:  # from the next frame on, both sides
+            session.conn = ShmLink(session.socket, created, "server")
         else:
-            session.socket.attach_shm(region, "server")
+            session.socket.attach_shm(created, "server")
     if host.options.idle_timeout is not None:
         session.conn.set_timeout(host.options.idle_timeout)
     log.info("session %d: client %s %s", session.session_id, hello.get("client"),
@@ -180,38 +181,3 @@ def _contract(session: Opening) -> dict[str, Any]:
         shm=False,
     )
     return contract
-
-
-def _accept_region(session: Opening, offer: Any) -> shm.ShmRegion | None:
-    """Map the client's shared-memory region if it is on this host (rlmesh.transport.shm)."""
-    conn = session.socket
-    if conn is None or not isinstance(offer, dict) or not session.host.options.same_host:
-        return None
-    host = offer.get("host")
-    size: Any = offer.get("size")
-    why = None
-    if conn.tls:
-        why = "the connection is TLS"
-    elif not (shm.enabled() and isinstance(host, str) and host == shm.host_id()
-              and shm.same_host_socket(conn.sock)):
-        why = "the client is not on this host (or RLMESH_SAME_HOST=0)"
-    elif type(size) is not int or not 0 < size <= shm.MAX_SHM_BYTES:
-        why = f"the offered size {brief(size)} is out of bounds"
-    if why is None:
-        try:
-            region = shm.ShmRegion(str(offer.get("name")), size, create=False)
-        except (OSError, ValueError) as exc:
-            why = f"the region could not be mapped ({exc})"
-        else:
-            region.unlink()
-            return region
-    log.debug("session %d: shared memory refused: %s", session.session_id, why)
-    return None
-
-
-def _wants_link(hello: dict[str, Any], size: int) -> bool:
-    """Whether to move whole frames into the region (the client offered it, both can)."""
-    capabilities = hello.get("capabilities")
-    return (isinstance(capabilities, list)
-            and any(type(c) is str and c == "shm-link" for c in capabilities)
-            and shmlink.supported() and shmlink.fits(size))

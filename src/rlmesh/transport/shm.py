@@ -1,12 +1,17 @@
-"""Same-host fast path: reply bodies through a shared-memory region instead of the socket.
+"""Same-host fast path: a shared-memory region the server creates and the client attaches.
 
-When client and server run on one machine, the client creates a private region in
-``/dev/shm`` and names it in its HELLO. The server maps it, and from then on writes the
-bodies (array bytes) of its replies into the region and sends only the small header over the
-socket; the client copies the body out into a fresh buffer before it returns, so an
-observation the user holds is never overwritten. The file is unlinked as soon as both sides
-have mapped it, so the memory disappears with the last process that maps it: no segment
-outlives its owners, whatever kills them.
+When client and server run on one machine, the **server** creates the region of a session: an
+anonymous, sealed ``memfd`` (no name in ``/dev/shm``, so nothing another user can name, list
+or leave behind), sized to what the session needs and reserved up front with
+``posix_fallocate``, so a machine short of memory refuses the region at once (the session
+falls back to sockets) instead of faulting on first use. The seals forbid growing and
+shrinking it, so no process that can open it (the client, through
+``/proc/<server pid>/fd/<n>``, which the kernel allows only to the server's own user or an
+administrator) can make the server's mapping fault.
+
+The client checks what it opened (a sealed ``memfd`` of rlmesh's of the stated size) before
+mapping it, tells the server whether it could (protocol section 10), and both sides switch to
+the region from the next frame on. The region lives as long as the last mapping.
 
 A reply may use the region only if its request said so (a flag in the frame prefix), which
 the client sets only when no earlier reply is still unread: pipelined requests never race
@@ -17,30 +22,36 @@ accesses. ``RLMESH_SAME_HOST=0`` turns the fast path off.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import mmap
 import os
-import secrets
 import socket
+import stat
 import sys
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
-    "DEFAULT_SHM_BYTES", "MAX_SHM_BYTES", "SHM_DIR", "ShmRegion", "enabled", "host_id",
-    "same_host_socket", "write_pieces",
+    "MAX_SHM_BYTES", "MIN_SHM_BYTES", "SEALS", "ShmRegion", "enabled", "host_id",
+    "pid_namespace", "same_host_socket", "write_pieces",
 ]
 
-SHM_DIR = "/dev/shm"
-DEFAULT_SHM_BYTES = 64 * 1024 * 1024
-"""Region size unless ``RLMESH_SHM_BYTES`` says otherwise (read at each connection)."""
-MAX_SHM_BYTES = 1 << 30
-_PREFIX = "rlmesh-"
+MIN_SHM_BYTES: Final = 128 * 1024
+"""The smallest region the server creates."""
+MAX_SHM_BYTES: Final = 1 << 30
+"""The largest region either side accepts (``RLMESH_SHM_BYTES`` is clamped to it)."""
+_NAME: Final = "rlmesh-region"
+_PROC_NAME: Final = f"/memfd:{_NAME}"
+SEALS: Final = getattr(fcntl, "F_SEAL_SHRINK", 2) | getattr(fcntl, "F_SEAL_GROW", 4)
+"""The seals a region must carry: nobody may shrink or grow it."""
+_ALL_SEALS: Final = SEALS | getattr(fcntl, "F_SEAL_SEAL", 1)
 
 
 def enabled() -> bool:
-    """Whether the same-host path may be offered or accepted here."""
+    """Whether the same-host path may be offered or accepted here (Linux, with memfds)."""
     if os.environ.get("RLMESH_SAME_HOST", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
-    return sys.platform.startswith("linux") and os.access(SHM_DIR, os.W_OK)
+    return (sys.platform.startswith("linux") and hasattr(os, "memfd_create")
+            and hasattr(fcntl, "F_ADD_SEALS"))
 
 
 def host_id() -> str:
@@ -50,6 +61,14 @@ def host_id() -> str:
             return handle.read().strip()
     except OSError:
         return ""
+
+
+def pid_namespace() -> int:
+    """Identify this process's pid namespace (0 if unknown): pids mean the same inside one."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
 
 
 def same_host_socket(sock: socket.socket) -> bool:
@@ -74,49 +93,68 @@ def write_pieces(view: memoryview, pos: int, pieces: list[Any]) -> int:
 
 
 class ShmRegion:
-    """A mapped shared-memory region (a file in ``/dev/shm``, unlinked early).
+    """A mapped shared-memory region: a sealed ``memfd`` of a fixed size.
+
+    Make one with :meth:`create` (the server) or :meth:`attach` (the client).
 
     Args:
-        name: File name inside ``/dev/shm``.
-        size: Region size in bytes.
-        create: Create the file (the client) or open an existing one (the server).
+        fd: An open descriptor of the region; the region keeps it until :meth:`forget_fd`.
+        size: Region size in bytes (checked against the file by the caller).
     """
 
-    def __init__(self, name: str, size: int, *, create: bool) -> None:
-        if not name.startswith(_PREFIX) or "/" in name or len(name) > 64:
-            raise ValueError(f"invalid shared-memory name {name!r}")
-        self.name = name
+    def __init__(self, fd: int, size: int) -> None:
         self.size = size
-        self._path = os.path.join(SHM_DIR, name)
-        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
-        fd = os.open(self._path, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        try:
-            if create:
-                os.ftruncate(fd, size)
-            elif os.fstat(fd).st_size != size:
-                raise ValueError("shared-memory region has an unexpected size")
-            self._map = mmap.mmap(fd, size)
-        except BaseException:
-            if create:
-                self.unlink()
-            raise
-        finally:
-            os.close(fd)
+        self.fd: int | None = fd
+        self._map = mmap.mmap(fd, size)
         self.view = memoryview(self._map)
 
     @classmethod
-    def create(cls, size: int | None = None) -> ShmRegion:
-        """Create a fresh region with a random name (size: ``RLMESH_SHM_BYTES`` or 64 MiB)."""
-        if size is None:
-            size = int(os.environ.get("RLMESH_SHM_BYTES", DEFAULT_SHM_BYTES))
+    def create(cls, size: int) -> ShmRegion:
+        """Create a region of ``size`` bytes, reserved and sealed (the server's side).
+
+        Raises:
+            OSError: If the memory cannot be reserved (``ENOSPC``, ``ENOMEM``, a file size
+                limit...): serve over the socket instead.
+            ValueError: If ``size`` is out of bounds.
+        """
         if not 0 < size <= MAX_SHM_BYTES:
             raise ValueError(f"shared-memory size must be in 1..{MAX_SHM_BYTES}")
-        return cls(f"{_PREFIX}{os.getpid()}-{secrets.token_hex(8)}", size, create=True)
+        fd = os.memfd_create(_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            os.ftruncate(fd, size)
+            os.posix_fallocate(fd, 0, size)  # every page backed now, or an error now
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _ALL_SEALS)
+            return cls(fd, size)
+        except BaseException:
+            os.close(fd)
+            raise
 
-    def unlink(self) -> None:
-        """Remove the name; the memory lives on until the last mapping closes."""
-        with contextlib.suppress(OSError):
-            os.unlink(self._path)
+    @classmethod
+    def attach(cls, pid: int, fd: int, size: int) -> ShmRegion:
+        """Open and map the region the server ``pid`` holds as descriptor ``fd``.
+
+        Raises:
+            OSError: If the kernel refuses (another user's server, another pid namespace).
+            ValueError: If the file is not a sealed rlmesh region of ``size`` bytes.
+        """
+        if not (0 < size <= MAX_SHM_BYTES and pid > 0 and fd >= 0):
+            raise ValueError("shared-memory offer out of bounds")
+        mine = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            _check(mine, size)
+            region = cls(mine, size)
+        except BaseException:
+            os.close(mine)
+            raise
+        region.forget_fd()  # the mapping is enough on this side
+        return region
+
+    def forget_fd(self) -> None:
+        """Close the descriptor (the mapping stays); after the peer has attached."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def write(self, pieces: list[Any]) -> int:
         """Copy ``pieces`` one after another from offset 0; returns the bytes written."""
@@ -127,10 +165,22 @@ class ShmRegion:
         return bytearray(self.view[:nbytes])
 
     def close(self) -> None:
-        """Unmap the region (idempotent)."""
+        """Unmap the region and close its descriptor (idempotent)."""
+        self.forget_fd()
         view = getattr(self, "view", None)
         if view is not None:
             view.release()
             self.view = memoryview(b"")
             with contextlib.suppress(BufferError):
                 self._map.close()
+
+
+def _check(fd: int, size: int) -> None:
+    """Refuse anything but a sealed rlmesh memfd of ``size`` bytes (a server may lie)."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+        raise ValueError("the offered region is not a file of the stated size")
+    if not os.readlink(f"/proc/self/fd/{fd}").startswith(_PROC_NAME):
+        raise ValueError("the offered descriptor is not an rlmesh shared-memory region")
+    if fcntl.fcntl(fd, fcntl.F_GET_SEALS) & SEALS != SEALS:
+        raise ValueError("the offered region is not sealed against resizing")
