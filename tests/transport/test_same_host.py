@@ -1,7 +1,7 @@
-"""The same-host fast path (``docs/protocol.md`` section 10): reply bodies through /dev/shm.
+"""The same-host fast path (``docs/protocol.md`` section 10): replies through a shared region.
 
-A same-host client offers a region, the server maps it, both unlink the name at once, and
-from then on permitted reply bodies go through the region. These tests check that the region
+The server creates a sealed memfd region for a same-host client, the client attaches it (no
+name in /dev/shm at any time), and from then on permitted reply bodies go through the region. These tests check that the region
 is negotiated when it should be (and not when turned off), that nothing is left in /dev/shm or
 mapped after a session ends (however it ends), that values are correct and owned by the
 caller (a later reply never overwrites an observation the user holds), that pipelined replies
