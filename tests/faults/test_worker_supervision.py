@@ -82,3 +82,13 @@ def test_a_stopped_worker_loses_its_share_and_is_replaced(pool_server: EnvServer
     assert failures == [], f"{len(failures)} of 15 new clients not served: {failures[0]}"
     assert gone, f"worker_pids is {pool_server.worker_pids}; {victim} was stopped"
     assert not alive(victim)
+
+
+def test_a_worker_told_to_stop_leaves_worker_pids(pool_server: EnvServer) -> None:
+    victim = pool_server.worker_pids[0]
+    os.kill(victim, signal.SIGTERM)  # stops gracefully, status 0: not replaced
+    assert wait_for(lambda: pool_server.worker_pids == pool_server.worker_pids[-1:]
+                    and victim not in pool_server.worker_pids, within=10)
+    time.sleep(0.5)
+    assert len(pool_server.worker_pids) == 1
+    assert unserved_clients(pool_server.address, 6) == []

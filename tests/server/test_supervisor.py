@@ -35,6 +35,7 @@ class _Listening:
         self.control, self._peer = socket.socketpair()
         self.pid = os.getpid()
         self.retired = False
+        self.returncode: int | None = None
 
     def exited(self) -> bool:
         return False

@@ -6,15 +6,22 @@ listener leaves the group with it, but a stopped or hung worker keeps its share 
 connections, which wait in its accept queue until their clients time out.
 
 The parent holds a duplicate of each worker's listening socket (the worker sends it over a
-control socket when it starts). Every ``interval`` the :class:`Supervisor` looks at each
-worker: whether it exited (its end of the control socket closes, which wakes the supervisor
-at once), whether it is stopped (``/proc``, Linux), and how many connections wait in its
-listener's accept queue (``TCP_INFO``, Linux). A worker that is stopped for a second, or whose
-queue holds connections for ``hang_timeout`` seconds while no new socket appears among
-its descriptors (it accepts none), is hung: its listener
-is shut down through the duplicate (which takes it out of the reuseport group at once, and
-resets the connections waiting in it), the process is killed, and a new worker takes its
-place. A worker that keeps dying is restarted with a growing delay.
+control socket when it starts). Every ``interval`` (0.25 s) the :class:`Supervisor` looks at
+each worker: whether it exited (its end of the control socket closes, which wakes the
+supervisor at once), whether it is stopped (``/proc``, Linux), and how many connections wait
+in its listener's accept queue (``TCP_INFO``, Linux). A worker that is stopped for a second,
+or whose queue holds connections for ``hang_timeout`` seconds while no new socket appears
+among its descriptors (it accepts none), is hung: its listener is shut down through the
+duplicate (which takes it out of the reuseport group at once, and resets the connections
+waiting in it), the process is killed, and a new worker takes its place. A worker that keeps
+dying is restarted with a growing delay (0.5 s doubling to 60 s); one that exits with
+status 0 (it was told to stop: SIGTERM, or a client's allowed shutdown) is not replaced.
+
+What a hung worker costs until then: its share (1/N) of the new connections, for up to about
+1.25 s when it is stopped and ``hang_timeout`` + 0.25 s (10.25 s by default) otherwise; those
+clients wait, and the ones still waiting when it is found get a reset connection. Its open
+sessions end with it. A hung worker that receives no new connection is not detected (unless
+stopped), and costs nothing but its sessions.
 """
 
 from __future__ import annotations
@@ -61,6 +68,11 @@ class Watched(Protocol):
     @property
     def listener(self) -> socket.socket | None:
         """A duplicate of the worker's listening socket, if it sent one."""
+        ...
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once reaped (negative: the signal that killed it)."""
         ...
 
     def exited(self) -> bool:
@@ -236,7 +248,13 @@ class Supervisor:
             return
         worker.retire()
         index = self._slots.index(slot)
-        log.warning("worker %d (pid %d) %s; replacing it", index, worker.pid, reason)
+        if reason == "exited" and worker.returncode == 0:  # it was told to stop: let it be
+            log.info("worker %d (pid %d) stopped; not replacing it", index, worker.pid)
+            slot.worker, slot.restart_at = None, float("inf")
+            self._on_change(index, None)
+            return
+        log.warning("worker %d (pid %d) %s (status %s); replacing it", index, worker.pid,
+                    reason, worker.returncode)
         lived = time.monotonic() - slot.started
         # A worker that dies soon after it started is restarted with a growing delay.
         slot.delay = 0.0 if lived >= _STABLE else min(max(2 * slot.delay, 0.5), _MAX_DELAY)
@@ -249,7 +267,9 @@ class Supervisor:
         index = self._slots.index(slot)
         try:
             worker = self._respawn(index)
-        except RuntimeError as exc:
+        except (RuntimeError, OSError) as exc:
+            if self._stopping:  # the pool is closing: it stopped the new worker
+                return
             slot.delay = min(max(2 * slot.delay, 1.0), _MAX_DELAY)
             slot.restart_at = time.monotonic() + slot.delay
             log.error("worker %d could not be restarted (next try in %.0fs): %s",

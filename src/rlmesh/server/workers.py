@@ -71,6 +71,11 @@ class Worker:
         assert self._control is not None
         return self._control
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once reaped (negative: the signal that killed it)."""
+        return self.process.returncode
+
     def exited(self) -> bool:
         """Whether the process has exited (reaps it)."""
         return self.process.poll() is not None
