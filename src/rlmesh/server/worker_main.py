@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -35,6 +36,22 @@ def _build_server(kind: str, args: list[str], factory: Callable[[], Any]) -> Any
         options = ServeOptions(**json.loads(args[1]))
         return EnvServer(factory, args[0], options=options, reuse_port=True)
     raise ValueError(f"unknown worker kind {kind!r}")
+
+
+def _send_listener(server: EnvServer) -> socket.socket | None:
+    """Give a supervising parent a duplicate of this worker's listening socket.
+
+    The parent watches the accept queue through it, and shuts it down (which takes it out
+    of the port's ``SO_REUSEPORT`` group) should this process hang.
+    """
+    control_fd = os.environ.pop("RLMESH_WORKER_CONTROL", None)
+    if control_fd is None:
+        return None
+    control = socket.socket(fileno=int(control_fd))
+    listener = getattr(server, "_listener", None)  # EnvServer has no public accessor
+    fds = [listener.fileno()] if isinstance(listener, socket.socket) else []
+    socket.send_fds(control, [b"L"], fds)
+    return control
 
 
 def worker_main(argv: list[str]) -> int:
@@ -61,9 +78,12 @@ def worker_main(argv: list[str]) -> int:
             shutil.rmtree(directory, ignore_errors=True)
 
     threading.Thread(target=watch_parent, name="rlmesh-parent-watch", daemon=True).start()
+    control = _send_listener(server)  # kept open: it closes when this process exits
     sys.stdout.write(f"READY {server.address}\n")
     sys.stdout.flush()
     server.serve(banner=False)
+    if control is not None:
+        control.close()
     return 0
 
 

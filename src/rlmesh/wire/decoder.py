@@ -43,53 +43,30 @@ _Meta = tuple[np.dtype[Any], tuple[int, ...], int, int, int]
 """Parsed array meta: ``(dtype, shape, count, data_offset, nbytes)``."""
 
 
-class Decoder:
-    """Turns a received header and body back into Python values.
+_NO_BODY: Final = b""
+"""The body between messages: the last one is not kept once decoded."""
 
-    Arrays decoded from the body are writable views of that message's freshly allocated body,
-    and inline arrays are copies, so every array handed out is owned by the receiver.
+
+class _Unpacking:
+    """The state of one message being unpacked, and the ``ext_hook`` msgpack calls.
+
+    It refers to no :class:`Decoder` and holds no bound method of itself (the cold
+    extension decoders are plain functions, in ``_COLD``), so a Decoder is freed by
+    reference counting alone when its connection ends.
     """
 
     def __init__(self) -> None:
-        self._body: bytearray | memoryview = bytearray()
-        self._depth = 0
+        self.body: bytearray | memoryview | bytes = _NO_BODY
+        self.depth = 0
         self._meta_cache: dict[bytes, _Meta] = {}
-        self._options: dict[str, Any] = {
-            "ext_hook": self._ext_hook, "raw": False, "strict_map_key": False}
-        self._cold: dict[int, Callable[[bytes], Any]] = {
-            EXT_ARRAY_OOB: self._oob_array, EXT_SCALAR: self._scalar, EXT_TUPLE: self._tuple,
-            EXT_GRAPH: self._graph, EXT_BIGINT: self._bigint, EXT_COMPLEX: self._complex,
-            EXT_OBJECT_ARRAY: self._object_array}
-        """Decoders of every extension but the hot inline array, by code."""
 
-    def decode(self, header: bytes | memoryview, body: bytearray | memoryview | None) -> Any:
-        """Decode one message.
-
-        Args:
-            header: The msgpack header bytes.
-            body: The message body (out-of-band array data), or ``None`` when empty.
-
-        Returns:
-            The decoded header value.
-
-        Raises:
-            ProtocolError: If the header is not valid msgpack or references invalid data.
-        """
-        self._body = body if body is not None else bytearray()
-        self._depth = 0
-        try:
-            return _unpackb(header, **self._options)
-        except ProtocolError:
-            raise
-        except Exception as exc:
-            raise ProtocolError(f"malformed message header: {exc}") from exc
-
-    def _ext_hook(self, code: int, data: bytes) -> Any:
+    def ext_hook(self, code: int, data: bytes) -> Any:
+        """Called by msgpack for every extension value."""
         if code != EXT_ARRAY:
-            cold = self._cold.get(code)
+            cold = _COLD.get(code)
             if cold is None:
                 raise ProtocolError(f"unknown extension type {code}")
-            return cold(data)
+            return cold(self, data)
         try:  # the hot path: an inline array whose meta was seen before
             n = data[0]
             dtype, shape, _, pos, size = self._meta_cache[data[: n + 2 + 8 * data[n + 1]]]
@@ -139,15 +116,14 @@ class Decoder:
         if len(data) != pos + _OOB.size:
             raise ProtocolError("malformed out-of-band array reference")
         offset, nbytes = _OOB.unpack_from(data, pos)
-        if nbytes != size or offset + nbytes > len(self._body):
+        if nbytes != size or offset + nbytes > len(self.body):
             raise ProtocolError("out-of-band array reference outside the message body")
-        array = np.frombuffer(self._body, dtype, count, offset)
+        array = np.frombuffer(self.body, dtype, count, offset)
         if dtype.kind == "U":
             check_code_points(array)
         return array.reshape(shape)
 
-    @staticmethod
-    def _scalar(data: bytes) -> Any:
+    def _scalar(self, data: bytes) -> Any:
         if not data:
             raise ProtocolError("truncated scalar")
         n = data[0]
@@ -162,13 +138,13 @@ class Decoder:
         return scalar[0]
 
     def _nested(self, data: bytes) -> list[Any]:
-        if self._depth >= MAX_EXT_DEPTH:
+        if self.depth >= MAX_EXT_DEPTH:
             raise ProtocolError(f"tuples and graphs nested deeper than {MAX_EXT_DEPTH} levels")
-        self._depth += 1
+        self.depth += 1
         try:
-            value = _unpackb(data, **self._options)
+            value = _unpackb(data, ext_hook=self.ext_hook, raw=False, strict_map_key=False)
         finally:
-            self._depth -= 1
+            self.depth -= 1
         if not isinstance(value, list):
             raise ProtocolError("malformed container extension")
         return value
@@ -182,14 +158,12 @@ class Decoder:
             raise ProtocolError("a graph instance has three parts")
         return GraphInstance(*parts)
 
-    @staticmethod
-    def _bigint(data: bytes) -> int:
+    def _bigint(self, data: bytes) -> int:
         if len(data) > _MAX_BIGINT_DIGITS:
             raise ProtocolError("integer too long")
         return int(data.decode("ascii"))
 
-    @staticmethod
-    def _complex(data: bytes) -> complex:
+    def _complex(self, data: bytes) -> complex:
         if len(data) != _COMPLEX.size:
             raise ProtocolError("malformed complex value")
         real, imag = _COMPLEX.unpack(data)
@@ -209,3 +183,50 @@ class Decoder:
         array = np.empty(count, dtype=object)
         array[:] = parts[1] if count else []
         return array.reshape(parts[0])
+
+
+_COLD: Final[dict[int, Callable[[_Unpacking, bytes], Any]]] = {
+    EXT_ARRAY_OOB: _Unpacking._oob_array, EXT_SCALAR: _Unpacking._scalar,
+    EXT_TUPLE: _Unpacking._tuple, EXT_GRAPH: _Unpacking._graph,
+    EXT_BIGINT: _Unpacking._bigint, EXT_COMPLEX: _Unpacking._complex,
+    EXT_OBJECT_ARRAY: _Unpacking._object_array}
+"""Decoders of every extension but the hot inline array, by code."""
+
+
+class Decoder:
+    """Turns a received header and body back into Python values.
+
+    Arrays decoded from the body are writable views of that message's freshly allocated body,
+    and inline arrays are copies, so every array handed out is owned by the receiver. The
+    decoder itself keeps no reference to a message once it is decoded.
+    """
+
+    def __init__(self) -> None:
+        self._unpacking = _Unpacking()
+        self._options: dict[str, Any] = {
+            "ext_hook": self._unpacking.ext_hook, "raw": False, "strict_map_key": False}
+
+    def decode(self, header: bytes | memoryview, body: bytearray | memoryview | None) -> Any:
+        """Decode one message.
+
+        Args:
+            header: The msgpack header bytes.
+            body: The message body (out-of-band array data), or ``None`` when empty.
+
+        Returns:
+            The decoded header value.
+
+        Raises:
+            ProtocolError: If the header is not valid msgpack or references invalid data.
+        """
+        unpacking = self._unpacking
+        unpacking.body = body if body is not None else bytearray()
+        unpacking.depth = 0
+        try:
+            return _unpackb(header, **self._options)
+        except ProtocolError:
+            raise
+        except Exception as exc:
+            raise ProtocolError(f"malformed message header: {exc}") from exc
+        finally:
+            unpacking.body = _NO_BODY

@@ -48,10 +48,19 @@ def _ext(code: int, data: bytes) -> msgpack.ExtType:
     return ext
 
 
-class Encoder:
-    """Turns a Python value into a msgpack header and a list of out-of-band buffers.
+_PACKER_BUF: Final = 256 * 1024
+"""msgpack's initial Packer buffer: a larger header grew it (it never shrinks), and the Packer
+is replaced."""
+_DETACHED: Final[list[Any]] = []
+"""The buffer list of no message: :meth:`_Packing.default` only appends while packing."""
 
-    An encoder is reused for every message of one connection and is not thread-safe.
+
+class _Packing:
+    """The state of one message being packed, and the ``default`` hook msgpack calls.
+
+    It refers to neither its :class:`Encoder` nor its Packer, and caches plain functions,
+    not bound methods: an Encoder and everything it holds are freed by reference counting
+    alone when its connection ends, not at the next full garbage collection.
     """
 
     _RULES: Final = (
@@ -64,46 +73,14 @@ class Encoder:
     )
 
     def __init__(self) -> None:
-        self._buffers: list[Any] = []
-        self._body_len = 0
-        self._depth = 0
+        self.buffers: list[Any] = _DETACHED
+        self.body_len = 0
+        self.depth = 0
         self._meta_cache: dict[tuple[np.dtype[Any], tuple[int, ...]], bytes] = {}
         self._scalar_meta: dict[type, bytes] = {}
-        self._by_type: dict[type, Callable[[Any], Any]] = {}
-        self._packer = msgpack.Packer(
-            default=self._default, strict_types=True, use_bin_type=True, autoreset=True
-        )
+        self._by_type: dict[type, Callable[[_Packing, Any], Any]] = {}
 
-    def encode(self, value: Any) -> tuple[bytes, list[Any], int]:
-        """Encode one message.
-
-        Args:
-            value: The header value (request or reply array).
-
-        Returns:
-            ``(header, buffers, body_len)``: the msgpack header bytes, the body pieces to send
-            after it in order (array buffers and alignment padding), and their total length.
-
-        Raises:
-            EncodeError: If ``value`` holds something without a wire encoding.
-        """
-        self._buffers = []
-        self._body_len = 0
-        self._depth = 0
-        try:
-            header = self._packer.pack(value)
-        except EncodeError:
-            self._packer.reset()
-            raise
-        except RecursionError as exc:
-            self._packer.reset()
-            raise EncodeError("value nested too deeply to send") from exc
-        except (TypeError, ValueError, OverflowError) as exc:
-            self._packer.reset()
-            raise EncodeError(str(exc)) from exc
-        return header, self._buffers, self._body_len
-
-    def _default(self, obj: Any) -> Any:
+    def default(self, obj: Any) -> Any:
         """Called by msgpack for every value it does not pack natively."""
         if type(obj) is np.ndarray:  # the hot path
             return self._array(obj)
@@ -111,12 +88,12 @@ class Encoder:
         method = self._by_type.get(kind)
         if method is None:
             method = self._resolve(kind)
-        return method(obj)
+        return method(self, obj)
 
-    def _resolve(self, kind: type) -> Callable[[Any], Any]:
+    def _resolve(self, kind: type) -> Callable[[_Packing, Any], Any]:
         for base, name in self._RULES:
             if issubclass(kind, base):
-                method: Callable[[Any], Any] = getattr(self, name)
+                method: Callable[[_Packing, Any], Any] = getattr(_Packing, name)
                 if len(self._by_type) < 256:
                     self._by_type[kind] = method
                 return method
@@ -136,12 +113,12 @@ class Encoder:
             return _ext(EXT_ARRAY, meta + array.tobytes())  # tobytes is C order regardless
         if not array.flags.c_contiguous:
             array = np.ascontiguousarray(array)
-        pad = -self._body_len % ALIGN
+        pad = -self.body_len % ALIGN
         if pad:
-            self._buffers.append(_PAD[:pad])
-        offset = self._body_len + pad
-        self._buffers.append(array.reshape(-1).view(np.uint8))
-        self._body_len = offset + nbytes
+            self.buffers.append(_PAD[:pad])
+        offset = self.body_len + pad
+        self.buffers.append(array.reshape(-1).view(np.uint8))
+        self.body_len = offset + nbytes
         return _ext(EXT_ARRAY_OOB, meta + _OOB.pack(offset, nbytes))
 
     def _array_meta(self, array: np.ndarray[Any, Any]) -> bytes:
@@ -169,15 +146,15 @@ class Encoder:
     # -- containers and Python scalars ----------------------------------------------------
 
     def _pack_nested(self, value: Any) -> bytes:
-        if self._depth >= MAX_EXT_DEPTH:
+        if self.depth >= MAX_EXT_DEPTH:
             raise EncodeError(f"tuples and graphs nested deeper than {MAX_EXT_DEPTH} levels "
                               "cannot be sent")
-        self._depth += 1
+        self.depth += 1
         try:
-            return msgpack.packb(value, default=self._default, strict_types=True,
+            return msgpack.packb(value, default=self.default, strict_types=True,
                                  use_bin_type=True)
         finally:
-            self._depth -= 1
+            self.depth -= 1
 
     def _graph(self, obj: GraphInstance) -> msgpack.ExtType:
         return msgpack.ExtType(EXT_GRAPH, self._pack_nested(list(obj)))
@@ -185,32 +162,78 @@ class Encoder:
     def _tuple(self, obj: tuple[Any, ...]) -> msgpack.ExtType:
         return msgpack.ExtType(EXT_TUPLE, self._pack_nested(list(obj)))
 
-    @staticmethod
-    def _int(obj: int) -> Any:
+    def _int(self, obj: int) -> Any:
         if type(obj) is int:  # only reached on 64-bit overflow
             return msgpack.ExtType(EXT_BIGINT, str(obj).encode("ascii"))
         return int(obj)  # an int subclass (IntEnum...): as its plain value
 
-    @staticmethod
-    def _float(obj: float) -> float:
+    def _float(self, obj: float) -> float:
         return float(obj)
 
-    @staticmethod
-    def _complex(obj: complex) -> msgpack.ExtType:
+    def _complex(self, obj: complex) -> msgpack.ExtType:
         return msgpack.ExtType(EXT_COMPLEX, _COMPLEX.pack(obj.real, obj.imag))
 
-    @staticmethod
-    def _str(obj: str) -> str:
+    def _str(self, obj: str) -> str:
         return str(obj)
 
-    @staticmethod
-    def _bytes(obj: bytes | bytearray | memoryview) -> bytes:
+    def _bytes(self, obj: bytes | bytearray | memoryview) -> bytes:
         return bytes(obj)
 
-    @staticmethod
-    def _dict(obj: dict[Any, Any]) -> dict[Any, Any]:
+    def _dict(self, obj: dict[Any, Any]) -> dict[Any, Any]:
         return dict(obj)
 
-    @staticmethod
-    def _list(obj: list[Any]) -> list[Any]:
+    def _list(self, obj: list[Any]) -> list[Any]:
         return list(obj)
+
+
+def _new_packer(packing: _Packing) -> msgpack.Packer:
+    return msgpack.Packer(default=packing.default, strict_types=True, use_bin_type=True,
+                          autoreset=True)
+
+
+class Encoder:
+    """Turns a Python value into a msgpack header and a list of out-of-band buffers.
+
+    An encoder is reused for every message of one connection and is not thread-safe. After
+    a header larger than the Packer's initial buffer (256 KiB) its Packer is replaced, so one
+    large message does not keep a buffer of its size for the rest of the connection.
+    """
+
+    def __init__(self) -> None:
+        self._packing = _Packing()
+        self._packer = _new_packer(self._packing)
+
+    def encode(self, value: Any) -> tuple[bytes, list[Any], int]:
+        """Encode one message.
+
+        Args:
+            value: The header value (request or reply array).
+
+        Returns:
+            ``(header, buffers, body_len)``: the msgpack header bytes, the body pieces to send
+            after it in order (array buffers and alignment padding), and their total length.
+
+        Raises:
+            EncodeError: If ``value`` holds something without a wire encoding.
+        """
+        packing = self._packing
+        buffers: list[Any] = []
+        packing.buffers = buffers
+        packing.body_len = 0
+        packing.depth = 0
+        try:
+            header = self._packer.pack(value)
+        except EncodeError:
+            self._packer = _new_packer(packing)  # a failed pack may have grown its buffer
+            raise
+        except RecursionError as exc:
+            self._packer = _new_packer(packing)
+            raise EncodeError("value nested too deeply to send") from exc
+        except (TypeError, ValueError, OverflowError) as exc:
+            self._packer = _new_packer(packing)
+            raise EncodeError(str(exc)) from exc
+        finally:
+            packing.buffers = _DETACHED  # the arrays are the caller's, not kept here
+        if len(header) > _PACKER_BUF:  # its buffer grew to this size: do not keep it
+            self._packer = _new_packer(packing)
+        return header, buffers, packing.body_len
