@@ -1,12 +1,12 @@
 """The same-host fast path (``docs/protocol.md`` section 10): replies through a shared region.
 
 The server creates a sealed memfd region for a same-host client, the client attaches it (no
-name in /dev/shm at any time), and from then on permitted reply bodies go through the region. These tests check that the region
-is negotiated when it should be (and not when turned off), that nothing is left in /dev/shm or
-mapped after a session ends (however it ends), that values are correct and owned by the
-caller (a later reply never overwrites an observation the user holds), that pipelined replies
-do not share the region, that a body larger than the region falls back to the socket, and
-that receive spinning does not defeat the client timeout.
+name in /dev/shm at any time), and from then on permitted reply bodies go through the region.
+These tests check that the region is negotiated when it should be (and not when turned
+off), that nothing is left in /dev/shm or mapped after a session ends (however it ends), that
+values are correct and owned by the caller (a later reply never overwrites an observation the
+user holds), that pipelined replies do not share the region, that a body larger than the
+region falls back to the socket, and that receive spinning does not defeat the client timeout.
 """
 
 from __future__ import annotations
