@@ -18,8 +18,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rlmesh.cli.commands import add_commands, command, write_ready
+from rlmesh.cli.commands import add_commands, command
 from rlmesh.cli.demo import cmd_demo
+from rlmesh.cli.ready import write_ready
 from rlmesh.cli.targets import load_target, parse_kwargs, vectorized
 from rlmesh.client.channel import probe
 from rlmesh.errors import RLMeshError

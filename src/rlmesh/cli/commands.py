@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rlmesh.cli.contract_json import contract_json
+from rlmesh.cli.ready import write_ready
 from rlmesh.client.channel import probe
 from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ConnectOptions
 from rlmesh.evaluation.results import RunResult
@@ -52,14 +53,6 @@ def import_attribute(spec: str, option: str) -> Any:
             raise ValueError(f"{module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     return obj
-
-
-def write_ready(path: str, address: str) -> None:
-    """Write ``address`` to ``path`` atomically (for supervisors waiting on a bind)."""
-    temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w") as handle:
-        handle.write(address + "\n")
-    os.replace(temporary, path)
 
 
 def load_policy(spec: str | None) -> Model:
