@@ -88,7 +88,9 @@ class RLMeshTimeoutError(RLMeshError, TimeoutError):
     """A request did not complete within its timeout.
 
     The connection is closed afterwards, since a late reply could otherwise be taken for
-    the answer to a later request.
+    the answer to a later request. With a resume window, a call whose time ran out while
+    its broken connection was being resumed leaves the session parked on the server: the
+    next call within the window resumes it.
     """
 
 

@@ -18,8 +18,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rlmesh.cli.commands import add_commands, command, write_ready
+from rlmesh.cli.commands import add_commands, command
 from rlmesh.cli.demo import cmd_demo
+from rlmesh.cli.ready import write_ready
 from rlmesh.cli.targets import load_target, parse_kwargs, vectorized
 from rlmesh.client.channel import probe
 from rlmesh.errors import RLMeshError
@@ -49,7 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_sessions=args.max_sessions, idle_timeout=args.idle_timeout,
         step_deadline=args.step_deadline, restart_on_error=args.restart_on_error,
         drain_timeout=args.drain_timeout, allow_remote_shutdown=args.allow_remote_shutdown,
-        remote_attributes=args.remote_attributes)
+        remote_attributes=args.remote_attributes, resume_window=args.resume_window,
+        max_message_bytes=args.max_message_bytes)
     server = EnvServer(target, args.address, workers=args.workers, options=options, tls=tls,
                        token=args.token)
     stop_on_signals()
@@ -172,6 +174,13 @@ def _add_serve(sub: Any) -> None:
                         help="answer an env call running past S seconds with a deadline error")
     limits.add_argument("--restart-on-error", type=int, default=0, metavar="N",
                         help="replace a crashed env up to N times per session (default 0)")
+    limits.add_argument("--resume-window", type=float, metavar="S",
+                        help="keep a session whose connection broke for S seconds, for its "
+                             "client to resume it (same env, no step lost or doubled)")
+    limits.add_argument("--max-message-bytes", type=int,
+                        default=ServeOptions.max_message_bytes, metavar="N",
+                        help="refuse frames larger than N bytes from clients (default "
+                             "%(default)s)")
     limits.add_argument("--drain-timeout", type=float, default=ServeOptions.drain_timeout,
                         metavar="S",
                         help="on SIGTERM/SIGINT, let requests in flight finish for up to S "

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from rlmesh.cli.contract_json import contract_json
+from rlmesh.cli.ready import write_ready
 from rlmesh.client.channel import probe
 from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ConnectOptions
 from rlmesh.evaluation.results import RunResult
 from rlmesh.models.model import RANDOM_SAMPLE, Model, as_model
+from rlmesh.models.serve import DEFAULT_MAX_BATCH
 from rlmesh.tls import client_context
 from rlmesh.wire.schema import schema_to_space
 
@@ -51,14 +53,6 @@ def import_attribute(spec: str, option: str) -> Any:
             raise ValueError(f"{module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     return obj
-
-
-def write_ready(path: str, address: str) -> None:
-    """Write ``address`` to ``path`` atomically (for supervisors waiting on a bind)."""
-    temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w") as handle:
-        handle.write(address + "\n")
-    os.replace(temporary, path)
 
 
 def load_policy(spec: str | None) -> Model:
@@ -121,7 +115,8 @@ def cmd_serve_model(args: argparse.Namespace) -> int:
     from rlmesh.server.server import EnvServer, stop_on_signals
 
     model = load_policy(args.policy)
-    server = EnvServer(ModelSource(model), args.address, token=args.token)
+    server = EnvServer(ModelSource(model, max_batch=args.max_batch), args.address,
+                       token=args.token)
     stop_on_signals()
     if args.ready_file:
         write_ready(args.ready_file, server.address)
@@ -254,6 +249,8 @@ def add_commands(sub: Any) -> None:
     sm.add_argument("--token", help="require clients to know this token (default "
                     "RLMESH_TOKEN)")
     sm.add_argument("--ready-file", help="write the resolved address here once listening")
+    sm.add_argument("--max-batch", type=_positive, default=DEFAULT_MAX_BATCH, metavar="N",
+                    help="refuse batch requests of more than N lanes (default %(default)s)")
 
     de = command(sub, "describe", help="print an endpoint's contract as JSON",
                  description="Print what an endpoint serves (kind, spaces with shape and\n"

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from rlmesh import protocol as P
-from rlmesh.client import handshake
+from rlmesh.client import handshake, resuming
 from rlmesh.client.options import ConnectOptions
 from rlmesh.errors import (
-    ConnectFailedError,
     ConnectionLostError,
     EnvClosedError,
     MessageTooLargeError,
@@ -54,7 +53,9 @@ class Channel:
     request raises at once, unless the server keeps sessions for resumption
     (``ServeOptions(resume_window=...)``): then a broken connection is reopened within the
     window and the unanswered request is sent again under its request id, which the server
-    answers exactly once. Thread-safe: requests from several threads are serialised.
+    answers exactly once. Resuming counts against the call's timeout too: a call whose time
+    runs out first raises ``RLMeshTimeoutError`` and the next call, within the window,
+    resumes the session. Thread-safe: requests from several threads are serialised.
 
     Args:
         address: Endpoint address string.
@@ -87,6 +88,10 @@ class Channel:
         """``(request_id, op, args)`` of the last request sent, for a resume to resend."""
         self._dropped = False
         """Whether the connection broke (rather than a timeout or a protocol error)."""
+        self._window_end: float | None = None
+        """When the server gives up the session parked after the break (while resuming)."""
+        self._retimed = False
+        """Whether a resume set the connection's timeout to a call's remaining time."""
         self._peer_max = P.DEFAULT_MAX_MESSAGE_BYTES
         self._closed = False
         self._encoder = Encoder()
@@ -110,8 +115,12 @@ class Channel:
             max_message_bytes=self._max_message_bytes, secret=self._secret, tls=self._tls,
             spin=self.options.spin, same_host=self.options.same_host, extra=extra, wait=wait)
 
-    def _reopen(self, cause: RLMeshError, limit: float | None) -> bool:
-        """Resume the session on a new connection after ``cause`` broke the old one.
+    def _reopen(self, cause: RLMeshError, deadline: float | None) -> bool:
+        """Resume the session on a new connection and resend the unanswered request.
+
+        Args:
+            cause: The error that broke the old connection.
+            deadline: When the call's time runs out (``time.monotonic()``; ``None``: never).
 
         Returns:
             ``False`` if this session cannot be resumed (the caller raises ``cause``).
@@ -119,37 +128,13 @@ class Channel:
         Raises:
             SessionLostError: Resumption failed (the window ran out, or the server no
                 longer holds the session).
+            RLMeshTimeoutError: The call's time ran out first (the session stays
+                resumable: the next call within the window resumes it).
         """
-        offer = self._resume
-        if (offer is None or not self._dropped or self._closed or len(self._pending) > 1
-                or self._sent is None):
+        if (self._resume is None or not self._dropped or self._closed
+                or len(self._pending) > 1 or self._sent is None):
             return False
-        window = float(offer.get("window") or 0)
-        deadline = time.monotonic() + window
-        delay = 0.02
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                attempt = left if self._connect_timeout is None \
-                    else min(left, self._connect_timeout)
-                opened = self._open(max(attempt, 0.05), {"resume": {"key": offer["key"]}})
-                break
-            except SessionLostError as exc:
-                raise SessionLostError(
-                    f"the connection to {self.address} broke ({cause}) and the session could "
-                    f"not be resumed: {exc}") from cause
-            except (ConnectFailedError, ConnectionLostError, RLMeshTimeoutError) as exc:
-                left = deadline - time.monotonic()  # (the network may come back)
-                if left <= 0:
-                    raise SessionLostError(
-                        f"the connection to {self.address} broke ({cause}) and could not be "
-                        f"resumed within {window}s: {exc}") from cause
-                time.sleep(min(delay, left))
-                delay = min(delay * 2, 0.5)
-        self._conn = opened.conn
-        self._conn.set_timeout(limit)
-        self._broken = None
-        self._dropped = False
+        self._resume_session(cause, deadline)
         rid, op, args = self._sent
         header, buffers, body_len = self._encoder.encode([op, rid, *args])
         try:
@@ -157,6 +142,38 @@ class Channel:
         except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
             raise self._translate(exc, op, self.timeout) from None
         return True
+
+    def _resume_session(self, cause: RLMeshError, deadline: float | None) -> None:
+        """Reconnect with the session key (see :func:`rlmesh.client.resuming.reconnect`)."""
+        offer = self._resume
+        assert offer is not None
+        if self._window_end is None:  # the server parks the session about now
+            self._window_end = time.monotonic() + float(offer.get("window") or 0)
+        try:
+            opened = resuming.reconnect(
+                lambda seconds: self._open(seconds, {"resume": {"key": offer["key"]}}),
+                self.address, cause, window_end=self._window_end, deadline=deadline,
+                connect_timeout=self._connect_timeout)
+        except RLMeshTimeoutError:
+            self._sent = None  # this call gives up its reply; the next one resumes first
+            raise
+        except SessionLostError:
+            self._dropped = False  # for good: later calls fail at once
+            self._window_end = None
+            raise
+        self._conn = opened.conn
+        self._conn.set_timeout(None if deadline is None
+                               else max(deadline - time.monotonic(), resuming.MIN_ATTEMPT))
+        self._retimed = True
+        self._broken = None
+        self._dropped = False
+        self._window_end = None
+
+    def _restore_timeout(self) -> None:
+        """Put the channel's timeout back after a resume bounded the call's remaining time."""
+        self._retimed = False
+        if self._broken is None and not self._closed:
+            self._conn.set_timeout(self.timeout)
 
     @property
     def closed(self) -> bool:
@@ -185,9 +202,9 @@ class Channel:
             f"{self._broken}"
         )
 
-    def _send_locked(self, op: int, args: tuple[Any, ...]) -> int:
+    def _send_locked(self, op: int, args: tuple[Any, ...], limit: float | None) -> int:
         if self._broken is not None or self._closed:
-            raise self._unusable()
+            self._resume_before_send(limit)
         rid = self._next_id
         self._next_id = rid + 1
         header, buffers, body_len = self._encoder.encode([op, rid, *args])
@@ -206,6 +223,20 @@ class Channel:
         except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
             raise self._translate(exc, op, self.timeout) from None
         return rid
+
+    def _resume_before_send(self, limit: float | None) -> None:
+        """Resume a session an earlier call left parked (it timed out resuming); else raise.
+
+        Raises:
+            ConnectionLostError: The channel is unusable (``EnvClosedError`` if closed).
+            SessionLostError: As :meth:`_reopen`.
+            RLMeshTimeoutError: As :meth:`_reopen`.
+        """
+        if (self._closed or self._resume is None or not self._dropped or self._pending
+                or self._window_end is None or self._broken is None):
+            raise self._unusable()
+        deadline = None if limit is None else time.monotonic() + limit
+        self._resume_session(self._broken, deadline)
 
     def _read_ahead(self) -> None:
         """Read every pending reply now, so the link's slots are free for the next request."""
@@ -246,22 +277,31 @@ class Channel:
         return self._fail(ConnectionLostError(f"connection to {self.address} lost: {exc}"))
 
     def _call_locked(self, op: int, args: tuple[Any, ...], limit: float | None) -> list[Any]:
-        """Send a request and receive its reply, resuming the session if it breaks."""
-        try:
-            rid = self._send_locked(op, args)
-        except ConnectionLostError as exc:
-            if not self._reopen(exc, limit):
-                raise
-            rid = self._next_id - 1
-        return self._recv_resuming(op, rid, limit)
+        """Send a request and receive its reply, resuming the session if it breaks.
 
-    def _recv_resuming(self, op: int, rid: int, limit: float | None) -> list[Any]:
+        The whole call, resumption included, is bounded by ``limit`` seconds.
+        """
+        deadline = None if limit is None else time.monotonic() + limit
+        try:
+            try:
+                rid = self._send_locked(op, args, limit)
+            except ConnectionLostError as exc:
+                if not self._reopen(exc, deadline):
+                    raise
+                rid = self._next_id - 1
+            return self._recv_resuming(op, rid, limit, deadline)
+        finally:
+            if self._retimed:
+                self._restore_timeout()
+
+    def _recv_resuming(self, op: int, rid: int, limit: float | None,
+                       deadline: float | None) -> list[Any]:
         """Receive the reply to ``rid``, resuming the session (and resending) if it breaks."""
         while True:
             try:
                 return self._recv_locked(op, rid, limit)
             except ConnectionLostError as exc:
-                if not self._reopen(exc, limit):
+                if not self._reopen(exc, deadline):
                     raise
 
     def request(self, op: int, *args: Any, timeout: float | Default | None = DEFAULT
@@ -277,7 +317,9 @@ class Channel:
             The reply header ``[status, request_id, *values]`` (status is always OK).
 
         Raises:
-            RLMeshTimeoutError: No reply in time (the channel is closed).
+            RLMeshTimeoutError: No reply in time (the channel is closed; with a resume
+                window, a call that ran out of time while resuming leaves the session for
+                the next call to resume).
             ConnectionLostError: The server went away (the channel is closed).
             RLMeshError: The typed error the server answered with.
         """
@@ -286,10 +328,11 @@ class Channel:
                 raise RuntimeError("collect() the pipelined replies before request()")
             if timeout is DEFAULT:
                 if self._resume is None:
-                    return self._recv_locked(op, self._send_locked(op, args), self.timeout)
+                    return self._recv_locked(op, self._send_locked(op, args, self.timeout),
+                                             self.timeout)
                 return self._call_locked(op, args, self.timeout)
             if self._broken is not None or self._closed:
-                raise self._unusable()
+                return self._call_locked(op, args, timeout)  # (resumes, or raises)
             self._conn.set_timeout(timeout)
             try:
                 return self._call_locked(op, args, timeout)
@@ -306,7 +349,7 @@ class Channel:
             The request id.
         """
         with self._lock:
-            rid = self._send_locked(op, args)
+            rid = self._send_locked(op, args, self.timeout)
             self._pending.append((rid, op))
             return rid
 
@@ -321,12 +364,16 @@ class Channel:
             if not self._pending:
                 raise RuntimeError("no request is pending")
             rid, op = self._pending[0]
+            limit = self.timeout
             try:  # (the request stays pending while a resume may resend it)
                 early = self._early.pop(rid, None)
                 if early is None:
-                    return self._recv_resuming(op, rid, self.timeout)
+                    return self._recv_resuming(
+                        op, rid, limit, None if limit is None else time.monotonic() + limit)
             finally:
                 self._pending.popleft()
+                if self._retimed:
+                    self._restore_timeout()
             if isinstance(early, RLMeshError):
                 raise early
             return early

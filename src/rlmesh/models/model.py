@@ -21,7 +21,7 @@ from rlmesh.evaluation.hooks import Hooks
 from rlmesh.evaluation.policy import Policy, Predictor, as_policy
 from rlmesh.evaluation.results import RunResult
 from rlmesh.evaluation.run import run
-from rlmesh.models.serve import ModelSource
+from rlmesh.models.serve import DEFAULT_MAX_BATCH, ModelSource
 from rlmesh.server.server import EnvServer
 
 __all__ = ["RANDOM_SAMPLE", "Model", "RandomModel", "as_model"]
@@ -45,19 +45,21 @@ class Model(Policy):
                    max_episode_steps=max_episode_steps, hooks=hooks)
 
     def serve(self, address: str = "127.0.0.1:5555", *, block: bool = True,
-              **server_options: Any) -> EnvServer:
+              max_batch: int = DEFAULT_MAX_BATCH, **server_options: Any) -> EnvServer:
         """Serve this model (``rlmesh.RemoteModel(address)`` uses it from anywhere).
 
         Args:
             address: Where to listen.
             block: Serve in this thread until interrupted (``False``: in the background).
+            max_batch: Most lanes one batch request may hold (a larger one is refused with
+                ``ProtocolError``; the session goes on).
             **server_options: More :class:`rlmesh.EnvServer` arguments (``token``,
                 ``options``, ``tls``...).
 
         Returns:
             The server (already shut down when ``block``).
         """
-        server = EnvServer(ModelSource(self), address, **server_options)
+        server = EnvServer(ModelSource(self, max_batch=max_batch), address, **server_options)
         if block:
             server.serve()
         else:

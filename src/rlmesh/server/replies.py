@@ -130,6 +130,20 @@ class Replies:
             self.last_reply = (rid, header, buffers, body_len)
         self.conn.send(header, buffers, body_len)
 
+    def last_word(self, rid: Any, code: str, message: str) -> bool:
+        """Send a fatal error reply without blocking, from another thread (the watchdog's).
+
+        The session's own thread is busy in a call meanwhile, so its encoder is left alone.
+
+        Returns:
+            Whether the reply went out whole; the caller aborts the connection either way.
+        """
+        err = P.error_map(code, message, fatal=True)
+        try:
+            return self.conn.send_nowait(*Encoder().encode([P.STATUS_ERROR, rid, err]))
+        except Exception:  # (whatever happens, the caller goes on)
+            return False
+
     def fatal(self, rid: Any, code: str, message: str, *,
               exc: BaseException | None = None) -> NoReturn:
         """Send an error reply and end the session."""

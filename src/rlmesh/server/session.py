@@ -177,10 +177,12 @@ class Session(Replies):
             return False
         log.warning("session %d: env call ran past the step deadline of %ss; ending the "
                     "session", self.session_id, limit)
-        with contextlib.suppress(Exception):
-            self.error(call[0], P.E_DEADLINE,
-                       f"the env's call ran past the server's step deadline of {limit}s; "
-                       "the session is closed", fatal=True)
+        # Never blocks: a client that does not read its replies cannot stall the watchdog.
+        if not self.last_word(call[0], P.E_DEADLINE,
+                              f"the env's call ran past the server's step deadline of "
+                              f"{limit}s; the session is closed"):
+            log.warning("session %d: its client does not take its replies; the deadline "
+                        "error was not sent", self.session_id)
         self.conn.abort()
         return True
 

@@ -39,6 +39,13 @@ class Transport(Protocol):
              flag: bool = False) -> None:
         """Send one frame (``flag``: the reply-body permission bit of protocol section 10)."""
 
+    def send_nowait(self, header: bytes, buffers: list[Any], body_len: int) -> bool:
+        """Send one frame only if it goes out at once; never blocks, from any thread.
+
+        For a server's last word on a connection it is about to abort (the step deadline's
+        error): ``False`` means the frame did not go out whole, and the stream is unusable.
+        """
+
     def recv(self) -> tuple[bytes | memoryview, bytearray | None]:
         """Receive one frame: ``(header, body)``; ``body`` is ``None`` when empty."""
 

@@ -83,6 +83,14 @@ class MemoryTransport:
             self._outbox.frames.append((bytes(header), body))
             self._outbox.cond.notify()
 
+    def send_nowait(self, header: bytes, buffers: list[Any], body_len: int) -> bool:
+        """Queue one frame for the peer (a queue never fills); ``False`` if it is closed."""
+        try:
+            self.send(header, buffers, body_len)
+        except ConnectionLostError:
+            return False
+        return True
+
     def recv(self) -> tuple[bytes | memoryview, bytearray | None]:
         """The peer's next frame: ``(header, body)``.
 

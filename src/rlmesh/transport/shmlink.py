@@ -155,7 +155,7 @@ class ShmLink:
 
         ``flag`` (the body-only mode's permission bit) means nothing on a link.
         """
-        out = self._out
+        out = self._out  # (what _announce does, inline: this is the step path)
         hlen = len(header)
         start = SLOT_HEADER.size
         fits = start + hlen + body_len <= out.nbytes
@@ -177,6 +177,38 @@ class ShmLink:
             return
         self.conn.sock.sendall(WAKE + FRAME if wake else FRAME)
         self.conn.send(header, buffers, body_len)
+
+    def send_nowait(self, header: bytes, buffers: list[Any], body_len: int) -> bool:
+        """Write one frame into the slot and announce it, never blocking (see ``Transport``).
+
+        Returns:
+            ``False`` if the frame is too large for the slot, or the peer sleeps and the
+            socket does not take its wake-up byte at once.
+        """
+        if SLOT_HEADER.size + len(header) + body_len > self._out.nbytes:
+            return False  # (the socket path would need a marker and a frame to go out whole)
+        if self._announce(header, buffers, body_len):
+            return self.conn.send_bytes_nowait(WAKE)
+        return True
+
+    def _announce(self, header: bytes, buffers: list[Any], body_len: int) -> bool:
+        """Write a frame that fits into the slot and bump the sequence word (as :meth:`send`).
+
+        Returns:
+            Whether the peer sleeps (it needs a wake-up byte on the socket).
+        """
+        out = self._out
+        hlen = len(header)
+        start = SLOT_HEADER.size
+        out[start : start + hlen] = header
+        write_pieces(out, start + hlen, buffers)
+        SLOT_HEADER.pack_into(out, 0, KIND_SLOT, hlen, body_len)
+        seq = (self._out_seq + 1) & _MASK
+        self._out_seq = seq
+        ctl = self._ctl
+        ctl[self._out_word] = seq  # data first, then the sequence word (stores stay in order)
+        _fence()
+        return bool(ctl[self._peer_sleep] != 0)
 
     # -- receiving ------------------------------------------------------------------------
 

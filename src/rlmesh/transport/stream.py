@@ -125,6 +125,31 @@ class Connection:
         else:
             self.sock.sendall(first)
 
+    def send_nowait(self, header: bytes, buffers: list[Any], body_len: int) -> bool:
+        """Send one frame only if the socket takes all of it at once; never blocks.
+
+        Safe from another thread while the owner is not using the socket (the step
+        deadline's watchdog answers for a session stuck in its env). The region is not used.
+
+        Returns:
+            Whether the whole frame went out; if not, part of it may have, and the stream
+            is unusable (abort it).
+        """
+        return self.send_bytes_nowait(b"".join([_pack_prefix(len(header), body_len), header,
+                                                *buffers]))
+
+    def send_bytes_nowait(self, data: bytes) -> bool:
+        """Send ``data`` only if the socket takes all of it at once (see :meth:`send_nowait`)."""
+        try:
+            if self.tls:  # (an SSL socket takes no flags; a closing connection may leave it so)
+                self.sock.settimeout(0.0)
+                sent = self.sock.send(data)
+            else:
+                sent = self.sock.send(data, _DONTWAIT)
+        except (OSError, ValueError):  # would block (BlockingIOError, SSLWantWriteError), ...
+            return False
+        return bool(sent == len(data))
+
     def _write(self, first: bytes, buffers: list[Any]) -> None:
         if self.tls:  # an SSL socket has no sendmsg: one record stream of the joined frame
             self.sock.sendall(b"".join([first, *buffers]) if buffers else first)
