@@ -4,7 +4,9 @@
 ``ServeOptions`` (the CLI does not take them all), optionally under lower process limits or
 as another user (``prefix``: ``prlimit``/``setpriv``); :class:`ServerChild` reads its RSS,
 peak RSS, threads, descriptors and CPU time from ``/proc``. Every server binds 127.0.0.1
-port 0 (or a unix socket) and is stopped by :meth:`ServerChild.stop`.
+port 0 (or a unix socket) and is stopped by :meth:`ServerChild.stop`. With
+``RLMESH_TEST_LENIENT_OPTIONS=1`` the child drops options its rlmesh does not know (to run
+these tests against an older version and see them fail).
 """
 
 from __future__ import annotations
@@ -43,8 +45,17 @@ if config["hold_fds"]:  # make the server's own descriptors land above 1,023
     want = config["hold_fds"] + 64
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
     held = [os.open(os.devnull, os.O_RDONLY) for _ in range(config["hold_fds"])]
+options = config["options"]
+if os.environ.get("RLMESH_TEST_LENIENT_OPTIONS"):  # run against a version without some options
+    import dataclasses
+    known = {field.name for field in dataclasses.fields(ServeOptions)}
+    options = {k: v for k, v in options.items() if k in known}
+tls = None
+if config["tls_cert"]:
+    from rlmesh.tls import server_context
+    tls = server_context(config["tls_cert"])
 server = EnvServer(lambda: gym.make("CartPole-v1"), config["address"],
-                   options=ServeOptions(**config["options"]), token=config["token"])
+                   options=ServeOptions(**options), token=config["token"], tls=tls)
 with open(config["ready"] + ".tmp", "w") as handle:
     handle.write(server.address)
 os.rename(config["ready"] + ".tmp", config["ready"])
@@ -95,7 +106,8 @@ class ServerChild:
 
 def start_server(options: dict[str, Any] | None = None, *, token: str | None = None,
                  address: str = "127.0.0.1:0", prefix: Sequence[str] = (),
-                 hold_fds: int = 0, timeout: float = 60.0) -> ServerChild:
+                 hold_fds: int = 0, tls_cert: str | None = None,
+                 timeout: float = 60.0) -> ServerChild:
     """Start a CartPole-factory ``EnvServer`` with ``ServeOptions(**options)`` in a child.
 
     Args:
@@ -104,13 +116,14 @@ def start_server(options: dict[str, Any] | None = None, *, token: str | None = N
         address: Where it binds.
         prefix: A command the child runs under (``prlimit ...``, ``setpriv ...``).
         hold_fds: Descriptors the child opens before it builds the server.
+        tls_cert: Serve TLS with this PEM file (certificate chain and key).
         timeout: Seconds to wait until it listens.
     """
     tmpdir = tempfile.mkdtemp(prefix="rlmesh-hostile-")
     os.chmod(tmpdir, 0o777)  # a child run as another user writes its ready file here
     ready = os.path.join(tmpdir, "ready")
     config = {"options": options or {}, "token": token, "address": address,
-              "ready": ready, "hold_fds": hold_fds}
+              "ready": ready, "hold_fds": hold_fds, "tls_cert": tls_cert}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [SRC, *filter(None, [os.environ.get("PYTHONPATH")])])}
     with open(os.path.join(tmpdir, "stderr.log"), "wb") as log:
@@ -136,7 +149,7 @@ def connect(address: str, source: str | None = None, timeout: float = 5.0) -> so
         sock.settimeout(timeout)
         sock.connect(address[len("unix://"):])
         return sock
-    host, port = address.rsplit(":", 1)
+    host, port = address.removeprefix("tls://").removeprefix("tcp://").rsplit(":", 1)
     return socket.create_connection((host, int(port)), timeout,
                                     (source, 0) if source else None)
 
