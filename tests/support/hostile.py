@@ -107,7 +107,7 @@ class ServerChild:
 def start_server(options: dict[str, Any] | None = None, *, token: str | None = None,
                  address: str = "127.0.0.1:0", prefix: Sequence[str] = (),
                  hold_fds: int = 0, tls_cert: str | None = None,
-                 timeout: float = 60.0) -> ServerChild:
+                 extra_env: dict[str, str] | None = None, timeout: float = 60.0) -> ServerChild:
     """Start a CartPole-factory ``EnvServer`` with ``ServeOptions(**options)`` in a child.
 
     Args:
@@ -117,6 +117,7 @@ def start_server(options: dict[str, Any] | None = None, *, token: str | None = N
         prefix: A command the child runs under (``prlimit ...``, ``setpriv ...``).
         hold_fds: Descriptors the child opens before it builds the server.
         tls_cert: Serve TLS with this PEM file (certificate chain and key).
+        extra_env: More environment variables for the child.
         timeout: Seconds to wait until it listens.
     """
     tmpdir = tempfile.mkdtemp(prefix="rlmesh-hostile-")
@@ -125,7 +126,7 @@ def start_server(options: dict[str, Any] | None = None, *, token: str | None = N
     config = {"options": options or {}, "token": token, "address": address,
               "ready": ready, "hold_fds": hold_fds, "tls_cert": tls_cert}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [SRC, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        [SRC, *filter(None, [os.environ.get("PYTHONPATH")])]), **(extra_env or {})}
     with open(os.path.join(tmpdir, "stderr.log"), "wb") as log:
         process = subprocess.Popen([*prefix, sys.executable, "-c", SERVER_SCRIPT,
                                     json.dumps(config)], stdin=subprocess.DEVNULL,
