@@ -173,8 +173,9 @@ def _authenticate(session: Opening, rid: Any, token: bytes,
     if msg[0] != P.OP_AUTH or len(msg) != 3 or not isinstance(msg[2], dict):
         session.fatal(rid, P.E_PROTOCOL, "expected AUTH after the challenge")
     gate = session.gate
-    if gate is not None:  # a peer that just failed waits before any proof of it is checked
-        time.sleep(gate.throttle.hold(session.peer))
+    hold = gate.throttle.hold(session.peer) if gate is not None else 0.0
+    if hold:  # a peer that just failed waits before any proof of it is checked
+        time.sleep(hold)
     expected = auth.proof(token, b"client", client_nonce, server_nonce)
     if not auth.check(expected, msg[2].get("proof")):
         if gate is None:

@@ -274,6 +274,9 @@ class Connection:
                 raise ProtocolError("shared-memory body larger than the region")
             self._start = stop
             return self.shm.read(blen)
+        if self._end - stop >= blen:  # all of it is here already (a small body)
+            self._start = stop + blen
+            return bytearray(self._view[stop : stop + blen])
         return self._receive(stop, blen)
 
     def _receive(self, start: int, n: int) -> bytearray:
