@@ -55,6 +55,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rlmesh
+from rlmesh import ServeOptions
 from rlmesh.errors import EncodeError, ProtocolError
 from rlmesh.numpy import RemoteEnv
 from rlmesh.testing import ServerProcess
@@ -825,6 +826,10 @@ def attribute_codes(msg: list[Any]) -> frozenset[str] | None:
     return frozenset({OK, "no_attribute", "env_error", "encode_error"})
 
 
+HANDSHAKE_BYTES = ServeOptions.max_handshake_bytes
+HEADER_BYTES = ServeOptions.max_header_bytes
+
+
 def predict(data: bytes, handshaken: bool, limit: int) -> tuple[list[Expect], bool]:
     """The replies the server owes for ``data`` and whether it hangs up after them.
 
@@ -840,7 +845,10 @@ def predict(data: bytes, handshaken: bool, limit: int) -> tuple[list[Expect], bo
             return out, False
         hlen, blen = PREFIX.unpack_from(data, pos)
         flagged, hlen = hlen & SHM_FLAG, hlen & ~SHM_FLAG
-        if hlen + blen > limit:
+        # Before the HELLO is accepted (no token), frames are capped at max_handshake_bytes;
+        # after it, headers at max_header_bytes (the server's defaults).
+        cap = limit if handshaken else min(limit, HANDSHAKE_BYTES)
+        if hlen + blen > cap or hlen > (HEADER_BYTES if handshaken else cap):
             out.append(_expect("message_too_large", None, "oversized frame"))
             return out, True
         if flagged:

@@ -51,7 +51,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         step_deadline=args.step_deadline, restart_on_error=args.restart_on_error,
         drain_timeout=args.drain_timeout, allow_remote_shutdown=args.allow_remote_shutdown,
         remote_attributes=args.remote_attributes, resume_window=args.resume_window,
-        max_message_bytes=args.max_message_bytes)
+        max_message_bytes=args.max_message_bytes, max_header_bytes=args.max_header_bytes,
+        handshake_timeout=args.handshake_timeout, max_pending=args.max_pending,
+        max_pending_per_peer=args.max_pending_per_peer)
     server = EnvServer(target, args.address, workers=args.workers, options=options, tls=tls,
                        token=args.token)
     stop_on_signals()
@@ -181,6 +183,20 @@ def _add_serve(sub: Any) -> None:
                         default=ServeOptions.max_message_bytes, metavar="N",
                         help="refuse frames larger than N bytes from clients (default "
                              "%(default)s)")
+    limits.add_argument("--max-header-bytes", type=int,
+                        default=ServeOptions.max_header_bytes, metavar="N",
+                        help="refuse frames whose header alone is larger than N bytes "
+                             "(arrays travel outside it; default %(default)s)")
+    limits.add_argument("--handshake-timeout", type=float,
+                        default=ServeOptions.handshake_timeout, metavar="S",
+                        help="close connections that have not authenticated within S seconds "
+                             "(default %(default)s)")
+    limits.add_argument("--max-pending", type=int, default=ServeOptions.max_pending,
+                        metavar="N", help="at most N connections not yet authenticated; the "
+                        "oldest is closed beyond that (default %(default)s)")
+    limits.add_argument("--max-pending-per-peer", type=int,
+                        default=ServeOptions.max_pending_per_peer, metavar="N",
+                        help="the same, per peer address (default %(default)s)")
     limits.add_argument("--drain-timeout", type=float, default=ServeOptions.drain_timeout,
                         metavar="S",
                         help="on SIGTERM/SIGINT, let requests in flight finish for up to S "

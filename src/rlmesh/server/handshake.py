@@ -7,12 +7,14 @@ health probe (``probe: true`` in HELLO) is answered with the contract and builds
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Protocol
 
 from rlmesh import protocol as P
 from rlmesh.errors import EnvBusyError
 from rlmesh.protocol import auth
 from rlmesh.server import region
+from rlmesh.server.admission import Gate
 from rlmesh.server.replies import brief
 from rlmesh.server.resume import new_key
 from rlmesh.server.seam import SessionPort
@@ -36,9 +38,16 @@ class Opening(SessionPort, Protocol):
     last_reply: tuple[Any, bytes, list[Any], int] | None
     admitted: bool
     replay: bool
+    gate: Gate | None
+    """Where the connection is pending until it has authenticated."""
+    peer: str
+    """Whom it counts against (for the token-guessing back-off)."""
 
     def receive(self) -> Any:
         """The next request ``[op, request_id, *args]``."""
+
+    def trusted(self) -> None:
+        """The client has authenticated: lift the handshake's limits."""
 
 
 def handshake(session: Opening) -> bool:
@@ -88,6 +97,8 @@ def _hello(session: Opening) -> tuple[Any, dict[str, Any]]:
                       f"client asked for {brief(version)}")
     if session.host.stopping:
         session.fatal(rid, P.E_SHUTTING_DOWN, "the server is shutting down")
+    if session.host.token is None:
+        session.trusted()
     return rid, hello
 
 
@@ -107,8 +118,7 @@ def _welcome(session: Opening, rid: Any, hello: dict[str, Any],
             session.conn = ShmLink(session.socket, created, "server")
         else:
             session.socket.attach_shm(created, "server")
-    if host.options.idle_timeout is not None:
-        session.conn.set_timeout(host.options.idle_timeout)
+    session.conn.set_timeout(host.options.idle_timeout)  # (None: wait for requests forever)
     log.info("session %d: client %s %s", session.session_id, hello.get("client"),
              "resumed its session" if session.replay else "connected")
 
@@ -162,10 +172,18 @@ def _authenticate(session: Opening, rid: Any, token: bytes,
     rid = msg[1]
     if msg[0] != P.OP_AUTH or len(msg) != 3 or not isinstance(msg[2], dict):
         session.fatal(rid, P.E_PROTOCOL, "expected AUTH after the challenge")
+    gate = session.gate
+    hold = gate.throttle.hold(session.peer) if gate is not None else 0.0
+    if hold:  # a peer that just failed waits before any proof of it is checked
+        time.sleep(hold)
     expected = auth.proof(token, b"client", client_nonce, server_nonce)
     if not auth.check(expected, msg[2].get("proof")):
-        log.warning("session %d: refused a client with a wrong token", session.session_id)
+        if gate is None:
+            log.warning("session %d: refused a client with a wrong token", session.session_id)
+        else:  # slower with each recent failure of this peer; logged once per interval
+            time.sleep(gate.refused(session.peer))
         session.fatal(rid, P.E_AUTH, "wrong token")
+    session.trusted()
     return rid, auth.proof(token, b"server", client_nonce, server_nonce)
 
 

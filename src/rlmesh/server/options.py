@@ -58,6 +58,23 @@ class ServeOptions:
             either way (``docs/protocol.md`` section 13). ``False``: the three ops are
             answered with ``NotAllowedError``. Values set on a served **instance** persist
             into later sessions; serve a factory to give every session a fresh env.
+        max_header_bytes: Largest frame header accepted from an authenticated client (1 MiB by
+            default). Headers are msgpack and small: arrays travel in the body. A larger
+            header is refused before it is read (``message_too_large``; the connection is
+            closed), so no client can make the server decode a huge header.
+        max_handshake_bytes: Largest frame accepted before a client has authenticated
+            (until its AUTH succeeds, or until its HELLO is accepted on a server without a
+            token); 64 KiB by default. Larger frames are refused with ``message_too_large``
+            before anything of them is allocated, and the connection is closed.
+        handshake_timeout: Seconds from accepting a connection until the client has
+            authenticated (TLS, HELLO and AUTH included; on a server without a token, until
+            its HELLO is accepted). A client that has not by then is disconnected, however
+            it trickles its bytes.
+        max_pending: Most connections that have not authenticated yet, in total. When a new
+            connection would exceed it, the oldest pending connection is closed.
+        max_pending_per_peer: Most such connections per peer address (an IPv4 address, an
+            IPv6 /64, or a unix-socket peer's user id); beyond it the peer's oldest pending
+            connection is closed.
         spin: Non-blocking polls for a session's next request before its thread blocks
             (each followed by a yield of the CPU). Polling briefly avoids the wake-up latency
             of a sleeping thread when a client steps in a tight loop; 0 disables it.
@@ -76,12 +93,18 @@ class ServeOptions:
     resume_window: float | None = None
     allow_remote_shutdown: bool = False
     remote_attributes: bool = True
+    max_header_bytes: int = 1024 * 1024
+    max_handshake_bytes: int = 64 * 1024
+    handshake_timeout: float = 10.0
+    max_pending: int = 256
+    max_pending_per_peer: int = 64
     spin: int = dataclasses.field(
         default_factory=lambda: int(os.environ.get("RLMESH_SERVER_SPIN", "64")))
 
     def __post_init__(self) -> None:
         if not 1024 <= self.max_message_bytes <= 0xFFFFFFFF:
             raise ValueError("max_message_bytes must be between 1 KiB and 4 GiB - 1")
+        self._check_handshake_limits()
         if self.max_sessions is not None and self.max_sessions < 1:
             raise ValueError("max_sessions must be >= 1 or None")
         if self.idle_timeout is not None and self.idle_timeout <= 0:
@@ -98,3 +121,11 @@ class ServeOptions:
             raise ValueError("resume_window must be > 0 or None")
         if self.restart_on_error < 0:
             raise ValueError("restart_on_error must be >= 0")
+
+    def _check_handshake_limits(self) -> None:
+        if self.max_header_bytes < 1024 or self.max_handshake_bytes < 1024:
+            raise ValueError("max_header_bytes and max_handshake_bytes must be >= 1 KiB")
+        if self.handshake_timeout <= 0:
+            raise ValueError("handshake_timeout must be > 0")
+        if self.max_pending < 1 or self.max_pending_per_peer < 1:
+            raise ValueError("max_pending and max_pending_per_peer must be >= 1")

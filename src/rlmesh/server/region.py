@@ -142,6 +142,8 @@ def settle(session: Offered, region: ShmRegion) -> bool:
     protocol error.
     """
     try:
+        if session.socket is not None:  # (authenticated, but not yet idle: bounded anyway)
+            session.socket.set_timeout(session.host.options.handshake_timeout)
         msg = session.receive()
     except BaseException:
         region.close()

@@ -15,7 +15,6 @@ import itertools
 import json
 import logging
 import os
-import select
 import signal
 import socket
 import ssl
@@ -28,6 +27,8 @@ from typing import Any
 
 from rlmesh.errors import RLMeshWarning
 from rlmesh.protocol.auth import token_from
+from rlmesh.server.accept import Acceptor
+from rlmesh.server.admission import Gate, peer_key
 from rlmesh.server.options import ServeOptions
 from rlmesh.server.seam import Host, Source
 from rlmesh.server.session import Session
@@ -122,6 +123,7 @@ class EnvServer:
             self.source.close()
             raise
         self._host = Host(self.options, self.source, self.token, tls, self._request_shutdown)
+        self._gate = Gate(self.options)
         self._wake_r, self._wake_w = os.pipe()
         self._lock = threading.Lock()
         self._sessions: dict[int, tuple[Session, threading.Thread]] = {}
@@ -207,14 +209,17 @@ class EnvServer:
             self._accept_loop()
         except KeyboardInterrupt:
             log.info("interrupted; shutting down")
+        except Exception:
+            log.exception("the accept loop failed; the server stops")
+            raise
         finally:
             self.shutdown()
 
     def start(self) -> EnvServer:
         """Serve from a background thread and return at once."""
         self._claim_run()
-        self._thread = threading.Thread(target=self._accept_loop, name="rlmesh-accept",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._accept_in_background,
+                                        name="rlmesh-accept", daemon=True)
         self._thread.start()
         return self
 
@@ -247,7 +252,7 @@ class EnvServer:
         self._drain([s for s, _ in sessions])
         me = threading.current_thread()
         for _, thread in sessions:
-            if thread is not me:
+            if thread is not me and thread.ident is not None:  # (never unstarted ones)
                 thread.join(self.options.close_timeout)
         self._close_sources()
         with contextlib.suppress(OSError):
@@ -317,41 +322,65 @@ class EnvServer:
                 raise RuntimeError("this EnvServer is already serving or has been shut down")
             self._running = True
 
+    def _accept_in_background(self) -> None:
+        """The accept thread of :meth:`start`: an unexpected failure stops the server."""
+        try:
+            self._accept_loop()
+        except Exception:
+            log.exception("the accept loop failed; the server stops")
+            self.shutdown()
+
     def _accept_loop(self) -> None:
         log.debug("accepting connections on %s", self.address)
-        while not self._host.stopping:
-            try:
-                ready, _, _ = select.select([self._listener, self._wake_r], [], [])
-            except (OSError, ValueError):
-                break
-            if self._wake_r in ready or self._host.stopping:
-                break
-            try:
-                accepted, _ = self._listener.accept()
-            except OSError:
-                continue
-            self._start_session(accepted)
+        acceptor = Acceptor(self._listener, self._wake_r, self._gate)
+        try:
+            while not self._host.stopping:
+                accepted = acceptor.next()
+                if accepted is None or self._host.stopping:
+                    if accepted is not None:
+                        accepted.close()
+                    break
+                if self._start_session(accepted):
+                    acceptor.recovered()
+                else:
+                    acceptor.back_off("a session thread could not be started")
+        finally:
+            acceptor.close()
 
-    def _start_session(self, accepted: socket.socket | MemoryTransport) -> None:
+    def _start_session(self, accepted: socket.socket | MemoryTransport) -> bool:
+        """Give ``accepted`` a session in a thread of its own.
+
+        Returns:
+            ``False`` if no thread could be started (the connection is closed then).
+        """
         session_id = next(self._ids)
         conn: Transport
         if isinstance(accepted, MemoryTransport):
-            conn = accepted
+            conn, peer = accepted, "memory"
         else:
             tune(accepted)
-            conn = Connection(accepted, self.options.max_message_bytes)
+            conn, peer = Connection(accepted, self.options.max_message_bytes), peer_key(accepted)
         with self._lock:
             crowded = len(self._sessions) >= _CPUS
         conn.set_spin(0 if crowded else self.options.spin)
-        session = Session(self._host, conn, session_id)
+        session = Session(self._host, conn, session_id, self._gate, peer)
         thread = threading.Thread(target=self._run_session, args=(session,),
                                   name=f"rlmesh-session-{session_id}", daemon=True)
-        with self._lock:
+        self._gate.add(session_id, peer, conn.abort)
+        with self._lock:  # (held until registered: the session cannot end unregistered)
             if self._host.stopping:
+                self._gate.done(session_id)
                 session.conn.close()
-                return
+                return True
+            try:
+                thread.start()
+            except RuntimeError as exc:  # can't start new thread
+                log.debug("session %d: no thread: %s", session_id, exc)
+                self._gate.done(session_id)
+                session.conn.close()
+                return False
             self._sessions[session_id] = (session, thread)
-        thread.start()
+        return True
 
     def _run_session(self, session: Session) -> None:
         try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from rlmesh import protocol as P
 from rlmesh.errors import TransportError
+from rlmesh.server.admission import Gate
 from rlmesh.server.deadline import Deadline
 from rlmesh.server.handshake import handshake
 from rlmesh.server.replies import Fatal, Replies
@@ -38,15 +39,27 @@ class Session(Replies):
         host: What the session sees of its server.
         conn: The accepted connection.
         session_id: Its number, for the log.
+        gate: Where the connection is pending until its client has authenticated (see
+            :mod:`rlmesh.server.admission`); ``None``: not tracked.
+        peer: Whom the connection counts against (:func:`~rlmesh.server.admission.peer_key`).
+
+    Until the client has authenticated (:meth:`trusted`), its socket accepts only frames of
+    ``max_handshake_bytes``.
     """
 
-    def __init__(self, host: Host, conn: Transport, session_id: int) -> None:
+    def __init__(self, host: Host, conn: Transport, session_id: int, gate: Gate | None = None,
+                 peer: str = "") -> None:
         super().__init__(conn, host.source.noun)
         self.socket = conn if isinstance(conn, Connection) else None
         """The socket connection (``conn`` wraps it once the same-host link is on; ``None``
         for an in-process connection)."""
         self.host = host
         self.session_id = session_id
+        self.gate = gate
+        self.peer = peer
+        if self.socket is not None:
+            small = min(host.options.max_handshake_bytes, host.options.max_message_bytes)
+            self.socket.set_limits(small, small)
         self.resource: Any = None
         """What the source lent this session (its env, a model...)."""
         self.vector = host.source.contract["kind"] == "vector_env"
@@ -91,13 +104,22 @@ class Session(Replies):
         finally:
             self._finish(opened, ending)
 
+    def trusted(self) -> None:
+        """The client has authenticated: lift the handshake's frame limit and deadline."""
+        options = self.host.options
+        if self.socket is not None:
+            self.socket.set_limits(options.max_message_bytes, options.max_header_bytes)
+        if self.gate is not None:
+            self.gate.done(self.session_id)
+
     def _secure(self) -> bool:
         """Run the TLS handshake if the server has TLS; ``False`` if it failed."""
         tls = self.host.tls
         if tls is None or self.socket is None:
             return True
         try:
-            self.socket.upgrade(wrap_server(self.socket.sock, tls, TLS_HANDSHAKE_TIMEOUT))
+            timeout = min(TLS_HANDSHAKE_TIMEOUT, self.host.options.handshake_timeout)
+            self.socket.upgrade(wrap_server(self.socket.sock, tls, timeout))
         except (OSError, ValueError) as exc:
             log.warning("session %d: TLS handshake failed: %s", self.session_id, exc)
             return False
@@ -106,6 +128,8 @@ class Session(Replies):
     def _finish(self, opened: bool, ending: str) -> None:
         """Park or release the resource, give back the slot, close the connection."""
         self.busy = False
+        if self.gate is not None:
+            self.gate.done(self.session_id)
         if self.host.watchdog is not None:
             self.host.watchdog.forget(self)
         if not self._park():
@@ -134,6 +158,7 @@ class Session(Replies):
                 handle(msg)
             elif not self._own(msg):
                 return
+            msg = None  # (the last request is not held while the next one is awaited)
 
     def _replayed(self, rid: Any) -> bool:
         """Resend the kept reply if this is the request a resumed client sent again."""

@@ -232,10 +232,9 @@ class ShmLink:
             return self.conn.recv()
         if kind != KIND_SLOT or SLOT_HEADER.size + hlen + blen > inbox.nbytes:
             raise ProtocolError("malformed frame in the shared-memory slot")
-        if hlen + blen > self.conn.max_message_bytes:
-            raise MessageTooLargeError(
-                f"frame of {hlen + blen} bytes exceeds the limit of "
-                f"{self.conn.max_message_bytes}")
+        conn = self.conn
+        if hlen + blen > conn.max_message_bytes or hlen > conn.max_header_bytes:
+            raise MessageTooLargeError(conn.too_large(hlen, blen))
         self.peer_flag = True
         start = SLOT_HEADER.size
         stop = start + hlen

@@ -33,6 +33,8 @@ _unpack_prefix = PREFIX.unpack_from
 _TIMEVAL: Final = struct.Struct("@ll")
 _DONTWAIT: Final = getattr(socket, "MSG_DONTWAIT", 0)
 _STAGING: Final = 64 * 1024
+_BIG: Final = 1024 * 1024
+"""Frame parts up to this size get their buffer at once; larger ones grow as bytes arrive."""
 _READ: Final = 8 * 1024
 _IOV_BATCH: Final = 512
 
@@ -53,6 +55,8 @@ class Connection:
     def __init__(self, sock: socket.socket, max_message_bytes: int) -> None:
         self.sock = sock
         self.max_message_bytes = max_message_bytes
+        self.max_header_bytes = max_message_bytes
+        """Largest header accepted (see :meth:`set_limits`)."""
         self._buf = bytearray(_STAGING)
         self._view = memoryview(self._buf)
         self._start = 0
@@ -230,6 +234,14 @@ class Connection:
                 policy.hit()
                 return end
 
+    def set_limits(self, max_message_bytes: int, max_header_bytes: int) -> None:
+        """Accept frames of up to ``max_message_bytes``, headers of up to ``max_header_bytes``.
+
+        A server lowers both until its client has authenticated, then raises them.
+        """
+        self.max_message_bytes = max_message_bytes
+        self.max_header_bytes = max_header_bytes
+
     def recv(self) -> tuple[bytes | memoryview, bytearray | None]:
         """Receive one frame.
 
@@ -238,8 +250,11 @@ class Connection:
 
         Raises:
             ConnectionLostError: If the peer closes the connection.
-            MessageTooLargeError: If the frame exceeds ``max_message_bytes`` (nothing of it
-                is allocated).
+            MessageTooLargeError: If the frame exceeds ``max_message_bytes`` or its header
+                ``max_header_bytes`` (nothing of it is allocated).
+
+        A header or body larger than 1 MiB is received into a buffer that grows as its bytes
+        arrive, never into one sized from the prefix alone.
         """
         start = self._start
         if start == self._end:
@@ -250,16 +265,17 @@ class Connection:
         hlen, blen = _unpack_prefix(self._buf, start)
         flagged = hlen & SHM_FLAG
         hlen &= ~SHM_FLAG
-        if hlen + blen > self.max_message_bytes:
-            raise MessageTooLargeError(
-                f"frame of {hlen + blen} bytes exceeds the limit of {self.max_message_bytes}"
-            )
+        if hlen + blen > self.max_message_bytes or hlen > self.max_header_bytes:
+            raise MessageTooLargeError(self.too_large(hlen, blen))
         if flagged and self.shm is None:
             raise ProtocolError("shared-memory flag on a connection without a region")
         self.peer_flag = bool(flagged)
         start += _PREFIX_SIZE
         self._start = start
         if self._end - start < hlen:
+            if hlen > _STAGING:  # never in the staging buffer: it stays small
+                large = memoryview(self._receive(start, hlen))
+                return large, self._body(self._start, blen, flagged) if blen else None
             self._fill(hlen)
             start = self._start
         stop = start + hlen
@@ -269,6 +285,12 @@ class Connection:
             return header, None
         return header, self._body(stop, blen, flagged)
 
+    def too_large(self, hlen: int, blen: int) -> str:
+        """Why a frame of this header and body length is refused."""
+        if hlen > self.max_header_bytes:
+            return f"frame header of {hlen} bytes exceeds the limit of {self.max_header_bytes}"
+        return f"frame of {hlen + blen} bytes exceeds the limit of {self.max_message_bytes}"
+
     def _body(self, stop: int, blen: int, flagged: int) -> bytearray:
         """The frame body of ``blen`` bytes after the header ending at ``stop`` in the buffer."""
         if flagged and self.shm_role == "client":  # the body waits in shared memory
@@ -277,20 +299,33 @@ class Connection:
                 raise ProtocolError("shared-memory body larger than the region")
             self._start = stop
             return self.shm.read(blen)
-        body = bytearray(blen)
-        take = min(self._end - stop, blen)
+        if self._end - stop >= blen:  # all of it is here already (a small body)
+            self._start = stop + blen
+            return bytearray(self._view[stop : stop + blen])
+        return self._receive(stop, blen)
+
+    def _receive(self, start: int, n: int) -> bytearray:
+        """The next ``n`` bytes of the stream, from ``start`` in the staging buffer on.
+
+        Up to 1 MiB, the buffer is allocated at once; beyond that it starts at 1 MiB and
+        doubles as the bytes arrive, so a peer must send what it makes this side commit.
+        """
+        take = min(self._end - start, n)
+        buf = bytearray(n if n <= _BIG else max(take, _BIG))
         if take:
-            body[:take] = self._view[stop : stop + take]
-        self._start = stop + take
-        if take < blen:
-            view = memoryview(body)
-            recv_into = self.sock.recv_into
-            while take < blen:
-                got = recv_into(view[take:])
-                if not got:
-                    raise ConnectionLostError("the peer closed the connection mid-message")
-                take += got
-        return body
+            buf[:take] = self._view[start : start + take]
+        self._start = start + take
+        recv_into = self.sock.recv_into
+        while take < n:
+            if take == len(buf):
+                buf += bytes(min(take, n - take))  # (calloc: pages come as they are written)
+            with memoryview(buf) as view:
+                while take < len(buf):
+                    got = recv_into(view[take:])
+                    if not got:
+                        raise ConnectionLostError("the peer closed the connection mid-message")
+                    take += got
+        return buf
 
     def attach_shm(self, region: ShmRegion, role: str) -> None:
         """Let reply bodies use ``region`` from the next frame on (``role``: client or server).

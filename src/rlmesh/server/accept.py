@@ -1,0 +1,108 @@
+"""The accept loop's waiting: for a connection, the wake pipe, or the next pending deadline.
+
+:class:`Acceptor` waits with :mod:`selectors` (``epoll`` on Linux), which takes descriptors of
+any number (``select()`` cannot take 1,024 or more). When ``accept()`` fails for want of a
+resource (descriptors, buffers, memory), or a session thread cannot be started, it stops
+watching the listener for a short delay that doubles up to a second while the failures go
+on, instead of spinning on a listener that stays readable; it says so once per episode.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import selectors
+import socket
+import time
+
+from rlmesh.server.admission import Gate
+from rlmesh.transport.memory import MemoryListener, MemoryTransport
+
+__all__ = ["Acceptor"]
+
+log = logging.getLogger("rlmesh.server")
+
+RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+"""``accept()`` failures that say the process or the system is out of something."""
+FIRST_BACKOFF = 0.02
+MAX_BACKOFF = 1.0
+
+
+class Acceptor:
+    """Accepts connections, keeping pending deadlines and backing off when out of resources.
+
+    Args:
+        listener: The listening socket (or in-process listener).
+        wake_fd: Read end of a pipe; a byte there stops :meth:`next`.
+        gate: The pending connections, whose deadlines are enforced while waiting.
+    """
+
+    def __init__(self, listener: socket.socket | MemoryListener, wake_fd: int,
+                 gate: Gate) -> None:
+        self.listener = listener
+        self.gate = gate
+        self._all = selectors.DefaultSelector()
+        self._all.register(listener, selectors.EVENT_READ)
+        self._all.register(wake_fd, selectors.EVENT_READ)
+        self._wake_only = selectors.DefaultSelector()
+        self._wake_only.register(wake_fd, selectors.EVENT_READ)
+        self._delay = 0.0
+        """The current back-off (0: none)."""
+        self._pause = 0.0
+        """Seconds to wait before watching the listener again."""
+
+    def next(self) -> socket.socket | MemoryTransport | None:
+        """The next accepted connection; ``None`` once woken through the pipe."""
+        while True:
+            if self._pause:
+                pause, self._pause = self._pause, 0.0
+                if self._wait(self._wake_only, pause):
+                    return None
+            if self._wait(self._all, None):
+                return None
+            try:
+                accepted, _ = self.listener.accept()
+            except OSError as exc:
+                if exc.errno in RESOURCE_ERRORS:
+                    self.back_off(str(exc))
+                continue
+            return accepted
+
+    def _wait(self, selector: selectors.BaseSelector, limit: float | None) -> bool:
+        """Wait up to ``limit`` seconds (``None``: until ready), closing overdue handshakes.
+
+        Returns:
+            Whether the wake pipe became readable; ``False`` when the listener is ready or
+            the time is up.
+        """
+        end = None if limit is None else time.monotonic() + limit
+        while True:
+            due = self.gate.reap()
+            left = None if end is None else max(end - time.monotonic(), 0.0)
+            timeout = due if left is None else left if due is None else min(due, left)
+            events = selector.select(timeout)
+            if any(key.fileobj is not self.listener for key, _ in events):
+                return True
+            if events or (end is not None and time.monotonic() >= end):
+                return False
+
+    def back_off(self, why: str) -> None:
+        """Stop watching the listener for a while, longer each time in a row; log once."""
+        if self._delay:
+            self._delay = min(self._delay * 2, MAX_BACKOFF)
+        else:
+            log.warning("cannot take a connection (%s); pausing accepts, then retrying "
+                        "with delays of up to %ss until it works again", why, MAX_BACKOFF)
+            self._delay = FIRST_BACKOFF
+        self._pause = self._delay
+
+    def recovered(self) -> None:
+        """A connection was taken and its session started: end a back-off episode."""
+        if self._delay:
+            log.warning("taking connections again")
+            self._delay = 0.0
+
+    def close(self) -> None:
+        """Release the selectors (the listener and the pipe stay open)."""
+        self._all.close()
+        self._wake_only.close()
