@@ -65,6 +65,26 @@ ROWS: list[Row] = [
     Row(9, "A client shrinks the shared-memory region after the handshake",
         [F + "test_shared_memory.py::test_a_client_cannot_shrink_the_region_under_the_server"],
         "D1"),
+    Row(10, "A prefix announcing a huge body before authentication, never sent; a large "
+            "body sent slowly after it; a large header's staging buffer",
+        [F + "test_preauth_limits.py::test_big_frames_before_auth_are_refused_without_allocating",
+         F + "test_preauth_limits.py::"
+             "test_large_body_after_hello_grows_only_as_its_bytes_arrive",
+         F + "test_preauth_limits.py::test_staging_buffer_stays_small_after_a_large_header",
+         F + "test_preauth_limits.py::test_large_body_is_received_intact_across_its_growth"],
+        "D2"),
+    Row(11, "Silent connections, a HELLO one byte every 0.5 s, a challenge never answered, "
+            "TLS then silence; hundreds of them", [F + "test_handshake_deadline.py"], "D3"),
+    Row(12, "Silent connections up to the descriptor limit (server under RLIMIT_NOFILE)",
+        [F + "test_accept_limits.py::test_descriptor_limit_backs_off_instead_of_spinning"],
+        "D4"),
+    Row(13, "Silent connections up to the thread limit (server as another user, "
+            "RLIMIT_NPROC)",
+        [F + "test_accept_limits.py::test_thread_limit_refuses_one_connection_and_keeps_serving"],
+        "D4"),
+    Row(14, "One huge msgpack header (an array of nils) after HELLO",
+        [F + "test_preauth_limits.py::test_huge_header_after_hello_is_refused_at_its_prefix"],
+        "D5"),
     Row(15, "Sessions that each send one 50 MB PING, then close",
         [F + "test_session_memory.py"], "D6"),
     Row(16, "/dev/shm nearly full (private 8 MiB tmpfs, 512 KiB free), 768 KiB observations",
@@ -79,7 +99,10 @@ ROWS: list[Row] = [
     Row(18, "Server SIGKILLed while the client has a resume window and a short call timeout",
         [F + "test_resume_bounds.py"], "D9"),
     Row(19, "EnvServer and make_vec in a process that already holds 1,100 descriptors",
-        [F + "test_high_fds.py"], "D10"),
+        [F + "test_high_fds.py",
+         F + "test_accept_limits.py::test_server_with_descriptors_above_1023_accepts",
+         F + "test_accept_limits.py::"
+             "test_unexpected_accept_loop_failure_stops_the_server_loudly"], "D10"),
     Row(20, "A non-reading client with a full socket and a stalled env call, against the "
             "step-deadline watchdog", [F + "test_deadline_watchdog.py"], "D11"),
     Row(21, "PREDICT_BATCH of 100,000 lanes, and of the wrong shape, on a model endpoint",
@@ -88,6 +111,8 @@ ROWS: list[Row] = [
         [F + "test_ready_file.py"], "D13"),
     Row(23, "workers=N: kill -9 one worker, SIGSTOP another, then new clients",
         [F + "test_worker_supervision.py"], "D14"),
+    Row(24, "Online token guessing: wrong proofs as fast as one client can",
+        [F + "test_auth_backoff.py"], "D15"),
     Row(25, "kill -9 of the client and then the server while a handshake waits",
         [F + "test_shared_memory.py::"
              "test_nothing_is_left_in_dev_shm_when_both_sides_die_mid_handshake"], "D16"),

@@ -15,7 +15,6 @@ import contextlib
 import json
 import mmap
 import os
-import resource
 import secrets
 import shutil
 import signal
@@ -197,8 +196,10 @@ def test_a_full_dev_shm_does_not_kill_the_server() -> None:
     assert report["shm"] is True, "the region does not live in /dev/shm: it should still work"
 
 
-def _small_file_limit() -> None:  # (in the child, before exec)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+SMALL_FILES = ("import os, resource, sys; "
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536)); "
+               "os.execv(sys.executable, [sys.executable, '-m', 'rlmesh', *sys.argv[1:]])")
+"""Run ``rlmesh`` with a 64 KiB file-size limit (memfds count: reserving a region fails)."""
 
 
 def test_a_region_that_cannot_be_reserved_falls_back_to_sockets(tmp_path: Any) -> None:
@@ -206,9 +207,10 @@ def test_a_region_that_cannot_be_reserved_falls_back_to_sockets(tmp_path: Any) -
     address = f"unix://{tmp_path}/s.sock"
     ready = tmp_path / "ready"
     child = subprocess.Popen(
-        [sys.executable, "-m", "rlmesh", "serve", "rlmesh.envs:ImageEnv", "--address", address,
-         "--ready-file", str(ready), "--kwargs", json.dumps({"height": 256, "width": 256})],
-        preexec_fn=_small_file_limit, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [sys.executable, "-c", SMALL_FILES, "serve", "rlmesh.envs:ImageEnv", "--address",
+         address, "--ready-file", str(ready),
+         "--kwargs", json.dumps({"height": 256, "width": 256})],
+        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while not (ready.exists() and ready.read_text().strip()):

@@ -52,6 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout, allow_remote_shutdown=args.allow_remote_shutdown,
         remote_attributes=args.remote_attributes, resume_window=args.resume_window,
         max_message_bytes=args.max_message_bytes, max_header_bytes=args.max_header_bytes,
+        max_handshake_bytes=args.max_handshake_bytes,
         handshake_timeout=args.handshake_timeout, max_pending=args.max_pending,
         max_pending_per_peer=args.max_pending_per_peer)
     server = EnvServer(target, args.address, workers=args.workers, options=options, tls=tls,
@@ -187,6 +188,10 @@ def _add_serve(sub: Any) -> None:
                         default=ServeOptions.max_header_bytes, metavar="N",
                         help="refuse frames whose header alone is larger than N bytes "
                              "(arrays travel outside it; default %(default)s)")
+    limits.add_argument("--max-handshake-bytes", type=int,
+                        default=ServeOptions.max_handshake_bytes, metavar="N",
+                        help="refuse frames larger than N bytes before a client has "
+                             "authenticated (default %(default)s)")
     limits.add_argument("--handshake-timeout", type=float,
                         default=ServeOptions.handshake_timeout, metavar="S",
                         help="close connections that have not authenticated within S seconds "
