@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -39,7 +39,9 @@ def _wrong_proof(server: ServerChild, source: str) -> float:
     return took
 
 
-def test_wrong_proofs_from_one_peer_are_slowed_more_each_time(server: ServerChild) -> None:
+def test_wrong_proofs_from_one_peer_are_slowed_more_each_time(
+        server: ServerChild, record_property: Callable[[str, object], None]) -> None:
+    record_property("tries", 6)  # wrong proofs
     waits = [_wrong_proof(server, "127.0.0.5") for _ in range(6)]
     assert sum(waits) > 2.0, f"six wrong proofs were answered in {waits}"
     assert waits[-1] > 0.8 and waits[-1] > 4 * waits[0], f"no growing delay: {waits}"

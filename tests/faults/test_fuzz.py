@@ -111,6 +111,15 @@ def _fuzz_settings(name: str, **extra: Any) -> settings:
                                            HealthCheck.filter_too_much], **extra)
 
 
+@pytest.fixture(autouse=True)
+def _record_tries(record_property: Callable[[str, object], None]) -> Iterator[None]:
+    """Tell ``benchmarks/faults.py`` how many cases this test executed."""
+    before = sum(CASES.values())
+    yield
+    if sum(CASES.values()) > before:
+        record_property("tries", sum(CASES.values()) - before)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _report_totals() -> Iterator[None]:
     """Print the executed cases per layer; with every fuzz test run, demand >= 10,000."""

@@ -12,7 +12,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,7 +50,8 @@ def _wait_threads(server: ServerChild, at_most: int, within: float) -> int:
 
 
 def test_silent_trickling_and_unanswering_handshakes_end_at_the_deadline(
-        server: ServerChild) -> None:
+        server: ServerChild, record_property: Callable[[str, object], None]) -> None:
+    record_property("tries", 18)  # connections (for benchmarks/faults.py)
     before = server.stats()
     silent = [connect(server.address) for _ in range(6)]
     trickling = [connect(server.address) for _ in range(6)]
@@ -107,7 +108,9 @@ def test_tls_handshakes_are_inside_the_deadline(tmp_path: Path) -> None:
         child.stop()
 
 
-def test_pending_connections_are_capped_oldest_first_in_total_and_per_peer() -> None:
+def test_pending_connections_are_capped_oldest_first_in_total_and_per_peer(
+        record_property: Callable[[str, object], None]) -> None:
+    record_property("tries", 11)  # connections
     child = start_server({"handshake_timeout": 60.0, "max_pending": 6,
                           "max_pending_per_peer": 3}, token=TOKEN)
     before = child.stats()
