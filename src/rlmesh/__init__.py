@@ -54,6 +54,8 @@ from rlmesh.evaluation.hooks import Hooks
 from rlmesh.evaluation.recording import Recorder
 from rlmesh.evaluation.results import EpisodeResult, RunResult
 from rlmesh.evaluation.run import run
+from rlmesh.evaluation.run_hooks import RunHooks, StepEvent
+from rlmesh.evaluation.session import Reader, Session
 from rlmesh.models.model import RANDOM_SAMPLE
 from rlmesh.models.remote import RemoteModel
 from rlmesh.protocol import LIBRARY_VERSION as __version__
@@ -86,6 +88,7 @@ __all__ = [
     "RLMeshError",
     "RLMeshTimeoutError",
     "RLMeshWarning",
+    "Reader",
     "Recorder",
     "RemoteAttributeError",
     "RemoteEnv",
@@ -94,10 +97,13 @@ __all__ = [
     "RemoteModelError",
     "RemoteVectorEnv",
     "ResetNeededError",
+    "RunHooks",
     "RunResult",
     "ServeOptions",
+    "Session",
     "SessionLostError",
     "StepDeadlineError",
+    "StepEvent",
     "TransportError",
     "UnsupportedSpaceError",
     "VersionMismatchError",

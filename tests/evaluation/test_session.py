@@ -41,8 +41,8 @@ pytestmark = [
 def test_session_drives_episodes_by_hand(serve: Any, closing: Any, kind: str) -> None:
     env, endpoint = make_target(kind, serve, closing)
     model = Lifecycle()
-    with rlmesh.session(model, env) as s:
-        assert isinstance(s, rlmesh.EpisodeSession)
+    with rlmesh.EpisodeSession(model, env) as s:  # (rlmesh's own: eager, reset -> obs)
+        assert isinstance(s, rlmesh.Session)
         assert model.log == [("load", gym.spaces.Discrete(2))]
         assert s.done and s.episodes == []
         observation = s.reset(seed=7)
@@ -134,12 +134,16 @@ def test_session_on_an_address_closes_its_connection(serve: Any) -> None:
 
 def test_session_refuses_vector_envs(serve: Any, closing: Any) -> None:
     with pytest.raises(TypeError, match="single env"):
-        rlmesh.session(rlmesh.RANDOM_SAMPLE, closing(SyncVectorEnv([cartpole] * 2)))
+        rlmesh.EpisodeSession(rlmesh.RANDOM_SAMPLE, closing(SyncVectorEnv([cartpole] * 2)))
+    lazy = rlmesh.session(rlmesh.RANDOM_SAMPLE, closing(SyncVectorEnv([cartpole] * 2)))
+    with pytest.raises(TypeError, match="single env"):  # (refused at first use)
+        lazy.reset(seed=0)
     vector = serve(SyncVectorEnv([cartpole] * 2)).address  # one instance
     with pytest.raises(TypeError, match="single env"):
-        rlmesh.session(rlmesh.RANDOM_SAMPLE, vector)
+        rlmesh.session(rlmesh.RANDOM_SAMPLE, vector).reset()
     closing(connect_vec(vector)).reset(seed=0)  # the refused session let go of the endpoint
     with pytest.raises(TypeError, match="single env"):
-        rlmesh.session(rlmesh.RANDOM_SAMPLE, closing(connect_vec([serve(cartpole).address])))
+        rlmesh.EpisodeSession(rlmesh.RANDOM_SAMPLE,
+                              closing(connect_vec([serve(cartpole).address])))
 
 

@@ -1,110 +1,57 @@
-"""``rlmesh.session``: drive episodes by hand, one call at a time, with results kept."""
+"""``rlmesh.EpisodeSession`` and ``rlmesh.session``.
+
+:class:`EpisodeSession` is rlmesh's first hand-driven loop: it connects at once and its
+``reset`` returns the observation alone. ``rlmesh.session(...)`` returns the reference
+rlmesh's :class:`~rlmesh.evaluation.session.Session`, whose ``reset`` returns
+``(obs, info)`` like Gymnasium's. Both are one engine.
+"""
 
 from __future__ import annotations
 
-import time
-from types import TracebackType
 from typing import Any
 
-from rlmesh.evaluation.policy import Predictor, as_policy
-from rlmesh.evaluation.results import EpisodeResult, RunResult, success_of
-from rlmesh.evaluation.run import endpoint_of, open_env
+from rlmesh.evaluation.session import Session
 
 __all__ = ["EpisodeSession", "session"]
 
 
-class EpisodeSession:
+class EpisodeSession(Session):
     """A model and a (single) env, stepped by hand; finished episodes are recorded.
+
+    Unlike :class:`rlmesh.Session` it connects (and loads the model) when it is made, and
+    :meth:`reset` returns only the first observation.
 
     Example::
 
-        with rlmesh.session(model, "127.0.0.1:5555") as s:
+        with rlmesh.EpisodeSession(model, "127.0.0.1:5555") as s:
             s.reset(seed=0)
             while not s.done:
                 s.step()              # the model's action; or s.step(my_action)
         print(s.episodes[0].reward)
     """
 
-    def __init__(self, model: Any, env: Any) -> None:
-        self.model = as_policy(model)
-        self.env, self._owned = open_env(env)
-        if hasattr(self.env, "single_action_space"):
-            if self._owned:
-                self.env.close()
-            raise TypeError("rlmesh.session drives a single env; use rlmesh.run for vector "
-                            "envs")
-        self.model.bind(self.env.observation_space, self.env.action_space)
-        self.model.load()
-        self.endpoint = endpoint_of(self.env)
-        self.episodes: list[EpisodeResult] = []
-        self.observation: Any = None
-        self.info: dict[str, Any] = {}
-        self._predict: Predictor | None = None
-        self._seed: int | None = None
-        self._steps = 0
-        self._reward = 0.0
-        self._started = 0.0
-        self._closed = False
+    def __init__(self, model: Any, env: Any, **options: Any) -> None:
+        super().__init__(model, env, **options)
+        self._open()
 
-    @property
-    def done(self) -> bool:
-        """Whether no episode is running (none started yet, or the last one ended)."""
-        return self._predict is None
-
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+    def reset(self, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> Any:
         """Start an episode; returns its first observation."""
-        self._predict = self.model.episode(seed)
-        self._seed, self._steps, self._reward = seed, 0, 0.0
-        self._started = time.perf_counter()
-        self.observation, self.info = self.env.reset(seed=seed, options=options)
-        return self.observation
-
-    def predict(self, observation: Any = None) -> Any:
-        """The model's action for ``observation`` (default: the latest observation)."""
-        if self._predict is None:
-            raise RuntimeError("call reset() first (no episode is running)")
-        return self._predict(self.observation if observation is None else observation)
-
-    def step(self, action: Any = None) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        """Step with ``action`` (default: the model's); records the episode when it ends."""
-        if self._predict is None:
-            raise RuntimeError("call reset() first (no episode is running)")
-        if action is None:
-            action = self._predict(self.observation)
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self.observation, self.info = obs, info
-        self._steps += 1
-        self._reward += float(reward)
-        if terminated or truncated:
-            self.episodes.append(EpisodeResult(
-                len(self.episodes), self._seed, self._steps, self._reward, bool(terminated),
-                bool(truncated), success_of(info), time.perf_counter() - self._started,
-                self.endpoint))
-            self._predict = None
-        return obs, float(reward), bool(terminated), bool(truncated), info
-
-    def result(self) -> RunResult:
-        """The finished episodes as a :class:`RunResult`."""
-        return RunResult(episodes=list(self.episodes), planned=len(self.episodes),
-                         settings={"env": self.endpoint, "policy": self.model.name})
-
-    def close(self) -> None:
-        """Close the model (and the env, if the session opened it). Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self.model.close()
-        if self._owned:
-            self.env.close()
-
-    def __enter__(self) -> EpisodeSession:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
+        return super().reset(seed=seed, options=options)[0]
 
 
-def session(model: Any, env: Any) -> EpisodeSession:
-    """Drive ``env`` by hand with ``model`` (an env, a remote env, or an address)."""
-    return EpisodeSession(model, env)
+def session(model: Any, env: Any, **options: Any) -> Session:
+    """Drive ``env`` by hand with ``model``: a :class:`rlmesh.Session`.
+
+    Args:
+        model: An :class:`rlmesh.Model`, ``rlmesh.RANDOM_SAMPLE``, a ``RemoteModel`` or a
+            callable ``observation -> action``.
+        env: A Gymnasium env (local or remote) or an endpoint address.
+        **options: ``max_episode_steps``, ``max_episode_seconds``, ``hooks``, ``close_env``,
+            ``instruction``, ``execution_horizon``, ``view``, ``trust_entrypoints`` (see
+            :class:`rlmesh.Session`).
+
+    Returns:
+        The session; its ``reset`` returns ``(obs, info)``. It connects on first use.
+    """
+    return Session(model, env, **options)

@@ -154,7 +154,7 @@ class _Run:
             env.abandon()
         for thread in threads:
             thread.join(5)
-        self.model.close()
+        self.model.finish()
         if self.failure is not None:
             raise self.failure
         with self.cond:  # a snapshot: a thread that is somehow still running changes nothing

@@ -8,7 +8,6 @@ the endpoints' threads, one call at a time (rlmesh holds a lock around them).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from typing import Any
 
 from rlmesh.evaluation.results import EpisodeResult, RunResult
@@ -43,14 +42,16 @@ class Hooks:
 class HookList(Hooks):
     """Calls several hooks in order, one call at a time across threads."""
 
-    def __init__(self, hooks: Hooks | Sequence[Hooks] | None) -> None:
-        if hooks is None:
-            hooks = []
-        elif isinstance(hooks, Hooks):
-            hooks = [hooks]
+    def __init__(self, hooks: Any) -> None:
+        given: list[Any] = ([] if hooks is None else [hooks]
+                            if isinstance(hooks, Hooks) or hasattr(hooks, "relay")
+                            else list(hooks))
+        # (rlmesh.RunHooks, the reference's hooks, take part through a relay)
+        hooks = [h.relay() if hasattr(h, "relay") and not isinstance(h, Hooks) else h
+                 for h in given]
         for hook in hooks:
             if not isinstance(hook, Hooks):
-                raise TypeError(f"hooks must be rlmesh.Hooks instances, not "
+                raise TypeError(f"hooks must be rlmesh.Hooks or rlmesh.RunHooks, not "
                                 f"{type(hook).__qualname__}")
         self.hooks = list(hooks)
         self.watches_steps = any(type(h).on_step is not Hooks.on_step for h in self.hooks)

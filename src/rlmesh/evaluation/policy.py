@@ -16,6 +16,13 @@ from typing import Any, TypeVar, overload
 import numpy as np
 from gymnasium import spaces as gs
 
+from rlmesh.evaluation.lifecycle import (
+    EpisodeState,
+    PredictContext,
+    accepts_context,
+    call_edge,
+    reset_edge,
+)
 from rlmesh.values import coerce_action, coerce_actions, to_plain
 from rlmesh.vector.batching import split_lanes
 
@@ -40,17 +47,32 @@ class Policy:
     copied_per_run = False
     """Whether a run works on a copy (a shared default instance, such as the random baseline,
     whose binding to one run's spaces must not leak into another's)."""
+    spec: Any = None
+    """What the model consumes and produces, for adapters (``None``: raw observations)."""
 
-    def __init__(self, predict: Predictor | None = None, *,
-                 predict_batch: Callable[[Any], Any] | None = None,
-                 name: str | None = None) -> None:
-        if predict is not None and not callable(predict):
-            raise TypeError(f"predict must be callable, not {type(predict).__qualname__}")
+    def __init__(self, source: Predictor | None = None, *, predict: Predictor | None = None,
+                 predict_batch: Callable[[Any], Any] | None = None, name: str | None = None,
+                 spec: Any = None, on_episode_end: Callable[..., Any] | None = None,
+                 on_close: Callable[[], Any] | None = None,
+                 trust_entrypoints: bool = False) -> None:
+        if source is not None and predict is not None:
+            raise TypeError("pass the predict callable once: Model(fn) or Model(predict=fn)")
+        predict = source if source is not None else predict
+        for label, value in (("predict", predict), ("predict_batch", predict_batch),
+                             ("on_episode_end", on_episode_end), ("on_close", on_close)):
+            if value is not None and not callable(value):
+                raise TypeError(f"{label} must be callable, not {type(value).__qualname__}")
         self._predict = predict
         self._predict_batch = predict_batch
         self.name = name or getattr(predict, "__qualname__", None) or type(self).__qualname__
         self.observation_space: gs.Space[Any] | None = None
         self.action_space: gs.Space[Any] | None = None
+        if spec is not None:
+            self.spec = spec
+        self.trust_entrypoints = trust_entrypoints
+        self._on_episode_end = on_episode_end
+        self._on_close = on_close
+        self._episode: EpisodeState | None = None
 
     # -- what a subclass overrides ------------------------------------------------------------
 
@@ -68,11 +90,19 @@ class Policy:
             return self._predict_batch(observations)
         return np.stack([np.asarray(self.predict(o)) for o in split_lanes(observations)])
 
-    def load(self) -> None:
-        """Called once before the first episode (the spaces are known by then)."""
+    def load(self, **binding: Any) -> None:
+        """Called once before the first episode (the spaces are known by then).
+
+        ``binding`` holds parameters a server binds (none locally).
+        """
 
     def reset(self, seed: int | None = None) -> None:
-        """Called at the start of every episode with the seed its env reset used."""
+        """Called at the start of every episode with the seed its env reset used.
+
+        Override it as ``reset(self, seed=None)``. A model written for the reference rlmesh
+        overrides ``reset(self)`` or ``reset(self, episode_id)`` instead, and is called when
+        each episode *ends* (see :mod:`rlmesh.evaluation.lifecycle`).
+        """
 
     def close(self) -> None:
         """Called once after the last episode."""
@@ -93,11 +123,48 @@ class Policy:
     def episode(self, seed: int | None) -> Predictor:
         """Start an episode: the function that maps its observations to actions.
 
-        The default calls :meth:`reset` and returns :meth:`predictor`; a model with
-        per-episode state may return a closure.
+        The default ends the previous episode (for models that hear of episode ends), calls
+        :meth:`reset` (for models that hear of starts) and returns :meth:`predictor`; a
+        model with per-episode state may return a closure.
         """
-        self.reset(seed)
+        edge = self._edge()
+        if edge == "end":
+            self.end_episode()
+        elif edge == "start":
+            self.reset(seed)
+        self._episode = EpisodeState(seed)
         return self.predictor()
+
+    def end_episode(self) -> None:
+        """Tell a model that hears of episode ends that the running episode has ended."""
+        episode, self._episode = self._episode, None
+        if episode is None or self._edge() != "end":
+            return
+        call_edge(self._on_episode_end or self.reset, episode.episode_id)
+
+    def finish(self) -> None:
+        """End the run: the last episode's end, then :meth:`close` (or ``on_close``)."""
+        self.end_episode()
+        (self._on_close or self.close)()
+
+    def _edge(self) -> str:
+        if self._on_episode_end is not None:
+            return "end"
+        return reset_edge(type(self).reset, Policy.reset)
+
+    def context(self) -> PredictContext:
+        """The context of the next predict of the running episode."""
+        if self._episode is None:
+            self._episode = EpisodeState(None)
+        return self._episode.context()
+
+    def _contextual(self) -> Predictor:
+        """:meth:`predict`, handed a context when it declares one."""
+        call: Callable[..., Any] = (self._predict if self._predict is not None
+                                    else self.predict)
+        if not accepts_context(call):
+            return self.predict
+        return lambda observation: call(observation, context=self.context())
 
     def predictor(self) -> Predictor:
         """:meth:`predict` as the runners call it: one numpy observation in, one action out.
@@ -105,12 +172,13 @@ class Policy:
         Values are converted here: plain values when :attr:`plain` is set (``rlmesh.Model``),
         tensors in the torch and JAX models; numpy values pass through otherwise.
         """
+        predict = self._contextual()
         if not self.plain:
-            return self.predict
+            return predict
         space = self.action_space
 
         def predict_plain(observation: Any) -> Any:
-            action = self.predict(to_plain(observation))
+            action = predict(to_plain(observation))
             return coerce_action(space, action) if space is not None else action
 
         return predict_plain

@@ -35,6 +35,9 @@ class EpisodeResult:
         duration_s: Wall-clock seconds from reset to the last step.
         endpoint: Address of the endpoint that ran it (``None`` for a local env).
         attempts: How many times it was started (more than 1 after an endpoint failed).
+        predict_ms: Milliseconds the model spent predicting over the episode (0 where the
+            runner does not time it: vector env lanes, endpoints of ``evaluate``).
+        step_ms: Milliseconds the env spent stepping over the episode (likewise).
     """
 
     index: int
@@ -47,6 +50,13 @@ class EpisodeResult:
     duration_s: float = 0.0
     endpoint: str | None = None
     attempts: int = 1
+    predict_ms: float = 0.0
+    step_ms: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the env reported success (``success`` is true; unknown counts as not)."""
+        return self.success is True
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -6,13 +6,16 @@ every lane plays its own (:mod:`rlmesh.evaluation.lanes`).
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from rlmesh.evaluation.hooks import HookList, Hooks
+from rlmesh.errors import RLMeshWarning
+from rlmesh.evaluation.hooks import HookList
 from rlmesh.evaluation.identity import EnvIdentity, provenance
 from rlmesh.evaluation.lanes import play_lanes
 from rlmesh.evaluation.policy import Policy, as_policy
@@ -51,7 +54,9 @@ def plan_seeds(seeds: Sequence[int | None] | None, max_episodes: int | None,
 
 def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
         max_episodes: int | None = None, max_episode_steps: int | None = None,
-        hooks: Hooks | Sequence[Hooks] | None = None) -> RunResult:
+        hooks: Any = None, max_episode_seconds: float | None = None, close_env: bool = False,
+        instruction: str | None = None, trust_entrypoints: bool = False,
+        execution_horizon: int = 1, view: Any = None) -> RunResult:
     """Let ``model`` play episodes on ``env`` and collect the results.
 
     Args:
@@ -62,12 +67,22 @@ def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
         seeds: Reset seed of each episode (``None`` entries: the env's own randomness).
         max_episodes: Episodes to play; default ``len(seeds)``, else 1.
         max_episode_steps: Cut episodes longer than this (they count as truncated).
-        hooks: :class:`rlmesh.Hooks` to call along the way.
+        hooks: :class:`rlmesh.Hooks` or :class:`rlmesh.RunHooks` (one or a list) to call
+            along the way.
+        max_episode_seconds: Cut episodes running longer than this (single envs).
+        close_env: Close ``env`` afterwards even though the caller passed it in.
+        instruction: Text for a model that reads an instruction (delivered by adapters,
+            which come later; kept in the result's settings).
+        trust_entrypoints: Allow ``module:callable`` entrypoints in a model's spec.
+        execution_horizon: Actions executed per predicted chunk; more than 1 needs a model
+            with a chunk corner (otherwise a warning, and every step predicts).
+        view: The live viewer (not available yet).
 
     Returns:
         The episodes in plan order. Ctrl+C stops the run and returns the finished episodes
         (``interrupted`` is then set).
     """
+    _check_options(max_episode_seconds, execution_horizon, view)
     model = as_policy(model)
     plan = plan_seeds(seeds, max_episodes)
     if max_episode_steps is not None and max_episode_steps < 1:
@@ -78,6 +93,7 @@ def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
     result = RunResult(planned=len(plan), settings={
         "env": endpoint or _describe(env), **EnvIdentity.of_env(env).settings(),
         "policy": model.name, "seeds": plan, "max_episode_steps": max_episode_steps,
+        **({"instruction": instruction} if instruction is not None else {}),
         **provenance()})
     try:
         vector = hasattr(env, "single_action_space") and hasattr(env, "num_envs")
@@ -88,18 +104,21 @@ def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
         model.load()
         try:
             if vector:
+                if max_episode_seconds is not None:
+                    raise ValueError("max_episode_seconds applies to single envs")
                 play_lanes(model, env, list(enumerate(plan)), max_episode_steps, hook,
                            endpoint, result.episodes.append)
             else:
                 for index, seed in enumerate(plan):
                     result.episodes.append(play_episode(
-                        model, env, index, seed, max_episode_steps, hook, endpoint))
+                        model, env, index, seed, max_episode_steps, hook, endpoint,
+                        max_episode_seconds))
         except KeyboardInterrupt:
             result.interrupted = True
         finally:
-            model.close()
+            model.finish()
     finally:
-        if owned:
+        if owned or close_env:
             env.close()
     result.episodes.sort(key=lambda e: e.index)
     hook.on_run_end(result)
@@ -107,8 +126,8 @@ def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
 
 
 def play_episode(model: Policy, env: Any, index: int, seed: int | None,
-                 max_steps: int | None, hooks: HookList, endpoint: str | None
-                 ) -> EpisodeResult:
+                 max_steps: int | None, hooks: HookList, endpoint: str | None,
+                 max_seconds: float | None = None) -> EpisodeResult:
     """Play one episode on a single env."""
     started = time.perf_counter()
     predict = model.episode(seed)
@@ -121,9 +140,16 @@ def play_episode(model: Policy, env: Any, index: int, seed: int | None,
     step = env.step
     total, steps = 0.0, 0
     terminated = truncated = False
+    clock = time.perf_counter_ns
+    predict_ns = step_ns = 0
     while True:
+        t0 = clock()
         action = predict(observation)
+        t1 = clock()
         observation, reward, terminated, truncated, info = step(action)
+        t2 = clock()
+        predict_ns += t1 - t0
+        step_ns += t2 - t1
         steps += 1
         total += float(reward)
         if watch:
@@ -133,11 +159,13 @@ def play_episode(model: Policy, env: Any, index: int, seed: int | None,
             hooks.on_frame(index, env.render())
         if terminated or truncated:
             break
-        if max_steps is not None and steps >= max_steps:
+        if ((max_steps is not None and steps >= max_steps) or
+                (max_seconds is not None and time.perf_counter() - started >= max_seconds)):
             truncated = True
             break
     result = EpisodeResult(index, seed, steps, total, bool(terminated), bool(truncated),
-                           success_of(info), time.perf_counter() - started, endpoint)
+                           success_of(info), time.perf_counter() - started, endpoint,
+                           predict_ms=predict_ns / 1e6, step_ms=step_ns / 1e6)
     hooks.on_episode_end(result)
     return result
 
@@ -160,3 +188,20 @@ def endpoint_of(env: Any) -> str | None:
 def _describe(env: Any) -> str:
     spec = getattr(env, "spec", None)
     return str(getattr(spec, "id", None) or type(env).__qualname__)
+
+
+def _check_options(max_episode_seconds: float | None, execution_horizon: int,
+                   view: Any) -> None:
+    """Refuse what cannot run; warn about a horizon no model here can use."""
+    if max_episode_seconds is not None and not (
+            max_episode_seconds > 0 and math.isfinite(max_episode_seconds)):
+        raise ValueError("max_episode_seconds must be a positive number of seconds")
+    if isinstance(execution_horizon, bool) or not isinstance(execution_horizon, int) or \
+            execution_horizon < 1:
+        raise ValueError("execution_horizon must be an int >= 1")
+    if execution_horizon > 1:
+        warnings.warn("execution_horizon needs a model with a chunk corner (predict_chunk); "
+                      "every step predicts", RLMeshWarning, stacklevel=3)
+    if view not in (None, False):
+        raise NotImplementedError("view= (the live viewer) is not available in this version "
+                                  "of rlmesh yet")

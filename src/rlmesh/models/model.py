@@ -17,10 +17,10 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from rlmesh.evaluation.hooks import Hooks
 from rlmesh.evaluation.policy import Policy, Predictor, as_policy
 from rlmesh.evaluation.results import RunResult
 from rlmesh.evaluation.run import run
+from rlmesh.evaluation.session import Session
 from rlmesh.models.serve import DEFAULT_MAX_BATCH, ModelSource
 from rlmesh.server.server import EnvServer
 
@@ -37,12 +37,20 @@ class Model(Policy):
         name: Shown in results (default: the callable's name or the class name).
     """
 
-    def run(self, env: Any, *, seeds: Sequence[int | None] | None = None,
+    def run(self, env: Any = None, *, seeds: Sequence[int | None] | None = None,
             max_episodes: int | None = None, max_episode_steps: int | None = None,
-            hooks: Hooks | Sequence[Hooks] | None = None) -> RunResult:
-        """Run episodes on ``env`` (see :func:`rlmesh.run`)."""
-        return run(self, env, seeds=seeds, max_episodes=max_episodes,
-                   max_episode_steps=max_episode_steps, hooks=hooks)
+            hooks: Any = None, env_or_address: Any = None, **options: Any) -> RunResult:
+        """Run episodes on ``env`` (see :func:`rlmesh.run` for ``options``).
+
+        ``env_or_address=`` is the reference rlmesh's name for ``env``.
+        """
+        return run(self, _target(env, env_or_address), seeds=seeds, max_episodes=max_episodes,
+                   max_episode_steps=max_episode_steps, hooks=hooks, **options)
+
+    def session(self, env: Any = None, *, env_or_address: Any = None,
+                **options: Any) -> Session:
+        """A :class:`rlmesh.Session` driving ``env`` with this model (:func:`rlmesh.session`)."""
+        return Session(self, _target(env, env_or_address), **options)
 
     def serve(self, address: str = "127.0.0.1:5555", *, block: bool = True,
               max_batch: int = DEFAULT_MAX_BATCH, **server_options: Any) -> EnvServer:
@@ -65,6 +73,13 @@ class Model(Policy):
         else:
             server.start()
         return server
+
+
+def _target(env: Any, env_or_address: Any) -> Any:
+    """The env given either way (``env`` or ``env_or_address=``)."""
+    if (env is None) == (env_or_address is None):
+        raise TypeError("give the env once: model.run(env) or model.run(env_or_address=...)")
+    return env if env is not None else env_or_address
 
 
 class RandomModel(Model):

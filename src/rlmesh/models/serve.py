@@ -85,7 +85,7 @@ class ModelSource(Source):
             if self._closed:
                 return
             self._closed = True
-        self.model.close()
+        self.model.finish()
 
     def handlers(self, session: SessionPort) -> dict[int, Handler]:
         """PREDICT and PREDICT_BATCH, on the model's values (tensors for a torch model...)."""

@@ -1,0 +1,237 @@
+"""``rlmesh.Session``: a model and one env, stepped by hand (the reference rlmesh's loop).
+
+``rlmesh.session(model, env)`` and ``model.session(env)`` return one. It connects lazily (at
+the first call that needs the env), resets to ``(obs, info)`` like Gymnasium, predicts with
+the model, steps the env, keeps every finished episode, and plays whole episodes with
+:meth:`Session.run`. :class:`rlmesh.EpisodeSession` is the same loop with rlmesh's older
+``reset() -> obs``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from rlmesh.errors import EnvClosedError
+from rlmesh.evaluation.hooks import HookList
+from rlmesh.evaluation.policy import Policy, Predictor, as_policy
+from rlmesh.evaluation.results import EpisodeResult, RunResult, success_of
+from rlmesh.evaluation.run import endpoint_of, open_env, plan_seeds
+
+__all__ = ["Reader", "Session"]
+
+
+class Reader:
+    """Reads roles off raw observations: ``reader(obs) -> {role: value}``.
+
+    What :meth:`Session.reader` returns; roles come from ``rlmesh.adapters`` (a later
+    version of rlmesh).
+
+    Args:
+        read: ``observation -> {role: value}``.
+        items: The roles (or model-input leaves) it reads.
+    """
+
+    def __init__(self, read: Any, items: tuple[Any, ...]) -> None:
+        self._read = read
+        self.items = items
+
+    def __call__(self, observation: Any) -> dict[Any, Any]:
+        """The roles of ``observation``."""
+        return dict(self._read(observation))
+
+
+class Session:
+    """Drive ``env`` with ``model`` by hand; a context manager that closes what it opened.
+
+    Args:
+        model: An :class:`rlmesh.Model`, ``rlmesh.RANDOM_SAMPLE``, a ``RemoteModel`` or a
+            callable ``observation -> action``.
+        env: A Gymnasium env (local or remote) or an endpoint address.
+        max_episode_steps: Truncate episodes after this many steps.
+        max_episode_seconds: Truncate episodes after this many seconds.
+        hooks: :class:`rlmesh.RunHooks` or :class:`rlmesh.Hooks` watching the episodes.
+        close_env: Close ``env`` on :meth:`close` even if the caller passed it in.
+        instruction: Text for a model that reads an instruction (kept in
+            :attr:`instruction`; adapters, which deliver it, come later).
+        execution_horizon: Actions executed per predicted chunk (1: every step predicts).
+        view: The live viewer (not available yet; ``None``).
+        trust_entrypoints: Allow ``module:callable`` entrypoints in a model's spec.
+    """
+
+    def __init__(self, model: Any, env: Any, *, max_episode_steps: int | None = None,
+                 max_episode_seconds: float | None = None, hooks: Any = None,
+                 close_env: bool = False, instruction: str | None = None,
+                 execution_horizon: int = 1, view: Any = None,
+                 trust_entrypoints: bool = False) -> None:
+        _check_limits(max_episode_steps, max_episode_seconds, execution_horizon)
+        if view not in (None, False):
+            raise NotImplementedError("view= (the live viewer) is not available in this "
+                                      "version of rlmesh yet")
+        self.model: Policy = as_policy(model)
+        self.max_episode_steps = max_episode_steps
+        self.max_episode_seconds = max_episode_seconds
+        self.instruction = instruction
+        self.execution_horizon = execution_horizon
+        self.trust_entrypoints = trust_entrypoints
+        self.hooks = HookList(hooks)
+        self.episodes: list[EpisodeResult] = []
+        self.observation: Any = None
+        self.info: dict[str, Any] = {}
+        self.endpoint: str | None = None
+        self._target, self._close_env = env, close_env
+        self._env: Any = None
+        self._owned = False
+        self._predict: Predictor | None = None
+        self._seed: int | None = None
+        self._steps, self._reward, self._started = 0, 0.0, 0.0
+        self._predict_ns = self._step_ns = 0
+        self._closed = False
+
+    # -- connecting ---------------------------------------------------------------------------
+
+    @property
+    def env(self) -> Any:
+        """The env (connected on first use)."""
+        if self._closed:
+            raise EnvClosedError("this session is closed")
+        if self._env is None:
+            self._open()
+        return self._env
+
+    def _open(self) -> None:
+        env, owned = open_env(self._target)
+        if hasattr(env, "single_action_space"):
+            if owned:
+                env.close()
+            raise TypeError("a session drives a single env; use rlmesh.run for vector envs")
+        self._env, self._owned = env, owned
+        self.model.bind(env.observation_space, env.action_space)
+        self.model.load()
+        self.endpoint = endpoint_of(env)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """Whether no episode is running (none started yet, or the last one ended)."""
+        return self._predict is None
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[Any, dict[str, Any]]:
+        """Start an episode (ending a running one unfinished); returns ``(obs, info)``."""
+        env = self.env
+        self._predict = self.model.episode(seed)
+        self._seed, self._steps, self._reward = seed, 0, 0.0
+        self._predict_ns = self._step_ns = 0
+        self._started = time.perf_counter()
+        self.observation, self.info = env.reset(seed=seed, options=options)
+        self.hooks.on_episode_start(len(self.episodes), seed, self.observation, self.info,
+                                    self.endpoint)
+        return self.observation, self.info
+
+    def predict(self, observation: Any = None) -> Any:
+        """The model's action for ``observation`` (default: the latest observation)."""
+        predict = self._running()
+        started = time.perf_counter_ns()
+        action = predict(self.observation if observation is None else observation)
+        self._predict_ns += time.perf_counter_ns() - started
+        return action
+
+    def step(self, action: Any = None) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Step with ``action`` (default: the model's); records the episode when it ends."""
+        self._running()
+        if action is None:
+            action = self.predict()
+        started = time.perf_counter_ns()
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._step_ns += time.perf_counter_ns() - started
+        self.observation, self.info = obs, info
+        self._steps += 1
+        self._reward += float(reward)
+        truncated = bool(truncated) or self._over_limit()
+        if self.hooks.watches_steps:
+            self.hooks.on_step(len(self.episodes), self._steps, action, obs, float(reward),
+                               bool(terminated), truncated, info)
+        if terminated or truncated:
+            self._record(bool(terminated), truncated)
+        return obs, float(reward), bool(terminated), truncated, info
+
+    def _running(self) -> Predictor:
+        if self._closed:
+            raise EnvClosedError("this session is closed")
+        if self._predict is None:
+            raise RuntimeError("call reset() first (no episode is running)")
+        return self._predict
+
+    def _over_limit(self) -> bool:
+        steps, seconds = self.max_episode_steps, self.max_episode_seconds
+        return ((steps is not None and self._steps >= steps) or
+                (seconds is not None and time.perf_counter() - self._started >= seconds))
+
+    def _record(self, terminated: bool, truncated: bool) -> None:
+        result = EpisodeResult(
+            len(self.episodes), self._seed, self._steps, self._reward, terminated, truncated,
+            success_of(self.info), time.perf_counter() - self._started, self.endpoint,
+            predict_ms=self._predict_ns / 1e6, step_ms=self._step_ns / 1e6)
+        self.episodes.append(result)
+        self._predict = None
+        self.hooks.on_episode_end(result)
+
+    def run(self, seeds: Sequence[int | None] | None = None, *,
+            max_episodes: int | None = None) -> RunResult:
+        """Play whole episodes (one per seed; see :func:`rlmesh.run`) and return them."""
+        first = len(self.episodes)
+        for seed in plan_seeds(seeds, max_episodes):
+            self.reset(seed=seed)
+            while not self.done:
+                self.step()
+        result = RunResult(episodes=self.episodes[first:], planned=len(self.episodes) - first,
+                           settings={"env": self.endpoint, "policy": self.model.name})
+        self.hooks.on_run_end(result)
+        return result
+
+    def result(self) -> RunResult:
+        """Every finished episode as a :class:`RunResult`."""
+        return RunResult(episodes=list(self.episodes), planned=len(self.episodes),
+                         settings={"env": self.endpoint, "policy": self.model.name})
+
+    def read(self, observation: Any, item: Any) -> Any:
+        """Read one role off an observation (needs ``rlmesh.adapters``, not available yet)."""
+        raise NotImplementedError("Session.read needs rlmesh.adapters, which this version of "
+                                  "rlmesh does not have yet")
+
+    def reader(self, *items: Any) -> Any:
+        """A role reader (needs ``rlmesh.adapters``, not available yet)."""
+        raise NotImplementedError("Session.reader needs rlmesh.adapters, which this version "
+                                  "of rlmesh does not have yet")
+
+    def close(self) -> None:
+        """Close the model, and the env if the session opened it (or ``close_env``)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._env is None:
+            return
+        self.model.finish()
+        if self._owned or self._close_env:
+            self._env.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _check_limits(steps: int | None, seconds: float | None, horizon: int) -> None:
+    if steps is not None and steps < 1:
+        raise ValueError("max_episode_steps must be >= 1")
+    if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError("max_episode_seconds must be a positive number of seconds")
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ValueError("execution_horizon must be an int >= 1")

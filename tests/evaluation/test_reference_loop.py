@@ -1,0 +1,276 @@
+"""The reference rlmesh's evaluation loop, from its docs: ``Session``, the model lifecycle
+(episode-end ``reset``, ``on_episode_end`` / ``on_close``, ``load(**binding)``), the predict
+``context``, ``RunHooks`` / ``StepEvent``, and the new ``run`` options.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import rlmesh
+import rlmesh.numpy
+from tests.support.runs import angle_loop, angle_policy, cartpole, outcomes
+
+pytestmark = [
+    pytest.mark.memory_peer,
+    pytest.mark.timeout(30),
+    pytest.mark.filterwarnings("ignore:.*is out of date.*:DeprecationWarning"),
+]
+
+
+class TwoObs(gym.Env[np.ndarray, int]):
+    """A two-element observation: ``obs, info = reset()`` must not split it."""
+
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> Any:
+        super().reset(seed=seed)
+        return np.array([0.25, -0.5], np.float32), {"k": 1}
+
+    def step(self, action: int) -> Any:
+        return np.zeros(2, np.float32), 1.0, True, False, {"is_success": True}
+
+
+# == Session =====================================================================================
+
+
+def test_session_reset_returns_obs_and_info_like_gymnasium() -> None:
+    with rlmesh.session(rlmesh.numpy.Model(lambda o: 0), TwoObs()) as sess:
+        assert isinstance(sess, rlmesh.Session)
+        obs, info = sess.reset(seed=0)
+        assert obs.shape == (2,) and info == {"k": 1}  # the observation is whole
+        while not sess.done:
+            obs, reward, terminated, truncated, info = sess.step(sess.predict(obs))
+        assert (reward, terminated, truncated) == (1.0, True, False)
+        assert sess.episodes[0].succeeded and sess.episodes[0].success is True
+
+
+def test_session_connects_lazily_and_refuses_calls_once_closed(serve: Any) -> None:
+    server = serve(cartpole)
+    sess = rlmesh.session(rlmesh.RANDOM_SAMPLE, server.address)
+    assert server.stats["sessions"] == 0, "the session connected before it was used"
+    obs, _ = sess.reset(seed=1)
+    assert server.stats["sessions"] == 1 and obs.shape == (4,)
+    sess.close()
+    sess.close()  # idempotent
+    with pytest.raises(rlmesh.EnvClosedError):
+        sess.reset(seed=2)
+    with pytest.raises(rlmesh.EnvClosedError):
+        sess.step(0)
+    never_used = rlmesh.session(rlmesh.RANDOM_SAMPLE, server.address)
+    never_used.close()
+    assert server.stats["sessions"] == 1  # closing an unused session connects nothing
+
+
+def test_model_session_and_run_plays_episodes_like_rlmesh_run() -> None:
+    model = rlmesh.numpy.Model(angle_policy)
+    with model.session(cartpole()) as sess:
+        result = sess.run(seeds=[3, 4])
+    assert outcomes(result) == angle_loop([3, 4])
+    assert outcomes(model.run(env_or_address=cartpole(), seeds=[3, 4])) == angle_loop([3, 4])
+    with pytest.raises(TypeError, match="once"):
+        model.run(cartpole(), env_or_address=cartpole())
+
+
+def test_session_caps_episodes_and_closes_a_passed_env_only_when_asked() -> None:
+    env = cartpole()
+    with rlmesh.session(rlmesh.RANDOM_SAMPLE, env, max_episode_steps=5) as sess:
+        result = sess.run(seeds=[0])
+    assert result.episodes[0].steps == 5 and result.episodes[0].truncated
+    env.reset(seed=0)  # still usable: passed in, not closed
+    closed = []
+    env.close = lambda: closed.append(True)  # type: ignore[method-assign]
+    with rlmesh.session(rlmesh.RANDOM_SAMPLE, env, close_env=True) as sess:
+        sess.run(seeds=[0])
+    assert closed == [True]
+
+
+def test_session_read_and_view_say_they_need_later_features() -> None:
+    with rlmesh.session(rlmesh.RANDOM_SAMPLE, cartpole()) as sess:
+        obs, _ = sess.reset(seed=0)
+        with pytest.raises(NotImplementedError, match="adapters"):
+            sess.read(obs, "image")
+        with pytest.raises(NotImplementedError, match="adapters"):
+            sess.reader("image")
+    with pytest.raises(NotImplementedError, match="viewer"):
+        rlmesh.session(rlmesh.RANDOM_SAMPLE, cartpole(), view="terminal")
+
+
+# == the model lifecycle ==========================================================================
+
+
+class EndResetting(rlmesh.numpy.Model):
+    """A model written for the reference: ``reset()`` clears state when an episode ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[Any] = []
+        self.memory: list[Any] = []
+
+    def load(self, **binding: Any) -> None:
+        self.log.append(("load", binding))
+
+    def predict(self, observation: Any) -> Any:
+        self.memory.append(observation)
+        return angle_policy(observation)
+
+    def reset(self) -> None:
+        self.log.append(("reset", len(self.memory)))
+        self.memory.clear()
+
+    def close(self) -> None:
+        self.log.append(("close",))
+
+
+def test_reference_style_reset_fires_at_each_episode_end() -> None:
+    model = EndResetting()
+    result = rlmesh.run(model, cartpole(), seeds=[1, 2, 3])
+    steps = [e.steps for e in result.episodes]
+    assert model.log == [("load", {}), ("reset", steps[0]), ("reset", steps[1]),
+                         ("reset", steps[2]), ("close",)]
+    assert outcomes(result) == angle_loop([1, 2, 3])
+
+
+def test_on_episode_end_and_on_close_replace_reset_and_close() -> None:
+    ended: list[str] = []
+    closes: list[bool] = []
+    model = rlmesh.numpy.Model(angle_policy, on_episode_end=ended.append,
+                               on_close=lambda: closes.append(True))
+    with rlmesh.session(model, cartpole()) as sess:
+        sess.run(seeds=[5, 6])
+        sess.reset(seed=7)  # ends nothing unfinished twice: the third episode is open
+    assert len(ended) == 3 and len(set(ended)) == 3, ended  # one distinct id per episode
+    assert closes == [True]
+
+
+def test_rlmesh_style_reset_still_fires_at_the_start_with_the_seed() -> None:
+    seeds: list[Any] = []
+
+    class Ours(rlmesh.numpy.Model):
+        def reset(self, seed: int | None = None) -> None:
+            seeds.append(seed)
+
+    rlmesh.run(Ours(angle_policy), cartpole(), seeds=[8, 9])
+    assert seeds == [8, 9]
+
+
+def test_model_takes_its_predict_as_source_or_keyword_not_both() -> None:
+    assert rlmesh.numpy.Model(source=angle_policy).predict(np.zeros(4)) == 0
+    assert rlmesh.numpy.Model(predict=angle_policy).predict(np.ones(4)) == 1
+    with pytest.raises(TypeError, match="once"):
+        rlmesh.numpy.Model(angle_policy, predict=angle_policy)
+    with pytest.raises(TypeError, match="on_close must be callable"):
+        rlmesh.numpy.Model(angle_policy, on_close=3)  # type: ignore[arg-type]
+    spec = object()
+    assert rlmesh.numpy.Model(angle_policy, spec=spec).spec is spec
+    assert rlmesh.numpy.Model(angle_policy, trust_entrypoints=True).trust_entrypoints
+
+
+# == the predict context ==========================================================================
+
+
+def test_a_predict_that_declares_context_gets_one_per_call() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def policy(observation: Any, context: dict[str, Any]) -> int:
+        seen.append(dict(context, state=dict(context["state"])))
+        context["state"]["calls"] = context["state"].get("calls", 0) + 1
+        return angle_policy(observation)
+
+    result = rlmesh.run(rlmesh.numpy.Model(policy), cartpole(), seeds=[11, 11])
+    first, second = result.episodes
+    assert len(seen) == first.steps + second.steps
+    one = seen[: first.steps]
+    assert [c["predict_index"] for c in one] == list(range(first.steps))
+    assert {c["episode_seed"] for c in one} == {11}
+    assert one[-1]["state"] == {"calls": first.steps - 1}  # the state lives for the episode
+    two = seen[first.steps :]
+    assert two[0]["state"] == {} and two[0]["episode_id"] != one[0]["episode_id"]
+    # The per-predict seed is reproducible: the same seed and index give the same value.
+    assert [c["predict_seed"] for c in two] == [c["predict_seed"] for c in one[: len(two)]]
+    assert len({c["predict_seed"] for c in one}) == len(one)
+
+
+def test_a_subclass_predict_with_context_is_handed_one() -> None:
+    class WithContext(rlmesh.numpy.Model):
+        def predict(self, observation: Any, context: Any = None) -> int:
+            assert context is not None and context["episode_seed"] == 4
+            return angle_policy(observation)
+
+    assert outcomes(rlmesh.run(WithContext(), cartpole(), seeds=[4])) == angle_loop([4])
+
+
+# == RunHooks and the results ====================================================================
+
+
+class Recording(rlmesh.RunHooks):
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def on_run_start(self) -> None:
+        self.events.append("start")
+
+    def on_episode_start(self, index: int, seed: int | None) -> None:
+        self.events.append(("episode", index, seed))
+
+    def on_step(self, event: rlmesh.StepEvent) -> None:
+        self.events.append(event)
+
+    def on_episode_end(self, result: rlmesh.EpisodeResult) -> None:
+        self.events.append(("end", result.index))
+
+    def on_run_end(self, episodes: tuple[rlmesh.EpisodeResult, ...]) -> None:
+        self.events.append(("run end", len(episodes)))
+
+
+@pytest.mark.parametrize("driver", ["run", "session"])
+def test_run_hooks_see_every_step_in_order(driver: str) -> None:
+    hooks = Recording()
+    model = rlmesh.numpy.Model(angle_policy)
+    if driver == "run":
+        result = rlmesh.run(model, cartpole(), seeds=[2, 3], hooks=[hooks, rlmesh.Hooks()])
+    else:
+        with rlmesh.session(model, cartpole(), hooks=hooks) as sess:
+            result = sess.run(seeds=[2, 3])
+    steps = [e for e in hooks.events if isinstance(e, rlmesh.StepEvent)]
+    assert len(steps) == sum(e.steps for e in result.episodes)
+    assert hooks.events[0] == "start" and hooks.events[1] == ("episode", 0, 2)
+    assert hooks.events[-1] == ("run end", 2)
+    ends = [e for e in hooks.events if isinstance(e, tuple) and e[0] == "end"]
+    assert ends == [("end", 0), ("end", 1)]
+    last = steps[result.episodes[0].steps - 1]
+    assert last.done and last.step == result.episodes[0].steps and last.episode == 0
+
+
+def test_episode_results_time_predict_and_step() -> None:
+    result = rlmesh.run(rlmesh.numpy.Model(angle_policy), cartpole(), seeds=[0])
+    episode = result.episodes[0]
+    assert episode.predict_ms > 0 and episode.step_ms > 0
+    assert episode.predict_ms + episode.step_ms <= episode.duration_s * 1000 + 1
+    assert episode.succeeded is False  # CartPole reports no success
+    assert rlmesh.EpisodeResult.from_dict(episode.to_dict()) == episode
+
+
+def test_run_options_of_the_reference() -> None:
+    env = cartpole()
+    result = rlmesh.run(rlmesh.RANDOM_SAMPLE, env, seeds=[0], max_episode_seconds=1e-9)
+    assert result.episodes[0].steps == 1 and result.episodes[0].truncated
+    with pytest.warns(rlmesh.RLMeshWarning, match="chunk"):
+        rlmesh.run(rlmesh.RANDOM_SAMPLE, env, seeds=[0], execution_horizon=4)
+    with pytest.raises(ValueError, match="execution_horizon"):
+        rlmesh.run(rlmesh.RANDOM_SAMPLE, env, execution_horizon=0)
+    with pytest.raises(NotImplementedError, match="viewer"):
+        rlmesh.run(rlmesh.RANDOM_SAMPLE, env, view=True)
+    result = rlmesh.run(rlmesh.RANDOM_SAMPLE, env, seeds=[0], instruction="balance")
+    assert result.settings["instruction"] == "balance"
+    closed: list[bool] = []
+    env.close = lambda: closed.append(True)  # type: ignore[method-assign]
+    rlmesh.run(rlmesh.RANDOM_SAMPLE, env, seeds=[0])
+    assert closed == []
+    rlmesh.run(rlmesh.RANDOM_SAMPLE, env, seeds=[0], close_env=True)
+    assert closed == [True]
