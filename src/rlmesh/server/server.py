@@ -14,6 +14,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -226,10 +227,30 @@ class EnvServer:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server has shut down.
 
+        Args:
+            timeout: Seconds to wait; ``None`` or ``math.inf`` waits as long as it takes.
+
         Returns:
             ``True`` if it stopped, ``False`` if ``timeout`` elapsed first.
+
+        Raises:
+            ValueError: If ``timeout`` is NaN or negative.
         """
-        return self._stopped.wait(timeout)
+        if timeout is None or timeout == math.inf:
+            return self._stopped.wait()
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+            raise TypeError(f"timeout must be a number of seconds or None, not "
+                            f"{type(timeout).__qualname__}")
+        if math.isnan(timeout) or timeout < 0:
+            raise ValueError(f"timeout must be >= 0 seconds (None or math.inf: no limit), "
+                             f"not {timeout!r}")
+        deadline = time.monotonic() + timeout
+        while not self._stopped.is_set():  # (in slices: one huge wait overflows)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._stopped.wait(min(left, 86400.0))
+        return True
 
     def shutdown(self) -> None:
         """Stop accepting, drain, end every session, and close the env. Idempotent.

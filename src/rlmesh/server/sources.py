@@ -51,15 +51,7 @@ def describe(env: Any) -> dict[str, Any]:
             rlmesh does not serve (PettingZoo, the legacy ``gym`` package).
     """
     check_servable(env)
-    spec = getattr(env, "spec", None)
-    spec_map = None
-    if spec is not None and getattr(spec, "id", None):
-        spec_map = {
-            "id": str(spec.id),
-            "max_episode_steps": spec.max_episode_steps,
-            "reward_threshold": spec.reward_threshold,
-            "nondeterministic": bool(spec.nondeterministic),
-        }
+    spec_map = _spec_fields(getattr(env, "spec", None))
     metadata = dict(getattr(env, "metadata", None) or {})
     autoreset = metadata.get("autoreset_mode")
     if autoreset is not None and hasattr(autoreset, "value"):
@@ -81,6 +73,28 @@ def describe(env: Any) -> dict[str, Any]:
             single_action_space=space_to_schema(env.single_action_space),
         )
     return contract
+
+
+def _spec_fields(spec: Any) -> dict[str, Any] | None:
+    """The contract's ``spec`` from an env's ``spec``: a Gymnasium ``EnvSpec`` or any object.
+
+    Only a string ``id`` names the env; each other field is taken when it has the type
+    Gymnasium gives it and left out (``None``) otherwise, so a foreign ``spec`` object never
+    stops an env from being served.
+    """
+    env_id = getattr(spec, "id", None)
+    if not isinstance(env_id, str) or not env_id:
+        return None
+    steps = getattr(spec, "max_episode_steps", None)
+    threshold = getattr(spec, "reward_threshold", None)
+    nondeterministic = getattr(spec, "nondeterministic", False)
+    return {
+        "id": env_id,
+        "max_episode_steps": steps if type(steps) is int else None,
+        "reward_threshold": (float(threshold) if isinstance(threshold, (int, float))
+                             and not isinstance(threshold, bool) else None),
+        "nondeterministic": nondeterministic if isinstance(nondeterministic, bool) else False,
+    }
 
 
 class EnvSource(Source):
