@@ -30,6 +30,7 @@ from rlmesh.errors import RLMeshWarning
 from rlmesh.protocol.auth import token_from
 from rlmesh.server.accept import Acceptor
 from rlmesh.server.admission import Gate, peer_key
+from rlmesh.server.framework import action_converter
 from rlmesh.server.options import ServeOptions
 from rlmesh.server.seam import Host, Source
 from rlmesh.server.session import Session
@@ -76,6 +77,7 @@ class EnvServer:
         host: TCP host, instead of ``address``.
         port: TCP port, instead of ``address``.
         path: Unix socket path, instead of ``address``.
+        transport: ``"tcp"`` or ``"unix"``: which kind ``host``/``port``/``path`` name.
         options: A :class:`~rlmesh.ServeOptions`.
         workers: Processes serving this endpoint. With more than one (a factory and a TCP
             address are needed), this process and ``workers - 1`` children share the port
@@ -88,6 +90,13 @@ class EnvServer:
             certificates) warns.
         tls: Serve over TLS with this context (see :func:`rlmesh.tls.server_context`);
             required for a ``tls://`` address.
+        tags: The env's tags, published in its contract's ``metadata`` (a mapping, or an
+            object with ``to_dict()`` or ``to_metadata()``; see
+            :func:`rlmesh.server.sources.tags_metadata`); kept as :attr:`tags`.
+        framework: ``"torch"`` or ``"jax"`` for an env whose ``step`` needs its action as
+            that framework's arrays (``"numpy"``, the default, changes nothing).
+        device: Where those arrays go (``"cuda:0"``, a ``torch.device``...); needs
+            ``framework="torch"`` or ``"jax"``.
 
     The socket is bound when the server is constructed. Example::
 
@@ -104,18 +113,23 @@ class EnvServer:
         host: str | None = None,
         port: int | None = None,
         path: str | None = None,
+        transport: str | None = None,
         options: ServeOptions | None = None,
         workers: int = 1,
         reuse_port: bool = False,
         token: str | bytes | None = None,
         tls: ssl.SSLContext | None = None,
+        tags: Any = None,
+        framework: str | None = None,
+        device: Any = None,
     ) -> None:
         self.options = options or ServeOptions()
         self.token = token_from(token)
-        requested = resolve_address(address, host, port, path)
+        requested = resolve_address(address, host, port, path, transport)
         _check_exposure(requested, self.token, tls, workers)
         self.tls = tls
-        self.source = env if isinstance(env, Source) else EnvSource(env)
+        self.tags = tags
+        self.source = _source(env, tags, framework, device)
         self._pool: WorkerPool | None = None
         try:
             _check_source(self.source, self.options, workers)
@@ -432,6 +446,16 @@ def _check_exposure(requested: Address, token: bytes | None, tls: ssl.SSLContext
                    "who can reach it can drive the env. Pass token= (or set RLMESH_TOKEN).")
         log.warning(message)
         warnings.warn(message, RLMeshWarning, stacklevel=3)
+
+
+def _source(env: Any, tags: Any, framework: str | None, device: Any) -> Source:
+    """What ``EnvServer(env, ...)`` serves: ``env`` if it is a source, else an env source."""
+    if not isinstance(env, Source):
+        return EnvSource(env, tags=tags, convert_action=action_converter(framework, device))
+    if tags is not None or framework is not None or device is not None:
+        raise TypeError(f"tags, framework and device describe a served env, not a "
+                        f"{type(env).__qualname__}")
+    return env
 
 
 def _check_source(source: Source, options: ServeOptions, workers: int) -> None:
