@@ -126,8 +126,8 @@ def endpoint_address(address: str | None, host: str | None = None, port: int | N
     """
     if address is not None and host is None and port is None and path is None \
             and transport is None:
-        if not isinstance(address, str) or not address.strip():
-            raise ValueError(f"address must be a non-empty string, not {address!r}")
+        if isinstance(address, str) and not address.strip():
+            raise ValueError("address must not be empty")
         return address
     return str(resolve_address(address, host, port, path, transport, required=True))
 
