@@ -26,9 +26,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
     raise missing_extra("rlmesh.jax", "JAX", "jax") from exc
 
-from rlmesh.backends.make import make_backend
+from rlmesh.backends.make import make_backend, make_remote_model
 
-__all__ = ["Model", "RemoteEnv", "RemoteVectorEnv", "from_jax", "to_jax"]
+__all__ = ["Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "from_jax", "to_jax"]
 
 
 def to_jax(array: np.ndarray[Any, Any], device: Any = None) -> Any:
@@ -46,3 +46,4 @@ def from_jax(value: Any) -> Any:
 
 
 RemoteEnv, RemoteVectorEnv, Model = make_backend("jax", to_jax, from_jax)
+RemoteModel = make_remote_model("jax", to_jax, from_jax)

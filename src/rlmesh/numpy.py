@@ -9,7 +9,8 @@ Example::
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
 
 This module is a public face: it re-exports :class:`rlmesh.client.env.RemoteEnv`,
-:class:`rlmesh.vector.env.RemoteVectorEnv` and :class:`rlmesh.models.model.Model`. Nothing
+:class:`rlmesh.vector.env.RemoteVectorEnv`, :class:`rlmesh.models.model.Model` and
+:class:`rlmesh.models.remote.RemoteModel`. Nothing
 inside rlmesh imports it.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from rlmesh.client.env import RemoteEnv
 from rlmesh.models.model import Model
+from rlmesh.models.remote import RemoteModel
 from rlmesh.vector.env import RemoteVectorEnv
 
-__all__ = ["Model", "RemoteEnv", "RemoteVectorEnv"]
+__all__ = ["Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv"]

@@ -27,9 +27,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
     raise missing_extra("rlmesh.torch", "PyTorch", "torch") from exc
 
-from rlmesh.backends.make import make_backend
+from rlmesh.backends.make import make_backend, make_remote_model
 
-__all__ = ["Model", "RemoteEnv", "RemoteVectorEnv", "from_tensor", "to_tensor"]
+__all__ = ["Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "from_tensor", "to_tensor"]
 
 
 def to_tensor(array: np.ndarray[Any, Any], device: Any = None) -> Any:
@@ -51,3 +51,4 @@ def from_tensor(value: Any) -> Any:
 
 
 RemoteEnv, RemoteVectorEnv, Model = make_backend("torch", to_tensor, from_tensor)
+RemoteModel = make_remote_model("torch", to_tensor, from_tensor)

@@ -2,7 +2,8 @@
 
 A backend is two functions, ``out(array, device)`` and ``into(value) -> numpy``; this module
 applies them through nested values (dicts, tuples, lists; see :mod:`rlmesh.values`) and builds
-the backend's ``RemoteEnv``, ``RemoteVectorEnv`` and ``Model`` on top of the numpy ones. Every
+the backend's ``RemoteEnv``, ``RemoteVectorEnv``, ``Model`` and ``RemoteModel`` on top of the
+numpy ones. Every
 array rlmesh decodes is freshly allocated for its reply, so a backend may share its memory
 (``torch.from_numpy``) without ever exposing a buffer the library later reuses.
 """
@@ -17,10 +18,11 @@ import numpy as np
 from rlmesh.client.env import RemoteEnv as NumpyRemoteEnv
 from rlmesh.evaluation.policy import Predictor
 from rlmesh.models.model import Model
+from rlmesh.models.remote import RemoteModel as NumpyRemoteModel
 from rlmesh.values import coerce_action, map_leaves
 from rlmesh.vector.env import RemoteVectorEnv as NumpyRemoteVectorEnv
 
-__all__ = ["ArrayOut", "ValueIn", "make_backend"]
+__all__ = ["ArrayOut", "ValueIn", "make_backend", "make_remote_model"]
 
 ArrayOut = Callable[[np.ndarray[Any, Any], Any], Any]
 """``out(array, device)``: the framework's array (on ``device``; ``None``: its default)."""
@@ -107,3 +109,36 @@ def make_backend(name: str, out: ArrayOut, into: ValueIn
     BackendModel.__name__ = BackendModel.__qualname__ = "Model"
     return RemoteEnv, RemoteVectorEnv, BackendModel
 
+
+
+def make_remote_model(name: str, out: ArrayOut, into: ValueIn) -> type[NumpyRemoteModel]:
+    """Build a backend's ``RemoteModel``: framework values in and out of ``predict``."""
+
+    class RemoteModel(NumpyRemoteModel):
+        __doc__ = (f"A served model whose predict takes and returns {name} values "
+                   "(``rlmesh.numpy.RemoteModel`` arguments, plus ``device``).")
+
+        def __init__(self, *args: Any, device: Any = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.device = device
+
+        def _out(self, array: np.ndarray[Any, Any]) -> Any:
+            return out(array, self.device)
+
+        def predict(self, observation: Any) -> Any:
+            """The served model's action for a numpy or framework observation."""
+            return _arrays_out(super().predict(_arrays_in(observation, into)), self._out)
+
+        def predict_batch(self, observations: Any) -> Any:
+            """The served model's actions for a batch, in one request."""
+            actions = super().predict_batch(_arrays_in(observations, into))
+            return _arrays_out(actions, self._out)
+
+        def predictor(self) -> Predictor:
+            return lambda observation: NumpyRemoteModel.predict(self, observation)
+
+        def batch(self) -> Callable[[Any], Any]:
+            return lambda observations: NumpyRemoteModel.predict_batch(self, observations)
+
+    RemoteModel.__name__ = RemoteModel.__qualname__ = "RemoteModel"
+    return RemoteModel

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from rlmesh import protocol as P
 from rlmesh.client import handshake, resuming
-from rlmesh.client.options import ConnectOptions
+from rlmesh.client.options import ConnectOptions, limit_seconds
 from rlmesh.errors import (
     ConnectionLostError,
     EnvClosedError,
@@ -182,8 +182,7 @@ class Channel:
 
     def set_timeout(self, timeout: float | None) -> None:
         """Change the bound on each later request (``None``: no limit)."""
-        if timeout is not None and not timeout > 0:
-            raise ValueError("timeout must be > 0 or None")
+        timeout = limit_seconds("timeout", timeout)
         with self._lock:
             self.timeout = timeout
             if self._broken is None and not self._closed:
@@ -331,6 +330,7 @@ class Channel:
                     return self._recv_locked(op, self._send_locked(op, args, self.timeout),
                                              self.timeout)
                 return self._call_locked(op, args, self.timeout)
+            timeout = limit_seconds("timeout", timeout)
             if self._broken is not None or self._closed:
                 return self._call_locked(op, args, timeout)  # (resumes, or raises)
             self._conn.set_timeout(timeout)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import numbers
+import operator
 import ssl
 import threading
 import warnings
@@ -21,11 +23,21 @@ from rlmesh.client.options import (
     DEFAULT_TIMEOUT,
     ConnectOptions,
     connect_options,
+    endpoint_address,
+    spelled_timeouts,
 )
-from rlmesh.errors import EndpointKindError, EnvClosedError, ProtocolError, RLMeshWarning
+from rlmesh.errors import (
+    EndpointKindError,
+    EnvClosedError,
+    NotAllowedError,
+    ProtocolError,
+    RLMeshWarning,
+)
 from rlmesh.wire.schema import schema_to_space
 
-__all__ = ["RemoteEnv", "contract_metadata"]
+__all__ = ["RemoteEnv", "contract_metadata", "request_shutdown"]
+
+log = logging.getLogger("rlmesh.client")
 
 
 def contract_metadata(contract: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +50,36 @@ def contract_metadata(contract: dict[str, Any]) -> dict[str, Any]:
     render_mode = contract.get("render_mode")
     metadata["render_modes"] = [render_mode] if isinstance(render_mode, str) else []
     return metadata
+
+
+def request_shutdown(request: Any, address: Any, reason: str | float | None,
+                     timeout: float) -> bool:
+    """Send SHUTDOWN through ``request``; what ``shutdown(reason)`` of a remote env returns.
+
+    Args:
+        request: The client's request function.
+        address: The endpoint, for the log.
+        reason: Why (the reference API's argument; it is logged here, not sent). Given, a
+            refusal returns ``False``; omitted, it raises ``NotAllowedError``. A number is
+            the ``timeout`` of rlmesh's older ``shutdown(timeout)``.
+        timeout: Seconds allowed for the answer.
+
+    Returns:
+        ``True`` once the server has accepted (it then drains and stops).
+    """
+    if isinstance(reason, (int, float)) and not isinstance(reason, bool):
+        timeout = float(reason)
+        reason = None
+    if reason is not None and not isinstance(reason, str):
+        raise TypeError(f"reason must be a str, not {type(reason).__qualname__}")
+    log.info("asking %s to shut down%s", address, f": {reason}" if reason else "")
+    try:
+        request(P.OP_SHUTDOWN, timeout=timeout)
+    except NotAllowedError:
+        if reason is None:
+            raise
+        return False
+    return True
 
 
 def _reconnect(cls: type[RemoteEnv], address: str, options: ConnectOptions,
@@ -87,8 +129,15 @@ class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
 
     Args:
         address: ``"host:port"``, ``"tcp://host:port"`` or ``"unix:///path"``.
+        host: TCP host, instead of ``address`` (with ``port``).
+        port: TCP port, instead of ``address``.
+        path: Unix socket path, instead of ``address``.
+        transport: ``"tcp"`` or ``"unix"``: which kind ``host``/``port``/``path`` name.
         connect_timeout: Seconds allowed to connect and complete the handshake.
-        timeout: Seconds allowed for each request (``None`` disables the limit).
+        timeout: Seconds allowed for each request (``None`` or ``math.inf`` disables the
+            limit).
+        connect_timeout_seconds: ``connect_timeout`` under the reference API's name.
+        request_timeout_seconds: ``timeout`` under the reference API's name.
         max_message_bytes: Largest reply accepted.
         token: The endpoint's shared secret, if it requires one (default ``RLMESH_TOKEN``).
         tls: An ``ssl.SSLContext`` (see :func:`rlmesh.tls.client_context`) to connect over
@@ -98,6 +147,8 @@ class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
 
     Raises:
         ConnectFailedError: The endpoint cannot be reached.
+        TypeError: No endpoint is named, or a limit is given under both of its names.
+        ValueError: ``address`` is combined with the helpers, or they are incomplete.
         EnvBusyError: The endpoint's single env instance is in use by another client.
         VersionMismatchError: The server speaks another protocol version.
 
@@ -117,10 +168,16 @@ class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
 
     def __init__(
         self,
-        address: str,
+        address: str | None = None,
         *,
+        host: str | None = None,
+        port: int | None = None,
+        path: str | None = None,
+        transport: str | None = None,
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
         timeout: float | None = DEFAULT_TIMEOUT,
+        connect_timeout_seconds: float | None = None,
+        request_timeout_seconds: float | None = None,
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
         token: str | bytes | None = None,
         tls: ssl.SSLContext | bool | None = None,
@@ -129,6 +186,9 @@ class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
     ) -> None:
         self._channel: Channel | None = None
         self._warned_render = False
+        address = endpoint_address(address, host, port, path, transport)
+        connect_timeout, timeout = spelled_timeouts(
+            connect_timeout, timeout, connect_timeout_seconds, request_timeout_seconds)
         options = connect_options(options, connect_timeout=connect_timeout, timeout=timeout,
                                   max_message_bytes=max_message_bytes, token=token, tls=tls)
         self._deferred: ConnectOptions | None = None
@@ -235,12 +295,19 @@ class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
         r = self._request(P.OP_STEP, action, timeout=timeout)
         return r[2], r[3], r[4], r[5], r[6]
 
-    def render(self, *, timeout: float | Default | None = DEFAULT) -> Any:
+    def render(self, *, env_index: int = 0, timeout: float | Default | None = DEFAULT) -> Any:
         """Return the remote env's ``render()`` result (an rgb_array frame, or ``None``).
 
         An endpoint serving an env without a render mode renders nothing; the first such
         call warns here, on the client (Gymnasium's own warning goes to the server's log).
+
+        Args:
+            env_index: Which env to render; a single env has only index 0.
+            timeout: Seconds allowed for this call instead of :attr:`timeout`.
         """
+        if operator.index(env_index) != 0:
+            raise IndexError(f"env_index {env_index} out of range: {self.address} serves "
+                             "a single env (index 0)")
         frame = self._request(P.OP_RENDER, timeout=timeout)[2]
         if frame is None and self.render_mode is None and not self._warned_render:
             self._warned_render = True
@@ -270,15 +337,29 @@ class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
             return
         self._require().set_timeout(value)
 
-    def shutdown(self, timeout: float = 10.0) -> None:
+    def shutdown(self, reason: str | float | None = None, *, timeout: float = 10.0) -> bool:
         """Ask the server to shut down (drain, close its envs, stop), then close this env.
 
+        Only a server run with ``ServeOptions(allow_remote_shutdown=True)`` agrees; a refused
+        request leaves this env open and usable.
+
+        Args:
+            reason: Why, for the log (the reference API's form). With a reason a refusal
+                returns ``False``; without one it raises ``NotAllowedError``. (A number
+                here is ``timeout``, as rlmesh's earlier ``shutdown(timeout)`` took it.)
+            timeout: Seconds allowed for the server's answer.
+
+        Returns:
+            ``True`` when the server accepted, ``False`` when it refused a request with a
+            reason.
+
         Raises:
-            NotAllowedError: Unless the server runs with
-                ``ServeOptions(allow_remote_shutdown=True)`` (this env stays open then).
+            NotAllowedError: The server refused a request without a reason.
         """
-        self._request(P.OP_SHUTDOWN, timeout=timeout)
+        if not request_shutdown(self._request, self.address, reason, timeout):
+            return False
         self._require().abandon()
+        return True
 
     def close(self) -> None:
         """End the session (the server frees or closes its env). Idempotent."""

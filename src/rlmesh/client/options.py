@@ -15,13 +15,35 @@ import ssl
 from typing import Any
 
 from rlmesh.protocol import DEFAULT_MAX_MESSAGE_BYTES
+from rlmesh.transport.sockets import resolve_address
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "ConnectOptions", "connect_options"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "ConnectOptions", "connect_options",
+           "endpoint_address", "limit_seconds", "spelled_timeouts"]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 """Seconds to connect (waiting for a server that is still starting) and to handshake."""
 DEFAULT_TIMEOUT = 60.0
 """Seconds allowed for each request."""
+
+
+def limit_seconds(name: str, value: object) -> float | None:
+    """A time limit as the client keeps it: seconds > 0, or ``None`` for no limit.
+
+    ``math.inf`` means no limit, as ``None`` does.
+
+    Raises:
+        TypeError: If ``value`` is not a number (or ``None``).
+        ValueError: If ``value`` is NaN, zero or negative.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of seconds or None, not "
+                        f"{type(value).__qualname__}")
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, or None or math.inf "
+                         f"for no limit; got {value!r}")
+    return None if math.isinf(value) else value
 
 
 def _spin_from_environment() -> int:
@@ -59,15 +81,7 @@ class ConnectOptions:
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "timeout"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise TypeError(f"{name} must be a number of seconds or None")
-            if math.isinf(value) and value > 0:
-                object.__setattr__(self, name, None)  # no limit
-            elif not value > 0:
-                raise ValueError(f"{name} must be > 0 or None, not {value!r}")
+            object.__setattr__(self, name, limit_seconds(name, getattr(self, name)))
         if not 1024 <= self.max_message_bytes <= 0xFFFFFFFF:
             raise ValueError("max_message_bytes must be between 1 KiB and 4 GiB - 1")
         if self.spin < 0:
@@ -97,3 +111,47 @@ def connect_options(options: ConnectOptions | None, **keywords: Any) -> ConnectO
         raise TypeError(f"pass either options= or {', '.join(given)}=, not both "
                         "(options.replace(...) changes a field)")
     return options
+
+
+def endpoint_address(address: str | None, host: str | None = None, port: int | None = None,
+                     path: str | None = None, transport: str | None = None) -> str:
+    """The one address a client connects to, from ``address`` or the endpoint helpers.
+
+    ``host``/``port`` name a TCP endpoint, ``path`` a unix socket, and ``transport``
+    (``"tcp"`` or ``"unix"``) says which of the two; none of them combines with ``address``.
+
+    Raises:
+        TypeError: If nothing names an endpoint.
+        ValueError: If the arguments contradict each other or are incomplete.
+    """
+    if address is not None and host is None and port is None and path is None \
+            and transport is None:
+        if isinstance(address, str) and not address.strip():
+            raise ValueError("address must not be empty")
+        return address
+    return str(resolve_address(address, host, port, path, transport, required=True))
+
+
+def spelled_timeouts(connect_timeout: float | None, timeout: float | None,
+                     connect_timeout_seconds: float | None,
+                     request_timeout_seconds: float | None) -> tuple[float | None, float | None]:
+    """``(connect_timeout, timeout)`` from either spelling of each.
+
+    ``connect_timeout_seconds`` and ``request_timeout_seconds`` are the reference API's names
+    for ``connect_timeout`` and ``timeout``; ``None`` there means "not given" (the default
+    applies), as in that API.
+
+    Raises:
+        TypeError: If one limit is given under both of its names.
+    """
+    pairs = (("connect_timeout", connect_timeout, connect_timeout_seconds,
+              DEFAULT_CONNECT_TIMEOUT),
+             ("timeout", timeout, request_timeout_seconds, DEFAULT_TIMEOUT))
+    chosen: list[float | None] = []
+    for name, ours, theirs, default in pairs:
+        if theirs is not None and ours != default:
+            alias = "connect_timeout_seconds" if name == "connect_timeout" else \
+                "request_timeout_seconds"
+            raise TypeError(f"pass either {name}= or {alias}=, not both")
+        chosen.append(ours if theirs is None else theirs)
+    return chosen[0], chosen[1]

@@ -13,7 +13,7 @@ from typing import Any
 
 from rlmesh import protocol as P
 from rlmesh.client.channel import Channel
-from rlmesh.client.options import ConnectOptions
+from rlmesh.client.options import ConnectOptions, endpoint_address
 from rlmesh.errors import EndpointKindError
 from rlmesh.models.model import Model
 from rlmesh.values import coerce_action, coerce_actions
@@ -28,16 +28,33 @@ class RemoteModel(Model):
     Args:
         address: The model endpoint.
         options: A :class:`~rlmesh.ConnectOptions`.
-        **changes: Its fields to set instead (``connect_timeout``, ``timeout``, ``token``,
+        host: TCP host, instead of ``address`` (with ``port``).
+        port: TCP port, instead of ``address``.
+        path: Unix socket path, instead of ``address``.
+        transport: ``"tcp"`` or ``"unix"``: which kind ``host``/``port``/``path`` name.
+        connect_timeout_seconds: ``connect_timeout`` under the reference API's name.
+        request_timeout_seconds: ``timeout`` under the reference API's name.
+        **changes: Fields of ``options`` to set (``connect_timeout``, ``timeout``, ``token``,
             ``tls``, as for ``RemoteEnv``).
 
     Raises:
         EndpointKindError: If ``address`` serves an env, not a model.
+        TypeError: No endpoint is named, or a limit is given under both of its names.
+        ValueError: ``address`` is combined with the helpers, or they are incomplete.
         RemoteModelError: (from predict) The served model raised; carries its traceback.
     """
 
-    def __init__(self, address: str, options: ConnectOptions | None = None,
-                 **changes: Any) -> None:
+    def __init__(self, address: str | None = None, options: ConnectOptions | None = None,
+                 *, host: str | None = None, port: int | None = None, path: str | None = None,
+                 transport: str | None = None, connect_timeout_seconds: float | None = None,
+                 request_timeout_seconds: float | None = None, **changes: Any) -> None:
+        address = endpoint_address(address, host, port, path, transport)
+        for ours, theirs in (("connect_timeout", connect_timeout_seconds),
+                             ("timeout", request_timeout_seconds)):
+            if theirs is not None:
+                if ours in changes:
+                    raise TypeError(f"pass either {ours}= or its *_seconds spelling, not both")
+                changes[ours] = theirs
         super().__init__(name=f"remote model at {address}")
         self.address = address
         self.options = (options or ConnectOptions()).replace(**changes)

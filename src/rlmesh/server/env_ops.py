@@ -20,6 +20,7 @@ from rlmesh.protocol.attributes import ATTRIBUTE_OPS
 from rlmesh.server.attributes import answer as answer_attribute
 from rlmesh.server.replies import brief, qualname
 from rlmesh.server.seam import Handler, SessionPort
+from rlmesh.server.shapes import env_spaces, five_tuple
 from rlmesh.server.validation import make_validator
 
 __all__ = ["env_handlers"]
@@ -44,8 +45,9 @@ def _stepper(session: SessionPort) -> Handler:
     deadline = session.deadline
     validate = session.host.options.validate_actions
     send, error = session.send, session.error
-    action_space = session.resource.action_space
+    action_space = env_spaces(session.resource)[1]
     contains = make_validator(action_space)
+    convert = getattr(session.host.source, "convert_action", None)
 
     def step(msg: list[Any]) -> None:
         rid = msg[1]
@@ -61,8 +63,13 @@ def _stepper(session: SessionPort) -> Handler:
             return
         env = session.resource
         try:
+            if convert is not None:
+                action = convert(action)
             result = deadline.run(rid, env.step, action) if deadline else env.step(action)
-            obs, reward, terminated, truncated, info = result
+            try:
+                obs, reward, terminated, truncated, info = result
+            except ValueError:  # (old Gym's four values, converted; anything else raises)
+                obs, reward, terminated, truncated, info = five_tuple(result)
         except Exception as exc:
             _failed(session, rid, "step", exc, None, None)
             return

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Any
 
 from rlmesh.protocol import DEFAULT_MAX_MESSAGE_BYTES
 
 __all__ = ["ServeOptions"]
+
+_ALIASES = {"idle_timeout_seconds": "idle_timeout", "drain_timeout_seconds": "drain_timeout",
+            "close_timeout_seconds": "close_timeout"}
+"""The reference API's names of three fields: accepted by the constructor, readable after."""
+
+
+class _Echo(float):
+    """A field's value as read under its alias.
+
+    Passed back in (as ``dataclasses.replace`` does) it is recognised and ignored, so
+    replacing the field itself is never taken for a conflict.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +91,11 @@ class ServeOptions:
         spin: Non-blocking polls for a session's next request before its thread blocks
             (each followed by a yield of the CPU). Polling briefly avoids the wake-up latency
             of a sleeping thread when a client steps in a tight loop; 0 disables it.
+
+    ``idle_timeout_seconds``, ``drain_timeout_seconds`` and ``close_timeout_seconds`` (the
+    reference API's names) are accepted for ``idle_timeout``, ``drain_timeout`` and
+    ``close_timeout`` and read back their values; giving one field two different values
+    under both names is a ``ValueError``.
     """
 
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
@@ -100,8 +118,16 @@ class ServeOptions:
     max_pending_per_peer: int = 64
     spin: int = dataclasses.field(
         default_factory=lambda: int(os.environ.get("RLMESH_SERVER_SPIN", "64")))
+    idle_timeout_seconds: dataclasses.InitVar[float | None] = None
+    drain_timeout_seconds: dataclasses.InitVar[float | None] = None
+    close_timeout_seconds: dataclasses.InitVar[float | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, idle_timeout_seconds: float | None,
+                      drain_timeout_seconds: float | None,
+                      close_timeout_seconds: float | None) -> None:
+        self._take_aliases({"idle_timeout_seconds": idle_timeout_seconds,
+                            "drain_timeout_seconds": drain_timeout_seconds,
+                            "close_timeout_seconds": close_timeout_seconds})
         if not 1024 <= self.max_message_bytes <= 0xFFFFFFFF:
             raise ValueError("max_message_bytes must be between 1 KiB and 4 GiB - 1")
         self._check_handshake_limits()
@@ -122,6 +148,18 @@ class ServeOptions:
         if self.restart_on_error < 0:
             raise ValueError("restart_on_error must be >= 0")
 
+    def _take_aliases(self, given: dict[str, Any]) -> None:
+        """Set each field given under its reference name (an echo of a read is no value)."""
+        for alias, name in _ALIASES.items():
+            value = given[alias]
+            if value is None or isinstance(value, _Echo) or value == getattr(self, name):
+                continue
+            default = ServeOptions.__dataclass_fields__[name].default
+            if getattr(self, name) != default:
+                raise ValueError(f"{name}={getattr(self, name)!r} and {alias}={value!r} "
+                                 "give one option two values; pass one of them")
+            object.__setattr__(self, name, value)
+
     def _check_handshake_limits(self) -> None:
         if self.max_header_bytes < 1024 or self.max_handshake_bytes < 1024:
             raise ValueError("max_header_bytes and max_handshake_bytes must be >= 1 KiB")
@@ -129,3 +167,15 @@ class ServeOptions:
             raise ValueError("handshake_timeout must be > 0")
         if self.max_pending < 1 or self.max_pending_per_peer < 1:
             raise ValueError("max_pending and max_pending_per_peer must be >= 1")
+
+
+def _alias(name: str) -> property:
+    def read(self: ServeOptions) -> float | None:
+        value = getattr(self, name)
+        return None if value is None else _Echo(value)
+
+    return property(read, doc=f"``{name}``, under the reference API's name.")
+
+
+for _name, _field in _ALIASES.items():  # (after the dataclass took the InitVar defaults)
+    setattr(ServeOptions, _name, _alias(_field))

@@ -14,6 +14,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -29,6 +30,7 @@ from rlmesh.errors import RLMeshWarning
 from rlmesh.protocol.auth import token_from
 from rlmesh.server.accept import Acceptor
 from rlmesh.server.admission import Gate, peer_key
+from rlmesh.server.framework import action_converter
 from rlmesh.server.options import ServeOptions
 from rlmesh.server.seam import Host, Source
 from rlmesh.server.session import Session
@@ -75,6 +77,7 @@ class EnvServer:
         host: TCP host, instead of ``address``.
         port: TCP port, instead of ``address``.
         path: Unix socket path, instead of ``address``.
+        transport: ``"tcp"`` or ``"unix"``: which kind ``host``/``port``/``path`` name.
         options: A :class:`~rlmesh.ServeOptions`.
         workers: Processes serving this endpoint. With more than one (a factory and a TCP
             address are needed), this process and ``workers - 1`` children share the port
@@ -87,6 +90,13 @@ class EnvServer:
             certificates) warns.
         tls: Serve over TLS with this context (see :func:`rlmesh.tls.server_context`);
             required for a ``tls://`` address.
+        tags: The env's tags, published in its contract's ``metadata`` (a mapping, or an
+            object with ``to_dict()`` or ``to_metadata()``; see
+            :func:`rlmesh.server.sources.tags_metadata`); kept as :attr:`tags`.
+        framework: ``"torch"`` or ``"jax"`` for an env whose ``step`` needs its action as
+            that framework's arrays (``"numpy"``, the default, changes nothing).
+        device: Where those arrays go (``"cuda:0"``, a ``torch.device``...); needs
+            ``framework="torch"`` or ``"jax"``.
 
     The socket is bound when the server is constructed. Example::
 
@@ -103,18 +113,23 @@ class EnvServer:
         host: str | None = None,
         port: int | None = None,
         path: str | None = None,
+        transport: str | None = None,
         options: ServeOptions | None = None,
         workers: int = 1,
         reuse_port: bool = False,
         token: str | bytes | None = None,
         tls: ssl.SSLContext | None = None,
+        tags: Any = None,
+        framework: str | None = None,
+        device: Any = None,
     ) -> None:
         self.options = options or ServeOptions()
         self.token = token_from(token)
-        requested = resolve_address(address, host, port, path)
+        requested = resolve_address(address, host, port, path, transport)
         _check_exposure(requested, self.token, tls, workers)
         self.tls = tls
-        self.source = env if isinstance(env, Source) else EnvSource(env)
+        self.tags = tags
+        self.source = _source(env, tags, framework, device)
         self._pool: WorkerPool | None = None
         try:
             _check_source(self.source, self.options, workers)
@@ -226,10 +241,30 @@ class EnvServer:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server has shut down.
 
+        Args:
+            timeout: Seconds to wait; ``None`` or ``math.inf`` waits as long as it takes.
+
         Returns:
             ``True`` if it stopped, ``False`` if ``timeout`` elapsed first.
+
+        Raises:
+            ValueError: If ``timeout`` is NaN or negative.
         """
-        return self._stopped.wait(timeout)
+        if timeout is None or timeout == math.inf:
+            return self._stopped.wait()
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+            raise TypeError(f"timeout must be a number of seconds or None, not "
+                            f"{type(timeout).__qualname__}")
+        if math.isnan(timeout) or timeout < 0:
+            raise ValueError(f"timeout must be >= 0 seconds (None or math.inf: no limit), "
+                             f"not {timeout!r}")
+        deadline = time.monotonic() + timeout
+        while not self._stopped.is_set():  # (in slices: one huge wait overflows)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._stopped.wait(min(left, 86400.0))
+        return True
 
     def shutdown(self) -> None:
         """Stop accepting, drain, end every session, and close the env. Idempotent.
@@ -411,6 +446,16 @@ def _check_exposure(requested: Address, token: bytes | None, tls: ssl.SSLContext
                    "who can reach it can drive the env. Pass token= (or set RLMESH_TOKEN).")
         log.warning(message)
         warnings.warn(message, RLMeshWarning, stacklevel=3)
+
+
+def _source(env: Any, tags: Any, framework: str | None, device: Any) -> Source:
+    """What ``EnvServer(env, ...)`` serves: ``env`` if it is a source, else an env source."""
+    if not isinstance(env, Source):
+        return EnvSource(env, tags=tags, convert_action=action_converter(framework, device))
+    if tags is not None or framework is not None or device is not None:
+        raise TypeError(f"tags, framework and device describe a served env, not a "
+                        f"{type(env).__qualname__}")
+    return env
 
 
 def _check_source(source: Source, options: ServeOptions, workers: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -17,7 +17,9 @@ import gymnasium as gym
 from rlmesh import protocol as P
 from rlmesh.errors import EnvBusyError
 from rlmesh.server.env_ops import env_handlers
+from rlmesh.server.framework import ActionConverter
 from rlmesh.server.seam import Handler, SessionPort, Source
+from rlmesh.server.shapes import env_spaces, is_env_like, is_vector_env
 from rlmesh.wire.foreign import check_servable
 from rlmesh.wire.lenient import sanitize
 from rlmesh.wire.schema import space_to_schema
@@ -27,20 +29,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rlmesh.server")
 
-__all__ = ["EnvFactory", "EnvSource", "describe", "is_env_like", "is_vector_env"]
+__all__ = ["TAGS_METADATA_KEY", "EnvFactory", "EnvSource", "describe", "is_env_like",
+           "is_vector_env", "tags_metadata"]
+
+TAGS_METADATA_KEY = "rlmesh.env_tags"
+"""The contract metadata key under which ``EnvServer(tags=...)`` publishes an env's tags."""
 
 EnvFactory = Callable[[], Any]
-
-
-def is_env_like(obj: Any) -> bool:
-    """Whether ``obj`` has the env surface rlmesh serves (spaces, ``reset``, ``step``)."""
-    return all(hasattr(obj, name) for name in ("observation_space", "action_space", "reset",
-                                               "step"))
-
-
-def is_vector_env(obj: Any) -> bool:
-    """Whether ``obj`` looks like a Gymnasium vector env."""
-    return hasattr(obj, "num_envs") and hasattr(obj, "single_observation_space")
 
 
 def describe(env: Any) -> dict[str, Any]:
@@ -51,23 +46,16 @@ def describe(env: Any) -> dict[str, Any]:
             rlmesh does not serve (PettingZoo, the legacy ``gym`` package).
     """
     check_servable(env)
-    spec = getattr(env, "spec", None)
-    spec_map = None
-    if spec is not None and getattr(spec, "id", None):
-        spec_map = {
-            "id": str(spec.id),
-            "max_episode_steps": spec.max_episode_steps,
-            "reward_threshold": spec.reward_threshold,
-            "nondeterministic": bool(spec.nondeterministic),
-        }
+    spec_map = _spec_fields(getattr(env, "spec", None))
     metadata = dict(getattr(env, "metadata", None) or {})
     autoreset = metadata.get("autoreset_mode")
     if autoreset is not None and hasattr(autoreset, "value"):
         metadata["autoreset_mode"] = str(autoreset.value)  # an enum: send its value
+    observation_space, action_space = env_spaces(env)
     contract = {
         "kind": "env",
-        "observation_space": space_to_schema(env.observation_space),
-        "action_space": space_to_schema(env.action_space),
+        "observation_space": space_to_schema(observation_space),
+        "action_space": space_to_schema(action_space),
         "num_envs": 1,
         "render_mode": getattr(env, "render_mode", None),
         "metadata": sanitize(metadata),
@@ -83,6 +71,48 @@ def describe(env: Any) -> dict[str, Any]:
     return contract
 
 
+def tags_metadata(tags: Any) -> dict[str, Any]:
+    """The metadata entries that publish ``tags`` (``EnvServer(tags=...)``).
+
+    An object with ``to_metadata()`` gives its own entries; one with ``to_dict()``, or a
+    mapping, is published under :data:`TAGS_METADATA_KEY`. What the tags mean is for the
+    clients that read them; the server only carries them.
+
+    Raises:
+        TypeError: If ``tags`` is none of these.
+    """
+    if hasattr(tags, "to_metadata"):
+        return dict(tags.to_metadata())
+    if hasattr(tags, "to_dict"):
+        return {TAGS_METADATA_KEY: tags.to_dict()}
+    if isinstance(tags, Mapping):
+        return {TAGS_METADATA_KEY: dict(tags)}
+    raise TypeError(f"tags must be a mapping or have to_dict() or to_metadata(), not "
+                    f"{type(tags).__qualname__}")
+
+
+def _spec_fields(spec: Any) -> dict[str, Any] | None:
+    """The contract's ``spec`` from an env's ``spec``: a Gymnasium ``EnvSpec`` or any object.
+
+    Only a string ``id`` names the env; each other field is taken when it has the type
+    Gymnasium gives it and left out (``None``) otherwise, so a foreign ``spec`` object never
+    stops an env from being served.
+    """
+    env_id = getattr(spec, "id", None)
+    if not isinstance(env_id, str) or not env_id:
+        return None
+    steps = getattr(spec, "max_episode_steps", None)
+    threshold = getattr(spec, "reward_threshold", None)
+    nondeterministic = getattr(spec, "nondeterministic", False)
+    return {
+        "id": env_id,
+        "max_episode_steps": steps if type(steps) is int else None,
+        "reward_threshold": (float(threshold) if isinstance(threshold, (int, float))
+                             and not isinstance(threshold, bool) else None),
+        "nondeterministic": nondeterministic if isinstance(nondeterministic, bool) else False,
+    }
+
+
 class EnvSource(Source):
     """Hands envs to sessions.
 
@@ -93,7 +123,10 @@ class EnvSource(Source):
     is handed to the first session.
     """
 
-    def __init__(self, env_or_factory: Any) -> None:
+    def __init__(self, env_or_factory: Any, *, tags: Any = None,
+                 convert_action: ActionConverter | None = None) -> None:
+        self.convert_action = convert_action
+        """Applied to each action just before ``step`` (``EnvServer(framework=...)``)."""
         self._lock = threading.Lock()
         self._factory: EnvFactory | None = None
         self._instance: Any = None
@@ -122,6 +155,8 @@ class EnvSource(Source):
         prototype = self._instance if self._factory is None else self._build()
         try:
             self.contract = describe(prototype)
+            if tags is not None:
+                self.contract["metadata"].update(sanitize(tags_metadata(tags)))
         except BaseException:
             if self._factory is not None:
                 _close_quietly(prototype)

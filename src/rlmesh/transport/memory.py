@@ -108,7 +108,7 @@ class MemoryTransport:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError("no frame from the peer in time")
-                inbox.cond.wait(left)
+                inbox.cond.wait(None if left is None else min(left, 86400.0))
             header, body = inbox.frames.popleft()
         size = len(header) + (len(body) if body is not None else 0)
         if size > self.max_message_bytes:

@@ -13,8 +13,8 @@ from typing import Final
 
 from rlmesh.errors import ConnectFailedError
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "KEEPALIVE_IDLE", "Address", "connect", "listen",
-           "parse_address", "resolve_address", "tune", "wrap_server"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "KEEPALIVE_IDLE", "TRANSPORTS", "Address", "connect",
+           "listen", "parse_address", "resolve_address", "tune", "wrap_server"]
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 5555
@@ -101,24 +101,67 @@ def _host_port(text: str, address: object) -> tuple[str, int]:
     return host, port
 
 
+TRANSPORTS: Final = ("tcp", "unix")
+"""The values of a ``transport=`` selector (the reference API's spelling)."""
+
+
 def resolve_address(address: str | None, host: str | None = None, port: int | None = None,
-                    path: str | None = None) -> Address:
+                    path: str | None = None, transport: str | None = None, *,
+                    required: bool = False) -> Address:
     """An address given as one string, or as ``host``/``port`` (TCP) or ``path`` (unix).
 
-    Defaults to ``127.0.0.1:5555``.
+    Args:
+        address: The whole address; excludes every other argument.
+        host: TCP host (default ``127.0.0.1``).
+        port: TCP port (default 5555 unless ``required``).
+        path: Unix socket path.
+        transport: ``"tcp"`` or ``"unix"``: which of the two the helpers describe.
+        required: A client's call: some endpoint must be named, and a TCP one needs its port.
 
     Raises:
-        ValueError: If both forms are given, or the string is not a valid address.
+        TypeError: If ``required`` and nothing names an endpoint, or ``port`` is not an int.
+        ValueError: If both forms are given, they contradict each other, or the string is
+            not a valid address.
     """
+    if transport is not None and transport not in TRANSPORTS:
+        raise ValueError(f"transport must be 'tcp' or 'unix' (or None), not {transport!r}")
     if address is not None:
-        if host is not None or port is not None or path is not None:
-            raise ValueError("pass either address or host/port/path, not both")
+        if host is not None or port is not None or path is not None or transport is not None:
+            raise ValueError("pass either address or host/port/path/transport, not both")
+        if not str(address).strip():
+            raise ValueError("address must not be empty")
         return parse_address(address)
-    if path is not None:
-        if host is not None or port is not None:
-            raise ValueError("pass either path (unix socket) or host/port (TCP), not both")
-        return Address("unix", path=str(path))
-    return Address("tcp", host=host or DEFAULT_HOST, port=DEFAULT_PORT if port is None else port)
+    if path is not None or transport == "unix":
+        return _unix_address(host, port, path, transport)
+    if required and port is None:
+        if host is None:
+            raise TypeError("name the endpoint: an address (\"host:port\"), host= and port=, "
+                            "or path= (a unix socket)")
+        raise ValueError(f"host={host!r} needs port= to connect to")
+    return Address("tcp", host=host or DEFAULT_HOST,
+                   port=DEFAULT_PORT if port is None else _checked_port(port))
+
+
+def _unix_address(host: str | None, port: int | None, path: str | None,
+                  transport: str | None) -> Address:
+    if host is not None or port is not None:
+        raise ValueError("pass either path (unix socket) or host/port (TCP), not both")
+    if path is None:
+        raise ValueError("transport='unix' needs path=")
+    if transport == "tcp":
+        raise ValueError("path= names a unix socket; it cannot be combined with "
+                         "transport='tcp'")
+    if not str(path):
+        raise ValueError("path must not be empty")
+    return Address("unix", path=str(path))
+
+
+def _checked_port(port: object) -> int:
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise TypeError(f"port must be an int, not {type(port).__qualname__}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be in 0..65535, not {port}")
+    return port
 
 
 KEEPALIVE_IDLE: Final = 30

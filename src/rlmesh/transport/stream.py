@@ -31,6 +31,8 @@ _PREFIX_SIZE: Final = PREFIX.size
 _pack_prefix = PREFIX.pack
 _unpack_prefix = PREFIX.unpack_from
 _TIMEVAL: Final = struct.Struct("@ll")
+_LONGEST_TIMEOUT: Final = float(2**31 - 1)
+"""Seconds (68 years): a longer bound is this one (the kernel's and ``ssl``'s limit)."""
 _DONTWAIT: Final = getattr(socket, "MSG_DONTWAIT", 0)
 _STAGING: Final = 64 * 1024
 _BIG: Final = 1024 * 1024
@@ -95,6 +97,8 @@ class Connection:
 
     def set_timeout(self, timeout: float | None) -> None:
         """Bound every later send and receive by ``timeout`` seconds (``None``: no bound)."""
+        if timeout is not None:
+            timeout = min(timeout, _LONGEST_TIMEOUT)
         self.timeout = timeout
         if self.tls:  # the TLS layer needs the socket module's own timeouts
             self.sock.settimeout(timeout)

@@ -14,6 +14,7 @@ Three shapes, one class:
 from __future__ import annotations
 
 import contextlib
+import operator
 import ssl
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,12 +25,14 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from rlmesh import protocol as P
 from rlmesh.client.channel import Channel
-from rlmesh.client.env import contract_metadata
+from rlmesh.client.env import contract_metadata, request_shutdown
 from rlmesh.client.options import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_TIMEOUT,
     ConnectOptions,
     connect_options,
+    endpoint_address,
+    spelled_timeouts,
 )
 from rlmesh.errors import EndpointKindError, ProtocolError
 from rlmesh.vector.attributes import VectorAttributes
@@ -57,11 +60,17 @@ class RemoteVectorEnv(VectorAttributes, VectorEnv[Any, Any, Any]):
     Args:
         address: One vector endpoint (``"host:port"``), or a sequence of single-env endpoint
             addresses to drive as one vector env.
+        host: TCP host of one endpoint, instead of ``address`` (with ``port``).
+        port: TCP port, instead of ``address``.
+        path: Unix socket path, instead of ``address``.
+        transport: ``"tcp"`` or ``"unix"``: which kind ``host``/``port``/``path`` name.
         autoreset_mode: For a sequence of endpoints: ``AutoresetMode.NEXT_STEP`` (default, as
             Gymnasium), ``SAME_STEP`` or ``DISABLED`` (or their string values). For a vector
             endpoint the served env decides; passing a different mode is an error.
         connect_timeout: Seconds to connect and handshake, per endpoint.
         timeout: Seconds allowed for each reply.
+        connect_timeout_seconds: ``connect_timeout`` under the reference API's name.
+        request_timeout_seconds: ``timeout`` under the reference API's name.
         max_message_bytes: Largest reply accepted.
         token: The endpoints' shared secret, if they require one (default ``RLMESH_TOKEN``).
         tls: An ``ssl.SSLContext`` (see :func:`rlmesh.tls.client_context`) to connect over
@@ -80,17 +89,30 @@ class RemoteVectorEnv(VectorAttributes, VectorEnv[Any, Any, Any]):
 
     def __init__(
         self,
-        address: str | Sequence[str],
+        address: str | Sequence[str] | None = None,
         *,
+        host: str | None = None,
+        port: int | None = None,
+        path: str | None = None,
+        transport: str | None = None,
         autoreset_mode: AutoresetMode | str | None = None,
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
         timeout: float | None = DEFAULT_TIMEOUT,
+        connect_timeout_seconds: float | None = None,
+        request_timeout_seconds: float | None = None,
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
         token: str | bytes | None = None,
         tls: ssl.SSLContext | bool | None = None,
         options: ConnectOptions | None = None,
     ) -> None:
         mode = _mode(autoreset_mode)
+        if address is None or isinstance(address, str):
+            address = endpoint_address(address, host, port, path, transport)
+        elif host is not None or port is not None or path is not None or transport is not None:
+            raise ValueError("pass either a list of addresses or host/port/path/transport, "
+                             "not both")
+        connect_timeout, timeout = spelled_timeouts(
+            connect_timeout, timeout, connect_timeout_seconds, request_timeout_seconds)
         connect = connect_options(options, connect_timeout=connect_timeout, timeout=timeout,
                                   max_message_bytes=max_message_bytes, token=token, tls=tls)
         self._channel: Channel | None = None
@@ -237,12 +259,44 @@ class RemoteVectorEnv(VectorAttributes, VectorEnv[Any, Any, Any]):
         r = self._require().collect()
         return r[2], r[3], r[4], r[5], r[6]
 
-    def render(self) -> Any:
-        """The sub-envs' frames (what the served vector env's ``render`` returns)."""
+    def render(self, *, env_index: int | None = None) -> Any:
+        """The sub-envs' frames (what the served vector env's ``render`` returns).
+
+        Args:
+            env_index: Only this sub-env's frame (``None``: all of them, as Gymnasium's
+                ``VectorEnv.render``).
+        """
         self._check_idle()
+        index = None if env_index is None else operator.index(env_index)
+        if index is not None and not 0 <= index < self.num_envs:
+            raise IndexError(f"env_index {env_index} out of range for {self.num_envs} "
+                             "sub-envs")
+        frames = (self._fleet.render() if self._fleet is not None
+                  else self._require().request(P.OP_RENDER)[2])
+        return frames if index is None or frames is None else frames[index]
+
+    def shutdown(self, reason: str | float | None = None, *, timeout: float = 10.0) -> bool:
+        """Ask every endpoint to shut down, then close this env (as ``RemoteEnv.shutdown``).
+
+        Args:
+            reason: Why, for the log; with a reason a refusal returns ``False``, without one
+                it raises ``NotAllowedError``.
+            timeout: Seconds allowed for each server's answer.
+
+        Returns:
+            ``True`` when every endpoint accepted (this env is closed then).
+        """
+        self._check_idle()
+        channels = [self._channel] if self._channel is not None else []
         if self._fleet is not None:
-            return self._fleet.render()
-        return self._require().request(P.OP_RENDER)[2]
+            channels.extend(self._fleet.channels)
+        accepted = [request_shutdown(c.request, c.address, reason, timeout) for c in channels]
+        if not all(accepted):
+            return False
+        for channel in channels:
+            channel.abandon()  # (the servers are going away: no goodbye)
+        self.close()
+        return True
 
     def close_extras(self, **kwargs: Any) -> None:
         """End the sessions (their servers free or close the envs)."""
