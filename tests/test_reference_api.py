@@ -1,0 +1,244 @@
+"""The reference-API coverage measure (tools/reference_api) and its floor.
+
+The measure counts the reference rlmesh's (0.1.0rc5) public names present here and
+its signatures that are call-compatible. These tests pin the surface totals, keep a
+floor under what is present today (a change that loses a reference name, or turns a
+compatible signature incompatible, fails here; raise the floor as coverage grows),
+and check that the report is deterministic.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL = ROOT / "tools" / "reference_api" / "measure.py"
+
+#: The reference's rc5 totals (the gap list's denominators).
+NAMES_TOTAL = 182
+SIGNATURES_TOTAL = 234
+#: Names present when the gap list was measured (with torch installed).
+GAP_LIST_NAMES_PRESENT = 32
+
+#: Modules whose import needs an optional framework, and that framework.
+OPTIONAL_MODULES = {"rlmesh.torch": "torch", "rlmesh.jax": "jax"}
+
+#: Reference names present today, per module (the floor; add to it, never remove).
+NAMES_FLOOR: dict[str, set[str]] = {
+    "rlmesh": {
+        "EnvServer",
+        "EpisodeResult",
+        "Model",
+        "RANDOM_SAMPLE",
+        "Recorder",
+        "RemoteEnv",
+        "RemoteModel",
+        "RemoteVectorEnv",
+        "RunResult",
+        "ServeOptions",
+        "__version__",
+        "adapters",
+        "run",
+        "session",
+        "spaces",
+    },
+    "rlmesh.jax": {"Model", "RemoteEnv", "RemoteVectorEnv"},
+    "rlmesh.numpy": {"Model", "RemoteEnv", "RemoteVectorEnv"},
+    "rlmesh.spaces": {
+        "Box",
+        "Dict",
+        "Discrete",
+        "MultiBinary",
+        "MultiDiscrete",
+        "Space",
+        "Text",
+        "Tuple",
+    },
+    "rlmesh.torch": {"Model", "RemoteEnv", "RemoteVectorEnv", "from_tensor"},
+}
+
+_BACKEND_COMPATIBLE = {
+    "Model.close",
+    "Model.predict",
+    "Model.predict_batch",
+    "Model.reset",
+    "Model.serve",
+    "RemoteEnv.close",
+    "RemoteEnv.reset",
+    "RemoteEnv.step",
+    "RemoteVectorEnv.close",
+    "RemoteVectorEnv.reset",
+    "RemoteVectorEnv.step",
+}
+
+#: Signatures call-compatible today, per module (the floor; names-differ counts apart).
+COMPATIBLE_FLOOR: dict[str, set[str]] = {
+    "rlmesh": {
+        "EnvServer.serve",
+        "EnvServer.shutdown",
+        "EnvServer.start",
+        "EnvServer.wait",
+        "Model.close",
+        "Model.predict",
+        "Model.predict_batch",
+        "Model.reset",
+        "Model.serve",
+        "RemoteEnv.close",
+        "RemoteEnv.reset",
+        "RemoteEnv.step",
+        "RemoteVectorEnv.close",
+        "RemoteVectorEnv.reset",
+        "RemoteVectorEnv.step",
+        "RunResult",
+    },
+    "rlmesh.jax": _BACKEND_COMPATIBLE,
+    "rlmesh.numpy": _BACKEND_COMPATIBLE,
+    "rlmesh.spaces": {
+        "Box.sample",
+        "Box.seed",
+        "Dict",
+        "Dict.items",
+        "Dict.keys",
+        "Dict.sample",
+        "Dict.seed",
+        "Dict.values",
+        "Discrete",
+        "Discrete.sample",
+        "Discrete.seed",
+        "MultiBinary.sample",
+        "MultiBinary.seed",
+        "MultiDiscrete",
+        "MultiDiscrete.sample",
+        "MultiDiscrete.seed",
+        "Space.sample",
+        "Space.seed",
+        "Text",
+        "Text.sample",
+        "Text.seed",
+        "Tuple",
+        "Tuple.sample",
+        "Tuple.seed",
+    },
+}
+
+#: Signatures that bind at least positionally today (compatible or names-differ).
+NAMES_DIFFER_FLOOR: dict[str, set[str]] = {
+    "rlmesh.spaces": {
+        "Box.contains",
+        "Dict.contains",
+        "Discrete.contains",
+        "MultiBinary",
+        "MultiBinary.contains",
+        "MultiDiscrete.contains",
+        "Space",
+        "Space.contains",
+        "Text.contains",
+        "Tuple.contains",
+    },
+}
+
+
+def _load_tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("reference_api_measure", TOOL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tool() -> ModuleType:
+    return _load_tool()
+
+
+@pytest.fixture(scope="module")
+def summary(tool: ModuleType) -> dict[str, Any]:
+    result: dict[str, Any] = tool.summary(tool.measure())
+    return result
+
+
+def _available(module: str) -> bool:
+    framework = OPTIONAL_MODULES.get(module)
+    return framework is None or importlib.util.find_spec(framework) is not None
+
+
+def test_surface_lists_the_rc5_totals(tool: ModuleType) -> None:
+    surface = tool.load_surface()
+    assert surface["reference"]["version"] == "0.1.0rc5"
+    assert tool.surface_totals(surface) == (NAMES_TOTAL, SIGNATURES_TOTAL)
+    assert (surface["totals"]["names"], surface["totals"]["signatures"]) == (
+        NAMES_TOTAL,
+        SIGNATURES_TOTAL,
+    )
+    kinds = {"positional-only", "positional-or-keyword", "keyword-only"}
+    kinds |= {"var-positional", "var-keyword"}
+    for module in surface["modules"].values():
+        names = [n["name"] for n in module["names"]]
+        assert len(names) == len(set(names))
+        for sig in module["signatures"]:
+            assert {p["kind"] for p in sig["params"]} <= kinds, sig["name"]
+
+
+def test_measure_counts_against_the_totals(summary: dict[str, Any]) -> None:
+    assert summary["names_total"] == NAMES_TOTAL
+    assert summary["signatures_total"] == SIGNATURES_TOTAL
+    assert sum(summary["signatures"].values()) == SIGNATURES_TOTAL
+
+
+def test_no_reference_name_is_lost(summary: dict[str, Any]) -> None:
+    floor = 0
+    for module, names in NAMES_FLOOR.items():
+        if not _available(module):
+            continue  # its framework is not installed here: the module cannot import
+        floor += len(names)
+        present = set(summary["modules"][module]["present"])
+        assert names <= present, f"{module} lost {sorted(names - present)}"
+    assert summary["names_present"] >= floor
+    if all(_available(m) for m in OPTIONAL_MODULES):
+        assert summary["names_present"] >= GAP_LIST_NAMES_PRESENT
+
+
+def test_no_compatible_signature_is_lost(summary: dict[str, Any]) -> None:
+    for module, names in COMPATIBLE_FLOOR.items():
+        if not _available(module):
+            continue
+        results = summary["modules"][module]["signature_results"]
+        lost = sorted(n for n in names if results[n]["status"] != "compatible")
+        assert not lost, f"{module}: no longer call-compatible: {lost}"
+    for module, names in NAMES_DIFFER_FLOOR.items():
+        results = summary["modules"][module]["signature_results"]
+        lost = sorted(
+            n for n in names if results[n]["status"] not in ("compatible", "names-differ")
+        )
+        assert not lost, f"{module}: no longer binds positionally: {lost}"
+
+
+def test_measure_is_stable(tool: ModuleType, summary: dict[str, Any]) -> None:
+    assert tool.summary(tool.measure()) == summary
+    runs = [
+        subprocess.run(
+            [sys.executable, str(TOOL), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        for args in (["--json"], ["--json"], ["--missing", "--details"])
+    ]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert runs[0].stdout == runs[1].stdout
+    document = json.loads(runs[0].stdout)
+    assert document["names_present"] == summary["names_present"]
+    assert document["signatures"] == summary["signatures"]
+    assert "| **total** |" in runs[2].stdout
+    assert "Missing, by module" in runs[2].stdout
