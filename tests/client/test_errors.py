@@ -351,9 +351,17 @@ class FourValueEnv(CountingEnv):
         return 0, 1.0, False, {}
 
 
-def test_step_returning_four_values_names_the_gymnasium_api(serve: Callable[..., Any]) -> None:
-    server = serve(FourValueEnv())
-    with connect(server.address) as env:
+class ThreeValueEnv(CountingEnv):
+    def step(self, action: Any) -> Any:  # no API at all
+        return 0, 1.0, False
+
+
+def test_old_gym_steps_are_read_and_other_shapes_name_the_gymnasium_api(
+        serve: Callable[..., Any]) -> None:
+    with connect(serve(FourValueEnv()).address) as env:  # (as the reference rlmesh reads it)
+        env.reset(seed=0)
+        assert env.step(0) == (0, 1.0, False, False, {})
+    with connect(serve(ThreeValueEnv()).address) as env:
         env.reset(seed=0)
         exc = step_raises(env, 0, rlmesh.RemoteEnvError)
         assert "Gymnasium API" in exc.remote_message
