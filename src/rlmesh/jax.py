@@ -27,8 +27,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise missing_extra("rlmesh.jax", "JAX", "jax") from exc
 
 from rlmesh.backends.make import make_backend
+from rlmesh.spaces import space_from_spec
 
-__all__ = ["Model", "RemoteEnv", "RemoteVectorEnv", "from_jax", "to_jax"]
+__all__ = ["Model", "RemoteEnv", "RemoteVectorEnv", "from_jax", "space_from_spec", "to_jax"]
 
 
 def to_jax(array: np.ndarray[Any, Any], device: Any = None) -> Any:
