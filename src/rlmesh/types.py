@@ -1,7 +1,7 @@
 """Structural types: what rlmesh accepts as an env, a space or a value, for type checkers.
 
-Nothing here is checked at run time; these protocols and aliases let code that hands envs
-and values to rlmesh state what it hands over::
+These protocols and aliases let code that hands envs and values to rlmesh state what it hands
+over (the protocols also work with ``isinstance``, which checks that the names exist)::
 
     from rlmesh.types import EnvLike
 
@@ -12,7 +12,16 @@ and values to rlmesh state what it hands over::
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, SupportsFloat, TypeAlias, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Protocol,
+    SupportsFloat,
+    TypeAlias,
+    TypeVar,
+    Union,
+    runtime_checkable,
+)
 
 import numpy as np
 
@@ -60,6 +69,7 @@ SingleObsT = TypeVar("SingleObsT", covariant=True)
 SingleActT = TypeVar("SingleActT", covariant=True)
 
 
+@runtime_checkable
 class SpaceLike(Protocol[SampleT]):
     """Anything that samples, checks and seeds like a Gymnasium space."""
 
@@ -76,6 +86,7 @@ class SpaceLike(Protocol[SampleT]):
         ...
 
 
+@runtime_checkable
 class EnvLike(Protocol[ObsT, ActT]):
     """A single env with the Gymnasium API, as ``EnvServer`` serves it."""
 
@@ -103,6 +114,7 @@ class EnvLike(Protocol[ObsT, ActT]):
         ...
 
 
+@runtime_checkable
 class VectorEnvLike(Protocol[BatchActT, SingleObsT, SingleActT]):
     """A vector env with the Gymnasium API, as ``EnvServer`` serves it."""
 
@@ -135,6 +147,7 @@ class VectorEnvLike(Protocol[BatchActT, SingleObsT, SingleActT]):
         ...
 
 
+@runtime_checkable
 class HasAddress(Protocol):
     """Anything with an endpoint ``address`` to dial (an ``EnvServer``)."""
 
@@ -144,6 +157,7 @@ class HasAddress(Protocol):
         ...
 
 
+@runtime_checkable
 class HasEnvContract(Protocol):
     """Anything with an ``env_contract`` (an ``EnvServer``, a remote env)."""
 
@@ -153,6 +167,7 @@ class HasEnvContract(Protocol):
         ...
 
 
+@runtime_checkable
 class SupportsResetStep(Protocol):
     """Anything with ``reset`` and ``step`` callables: a live env."""
 
@@ -167,6 +182,7 @@ class SupportsResetStep(Protocol):
         ...
 
 
+@runtime_checkable
 class SupportsMake(Protocol):
     """Anything with a ``make`` callable: an env factory."""
 

@@ -119,7 +119,9 @@ class SpaceSpec:
         return f"SpaceSpec({self.to_gym_space()!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (SpaceSpec, (self.kind, self.shape, self.dtype, self._details()))
+        details = {key: dict(value) if isinstance(value, MappingProxyType) else value
+                   for key, value in self._details_map.items()}
+        return (SpaceSpec, (self.kind, self.shape, self.dtype, details))
 
 
 def _plain(value: Any) -> Any:
