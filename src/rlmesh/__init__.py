@@ -18,7 +18,7 @@ Drive it from another process or machine::
 from __future__ import annotations
 
 from rlmesh import numpy as numpy  # ``import rlmesh`` is enough for ``rlmesh.numpy.RemoteEnv``
-from rlmesh import spaces, tls
+from rlmesh import spaces, specs, tls, types
 from rlmesh.backends.plain import PlainModel as Model
 from rlmesh.backends.plain import RemoteEnv
 from rlmesh.client.channel import probe
@@ -58,12 +58,14 @@ from rlmesh.evaluation.run_hooks import RunHooks, StepEvent
 from rlmesh.evaluation.session import Reader, Session
 from rlmesh.models.model import RANDOM_SAMPLE
 from rlmesh.models.remote import RemoteModel
+from rlmesh.protocol import LIBRARY_BUILD as __build__
 from rlmesh.protocol import LIBRARY_VERSION as __version__
 from rlmesh.protocol import PROTOCOL_VERSION
 from rlmesh.server.options import ServeOptions
 from rlmesh.server.server import EnvServer
 from rlmesh.vector.env import RemoteVectorEnv
 from rlmesh.vector.make import make_vec
+from rlmesh.wire.metadata import sanitize_metadata
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -107,12 +109,16 @@ __all__ = [
     "TransportError",
     "UnsupportedSpaceError",
     "VersionMismatchError",
+    "__build__",
     "__version__",
     "evaluate",
     "make_vec",
     "probe",
     "run",
+    "sanitize_metadata",
     "session",
     "spaces",
+    "specs",
     "tls",
+    "types",
 ]

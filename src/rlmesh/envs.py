@@ -13,8 +13,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-
-from rlmesh import spaces
+from gymnasium import spaces  # plain Gymnasium spaces: a RemoteEnv rebuilds the same classes
 
 __all__ = ["CounterEnv", "DictObsEnv", "ImageEnv", "SpaceEchoEnv", "TupleObsEnv"]
 

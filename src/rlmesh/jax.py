@@ -27,8 +27,10 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise missing_extra("rlmesh.jax", "JAX", "jax") from exc
 
 from rlmesh.backends.make import make_backend, make_remote_model
+from rlmesh.spaces import space_from_spec
 
-__all__ = ["Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "from_jax", "to_jax"]
+__all__ = ["Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "from_jax", "space_from_spec",
+           "to_jax"]
 
 
 def to_jax(array: np.ndarray[Any, Any], device: Any = None) -> Any:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from rlmesh.client.env import RemoteEnv
 from rlmesh.models.model import Model
 from rlmesh.models.remote import RemoteModel
+from rlmesh.spaces import space_from_spec
 from rlmesh.vector.env import RemoteVectorEnv
 
-__all__ = ["Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv"]
+__all__ = ["Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "space_from_spec"]

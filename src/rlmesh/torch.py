@@ -28,8 +28,10 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise missing_extra("rlmesh.torch", "PyTorch", "torch") from exc
 
 from rlmesh.backends.make import make_backend, make_remote_model
+from rlmesh.spaces import space_from_spec
 
-__all__ = ["Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "from_tensor", "to_tensor"]
+__all__ = ["Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "from_tensor",
+           "space_from_spec", "to_tensor"]
 
 
 def to_tensor(array: np.ndarray[Any, Any], device: Any = None) -> Any:

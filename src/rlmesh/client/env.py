@@ -33,6 +33,7 @@ from rlmesh.errors import (
     ProtocolError,
     RLMeshWarning,
 )
+from rlmesh.specs import EnvContractView
 from rlmesh.wire.schema import schema_to_space
 
 __all__ = ["RemoteEnv", "contract_metadata", "request_shutdown"]
@@ -118,7 +119,7 @@ def _spec(env: RemoteEnv, options: ConnectOptions) -> EnvSpec | None:
     )
 
 
-class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
+class RemoteEnv(EnvContractView, RemoteAttributes, gym.Env[Any, Any]):
     """A ``gymnasium.Env`` served by an rlmesh endpoint, with numpy values.
 
     Observations, rewards, flags and ``info`` arrive exactly as the served env produced
@@ -210,6 +211,9 @@ class RemoteEnv(RemoteAttributes, gym.Env[Any, Any]):
             self._request = channel.request
             self.address = str(channel.address)
         self.spec = _spec(self, options)
+
+    def _handshake_contract(self) -> dict[str, Any]:
+        return self.contract
 
     def _define(self, address: str, contract: dict[str, Any]) -> None:
         """Take the spaces, render mode and metadata from the endpoint's contract."""

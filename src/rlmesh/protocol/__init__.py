@@ -17,7 +17,8 @@ __all__ = [
     "CAP_ATTRIBUTES", "CLIENT_NAME", "DEFAULT_MAX_MESSAGE_BYTES", "E_AUTH", "E_BUSY", "E_DEADLINE",
     "E_ENCODE", "E_ENV", "E_FULL", "E_INTERNAL", "E_INVALID_ACTION", "E_MODEL", "E_NOT_ALLOWED",
     "E_NO_ATTRIBUTE", "E_PROTOCOL", "E_RESET_NEEDED", "E_RESUME", "E_SHUTTING_DOWN", "E_TOO_LARGE",
-    "E_VERSION", "LIBRARY_VERSION", "OP_AUTH", "OP_CALL", "OP_CLOSE", "OP_GET_ATTR", "OP_HELLO",
+    "E_VERSION", "LIBRARY_BUILD", "LIBRARY_VERSION", "OP_AUTH", "OP_CALL", "OP_CLOSE",
+    "OP_GET_ATTR", "OP_HELLO",
     "OP_NAMES", "OP_PING", "OP_PREDICT", "OP_PREDICT_BATCH", "OP_REGION", "OP_RENDER",
     "OP_RESET",
     "OP_SET_ATTR", "OP_SHUTDOWN", "OP_STEP", "PROTOCOL_VERSION", "STATUS_ERROR", "STATUS_OK",
@@ -37,6 +38,8 @@ def _library_version() -> str:
 PROTOCOL_VERSION: Final = 1
 LIBRARY_VERSION: Final = _library_version()
 CLIENT_NAME: Final = f"rlmesh-python/{LIBRARY_VERSION}"
+LIBRARY_BUILD: Final = f"{LIBRARY_VERSION}+protocol.{PROTOCOL_VERSION}"
+"""This build's identity (``rlmesh.__build__``): the library version and protocol version."""
 
 DEFAULT_MAX_MESSAGE_BYTES: Final = 256 * 1024 * 1024
 

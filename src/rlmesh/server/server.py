@@ -36,6 +36,7 @@ from rlmesh.server.seam import Host, Source
 from rlmesh.server.session import Session
 from rlmesh.server.sources import EnvSource
 from rlmesh.server.workers import WorkerPool
+from rlmesh.specs import EnvContractView
 from rlmesh.transport import Transport, memory
 from rlmesh.transport.memory import MemoryListener, MemoryTransport
 from rlmesh.transport.sockets import Address, listen, resolve_address, tune
@@ -61,7 +62,7 @@ def stop_on_signals() -> None:
     signal.signal(signal.SIGINT, _raise_interrupt)
 
 
-class EnvServer:
+class EnvServer(EnvContractView):
     """Serves one env, or one env per session from a factory, to remote clients.
 
     Args:
@@ -167,6 +168,13 @@ class EnvServer:
         return listener, bound
 
     # -- public API -----------------------------------------------------------------------
+
+    def _handshake_contract(self) -> dict[str, Any]:
+        contract: dict[str, Any] = self.source.contract
+        if contract.get("kind") not in ("env", "vector_env"):
+            raise AttributeError(f"this server serves a {contract.get('kind')!r}, not an env: "
+                                 "it has no env_contract")
+        return contract
 
     @property
     def address(self) -> str:

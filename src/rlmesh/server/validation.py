@@ -13,6 +13,8 @@ from typing import Any, Final
 import numpy as np
 from gymnasium import spaces as gs
 
+from rlmesh import spaces as rs
+
 __all__ = ["Validator", "make_validator"]
 
 Validator = Callable[[Any], bool]
@@ -100,5 +102,7 @@ def _uniform_multi_discrete(shape: tuple[int, ...], dtype: Any, lo: int, hi: int
 
 
 _FAST: Final[dict[type[Any], Callable[[Any, Validator], Validator]]] = {
-    gs.Discrete: _discrete, gs.Box: _box, gs.MultiDiscrete: _multi_discrete}
-"""Space types with a short path, and how to build it."""
+    gs.Discrete: _discrete, gs.Box: _box, gs.MultiDiscrete: _multi_discrete,
+    rs.Discrete: _discrete, rs.Box: _box, rs.MultiDiscrete: _multi_discrete}
+"""Space types with a short path, and how to build it (``rlmesh.spaces``' classes keep
+Gymnasium's ``contains``, so they take the same paths)."""

@@ -35,6 +35,7 @@ from rlmesh.client.options import (
     spelled_timeouts,
 )
 from rlmesh.errors import EndpointKindError, ProtocolError
+from rlmesh.specs import EnvContractView
 from rlmesh.vector.attributes import VectorAttributes
 from rlmesh.vector.batching import expand_seeds
 from rlmesh.vector.env_fleet import Fleet
@@ -54,7 +55,7 @@ def _mode(value: AutoresetMode | str | None) -> AutoresetMode | None:
         raise ValueError(f"unknown autoreset mode {value!r} (one of {names})") from None
 
 
-class RemoteVectorEnv(VectorAttributes, VectorEnv[Any, Any, Any]):
+class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any]):
     """A Gymnasium vector env whose sub-envs run behind rlmesh endpoints.
 
     Args:
@@ -128,6 +129,12 @@ class RemoteVectorEnv(VectorAttributes, VectorEnv[Any, Any, Any]):
             self._init_fleet(addresses, mode or AutoresetMode.NEXT_STEP, mode is not None,
                              connect)
         self.closed = False
+
+    def _handshake_contract(self) -> dict[str, Any]:
+        return self.contract
+
+    def _contract_num_envs(self) -> int | None:
+        return int(self.num_envs)
 
     def _init_endpoint(self, address: str, mode: AutoresetMode | None,
                        options: ConnectOptions) -> None:
