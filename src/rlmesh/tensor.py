@@ -237,7 +237,7 @@ class Tensor:
             producer = _Capsule(producer)
         try:
             array = np.from_dlpack(producer)
-        except (BufferError, RuntimeError, TypeError, ValueError) as exc:
+        except (AttributeError, BufferError, RuntimeError, TypeError, ValueError) as exc:
             raise TensorError(f"cannot import a {type(producer).__name__} over DLPack: "
                               f"{exc}") from exc
         return from_numpy(array)
