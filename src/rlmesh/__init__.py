@@ -44,6 +44,7 @@ from rlmesh.errors import (
     RLMeshWarning,
     SessionLostError,
     StepDeadlineError,
+    TensorError,
     TransportError,
     UnsupportedSpaceError,
     VersionMismatchError,
@@ -63,6 +64,7 @@ from rlmesh.protocol import LIBRARY_VERSION as __version__
 from rlmesh.protocol import PROTOCOL_VERSION
 from rlmesh.server.options import ServeOptions
 from rlmesh.server.server import EnvServer
+from rlmesh.tensor import Tensor
 from rlmesh.vector.env import RemoteVectorEnv
 from rlmesh.vector.make import make_vec
 from rlmesh.wire.metadata import sanitize_metadata
@@ -106,6 +108,8 @@ __all__ = [
     "SessionLostError",
     "StepDeadlineError",
     "StepEvent",
+    "Tensor",
+    "TensorError",
     "TransportError",
     "UnsupportedSpaceError",
     "VersionMismatchError",

@@ -16,6 +16,7 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
     │   ├── EndpointKindError           single-env vs vector endpoint mix-up
     │   └── MessageTooLargeError        a frame over the negotiated size limit
     ├── EncodeError (TypeError)         a value that cannot travel on the wire
+    ├── TensorError (ValueError)        a tensor's buffer, shape or dtype does not fit
     ├── AuthenticationError (PermissionError)  missing or wrong token
     ├── NotAllowedError (PermissionError)      the server does not allow this request
     ├── EnvBusyError                    the endpoint's env instance is already in use
@@ -51,6 +52,7 @@ __all__ = [
     "ResetNeededError",
     "SessionLostError",
     "StepDeadlineError",
+    "TensorError",
     "TransportError",
     "UnsupportedSpaceError",
     "VersionMismatchError",
@@ -124,6 +126,10 @@ class MessageTooLargeError(ProtocolError):
 
 class EncodeError(RLMeshError, TypeError):
     """A value cannot be encoded for the wire (rlmesh never falls back to pickle)."""
+
+
+class TensorError(RLMeshError, ValueError):
+    """A tensor cannot be made or converted: wrong buffer length, shape or dtype."""
 
 
 class UnsupportedSpaceError(RLMeshError, TypeError):
