@@ -84,19 +84,19 @@ def as_tensor(tensor: Tensor | bool | int | float | Any, *, copy: bool = False) 
     return shared.clone() if copy else shared
 
 
-def from_tensor(value: Any) -> Tensor | PrimitiveValue | Any:
+def from_tensor(tensor: Any) -> Tensor | PrimitiveValue | Any:
     """A torch tensor as an rlmesh value: a :class:`rlmesh.Tensor` holding a copy of it.
 
     The tensor is detached and brought to the CPU first. The result is read by numpy as an
     array (``numpy.asarray(from_tensor(t))``) without a further copy.
 
     Args:
-        value: A ``torch.Tensor``; a 0-d one becomes the Python scalar it holds. Any other
+        tensor: A ``torch.Tensor``; a 0-d one becomes the Python scalar it holds. Any other
             value is returned unchanged.
     """
-    if not isinstance(value, torch.Tensor):
-        return value
-    cpu = value.detach().cpu().resolve_conj().resolve_neg().contiguous()
+    if not isinstance(tensor, torch.Tensor):
+        return tensor
+    cpu = tensor.detach().cpu().resolve_conj().resolve_neg().contiguous()
     if cpu.ndim == 0:
         return cpu.item()
     if cpu.dtype == torch.bfloat16:

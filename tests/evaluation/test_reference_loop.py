@@ -243,6 +243,7 @@ def test_run_hooks_see_every_step_in_order(driver: str) -> None:
     assert hooks.events[-1] == ("run end", 2)
     ends = [e for e in hooks.events if isinstance(e, tuple) and e[0] == "end"]
     assert ends == [("end", 0), ("end", 1)]
+    assert steps[0].seed == 2 and steps[-1].seed == 3
     last = steps[result.episodes[0].steps - 1]
     assert last.done and last.step == result.episodes[0].steps and last.episode == 0
 

@@ -18,6 +18,8 @@ from gymnasium.utils.env_checker import check_env
 
 from rlmesh import spaces
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*precision lowered.*:UserWarning")
+
 RLMESH_SPACES: dict[str, Any] = {
     "box": lambda: spaces.Box(-1.0, 1.0, shape=[2], dtype="float32"),
     "discrete": lambda: spaces.Discrete(5, start=2),
@@ -69,6 +71,7 @@ def test_equal_to_gymnasium_both_ways(kind: str) -> None:
     ours = RLMESH_SPACES[kind]()
     plain = ours.to_gymnasium_space()
     assert ours == plain and plain == ours
+
 
 
 def test_box_forms() -> None:

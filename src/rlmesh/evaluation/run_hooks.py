@@ -25,6 +25,7 @@ class StepEvent:
 
     Attributes:
         episode: The episode's index in the run's plan.
+        seed: The seed its reset used.
         step: The step's number in its episode (1-based).
         observation: The observation the step returned.
         action: The action the step took.
@@ -32,9 +33,14 @@ class StepEvent:
         terminated: Whether this step ended the episode (the env said so).
         truncated: Whether this step cut the episode short.
         info: The step's info dict.
+        predict_ms: Milliseconds the model took for this step's action (``None`` where the
+            runner does not time single steps).
+        step_ms: Milliseconds the env took for this step (likewise).
+        read: Reads roles off :attr:`observation` (needs ``rlmesh.adapters``; ``None``).
     """
 
     episode: int
+    seed: int | None
     step: int
     observation: Any
     action: Any
@@ -42,6 +48,9 @@ class StepEvent:
     terminated: bool
     truncated: bool
     info: dict[str, Any]
+    predict_ms: float | None = None
+    step_ms: float | None = None
+    read: Any = None
 
     @property
     def done(self) -> bool:
@@ -79,6 +88,7 @@ class _Relay(Hooks):
     def __init__(self, hooks: RunHooks) -> None:
         self.hooks = hooks
         self._started = False
+        self.seeds: dict[int, int | None] = {}
 
     def _start(self) -> None:
         if not self._started:
@@ -88,6 +98,7 @@ class _Relay(Hooks):
     def on_episode_start(self, index: int, seed: int | None, observation: Any,
                          info: dict[str, Any], endpoint: str | None) -> None:
         self._start()
+        self.seeds[index] = seed
         self.hooks.on_episode_start(index, seed)
 
     def on_episode_end(self, result: EpisodeResult) -> None:
@@ -103,5 +114,5 @@ class _StepRelay(_Relay):
 
     def on_step(self, index: int, step: int, action: Any, observation: Any, reward: float,
                 terminated: bool, truncated: bool, info: dict[str, Any]) -> None:
-        self.hooks.on_step(StepEvent(index, step, observation, action, reward, terminated,
-                                     truncated, info))
+        self.hooks.on_step(StepEvent(index, self.seeds.get(index), step, observation, action,
+                                     reward, terminated, truncated, info))

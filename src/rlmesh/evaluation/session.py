@@ -31,13 +31,15 @@ class Reader:
     version of rlmesh).
 
     Args:
-        read: ``observation -> {role: value}``.
-        items: The roles (or model-input leaves) it reads.
+        adapter: ``observation -> {role: value}``.
+        roles: The roles (or model-input leaves) it reads.
+        bridge: How values reach this process's framework (``None``: as they are).
     """
 
-    def __init__(self, read: Any, items: tuple[Any, ...]) -> None:
-        self._read = read
-        self.items = items
+    def __init__(self, adapter: Any, roles: Any, bridge: Any = None) -> None:
+        self._read = adapter
+        self.roles = tuple(roles)
+        self.bridge = bridge
 
     def __call__(self, observation: Any) -> dict[Any, Any]:
         """The roles of ``observation``."""

@@ -19,7 +19,7 @@ __all__ = ["sanitize_metadata"]
 _LEAVES = (type(None), bool, int, float, str, bytes)
 
 
-def sanitize_metadata(metadata: Mapping[Any, Any]) -> dict[str, Any]:
+def sanitize_metadata(info: Mapping[Any, Any]) -> dict[str, Any]:
     """Reduce a mapping to built-in values, recursively.
 
     ``None``, ``bool``, ``int``, ``float``, ``str`` and ``bytes`` stay as they are; numpy
@@ -28,18 +28,18 @@ def sanitize_metadata(metadata: Mapping[Any, Any]) -> dict[str, Any]:
     name; keys become strings; anything else becomes ``str(value)``.
 
     Args:
-        metadata: The mapping (an ``info`` dict, an env's ``metadata``).
+        info: The mapping (an ``info`` dict, an env's ``metadata``).
 
     Returns:
         A new dict of built-in values.
 
     Raises:
-        TypeError: If ``metadata`` is not a mapping.
+        TypeError: If ``info`` is not a mapping.
         ValueError: If it contains itself (the message names the path to the cycle).
     """
-    if not isinstance(metadata, Mapping):
-        raise TypeError(f"sanitize_metadata takes a mapping, not a {type(metadata).__qualname__}")
-    result: dict[str, Any] = _walk(metadata, (), set())
+    if not isinstance(info, Mapping):
+        raise TypeError(f"sanitize_metadata takes a mapping, not a {type(info).__qualname__}")
+    result: dict[str, Any] = _walk(info, (), set())
     return result
 
 
