@@ -275,3 +275,99 @@ def test_run_options_of_the_reference() -> None:
     assert closed == []
     rlmesh.run(rlmesh.RANDOM_SAMPLE, env, seeds=[0], close_env=True)
     assert closed == [True]
+
+
+# == the four predict corners ====================================================================
+
+
+class Chunker(rlmesh.numpy.Model):
+    """Emits chunks of the same action (the angle policy's), as long as asked or native 5."""
+
+    def __init__(self, takes_horizon: bool) -> None:
+        super().__init__()
+        self.calls: list[int | None] = []
+        if takes_horizon:
+            self.predict_chunk = self._with_horizon  # type: ignore[method-assign]
+
+    def predict_chunk(self, observation: Any) -> Any:
+        self.calls.append(None)
+        return np.full(5, angle_policy(observation))
+
+    def _with_horizon(self, observation: Any, execution_horizon: int = 1) -> Any:
+        self.calls.append(execution_horizon)
+        return np.full(execution_horizon, angle_policy(observation))
+
+
+def test_chunks_are_replayed_one_action_per_step_and_dropped_at_reset() -> None:
+    model = Chunker(takes_horizon=False)
+    result = rlmesh.run(model, cartpole(), seeds=[0, 1], execution_horizon=3)
+    expected = sum(-(-e.steps // 3) for e in result.episodes)  # a new chunk every 3 steps
+    assert len(model.calls) == expected, (len(model.calls), expected)
+    # Horizon 1 (the default): every step predicts, taking each chunk's first action.
+    model = Chunker(takes_horizon=False)
+    assert outcomes(rlmesh.run(model, cartpole(), seeds=[0])) == angle_loop([0])
+    assert len(model.calls) == angle_loop([0])[0][0]
+
+
+def test_a_chunk_corner_that_declares_the_horizon_receives_it() -> None:
+    model = Chunker(takes_horizon=True)
+    with model.session(cartpole(), execution_horizon=4) as sess:
+        sess.run(seeds=[2])
+    assert set(model.calls) == {4}
+
+
+class BatchChunker(rlmesh.numpy.Model):
+    """Only ``predict_chunk_batch``: every other corner derives from it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def predict_chunk_batch(self, observations: Any) -> Any:
+        self.shapes.append(observations.shape)
+        actions = (observations[:, 2] > 0).astype(np.int64)  # [N]
+        return np.repeat(actions[:, None], 2, axis=1)  # [N, 2]
+
+
+def test_predict_chunk_batch_alone_gives_all_four_corners() -> None:
+    model = BatchChunker()
+    assert outcomes(rlmesh.run(model, cartpole(), seeds=[3])) == angle_loop([3])
+    assert set(model.shapes) == {(1, 4)}  # predict: a batch of one
+    lanes = rlmesh.run(model, gym.vector.SyncVectorEnv([cartpole] * 2), seeds=[3, 4])
+    assert outcomes(lanes) == angle_loop([3, 4])
+    assert (2, 4) in model.shapes  # predict_batch: one forward over both lanes
+    assert model.predict_chunk(np.zeros(4, np.float32)).shape == (2,)
+
+
+def test_predict_batch_alone_serves_single_observations() -> None:
+    class Batched(rlmesh.numpy.Model):
+        def predict_batch(self, observations: Any) -> Any:
+            return (observations[:, 2] > 0).astype(np.int64)
+
+    assert outcomes(rlmesh.run(Batched(), cartpole(), seeds=[5])) == angle_loop([5])
+
+
+def test_corner_errors_are_clear() -> None:
+    class Nothing(rlmesh.numpy.Model):
+        pass
+
+    with pytest.raises(NotImplementedError, match="predict_chunk"):
+        rlmesh.run(Nothing(), cartpole(), seeds=[0])
+
+    class Empty(rlmesh.numpy.Model):
+        def predict_chunk(self, observation: Any) -> Any:
+            return np.zeros(0, np.int64)
+
+    with pytest.raises(ValueError, match="empty action chunk"):
+        rlmesh.run(Empty(), cartpole(), seeds=[0], execution_horizon=2)
+    with pytest.warns(rlmesh.RLMeshWarning, match="chunk corner"):
+        rlmesh.run(rlmesh.numpy.Model(angle_policy), cartpole(), seeds=[0], execution_horizon=2)
+
+
+def test_a_plain_model_replays_list_chunks() -> None:
+    class PlainChunks(rlmesh.Model):
+        def predict_chunk(self, observation: Any) -> Any:
+            return [int(observation[2] > 0)] * 3
+
+    result = rlmesh.run(PlainChunks(), cartpole(), seeds=[6], execution_horizon=3)
+    assert result.episodes[0].steps > 3

@@ -91,14 +91,11 @@ def make_backend(name: str, out: ArrayOut, into: ValueIn
         __doc__ = (f"A Model whose predict (and predict_batch) sees {name} observations and may "
                    f"return {name} actions.")
 
-        def predictor(self) -> Predictor:
-            space = self.action_space
+        def to_model(self, observation: Any) -> Any:
+            return _arrays_out(observation, self._out)
 
-            def predict(observation: Any) -> Any:
-                action = self.predict(_arrays_out(observation, self._out))
-                return coerce_action(space, _arrays_in(action, into))
-
-            return predict
+        def from_model(self, action: Any) -> Any:
+            return super().from_model(_arrays_in(action, into))
 
         def batch(self) -> Callable[[Any], Any]:
             return lambda observations: _arrays_in(

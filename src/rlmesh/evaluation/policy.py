@@ -16,6 +16,7 @@ from typing import Any, TypeVar, overload
 import numpy as np
 from gymnasium import spaces as gs
 
+from rlmesh.evaluation.corners import Replay, call_chunk, chunk_step, first_lane, stack_one
 from rlmesh.evaluation.lifecycle import (
     EpisodeState,
     PredictContext,
@@ -49,6 +50,17 @@ class Policy:
     whose binding to one run's spaces must not leak into another's)."""
     spec: Any = None
     """What the model consumes and produces, for adapters (``None``: raw observations)."""
+    execution_horizon = 1
+    """Actions executed per predicted chunk (set by the runner; see ``rlmesh.run``)."""
+    trust_entrypoints = False
+    observation_space: gs.Space[Any] | None = None
+    action_space: gs.Space[Any] | None = None
+    # (class-level defaults: a subclass whose __init__ skips super().__init__() still works)
+    _predict: Predictor | None = None
+    _predict_batch: Callable[[Any], Any] | None = None
+    _on_episode_end: Callable[..., Any] | None = None
+    _on_close: Callable[[], Any] | None = None
+    _episode: EpisodeState | None = None
 
     def __init__(self, source: Predictor | None = None, *, predict: Predictor | None = None,
                  predict_batch: Callable[[Any], Any] | None = None, name: str | None = None,
@@ -65,30 +77,82 @@ class Policy:
         self._predict = predict
         self._predict_batch = predict_batch
         self.name = name or getattr(predict, "__qualname__", None) or type(self).__qualname__
-        self.observation_space: gs.Space[Any] | None = None
-        self.action_space: gs.Space[Any] | None = None
+        self.observation_space = None
+        self.action_space = None
         if spec is not None:
             self.spec = spec
         self.trust_entrypoints = trust_entrypoints
         self._on_episode_end = on_episode_end
         self._on_close = on_close
-        self._episode: EpisodeState | None = None
+        self._episode = None
 
     # -- what a subclass overrides ------------------------------------------------------------
 
     def predict(self, observation: Any) -> Any:
-        """The action for ``observation``."""
-        if self._predict is None:
-            raise NotImplementedError(
-                f"{type(self).__qualname__} has no predict: pass a callable to Model(...) or "
-                "override predict()")
-        return self._predict(observation)
+        """The action for ``observation``.
+
+        Not overridden, it is derived from another corner: ``predict_batch`` on a batch of
+        one, else the first action of ``predict_chunk`` or ``predict_chunk_batch``.
+        """
+        if self._predict is not None:
+            return self._predict(observation)
+        if self.batched:
+            return first_lane(self.predict_batch(stack_one(observation)))
+        if self._defines("predict_chunk") or self._defines("predict_chunk_batch"):
+            return chunk_step(self._chunk(observation, 1), 0)
+        raise NotImplementedError(
+            f"{type(self).__qualname__} has no predict: pass a callable to Model(...) or "
+            "override predict (or predict_batch, predict_chunk, predict_chunk_batch)")
 
     def predict_batch(self, observations: Any) -> Any:
-        """Actions for a batch of observations (the first axis is the lane)."""
+        """Actions for a batch of observations (the first axis is the lane).
+
+        Not overridden: the first action of each lane's ``predict_chunk_batch`` chunk, else
+        ``predict`` lane by lane.
+        """
         if self._predict_batch is not None:
             return self._predict_batch(observations)
+        if self._defines("predict_chunk_batch"):
+            return self._call_chunk_batch(observations, 1)[:, 0]
         return np.stack([np.asarray(self.predict(o)) for o in split_lanes(observations)])
+
+    def predict_chunk(self, observation: Any, execution_horizon: int = 1) -> Any:
+        """A chunk of actions for ``observation`` (the first axis is the step).
+
+        Not overridden: lane 0 of ``predict_chunk_batch`` on a batch of one.
+
+        Raises:
+            NotImplementedError: If the model has no chunk corner.
+        """
+        if self._defines("predict_chunk_batch"):
+            return first_lane(self._call_chunk_batch(stack_one(observation),
+                                                     execution_horizon))
+        raise NotImplementedError(f"{type(self).__qualname__} has no chunk corner")
+
+    def predict_chunk_batch(self, observations: Any, execution_horizon: int = 1) -> Any:
+        """Chunks for a batch of observations (``[N, H, ...]``); override to provide it.
+
+        Raises:
+            NotImplementedError: Unless overridden.
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} has no predict_chunk_batch")
+
+    def _defines(self, corner: str) -> bool:
+        return getattr(type(self), corner) is not getattr(Policy, corner)
+
+    def _call_chunk_batch(self, observations: Any, horizon: int) -> Any:
+        return call_chunk(self.predict_chunk_batch, observations, horizon)
+
+    def _chunk(self, observation: Any, horizon: int) -> Any:
+        """A chunk from the most direct chunk corner."""
+        if self._defines("predict_chunk"):
+            return call_chunk(self.predict_chunk, observation, horizon)
+        return self.predict_chunk(observation, horizon)
+
+    @property
+    def chunked(self) -> bool:
+        """Whether the model has a chunk corner (``predict_chunk`` or ``predict_chunk_batch``)."""
+        return self._defines("predict_chunk") or self._defines("predict_chunk_batch")
 
     def load(self, **binding: Any) -> None:
         """Called once before the first episode (the spaces are known by then).
@@ -111,9 +175,10 @@ class Policy:
 
     @property
     def batched(self) -> bool:
-        """Whether a batch predictor is defined (given, or :meth:`predict_batch` overridden)."""
+        """Whether a batch predictor exists (given, overridden, or from a chunk batch)."""
         return (self._predict_batch is not None
-                or type(self).predict_batch is not Policy.predict_batch)
+                or type(self).predict_batch is not Policy.predict_batch
+                or self._defines("predict_chunk_batch"))
 
     def bind(self, observation_space: gs.Space[Any], action_space: gs.Space[Any]) -> None:
         """Tell the model the (single-env) spaces it will act in."""
@@ -169,19 +234,33 @@ class Policy:
     def predictor(self) -> Predictor:
         """:meth:`predict` as the runners call it: one numpy observation in, one action out.
 
-        Values are converted here: plain values when :attr:`plain` is set (``rlmesh.Model``),
-        tensors in the torch and JAX models; numpy values pass through otherwise.
+        Values are converted here (:meth:`to_model`, :meth:`from_model`): plain values when
+        :attr:`plain` is set (``rlmesh.Model``), tensors in the torch and JAX models; numpy
+        values pass through otherwise. With an :attr:`execution_horizon` above 1 a model with
+        a chunk corner replays each chunk, one action per call.
         """
         predict = self._contextual()
-        if not self.plain:
+        if self.execution_horizon > 1 and self.chunked:
+            horizon = self.execution_horizon
+            predict = Replay(lambda observation: self._chunk(observation, horizon), horizon)
+        if not self.converts:
             return predict
+        to_model, from_model = self.to_model, self.from_model
+        return lambda observation: from_model(predict(to_model(observation)))
+
+    @property
+    def converts(self) -> bool:
+        """Whether observations and actions are converted for the model (not plain numpy)."""
+        return self.plain or (type(self).to_model is not Policy.to_model)
+
+    def to_model(self, observation: Any) -> Any:
+        """A numpy observation as the model sees it (plain values for ``rlmesh.Model``)."""
+        return to_plain(observation) if self.plain else observation
+
+    def from_model(self, action: Any) -> Any:
+        """The model's action as the env takes it."""
         space = self.action_space
-
-        def predict_plain(observation: Any) -> Any:
-            action = predict(to_plain(observation))
-            return coerce_action(space, action) if space is not None else action
-
-        return predict_plain
+        return coerce_action(space, action) if space is not None else action
 
     def batch(self) -> Callable[[Any], Any]:
         """The function the runners call with a numpy batch of observations."""

@@ -22,7 +22,7 @@ from rlmesh.evaluation.policy import Policy, as_policy
 from rlmesh.evaluation.results import EpisodeResult, RunResult, success_of
 from rlmesh.vector.connect import connect_endpoint
 
-__all__ = ["endpoint_of", "open_env", "plan_seeds", "play_episode", "run"]
+__all__ = ["endpoint_of", "horizon_for", "open_env", "plan_seeds", "play_episode", "run"]
 
 
 def plan_seeds(seeds: Sequence[int | None] | None, max_episodes: int | None,
@@ -84,6 +84,7 @@ def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
     """
     _check_options(max_episode_seconds, execution_horizon, view)
     model = as_policy(model)
+    model.execution_horizon = horizon_for(model, execution_horizon)
     plan = plan_seeds(seeds, max_episodes)
     if max_episode_steps is not None and max_episode_steps < 1:
         raise ValueError("max_episode_steps must be >= 1")
@@ -199,9 +200,15 @@ def _check_options(max_episode_seconds: float | None, execution_horizon: int,
     if isinstance(execution_horizon, bool) or not isinstance(execution_horizon, int) or \
             execution_horizon < 1:
         raise ValueError("execution_horizon must be an int >= 1")
-    if execution_horizon > 1:
-        warnings.warn("execution_horizon needs a model with a chunk corner (predict_chunk); "
-                      "every step predicts", RLMeshWarning, stacklevel=3)
     if view not in (None, False):
         raise NotImplementedError("view= (the live viewer) is not available in this version "
                                   "of rlmesh yet")
+
+
+def horizon_for(model: Policy, execution_horizon: int) -> int:
+    """The horizon ``model`` replays with: 1 (and a warning) if it has no chunk corner."""
+    if execution_horizon > 1 and not model.chunked:
+        warnings.warn("execution_horizon needs a model with a chunk corner (predict_chunk or "
+                      "predict_chunk_batch); every step predicts", RLMeshWarning, stacklevel=3)
+        return 1
+    return execution_horizon

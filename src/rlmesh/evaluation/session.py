@@ -19,7 +19,7 @@ from rlmesh.errors import EnvClosedError
 from rlmesh.evaluation.hooks import HookList
 from rlmesh.evaluation.policy import Policy, Predictor, as_policy
 from rlmesh.evaluation.results import EpisodeResult, RunResult, success_of
-from rlmesh.evaluation.run import endpoint_of, open_env, plan_seeds
+from rlmesh.evaluation.run import endpoint_of, horizon_for, open_env, plan_seeds
 
 __all__ = ["Reader", "Session"]
 
@@ -74,6 +74,7 @@ class Session:
             raise NotImplementedError("view= (the live viewer) is not available in this "
                                       "version of rlmesh yet")
         self.model: Policy = as_policy(model)
+        self.model.execution_horizon = horizon_for(self.model, execution_horizon)
         self.max_episode_steps = max_episode_steps
         self.max_episode_seconds = max_episode_seconds
         self.instruction = instruction
