@@ -222,3 +222,26 @@ def test_demo_runs_both_endpoints() -> None:
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", int(address.rsplit(":", 1)[1])),
                                      timeout=1).close()
+
+
+# -- model.py and seeded_model.py (the reference's quickstart has both) ---------------------------
+
+
+def test_model_plays_episodes_on_an_endpoint(endpoints: tuple[str, str]) -> None:
+    _, counter = endpoints
+    assert run_script("model.py", "--address", counter, "--episodes", "2") == [
+        "episode 0: 3 steps, return 3.000",
+        "episode 1: 3 steps, return 3.000",
+    ]
+
+
+def test_seeded_model_prints_its_context() -> None:
+    assert run_script("seeded_model.py") == [
+        "reset with seed 7",
+        "  step 0 of the episode seeded 7: observation [0]",
+        "  step 1 of the episode seeded 7: observation [1]",
+        "reset with seed 8",
+        "  step 0 of the episode seeded 8: observation [0]",
+        "  step 1 of the episode seeded 8: observation [1]",
+        "episode seeds: [7, 8]",
+    ]

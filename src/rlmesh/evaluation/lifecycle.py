@@ -35,6 +35,10 @@ class PredictContext(TypedDict):
     predict_index: int
     predict_seed: int | None
     state: dict[str, Any]
+    step: int
+    """The step the action is for (0-based; as ``predict_index`` when every step predicts)."""
+    episode_seeds: list[int | None]
+    """The seeds of the episodes this predict serves (one here; one per lane in a batch)."""
 
 
 def predict_seed(episode_seed: int | None, predict_index: int) -> int | None:
@@ -102,4 +106,4 @@ class EpisodeState:
         self.predicts += 1
         return PredictContext(episode_id=self.episode_id, episode_seed=self.seed,
                               predict_index=index, predict_seed=predict_seed(self.seed, index),
-                              state=self.state)
+                              state=self.state, step=index, episode_seeds=[self.seed])
