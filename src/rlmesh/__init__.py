@@ -52,7 +52,8 @@ from rlmesh.errors import (
 from rlmesh.evaluation.episode_session import EpisodeSession, session
 from rlmesh.evaluation.evaluate import evaluate
 from rlmesh.evaluation.hooks import Hooks
-from rlmesh.evaluation.recording import Recorder
+from rlmesh.evaluation.recording import VideoRecorder
+from rlmesh.evaluation.result_set import Recorder
 from rlmesh.evaluation.results import EpisodeResult, RunResult
 from rlmesh.evaluation.run import run
 from rlmesh.evaluation.run_hooks import RunHooks, StepEvent
@@ -113,6 +114,7 @@ __all__ = [
     "TransportError",
     "UnsupportedSpaceError",
     "VersionMismatchError",
+    "VideoRecorder",
     "__build__",
     "__version__",
     "evaluate",

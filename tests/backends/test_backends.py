@@ -47,7 +47,7 @@ def test_core_imports_never_pull_in_a_framework() -> None:
     ("torch", "import rlmesh.torch", "torch"),
     ("jax", "import rlmesh.jax", "jax"),
     ("stable_baselines3", "import rlmesh.sb3", "sb3"),
-    ("imageio", "import rlmesh; rlmesh.Recorder('videos')", "record"),
+    ("imageio", "import rlmesh; rlmesh.VideoRecorder('videos')", "record"),
     ("matplotlib", "import rlmesh.evaluation.plot, rlmesh.evaluation.results; "
      "rlmesh.evaluation.plot.plot_run(rlmesh.evaluation.results.RunResult(), 'x.png')", "plot"),
 ])

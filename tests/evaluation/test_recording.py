@@ -1,4 +1,4 @@
-"""Episode videos: ``rlmesh.Recorder`` and ``rlmesh eval --record``."""
+"""Episode videos: ``rlmesh.VideoRecorder`` and ``rlmesh eval --record``."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def frames_of(path: Path) -> list[Any]:
 def test_recorder_writes_one_video_per_episode(spawn: Callable[..., Any],
                                                tmp_path: Path) -> None:
     server = spawn("CartPole-v1", kwargs={"render_mode": "rgb_array"})
-    recorder = rlmesh.Recorder(tmp_path / "videos", fps=20)
+    recorder = rlmesh.VideoRecorder(tmp_path / "videos", fps=20)
     result = rlmesh.run(rlmesh.RANDOM_SAMPLE, server.address, seeds=[1, 2], hooks=recorder)
     paths = sorted(Path(p) for p in recorder.paths)
     assert len(paths) == 2 and all(p.parent == tmp_path / "videos" for p in paths)
@@ -46,7 +46,7 @@ def test_recorder_writes_one_video_per_episode(spawn: Callable[..., Any],
 
 def test_recorder_on_vector_lanes(tmp_path: Path) -> None:
     env = gym.make_vec("CartPole-v1", 2, vectorization_mode="sync", render_mode="rgb_array")
-    recorder = rlmesh.Recorder(tmp_path)
+    recorder = rlmesh.VideoRecorder(tmp_path)
     result = rlmesh.run(rlmesh.RANDOM_SAMPLE, env, seeds=[3, 4, 5], hooks=recorder)
     assert len(recorder.paths) == 3
     by_index = {int(Path(p).stem.rsplit("_ep", 1)[1]): Path(p) for p in recorder.paths}
@@ -60,7 +60,7 @@ def test_an_env_without_rgb_frames_records_nothing(serve: Callable[..., Any],
                                                    tmp_path: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     server = serve(lambda: gym.make("CartPole-v1"))  # render_mode None: render() is None
-    recorder = rlmesh.Recorder(tmp_path)
+    recorder = rlmesh.VideoRecorder(tmp_path)
     rlmesh.run(rlmesh.RANDOM_SAMPLE, server.address, seeds=[1], hooks=recorder)
     assert recorder.paths == [] and list(tmp_path.iterdir()) == []
     assert "rgb_array" in caplog.text

@@ -87,9 +87,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         pyplot()
     hooks: list[Any] = []
     if args.record:
-        from rlmesh.evaluation.recording import Recorder
+        from rlmesh.evaluation.recording import VideoRecorder
 
-        hooks.append(Recorder(args.record))
+        hooks.append(VideoRecorder(args.record))
     with ProgressHooks(episodes, enabled=not args.quiet) as progress:
         result = evaluate(model, args.addresses, episodes=episodes, seed=args.seed,
                           max_episode_steps=args.max_steps, hooks=[progress, *hooks],

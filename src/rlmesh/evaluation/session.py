@@ -185,16 +185,26 @@ class Session:
         self.hooks.on_episode_end(result)
 
     def run(self, seeds: Sequence[int | None] | None = None, *,
-            max_episodes: int | None = None) -> RunResult:
-        """Play whole episodes (one per seed; see :func:`rlmesh.run`) and return them."""
-        first = len(self.episodes)
-        for seed in plan_seeds(seeds, max_episodes):
-            self.reset(seed=seed)
-            while not self.done:
-                self.step()
-        result = RunResult(episodes=self.episodes[first:], planned=len(self.episodes) - first,
-                           settings={"env": self.endpoint, "policy": self.model.name})
-        self.hooks.on_run_end(result)
+            max_episodes: int | None = None, hooks: Any = None) -> RunResult:
+        """Play whole episodes (one per seed; see :func:`rlmesh.run`) and return them.
+
+        ``hooks`` watch these episodes only, after the session's own hooks.
+        """
+        own = self.hooks
+        if hooks is not None:
+            self.hooks = HookList([*own.hooks, *HookList(hooks).hooks])
+        try:
+            first = len(self.episodes)
+            for seed in plan_seeds(seeds, max_episodes):
+                self.reset(seed=seed)
+                while not self.done:
+                    self.step()
+            result = RunResult(episodes=self.episodes[first:],
+                               planned=len(self.episodes) - first,
+                               settings={"env": self.endpoint, "policy": self.model.name})
+            self.hooks.on_run_end(result)
+        finally:
+            self.hooks = own
         return result
 
     def result(self) -> RunResult:
