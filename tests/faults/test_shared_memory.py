@@ -397,3 +397,39 @@ def test_the_server_region_is_a_sealed_memfd(spawn: Callable[..., ServerProcess]
     while region_maps(server.pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert region_maps(server.pid) == [], "the region outlived its session"
+
+
+# == the REGION exchange, hostile ===============================================================
+
+
+def _offered(address: str) -> tuple[Connection, dict[str, Any]]:
+    """A raw connection whose HELLO got a region offer; returns it and the offer."""
+    sock = socket.create_connection(split(address), timeout=10)
+    conn = Connection(sock, 1 << 24)
+    conn.set_timeout(10)
+    hello = {"rlmesh": 1, "client": "fuzz", "capabilities": ["shm", "shm-link"],
+             "shm": {"host": boot_id(), "pidns": pid_namespace()}}
+    reply = exchange(conn, [OP_HELLO, 0, hello])
+    assert reply[0] == 0 and isinstance(reply[2]["shm"], dict), reply
+    return conn, reply[2]["shm"]
+
+
+@pytest.mark.parametrize("case", ["step instead", "garbage answer", "not attached"])
+def test_the_region_exchange_refuses_or_falls_back_and_others_go_on(
+        spawn: Callable[..., ServerProcess], case: str) -> None:
+    server = spawn("CartPole-v1")
+    conn, _ = _offered(server.address)
+    try:
+        if case == "step instead":  # anything but REGION after an offer: fatal
+            reply = exchange(conn, [2, 1, 0])
+            assert reply[0] == 1 and reply[2]["code"] == "protocol_error", reply
+            assert reply[2]["fatal"] is True
+        else:  # REGION that does not say attached=True: the session stays on the socket
+            answer = {"attached": "yes"} if case == "garbage answer" else {"attached": False}
+            conn.send(*Encoder().encode([OP_REGION, 0, answer]))
+            reply = exchange(conn, [OP_PING, 1, "still here"])
+            assert reply[0] == 0 and reply[2] == "still here", reply
+        assert len(region_maps(server.pid)) <= 1  # (the refused region is gone or going)
+        still_serves(server.address)
+    finally:
+        conn.close()
