@@ -13,6 +13,7 @@ import pytest
 
 import rlmesh
 import rlmesh.numpy
+from tests.support.deps import need
 from tests.support.runs import angle_loop, angle_policy, cartpole, outcomes
 
 pytestmark = [
@@ -371,3 +372,28 @@ def test_a_plain_model_replays_list_chunks() -> None:
 
     result = rlmesh.run(PlainChunks(), cartpole(), seeds=[6], execution_horizon=3)
     assert result.episodes[0].steps > 3
+
+
+# == model attributes =============================================================================
+
+
+def test_device_is_for_torch_and_jax_models_and_read_at_predict_time() -> None:
+    model = rlmesh.numpy.Model(angle_policy)
+    assert model.device is None and model.params is None
+    with pytest.raises(ValueError, match="no device"):
+        model.device = "cuda"
+    model.device = None  # (clearing it is fine)
+    torch_face = need("rlmesh.torch")
+
+    seen: list[Any] = []
+
+    class OnCpu(torch_face.Model):  # type: ignore[misc, name-defined]
+        def load(self, **binding: Any) -> None:
+            self.device = "cpu"  # set where the weights would move
+
+        def predict(self, observation: Any) -> Any:
+            seen.append(observation.device.type)
+            return int(observation[2] > 0)
+
+    assert outcomes(rlmesh.run(OnCpu(), cartpole(), seeds=[1])) == angle_loop([1])
+    assert set(seen) == {"cpu"}

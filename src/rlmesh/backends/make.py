@@ -47,6 +47,9 @@ def make_backend(name: str, out: ArrayOut, into: ValueIn
     class OnDevice:
         """Adds ``device=`` to the numpy class it precedes, and the array conversion."""
 
+        device: Any = None
+        """Where arrays go (``None``: the framework's default); read at each conversion."""
+
         def __init__(self, *args: Any, device: Any = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.device = device

@@ -31,11 +31,31 @@ class Model(Policy):
     """A policy for ``rlmesh.run``, ``rlmesh.evaluate`` and ``rlmesh.session``.
 
     Args:
-        predict: ``predict(observation) -> action``; omit it when subclassing.
+        source: ``predict(observation) -> action``; omit it when subclassing (``predict=``
+            is the same argument).
         predict_batch: ``predict_batch(observations) -> actions`` for a batch (vector env
             lanes); without it lanes call ``predict`` one by one.
         name: Shown in results (default: the callable's name or the class name).
+        spec: What the model consumes and produces, for adapters.
+        on_episode_end: Called when each episode ends (with its id, if it takes one).
+        on_close: Called instead of :meth:`close` when the run ends.
+        trust_entrypoints: Allow ``module:callable`` entrypoints in the spec.
     """
+
+    params: Any = None
+    """The parameters the model may be bound with (a ``ParamSpec``; advisory)."""
+
+    @property
+    def device(self) -> Any:
+        """Where observations go before ``predict``: torch and JAX models only (``None``)."""
+        return None
+
+    @device.setter
+    def device(self, value: Any) -> None:
+        if value is not None:
+            raise ValueError(f"{type(self).__qualname__} has no device (numpy and plain "
+                             "values live on the CPU); use rlmesh.torch.Model or "
+                             "rlmesh.jax.Model for device placement")
 
     def run(self, env: Any = None, *, seeds: Sequence[int | None] | None = None,
             max_episodes: int | None = None, max_episode_steps: int | None = None,
