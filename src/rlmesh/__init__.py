@@ -21,8 +21,8 @@ from rlmesh import numpy as numpy  # ``import rlmesh`` is enough for ``rlmesh.nu
 from rlmesh import spaces, specs, tls, types
 from rlmesh.backends.plain import PlainModel as Model
 from rlmesh.backends.plain import RemoteEnv
-from rlmesh.client.channel import probe
 from rlmesh.client.options import ConnectOptions
+from rlmesh.client.probe import probe
 from rlmesh.errors import (
     AuthenticationError,
     ConnectFailedError,

@@ -22,7 +22,7 @@ from rlmesh.cli.commands import add_commands, command
 from rlmesh.cli.demo import cmd_demo
 from rlmesh.cli.ready import write_ready
 from rlmesh.cli.targets import load_target, parse_kwargs, vectorized
-from rlmesh.client.channel import probe
+from rlmesh.client.probe import probe
 from rlmesh.errors import RLMeshError
 from rlmesh.protocol import LIBRARY_VERSION
 from rlmesh.server.options import ServeOptions

@@ -13,8 +13,8 @@ from typing import Any
 
 from rlmesh.cli.contract_json import contract_json
 from rlmesh.cli.ready import write_ready
-from rlmesh.client.channel import probe
 from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ConnectOptions
+from rlmesh.client.probe import probe
 from rlmesh.evaluation.results import RunResult
 from rlmesh.models.model import RANDOM_SAMPLE, Model, as_model
 from rlmesh.models.serve import DEFAULT_MAX_BATCH

@@ -26,8 +26,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rlmesh.client.channel import probe
 from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, ConnectOptions
+from rlmesh.client.probe import probe
 from rlmesh.errors import (
     ConnectFailedError,
     EndpointKindError,

@@ -22,17 +22,15 @@ import ssl
 import sys
 import threading
 import time
-import warnings
 from types import FrameType, TracebackType
 from typing import Any
 
-from rlmesh.errors import RLMeshWarning
 from rlmesh.protocol.auth import token_from
 from rlmesh.server.accept import Acceptor
 from rlmesh.server.admission import Gate, peer_key
-from rlmesh.server.framework import action_converter
+from rlmesh.server.checks import check_exposure, check_source, source_of
 from rlmesh.server.options import ServeOptions
-from rlmesh.server.seam import Host, Source
+from rlmesh.server.seam import Host
 from rlmesh.server.session import Session
 from rlmesh.server.sources import EnvSource
 from rlmesh.server.workers import WorkerPool
@@ -127,13 +125,13 @@ class EnvServer(EnvContractView):
         self.options = options or ServeOptions()
         self.token = token_from(token)
         requested = resolve_address(address, host, port, path, transport)
-        _check_exposure(requested, self.token, tls, workers)
+        check_exposure(requested, self.token, tls, workers)
         self.tls = tls
         self.tags = tags
-        self.source = _source(env, tags, framework, device)
+        self.source = source_of(env, tags, framework, device)
         self._pool: WorkerPool | None = None
         try:
-            _check_source(self.source, self.options, workers)
+            check_source(self.source, self.options, workers)
             self._listener, self._address = self._bind(requested, workers, reuse_port)
         except BaseException:
             self.source.close()
@@ -431,46 +429,3 @@ class EnvServer(EnvContractView):
         finally:
             with self._lock:
                 self._sessions.pop(session.session_id, None)
-
-
-def _check_exposure(requested: Address, token: bytes | None, tls: ssl.SSLContext | None,
-                    workers: int) -> None:
-    """Refuse inconsistent TLS and worker settings; warn about an unauthenticated exposure."""
-    if tls is not None and not isinstance(tls, ssl.SSLContext):
-        raise TypeError("tls must be an ssl.SSLContext (see rlmesh.tls.server_context)")
-    if requested.tls and tls is None:
-        raise ValueError(f"{requested} needs tls=rlmesh.tls.server_context(certfile, keyfile)")
-    if tls is not None and workers > 1:
-        raise ValueError("workers > 1 with TLS is not supported yet")
-    if workers < 1:
-        raise ValueError("workers must be >= 1")
-    if requested.kind == "memory" and tls is not None:
-        raise ValueError("a memory:// endpoint lives in this process: TLS does not apply")
-    if workers > 1 and requested.kind != "tcp":
-        raise ValueError("workers > 1 shares a TCP port (SO_REUSEPORT); use a TCP address")
-    mutual = tls is not None and tls.verify_mode == ssl.CERT_REQUIRED
-    if not requested.is_loopback and token is None and not mutual:
-        message = (f"rlmesh: serving {requested} beyond this machine without a token: anyone "
-                   "who can reach it can drive the env. Pass token= (or set RLMESH_TOKEN).")
-        log.warning(message)
-        warnings.warn(message, RLMeshWarning, stacklevel=3)
-
-
-def _source(env: Any, tags: Any, framework: str | None, device: Any) -> Source:
-    """What ``EnvServer(env, ...)`` serves: ``env`` if it is a source, else an env source."""
-    if not isinstance(env, Source):
-        return EnvSource(env, tags=tags, convert_action=action_converter(framework, device))
-    if tags is not None or framework is not None or device is not None:
-        raise TypeError(f"tags, framework and device describe a served env, not a "
-                        f"{type(env).__qualname__}")
-    return env
-
-
-def _check_source(source: Source, options: ServeOptions, workers: int) -> None:
-    """Refuse options a shared resource cannot honour."""
-    if options.restart_on_error and source.shared:
-        raise TypeError("restart_on_error needs a factory (a callable or a registered env "
-                        "id): a served env instance cannot be rebuilt")
-    if workers > 1 and (source.shared or not isinstance(source, EnvSource)):
-        raise TypeError("workers > 1 needs a factory (a callable or a registered env id): "
-                        "one env instance cannot be shared across processes")

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rlmesh import protocol as P
 from rlmesh.client.attributes import check_request
-from rlmesh.client.channel import Channel, gather
+from rlmesh.client.channel import Channel
+from rlmesh.client.gather import gather
 from rlmesh.errors import RLMeshError
 from rlmesh.vector.vector_fleet import VectorFleet
 

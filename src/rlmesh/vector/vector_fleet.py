@@ -15,7 +15,8 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from rlmesh import protocol as P
-from rlmesh.client.channel import Channel, gather
+from rlmesh.client.channel import Channel
+from rlmesh.client.gather import gather
 from rlmesh.vector.batching import (
     check_reset_mask,
     expand_seeds,
