@@ -165,6 +165,7 @@ def test_vector_env_shutdown(serve: ServeFn) -> None:
 # -- render(env_index=) -------------------------------------------------------------------------
 
 def test_render_env_index(serve: ServeFn) -> None:
+    need("pygame")  # (CartPole draws its frames with pygame)
     server = serve(_cartpole)
     with rlmesh.numpy.RemoteEnv(server.address) as env:
         env.reset(seed=0)
