@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium.spaces import GraphInstance
 
 from rlmesh.errors import EncodeError
+from rlmesh.tensor import Tensor
 from rlmesh.wire.format import (
     ALIGN,
     EXT_ARRAY,
@@ -67,6 +68,7 @@ class _Packing:
         # (first matching base class, method name): numpy scalars before str and bytes,
         # whose subclasses np.str_ and np.bytes_ are; graph instances before tuple.
         (np.ndarray, "_subclass_array"), (np.generic, "_scalar"), (GraphInstance, "_graph"),
+        (Tensor, "_tensor"),
         (tuple, "_tuple"), (int, "_int"), (float, "_float"),
         (complex, "_complex"), (str, "_str"), ((bytes, bytearray, memoryview), "_bytes"),
         (dict, "_dict"), (list, "_list"),
@@ -129,6 +131,10 @@ class _Packing:
         if len(self._meta_cache) < 256:
             self._meta_cache[(array.dtype, array.shape)] = meta
         return meta
+
+    def _tensor(self, tensor: Tensor) -> msgpack.ExtType:
+        """An :class:`rlmesh.Tensor` travels as the array it is (no copy: a read-only view)."""
+        return self._array(np.asarray(tensor))
 
     def _subclass_array(self, obj: np.ndarray[Any, Any]) -> msgpack.ExtType:
         return self._array(np.asarray(obj))  # a matrix or masked array travels as plain
