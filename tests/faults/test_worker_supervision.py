@@ -18,7 +18,7 @@ import pytest
 
 from rlmesh import EnvServer, RLMeshError
 from rlmesh.numpy import RemoteEnv
-from tests.support.processes import alive, kill_stragglers
+from tests.support.processes import alive, kill_stragglers, wait_for
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc (Linux)"),
@@ -38,13 +38,6 @@ def pool_server(serve: Callable[..., EnvServer]) -> Iterator[EnvServer]:
     kill_stragglers(started)
 
 
-def wait_for(condition: Callable[[], bool], within: float) -> bool:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def unserved_clients(address: str, count: int) -> list[str]:

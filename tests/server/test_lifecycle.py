@@ -29,17 +29,11 @@ from rlmesh.transport.stream import PREFIX
 from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
 from tests.support.net import free_port
+from tests.support.processes import wait_for
 
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def connect(address: str) -> RemoteEnv:

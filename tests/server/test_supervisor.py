@@ -6,11 +6,11 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable
 
 import pytest
 
 from rlmesh.server.supervisor import Supervisor, accept_queue, stopped
+from tests.support.processes import wait_for
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs TCP_INFO (Linux)"),
@@ -18,13 +18,6 @@ pytestmark = [
 ]
 
 
-def wait_for(condition: Callable[[], bool], within: float) -> bool:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 class _Listening:

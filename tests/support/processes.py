@@ -8,8 +8,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def wait_for(condition: Callable[[], bool], within: float = 5.0, poll: float = 0.02) -> bool:
+    """Poll ``condition`` until it holds or ``within`` seconds pass; whether it held."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+    return True
 
 
 def alive(pid: int) -> bool:

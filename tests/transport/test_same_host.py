@@ -41,7 +41,7 @@ from rlmesh.envs import ImageEnv, SpaceEchoEnv
 from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
 from rlmesh.transport import shmlink
 from rlmesh.wire.encoder import Encoder
-from tests.support.processes import stop_child
+from tests.support.processes import stop_child, wait_for
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -67,13 +67,6 @@ def shm_mappings(owner: int, mapper: int | str = "self") -> list[str]:
         return [line for line in handle if "/memfd:rlmesh-region" in line]
 
 
-def wait_for(condition: Callable[[], bool], within: float = 3.0) -> bool:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def via_shm(env: Any) -> bool:

@@ -38,37 +38,31 @@ def action_converter(framework: str | None, device: Any = None) -> ActionConvert
         raise ValueError(f"device={device!r} needs framework='torch' or 'jax': numpy actions "
                          "(the default) have no device")
     if framework == "torch":
-        leaf = _torch_leaf(device)
+        put = _torch_put(device)
     elif framework == "jax":
-        leaf = _jax_leaf(device)
+        put = _jax_put(device)
     else:
         return None
+
+    def leaf(value: Any) -> Any:
+        if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "biuf":
+            return put(np.asarray(value))
+        return value
+
     return lambda action: map_leaves(action, leaf, into_graphs=False)
 
 
-def _torch_leaf(device: Any) -> ActionConverter:
+def _torch_put(device: Any) -> ActionConverter:
     try:
         import torch
     except ImportError as exc:
         raise missing_extra("EnvServer(framework='torch')", "PyTorch", "torch") from exc
-
-    def leaf(value: Any) -> Any:
-        if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "biuf":
-            return torch.as_tensor(np.asarray(value), device=device)
-        return value
-
-    return leaf
+    return lambda array: torch.as_tensor(array, device=device)
 
 
-def _jax_leaf(device: Any) -> ActionConverter:
+def _jax_put(device: Any) -> ActionConverter:
     try:
         import jax
     except ImportError as exc:
         raise missing_extra("EnvServer(framework='jax')", "JAX", "jax") from exc
-
-    def leaf(value: Any) -> Any:
-        if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "biuf":
-            return jax.device_put(np.asarray(value), device)
-        return value
-
-    return leaf
+    return lambda array: jax.device_put(array, device)

@@ -19,6 +19,7 @@ from gymnasium.spaces import GraphInstance
 
 from rlmesh.errors import ProtocolError
 from rlmesh.wire.format import (
+    COMPLEX,
     EXT_ARRAY,
     EXT_ARRAY_OOB,
     EXT_BIGINT,
@@ -29,14 +30,13 @@ from rlmesh.wire.format import (
     EXT_TUPLE,
     MAX_EXT_DEPTH,
     MAX_NDIM,
+    OOB,
     check_code_points,
     parse_dtype,
 )
 
 __all__ = ["Decoder"]
 
-_OOB: Final = struct.Struct("<QQ")
-_COMPLEX: Final = struct.Struct("<dd")
 _MAX_BIGINT_DIGITS: Final = 4096
 _unpackb = msgpack.unpackb
 _Meta = tuple[np.dtype[Any], tuple[int, ...], int, int, int]
@@ -113,9 +113,9 @@ class _Unpacking:
 
     def _oob_array(self, data: bytes) -> np.ndarray[Any, Any]:
         dtype, shape, count, pos, size = self._meta(data)
-        if len(data) != pos + _OOB.size:
+        if len(data) != pos + OOB.size:
             raise ProtocolError("malformed out-of-band array reference")
-        offset, nbytes = _OOB.unpack_from(data, pos)
+        offset, nbytes = OOB.unpack_from(data, pos)
         if nbytes != size or offset + nbytes > len(self.body):
             raise ProtocolError("out-of-band array reference outside the message body")
         array = np.frombuffer(self.body, dtype, count, offset)
@@ -164,9 +164,9 @@ class _Unpacking:
         return int(data.decode("ascii"))
 
     def _complex(self, data: bytes) -> complex:
-        if len(data) != _COMPLEX.size:
+        if len(data) != COMPLEX.size:
             raise ProtocolError("malformed complex value")
-        real, imag = _COMPLEX.unpack(data)
+        real, imag = COMPLEX.unpack(data)
         return complex(real, imag)
 
     def _object_array(self, data: bytes) -> np.ndarray[Any, Any]:

@@ -21,6 +21,7 @@ from rlmesh.errors import EncodeError
 from rlmesh.tensor import Tensor
 from rlmesh.wire.format import (
     ALIGN,
+    COMPLEX,
     EXT_ARRAY,
     EXT_ARRAY_OOB,
     EXT_BIGINT,
@@ -32,13 +33,12 @@ from rlmesh.wire.format import (
     INLINE_MAX_BYTES,
     MAX_EXT_DEPTH,
     MAX_NDIM,
+    OOB,
     dtype_meta,
 )
 
 __all__ = ["Encoder"]
 
-_OOB: Final = struct.Struct("<QQ")
-_COMPLEX: Final = struct.Struct("<dd")
 _PAD: Final = bytes(ALIGN)
 _new_tuple = tuple.__new__
 
@@ -121,7 +121,7 @@ class _Packing:
         offset = self.body_len + pad
         self.buffers.append(array.reshape(-1).view(np.uint8))
         self.body_len = offset + nbytes
-        return _ext(EXT_ARRAY_OOB, meta + _OOB.pack(offset, nbytes))
+        return _ext(EXT_ARRAY_OOB, meta + OOB.pack(offset, nbytes))
 
     def _array_meta(self, array: np.ndarray[Any, Any]) -> bytes:
         """Build (and cache) the meta of arrays of this dtype and shape."""
@@ -177,7 +177,7 @@ class _Packing:
         return float(obj)
 
     def _complex(self, obj: complex) -> msgpack.ExtType:
-        return msgpack.ExtType(EXT_COMPLEX, _COMPLEX.pack(obj.real, obj.imag))
+        return msgpack.ExtType(EXT_COMPLEX, COMPLEX.pack(obj.real, obj.imag))
 
     def _str(self, obj: str) -> str:
         return str(obj)

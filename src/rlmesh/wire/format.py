@@ -8,6 +8,7 @@ out of band, each aligned to :data:`ALIGN` bytes.
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Final
 
 import numpy as np
@@ -15,10 +16,15 @@ import numpy as np
 from rlmesh.errors import EncodeError, ProtocolError
 
 __all__ = [
-    "ALIGN", "EXT_ARRAY", "EXT_ARRAY_OOB", "EXT_BIGINT", "EXT_COMPLEX", "EXT_GRAPH",
+    "ALIGN", "COMPLEX", "EXT_ARRAY", "EXT_ARRAY_OOB", "EXT_BIGINT", "EXT_COMPLEX", "EXT_GRAPH",
     "EXT_OBJECT_ARRAY", "EXT_SCALAR", "EXT_TUPLE", "INLINE_MAX_BYTES", "MAX_EXT_DEPTH", "MAX_NDIM",
-    "check_code_points", "dtype_meta", "parse_dtype",
+    "OOB", "check_code_points", "dtype_meta", "parse_dtype",
 ]
+
+OOB: Final = struct.Struct("<QQ")
+"""An out-of-band array's place in the body: offset and byte count."""
+COMPLEX: Final = struct.Struct("<dd")
+"""A complex number: real and imaginary parts."""
 
 EXT_ARRAY: Final = 1
 """An array inside the header: dtype meta, shape, then its bytes."""
