@@ -25,6 +25,8 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
     ├── EnvClosedError                  the client or the session is closed
     ├── UnsupportedSpaceError (TypeError)  a space or env API rlmesh cannot serve
     ├── RemoteAttributeError (AttributeError)  the served env has no such attribute
+    ├── SandboxError (RuntimeError)     a sandbox's stack could not be built or its server
+    │                                   did not start (carries the installer's or server's log)
     └── RemoteEnvError                  the served env raised; carries its traceback
         └── RemoteModelError            the served model raised
 """
@@ -50,6 +52,7 @@ __all__ = [
     "RemoteEnvError",
     "RemoteModelError",
     "ResetNeededError",
+    "SandboxError",
     "SessionLostError",
     "StepDeadlineError",
     "TensorError",
@@ -205,3 +208,12 @@ class RemoteEnvError(RLMeshError):
 
 class RemoteModelError(RemoteEnvError):
     """The served model raised while predicting (same attributes as RemoteEnvError)."""
+
+
+class SandboxError(RLMeshError, RuntimeError):
+    """A sandbox could not be built or started.
+
+    The message carries what explains it: the installer's own error for a requirement that
+    cannot be resolved, or the tail of the server's log for a server that exited or never
+    answered.
+    """
