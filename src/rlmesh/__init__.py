@@ -52,6 +52,7 @@ from rlmesh.errors import (
 from rlmesh.evaluation.episode_session import EpisodeSession, session
 from rlmesh.evaluation.evaluate import evaluate
 from rlmesh.evaluation.hooks import Hooks
+from rlmesh.evaluation.lifecycle import predict_seed
 from rlmesh.evaluation.recording import VideoRecorder
 from rlmesh.evaluation.result_set import Recorder
 from rlmesh.evaluation.results import EpisodeResult, RunResult
@@ -119,6 +120,7 @@ __all__ = [
     "__version__",
     "evaluate",
     "make_vec",
+    "predict_seed",
     "probe",
     "run",
     "sanitize_metadata",

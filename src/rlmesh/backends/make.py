@@ -100,9 +100,9 @@ def make_backend(name: str, out: ArrayOut, into: ValueIn
         def from_model(self, action: Any) -> Any:
             return super().from_model(_arrays_in(action, into))
 
-        def batch(self) -> Callable[[Any], Any]:
-            return lambda observations: _arrays_in(
-                self.predict_batch(_arrays_out(observations, self._out)), into)
+        def batch(self) -> Callable[..., Any]:
+            return lambda observations, episodes=None: _arrays_in(
+                self.predict_lanes(_arrays_out(observations, self._out), episodes), into)
 
     RemoteEnv.__name__ = RemoteEnv.__qualname__ = "RemoteEnv"
     RemoteVectorEnv.__name__ = RemoteVectorEnv.__qualname__ = "RemoteVectorEnv"
@@ -134,11 +134,12 @@ def make_remote_model(name: str, out: ArrayOut, into: ValueIn) -> type[NumpyRemo
             actions = super().predict_batch(_arrays_in(observations, into))
             return _arrays_out(actions, self._out)
 
-        def predictor(self) -> Predictor:
+        def predictor(self, episode: Any = None) -> Predictor:
             return lambda observation: NumpyRemoteModel.predict(self, observation)
 
-        def batch(self) -> Callable[[Any], Any]:
-            return lambda observations: NumpyRemoteModel.predict_batch(self, observations)
+        def batch(self) -> Callable[..., Any]:
+            return lambda observations, episodes=None: NumpyRemoteModel.predict_batch(
+                self, observations)
 
     RemoteModel.__name__ = RemoteModel.__qualname__ = "RemoteModel"
     return RemoteModel

@@ -18,7 +18,8 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["Replay", "call_chunk", "chunk_length", "chunk_step", "first_lane", "stack_one"]
+__all__ = ["Replay", "call_chunk", "chunk_length", "chunk_step", "first_lane", "lane_count",
+           "stack_one"]
 
 
 def _is_array(value: Any) -> bool:
@@ -88,11 +89,28 @@ def _takes_horizon(function: Callable[..., Any]) -> bool:
     return len(positional) >= 2
 
 
-def call_chunk(function: Callable[..., Any], observation: Any, horizon: int) -> Any:
-    """Call a chunk corner, handing it ``horizon`` only if it declares one."""
+def call_chunk(function: Callable[..., Any], observation: Any, horizon: int,
+               context: Any = None) -> Any:
+    """Call a chunk corner, handing it ``horizon`` only if it declares one.
+
+    ``context`` (a context, or a list of them for a batch corner) is passed as the keyword
+    ``context`` when given; the caller checks that the corner declares it.
+    """
+    extra = {} if context is None else {"context": context}
     if _takes_horizon(function):
-        return function(observation, horizon)
-    return function(observation)
+        return function(observation, horizon, **extra)
+    return function(observation, **extra)
+
+
+def lane_count(batch: Any) -> int:
+    """Lanes in a batch: the first axis of its first leaf (a list's length)."""
+    if isinstance(batch, Mapping):
+        return lane_count(next(iter(batch.values()))) if batch else 0
+    if isinstance(batch, tuple):
+        return lane_count(batch[0]) if batch else 0
+    if _is_array(batch):
+        return int(batch.shape[0]) if len(batch.shape) else 1
+    return len(batch) if isinstance(batch, list) else 1
 
 
 class Replay:

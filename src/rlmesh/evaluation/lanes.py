@@ -19,7 +19,8 @@ from rlmesh.vector.batching import final_info, lane_info, pick
 
 if TYPE_CHECKING:
     from rlmesh.evaluation.hooks import HookList
-    from rlmesh.evaluation.policy import Policy, Predictor
+    from rlmesh.evaluation.lifecycle import EpisodeState
+    from rlmesh.evaluation.policy import BatchPredictor, Policy, Predictor
 
 __all__ = ["play_lanes"]
 
@@ -27,10 +28,11 @@ __all__ = ["play_lanes"]
 class _Lane:
     """The episode a lane is playing."""
 
-    __slots__ = ("index", "predict", "seed", "started", "steps", "total")
+    __slots__ = ("episode", "index", "predict", "seed", "started", "steps", "total")
 
-    def __init__(self, index: int, seed: int | None, predict: Predictor) -> None:
-        self.index, self.seed, self.predict = index, seed, predict
+    def __init__(self, index: int, seed: int | None, episode: EpisodeState,
+                 predict: Predictor) -> None:
+        self.index, self.seed, self.episode, self.predict = index, seed, episode, predict
         self.steps, self.total, self.started = 0, 0.0, time.perf_counter()
 
 
@@ -73,7 +75,7 @@ class _LanePlayer:
         if not self.queue:
             return None
         index, seed = self.queue.pop()
-        return _Lane(index, seed, self.model.episode(seed))
+        return _Lane(index, seed, *self.model.start(seed))
 
     def _started(self, indices: Any, infos: Any) -> None:
         """Tell the hooks the listed lanes' episodes began (and film their first frames)."""
@@ -85,10 +87,11 @@ class _LanePlayer:
         if self.film:
             self._film([self.state[k] if k in indices else None for k in range(self.lanes)])
 
-    def _actions(self, batch: Callable[[Any], Any] | None) -> Any:
+    def _actions(self, batch: BatchPredictor | None) -> Any:
         """One action per lane: a batch prediction, or each lane's (idle lanes sample)."""
         if batch is not None:
-            actions = batch(self.observations)
+            actions = batch(self.observations,
+                            [lane.episode if lane is not None else None for lane in self.state])
             return np.asarray(actions) if isinstance(actions, list) else actions
         idle = self.env.single_action_space
         return np.stack([np.asarray(
@@ -118,6 +121,7 @@ class _LanePlayer:
             result = EpisodeResult(lane.index, lane.seed, lane.steps, lane.total, term,
                                    trunc or not term, success_of(final_info(infos, k)),
                                    time.perf_counter() - lane.started, self.endpoint)
+            self.model.close_episode(lane.episode)
             self.hooks.on_episode_end(result)
             self.done(result)
             self.state[k] = self._next()

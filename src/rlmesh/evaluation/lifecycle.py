@@ -19,8 +19,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any, Final, Literal, TypedDict
 
-__all__ = ["EpisodeState", "PredictContext", "accepts_context", "call_edge", "predict_seed",
-           "reset_edge"]
+__all__ = ["EpisodeState", "PredictContext", "accepts_context", "anonymous_context", "call_edge",
+           "predict_seed", "reset_edge"]
 
 _FNV_OFFSET: Final = 0x811C9DC5
 _FNV_PRIME: Final = 0x01000193
@@ -107,3 +107,9 @@ class EpisodeState:
         return PredictContext(episode_id=self.episode_id, episode_seed=self.seed,
                               predict_index=index, predict_seed=predict_seed(self.seed, index),
                               state=self.state, step=index, episode_seeds=[self.seed])
+
+
+def anonymous_context() -> PredictContext:
+    """The context of a lane with no episode (an idle lane, or a served batch's row)."""
+    return PredictContext(episode_id="", episode_seed=None, predict_index=0, predict_seed=None,
+                          state={}, step=0, episode_seeds=[None])

@@ -16,21 +16,31 @@ from typing import Any, TypeVar, overload
 import numpy as np
 from gymnasium import spaces as gs
 
-from rlmesh.evaluation.corners import Replay, call_chunk, chunk_step, first_lane, stack_one
+from rlmesh.evaluation.corners import (
+    Replay,
+    call_chunk,
+    chunk_step,
+    first_lane,
+    lane_count,
+    stack_one,
+)
 from rlmesh.evaluation.lifecycle import (
     EpisodeState,
     PredictContext,
     accepts_context,
+    anonymous_context,
     call_edge,
     reset_edge,
 )
 from rlmesh.values import coerce_action, coerce_actions, to_plain
 from rlmesh.vector.batching import split_lanes
 
-__all__ = ["Policy", "Predictor", "as_policy"]
+__all__ = ["BatchPredictor", "Policy", "Predictor", "as_policy"]
 
 Predictor = Callable[[Any], Any]
 """``observation -> action``."""
+BatchPredictor = Callable[..., Any]
+"""``(observations, episodes=None) -> actions``: ``episodes[k]`` is row ``k``'s episode."""
 
 
 class Policy:
@@ -53,6 +63,9 @@ class Policy:
     execution_horizon = 1
     """Actions executed per predicted chunk (set by the runner; see ``rlmesh.run``)."""
     trust_entrypoints = False
+    allow_fusion = False
+    """Whether a served model may fuse concurrent sessions' observations into one batched
+    call (needs a batch corner; see :mod:`rlmesh.models.fusion`)."""
     observation_space: gs.Space[Any] | None = None
     action_space: gs.Space[Any] | None = None
     # (class-level defaults: a subclass whose __init__ skips super().__init__() still works)
@@ -143,11 +156,20 @@ class Policy:
     def _call_chunk_batch(self, observations: Any, horizon: int) -> Any:
         return call_chunk(self.predict_chunk_batch, observations, horizon)
 
-    def _chunk(self, observation: Any, horizon: int) -> Any:
-        """A chunk from the most direct chunk corner."""
+    def _chunk(self, observation: Any, horizon: int, context: Any = None) -> Any:
+        """A chunk from the most direct chunk corner (``context`` if it declares one)."""
         if self._defines("predict_chunk"):
-            return call_chunk(self.predict_chunk, observation, horizon)
+            return call_chunk(self.predict_chunk, observation, horizon, context)
+        if context is not None:
+            return first_lane(call_chunk(self.predict_chunk_batch, stack_one(observation),
+                                         horizon, [context]))
         return self.predict_chunk(observation, horizon)
+
+    def _chunk_context(self) -> bool:
+        """Whether the chunk corner :meth:`_chunk` calls declares ``context``."""
+        corner = self.predict_chunk if self._defines("predict_chunk") else \
+            self.predict_chunk_batch
+        return self.chunked and accepts_context(corner)
 
     @property
     def chunked(self) -> bool:
@@ -185,27 +207,42 @@ class Policy:
         self.observation_space = observation_space
         self.action_space = action_space
 
-    def episode(self, seed: int | None) -> Predictor:
-        """Start an episode: the function that maps its observations to actions.
+    def open_episode(self, seed: int | None) -> EpisodeState:
+        """Start an episode that may run beside others (a lane, an endpoint's thread).
 
-        The default ends the previous episode (for models that hear of episode ends), calls
-        :meth:`reset` (for models that hear of starts) and returns :meth:`predictor`; a
-        model with per-episode state may return a closure.
+        A model that hears of episode starts gets :meth:`reset` here. Pair it with
+        :meth:`close_episode`; predict for it through :meth:`predictor`.
         """
-        edge = self._edge()
-        if edge == "end":
-            self.end_episode()
-        elif edge == "start":
+        if self._edge() == "start":
             self.reset(seed)
-        self._episode = EpisodeState(seed)
-        return self.predictor()
+        return EpisodeState(seed)
+
+    def start(self, seed: int | None) -> tuple[EpisodeState, Predictor]:
+        """Open an episode and its predictor (a model overriding :meth:`episode` makes it)."""
+        if type(self).episode is not Policy.episode:
+            return EpisodeState(seed), self.episode(seed)
+        episode = self.open_episode(seed)
+        return episode, self.predictor(episode)
+
+    def close_episode(self, episode: EpisodeState) -> None:
+        """Tell a model that hears of episode ends that ``episode`` ended (naming it)."""
+        if self._edge() == "end":
+            call_edge(self._on_episode_end or self.reset, episode.episode_id)
+
+    def episode(self, seed: int | None) -> Predictor:
+        """The next episode of a one-at-a-time run (a session), and its predictor.
+
+        Ends the previous episode first (:meth:`end_episode`).
+        """
+        self.end_episode()
+        self._episode = self.open_episode(seed)
+        return self.predictor(self._episode)
 
     def end_episode(self) -> None:
-        """Tell a model that hears of episode ends that the running episode has ended."""
+        """End the running episode of a one-at-a-time run, if any."""
         episode, self._episode = self._episode, None
-        if episode is None or self._edge() != "end":
-            return
-        call_edge(self._on_episode_end or self.reset, episode.episode_id)
+        if episode is not None:
+            self.close_episode(episode)
 
     def finish(self) -> None:
         """End the run: the last episode's end, then :meth:`close` (or ``on_close``)."""
@@ -223,15 +260,45 @@ class Policy:
             self._episode = EpisodeState(None)
         return self._episode.context()
 
-    def _contextual(self) -> Predictor:
-        """:meth:`predict`, handed a context when it declares one."""
-        call: Callable[..., Any] = (self._predict if self._predict is not None
-                                    else self.predict)
-        if not accepts_context(call):
-            return self.predict
-        return lambda observation: call(observation, context=self.context())
+    def _batch_corner(self) -> Callable[..., Any] | None:
+        """The batch corner the model itself defines, if it declares ``context``."""
+        corner: Callable[..., Any] | None = self._predict_batch
+        if corner is None and type(self).predict_batch is not Policy.predict_batch:
+            corner = self.predict_batch
+        if corner is None and self._defines("predict_chunk_batch"):
+            corner = self.predict_chunk_batch
+        return corner if corner is not None and accepts_context(corner) else None
 
-    def predictor(self) -> Predictor:
+    def predict_lanes(self, observations: Any, episodes: list[EpisodeState | None] | None = None
+                      ) -> Any:
+        """:meth:`predict_batch`, with a context per row for a corner that declares one.
+
+        Row ``k`` gets ``episodes[k]``'s context, or an anonymous one.
+        """
+        corner = self._batch_corner()
+        if corner is None:
+            return self.predict_batch(observations)
+        rows = episodes if episodes is not None else [None] * lane_count(observations)
+        contexts = [e.context() if e is not None else anonymous_context() for e in rows]
+        if corner == self.predict_chunk_batch:  # (bound methods compare by function)
+            return call_chunk(corner, observations, 1, contexts)[:, 0]
+        return corner(observations, context=contexts)
+
+    def _contextual(self, episode: EpisodeState | None) -> Predictor:
+        """One-observation predict, handed a context wherever the model declares one."""
+        ctx = episode.context if episode is not None else self.context
+        call: Callable[..., Any] | None = self._predict
+        if call is None and self._defines("predict"):
+            call = self.predict
+        if call is not None:
+            return (lambda o: call(o, context=ctx())) if accepts_context(call) else self.predict
+        if self.batched and self._batch_corner() is not None:
+            return lambda o: first_lane(self.predict_lanes(stack_one(o), [episode]))
+        if self.chunked and self._chunk_context():
+            return lambda o: chunk_step(self._chunk(o, 1, ctx()), 0)
+        return self.predict
+
+    def predictor(self, episode: EpisodeState | None = None) -> Predictor:
         """:meth:`predict` as the runners call it: one numpy observation in, one action out.
 
         Values are converted here (:meth:`to_model`, :meth:`from_model`): plain values when
@@ -239,10 +306,13 @@ class Policy:
         values pass through otherwise. With an :attr:`execution_horizon` above 1 a model with
         a chunk corner replays each chunk, one action per call.
         """
-        predict = self._contextual()
+        predict = self._contextual(episode)
         if self.execution_horizon > 1 and self.chunked:
             horizon = self.execution_horizon
-            predict = Replay(lambda observation: self._chunk(observation, horizon), horizon)
+            ctx = episode.context if episode is not None else self.context
+            takes = self._chunk_context()
+            predict = Replay(lambda observation: self._chunk(
+                observation, horizon, ctx() if takes else None), horizon)
         if not self.converts:
             return predict
         to_model, from_model = self.to_model, self.from_model
@@ -262,13 +332,16 @@ class Policy:
         space = self.action_space
         return coerce_action(space, action) if space is not None else action
 
-    def batch(self) -> Callable[[Any], Any]:
-        """The function the runners call with a numpy batch of observations."""
+    def batch(self) -> BatchPredictor:
+        """The function the runners call with a numpy batch of observations.
+
+        A vector env's lanes also pass the episode each row belongs to.
+        """
         if not self.plain:
-            return self.predict_batch
+            return self.predict_lanes
         space = self.action_space
-        return lambda observations: coerce_actions(
-            space, self.predict_batch(to_plain(observations)))
+        return lambda observations, episodes=None: coerce_actions(
+            space, self.predict_lanes(to_plain(observations), episodes))
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} {self.name}>"

@@ -18,7 +18,7 @@ from rlmesh.errors import RLMeshWarning
 from rlmesh.evaluation.hooks import HookList
 from rlmesh.evaluation.identity import EnvIdentity, provenance
 from rlmesh.evaluation.lanes import play_lanes
-from rlmesh.evaluation.policy import Policy, as_policy
+from rlmesh.evaluation.policy import Policy, Predictor, as_policy
 from rlmesh.evaluation.results import EpisodeResult, RunResult, success_of
 from rlmesh.vector.connect import connect_endpoint
 
@@ -129,9 +129,18 @@ def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
 def play_episode(model: Policy, env: Any, index: int, seed: int | None,
                  max_steps: int | None, hooks: HookList, endpoint: str | None,
                  max_seconds: float | None = None) -> EpisodeResult:
-    """Play one episode on a single env."""
+    """Play one episode on a single env: its own episode of ``model``, however it ends."""
+    episode, predict = model.start(seed)
+    try:
+        return _play(predict, env, index, seed, max_steps, hooks, endpoint,
+                     max_seconds)
+    finally:
+        model.close_episode(episode)
+
+
+def _play(predict: Predictor, env: Any, index: int, seed: int | None, max_steps: int | None,
+          hooks: HookList, endpoint: str | None, max_seconds: float | None) -> EpisodeResult:
     started = time.perf_counter()
-    predict = model.episode(seed)
     observation, info = env.reset(seed=seed)
     hooks.on_episode_start(index, seed, observation, info, endpoint)
     watch = hooks.watches_steps

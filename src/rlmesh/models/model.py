@@ -17,6 +17,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from rlmesh.evaluation.lifecycle import EpisodeState
 from rlmesh.evaluation.policy import Policy, Predictor, as_policy
 from rlmesh.evaluation.results import RunResult
 from rlmesh.evaluation.run import run
@@ -120,12 +121,14 @@ class RandomModel(Model):
             raise RuntimeError("the random model is not bound to an action space yet")
         return self.action_space.sample()
 
-    def episode(self, seed: int | None) -> Predictor:
-        """A sampler of its own, seeded with the episode's seed."""
+    def predictor(self, episode: EpisodeState | None = None) -> Predictor:
+        """For an episode, a sampler of its own, seeded with the episode's seed."""
+        if episode is None:
+            return self.predict
         if self.action_space is None:
             raise RuntimeError("the random model is not bound to an action space yet")
         space = copy.deepcopy(self.action_space)
-        space.seed(seed)
+        space.seed(episode.seed)
         return lambda observation: space.sample()
 
 

@@ -6,12 +6,14 @@ The model plugs into the server through its source (:class:`ModelSource`, a
 A model endpoint answers ``PREDICT`` (one observation) and ``PREDICT_BATCH`` (a batch, e.g.
 the lanes of a vector env, answered by one ``predict_batch`` call). Unlike an env instance,
 one model serves every session at once (each in its own thread), so its ``predict`` must be
-thread-safe. A model that raises answers ``model_error`` with its traceback; the session and
-the server go on. A batch of more than ``max_batch`` lanes (65,536 by default), or an array
-batch whose lanes do not have the shape of the model's observation space, is refused with
-``protocol_error`` before the model sees it (the session goes on). A served model sees the
-same values as when it runs locally: a ``rlmesh.torch.Model`` gets tensors and may return
-tensors, a ``rlmesh.Model`` plain values.
+thread-safe. A model that sets ``allow_fusion = True`` and has a batch corner has the
+single observations of concurrent sessions fused into one ``predict_batch`` call
+(:mod:`rlmesh.models.fusion`). A model that raises answers ``model_error`` with its
+traceback; the session and the server go on. A batch of more than ``max_batch`` lanes
+(65,536 by default), or an array batch whose lanes do not have the shape of the model's
+observation space, is refused with ``protocol_error`` before the model sees it (the session
+goes on). A served model sees the same values as when it runs locally: a
+``rlmesh.torch.Model`` gets tensors and may return tensors, a ``rlmesh.Model`` plain values.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from gymnasium import spaces as gs
 
 from rlmesh import protocol as P
 from rlmesh.evaluation.policy import Policy
+from rlmesh.models.fusion import Fuser
 from rlmesh.server.seam import Handler, SessionPort, Source
 from rlmesh.wire.schema import space_to_schema
 
@@ -61,6 +64,11 @@ class ModelSource(Source):
             contract["action_space"] = space_to_schema(model.action_space)
         self.contract = contract
         model.load()
+        self.fuser: Fuser | None = None
+        """Fuses concurrent sessions' predictions (a model with ``allow_fusion`` and a batch
+        corner; see :mod:`rlmesh.models.fusion`)."""
+        if getattr(model, "allow_fusion", False) and model.batched:
+            self.fuser = Fuser(model.batch(), max_lanes=min(max_batch, 256))
 
     @property
     def busy(self) -> bool:
@@ -89,7 +97,8 @@ class ModelSource(Source):
 
     def handlers(self, session: SessionPort) -> dict[int, Handler]:
         """PREDICT and PREDICT_BATCH, on the model's values (tensors for a torch model...)."""
-        predict = self.model.predictor()
+        fuse = self.fuser is not None and self.model.execution_horizon <= 1
+        predict = self.fuser if fuse and self.fuser is not None else self.model.predictor()
         batch = self.model.batch()
         space, max_batch = self.model.observation_space, self.max_batch
 
