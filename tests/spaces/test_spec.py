@@ -121,3 +121,15 @@ def test_backend_faces_export_space_from_spec(face: str) -> None:
 
 def test_specs_module_names_the_same_class() -> None:
     assert rlmesh.specs.SpaceSpec is spaces.SpaceSpec
+
+
+def test_space_from_spec_takes_the_reference_bridge_keyword() -> None:
+    import rlmesh.numpy
+
+    box = spaces.Box(-1.0, 1.0, (3,), np.float32)
+    for bridge in (None, "numpy", object()):
+        rebuilt = spaces.space_from_spec(box.spec, bridge=bridge)
+        assert rebuilt == box and isinstance(rebuilt.sample(), np.ndarray)
+    assert rlmesh.numpy.space_from_spec(box.spec) == box
+    with pytest.raises(TypeError, match="SpaceSpec"):
+        spaces.space_from_spec(box, bridge=None)  # type: ignore[arg-type]

@@ -11,12 +11,15 @@ from rlmesh.spacetypes.spec import SpaceSpec, space_spec
 __all__ = ["from_gymnasium_space", "space_from_spec", "to_gymnasium_space"]
 
 
-def space_from_spec(spec: SpaceSpec) -> gs.Space[Any]:
+def space_from_spec(spec: SpaceSpec, *, bridge: Any = None) -> gs.Space[Any]:
     """Build the rlmesh space a spec describes.
 
     Args:
         spec: A :class:`~rlmesh.spaces.SpaceSpec` (``space.spec``, ``env.env_contract``'s
             spaces, ``env.observation_space_spec``).
+        bridge: Accepted for the reference's signature; the space is the same whatever it
+            names (rlmesh spaces are Gymnasium spaces with numpy samples; values become
+            tensors at the client boundary).
 
     Returns:
         An :mod:`rlmesh.spaces` space (a Gymnasium space) equal to the one described.
@@ -26,6 +29,7 @@ def space_from_spec(spec: SpaceSpec) -> gs.Space[Any]:
     """
     if not isinstance(spec, SpaceSpec):
         raise TypeError(f"space_from_spec takes a SpaceSpec, not a {type(spec).__qualname__}")
+    del bridge
     return spec.to_space()
 
 
