@@ -247,6 +247,12 @@ def test_run_hooks_see_every_step_in_order(driver: str) -> None:
     assert steps[0].seed == 2 and steps[-1].seed == 3
     last = steps[result.episodes[0].steps - 1]
     assert last.done and last.step == result.episodes[0].steps and last.episode == 0
+    # Each step is timed, and the steps' times add up to the episode's.
+    assert all(e.predict_ms is not None and e.step_ms is not None and e.predict_ms >= 0
+               and e.step_ms >= 0 for e in steps)
+    first = steps[: result.episodes[0].steps]
+    assert sum(e.predict_ms for e in first) == pytest.approx(result.episodes[0].predict_ms)
+    assert sum(e.step_ms for e in first) == pytest.approx(result.episodes[0].step_ms)
 
 
 def test_episode_results_time_predict_and_step() -> None:

@@ -65,11 +65,17 @@ class HookList(Hooks):
                 hook.on_episode_start(index, seed, observation, info, endpoint)
 
     def on_step(self, index: int, step: int, action: Any, observation: Any, reward: float,
-                terminated: bool, truncated: bool, info: dict[str, Any]) -> None:
+                terminated: bool, truncated: bool, info: dict[str, Any],
+                timing: tuple[float, float] | None = None) -> None:
+        """Tell every hook; those that take timings get ``(predict_ms, step_ms)`` too."""
         with self._lock:
             for hook in self.hooks:
-                hook.on_step(index, step, action, observation, reward, terminated, truncated,
-                             info)
+                if timing is not None and getattr(hook, "takes_timing", False):
+                    hook.on_step(index, step, action, observation, reward, terminated,
+                                 truncated, info, timing=timing)
+                else:
+                    hook.on_step(index, step, action, observation, reward, terminated,
+                                 truncated, info)
 
     def on_frame(self, index: int, frame: Any) -> None:
         with self._lock:

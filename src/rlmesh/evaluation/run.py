@@ -164,7 +164,7 @@ def _play(predict: Predictor, env: Any, index: int, seed: int | None, max_steps:
         total += float(reward)
         if watch:
             hooks.on_step(index, steps, action, observation, float(reward), bool(terminated),
-                          bool(truncated), info)
+                          bool(truncated), info, timing=((t1 - t0) / 1e6, (t2 - t1) / 1e6))
         if film:
             hooks.on_frame(index, env.render())
         if terminated or truncated:

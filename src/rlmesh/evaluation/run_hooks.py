@@ -112,7 +112,12 @@ class _Relay(Hooks):
 class _StepRelay(_Relay):
     """A relay that reports steps too (steps are reported only when someone watches)."""
 
+    takes_timing = True
+    """The runner passes each step's ``(predict_ms, step_ms)`` where it times them."""
+
     def on_step(self, index: int, step: int, action: Any, observation: Any, reward: float,
-                terminated: bool, truncated: bool, info: dict[str, Any]) -> None:
+                terminated: bool, truncated: bool, info: dict[str, Any],
+                timing: tuple[float, float] | None = None) -> None:
+        predict_ms, step_ms = timing if timing is not None else (None, None)
         self.hooks.on_step(StepEvent(index, self.seeds.get(index), step, observation, action,
-                                     reward, terminated, truncated, info))
+                                     reward, terminated, truncated, info, predict_ms, step_ms))

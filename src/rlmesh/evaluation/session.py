@@ -91,7 +91,7 @@ class Session:
         self._predict: Predictor | None = None
         self._seed: int | None = None
         self._steps, self._reward, self._started = 0, 0.0, 0.0
-        self._predict_ns = self._step_ns = 0
+        self._predict_ns = self._step_ns = self._last_predict_ns = 0
         self._closed = False
 
     # -- connecting ---------------------------------------------------------------------------
@@ -129,7 +129,7 @@ class Session:
         env = self.env
         self._predict = self.model.episode(seed)
         self._seed, self._steps, self._reward = seed, 0, 0.0
-        self._predict_ns = self._step_ns = 0
+        self._predict_ns = self._step_ns = self._last_predict_ns = 0
         self._started = time.perf_counter()
         self.observation, self.info = env.reset(seed=seed, options=options)
         self.hooks.on_episode_start(len(self.episodes), seed, self.observation, self.info,
@@ -141,7 +141,8 @@ class Session:
         predict = self._running()
         started = time.perf_counter_ns()
         action = predict(self.observation if observation is None else observation)
-        self._predict_ns += time.perf_counter_ns() - started
+        self._last_predict_ns = time.perf_counter_ns() - started
+        self._predict_ns += self._last_predict_ns
         return action
 
     def step(self, action: Any = None) -> tuple[Any, float, bool, bool, dict[str, Any]]:
@@ -151,14 +152,17 @@ class Session:
             action = self.predict()
         started = time.perf_counter_ns()
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._step_ns += time.perf_counter_ns() - started
+        step_ns = time.perf_counter_ns() - started
+        self._step_ns += step_ns
+        predict_ns, self._last_predict_ns = self._last_predict_ns, 0
         self.observation, self.info = obs, info
         self._steps += 1
         self._reward += float(reward)
         truncated = bool(truncated) or self._over_limit()
         if self.hooks.watches_steps:
             self.hooks.on_step(len(self.episodes), self._steps, action, obs, float(reward),
-                               bool(terminated), truncated, info)
+                               bool(terminated), truncated, info,
+                               timing=(predict_ns / 1e6, step_ns / 1e6))
         if terminated or truncated:
             self._record(bool(terminated), truncated)
         return obs, float(reward), bool(terminated), truncated, info
