@@ -39,8 +39,8 @@ from rlmesh.extras import MissingExtraError, install_hint, missing_extra
 from rlmesh.spaces import space_from_spec
 from rlmesh.tensor import PrimitiveValue, Tensor, from_numpy
 
-__all__ = ["EnvFactory", "JaxValue", "Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "asarray",
-           "ensure_available", "from_array", "from_jax", "space_from_spec", "to_jax"]
+__all__ = ["EnvFactory", "JaxValue", "Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv",
+           "asarray", "ensure_available", "from_array", "from_jax", "space_from_spec", "to_jax"]
 
 JaxValue = Union[  # noqa: UP007 - a runtime alias
     PrimitiveValue, jax.Array, list["JaxValue"], tuple["JaxValue", ...],

@@ -40,8 +40,8 @@ from rlmesh.extras import missing_extra
 from rlmesh.spaces import space_from_spec
 from rlmesh.tensor import PrimitiveValue, Tensor
 
-__all__ = ["EnvFactory", "Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "TorchValue", "as_tensor",
-           "ensure_available", "from_tensor", "space_from_spec", "to_tensor"]
+__all__ = ["EnvFactory", "Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "TorchValue",
+           "as_tensor", "ensure_available", "from_tensor", "space_from_spec", "to_tensor"]
 
 TorchValue = Union[  # noqa: UP007 - a runtime alias
     PrimitiveValue, torch.Tensor, list["TorchValue"], tuple["TorchValue", ...],

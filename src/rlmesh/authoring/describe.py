@@ -51,7 +51,7 @@ def _target(obj: Any) -> dict[str, Any]:
     """Where the envelope points back to: ``module:qualname`` (importable: ``entrypoint``)."""
     if isinstance(obj, str):
         return {"entrypoint": obj, "qualname": obj}
-    named = obj if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__") \
+    named = obj if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__")) \
         else type(obj)
     module = getattr(named, "__module__", None) or "?"
     qualname = f"{module}:{getattr(named, '__qualname__', type(named).__qualname__)}"
@@ -60,7 +60,7 @@ def _target(obj: Any) -> dict[str, Any]:
 
 
 def _kind_of(obj: Any) -> str:
-    is_model = isinstance(obj, Policy) or isinstance(obj, type) and issubclass(obj, Policy)
+    is_model = isinstance(obj, Policy) or (isinstance(obj, type) and issubclass(obj, Policy))
     if is_model:
         return "model"
     if isinstance(obj, str) or getattr(obj, HOOK, None) is not None or callable(obj) \
@@ -89,7 +89,7 @@ def _variants(cls: Any, spec: ParamSpec | None,
 
 def _factory_env(obj: Any) -> dict[str, Any]:
     """The env fields of an ``EnvFactory`` (class or instance)."""
-    cls = obj if isinstance(obj, type) else type(obj)
+    cls: Any = obj if isinstance(obj, type) else type(obj)
     make, spec = raw_make(cls.make), cls.params
     fields = {"params": _params(spec, make), "variants": _variants(cls, spec, make),
               "env_tags": tags_json(cls.tags)}
@@ -98,7 +98,8 @@ def _factory_env(obj: Any) -> dict[str, Any]:
         factory = cls() if isinstance(obj, type) else obj
         try:
             entries = fields["variants"]["catalog"] or []
-            first = next((e["params"] for e in entries if "error" not in e), {})
+            first: dict[str, Any] = next(
+                (e["params"] for e in entries if "error" not in e), {})
             try:
                 return factory.make(**first)
             except (TypeError, ValueError):

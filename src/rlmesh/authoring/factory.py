@@ -29,7 +29,7 @@ from rlmesh.server.authored import AuthoredEnv
 from rlmesh.server.server import EnvServer, stop_on_signals
 from rlmesh.server.sources import tags_metadata
 
-__all__ = ["EnvFactory", "JaxEnvFactory", "TorchEnvFactory"]
+__all__ = ["EnvFactory", "JaxEnvFactory", "TorchEnvFactory", "vector_factory"]
 
 _PREPARE_LOCK = threading.Lock()
 _VECTOR_MODES = {None: gym.vector.SyncVectorEnv, "sync": gym.vector.SyncVectorEnv,
@@ -72,6 +72,20 @@ def _build(factory: EnvFactory, binding: dict[str, Any]) -> Any:
 def _vector(build: Callable[[], Any], num_envs: int, mode: str | None) -> Any:
     """A Gymnasium vector env of ``num_envs`` envs from ``build``."""
     return _VECTOR_MODES[mode]([build] * num_envs)
+
+
+def vector_factory(build: Callable[[], Any], num_envs: int,
+                   mode: str | None = None) -> Callable[[], Any]:
+    """A factory of Gymnasium vector envs of ``num_envs`` envs from ``build`` (picklable).
+
+    Raises:
+        ValueError: For ``num_envs < 1`` or a mode other than ``"sync"``/``"async"``.
+    """
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"num_envs must be an int >= 1, not {num_envs!r}")
+    if mode not in _VECTOR_MODES:
+        raise ValueError(f"vectorization_mode must be 'sync' or 'async', not {mode!r}")
+    return functools.partial(_vector, build, num_envs, mode)
 
 
 class EnvFactory:
@@ -210,10 +224,7 @@ class EnvFactory:
 def _serving(parts: AuthoredEnv, num_envs: int, mode: str | None,
              framework: str | None) -> tuple[Callable[[], Any], Any]:
     """What to serve for ``num_envs``: the factory's builder and tags, or a vector env."""
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-        raise ValueError(f"num_envs must be an int >= 1, not {num_envs!r}")
-    if mode not in _VECTOR_MODES:
-        raise ValueError(f"vectorization_mode must be 'sync' or 'async', not {mode!r}")
+    vector = vector_factory(parts.build, num_envs, mode)
     if num_envs == 1:
         if mode is not None:
             raise ValueError("vectorization_mode applies to num_envs > 1")
@@ -221,7 +232,7 @@ def _serving(parts: AuthoredEnv, num_envs: int, mode: str | None,
     if framework not in (None, "numpy"):
         raise ValueError(f"a {framework} env cannot be vectorized by Gymnasium (it stacks "
                          "observations with numpy); serve it with num_envs=1")
-    return functools.partial(_vector, parts.build, num_envs, mode), None
+    return vector, None
 
 
 class TorchEnvFactory(EnvFactory):

@@ -173,8 +173,11 @@ def play_episode(model: Policy, env: Any, index: int, seed: int | None,
 
 
 def open_env(env: Any) -> tuple[Any, bool]:
-    """``env`` itself, a connection to the address it names, or an env an ``EnvFactory``
-    (class or instance) builds; the last two are owned (closed afterwards)."""
+    """``env`` itself, a connection to the address it names, or an env built by it.
+
+    An address or an ``EnvFactory`` (class or instance) gives an owned env (closed
+    afterwards).
+    """
     if isinstance(env, str):
         return connect_endpoint(env), True
     factory = authored(env)

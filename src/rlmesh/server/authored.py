@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["HOOK", "AuthoredEnv", "authored"]
+__all__ = ["HOOK", "AuthoredEnv", "BoundFactory", "authored"]
 
 HOOK = "__rlmesh_env__"
 """The method an authored factory answers."""
@@ -47,3 +47,29 @@ def authored(obj: Any, **make_kwargs: Any) -> AuthoredEnv | None:
     instance = obj() if isinstance(obj, type) else obj
     parts: AuthoredEnv = getattr(instance, HOOK)(**make_kwargs)
     return parts
+
+
+class BoundFactory:
+    """An authored factory bound with its ``make()`` keywords (validated when bound).
+
+    Served by ``EnvServer`` like the factory itself (tags, framework, ``close()``), and
+    callable: each call builds one env, so it is also a plain env factory.
+
+    Raises:
+        TypeError: If ``factory`` is not an authored factory.
+        ParamError: If ``make_kwargs`` fail its validation.
+    """
+
+    def __init__(self, factory: Any, **make_kwargs: Any) -> None:
+        parts = authored(factory, **make_kwargs)
+        if parts is None:
+            raise TypeError(f"{factory!r} is not an rlmesh.EnvFactory")
+        self._parts = parts
+
+    def __rlmesh_env__(self) -> AuthoredEnv:
+        """The bound factory's parts."""
+        return self._parts
+
+    def __call__(self) -> Any:
+        """Build one env."""
+        return self._parts.build()
