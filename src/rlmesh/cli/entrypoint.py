@@ -33,7 +33,7 @@ import gymnasium as gym
 
 from rlmesh.authoring.binding import resolve
 from rlmesh.authoring.factory import vector_factory
-from rlmesh.cli.commands import import_attribute
+from rlmesh.cli.imports import import_attribute
 from rlmesh.cli.targets import load_target
 from rlmesh.models.model import Model
 from rlmesh.server.authored import HOOK

@@ -27,7 +27,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import find_highest_version, get_env_id, parse_env_id
 
-from rlmesh.cli.commands import cwd_importable, import_attribute
+from rlmesh.cli.imports import cwd_importable, import_attribute
 from rlmesh.server.authored import HOOK, BoundFactory
 from rlmesh.server.sources import is_env_like
 from rlmesh.wire.foreign import check_servable, qualified_name
