@@ -44,6 +44,7 @@ DESCRIBE_SCHEMA_VERSION = 1
 """The envelope's ``schema_version``; within it, fields are only ever added."""
 
 _KINDS = ("env", "model")
+_ARTICLE = {"env": "an", "model": "a"}
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
@@ -178,7 +179,8 @@ def describe_json(obj: Any, *, kind: str | None = None,
         raise ValueError(f"kind must be 'env' or 'model', not {kind!r}")
     found = _kind_of(obj)
     if kind is not None and kind != found:
-        raise ValueError(f"{_target(obj)['qualname']} is a {found}, not a {kind}")
+        raise ValueError(f"{_target(obj)['qualname']} is {_ARTICLE[found]} {found}, not "
+                         f"{_ARTICLE[kind]} {kind}")
     envelope: dict[str, Any] = {"schema_version": DESCRIBE_SCHEMA_VERSION, "kind": found,
                                 "target": _target(obj), "runtime": runtime()}
     stamp = _generated_at(generated_at)
