@@ -18,7 +18,16 @@ Drive it from another process or machine::
 from __future__ import annotations
 
 from rlmesh import numpy as numpy  # ``import rlmesh`` is enough for ``rlmesh.numpy.RemoteEnv``
-from rlmesh import spaces, specs, tls, types
+from rlmesh import params, spaces, specs, tls, types
+from rlmesh.authoring.describe import (
+    DESCRIBE_METADATA_KEY,
+    DESCRIBE_SCHEMA_VERSION,
+    describe,
+    describe_json,
+)
+from rlmesh.authoring.factory import EnvFactory
+from rlmesh.authoring.params import Param, ParamSpec, Vector
+from rlmesh.authoring.variants import Variant
 from rlmesh.backends.plain import PlainModel as Model
 from rlmesh.backends.plain import RemoteEnv
 from rlmesh.client.options import ConnectOptions
@@ -72,6 +81,8 @@ from rlmesh.vector.make import make_vec
 from rlmesh.wire.metadata import sanitize_metadata
 
 __all__ = [
+    "DESCRIBE_METADATA_KEY",
+    "DESCRIBE_SCHEMA_VERSION",
     "PROTOCOL_VERSION",
     "RANDOM_SAMPLE",
     "AuthenticationError",
@@ -82,6 +93,7 @@ __all__ = [
     "EndpointKindError",
     "EnvBusyError",
     "EnvClosedError",
+    "EnvFactory",
     "EnvServer",
     "EpisodeResult",
     "EpisodeSession",
@@ -90,6 +102,8 @@ __all__ = [
     "MessageTooLargeError",
     "Model",
     "NotAllowedError",
+    "Param",
+    "ParamSpec",
     "ProtocolError",
     "RLMeshError",
     "RLMeshTimeoutError",
@@ -114,12 +128,17 @@ __all__ = [
     "TensorError",
     "TransportError",
     "UnsupportedSpaceError",
+    "Variant",
+    "Vector",
     "VersionMismatchError",
     "VideoRecorder",
     "__build__",
     "__version__",
+    "describe",
+    "describe_json",
     "evaluate",
     "make_vec",
+    "params",
     "predict_seed",
     "probe",
     "run",

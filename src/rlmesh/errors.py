@@ -27,6 +27,9 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
     ├── RemoteAttributeError (AttributeError)  the served env has no such attribute
     ├── SandboxError (RuntimeError)     a sandbox's stack could not be built or its server
     │                                   did not start (carries the installer's or server's log)
+    ├── ParamError (ValueError)         an env's construction parameter failed validation
+    │   ├── MissingParamError           a required parameter was not given
+    │   └── UnknownParamError           a parameter nobody declared
     └── RemoteEnvError                  the served env raised; carries its traceback
         └── RemoteModelError            the served model raised
 """
@@ -43,7 +46,9 @@ __all__ = [
     "EnvClosedError",
     "InvalidActionError",
     "MessageTooLargeError",
+    "MissingParamError",
     "NotAllowedError",
+    "ParamError",
     "ProtocolError",
     "RLMeshError",
     "RLMeshTimeoutError",
@@ -57,6 +62,7 @@ __all__ = [
     "StepDeadlineError",
     "TensorError",
     "TransportError",
+    "UnknownParamError",
     "UnsupportedSpaceError",
     "VersionMismatchError",
 ]
@@ -217,3 +223,37 @@ class SandboxError(RLMeshError, RuntimeError):
     cannot be resolved, or the tail of the server's log for a server that exited or never
     answered.
     """
+
+
+class ParamError(RLMeshError, ValueError):
+    """A construction parameter failed its type, choices or range check.
+
+    Raised before the env is built (``EnvFactory.make``, ``EnvFactory.serve``,
+    ``python -m rlmesh.serve``), so a bad binding costs nothing.
+    """
+
+
+class MissingParamError(ParamError):
+    """A required construction parameter was not given.
+
+    Attributes:
+        name: The parameter's name.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"missing required parameter {name!r}")
+
+
+class UnknownParamError(ParamError):
+    """Parameters that are neither declared nor keywords of ``make()``.
+
+    Attributes:
+        names: The unknown names, sorted.
+    """
+
+    def __init__(self, names: str | list[str] | tuple[str, ...],
+                 message: str | None = None) -> None:
+        self.names = sorted([names] if isinstance(names, str) else names)
+        super().__init__(message or "unknown parameter" + ("s " if len(self.names) > 1 else " ")
+                         + ", ".join(map(repr, self.names)))

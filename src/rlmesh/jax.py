@@ -32,14 +32,15 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
     raise missing_extra("rlmesh.jax", "JAX", "jax") from exc
 
+from rlmesh.authoring.factory import JaxEnvFactory as EnvFactory
 from rlmesh.backends.make import make_backend, make_remote_model
 from rlmesh.errors import EncodeError
 from rlmesh.extras import MissingExtraError, install_hint, missing_extra
 from rlmesh.spaces import space_from_spec
 from rlmesh.tensor import PrimitiveValue, Tensor, from_numpy
 
-__all__ = ["JaxValue", "Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "asarray",
-           "ensure_available", "from_array", "from_jax", "space_from_spec", "to_jax"]
+__all__ = ["EnvFactory", "JaxValue", "Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv",
+           "asarray", "ensure_available", "from_array", "from_jax", "space_from_spec", "to_jax"]
 
 JaxValue = Union[  # noqa: UP007 - a runtime alias
     PrimitiveValue, jax.Array, list["JaxValue"], tuple["JaxValue", ...],

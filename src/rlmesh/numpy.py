@@ -22,6 +22,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from rlmesh.authoring.factory import EnvFactory
 from rlmesh.client.env import RemoteEnv
 from rlmesh.errors import EncodeError
 from rlmesh.extras import missing_extra
@@ -31,8 +32,8 @@ from rlmesh.spaces import space_from_spec
 from rlmesh.tensor import PrimitiveValue, Tensor, from_numpy
 from rlmesh.vector.env import RemoteVectorEnv
 
-__all__ = ["Model", "NumpyValue", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "asarray",
-           "ensure_available", "from_array", "space_from_spec"]
+__all__ = ["EnvFactory", "Model", "NumpyValue", "RemoteEnv", "RemoteModel", "RemoteVectorEnv",
+           "asarray", "ensure_available", "from_array", "space_from_spec"]
 
 NumpyValue = Union[  # noqa: UP007 - a runtime alias
     PrimitiveValue, np.ndarray[Any, Any], list["NumpyValue"], tuple["NumpyValue", ...],

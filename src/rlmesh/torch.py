@@ -34,13 +34,14 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
     raise missing_extra("rlmesh.torch", "PyTorch", "torch") from exc
 
+from rlmesh.authoring.factory import TorchEnvFactory as EnvFactory
 from rlmesh.backends.make import make_backend, make_remote_model
 from rlmesh.extras import missing_extra
 from rlmesh.spaces import space_from_spec
 from rlmesh.tensor import PrimitiveValue, Tensor
 
-__all__ = ["Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "TorchValue", "as_tensor",
-           "ensure_available", "from_tensor", "space_from_spec", "to_tensor"]
+__all__ = ["EnvFactory", "Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "TorchValue",
+           "as_tensor", "ensure_available", "from_tensor", "space_from_spec", "to_tensor"]
 
 TorchValue = Union[  # noqa: UP007 - a runtime alias
     PrimitiveValue, torch.Tensor, list["TorchValue"], tuple["TorchValue", ...],

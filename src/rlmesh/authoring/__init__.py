@@ -1,10 +1,13 @@
-"""Room for env authoring: writing an env to be served, and checking it before it is.
+"""Env authoring: writing an env to be served, and describing it before it is built.
 
-Empty today. What lands here: helpers for writing an env that serves well (its spaces,
-``metadata`` and ``spec`` as the wire carries them), a check that runs an env through the
-contract a client will see, and registration of served envs. It sits beside
-:mod:`rlmesh.models` (both define what a server serves) and may use everything below.
-See ``docs/architecture.md``.
+:class:`~rlmesh.authoring.factory.EnvFactory` (``rlmesh.EnvFactory``) is an env written to
+be served: ``make()`` with declared parameters (:mod:`~rlmesh.authoring.params`: ``Param``,
+``ParamSpec``, ``Vector``; validated by :mod:`~rlmesh.authoring.binding` before anything is
+built), ``prepare()``/``close()``, tags, and a catalog of
+:class:`~rlmesh.authoring.variants.Variant`. :mod:`~rlmesh.authoring.describe` renders a
+factory or a model as the ``rlmesh.describe.v1`` envelope (its pieces gathered by
+:mod:`~rlmesh.authoring.gather`). It sits below :mod:`rlmesh.models` (``Model.describe``
+uses it) and above the server. See ``docs/authoring.md`` and ``docs/architecture.md``.
 """
 
 __all__: list[str] = []

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from rlmesh.cli.contract_json import contract_json
+from rlmesh.cli.describe_local import describe_local, is_local_target
+from rlmesh.cli.imports import import_attribute
 from rlmesh.cli.ready import write_ready
 from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ConnectOptions
 from rlmesh.client.probe import probe
@@ -22,37 +22,6 @@ from rlmesh.tls import client_context
 from rlmesh.wire.schema import schema_to_space
 
 __all__ = ["add_commands"]
-
-
-def cwd_importable() -> None:
-    """Put the current directory on ``sys.path``, as ``python -m`` does (command line only)."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-
-
-def import_attribute(spec: str, option: str) -> Any:
-    """Import ``module:attribute`` (the attribute may be dotted).
-
-    The current directory is importable, as with ``python -m``.
-
-    Raises:
-        ValueError: If ``spec`` is malformed, the module does not import, or the attribute
-            is missing (the module has been imported by then).
-    """
-    module_name, sep, attr = spec.partition(":")
-    if not (sep and module_name and attr):
-        raise ValueError(f"{option} {spec!r} is not of the form module:callable")
-    cwd_importable()
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import {module_name!r} for {option} {spec!r}: {exc}"
-                         ) from exc
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"{module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
 
 
 def load_policy(spec: str | None) -> Model:
@@ -125,7 +94,13 @@ def cmd_serve_model(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    """Print an endpoint's contract as JSON; 1 if the endpoint described itself only in part."""
+    """Print an endpoint's contract, or a local target's describe.v1 envelope, as JSON.
+
+    Exits 1 if an endpoint described itself only in part (it needs a token).
+    """
+    if is_local_target(args.address):
+        print(describe_local(args.address, args.out, args.generated_at))
+        return 0
     contract = probe(args.address, timeout=args.timeout, token=args.token,
                      tls=client_context(args.tls_ca) if args.tls_ca else None)
     described = contract_json(contract)
@@ -252,14 +227,25 @@ def add_commands(sub: Any) -> None:
     sm.add_argument("--max-batch", type=_positive, default=DEFAULT_MAX_BATCH, metavar="N",
                     help="refuse batch requests of more than N lanes (default %(default)s)")
 
-    de = command(sub, "describe", help="print an endpoint's contract as JSON",
+    de = command(sub, "describe", help="print an endpoint's contract, or a local target's "
+                 "describe.v1 envelope, as JSON",
                  description="Print what an endpoint serves (kind, spaces with shape and\n"
                  "dtype, spec, metadata) as JSON. Exits 1 if the endpoint needs a token\n"
-                 "that was not given.",
+                 "that was not given. A local target (an env id or module:attr naming an\n"
+                 "EnvFactory, a Model or an env factory) prints its rlmesh.describe.v1\n"
+                 "envelope instead, built in this process.",
                  examples=["rlmesh describe 127.0.0.1:5555",
-                           "RLMESH_TOKEN=... rlmesh describe 10.0.0.5:5555"],
+                           "RLMESH_TOKEN=... rlmesh describe 10.0.0.5:5555",
+                           "rlmesh describe mypkg.envs:MyFactory --out describe.json"],
                  func=cmd_describe)
-    de.add_argument("address", help="the endpoint (host:port, tls://..., unix://...)")
+    de.add_argument("address", metavar="TARGET",
+                    help="the endpoint (host:port, tls://..., unix://...), or a local env id "
+                    "or module:attr")
+    de.add_argument("--out", metavar="FILE",
+                    help="local target: also write the envelope to FILE")
+    de.add_argument("--generated-at", metavar="RFC3339",
+                    help="local target: record this timestamp (omit for a reproducible "
+                    "envelope)")
     de.add_argument("--timeout", type=float, default=5.0, metavar="S",
                     help="seconds to wait for the answer (default %(default)s)")
     de.add_argument("--token", help="the endpoint's token (default RLMESH_TOKEN); without it "

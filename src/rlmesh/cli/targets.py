@@ -6,6 +6,8 @@
   registers it is imported with ``--import ale_py``): a factory calling ``gymnasium.make``;
 * Gymnasium's own ``module:EnvId`` form (``ale_py:ALE/Pong-v5``): the module is imported
   and the id served, as ``gymnasium.make("ale_py:ALE/Pong-v5")`` does;
+* ``module:Factory`` naming an ``rlmesh.EnvFactory`` (class or instance): the factory,
+  its ``make()`` bound with ``--kwargs`` (validated before anything is built);
 * ``module:callable`` naming a class or function: a factory calling it;
 * ``module:instance`` naming an env: that env, shared by successive sessions.
 
@@ -25,7 +27,8 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import find_highest_version, get_env_id, parse_env_id
 
-from rlmesh.cli.commands import cwd_importable, import_attribute
+from rlmesh.cli.imports import cwd_importable, import_attribute
+from rlmesh.server.authored import HOOK, BoundFactory
 from rlmesh.server.sources import is_env_like
 from rlmesh.wire.foreign import check_servable, qualified_name
 
@@ -123,9 +126,20 @@ def _module_target(target: str, modules: tuple[str, ...], options: dict[str, Any
         if attribute in gym.registry:  # Gymnasium's module:EnvId form
             return _id_factory(attribute, (*modules, module), options, max_episode_steps)
         raise _no_attribute(module, attribute) from None
+    if getattr(obj, HOOK, None) is not None:
+        return _authored(obj, target, options, max_episode_steps)
     if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "step")):
         return functools.partial(_make_with, obj, modules, options, max_episode_steps)
     return _instance(obj, target, kwargs, render_mode, max_episode_steps)
+
+
+def _authored(obj: Any, target: str, options: dict[str, Any],
+              max_episode_steps: int | None) -> BoundFactory:
+    """An ``EnvFactory`` bound with ``options`` as its ``make()`` keywords."""
+    if max_episode_steps is not None:
+        raise ValueError(f"{target!r} is an rlmesh.EnvFactory: its make() decides how episodes "
+                         "end, so --max-episode-steps cannot apply")
+    return BoundFactory(obj, **options)
 
 
 def _no_attribute(module: str, attribute: str) -> ValueError:

@@ -20,6 +20,7 @@ from rlmesh.evaluation.identity import EnvIdentity, provenance
 from rlmesh.evaluation.lanes import play_lanes
 from rlmesh.evaluation.policy import Policy, Predictor, as_policy
 from rlmesh.evaluation.results import EpisodeResult, RunResult, success_of
+from rlmesh.server.authored import authored
 from rlmesh.vector.connect import connect_endpoint
 
 __all__ = ["endpoint_of", "horizon_for", "open_env", "plan_seeds", "play_episode", "run"]
@@ -181,10 +182,17 @@ def _play(predict: Predictor, env: Any, index: int, seed: int | None, max_steps:
 
 
 def open_env(env: Any) -> tuple[Any, bool]:
-    """``env`` itself, or a connection to the address it names (then owned)."""
-    if not isinstance(env, str):
-        return env, False
-    return connect_endpoint(env), True
+    """``env`` itself, a connection to the address it names, or an env built by it.
+
+    An address or an ``EnvFactory`` (class or instance) gives an owned env (closed
+    afterwards).
+    """
+    if isinstance(env, str):
+        return connect_endpoint(env), True
+    factory = authored(env)
+    if factory is not None:
+        return factory.build(), True
+    return env, False
 
 
 def endpoint_of(env: Any) -> str | None:

@@ -17,6 +17,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from rlmesh.authoring.describe import describe
 from rlmesh.evaluation.lifecycle import EpisodeState
 from rlmesh.evaluation.policy import Policy, Predictor, as_policy
 from rlmesh.evaluation.results import RunResult
@@ -45,6 +46,11 @@ class Model(Policy):
 
     params: Any = None
     """The parameters the model may be bound with (a ``ParamSpec``; advisory)."""
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """The model's ``rlmesh.describe.v1`` envelope, as ``rlmesh.describe(cls)`` gives it."""
+        return describe(cls, kind="model")
 
     @property
     def device(self) -> Any:

@@ -8,6 +8,7 @@ import warnings
 from typing import Any
 
 from rlmesh.errors import RLMeshWarning
+from rlmesh.server.authored import authored
 from rlmesh.server.framework import action_converter
 from rlmesh.server.options import ServeOptions
 from rlmesh.server.seam import Source
@@ -43,7 +44,17 @@ def check_exposure(requested: Address, token: bytes | None, tls: ssl.SSLContext 
 
 
 def source_of(env: Any, tags: Any, framework: str | None, device: Any) -> Source:
-    """What ``EnvServer(env, ...)`` serves: ``env`` if it is a source, else an env source."""
+    """What ``EnvServer(env, ...)`` serves: ``env`` if it is a source, else an env source.
+
+    An authored factory (``rlmesh.EnvFactory``, class or instance) is served with its own
+    tags and framework unless ``tags``/``framework`` are given, and closed with the server.
+    """
+    factory = authored(env)
+    if factory is not None:
+        return EnvSource(factory.build, tags=factory.tags if tags is None else tags,
+                         convert_action=action_converter(framework or factory.framework,
+                                                         device),
+                         on_close=factory.close)
     if not isinstance(env, Source):
         return EnvSource(env, tags=tags, convert_action=action_converter(framework, device))
     if tags is not None or framework is not None or device is not None:

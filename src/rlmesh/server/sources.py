@@ -124,8 +124,10 @@ class EnvSource(Source):
     """
 
     def __init__(self, env_or_factory: Any, *, tags: Any = None,
-                 convert_action: ActionConverter | None = None) -> None:
+                 convert_action: ActionConverter | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.convert_action = convert_action
+        self._on_close = on_close
         """Applied to each action just before ``step`` (``EnvServer(framework=...)``)."""
         self._lock = threading.Lock()
         self._factory: EnvFactory | None = None
@@ -152,7 +154,11 @@ class EnvSource(Source):
             self._factory = env_or_factory
         else:
             self._instance = env_or_factory
-        prototype = self._instance if self._factory is None else self._build()
+        try:
+            prototype = self._instance if self._factory is None else self._build()
+        except BaseException:
+            self._run_on_close()
+            raise
         try:
             self.contract = describe(prototype)
             if tags is not None:
@@ -160,6 +166,7 @@ class EnvSource(Source):
         except BaseException:
             if self._factory is not None:
                 _close_quietly(prototype)
+            self._run_on_close()
             raise
         if self._factory is not None:
             self._spare = prototype
@@ -242,6 +249,17 @@ class EnvSource(Source):
             self._spare = None
         if env is not None:
             _close_quietly(env)
+        self._run_on_close()
+
+    def _run_on_close(self) -> None:
+        """Call ``on_close`` once (an authored factory's ``close()``)."""
+        on_close, self._on_close = self._on_close, None
+        if on_close is None:
+            return
+        try:
+            on_close()
+        except Exception:
+            log.warning("the env factory's close() raised; ignored", exc_info=True)
 
 
 def _close_quietly(env: Any) -> None:

@@ -20,6 +20,7 @@ from gymnasium.envs.registration import EnvSpec, VectorizeMode
 from gymnasium.vector import AutoresetMode
 
 from rlmesh.client.options import DEFAULT_TIMEOUT
+from rlmesh.server.authored import authored
 from rlmesh.server.workers import WorkerPool
 from rlmesh.vector.env import RemoteVectorEnv
 
@@ -81,7 +82,8 @@ def make_vec(
 
     Args:
         env_id_or_factory: A registered env id (``"module:EnvId"`` imports the module
-            first), an ``EnvSpec``, or a zero-argument callable building one env.
+            first), an ``EnvSpec``, a zero-argument callable building one env, or an
+            ``rlmesh.EnvFactory`` (class or instance).
         num_envs: Number of sub-envs.
         vectorization_mode: ``None`` or ``"async"``: rlmesh's worker processes. ``"sync"``
             and ``"vector_entry_point"`` are Gymnasium's own (in this process), returned
@@ -94,7 +96,8 @@ def make_vec(
             a core too), at least 1 and at most ``num_envs``.
         start_timeout: Seconds allowed for the workers to start.
         timeout: Seconds allowed for each step of the workers.
-        **kwargs: Keyword arguments for ``gymnasium.make`` (with an env id or spec).
+        **kwargs: Keyword arguments for ``gymnasium.make`` (with an env id or spec), or the
+            ``make()`` binding of an ``EnvFactory``.
 
     Returns:
         The vector env. Closing it stops the workers; so does interpreter exit, and the
@@ -140,7 +143,14 @@ def make_vec(
 
 def _factory(env_id_or_factory: Any, kwargs: dict[str, Any]
              ) -> tuple[EnvSpec | None, Callable[[], Any]]:
-    """The spec (for an id or spec) and a factory of one sub-env."""
+    """The spec (for an id or spec) and a factory of one sub-env.
+
+    An ``rlmesh.EnvFactory`` (class or instance) builds the sub-envs, with ``kwargs`` as
+    its ``make()`` binding (validated here, before any worker starts).
+    """
+    factory = authored(env_id_or_factory, **kwargs)
+    if factory is not None:
+        return None, factory.build
     if isinstance(env_id_or_factory, (str, EnvSpec)):
         spec = _find_spec(env_id_or_factory) if isinstance(env_id_or_factory, str) \
             else env_id_or_factory
