@@ -20,7 +20,7 @@ from typing import Any
 
 from rlmesh.cli.commands import add_commands, command
 from rlmesh.cli.demo import cmd_demo
-from rlmesh.cli.ready import write_ready
+from rlmesh.cli.ready import watch_parent, write_ready
 from rlmesh.cli.targets import load_target, parse_kwargs, vectorized
 from rlmesh.client.probe import probe
 from rlmesh.errors import RLMeshError
@@ -58,6 +58,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = EnvServer(target, args.address, workers=args.workers, options=options, tls=tls,
                        token=args.token)
     stop_on_signals()
+    if args.parent_fd is not None:
+        watch_parent(args.parent_fd, server.shutdown)
     if args.ready_file:
         write_ready(args.ready_file, server.address)
     if args.ready_fd is not None:
@@ -164,6 +166,7 @@ def _add_serve(sub: Any) -> None:
                        help="write the resolved address here once listening")
     serve.add_argument("--ready-fd", type=int, metavar="N",
                        help="write the resolved address to file descriptor N, then close it")
+    serve.add_argument("--parent-fd", type=int, help=argparse.SUPPRESS)  # sandboxes
     serve.add_argument("--num-envs", type=int, default=1, metavar="N",
                        help="serve a vector env of N copies (a SyncVectorEnv; default 1)")
     serve.add_argument("--workers", type=int, default=1, metavar="N",
