@@ -20,7 +20,7 @@ from __future__ import annotations
 from rlmesh import numpy as numpy  # ``import rlmesh`` is enough for ``rlmesh.numpy.RemoteEnv``
 from rlmesh import spaces, specs, tls, types
 from rlmesh.backends.plain import PlainModel as Model
-from rlmesh.backends.plain import RemoteEnv
+from rlmesh.backends.plain import RemoteEnv, SandboxEnv
 from rlmesh.client.options import ConnectOptions
 from rlmesh.client.probe import probe
 from rlmesh.errors import (
@@ -42,6 +42,7 @@ from rlmesh.errors import (
     RLMeshError,
     RLMeshTimeoutError,
     RLMeshWarning,
+    SandboxError,
     SessionLostError,
     StepDeadlineError,
     TensorError,
@@ -63,6 +64,8 @@ from rlmesh.models.remote import RemoteModel
 from rlmesh.protocol import LIBRARY_BUILD as __build__
 from rlmesh.protocol import LIBRARY_VERSION as __version__
 from rlmesh.protocol import PROTOCOL_VERSION
+from rlmesh.sandbox.options import SandboxBuild, SandboxRuntime
+from rlmesh.sandbox.session import SandboxModel, SandboxVectorEnv
 from rlmesh.server.options import ServeOptions
 from rlmesh.server.server import EnvServer
 from rlmesh.tensor import Tensor
@@ -104,6 +107,12 @@ __all__ = [
     "ResetNeededError",
     "RunHooks",
     "RunResult",
+    "SandboxBuild",
+    "SandboxEnv",
+    "SandboxError",
+    "SandboxModel",
+    "SandboxRuntime",
+    "SandboxVectorEnv",
     "ServeOptions",
     "Session",
     "SessionLostError",
