@@ -20,6 +20,7 @@ from typing import Any
 
 from rlmesh.cli.commands import add_commands, command
 from rlmesh.cli.demo import cmd_demo
+from rlmesh.cli.isolated import add_envs, add_isolation_options, serve_isolated
 from rlmesh.cli.ready import watch_parent, write_ready
 from rlmesh.cli.targets import load_target, parse_kwargs, vectorized
 from rlmesh.client.probe import probe
@@ -35,7 +36,9 @@ log = logging.getLogger("rlmesh")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve a target until interrupted (SIGINT or SIGTERM)."""
+    """Serve a target until interrupted (SIGINT or SIGTERM); with ``--with``, isolated."""
+    if args.with_requirements or args.python:
+        return serve_isolated(args, getattr(args, "argv", sys.argv[1:]))
     target = load_target(args.target, parse_kwargs(args.kwargs), imports=args.imports,
                          render_mode=args.render_mode,
                          max_episode_steps=args.max_episode_steps)
@@ -129,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-steps", type=int, default=64, metavar="N",
                       help="stop an episode after N steps (default %(default)s)")
     add_commands(sub)
+    add_envs(sub)
     return parser
 
 
@@ -142,7 +146,8 @@ def _add_serve(sub: Any) -> None:
                   "rlmesh serve ale_py:ALE/Pong-v5 --render-mode rgb_array",
                   "rlmesh serve ALE/Pong-v5 --import ale_py --max-episode-steps 1000",
                   "rlmesh serve my_envs:make_env --kwargs '{\"level\": 3}' --num-envs 4",
-                  "RLMESH_TOKEN=... rlmesh serve CartPole-v1 --address 0.0.0.0:5555"],
+                  "RLMESH_TOKEN=... rlmesh serve CartPole-v1 --address 0.0.0.0:5555",
+                  "rlmesh serve my_envs:make_env --with 'numpy<2' --with my-sim==1.2"],
         func=cmd_serve)
     serve.add_argument("target", help="registered env id (CartPole-v1), module:ENV_ID "
                        "(ale_py:ALE/Pong-v5) or module:callable (the current directory is "
@@ -215,6 +220,7 @@ def _add_serve(sub: Any) -> None:
                         action="store_false",
                         help="refuse reads, writes and calls of the served env's public "
                         "attributes (env.unwrapped.x, get_attr, call; allowed by default)")
+    add_isolation_options(serve)
     secure = serve.add_argument_group("TLS (with an address written tls://host:port)")
     secure.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain)")
     secure.add_argument("--tls-key", metavar="PEM", help="its private key")
@@ -228,7 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Errors are one line on stderr (``rlmesh: error: ...``) and exit 1; ``-v`` shows the
     traceback instead. A usage error exits 2, Ctrl+C 130.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what rlmesh serve --with runs again inside its environment
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("rlmesh: %(message)s"))
     log.addHandler(handler)  # rlmesh's own messages only, not every library's

@@ -34,7 +34,7 @@ def find_uv() -> str:
 
 
 def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_OFFLINE")}
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, env=env, check=False)
@@ -47,7 +47,8 @@ def run_uv(args: Sequence[str], *, what: str, timeout: float = 600.0,
     """Run ``uv ARGS``; returns its stdout.
 
     With ``offline_first`` it first runs with ``--offline`` (the package cache only, which
-    is fast and needs no network) and, if that fails, once more as given.
+    is fast and needs no network) and, if that fails, once more as given, unless uv is
+    told to stay offline (``UV_OFFLINE=1``).
 
     Args:
         args: The arguments after ``uv``.
@@ -61,9 +62,16 @@ def run_uv(args: Sequence[str], *, what: str, timeout: float = 600.0,
     uv = find_uv()
     if offline_first:
         attempt = _run([uv, *args, "--offline"], timeout)
-        if attempt.returncode == 0:
-            return attempt.stdout
-    result = _run([uv, *args], timeout)
+        if attempt.returncode == 0 or _offline_only():
+            return _checked(attempt, what)
+    return _checked(_run([uv, *args], timeout), what)
+
+
+def _offline_only() -> bool:
+    return os.environ.get("UV_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _checked(result: subprocess.CompletedProcess[str], what: str) -> str:
     if result.returncode != 0:
         message = (result.stderr or result.stdout).strip()
         raise SandboxError(f"{what} failed (uv exited with {result.returncode}):\n{message}")
