@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -50,14 +51,19 @@ def _umask() -> int:
 def watch_parent(fd: int, stop: Callable[[], None]) -> threading.Thread:
     """Call ``stop`` once the pipe ``fd`` reads EOF (its writer, the parent, is gone).
 
-    The parent never writes; it holds the write end until it closes it or dies. The
-    watcher is a daemon thread, returned started.
+    The parent never writes; it holds the write end until it closes it or dies. Then the
+    private directory a sandbox gave this server (``RLMESH_SANDBOX_DIR``: its socket, ready
+    file and log) is removed too, since a parent that died cannot. The watcher is a daemon
+    thread, returned started.
     """
+    directory = os.environ.pop("RLMESH_SANDBOX_DIR", None)
 
     def watch() -> None:
         with contextlib.suppress(OSError):
             while os.read(fd, 1):
                 pass
+        if directory:  # first: once stopped, the process may exit before this thread runs
+            shutil.rmtree(directory, ignore_errors=True)
         stop()
 
     thread = threading.Thread(target=watch, name="rlmesh-parent-watch", daemon=True)

@@ -102,8 +102,12 @@ def _child_environment() -> dict[str, str]:
 
 
 def spawn_in_env(env: Path, args: Sequence[str], *, output: IO[bytes] | int | None,
-                 pass_fds: Sequence[int] = ()) -> tuple[subprocess.Popen[bytes], int]:
+                 pass_fds: Sequence[int] = (), private_dir: str | None = None
+                 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``python -m rlmesh ARGS --parent-fd N`` in ``env``, tied to this process.
+
+    ``private_dir`` (the server's socket directory) is removed by the server itself once
+    the pipe closes, so that it is gone even when this process was killed.
 
     Returns:
         The process and the write end of its liveness pipe: the child stops when it is
@@ -114,7 +118,9 @@ def spawn_in_env(env: Path, args: Sequence[str], *, output: IO[bytes] | int | No
         process = subprocess.Popen(
             [str(env_python(env)), "-m", "rlmesh", *args, "--parent-fd", str(readable)],
             stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT if output
-            is not None else None, pass_fds=(readable, *pass_fds), env=_child_environment(),
+            is not None else None, pass_fds=(readable, *pass_fds),
+            env={**_child_environment(), **({"RLMESH_SANDBOX_DIR": private_dir}
+                                           if private_dir else {})},
             start_new_session=True)
     except BaseException:
         os.close(writable)
@@ -206,7 +212,8 @@ class UvRunner(Runner):
         directory = tempfile.mkdtemp(prefix="rlmesh-sandbox-")
         try:
             with open(os.path.join(directory, "server.log"), "ab") as log:
-                process, liveness = spawn_in_env(env, serve_argv(launch, directory), output=log)
+                process, liveness = spawn_in_env(env, serve_argv(launch, directory), output=log,
+                                                 private_dir=directory)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
