@@ -81,6 +81,8 @@ def serve_isolated(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
+    if args.action not in ("list", "prune"):
+        raise ValueError(f"rlmesh envs takes list or prune, not {args.action!r}")
     if args.action == "prune":
         removed = prune(args.older_than_days * 86400.0)
         freed = sum(entry.size_bytes for entry in removed)
@@ -105,7 +107,8 @@ def add_envs(sub: Any) -> None:
                    "sandboxes, cached under $RLMESH_CACHE_DIR (default ~/.cache/rlmesh).",
                    examples=["rlmesh envs list", "rlmesh envs prune --older-than-days 30"],
                    func=_cmd_envs)
-    envs.add_argument("action", choices=["list", "prune"])
+    envs.add_argument("action", nargs="?", default="list", metavar="list|prune",
+                      help="list (the default): show each environment; prune: remove them")
     envs.add_argument("--older-than-days", type=float, default=0.0, metavar="D",
                       help="prune: only environments unused for D days (default: all)")
 
