@@ -18,7 +18,7 @@ from rlmesh.errors import SandboxError
 from rlmesh.numpy import SandboxBuild, SandboxEnv, SandboxVectorEnv
 from rlmesh.sandbox.cache import COMPLETE, entries
 from tests.sandbox.conftest import OLD_NUMPY, UV
-from tests.support.processes import alive, kill_group, wait_dead, wait_for
+from tests.support.processes import alive, kill_group, rlmesh_cmd, wait_dead, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -133,3 +133,18 @@ def test_cli_serve_with_is_a_supervisor(probe_dir: Path, tmp_path: Path) -> None
         kill_group(process)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_envs_list_and_prune_see_the_cache(probe_dir: Path, sandbox_cache: Path) -> None:
+    with SandboxEnv("probe_env:make", build=OLD_NUMPY, runtime=UV) as env:
+        key = Path(env.sandbox.environment).name
+    environment = {**os.environ, "RLMESH_CACHE_DIR": str(sandbox_cache)}
+    listed = rlmesh_cmd("envs", "list", env=environment)
+    assert listed.returncode == 0, listed.stderr
+    line = next(line for line in listed.stdout.splitlines() if line.startswith(key))
+    assert "numpy<2" in line
+    kept = rlmesh_cmd("envs", "prune", "--older-than-days", "3650", env=environment)
+    assert kept.returncode == 0 and kept.stdout.startswith("removed 0 ")
+    assert (sandbox_cache / "envs" / key / COMPLETE).is_file()
+    bad = rlmesh_cmd("envs", "sweep", env=environment)
+    assert bad.returncode == 1 and "list or prune" in bad.stderr
