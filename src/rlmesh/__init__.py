@@ -29,7 +29,7 @@ from rlmesh.authoring.factory import EnvFactory
 from rlmesh.authoring.params import Param, ParamSpec, Vector
 from rlmesh.authoring.variants import Variant
 from rlmesh.backends.plain import PlainModel as Model
-from rlmesh.backends.plain import RemoteEnv
+from rlmesh.backends.plain import RemoteEnv, SandboxEnv
 from rlmesh.client.options import ConnectOptions
 from rlmesh.client.probe import probe
 from rlmesh.errors import (
@@ -51,6 +51,7 @@ from rlmesh.errors import (
     RLMeshError,
     RLMeshTimeoutError,
     RLMeshWarning,
+    SandboxError,
     SessionLostError,
     StepDeadlineError,
     TensorError,
@@ -73,6 +74,8 @@ from rlmesh.models.remote import RemoteModel
 from rlmesh.protocol import LIBRARY_BUILD as __build__
 from rlmesh.protocol import LIBRARY_VERSION as __version__
 from rlmesh.protocol import PROTOCOL_VERSION
+from rlmesh.sandbox.options import SandboxBuild, SandboxRuntime
+from rlmesh.sandbox.session import SandboxModel, SandboxVectorEnv
 from rlmesh.server.options import ServeOptions
 from rlmesh.server.server import EnvServer
 from rlmesh.tensor import Tensor
@@ -119,6 +122,12 @@ __all__ = [
     "ResetNeededError",
     "RunHooks",
     "RunResult",
+    "SandboxBuild",
+    "SandboxEnv",
+    "SandboxError",
+    "SandboxModel",
+    "SandboxRuntime",
+    "SandboxVectorEnv",
     "ServeOptions",
     "Session",
     "SessionLostError",

@@ -36,11 +36,31 @@ from rlmesh.authoring.factory import JaxEnvFactory as EnvFactory
 from rlmesh.backends.make import make_backend, make_remote_model
 from rlmesh.errors import EncodeError
 from rlmesh.extras import MissingExtraError, install_hint, missing_extra
+from rlmesh.sandbox.options import SandboxBuild, SandboxInfo, SandboxRuntime
+from rlmesh.sandbox.session import sandbox_classes
 from rlmesh.spaces import space_from_spec
 from rlmesh.tensor import PrimitiveValue, Tensor, from_numpy
 
-__all__ = ["EnvFactory", "JaxValue", "Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv",
-           "asarray", "ensure_available", "from_array", "from_jax", "space_from_spec", "to_jax"]
+__all__ = [
+    "EnvFactory",
+    "JaxValue",
+    "Model",
+    "RemoteEnv",
+    "RemoteModel",
+    "RemoteVectorEnv",
+    "SandboxBuild",
+    "SandboxEnv",
+    "SandboxInfo",
+    "SandboxModel",
+    "SandboxRuntime",
+    "SandboxVectorEnv",
+    "asarray",
+    "ensure_available",
+    "from_array",
+    "from_jax",
+    "space_from_spec",
+    "to_jax",
+]
 
 JaxValue = Union[  # noqa: UP007 - a runtime alias
     PrimitiveValue, jax.Array, list["JaxValue"], tuple["JaxValue", ...],
@@ -126,3 +146,5 @@ def from_jax(value: Any) -> Any:
 
 RemoteEnv, RemoteVectorEnv, Model = make_backend("jax", to_jax, from_jax)
 RemoteModel = make_remote_model("jax", to_jax, from_jax)
+SandboxEnv, SandboxVectorEnv, SandboxModel = sandbox_classes(
+    RemoteEnv, RemoteVectorEnv, RemoteModel, module=__name__)

@@ -28,11 +28,15 @@ from rlmesh.errors import EncodeError
 from rlmesh.extras import missing_extra
 from rlmesh.models.model import Model
 from rlmesh.models.remote import RemoteModel
+from rlmesh.sandbox.options import SandboxBuild, SandboxInfo, SandboxRuntime
+from rlmesh.sandbox.session import SandboxEnv, SandboxModel, SandboxVectorEnv
 from rlmesh.spaces import space_from_spec
 from rlmesh.tensor import PrimitiveValue, Tensor, from_numpy
 from rlmesh.vector.env import RemoteVectorEnv
 
 __all__ = ["EnvFactory", "Model", "NumpyValue", "RemoteEnv", "RemoteModel", "RemoteVectorEnv",
+           "SandboxBuild", "SandboxEnv", "SandboxInfo", "SandboxModel", "SandboxRuntime",
+           "SandboxVectorEnv",
            "asarray", "ensure_available", "from_array", "space_from_spec"]
 
 NumpyValue = Union[  # noqa: UP007 - a runtime alias

@@ -37,11 +37,30 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from rlmesh.authoring.factory import TorchEnvFactory as EnvFactory
 from rlmesh.backends.make import make_backend, make_remote_model
 from rlmesh.extras import missing_extra
+from rlmesh.sandbox.options import SandboxBuild, SandboxInfo, SandboxRuntime
+from rlmesh.sandbox.session import sandbox_classes
 from rlmesh.spaces import space_from_spec
 from rlmesh.tensor import PrimitiveValue, Tensor
 
-__all__ = ["EnvFactory", "Model", "RemoteEnv", "RemoteModel", "RemoteVectorEnv", "TorchValue",
-           "as_tensor", "ensure_available", "from_tensor", "space_from_spec", "to_tensor"]
+__all__ = [
+    "EnvFactory",
+    "Model",
+    "RemoteEnv",
+    "RemoteModel",
+    "RemoteVectorEnv",
+    "SandboxBuild",
+    "SandboxEnv",
+    "SandboxInfo",
+    "SandboxModel",
+    "SandboxRuntime",
+    "SandboxVectorEnv",
+    "TorchValue",
+    "as_tensor",
+    "ensure_available",
+    "from_tensor",
+    "space_from_spec",
+    "to_tensor",
+]
 
 TorchValue = Union[  # noqa: UP007 - a runtime alias
     PrimitiveValue, torch.Tensor, list["TorchValue"], tuple["TorchValue", ...],
@@ -128,3 +147,5 @@ def _to_numpy(value: Any) -> Any:
 
 RemoteEnv, RemoteVectorEnv, Model = make_backend("torch", to_tensor, _to_numpy)
 RemoteModel = make_remote_model("torch", to_tensor, _to_numpy)
+SandboxEnv, SandboxVectorEnv, SandboxModel = sandbox_classes(
+    RemoteEnv, RemoteVectorEnv, RemoteModel, module=__name__)

@@ -16,9 +16,10 @@ from typing import Any, SupportsFloat
 from rlmesh.client.channel import DEFAULT, Default
 from rlmesh.client.env import RemoteEnv as NumpyRemoteEnv
 from rlmesh.models.model import Model
+from rlmesh.sandbox.session import SandboxEnv as NumpySandboxEnv
 from rlmesh.values import coerce_action, to_plain
 
-__all__ = ["PlainModel", "RemoteEnv"]
+__all__ = ["PlainModel", "RemoteEnv", "SandboxEnv"]
 
 
 class RemoteEnv(NumpyRemoteEnv):
@@ -57,3 +58,11 @@ class PlainModel(Model):
     """
 
     plain = True
+
+
+class SandboxEnv(NumpySandboxEnv, RemoteEnv):
+    """A remote env served from a sandbox it owns, with built-in Python values.
+
+    Same arguments and behaviour as :class:`rlmesh.numpy.SandboxEnv`, with the values of
+    :class:`RemoteEnv` (``rlmesh.SandboxEnv``).
+    """

@@ -20,7 +20,8 @@ from typing import Any
 
 from rlmesh.cli.commands import add_commands, command
 from rlmesh.cli.demo import cmd_demo
-from rlmesh.cli.ready import write_ready
+from rlmesh.cli.isolated import add_envs, add_isolation_options, serve_isolated
+from rlmesh.cli.ready import watch_parent, write_ready
 from rlmesh.cli.targets import load_target, parse_kwargs, vectorized
 from rlmesh.client.probe import probe
 from rlmesh.errors import RLMeshError
@@ -35,7 +36,9 @@ log = logging.getLogger("rlmesh")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve a target until interrupted (SIGINT or SIGTERM)."""
+    """Serve a target until interrupted (SIGINT or SIGTERM); with ``--with``, isolated."""
+    if args.with_requirements or args.python:
+        return serve_isolated(args, getattr(args, "argv", sys.argv[1:]))
     target = load_target(args.target, parse_kwargs(args.kwargs), imports=args.imports,
                          render_mode=args.render_mode,
                          max_episode_steps=args.max_episode_steps)
@@ -58,6 +61,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = EnvServer(target, args.address, workers=args.workers, options=options, tls=tls,
                        token=args.token)
     stop_on_signals()
+    if args.parent_fd is not None:
+        watch_parent(args.parent_fd, server.shutdown)
     if args.ready_file:
         write_ready(args.ready_file, server.address)
     if args.ready_fd is not None:
@@ -127,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-steps", type=int, default=64, metavar="N",
                       help="stop an episode after N steps (default %(default)s)")
     add_commands(sub)
+    add_envs(sub)
     return parser
 
 
@@ -140,7 +146,8 @@ def _add_serve(sub: Any) -> None:
                   "rlmesh serve ale_py:ALE/Pong-v5 --render-mode rgb_array",
                   "rlmesh serve ALE/Pong-v5 --import ale_py --max-episode-steps 1000",
                   "rlmesh serve my_envs:make_env --kwargs '{\"level\": 3}' --num-envs 4",
-                  "RLMESH_TOKEN=... rlmesh serve CartPole-v1 --address 0.0.0.0:5555"],
+                  "RLMESH_TOKEN=... rlmesh serve CartPole-v1 --address 0.0.0.0:5555",
+                  "rlmesh serve my_envs:make_env --with 'numpy<2' --with my-sim==1.2"],
         func=cmd_serve)
     serve.add_argument("target", help="registered env id (CartPole-v1), module:ENV_ID "
                        "(ale_py:ALE/Pong-v5) or module:callable (the current directory is "
@@ -164,6 +171,7 @@ def _add_serve(sub: Any) -> None:
                        help="write the resolved address here once listening")
     serve.add_argument("--ready-fd", type=int, metavar="N",
                        help="write the resolved address to file descriptor N, then close it")
+    serve.add_argument("--parent-fd", type=int, help=argparse.SUPPRESS)  # sandboxes
     serve.add_argument("--num-envs", type=int, default=1, metavar="N",
                        help="serve a vector env of N copies (a SyncVectorEnv; default 1)")
     serve.add_argument("--workers", type=int, default=1, metavar="N",
@@ -212,6 +220,7 @@ def _add_serve(sub: Any) -> None:
                         action="store_false",
                         help="refuse reads, writes and calls of the served env's public "
                         "attributes (env.unwrapped.x, get_attr, call; allowed by default)")
+    add_isolation_options(serve)
     secure = serve.add_argument_group("TLS (with an address written tls://host:port)")
     secure.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain)")
     secure.add_argument("--tls-key", metavar="PEM", help="its private key")
@@ -225,7 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Errors are one line on stderr (``rlmesh: error: ...``) and exit 1; ``-v`` shows the
     traceback instead. A usage error exits 2, Ctrl+C 130.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what rlmesh serve --with runs again inside its environment
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("rlmesh: %(message)s"))
     log.addHandler(handler)  # rlmesh's own messages only, not every library's

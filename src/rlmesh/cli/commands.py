@@ -12,7 +12,7 @@ from typing import Any
 from rlmesh.cli.contract_json import contract_json
 from rlmesh.cli.describe_local import describe_local, is_local_target
 from rlmesh.cli.imports import import_attribute
-from rlmesh.cli.ready import write_ready
+from rlmesh.cli.ready import watch_parent, write_ready
 from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ConnectOptions
 from rlmesh.client.probe import probe
 from rlmesh.evaluation.results import RunResult
@@ -87,6 +87,8 @@ def cmd_serve_model(args: argparse.Namespace) -> int:
     server = EnvServer(ModelSource(model, max_batch=args.max_batch), args.address,
                        token=args.token)
     stop_on_signals()
+    if args.parent_fd is not None:
+        watch_parent(args.parent_fd, server.shutdown)
     if args.ready_file:
         write_ready(args.ready_file, server.address)
     server.serve()
@@ -224,6 +226,7 @@ def add_commands(sub: Any) -> None:
     sm.add_argument("--token", help="require clients to know this token (default "
                     "RLMESH_TOKEN)")
     sm.add_argument("--ready-file", help="write the resolved address here once listening")
+    sm.add_argument("--parent-fd", type=int, help=argparse.SUPPRESS)  # sandboxes
     sm.add_argument("--max-batch", type=_positive, default=DEFAULT_MAX_BATCH, metavar="N",
                     help="refuse batch requests of more than N lanes (default %(default)s)")
 

@@ -1,12 +1,21 @@
-"""``--ready-file``: tell a supervisor the address a server is bound to, atomically and safely."""
+"""A server and its supervisor: ``--ready-file`` (the bound address) and ``--parent-fd``.
+
+``--ready-file`` tells a supervisor the address a server is bound to, atomically and
+safely. ``--parent-fd`` (hidden; sandboxes use it) ties the server to its supervisor: the
+server stops when that pipe reads EOF, which happens when the supervisor dies for any
+reason, SIGKILL included.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+import threading
+from collections.abc import Callable
 
-__all__ = ["write_ready"]
+__all__ = ["watch_parent", "write_ready"]
 
 
 def write_ready(path: str, address: str) -> None:
@@ -37,3 +46,26 @@ def _umask() -> int:
             if line.startswith("Umask:"):
                 return int(line.split()[1], 8)
     return 0o022
+
+
+def watch_parent(fd: int, stop: Callable[[], None]) -> threading.Thread:
+    """Call ``stop`` once the pipe ``fd`` reads EOF (its writer, the parent, is gone).
+
+    The parent never writes; it holds the write end until it closes it or dies. Then the
+    private directory a sandbox gave this server (``RLMESH_SANDBOX_DIR``: its socket, ready
+    file and log) is removed too, since a parent that died cannot. The watcher is a daemon
+    thread, returned started.
+    """
+    directory = os.environ.pop("RLMESH_SANDBOX_DIR", None)
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(fd, 1):
+                pass
+        if directory:  # first: once stopped, the process may exit before this thread runs
+            shutil.rmtree(directory, ignore_errors=True)
+        stop()
+
+    thread = threading.Thread(target=watch, name="rlmesh-parent-watch", daemon=True)
+    thread.start()
+    return thread

@@ -108,7 +108,7 @@ def _spec(env: RemoteEnv, options: ConnectOptions) -> EnvSpec | None:
     threshold = spec.get("reward_threshold")
     return EnvSpec(
         id=str(spec["id"]),
-        entry_point=functools.partial(_reconnect, type(env), env.address, options,
+        entry_point=functools.partial(_reconnect, env._client_class(), env.address, options,
                                       env.contract),
         reward_threshold=float(threshold) if isinstance(threshold, (int, float)) else None,
         nondeterministic=bool(spec.get("nondeterministic", False)),
@@ -364,6 +364,10 @@ class RemoteEnv(EnvContractView, RemoteAttributes, gym.Env[Any, Any]):
             return False
         self._require().abandon()
         return True
+
+    def _client_class(self) -> type[RemoteEnv]:
+        """The class of another session to this endpoint (``gymnasium.make(env.spec)``)."""
+        return type(self)
 
     def close(self) -> None:
         """End the session (the server frees or closes its env). Idempotent."""

@@ -1,10 +1,11 @@
-"""Room for sandboxes: serving an env from an isolated dependency stack.
+"""Sandboxes: serving an env from an isolated dependency stack.
 
-Empty today. What lands here: starting ``rlmesh serve`` inside its own uv environment or
-container image (``scaleout-isolation.md`` measured both), waiting until it answers, and
-stopping it with nothing left behind, so an env with clashing dependencies is one address
-away. It sits above :mod:`rlmesh.models` and may use the server, client and vector layers.
-See ``docs/architecture.md``.
+``rlmesh serve`` runs inside its own uv environment (:mod:`rlmesh.sandbox.uv`) or container
+image (``rlmesh.sandbox.docker``), is waited for until it answers, and is stopped with
+nothing left behind, so an env with clashing dependencies is one address away. The sessions
+(:mod:`rlmesh.sandbox.session`) own such a server and are its remote client. It sits above
+:mod:`rlmesh.models` and may use the server, client and vector layers. See
+``docs/architecture.md`` and ``docs/isolation.md``.
 """
 
 __all__: list[str] = []
