@@ -13,16 +13,18 @@ Drive it from another process or machine::
 
     env = RemoteEnv("127.0.0.1:5555")
     obs, info = env.reset(seed=0)
+
+The public names load on first use (PEP 562): ``import rlmesh`` imports the exception tree
+and the version only, so the server side runs inside older stacks than the client side needs
+(``docs/old-gym.md``). ``rlmesh.X`` and ``from rlmesh import X`` work for every name in
+:data:`__all__`, and ``dir(rlmesh)`` lists them.
 """
 
 from __future__ import annotations
 
-from rlmesh import numpy as numpy  # ``import rlmesh`` is enough for ``rlmesh.numpy.RemoteEnv``
-from rlmesh import spaces, specs, tls, types
-from rlmesh.backends.plain import PlainModel as Model
-from rlmesh.backends.plain import RemoteEnv
-from rlmesh.client.options import ConnectOptions
-from rlmesh.client.probe import probe
+import importlib as _importlib
+import typing as _typing
+
 from rlmesh.errors import (
     AuthenticationError,
     ConnectFailedError,
@@ -49,26 +51,69 @@ from rlmesh.errors import (
     UnsupportedSpaceError,
     VersionMismatchError,
 )
-from rlmesh.evaluation.episode_session import EpisodeSession, session
-from rlmesh.evaluation.evaluate import evaluate
-from rlmesh.evaluation.hooks import Hooks
-from rlmesh.evaluation.recording import VideoRecorder
-from rlmesh.evaluation.result_set import Recorder
-from rlmesh.evaluation.results import EpisodeResult, RunResult
-from rlmesh.evaluation.run import run
-from rlmesh.evaluation.run_hooks import RunHooks, StepEvent
-from rlmesh.evaluation.session import Reader, Session
-from rlmesh.models.model import RANDOM_SAMPLE
-from rlmesh.models.remote import RemoteModel
 from rlmesh.protocol import LIBRARY_BUILD as __build__
 from rlmesh.protocol import LIBRARY_VERSION as __version__
 from rlmesh.protocol import PROTOCOL_VERSION
-from rlmesh.server.options import ServeOptions
-from rlmesh.server.server import EnvServer
-from rlmesh.tensor import Tensor
-from rlmesh.vector.env import RemoteVectorEnv
-from rlmesh.vector.make import make_vec
-from rlmesh.wire.metadata import sanitize_metadata
+
+if _typing.TYPE_CHECKING:  # what the lazy table below loads, as the type checker sees it
+    from rlmesh import numpy as numpy
+    from rlmesh import spaces, specs, tls, types
+    from rlmesh.backends.plain import PlainModel as Model
+    from rlmesh.backends.plain import RemoteEnv
+    from rlmesh.client.options import ConnectOptions
+    from rlmesh.client.probe import probe
+    from rlmesh.evaluation.episode_session import EpisodeSession, session
+    from rlmesh.evaluation.evaluate import evaluate
+    from rlmesh.evaluation.hooks import Hooks
+    from rlmesh.evaluation.recording import VideoRecorder
+    from rlmesh.evaluation.result_set import Recorder
+    from rlmesh.evaluation.results import EpisodeResult, RunResult
+    from rlmesh.evaluation.run import run
+    from rlmesh.evaluation.run_hooks import RunHooks, StepEvent
+    from rlmesh.evaluation.session import Reader, Session
+    from rlmesh.models.model import RANDOM_SAMPLE
+    from rlmesh.models.remote import RemoteModel
+    from rlmesh.server.options import ServeOptions
+    from rlmesh.server.server import EnvServer
+    from rlmesh.tensor import Tensor
+    from rlmesh.vector.env import RemoteVectorEnv
+    from rlmesh.vector.make import make_vec
+    from rlmesh.wire.metadata import sanitize_metadata
+
+_LAZY: dict[str, str] = {
+    # name on rlmesh -> "module" (a submodule) or "module:attribute"; one line a name, so
+    # that names added on different branches merge line by line.
+    "numpy": "rlmesh.numpy",
+    "spaces": "rlmesh.spaces",
+    "specs": "rlmesh.specs",
+    "tls": "rlmesh.tls",
+    "types": "rlmesh.types",
+    "Model": "rlmesh.backends.plain:PlainModel",
+    "RemoteEnv": "rlmesh.backends.plain:RemoteEnv",
+    "ConnectOptions": "rlmesh.client.options:ConnectOptions",
+    "probe": "rlmesh.client.probe:probe",
+    "EpisodeSession": "rlmesh.evaluation.episode_session:EpisodeSession",
+    "session": "rlmesh.evaluation.episode_session:session",
+    "evaluate": "rlmesh.evaluation.evaluate:evaluate",
+    "Hooks": "rlmesh.evaluation.hooks:Hooks",
+    "VideoRecorder": "rlmesh.evaluation.recording:VideoRecorder",
+    "Recorder": "rlmesh.evaluation.result_set:Recorder",
+    "EpisodeResult": "rlmesh.evaluation.results:EpisodeResult",
+    "RunResult": "rlmesh.evaluation.results:RunResult",
+    "run": "rlmesh.evaluation.run:run",
+    "RunHooks": "rlmesh.evaluation.run_hooks:RunHooks",
+    "StepEvent": "rlmesh.evaluation.run_hooks:StepEvent",
+    "Reader": "rlmesh.evaluation.session:Reader",
+    "Session": "rlmesh.evaluation.session:Session",
+    "RANDOM_SAMPLE": "rlmesh.models.model:RANDOM_SAMPLE",
+    "RemoteModel": "rlmesh.models.remote:RemoteModel",
+    "ServeOptions": "rlmesh.server.options:ServeOptions",
+    "EnvServer": "rlmesh.server.server:EnvServer",
+    "Tensor": "rlmesh.tensor:Tensor",
+    "RemoteVectorEnv": "rlmesh.vector.env:RemoteVectorEnv",
+    "make_vec": "rlmesh.vector.make:make_vec",
+    "sanitize_metadata": "rlmesh.wire.metadata:sanitize_metadata",
+}
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -128,3 +173,20 @@ __all__ = [
     "tls",
     "types",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    """Load a public name on first use, then keep it on the module (PEP 562)."""
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, _, attribute = where.partition(":")
+    module = _importlib.import_module(module_name)
+    value = getattr(module, attribute) if attribute else module
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """Every public name, loaded or not, besides the module's own attributes."""
+    return sorted(set(globals()) | set(__all__))
