@@ -16,9 +16,19 @@ from typing import TYPE_CHECKING, Any
 import gymnasium
 from gymnasium import spaces as gs
 
-from rlmesh.errors import UnsupportedSpaceError
+from rlmesh.errors import CompatError, UnsupportedSpaceError
 
-__all__ = ["GYMNASIUM_VERSION", "HAS_ONE_OF", "OneOf"]
+__all__ = ["CLIENT_GYMNASIUM", "GYMNASIUM_VERSION", "HAS_ONE_OF", "SERVER_GYMNASIUM",
+           "SERVER_NUMPY", "OneOf", "client_side_error"]
+
+SERVER_GYMNASIUM = (0, 26, 3)
+"""The oldest Gymnasium rlmesh's server side (``EnvServer``, ``rlmesh serve``) runs on."""
+
+SERVER_NUMPY = (1, 24)
+"""The oldest numpy rlmesh runs on (server and client side)."""
+
+CLIENT_GYMNASIUM = (1, 1)
+"""The oldest Gymnasium rlmesh's client side (remote envs, vector envs, evaluate) runs on."""
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -31,6 +41,26 @@ GYMNASIUM_VERSION: tuple[int, ...] = _version(getattr(gymnasium, "__version__", 
 
 HAS_ONE_OF: bool = hasattr(gs, "OneOf")
 """Whether this Gymnasium has ``spaces.OneOf`` (1.0 and later)."""
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def client_side_error(what: str) -> ImportError | None:
+    """The error for ``what`` of the client side under a Gymnasium too old for it, if it is.
+
+    Returns:
+        A :class:`~rlmesh.errors.CompatError` naming the versions, or ``None`` when this
+        Gymnasium is recent enough.
+    """
+    if GYMNASIUM_VERSION >= CLIENT_GYMNASIUM:
+        return None
+    return CompatError(
+        f"{what} is rlmesh's client side, which needs gymnasium>={_dotted(CLIENT_GYMNASIUM)}, "
+        f"and this environment has gymnasium {gymnasium.__version__}. Upgrade it to drive "
+        f"envs; an older stack can still serve them (rlmesh's server side runs on "
+        f"gymnasium>={_dotted(SERVER_GYMNASIUM)}; docs/old-gym.md)")
 
 
 class _OneOfStandIn(gs.Space[Any]):
