@@ -122,7 +122,7 @@ def test_the_old_dialect_is_translated() -> None:
     assert env.render().shape == (2, 2, 3)
     assert env.metadata["render_modes"] == ["rgb_array"] and env.metadata["render_fps"] == 30
     assert env.metadata["gym_version"] == "0.21.0"
-    with pytest.raises(ValueError, match="reset options need gym>=0.26"):
+    with pytest.raises(ValueError, match=r"reset options need gym>=0\.26"):
         env.reset(options={"x": 1})
     env.close()
     assert inner.closed
