@@ -191,3 +191,19 @@ def test_compat_refuses_what_it_cannot_wrap() -> None:
     with pytest.raises(TypeError, match="old gym package, not int"):
         with_compat(3, "gym")
     assert with_compat("CartPole-v1", None) == "CartPole-v1"
+
+
+def test_the_command_line_targets_resolve_against_the_old_package() -> None:
+    from rlmesh.cli.targets import load_target
+
+    by_id = load_target("CartPole-v1", {"disable_env_checker": True}, compat="gym",
+                        max_episode_steps=7)()
+    by_callable = load_target("gym:make", {"id": "CartPole-v1", "disable_env_checker": True},
+                              compat="gym", max_episode_steps=7)()
+    for env in (by_id, by_callable):
+        assert isinstance(env.unwrapped, OldGymEnv), env
+        env.reset(seed=1)
+        flags = [env.step(0)[2:4] for _ in range(7)]
+        assert flags == [(False, False)] * 6 + [(False, True)]
+        env.close()
+    assert by_id.spec.max_episode_steps == 7
