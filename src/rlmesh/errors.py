@@ -25,6 +25,8 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
     ├── EnvClosedError                  the client or the session is closed
     ├── UnsupportedSpaceError (TypeError)  a space or env API rlmesh cannot serve
     ├── RemoteAttributeError (AttributeError)  the served env has no such attribute
+    ├── CompatError (ImportError)       a compatibility layer's package is missing here, or
+    │                                   this Gymnasium is too old for the client side
     ├── SandboxError (RuntimeError)     a sandbox's stack could not be built or its server
     │                                   did not start (carries the installer's or server's log)
     ├── ParamError (ValueError)         an env's construction parameter failed validation
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "CompatError",
     "ConnectFailedError",
     "ConnectionLostError",
     "EncodeError",
@@ -214,6 +217,15 @@ class RemoteEnvError(RLMeshError):
 
 class RemoteModelError(RemoteEnvError):
     """The served model raised while predicting (same attributes as RemoteEnvError)."""
+
+
+class CompatError(RLMeshError, ImportError):
+    """A package that a compatibility layer needs is missing or too old in this environment.
+
+    Raised by ``rlmesh serve --compat gym`` (and ``EnvServer(compat="gym")``) where the old
+    ``gym`` package is not installed, and by rlmesh's client side under a Gymnasium older than
+    it supports. The message names the package and version needed (``docs/old-gym.md``).
+    """
 
 
 class SandboxError(RLMeshError, RuntimeError):

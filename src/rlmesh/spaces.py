@@ -15,8 +15,9 @@ Gymnasium's, re-exported. Every space here crosses the wire exactly (see
 
 from __future__ import annotations
 
-from gymnasium.spaces import Graph, GraphInstance, OneOf, Sequence, Space
+from gymnasium.spaces import Graph, GraphInstance, Sequence, Space
 
+from rlmesh.spacetypes.available import OneOf
 from rlmesh.spacetypes.classes import Box, Dict, Discrete, MultiBinary, MultiDiscrete, Text, Tuple
 from rlmesh.spacetypes.convert import from_gymnasium_space, space_from_spec, to_gymnasium_space
 from rlmesh.spacetypes.spec import SpaceSpec

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces as gs
 
+from rlmesh.spacetypes.available import OneOf
+
 __all__ = ["coerce_action", "coerce_actions", "map_leaves", "to_plain"]
 
 _ARRAY_SPACES = (gs.Box, gs.MultiDiscrete, gs.MultiBinary)
@@ -139,7 +141,7 @@ def _coerce_parts(space: gs.Space[Any] | None, action: Any) -> Any:
         return tuple(coerce_action(s, v) for s, v in zip(space.spaces, action, strict=True))
     if isinstance(space, gs.Sequence) and not space.stack:
         return tuple(coerce_action(space.feature_space, v) for v in action)
-    if isinstance(space, gs.OneOf) and len(action) == 2:
+    if isinstance(space, OneOf) and len(action) == 2:
         index = int(action[0])
         if 0 <= index < len(space.spaces):
             return (index, coerce_action(space.spaces[index], action[1]))

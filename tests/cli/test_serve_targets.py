@@ -218,6 +218,7 @@ def _assert_legacy_gym_message(message: str, what: str) -> None:
     assert f"{what} comes from the legacy `gym" in message
     assert "shimmy.GymV26CompatibilityV0(env=gym.make(...))" in message
     assert "GymV26Environment-v0" in message and "port the env to Gymnasium" in message
+    assert "--compat gym" in message and "compat=\"gym\"" in message
 
 
 @pytest.mark.parametrize("as_factory", [False, True], ids=["instance", "factory"])

@@ -26,6 +26,7 @@ from rlmesh.cli.targets import load_target, parse_kwargs, vectorized
 from rlmesh.client.probe import probe
 from rlmesh.errors import RLMeshError
 from rlmesh.protocol import LIBRARY_VERSION
+from rlmesh.server.compat import COMPAT_MODES
 from rlmesh.server.options import ServeOptions
 from rlmesh.server.server import EnvServer, stop_on_signals
 from rlmesh.tls import client_context, server_context
@@ -41,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return serve_isolated(args, getattr(args, "argv", sys.argv[1:]))
     target = load_target(args.target, parse_kwargs(args.kwargs), imports=args.imports,
                          render_mode=args.render_mode,
-                         max_episode_steps=args.max_episode_steps)
+                         max_episode_steps=args.max_episode_steps, compat=args.compat)
     if args.num_envs > 1:
         target = vectorized(target, args.num_envs)
     tls = None
@@ -146,6 +147,7 @@ def _add_serve(sub: Any) -> None:
                   "rlmesh serve ale_py:ALE/Pong-v5 --render-mode rgb_array",
                   "rlmesh serve ALE/Pong-v5 --import ale_py --max-episode-steps 1000",
                   "rlmesh serve my_envs:make_env --kwargs '{\"level\": 3}' --num-envs 4",
+                  "rlmesh serve CartPole-v1 --compat gym   (the old gym package's env)",
                   "RLMESH_TOKEN=... rlmesh serve CartPole-v1 --address 0.0.0.0:5555",
                   "rlmesh serve my_envs:make_env --with 'numpy<2' --with my-sim==1.2"],
         func=cmd_serve)
@@ -164,6 +166,9 @@ def _add_serve(sub: Any) -> None:
     serve.add_argument("--max-episode-steps", type=int, metavar="N",
                        help="truncate episodes after N steps (gymnasium.make's "
                        "max_episode_steps; a TimeLimit around a callable's env)")
+    serve.add_argument("--compat", choices=COMPAT_MODES,
+                       help="gym: TARGET is an env of the old gym package (0.21 to 0.26), made "
+                       "with its gym.make and served as a Gymnasium env (docs/old-gym.md)")
     serve.add_argument("--token", help="require clients to know this token (default "
                        "RLMESH_TOKEN); a token on the command line is visible to other local "
                        "users, so prefer the variable")

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlmesh.cli.contract_json import contract_json
 from rlmesh.cli.describe_local import describe_local, is_local_target
@@ -16,10 +16,12 @@ from rlmesh.cli.ready import watch_parent, write_ready
 from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ConnectOptions
 from rlmesh.client.probe import probe
 from rlmesh.evaluation.results import RunResult
-from rlmesh.models.model import RANDOM_SAMPLE, Model, as_model
 from rlmesh.models.serve import DEFAULT_MAX_BATCH
 from rlmesh.tls import client_context
 from rlmesh.wire.schema import schema_to_space
+
+if TYPE_CHECKING:
+    from rlmesh.models.model import Model
 
 __all__ = ["add_commands"]
 
@@ -32,6 +34,10 @@ def load_policy(spec: str | None) -> Model:
     action`` (given numpy values). The current directory is importable, as with
     ``python -m``.
     """
+    # (loaded here: models import the client side, which `rlmesh serve` in an older stack
+    # than the client's must not need; docs/old-gym.md)
+    from rlmesh.models.model import RANDOM_SAMPLE, Model, as_model
+
     if spec is None:
         return RANDOM_SAMPLE
     obj = import_attribute(spec, "--policy")

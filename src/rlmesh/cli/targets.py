@@ -25,10 +25,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
-from gymnasium.envs.registration import find_highest_version, get_env_id, parse_env_id
+from gymnasium.envs.registration import (
+    find_highest_version,
+    get_env_id,
+    parse_env_id,
+    registry,
+)
 
 from rlmesh.cli.imports import cwd_importable, import_attribute
 from rlmesh.server.authored import HOOK, BoundFactory
+from rlmesh.server.compat import import_old_gym, make_gym, wrap_gym_env, wrap_gym_factory
 from rlmesh.server.sources import is_env_like
 from rlmesh.wire.foreign import check_servable, qualified_name
 
@@ -63,6 +69,7 @@ def load_target(
     imports: Sequence[str] = (),
     render_mode: str | None = None,
     max_episode_steps: int | None = None,
+    compat: str | None = None,
 ) -> Any:
     """Resolve a command-line target into an env factory or an env instance.
 
@@ -75,6 +82,9 @@ def load_target(
             as the keyword argument ``render_mode``.
         max_episode_steps: For an id, passed to ``gymnasium.make``; for a callable, the env
             it returns is wrapped in ``gymnasium.wrappers.TimeLimit``.
+        compat: ``"gym"``: the target is an env of the old ``gym`` package (an id made with
+            its ``gym.make``, or a callable or instance), served through
+            :class:`~rlmesh.server.oldgym.OldGymEnv` (``--compat gym``).
 
     Returns:
         A zero-argument factory (one env per session), or the env instance.
@@ -88,7 +98,9 @@ def load_target(
     modules = tuple(imports)
     for module in modules:
         _import(module, f"--import {module}")
-    if target in gym.registry:
+    if compat is not None:
+        return _old_gym_target(target, modules, options, kwargs, render_mode, max_episode_steps)
+    if target in registry:
         return _id_factory(target, modules, options, max_episode_steps)
     return _module_target(target, modules, options, kwargs, render_mode, max_episode_steps)
 
@@ -123,7 +135,7 @@ def _module_target(target: str, modules: tuple[str, ...], options: dict[str, Any
     try:
         obj = import_attribute(target, "target")
     except ValueError:
-        if attribute in gym.registry:  # Gymnasium's module:EnvId form
+        if attribute in registry:  # Gymnasium's module:EnvId form
             return _id_factory(attribute, (*modules, module), options, max_episode_steps)
         raise _no_attribute(module, attribute) from None
     if getattr(obj, HOOK, None) is not None:
@@ -140,6 +152,31 @@ def _authored(obj: Any, target: str, options: dict[str, Any],
         raise ValueError(f"{target!r} is an rlmesh.EnvFactory: its make() decides how episodes "
                          "end, so --max-episode-steps cannot apply")
     return BoundFactory(obj, **options)
+
+
+def _old_gym_target(target: str, modules: tuple[str, ...], options: dict[str, Any],
+                    kwargs: dict[str, Any] | None, render_mode: str | None,
+                    max_episode_steps: int | None) -> Any:
+    """``--compat gym``: ``target`` resolved against the old ``gym`` package, then wrapped."""
+    import_old_gym()  # a missing gym fails here, with the way to get it
+    if max_episode_steps is not None:
+        options = {**options, "max_episode_steps": max_episode_steps}
+    module, sep, attribute = target.partition(":")
+    if not sep:
+        return functools.partial(make_gym, target, modules, **options)
+    if not (module and attribute):
+        raise ValueError(f"target {target!r} is not of the form module:callable or "
+                         "module:ENV_ID")
+    _import(module, target)
+    try:
+        obj = import_attribute(target, "target")
+    except ValueError:  # the old package's module:ENV_ID form
+        return functools.partial(make_gym, attribute, (*modules, module), **options)
+    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "step")):
+        options.pop("max_episode_steps", None)
+        factory = functools.partial(wrap_gym_factory, obj)
+        return functools.partial(_make_with, factory, modules, options, max_episode_steps)
+    return _instance(wrap_gym_env(obj), target, kwargs, render_mode, max_episode_steps)
 
 
 def _no_attribute(module: str, attribute: str) -> ValueError:
@@ -243,7 +280,7 @@ def _unregistered(env_id: str, problem: str, *, after_import: bool = False) -> s
     if after_import:
         return f"{problem}{hint}; check the id, or name a class or function in the module"
     if namespace is not None and any(spec.namespace == namespace
-                                     for spec in gym.registry.values()):
+                                     for spec in registry.values()):
         return f"{problem}{hint}; check the id"  # the namespace's package is imported
     module = _REGISTRARS.get(namespace or "", "MODULE")
     which = " (MODULE being that package)" if module == "MODULE" else ""

@@ -29,6 +29,7 @@ from rlmesh.protocol.auth import token_from
 from rlmesh.server.accept import Acceptor
 from rlmesh.server.admission import Gate, peer_key
 from rlmesh.server.checks import check_exposure, check_source, source_of
+from rlmesh.server.compat import with_compat
 from rlmesh.server.options import ServeOptions
 from rlmesh.server.seam import Host
 from rlmesh.server.session import Session
@@ -96,6 +97,9 @@ class EnvServer(EnvContractView):
             that framework's arrays (``"numpy"``, the default, changes nothing).
         device: Where those arrays go (``"cuda:0"``, a ``torch.device``...); needs
             ``framework="torch"`` or ``"jax"``.
+        compat: ``"gym"`` serves an env of the old ``gym`` package (0.21 to 0.26) as a
+            Gymnasium env: an id is made with the old ``gym.make``, and every env is wrapped
+            in :class:`~rlmesh.server.oldgym.OldGymEnv` (see ``docs/old-gym.md``).
 
     The socket is bound when the server is constructed. Example::
 
@@ -121,6 +125,7 @@ class EnvServer(EnvContractView):
         tags: Any = None,
         framework: str | None = None,
         device: Any = None,
+        compat: str | None = None,
     ) -> None:
         self.options = options or ServeOptions()
         self.token = token_from(token)
@@ -128,7 +133,7 @@ class EnvServer(EnvContractView):
         check_exposure(requested, self.token, tls, workers)
         self.tls = tls
         self.tags = tags
-        self.source = source_of(env, tags, framework, device)
+        self.source = source_of(with_compat(env, compat), tags, framework, device)
         self._pool: WorkerPool | None = None
         try:
             check_source(self.source, self.options, workers)

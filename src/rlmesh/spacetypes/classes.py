@@ -222,7 +222,7 @@ class Dict(SpaceSurface, gs.Dict):
         self._finish()
 
 
-class Tuple(SpaceSurface, gs.Tuple[Any]):
+class Tuple(SpaceSurface, gs.Tuple):  # type: ignore[type-arg]  # (not generic before Gymnasium 1.0)
     """Gymnasium's ``Tuple``; also ``Tuple(spec)``, and children given as specs."""
 
     def __init__(self, spaces: Iterable[Any] | SpaceSpec, seed: Any = None) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces as gs
 
+from rlmesh.spacetypes.available import OneOf
+
 __all__ = ["GYMNASIUM_TEXT_CHARSET", "SpaceSpec", "register_space_class", "space_spec"]
 
 GYMNASIUM_TEXT_CHARSET = frozenset(string.ascii_letters + string.digits)
@@ -25,7 +27,7 @@ GYMNASIUM_TEXT_CHARSET = frozenset(string.ascii_letters + string.digits)
 _PLAIN: dict[str, Callable[..., gs.Space[Any]]] = {
     "box": gs.Box, "discrete": gs.Discrete, "multi_binary": gs.MultiBinary,
     "multi_discrete": gs.MultiDiscrete, "text": gs.Text, "dict": gs.Dict, "tuple": gs.Tuple,
-    "sequence": gs.Sequence, "graph": gs.Graph, "one_of": gs.OneOf,
+    "sequence": gs.Sequence, "graph": gs.Graph, "one_of": OneOf,
 }
 _NATIVE: dict[str, Callable[..., gs.Space[Any]]] = dict(_PLAIN)
 
@@ -196,7 +198,7 @@ def _composite_spec(space: gs.Space[Any]) -> SpaceSpec | None:
         edge = None if space.edge_space is None else space_spec(space.edge_space)
         return SpaceSpec("graph", [], "", {"node_space": space_spec(space.node_space),
                                            "edge_space": edge})
-    if isinstance(space, gs.OneOf):
+    if isinstance(space, OneOf):
         return SpaceSpec("one_of", [], "", {"spaces": tuple(space_spec(s) for s in space.spaces)})
     return None
 

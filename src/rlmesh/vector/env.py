@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import VectorEnv
 
 from rlmesh import protocol as P
 from rlmesh.client.channel import Channel
@@ -37,6 +37,7 @@ from rlmesh.client.options import (
 from rlmesh.errors import EndpointKindError, ProtocolError
 from rlmesh.specs import EnvContractView
 from rlmesh.vector.attributes import VectorAttributes
+from rlmesh.vector.autoreset import AutoresetMode
 from rlmesh.vector.batching import expand_seeds
 from rlmesh.vector.env_fleet import Fleet
 from rlmesh.vector.vector_fleet import VectorFleet

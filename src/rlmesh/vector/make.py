@@ -17,11 +17,11 @@ from typing import Any
 
 import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec, VectorizeMode
-from gymnasium.vector import AutoresetMode
 
 from rlmesh.client.options import DEFAULT_TIMEOUT
 from rlmesh.server.authored import authored
 from rlmesh.server.workers import WorkerPool
+from rlmesh.vector.autoreset import AutoresetMode
 from rlmesh.vector.env import RemoteVectorEnv
 
 __all__ = ["make_vec"]

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from rlmesh import protocol as P
 from rlmesh.client.channel import Channel
 from rlmesh.client.gather import gather
+from rlmesh.vector.autoreset import AutoresetMode
 from rlmesh.vector.batching import (
     check_reset_mask,
     expand_seeds,

@@ -47,7 +47,9 @@ def _gym_version() -> str:
 def _legacy_gym(what: str) -> str:
     return (
         f"{what} comes from the legacy `gym{_gym_version()}` package, not Gymnasium; rlmesh "
-        "serves Gymnasium envs and spaces. Wrap the env with Shimmy's compatibility wrapper "
+        "serves Gymnasium envs and spaces. Serve it with rlmesh's old-gym adapter: rlmesh "
+        "serve ENV_ID --compat gym, or EnvServer(env, compat=\"gym\") (docs/old-gym.md); "
+        "or wrap the env with Shimmy's compatibility wrapper "
         "(pip install \"shimmy[gym-v26]\"): shimmy.GymV26CompatibilityV0(env=gym.make(...)), "
         "or gymnasium.make(\"GymV26Environment-v0\", env_id=...) after `import shimmy` (on "
         "the command line: rlmesh serve shimmy:GymV26Environment-v0 --kwargs "

@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces as gs
 
 from rlmesh.errors import ProtocolError, UnsupportedSpaceError
+from rlmesh.spacetypes.available import OneOf
 from rlmesh.wire.foreign import space_problem
 
 __all__ = ["schema_to_space", "space_to_schema"]
@@ -122,7 +123,7 @@ _DESCRIBE: Final[tuple[tuple[type[Any], Callable[[Any, int], dict[str, Any]]], .
     (gs.Box, _box_schema), (gs.Discrete, _discrete_schema),
     (gs.MultiDiscrete, _multi_discrete_schema), (gs.MultiBinary, _multi_binary_schema),
     (gs.Text, _text_schema), (gs.Dict, _dict_schema), (gs.Tuple, _tuple_schema),
-    (gs.Sequence, _sequence_schema), (gs.Graph, _graph_schema), (gs.OneOf, _one_of_schema),
+    (gs.Sequence, _sequence_schema), (gs.Graph, _graph_schema), (OneOf, _one_of_schema),
 )
 """Space classes (subclasses match too) and how each is described; a new space type adds a
 row here and one in :data:`_BUILD`."""
@@ -195,7 +196,7 @@ def _graph(schema: dict[str, Any], d: int) -> gs.Graph:
 
 
 def _one_of(schema: dict[str, Any], d: int) -> gs.OneOf[Any]:
-    return gs.OneOf([schema_to_space(s, d) for s in schema["spaces"]])
+    return OneOf([schema_to_space(s, d) for s in schema["spaces"]])
 
 
 _BUILD: Final[dict[str, Callable[[dict[str, Any], int], gs.Space[Any]]]] = {
