@@ -146,6 +146,9 @@ class DockerRunner(Runner):
                "RLMESH_NUM_ENVS": str(launch.num_envs)}
         ref = image_reference(launch.target)
         if ref is not None:
+            if not docker(["image", "inspect", ref], check=False).ok:
+                raise SandboxError(f"the image {ref!r} is not available locally (nothing is "
+                                   "pulled behind your back): `docker pull` or build it first")
             return ref, env
         if not launch.target:
             raise SandboxError("nothing to serve: Launch.target is empty")
