@@ -20,7 +20,6 @@ from rlmesh.sandbox.docker import CONTAINER_PORT, DockerRunning
 from rlmesh.sandbox.docker_engine import docker
 from rlmesh.sandbox.docker_reap import reap_orphans
 from rlmesh.sandbox.options import SandboxRuntime
-from rlmesh.sandbox.runner import Launch
 from tests.support import docker as support
 
 pytestmark = pytest.mark.timeout(300)
@@ -38,7 +37,7 @@ def cartpole(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRunning
     """One CartPole sandbox for the module, run as uid 1000 with a read-only volume."""
     shared = tmp_path_factory.mktemp("volume")
     runtime = SandboxRuntime(volumes=[f"{shared}:/data:ro"], user="1000:1000")
-    running = support.runner().start(Launch("env", "CartPole-v1", runtime=runtime),
+    running = support.runner().start(support.launch("CartPole-v1", runtime=runtime),
                                      timeout=240)
     yield running
     running.stop()
@@ -85,7 +84,7 @@ def test_same_host_memory_falls_back_to_the_socket_across_the_boundary(
 
 def test_make_keywords_arrive_at_run_time_without_a_rebuild(cartpole: DockerRunning) -> None:
     running = support.runner().start(
-        Launch("env", "CartPole-v1", make_kwargs={"max_episode_steps": 3}), timeout=120)
+        support.launch("CartPole-v1", make_kwargs={"max_episode_steps": 3}), timeout=120)
     try:
         assert running.environment == cartpole.environment  # the same image
         with RemoteEnv(running.address) as env:
@@ -98,7 +97,7 @@ def test_make_keywords_arrive_at_run_time_without_a_rebuild(cartpole: DockerRunn
 
 
 def test_stop_removes_the_container() -> None:
-    running = support.runner().start(Launch("env", "CartPole-v1"), timeout=120)
+    running = support.runner().start(support.launch("CartPole-v1"), timeout=120)
     assert running.alive()
     running.stop()
     running.stop()  # idempotent
@@ -109,7 +108,7 @@ def test_a_server_that_exits_fails_the_start_with_its_log_tail() -> None:
     before = set(docker(["ps", "-aq", "--filter",
                          f"label={support.TEST_LABEL}={support.RUN_ID}"]).stdout.split())
     with pytest.raises(SandboxError, match="exited") as caught:
-        support.runner().start(Launch("env", "NoSuchEnvAnywhere-v0"), timeout=120)
+        support.runner().start(support.launch("NoSuchEnvAnywhere-v0"), timeout=120)
     assert "NoSuchEnvAnywhere" in str(caught.value)  # the server's own message, from its log
     after = set(docker(["ps", "-aq", "--filter",
                         f"label={support.TEST_LABEL}={support.RUN_ID}"]).stdout.split())
@@ -118,7 +117,7 @@ def test_a_server_that_exits_fails_the_start_with_its_log_tail() -> None:
 
 def test_a_missing_image_is_refused_without_pulling() -> None:
     with pytest.raises(SandboxError, match="not available locally"):
-        support.runner().start(Launch("env", "image://rlmesh-absent-image:never"), timeout=30)
+        support.runner().start(support.launch("image://rlmesh-absent-image:never"), timeout=30)
 
 
 def test_bad_runtime_options_fail_before_any_container(tmp_path: Path) -> None:
@@ -128,7 +127,7 @@ def test_bad_runtime_options_fail_before_any_container(tmp_path: Path) -> None:
                     SandboxRuntime(devices=["/etc/passwd"]),
                     SandboxRuntime(gpus="all --privileged")):
         with pytest.raises(ValueError):
-            support.runner().start(Launch("env", "CartPole-v1", runtime=runtime), timeout=30)
+            support.runner().start(support.launch("CartPole-v1", runtime=runtime), timeout=30)
 
 
 _OWNER = """

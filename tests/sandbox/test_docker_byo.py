@@ -14,7 +14,6 @@ from gymnasium.utils.env_checker import check_env
 from rlmesh.numpy import RemoteEnv
 from rlmesh.sandbox.docker_engine import docker
 from rlmesh.sandbox.docker_source import classify_source
-from rlmesh.sandbox.runner import Launch
 from tests.support import docker as support
 
 pytestmark = pytest.mark.timeout(300)
@@ -46,7 +45,7 @@ def test_the_example_image_serves_its_factory_with_run_time_keywords(byo_image: 
     source = classify_source(byo_image, lambda ref: support.exists(ref))
     assert (source.kind, source.resolved) == ("image", f"image://{byo_image}")
     running = support.runner().start(
-        Launch("env", source.resolved, make_kwargs={"length": 4}), timeout=120)
+        support.launch(source.resolved, make_kwargs={"length": 4}), timeout=120)
     try:
         found = support.inspect(running.ident)
         assert found["HostConfig"]["CapDrop"] == ["ALL"]

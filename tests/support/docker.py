@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import uuid
 from typing import Any
 
@@ -19,8 +18,8 @@ import pytest
 
 from rlmesh.sandbox.docker import DockerRunner
 from rlmesh.sandbox.docker_engine import daemon_problem, docker
-from rlmesh.sandbox.docker_image import base_image_for
 from rlmesh.sandbox.options import SandboxBuild
+from rlmesh.sandbox.runner import Launch
 
 RUN_ID = uuid.uuid4().hex[:12]
 TEST_LABEL = "rlmesh.test.run"
@@ -30,16 +29,22 @@ BYO_REPOSITORY = "rlmesh-byo-test"
 
 
 def base_image() -> str:
-    """The base image the tests build on (``RLMESH_SANDBOX_BASE_IMAGE``, as in CI)."""
-    return base_image_for(SandboxBuild())
+    """The base image the tests build on: ``RLMESH_SANDBOX_BASE_IMAGE`` (as in CI), else the
+    one ``.ci/docker-setup`` builds."""
+    return os.environ.get("RLMESH_SANDBOX_BASE_IMAGE") or "rlmesh-base:bookworm"
+
+
+def launch(target: str, **fields: Any) -> Launch:
+    """A :class:`Launch` of ``target`` built on :func:`base_image`."""
+    return Launch("env", target, build=SandboxBuild(base_image=base_image()), **fields)
 
 
 def require_docker() -> None:
     """Skip (or, with ``RLMESH_REQUIRE_DOCKER=1``, fail) without a daemon and base image."""
     problem = daemon_problem()
     if problem is None and not docker(["image", "inspect", base_image()], check=False).ok:
-        problem = (f"the base image {base_image()!r} is not present (.ci/docker-setup builds "
-                   "rlmesh-base:bookworm; export RLMESH_SANDBOX_BASE_IMAGE=rlmesh-base:bookworm)")
+        problem = (f"the base image {base_image()!r} is not present (run .ci/docker-setup, "
+                   "or name another one in RLMESH_SANDBOX_BASE_IMAGE)")
     if problem is None:
         return
     if os.environ.get("RLMESH_REQUIRE_DOCKER") == "1":
@@ -73,8 +78,3 @@ def remove_test_artifacts() -> None:
         if images:
             docker(["rmi", "-f", *sorted(set(images))], check=False, timeout=120)
 
-
-def run_python(code: str, timeout: float = 60) -> subprocess.Popen[str]:
-    """Start ``python -c CODE`` with its stdout piped (for owner processes that die)."""
-    import sys
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
