@@ -22,7 +22,9 @@ from rlmesh.sandbox.docker_reap import reap_orphans
 from rlmesh.sandbox.options import SandboxRuntime
 from tests.support import docker as support
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300),
+              # check_env warns about CartPole's unbounded Box; the bounds are Gymnasium's own
+              pytest.mark.filterwarnings("ignore:.*infinity.*:UserWarning")]
 support.require_docker()
 
 
@@ -45,7 +47,7 @@ def cartpole(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRunning
 
 def test_an_env_id_is_served_and_passes_check_env(cartpole: DockerRunning) -> None:
     assert cartpole.address.startswith("127.0.0.1:")
-    with RemoteEnv(cartpole.address) as env:
+    with RemoteEnv(cartpole.address, token=cartpole.token) as env:
         check_env(env, skip_render_check=True)
         obs, _ = env.reset(seed=7)
     local = gym.make("CartPole-v1")
@@ -72,7 +74,7 @@ def test_the_container_is_hardened_and_published_on_loopback_only(
 
 def test_same_host_memory_falls_back_to_the_socket_across_the_boundary(
         cartpole: DockerRunning) -> None:
-    with RemoteEnv(cartpole.address) as env:
+    with RemoteEnv(cartpole.address, token=cartpole.token) as env:
         # The container has its own pid namespace: the server declines the region.
         assert env.contract["shm"] is False and env.contract["shm_link"] is False
         env.reset(seed=0)
@@ -87,7 +89,7 @@ def test_make_keywords_arrive_at_run_time_without_a_rebuild(cartpole: DockerRunn
         support.launch("CartPole-v1", make_kwargs={"max_episode_steps": 3}), timeout=120)
     try:
         assert running.environment == cartpole.environment  # the same image
-        with RemoteEnv(running.address) as env:
+        with RemoteEnv(running.address, token=running.token) as env:
             env.reset(seed=0)
             flags = [env.step(0)[3] for _ in range(3)]
         assert flags == [False, False, True]
@@ -162,3 +164,31 @@ def test_an_orphan_of_a_dead_owner_is_reaped_and_a_live_owners_is_not() -> None:
     reaped = reap_orphans()
     assert any(ident.startswith(orphan) for ident in reaped)
     assert not support.exists(orphan)
+
+
+def test_sandbox_env_runs_on_docker_and_its_port_wants_the_token() -> None:
+    """The public face: SandboxEnv on the Docker backend is a live, token-guarded RemoteEnv."""
+    import rlmesh
+    import rlmesh.numpy
+    from rlmesh.errors import AuthenticationError
+
+    before = set(docker(["images", "-q", "rlmesh-sandbox"]).stdout.split())
+    runtime = SandboxRuntime(backend="docker", start_timeout_seconds=240)
+    build = rlmesh.SandboxBuild(base_image=support.base_image())
+    try:
+        with rlmesh.numpy.SandboxEnv("gym://CartPole-v1", build=build, runtime=runtime,
+                                     max_episode_steps=5) as env:
+            info = env.sandbox
+            assert (info.backend, info.resolved_source) == ("docker", "gym://CartPole-v1")
+            assert support.exists(info.container_id)
+            check_env(env, skip_render_check=True)
+            env.reset(seed=1)
+            steps = [env.step(0)[3] for _ in range(5)]
+            assert steps[-1] is True  # max_episode_steps reached make() in the container
+            with pytest.raises(AuthenticationError):
+                RemoteEnv(info.address, token="not-the-token").reset()
+        assert not support.exists(info.container_id)
+    finally:
+        after = set(docker(["images", "-q", "rlmesh-sandbox"]).stdout.split())
+        if after - before:
+            docker(["rmi", "-f", *sorted(after - before)], check=False, timeout=120)

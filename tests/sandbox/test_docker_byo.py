@@ -13,7 +13,8 @@ from gymnasium.utils.env_checker import check_env
 
 from rlmesh.numpy import RemoteEnv
 from rlmesh.sandbox.docker_engine import docker
-from rlmesh.sandbox.docker_source import classify_source
+from rlmesh.sandbox.docker_source import image_reference
+from rlmesh.sandbox.sources import resolve_source
 from tests.support import docker as support
 
 pytestmark = pytest.mark.timeout(300)
@@ -42,14 +43,14 @@ def byo_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_the_example_image_serves_its_factory_with_run_time_keywords(byo_image: str) -> None:
-    source = classify_source(byo_image, lambda ref: support.exists(ref))
+    source = resolve_source(byo_image)
     assert (source.kind, source.resolved) == ("image", f"image://{byo_image}")
     running = support.runner().start(
         support.launch(source.resolved, make_kwargs={"length": 4}), timeout=120)
     try:
         found = support.inspect(running.ident)
         assert found["HostConfig"]["CapDrop"] == ["ALL"]
-        with RemoteEnv(running.address) as env:
+        with RemoteEnv(running.address, token=running.token) as env:
             assert env.observation_space.shape == (4,)  # RLMESH_MAKE_KWARGS reached make_env
             check_env(env, skip_render_check=True)
             obs, _ = env.reset(seed=0)
@@ -62,7 +63,6 @@ def test_the_example_image_serves_its_factory_with_run_time_keywords(byo_image: 
 
 
 def test_sources_are_classified_without_guessing_an_image_for_an_env() -> None:
-    local = {"my-env:latest"}
     cases = {
         "CartPole-v1": ("env", "CartPole-v1", "gym://CartPole-v1"),
         "gym://CartPole-v1": ("env", "CartPole-v1", "gym://CartPole-v1"),
@@ -73,8 +73,10 @@ def test_sources_are_classified_without_guessing_an_image_for_an_env() -> None:
         "image://other:1": ("image", "other:1", "image://other:1"),
     }
     for given, expected in cases.items():
-        found = classify_source(given, local.__contains__)
-        assert (found.kind, found.value, found.resolved) == expected, given
-    for bad in ("", "hf2://x", "docker://", "image://Not An Image"):
+        found = resolve_source(given)
+        assert (found.kind, found.target, found.resolved) == expected, given
+    for bad in ("", "hf2://x", "docker://"):
         with pytest.raises(ValueError):
-            classify_source(bad, local.__contains__)
+            resolve_source(bad)
+    with pytest.raises(ValueError, match="image reference"):
+        image_reference("image://Not An Image")

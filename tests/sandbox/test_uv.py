@@ -20,7 +20,9 @@ from rlmesh.sandbox.cache import COMPLETE, entries
 from tests.sandbox.conftest import OLD_NUMPY, UV
 from tests.support.processes import alive, kill_group, rlmesh_cmd, wait_dead, wait_for
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300),
+              # check_env warns about CartPole's unbounded Box; the bounds are Gymnasium's own
+              pytest.mark.filterwarnings("ignore:.*infinity.*:UserWarning")]
 
 
 def _pid(env: SandboxEnv | SandboxVectorEnv) -> int:

@@ -22,6 +22,7 @@ import atexit
 import contextlib
 import json
 import math
+import secrets
 import threading
 import time
 from typing import Any
@@ -53,10 +54,11 @@ class DockerRunning(Running):
         environment: The image's id.
     """
 
-    def __init__(self, ident: str, address: str, environment: str) -> None:
+    def __init__(self, ident: str, address: str, environment: str, token: str) -> None:
         self.ident = ident
         self.address = address
         self.environment = environment
+        self.token = token
         self._stopped = False
         with _live_lock:
             _live.add(self)
@@ -165,14 +167,18 @@ class DockerRunner(Runner):
             args += ["--label", f"{key}={value}"]
         for key, value in env.items():
             args += ["--env", f"{key}={value}"]
-        ident = docker([*args, image], timeout=120).stdout.strip()
+        # A token of its own for the published port, handed over by name, not on a command line.
+        token = secrets.token_urlsafe(24)
+        args += ["--env", "RLMESH_TOKEN"]
+        ident = docker([*args, image], timeout=120, secrets={"RLMESH_TOKEN": token}
+                       ).stdout.strip()
         image_id = docker(["inspect", "--format", "{{.Image}}", ident], check=False)
         try:
             address = _published(ident)
         except SandboxError:
             docker(["rm", "-f", ident], check=False)
             raise
-        return DockerRunning(ident, address, image_id.stdout.strip())
+        return DockerRunning(ident, address, image_id.stdout.strip(), token)
 
 
 def _published(ident: str) -> str:
@@ -189,7 +195,7 @@ def _wait_ready(running: DockerRunning, deadline: float) -> dict[str, Any]:
     """Probe until the server answers; fail fast once the container has exited."""
     while True:
         try:
-            return probe(running.address, timeout=2.0)
+            return probe(running.address, timeout=2.0, token=running.token)
         except (RLMeshError, OSError) as exc:
             last = exc
         status, code = running.state()

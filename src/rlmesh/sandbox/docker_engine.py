@@ -8,9 +8,10 @@ Nothing here is shell-interpreted: arguments are passed as a list.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rlmesh.errors import SandboxError
 
@@ -54,7 +55,7 @@ def docker_binary() -> str:
 
 
 def docker(args: Sequence[str], *, timeout: float = 60.0, check: bool = True,
-           stdin: str | None = None) -> DockerResult:
+           stdin: str | None = None, secrets: Mapping[str, str] | None = None) -> DockerResult:
     """Run ``docker ARGS`` and return what it printed.
 
     Args:
@@ -62,6 +63,8 @@ def docker(args: Sequence[str], *, timeout: float = 60.0, check: bool = True,
         timeout: Seconds the command may take.
         check: Raise on a non-zero exit status (else return it).
         stdin: Text written to the command's standard input.
+        secrets: Environment variables for the ``docker`` process only (pass them on as
+            ``--env NAME``, so their values never appear on a command line).
 
     Raises:
         SandboxError: The command failed (with ``check``) or did not finish within
@@ -69,8 +72,9 @@ def docker(args: Sequence[str], *, timeout: float = 60.0, check: bool = True,
     """
     command = [docker_binary(), *args]
     try:
+        env = {**os.environ, **secrets} if secrets else None
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              input=stdin, check=False)
+                              input=stdin, check=False, env=env)
     except subprocess.TimeoutExpired as exc:
         raise SandboxError(f"`docker {' '.join(args[:3])} ...` did not finish within "
                            f"{timeout:g} s") from exc

@@ -54,6 +54,9 @@ class Running(abc.ABC):
     """Its container id, or ``pid:<n>`` for a process."""
     environment: str
     """The uv environment's directory or the image's id."""
+    token: str | None = None
+    """The token its server requires (a container's published port gets one of its own; a
+    uv server listens on a unix socket in a private directory and needs none)."""
 
     @abc.abstractmethod
     def alive(self) -> bool:

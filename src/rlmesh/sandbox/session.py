@@ -47,13 +47,21 @@ class SandboxSession:
     def _start_sandbox(self, kind: str, source: str, build: SandboxBuild | None,
                        runtime: SandboxRuntime | None, params: dict[str, Any],
                        num_envs: int = 1, vectorization_mode: str | None = None) -> str:
-        """Start the server; returns its address. It is stopped with this object."""
+        """Start the server; returns its address. It is stopped with this object.
+
+        The client connects with :attr:`_sandbox_token`, the token the server requires.
+        """
         running, info = start_sandbox(kind, source, build=build, runtime=runtime,
                                       params=params, num_envs=num_envs,
                                       vectorization_mode=vectorization_mode)
         self._sandbox_running, self._sandbox_info = running, info
         self._sandbox_stop = weakref.finalize(self, running.stop)
         return running.address
+
+    @property
+    def _sandbox_token(self) -> str | None:
+        running = self._sandbox_running
+        return running.token if running is not None else None
 
     @property
     def sandbox(self) -> SandboxInfo:
@@ -94,7 +102,8 @@ class SandboxEnv(SandboxSession, RemoteEnv):
                  **params: Any) -> None:
         address = self._start_sandbox("env", source, build, runtime, params)
         try:
-            super().__init__(address, connect_timeout_seconds=connect_timeout_seconds)
+            super().__init__(address, connect_timeout_seconds=connect_timeout_seconds,
+                             token=self._sandbox_token)
         except BaseException:
             self._stop_sandbox()
             raise
@@ -147,7 +156,8 @@ class SandboxVectorEnv(SandboxSession, RemoteVectorEnv):
         address = self._start_sandbox("env", source, build, runtime, params,
                                       num_envs=num_envs, vectorization_mode=vectorization_mode)
         try:
-            super().__init__(address, connect_timeout_seconds=connect_timeout_seconds)
+            super().__init__(address, connect_timeout_seconds=connect_timeout_seconds,
+                             token=self._sandbox_token)
         except BaseException:
             self._stop_sandbox()
             raise
@@ -182,7 +192,7 @@ class SandboxModel(SandboxSession, RemoteModel):
                             f"{sorted(params)}")
         address = self._start_sandbox("model", source, build, runtime, {})
         try:
-            super().__init__(address)
+            super().__init__(address, token=self._sandbox_token)
         except BaseException:
             self._stop_sandbox()
             raise

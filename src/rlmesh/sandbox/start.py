@@ -92,7 +92,8 @@ def start_sandbox(kind: str, source: str, *, build: SandboxBuild | None,
         raise TypeError("build= takes a SandboxBuild and runtime= a SandboxRuntime")
     resolved = resolve_source(source)
     runner = select_runner(resolved, runtime)
-    launch = Launch(kind=kind, target=resolved.target, make_kwargs=dict(params),
+    target = resolved.resolved if resolved.kind == "image" else resolved.target
+    launch = Launch(kind=kind, target=target, make_kwargs=dict(params),
                     num_envs=num_envs, vectorization_mode=vectorization_mode, build=build,
                     runtime=runtime)
     running = runner.start(launch, timeout=runtime.start_timeout_seconds)
