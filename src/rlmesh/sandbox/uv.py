@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -61,6 +62,30 @@ def env_python(env: Path) -> Path:
     return env / "bin" / "python"
 
 
+_OLD_GYM = re.compile(r"^\s*gym\s*(==|<=|<|~=)\s*0\.(1\d|2[0-5])(\.|\s|$)", re.IGNORECASE)
+"""A requirement for a gym release before 0.26 (uv cannot install gym 0.21)."""
+
+
+def with_compat_pins(packages: Sequence[str], compat: str | None) -> list[str]:
+    """``packages``, plus ``numpy<2`` for ``compat="gym"`` when no numpy is asked for.
+
+    No release of the old ``gym`` package runs on numpy 2 (gym 0.26.2, its last, calls
+    ``np.bool8``), so ``--compat gym --with gym==0.26.2`` gets the numpy it needs; a numpy
+    requirement of the caller's own wins.
+    """
+    listed = list(packages)
+    if compat == "gym" and not any(_names_numpy(p) for p in listed):
+        listed.append("numpy<2")
+    return listed
+
+
+def _names_numpy(requirement: str) -> bool:
+    name = requirement.strip().split(";")[0]
+    for stop in "<>=!~[ @":
+        name = name.split(stop)[0]
+    return name.strip().lower() == "numpy"
+
+
 def ensure_env(packages: Sequence[str], *, python: str | None = None,
                package: RlmeshPackage | None = None, compat: str | None = None) -> Path:
     """The cached uv environment holding ``packages`` and this rlmesh, built if missing.
@@ -76,7 +101,7 @@ def ensure_env(packages: Sequence[str], *, python: str | None = None,
     """
     python = python or default_python()
     package = package or rlmesh_package()
-    requirements = sorted(set(packages))
+    requirements = sorted(set(with_compat_pins(packages, compat)))
     describe = {"kind": "env", "python": python, "requirements": requirements,
                 "rlmesh": package.identity, "rlmesh_version": LIBRARY_VERSION,
                 "compat": compat}
@@ -85,9 +110,17 @@ def ensure_env(packages: Sequence[str], *, python: str | None = None,
         run_uv(["venv", "--quiet", "--relocatable", "--python", python, str(directory)],
                what=f"creating a Python {python} environment")
         listed = " ".join(requirements) or "nothing else"
-        run_uv(["pip", "install", "--quiet", "--python", str(env_python(directory)),
-                *requirements, package.requirement],
-               what=f"installing {listed} beside rlmesh")
+        try:
+            run_uv(["pip", "install", "--quiet", "--python", str(env_python(directory)),
+                    *requirements, package.requirement],
+                   what=f"installing {listed} beside rlmesh")
+        except SandboxError as exc:
+            if any(_OLD_GYM.match(r) for r in requirements):
+                raise SandboxError(f"{exc}\n\ngym releases before 0.26 cannot be installed "
+                                   "by uv (gym 0.21's metadata is invalid); see "
+                                   "docs/old-gym.md for pip with legacy build tools, or "
+                                   "serve gym==0.26.2 with --compat gym") from exc
+            raise
 
     entry = build_once(cache_root() / "envs" / cache_key(describe), build, describe)
     touch(entry)
