@@ -111,8 +111,9 @@ def ensure_env(packages: Sequence[str], *, python: str | None = None,
                what=f"creating a Python {python} environment")
         listed = " ".join(requirements) or "nothing else"
         try:
-            run_uv(["pip", "install", "--quiet", "--python", str(env_python(directory)),
-                    *requirements, package.requirement],
+            # --compile-bytecode: every later start imports from .pyc, not from source
+            run_uv(["pip", "install", "--quiet", "--compile-bytecode", "--python",
+                    str(env_python(directory)), *requirements, package.requirement],
                    what=f"installing {listed} beside rlmesh")
         except SandboxError as exc:
             if any(_OLD_GYM.match(r) for r in requirements):
