@@ -18,7 +18,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import rlmesh.numpy
-from rlmesh.sandbox.uv import with_compat_pins
+from rlmesh.sandbox.oldstacks import is_old_gym, with_compat_pins
 from tests.support.processes import kill_group, wait_for
 
 pytestmark = [pytest.mark.timeout(300),
@@ -32,6 +32,9 @@ def test_compat_gym_adds_numpy_below_2_unless_numpy_is_asked_for() -> None:
     assert with_compat_pins(["gym", "NumPy>=1.23 ; python_version>'3'"], "gym")[-1].startswith(
         "NumPy")
     assert with_compat_pins(["gym==0.26.2"], None) == ["gym==0.26.2"]
+    assert [r for r in ("gym==0.21.0", "gym<0.22", "GYM ~= 0.25.1", "gym==0.26.2", "gym",
+                        "gymnasium==0.21.0", "gym>=0.21") if is_old_gym(r)] == [
+        "gym==0.21.0", "gym<0.22", "GYM ~= 0.25.1"]
 
 
 def test_old_gym_cartpole_served_from_its_own_stack(sandbox_cache: Path, tmp_path: Path
@@ -69,25 +72,59 @@ def test_old_gym_cartpole_served_from_its_own_stack(sandbox_cache: Path, tmp_pat
             process.stderr.close()
 
 
-def test_an_old_gym_that_uv_cannot_install_fails_with_uvs_message_and_the_way_out(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """gym 0.21 cannot be installed by uv: the error carries uv's words and the way out."""
-    from rlmesh.errors import SandboxError
-    from rlmesh.sandbox.uv import ensure_env
-    from rlmesh.sandbox.wheel import RlmeshPackage
+RECORD_021 = """
+import json, sys
+import gym
+from gym.wrappers import TimeLimit
+env = TimeLimit(gym.make("CartPole-v1").env, max_episode_steps=8)
+env.seed(5)
+obs = [env.reset().tolist()]
+flags = []
+for step in range(12):
+    o, r, done, info = env.step(step % 2)
+    obs.append(o.tolist())
+    flags.append([done, bool(info.get("TimeLimit.truncated", False))])
+    if done:
+        break
+print(json.dumps({"version": gym.__version__, "obs": obs, "flags": flags}))
+"""
 
-    fake = tmp_path / "uv"  # a uv that creates environments and fails gym 0.21's build
-    fake.write_text("#!/bin/sh\n"
-                    "if [ \"$1\" = venv ]; then for last; do :; done; mkdir -p \"$last/bin\"; "
-                    "exit 0; fi\n"
-                    "echo 'error: Failed to build `gym==0.21.0`: invalid metadata' >&2\n"
-                    "exit 1\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("RLMESH_UV", str(fake))
-    monkeypatch.setenv("RLMESH_CACHE_DIR", str(tmp_path / "cache"))
-    package = RlmeshPackage("rlmesh-0-py3-none-any.whl", "test")
-    with pytest.raises(SandboxError, match=r"(?s)Failed to build `gym==0\.21\.0`.*old-gym\.md"):
-        ensure_env(["gym==0.21.0"], compat="gym", package=package)
-    with pytest.raises(SandboxError) as plain:
-        ensure_env(["gym==0.26.2"], compat="gym", package=package)
-    assert "old-gym.md" not in str(plain.value)
+
+def test_gym_0_21_is_installed_with_pip_and_served_as_gymnasium(sandbox_cache: Path,
+                                                                 tmp_path: Path) -> None:
+    """uv refuses gym 0.21's metadata; pip with the build tools of its day installs it."""
+    import json
+
+    from rlmesh.sandbox.uv import ensure_env, env_python
+
+    environment = ensure_env(["gym==0.21.0"], compat="gym")  # the stack the CLI will reuse
+    recorded = json.loads(subprocess.run(
+        [str(env_python(environment)), "-c", RECORD_021], capture_output=True, text=True,
+        timeout=120, check=True).stdout)
+    assert recorded["version"] == "0.21.0"
+    ready = tmp_path / "ready"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rlmesh", "serve", "CartPole-v1", "--with", "gym==0.21.0",
+         "--compat", "gym", "--max-episode-steps", "8", "--address",
+         f"unix://{tmp_path}/env.sock", "--ready-file", str(ready)],
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert wait_for(ready.exists, within=240), "the gym 0.21 server never got ready"
+        with rlmesh.numpy.RemoteEnv(ready.read_text().strip()) as env:
+            assert env.metadata["gym_version"] == "0.21.0"
+            obs, _ = env.reset(seed=5)  # seeds through the old env.seed(5)
+            seen = [obs.tolist()]
+            for step in range(len(recorded["flags"])):
+                obs, _, terminated, truncated, _ = env.step(step % 2)
+                seen.append(obs.tolist())
+                done, limit = recorded["flags"][step]
+                assert (terminated, truncated) == (done and not limit, done and limit)
+            assert seen == recorded["obs"]  # bit for bit (float32 values as Python floats)
+            assert recorded["flags"][-1] == [True, True] and truncated and not terminated
+            check_env(env, skip_render_check=True)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        kill_group(process)
+        if process.stderr is not None:
+            process.stderr.close()

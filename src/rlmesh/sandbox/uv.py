@@ -19,7 +19,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -34,6 +33,7 @@ from typing import IO
 from rlmesh.errors import SandboxError
 from rlmesh.protocol import LIBRARY_VERSION
 from rlmesh.sandbox.cache import build_once, cache_key, cache_root, touch
+from rlmesh.sandbox.oldstacks import install_old_gym, is_old_gym, with_compat_pins
 from rlmesh.sandbox.runner import Launch, Runner, Running
 from rlmesh.sandbox.serve_args import serve_argv
 from rlmesh.sandbox.uvtool import run_uv
@@ -62,30 +62,6 @@ def env_python(env: Path) -> Path:
     return env / "bin" / "python"
 
 
-_OLD_GYM = re.compile(r"^\s*gym\s*(==|<=|<|~=)\s*0\.(1\d|2[0-5])(\.|\s|$)", re.IGNORECASE)
-"""A requirement for a gym release before 0.26 (uv cannot install gym 0.21)."""
-
-
-def with_compat_pins(packages: Sequence[str], compat: str | None) -> list[str]:
-    """``packages``, plus ``numpy<2`` for ``compat="gym"`` when no numpy is asked for.
-
-    No release of the old ``gym`` package runs on numpy 2 (gym 0.26.2, its last, calls
-    ``np.bool8``), so ``--compat gym --with gym==0.26.2`` gets the numpy it needs; a numpy
-    requirement of the caller's own wins.
-    """
-    listed = list(packages)
-    if compat == "gym" and not any(_names_numpy(p) for p in listed):
-        listed.append("numpy<2")
-    return listed
-
-
-def _names_numpy(requirement: str) -> bool:
-    name = requirement.strip().split(";")[0]
-    for stop in "<>=!~[ @":
-        name = name.split(stop)[0]
-    return name.strip().lower() == "numpy"
-
-
 def ensure_env(packages: Sequence[str], *, python: str | None = None,
                package: RlmeshPackage | None = None, compat: str | None = None) -> Path:
     """The cached uv environment holding ``packages`` and this rlmesh, built if missing.
@@ -109,19 +85,15 @@ def ensure_env(packages: Sequence[str], *, python: str | None = None,
     def build(directory: Path) -> None:
         run_uv(["venv", "--quiet", "--relocatable", "--python", python, str(directory)],
                what=f"creating a Python {python} environment")
-        listed = " ".join(requirements) or "nothing else"
-        try:
-            # --compile-bytecode: every later start imports from .pyc, not from source
-            run_uv(["pip", "install", "--quiet", "--compile-bytecode", "--python",
-                    str(env_python(directory)), *requirements, package.requirement],
-                   what=f"installing {listed} beside rlmesh")
-        except SandboxError as exc:
-            if any(_OLD_GYM.match(r) for r in requirements):
-                raise SandboxError(f"{exc}\n\ngym releases before 0.26 cannot be installed "
-                                   "by uv (gym 0.21's metadata is invalid); see "
-                                   "docs/old-gym.md for pip with legacy build tools, or "
-                                   "serve gym==0.26.2 with --compat gym") from exc
-            raise
+        modern = [r for r in requirements if not is_old_gym(r)]
+        listed = " ".join(modern) or "nothing else"
+        # --compile-bytecode: every later start imports from .pyc, not from source
+        run_uv(["pip", "install", "--quiet", "--compile-bytecode", "--python",
+                str(env_python(directory)), *modern, package.requirement],
+               what=f"installing {listed} beside rlmesh")
+        legacy = [r for r in requirements if is_old_gym(r)]
+        if legacy:  # last, so that uv never reads their old metadata
+            install_old_gym(env_python(directory), legacy)
 
     entry = build_once(cache_root() / "envs" / cache_key(describe), build, describe)
     touch(entry)
