@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -34,7 +33,7 @@ import gymnasium as gym
 from rlmesh.authoring.binding import resolve
 from rlmesh.authoring.factory import vector_factory
 from rlmesh.cli.imports import import_attribute
-from rlmesh.cli.targets import load_target
+from rlmesh.cli.targets import json_object, load_target
 from rlmesh.models.model import Model
 from rlmesh.server.authored import HOOK
 from rlmesh.server.server import EnvServer, stop_on_signals
@@ -64,13 +63,7 @@ class Plan:
 def _kwargs(text: str | None, source: str) -> dict[str, Any]:
     if not text:
         return {}
-    try:
-        kwargs = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{source} is not valid JSON ({exc}); give a JSON object such as "
-                         """'{"task_id": 3}'""") from None
-    if not isinstance(kwargs, dict):
-        raise ValueError(f"{source} must be a JSON object, not {type(kwargs).__name__}")
+    kwargs = json_object(text, source, """'{"task_id": 3}'""")
     serving = sorted(set(kwargs) & set(_SERVING_KEYS))
     if serving:
         raise ValueError(f"{', '.join(serving)} in {source} control serving, not the env: "

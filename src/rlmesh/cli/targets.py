@@ -52,13 +52,22 @@ def parse_kwargs(text: str | None) -> dict[str, Any] | None:
     """
     if not text:
         return None
+    return json_object(text, "--kwargs", """--kwargs '{"render_mode": "rgb_array"}'""")
+
+
+def json_object(text: str, source: str, example: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object (``source`` and ``example`` word the errors).
+
+    Raises:
+        ValueError: If ``text`` is not valid JSON or not a JSON object.
+    """
     try:
         kwargs = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"--kwargs is not valid JSON ({exc}); give a JSON object, for "
-                         """example --kwargs '{"render_mode": "rgb_array"}'""") from exc
+        raise ValueError(f"{source} is not valid JSON ({exc}); give a JSON object, for "
+                         f"example {example}") from None
     if not isinstance(kwargs, dict):
-        raise ValueError(f"--kwargs must be a JSON object, not {type(kwargs).__name__}")
+        raise ValueError(f"{source} must be a JSON object, not {type(kwargs).__name__}")
     return kwargs
 
 
@@ -120,24 +129,34 @@ def _options(kwargs: dict[str, Any] | None, render_mode: str | None,
     return options
 
 
-def _module_target(target: str, modules: tuple[str, ...], options: dict[str, Any],
-                   kwargs: dict[str, Any] | None, render_mode: str | None,
-                   max_episode_steps: int | None) -> Any:
-    """Resolve ``module:attribute`` (or Gymnasium's ``module:ENV_ID``)."""
-    module, sep, attribute = target.partition(":")
-    if not sep:
-        raise ValueError(_unregistered(target, f"{target!r} is not a registered Gymnasium "
-                                               "env id, nor module:callable"))
+_MISSING: Any = object()
+
+
+def _imported(target: str) -> tuple[str, str, Any]:
+    """``module:attribute`` split, the module imported, and the attribute (``_MISSING``)."""
+    module, _, attribute = target.partition(":")
     if not (module and attribute):
         raise ValueError(f"target {target!r} is not of the form module:callable or "
                          "module:ENV_ID")
     _import(module, target)
     try:
-        obj = import_attribute(target, "target")
+        return module, attribute, import_attribute(target, "target")
     except ValueError:
+        return module, attribute, _MISSING
+
+
+def _module_target(target: str, modules: tuple[str, ...], options: dict[str, Any],
+                   kwargs: dict[str, Any] | None, render_mode: str | None,
+                   max_episode_steps: int | None) -> Any:
+    """Resolve ``module:attribute`` (or Gymnasium's ``module:ENV_ID``)."""
+    if ":" not in target:
+        raise ValueError(_unregistered(target, f"{target!r} is not a registered Gymnasium "
+                                               "env id, nor module:callable"))
+    module, attribute, obj = _imported(target)
+    if obj is _MISSING:
         if attribute in registry:  # Gymnasium's module:EnvId form
             return _id_factory(attribute, (*modules, module), options, max_episode_steps)
-        raise _no_attribute(module, attribute) from None
+        raise _no_attribute(module, attribute)
     if getattr(obj, HOOK, None) is not None:
         return _authored(obj, target, options, max_episode_steps)
     if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "step")):
@@ -161,16 +180,10 @@ def _old_gym_target(target: str, modules: tuple[str, ...], options: dict[str, An
     import_old_gym()  # a missing gym fails here, with the way to get it
     if max_episode_steps is not None:
         options = {**options, "max_episode_steps": max_episode_steps}
-    module, sep, attribute = target.partition(":")
-    if not sep:
+    if ":" not in target:
         return functools.partial(make_gym, target, modules, **options)
-    if not (module and attribute):
-        raise ValueError(f"target {target!r} is not of the form module:callable or "
-                         "module:ENV_ID")
-    _import(module, target)
-    try:
-        obj = import_attribute(target, "target")
-    except ValueError:  # the old package's module:ENV_ID form
+    module, attribute, obj = _imported(target)
+    if obj is _MISSING:  # the old package's module:ENV_ID form
         return functools.partial(make_gym, attribute, (*modules, module), **options)
     if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "step")):
         options.pop("max_episode_steps", None)

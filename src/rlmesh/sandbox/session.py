@@ -14,6 +14,7 @@ never imports a face.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 
 from rlmesh.client.env import RemoteEnv
@@ -70,6 +71,14 @@ class SandboxSession:
             raise AttributeError("this sandbox session never started")
         return self._sandbox_info
 
+    def _attach(self, connect: Callable[[], None]) -> None:
+        """Run the client's own ``__init__`` (``connect``); stop the server if it fails."""
+        try:
+            connect()
+        except BaseException:
+            self._stop_sandbox()
+            raise
+
     def _stop_sandbox(self) -> None:
         """Stop the server (idempotent)."""
         if self._sandbox_stop is not None:
@@ -101,12 +110,9 @@ class SandboxEnv(SandboxSession, RemoteEnv):
                  connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
                  **params: Any) -> None:
         address = self._start_sandbox("env", source, build, runtime, params)
-        try:
-            super().__init__(address, connect_timeout_seconds=connect_timeout_seconds,
-                             token=self._sandbox_token)
-        except BaseException:
-            self._stop_sandbox()
-            raise
+        self._attach(lambda: super(SandboxSession, self).__init__(
+            address, connect_timeout_seconds=connect_timeout_seconds,
+            token=self._sandbox_token))
 
     def close(self) -> None:
         """End the session and stop the sandbox's server. Idempotent."""
@@ -155,12 +161,9 @@ class SandboxVectorEnv(SandboxSession, RemoteVectorEnv):
                              "SandboxEnv for one env")
         address = self._start_sandbox("env", source, build, runtime, params,
                                       num_envs=num_envs, vectorization_mode=vectorization_mode)
-        try:
-            super().__init__(address, connect_timeout_seconds=connect_timeout_seconds,
-                             token=self._sandbox_token)
-        except BaseException:
-            self._stop_sandbox()
-            raise
+        self._attach(lambda: super(SandboxSession, self).__init__(
+            address, connect_timeout_seconds=connect_timeout_seconds,
+            token=self._sandbox_token))
 
     def close_extras(self, **kwargs: Any) -> None:
         """End the session and stop the sandbox's server."""
@@ -191,11 +194,8 @@ class SandboxModel(SandboxSession, RemoteModel):
             raise TypeError(f"SandboxModel takes build= and runtime= only, not "
                             f"{sorted(params)}")
         address = self._start_sandbox("model", source, build, runtime, {})
-        try:
-            super().__init__(address, token=self._sandbox_token)
-        except BaseException:
-            self._stop_sandbox()
-            raise
+        self._attach(lambda: super(SandboxSession, self).__init__(
+            address, token=self._sandbox_token))
 
     def close(self) -> None:
         """Close the connections and stop the sandbox's server. Idempotent."""
