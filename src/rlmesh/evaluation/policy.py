@@ -13,27 +13,23 @@ import copy
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-import numpy as np
 from gymnasium import spaces as gs
 
+from rlmesh.evaluation.corner_set import Corners
 from rlmesh.evaluation.corners import (
     Replay,
-    call_chunk,
     chunk_step,
     first_lane,
-    lane_count,
     stack_one,
 )
 from rlmesh.evaluation.lifecycle import (
     EpisodeState,
     PredictContext,
     accepts_context,
-    anonymous_context,
     call_edge,
     reset_edge,
 )
 from rlmesh.values import coerce_action, coerce_actions, to_plain
-from rlmesh.vector.batching import split_lanes
 
 __all__ = ["BatchPredictor", "Policy", "Predictor", "as_policy"]
 
@@ -43,7 +39,7 @@ BatchPredictor = Callable[..., Any]
 """``(observations, episodes=None) -> actions``: ``episodes[k]`` is row ``k``'s episode."""
 
 
-class Policy:
+class Policy(Corners):
     """A policy for ``rlmesh.run``, ``rlmesh.evaluate`` and ``rlmesh.session``.
 
     Args:
@@ -69,8 +65,6 @@ class Policy:
     observation_space: gs.Space[Any] | None = None
     action_space: gs.Space[Any] | None = None
     # (class-level defaults: a subclass whose __init__ skips super().__init__() still works)
-    _predict: Predictor | None = None
-    _predict_batch: Callable[[Any], Any] | None = None
     _on_episode_end: Callable[..., Any] | None = None
     _on_close: Callable[[], Any] | None = None
     _episode: EpisodeState | None = None
@@ -99,83 +93,6 @@ class Policy:
         self._on_close = on_close
         self._episode = None
 
-    # -- what a subclass overrides ------------------------------------------------------------
-
-    def predict(self, observation: Any) -> Any:
-        """The action for ``observation``.
-
-        Not overridden, it is derived from another corner: ``predict_batch`` on a batch of
-        one, else the first action of ``predict_chunk`` or ``predict_chunk_batch``.
-        """
-        if self._predict is not None:
-            return self._predict(observation)
-        if self.batched:
-            return first_lane(self.predict_batch(stack_one(observation)))
-        if self._defines("predict_chunk") or self._defines("predict_chunk_batch"):
-            return chunk_step(self._chunk(observation, 1), 0)
-        raise NotImplementedError(
-            f"{type(self).__qualname__} has no predict: pass a callable to Model(...) or "
-            "override predict (or predict_batch, predict_chunk, predict_chunk_batch)")
-
-    def predict_batch(self, observations: Any) -> Any:
-        """Actions for a batch of observations (the first axis is the lane).
-
-        Not overridden: the first action of each lane's ``predict_chunk_batch`` chunk, else
-        ``predict`` lane by lane.
-        """
-        if self._predict_batch is not None:
-            return self._predict_batch(observations)
-        if self._defines("predict_chunk_batch"):
-            return self._call_chunk_batch(observations, 1)[:, 0]
-        return np.stack([np.asarray(self.predict(o)) for o in split_lanes(observations)])
-
-    def predict_chunk(self, observation: Any, execution_horizon: int = 1) -> Any:
-        """A chunk of actions for ``observation`` (the first axis is the step).
-
-        Not overridden: lane 0 of ``predict_chunk_batch`` on a batch of one.
-
-        Raises:
-            NotImplementedError: If the model has no chunk corner.
-        """
-        if self._defines("predict_chunk_batch"):
-            return first_lane(self._call_chunk_batch(stack_one(observation),
-                                                     execution_horizon))
-        raise NotImplementedError(f"{type(self).__qualname__} has no chunk corner")
-
-    def predict_chunk_batch(self, observations: Any, execution_horizon: int = 1) -> Any:
-        """Chunks for a batch of observations (``[N, H, ...]``); override to provide it.
-
-        Raises:
-            NotImplementedError: Unless overridden.
-        """
-        raise NotImplementedError(f"{type(self).__qualname__} has no predict_chunk_batch")
-
-    def _defines(self, corner: str) -> bool:
-        return getattr(type(self), corner) is not getattr(Policy, corner)
-
-    def _call_chunk_batch(self, observations: Any, horizon: int) -> Any:
-        return call_chunk(self.predict_chunk_batch, observations, horizon)
-
-    def _chunk(self, observation: Any, horizon: int, context: Any = None) -> Any:
-        """A chunk from the most direct chunk corner (``context`` if it declares one)."""
-        if self._defines("predict_chunk"):
-            return call_chunk(self.predict_chunk, observation, horizon, context)
-        if context is not None:
-            return first_lane(call_chunk(self.predict_chunk_batch, stack_one(observation),
-                                         horizon, [context]))
-        return self.predict_chunk(observation, horizon)
-
-    def _chunk_context(self) -> bool:
-        """Whether the chunk corner :meth:`_chunk` calls declares ``context``."""
-        corner = self.predict_chunk if self._defines("predict_chunk") else \
-            self.predict_chunk_batch
-        return self.chunked and accepts_context(corner)
-
-    @property
-    def chunked(self) -> bool:
-        """Whether the model has a chunk corner (``predict_chunk`` or ``predict_chunk_batch``)."""
-        return self._defines("predict_chunk") or self._defines("predict_chunk_batch")
-
     def load(self, **binding: Any) -> None:
         """Called once before the first episode (the spaces are known by then).
 
@@ -194,13 +111,6 @@ class Policy:
         """Called once after the last episode."""
 
     # -- how the runners (and a model server) call it -----------------------------------------
-
-    @property
-    def batched(self) -> bool:
-        """Whether a batch predictor exists (given, overridden, or from a chunk batch)."""
-        return (self._predict_batch is not None
-                or type(self).predict_batch is not Policy.predict_batch
-                or self._defines("predict_chunk_batch"))
 
     def bind(self, observation_space: gs.Space[Any], action_space: gs.Space[Any]) -> None:
         """Tell the model the (single-env) spaces it will act in."""
@@ -259,30 +169,6 @@ class Policy:
         if self._episode is None:
             self._episode = EpisodeState(None)
         return self._episode.context()
-
-    def _batch_corner(self) -> Callable[..., Any] | None:
-        """The batch corner the model itself defines, if it declares ``context``."""
-        corner: Callable[..., Any] | None = self._predict_batch
-        if corner is None and type(self).predict_batch is not Policy.predict_batch:
-            corner = self.predict_batch
-        if corner is None and self._defines("predict_chunk_batch"):
-            corner = self.predict_chunk_batch
-        return corner if corner is not None and accepts_context(corner) else None
-
-    def predict_lanes(self, observations: Any, episodes: list[EpisodeState | None] | None = None
-                      ) -> Any:
-        """:meth:`predict_batch`, with a context per row for a corner that declares one.
-
-        Row ``k`` gets ``episodes[k]``'s context, or an anonymous one.
-        """
-        corner = self._batch_corner()
-        if corner is None:
-            return self.predict_batch(observations)
-        rows = episodes if episodes is not None else [None] * lane_count(observations)
-        contexts = [e.context() if e is not None else anonymous_context() for e in rows]
-        if corner == self.predict_chunk_batch:  # (bound methods compare by function)
-            return call_chunk(corner, observations, 1, contexts)[:, 0]
-        return corner(observations, context=contexts)
 
     def _contextual(self, episode: EpisodeState | None) -> Predictor:
         """One-observation predict, handed a context wherever the model declares one."""
