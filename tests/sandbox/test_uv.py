@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -150,3 +151,54 @@ def test_envs_list_and_prune_see_the_cache(probe_dir: Path, sandbox_cache: Path)
     assert (sandbox_cache / "envs" / key / COMPLETE).is_file()
     bad = rlmesh_cmd("envs", "sweep", env=environment)
     assert bad.returncode == 1 and "list or prune" in bad.stderr
+
+
+PROBE_MODEL = '''
+import numpy
+import rlmesh.numpy
+
+
+class Lean(rlmesh.numpy.Model):
+    """Pushes the cart toward the pole's lean; says which numpy it runs on."""
+
+    def load(self):
+        self.numpy = numpy.__version__
+
+    def predict(self, observation):
+        return int(observation[2] > 0)
+'''
+
+
+def test_sandbox_model_serves_a_model_from_its_own_stack(probe_dir: Path) -> None:
+    import gymnasium as gym
+
+    (probe_dir / "probe_model.py").write_text(PROBE_MODEL)
+    lean = rlmesh.numpy.Model(lambda o: int(o[2] > 0))
+    expected = rlmesh.run(lean, gym.make("CartPole-v1"), seeds=[4, 5]).rewards
+    with rlmesh.numpy.SandboxModel("probe_model:Lean", runtime=UV, build=OLD_NUMPY) as model:
+        assert model.sandbox.backend == "uv" and model.contract["kind"] == "model"
+        pid = int(model.sandbox.container_id.removeprefix("pid:"))
+        assert alive(pid)
+        assert rlmesh.run(model, gym.make("CartPole-v1"), seeds=[4, 5]).rewards == expected
+    assert wait_dead([pid], within=10) == [], "the sandbox outlived close()"
+    with pytest.raises(TypeError, match="build= and runtime= only"):
+        rlmesh.numpy.SandboxModel("probe_model:Lean", runtime=UV, temperature=0.5)
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_framework_sandbox_envs_hand_out_framework_arrays(probe_dir: Path, framework: str
+                                                           ) -> None:
+    from tests.support.deps import need
+
+    need(framework)
+    face = importlib.import_module(f"rlmesh.{framework}")
+    with face.SandboxEnv("probe_env:make", build=OLD_NUMPY, runtime=UV) as env:
+        obs, info = env.reset(seed=0)
+        assert type(obs).__module__.split(".")[0] in {"torch", "jax", "jaxlib"}
+        assert info["numpy"].startswith("1.")
+        obs = env.step(0)[0]
+        assert tuple(obs.shape) == (4,)
+    with face.SandboxVectorEnv("probe_env:make", 2, build=OLD_NUMPY, runtime=UV) as envs:
+        obs, _ = envs.reset(seed=[1, 2])
+        assert tuple(obs.shape) == (2, 4)
+        assert type(obs).__module__.split(".")[0] in {"torch", "jax", "jaxlib"}
