@@ -372,8 +372,9 @@ def test_all_endpoints_dead_returns_what_finished(
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     started = time.monotonic()
+    # No endpoint comes back: the run waits reconnect_timeout for one, then returns.
     result = rlmesh.evaluate(rlmesh.RANDOM_SAMPLE, [p.address for p in procs], seeds=seeds,
-                             hooks=hook)
+                             hooks=hook, reconnect_timeout=1.0)
     thread.join(5)
     assert hook.go.is_set()
     assert time.monotonic() - started < 10, "no hang once every endpoint is gone"

@@ -1,15 +1,17 @@
 """``rlmesh.evaluate``: one model, planned episodes, spread over many endpoints at once.
 
 Every episode gets its seed when the run is planned, so the results do not depend on which
-endpoint played it or when. Each endpoint has a thread that takes the next episode from a
-shared queue (a vector endpoint takes one per lane). When an endpoint fails mid-episode
-(it dies, hangs past its timeout, or its connection breaks), the episode goes back to the
-queue for another endpoint, the failure is recorded in ``RunResult.events``, and the endpoint
-is tried again once before it is given up. When the env raises, the episode is retried on
-another endpoint, up to ``max_attempts`` starts. A bug on the caller's side (the policy or a
-hook raising, or a served model answering with :class:`~rlmesh.RemoteModelError`) is not an
-episode failure: no retry fixes it, so the run stops and ``evaluate`` raises it, as ``run``
-does. Ctrl+C returns the episodes that finished.
+endpoint played it or when. Each endpoint slot has a thread that takes the next episode from
+a shared queue (a vector endpoint takes one per lane). The endpoints are a list of addresses
+or a live :class:`~rlmesh.vector.endpoints.EndpointSet` whose addresses change as servers
+restart. When an endpoint fails mid-episode (it dies, hangs past its timeout, or its
+connection breaks), the episode goes back to the queue for another endpoint, the failure is
+recorded in ``RunResult.events``, and the slot's thread waits for its endpoint to serve again,
+at its current address, with backoff (:mod:`rlmesh.evaluation.slots`). When the env raises,
+the episode is retried on another endpoint, up to ``max_attempts`` starts. A bug on the
+caller's side (the policy or a hook raising, or a served model answering with
+:class:`~rlmesh.RemoteModelError`) is not an episode failure: no retry fixes it, so the
+run stops and ``evaluate`` raises it, as ``run`` does. Ctrl+C returns the episodes that finished.
 
 Before the first episode every endpoint is asked what it serves (a probe: no session, no env
 built). Endpoints still starting are waited for up to ``connect_timeout``; endpoints that
@@ -27,41 +29,43 @@ from collections.abc import Sequence
 from typing import Any
 
 from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, ConnectOptions
-from rlmesh.client.probe import probe
 from rlmesh.errors import (
     ConnectFailedError,
     EndpointKindError,
     RemoteEnvError,
     RemoteModelError,
-    RLMeshError,
     RLMeshTimeoutError,
     TransportError,
 )
 from rlmesh.evaluation.hooks import HookList, Hooks
-from rlmesh.evaluation.identity import EnvIdentity, provenance
+from rlmesh.evaluation.identity import EnvIdentity, probe_identities, provenance
 from rlmesh.evaluation.lanes import play_lanes
 from rlmesh.evaluation.policy import Policy, as_policy
 from rlmesh.evaluation.results import EpisodeResult, RunResult
 from rlmesh.evaluation.run import plan_seeds, play_episode
-from rlmesh.vector.connect import connect_endpoint
+from rlmesh.evaluation.slots import Outcome, SlotWorker
+from rlmesh.vector.endpoints import EndpointSet, as_endpoint_set
 
 __all__ = ["evaluate"]
 
 _Job = tuple[int, "int | None", int]  # (index, seed, attempts so far)
 
 
-def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None = None,
+def evaluate(model: Any, addresses: str | Sequence[str] | EndpointSet, *,
+             episodes: int | None = None,
              seeds: Sequence[int | None] | None = None, seed: int | None = None,
              max_episode_steps: int | None = None,
              hooks: Hooks | Sequence[Hooks] | None = None, max_attempts: int = 3,
              allow_mixed: bool = False, options: ConnectOptions | None = None,
-             **connect: Any) -> RunResult:
+             reconnect_timeout: float | None = 10.0, **connect: Any) -> RunResult:
     """Play planned episodes of ``model`` on every endpoint at once.
 
     Args:
         model: An :class:`rlmesh.Model`, ``rlmesh.RANDOM_SAMPLE`` or a callable policy
             (shared by all endpoints' threads, so it must be thread-safe).
-        addresses: One endpoint address or several (single-env or vector endpoints).
+        addresses: One endpoint address, several (single-env or vector endpoints), or a live
+            :class:`~rlmesh.vector.endpoints.EndpointSet` (a fleet whose servers may
+            restart at new addresses: a failed slot is played on again once it serves).
         episodes: Episodes to play; default ``len(seeds)``, else 1.
         seeds: The seed of each episode.
         seed: Instead of ``seeds``: episode ``i`` gets ``seed + i``.
@@ -74,6 +78,10 @@ def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None
             env once it comes up is left out (an ``endpoint_mismatch`` event).
         options: How to connect to the endpoints (a :class:`~rlmesh.ConnectOptions`; its
             ``connect_timeout`` is also how long endpoints still starting are waited for).
+        reconnect_timeout: How long the run waits, once no endpoint at all is serving, for
+            one to serve again before it returns the episodes it has (an ``incomplete``
+            event); ``None`` waits as long as it takes. While some endpoint serves, a failed
+            one is waited for until the run ends.
         **connect: Its fields to set instead: ``connect_timeout`` (default 10 s),
             ``timeout``, ``token``, ``tls``.
 
@@ -89,21 +97,22 @@ def evaluate(model: Any, addresses: str | Sequence[str], *, episodes: int | None
             bug), including :class:`~rlmesh.RemoteModelError` from a served model.
     """
     model = as_policy(model)
-    addresses = [addresses] if isinstance(addresses, str) else list(addresses)
-    if not addresses:
+    endpoints = as_endpoint_set(addresses)
+    if not endpoints.addresses:
         raise ValueError("evaluate() needs at least one address")
     plan = plan_seeds(seeds, episodes, seed)
     connection = (options or ConnectOptions()).replace(**connect)
-    run = _Run(model, plan, addresses, max_episode_steps, HookList(hooks), max_attempts,
+    run = _Run(model, plan, endpoints, max_episode_steps, HookList(hooks), max_attempts,
                connection, allow_mixed)
+    run.reconnect_timeout = reconnect_timeout
     return run.execute()
 
 
 class _Run:
-    def __init__(self, model: Policy, plan: list[int | None], addresses: list[str],
+    def __init__(self, model: Policy, plan: list[int | None], endpoints: EndpointSet,
                  max_steps: int | None, hooks: HookList, max_attempts: int,
                  connect: ConnectOptions, allow_mixed: bool) -> None:
-        self.model, self.addresses, self.max_steps = model, addresses, max_steps
+        self.model, self.endpoints, self.max_steps = model, endpoints, max_steps
         self.hooks, self.max_attempts, self.connect = hooks, max_attempts, connect
         self.allow_mixed = allow_mixed
         limit = connect.connect_timeout
@@ -119,23 +128,31 @@ class _Run:
         self.cond = threading.Condition()
         self.in_flight = 0
         self.live = 0
+        """Slot threads still running."""
+        self.serving = 0
+        """Slots connected and playing now."""
+        self.all_down_since: float | None = time.monotonic()
+        """Since when no slot has been serving (``None`` while one is)."""
+        self.reconnect_timeout: float | None = 10.0
         self.stop = False
         self.failure: BaseException | None = None
         """A bug that ended the run (the policy's, a hook's): raised by :meth:`execute`."""
         self.envs: list[Any] = []
         """Connections in use by the endpoints' threads (cut short on Ctrl+C)."""
         self.result = RunResult(planned=len(plan), settings={
-            "endpoints": addresses, "policy": model.name, "seeds": plan,
+            "endpoints": endpoints.addresses, "policy": model.name, "seeds": plan,
             "max_episode_steps": max_steps, "max_attempts": max_attempts,
             "allow_mixed": allow_mixed, **provenance()})
 
     def execute(self) -> RunResult:
         self._bind()
         self.model.load()
-        threads = [threading.Thread(target=self._serve_endpoint, args=(a,), daemon=True,
-                                    name=f"rlmesh-eval-{a}") for a in self.addresses]
+        threads = [threading.Thread(target=self._serve_slot, args=(k,), daemon=True,
+                                    name=f"rlmesh-eval-{a or k}")
+                   for k, a in enumerate(self.endpoints.addresses)]
         self.live = len(threads)
         started = time.perf_counter()
+        self.all_down_since = time.monotonic()
         for thread in threads:
             thread.start()
         try:
@@ -177,23 +194,8 @@ class _Run:
         errors: dict[str, str] = {}
         delay = 0.01
         while not identities:
-            starting = False
-            for address in self.addresses:
-                try:
-                    contract = probe(address, **self.probe_options)
-                except ConnectFailedError as exc:
-                    errors[address], starting = str(exc), True
-                    continue
-                except RLMeshError as exc:
-                    errors[address] = str(exc)
-                    continue
-                kind = contract.get("kind")
-                if kind is None:
-                    errors[address] = "requires a token (token= or RLMESH_TOKEN)"
-                elif kind not in ("env", "vector_env"):
-                    errors[address] = f"serves a {kind!r} endpoint, not an env"
-                else:
-                    identities[address] = EnvIdentity.of_contract(contract)
+            starting = probe_identities(self.endpoints.addresses, self.probe_options,
+                                        identities, errors)
             if not identities:
                 late = self.deadline is not None and time.monotonic() >= self.deadline
                 if late or not starting:
@@ -201,7 +203,7 @@ class _Run:
                         f"{a}: {e}" for a, e in errors.items()))
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
-        first = next(a for a in self.addresses if a in identities)
+        first = next(a for a in identities)
         self.identity = identities[first]
         others = {a: i for a, i in identities.items() if not i.matches(self.identity)}
         if others and not self.allow_mixed:
@@ -214,64 +216,50 @@ class _Run:
         self.result.settings.update(self.identity.settings())
         self.model.bind(self.identity.observation_space, self.identity.action_space)
 
-    # -- per endpoint ---------------------------------------------------------------------
+    # -- the slots' side (SlotHost) ----------------------------------------------------------
 
-    def _await(self, address: str, patient: bool) -> None:
-        """Return once ``address`` answers a probe.
+    def connect_options(self) -> ConnectOptions:
+        return self.connect
 
-        A patient wait retries refused connections until ``connect_timeout`` (from the start
-        of the run) or the end of the run.
+    def over(self) -> bool:
+        with self.cond:
+            return self.stop or not (self.queue or self.in_flight)
 
-        Raises:
-            RLMeshError: Why the endpoint cannot be reached.
-        """
-        delay = 0.01
-        while True:
-            try:
-                probe(address, **self.probe_options)
-                return
-            except ConnectFailedError:
-                late = self.deadline is not None and time.monotonic() >= self.deadline
-                if not patient or late or self.stop:
-                    raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+    def given_up(self) -> bool:
+        with self.cond:
+            since = self.all_down_since
+            return (not self.serving and since is not None and self.reconnect_timeout is not None
+                    and time.monotonic() - since > self.reconnect_timeout)
 
-    def _serve_endpoint(self, address: str) -> None:
-        failures = 0
+    def note(self, kind: str, address: str | None, message: str) -> None:
+        with self.cond:
+            self._event(kind, address, message)
+
+    def play_on(self, env: Any, address: str) -> Outcome:
+        identity = EnvIdentity.of_env(env)
+        reference = self.identity
+        if not self.allow_mixed and reference is not None and not identity.matches(reference):
+            env.close()
+            self.note("endpoint_mismatch", address, f"serves {identity.describe()}, unlike "
+                      "the run's other endpoints; left out (allow_mixed=True pools it anyway)")
+            return "refused"
+        with self.cond:
+            self.envs.append(env)
+            self.serving += 1
+            stopping = self.stop
         try:
-            while failures < 2:
-                try:
-                    self._await(address, patient=not failures)
-                    env = connect_endpoint(address, self.connect)
-                except RLMeshError as exc:
-                    failures += 1
-                    self._note_down(address, exc, final=failures >= 2 or self.stop)
-                    if self.stop:
-                        return
-                    time.sleep(0.2)
-                    continue
-                identity = EnvIdentity.of_env(env)
-                reference = self.identity
-                if (not self.allow_mixed and reference is not None
-                        and not identity.matches(reference)):
-                    env.close()
-                    with self.cond:
-                        self._event("endpoint_mismatch", address, f"serves "
-                                    f"{identity.describe()}, unlike the run's other endpoints; "
-                                    "left out (allow_mixed=True pools it anyway)")
-                    return
-                with self.cond:
-                    self.envs.append(env)
-                    stopping = self.stop
-                try:
-                    if stopping or self._play_all(env, address):
-                        return
-                    failures += 1
-                finally:
-                    with self.cond:
-                        self.envs.remove(env)
-                    env.close()
+            return "done" if stopping or self._play_all(env, address) else "failed"
+        finally:
+            with self.cond:
+                self.envs.remove(env)
+                self.serving -= 1
+                if not self.serving:
+                    self.all_down_since = time.monotonic()
+            env.close()
+
+    def _serve_slot(self, slot: int) -> None:
+        try:
+            SlotWorker(self, slot).run()
         finally:
             with self.cond:
                 self.live -= 1
@@ -364,11 +352,6 @@ class _Run:
             self._event(kind, address, f"{type(exc).__name__}: {exc}; episodes {indices} go "
                         "back to the queue", *indices[:1])
             self.cond.notify_all()
-
-    def _note_down(self, address: str, exc: BaseException, final: bool) -> None:
-        with self.cond:
-            kind = "endpoint_down" if final else "connect_failed"
-            self._event(kind, address, f"{type(exc).__name__}: {exc}")
 
     def _event(self, kind: str, address: str | None, message: str,
                index: int | None = None) -> None:

@@ -11,14 +11,17 @@ import dataclasses
 import datetime
 import platform
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from gymnasium import spaces as gs
 
+from rlmesh.client.probe import probe
+from rlmesh.errors import ConnectFailedError, RLMeshError
 from rlmesh.protocol import LIBRARY_VERSION
 from rlmesh.wire.schema import schema_to_space
 
-__all__ = ["EnvIdentity", "provenance"]
+__all__ = ["EnvIdentity", "probe_identities", "provenance"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,3 +84,39 @@ def provenance() -> dict[str, Any]:
     now = datetime.datetime.now(datetime.timezone.utc)
     return {"rlmesh_version": LIBRARY_VERSION, "python": platform.python_version(),
             "timestamp": now.isoformat(timespec="seconds"), "host": socket.gethostname()}
+
+
+def probe_identities(addresses: Sequence[str | None], options: dict[str, Any],
+                     identities: dict[str, EnvIdentity], errors: dict[str, str]) -> bool:
+    """Probe every address once: fill ``identities`` (env endpoints) and ``errors`` (others).
+
+    Args:
+        addresses: The endpoints (``None``: a slot with no address yet, counted as starting).
+        options: Keyword arguments of :func:`rlmesh.probe` (``timeout``, ``token``, ``tls``).
+        identities: Filled with what each answering env endpoint serves.
+        errors: Filled with why each other endpoint is not usable.
+
+    Returns:
+        Whether some endpoint may still be starting (refused, or no address yet).
+    """
+    starting = False
+    for address in addresses:
+        if address is None:
+            starting = True
+            continue
+        try:
+            contract = probe(address, **options)
+        except ConnectFailedError as exc:
+            errors[address], starting = str(exc), True
+            continue
+        except RLMeshError as exc:
+            errors[address] = str(exc)
+            continue
+        kind = contract.get("kind")
+        if kind is None:
+            errors[address] = "requires a token (token= or RLMESH_TOKEN)"
+        elif kind not in ("env", "vector_env"):
+            errors[address] = f"serves a {kind!r} endpoint, not an env"
+        else:
+            identities[address] = EnvIdentity.of_contract(contract)
+    return starting

@@ -17,7 +17,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["EndpointSet", "MutableEndpoints", "StaticEndpoints", "as_endpoint_set"]
+__all__ = ["EndpointSet", "MutableEndpoints", "StaticEndpoints", "as_endpoint_set",
+           "current_addresses"]
 
 
 @runtime_checkable
@@ -119,3 +120,18 @@ def as_endpoint_set(endpoints: str | Sequence[str] | EndpointSet) -> EndpointSet
     if isinstance(endpoints, EndpointSet):
         return endpoints
     return StaticEndpoints(list(endpoints))
+
+
+def current_addresses(endpoints: EndpointSet) -> list[str]:
+    """Every slot's address now.
+
+    Raises:
+        ValueError: If the set is empty or a slot has no address now (a client that connects
+            every slot at once cannot start without it).
+    """
+    addresses = endpoints.addresses
+    missing = [k for k, a in enumerate(addresses) if a is None]
+    if not addresses or missing:
+        raise ValueError(f"the endpoint set has no address for slots {missing}" if missing
+                         else "the endpoint set is empty")
+    return [a for a in addresses if a is not None]

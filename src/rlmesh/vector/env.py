@@ -39,7 +39,9 @@ from rlmesh.specs import EnvContractView
 from rlmesh.vector.attributes import VectorAttributes
 from rlmesh.vector.autoreset import AutoresetMode
 from rlmesh.vector.batching import expand_seeds
+from rlmesh.vector.endpoints import EndpointSet, StaticEndpoints, current_addresses
 from rlmesh.vector.env_fleet import Fleet
+from rlmesh.vector.live_fleet import LiveFleet, Reconnect
 from rlmesh.vector.vector_fleet import VectorFleet
 from rlmesh.wire.schema import schema_to_space
 
@@ -79,6 +81,13 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
             TLS, ``True`` for one trusting the system's CAs; a ``tls://`` address implies
             ``True``.
         options: A :class:`~rlmesh.ConnectOptions` instead of the keyword arguments above.
+        reconnect: For single-env endpoints: when a lane's server is lost, reconnect the
+            lane to its slot's current address and report it as truncated with
+            ``info["rlmesh_lane_reconnected"]``, instead of raising
+            (:mod:`rlmesh.vector.live_fleet`). ``address`` may then be an
+            :class:`~rlmesh.vector.endpoints.EndpointSet` that follows restarted servers.
+        reconnect_timeout: Seconds a step waits for a lost lane's server to serve again
+            (``None``: as long as it takes); then ``ConnectionLostError`` is raised.
 
     Raises:
         EndpointKindError: A single address serves a single env (use ``RemoteEnv``, or pass a
@@ -91,7 +100,7 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
 
     def __init__(
         self,
-        address: str | Sequence[str] | None = None,
+        address: str | Sequence[str] | EndpointSet | None = None,
         *,
         host: str | None = None,
         port: int | None = None,
@@ -106,8 +115,13 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
         token: str | bytes | None = None,
         tls: ssl.SSLContext | bool | None = None,
         options: ConnectOptions | None = None,
+        reconnect: bool = False,
+        reconnect_timeout: float | None = 30.0,
     ) -> None:
         mode = _mode(autoreset_mode)
+        endpoints: EndpointSet | None = None
+        if isinstance(address, EndpointSet):
+            endpoints, address = address, current_addresses(address)
         if address is None or isinstance(address, str):
             address = endpoint_address(address, host, port, path, transport)
         elif host is not None or port is not None or path is not None or transport is not None:
@@ -122,13 +136,18 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
         self._step_pending = False
         self._owned: list[Any] = []
         if isinstance(address, str):
+            if reconnect:
+                raise ValueError("reconnect=True needs a list of single-env endpoints (or an "
+                                 "EndpointSet), not one vector endpoint")
             self._init_endpoint(address, mode, connect)
         else:
             addresses = list(address)
             if not addresses:
                 raise ValueError("RemoteVectorEnv needs at least one address")
+            live = (Reconnect(endpoints or StaticEndpoints(addresses), connect,
+                              reconnect_timeout) if reconnect else None)
             self._init_fleet(addresses, mode or AutoresetMode.NEXT_STEP, mode is not None,
-                             connect)
+                             connect, live)
         self.closed = False
 
     def _handshake_contract(self) -> dict[str, Any]:
@@ -171,7 +190,7 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
         self.address: str | list[str] = str(channel.address)
 
     def _init_fleet(self, addresses: list[str], mode: AutoresetMode, explicit: bool,
-                    options: ConnectOptions) -> None:
+                    options: ConnectOptions, live: Reconnect | None = None) -> None:
         with ThreadPoolExecutor(min(len(addresses), 32)) as pool:
             futures = [pool.submit(Channel, a, options) for a in addresses]
         channels: list[Channel] = []
@@ -185,6 +204,8 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
             if error is not None:
                 raise error
             kinds = {channel.contract.get("kind") for channel in channels}
+            if kinds == {"vector_env"} and live is not None:
+                raise ValueError("reconnect=True works over single-env endpoints only")
             if kinds == {"vector_env"}:
                 fleet: Fleet | VectorFleet = VectorFleet(channels)
                 if explicit and mode != fleet.autoreset_mode:
@@ -192,7 +213,8 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
                                      f"{fleet.autoreset_mode.value}, not {mode.value}")
                 mode = fleet.autoreset_mode
             elif kinds == {"env"}:
-                fleet = Fleet(channels, mode, self._add_info)
+                fleet = (Fleet(channels, mode, self._add_info) if live is None
+                         else LiveFleet(channels, mode, self._add_info, live))
             else:
                 raise EndpointKindError(
                     "the addresses mix single-env and vector endpoints; list only single-env "

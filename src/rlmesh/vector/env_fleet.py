@@ -78,8 +78,8 @@ class Fleet:
             mask = check_reset_mask(options.pop("reset_mask"), n)
         indices = [i for i in range(n) if mask[i]]
         for i in indices:
-            self.channels[i].submit(P.OP_RESET, seeds[i], options)
-        replies = gather(self.channels, indices)
+            self._submit(i, P.OP_RESET, seeds[i], options)
+        replies = self._gather(indices)
         self._terminations[mask] = False
         self._truncations[mask] = False
         self._autoreset[mask] = False
@@ -106,14 +106,14 @@ class Fleet:
             )
         for i, action in enumerate(per_env):
             if mode == AutoresetMode.NEXT_STEP and self._autoreset[i]:
-                self.channels[i].submit(P.OP_RESET, None, None)
+                self._submit(i, P.OP_RESET, None, None)
             else:
-                self.channels[i].submit(P.OP_STEP, action)
+                self._submit(i, P.OP_STEP, action)
 
     def step_wait(self) -> tuple[Any, np.ndarray[Any, Any], np.ndarray[Any, Any],
                                  np.ndarray[Any, Any], dict[str, Any]]:
         """Collect the replies of :meth:`step_async`."""
-        replies = gather(self.channels, range(self.num_envs))
+        replies = self._gather(range(self.num_envs))
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
         env_infos: list[Any] = [None] * self.num_envs
         finals: dict[int, dict[str, Any]] = {}
@@ -130,8 +130,8 @@ class Fleet:
                 finals[i] = {"final_obs": self._env_obs[i], "final_info": env_infos[i]}
         if finals:  # SAME_STEP: reset the finished ones now, pipelined too
             for i in finals:
-                self.channels[i].submit(P.OP_RESET, None, None)
-            for i, reply in zip(finals, gather(self.channels, list(finals)), strict=True):
+                self._submit(i, P.OP_RESET, None, None)
+            for i, reply in zip(finals, self._gather(list(finals)), strict=True):
                 self._env_obs[i], env_infos[i] = reply[2], reply[3]
         # Infos in sub-env order, as SyncVectorEnv builds them (key order and dtypes follow).
         infos: dict[str, Any] = {}
@@ -142,6 +142,16 @@ class Fleet:
         self._autoreset = np.logical_or(self._terminations, self._truncations)
         return (self._observations(), np.copy(self._rewards), np.copy(self._terminations),
                 np.copy(self._truncations), infos)
+
+    # -- the seam of lane reconnection (rlmesh.vector.live_fleet) -----------------------------
+
+    def _submit(self, lane: int, op: int, *args: Any) -> None:
+        """Send lane ``lane`` a pipelined request."""
+        self.channels[lane].submit(op, *args)
+
+    def _gather(self, lanes: Sequence[int]) -> list[list[Any]]:
+        """Collect the replies of the listed lanes' requests, in order."""
+        return gather(self.channels, lanes)
 
     def render(self) -> tuple[Any, ...]:
         """Every sub-env's frame, in order."""
