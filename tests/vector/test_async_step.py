@@ -199,7 +199,7 @@ def test_one_vector_endpoint_steps_async_then_sync(serve: Any, vec: Any) -> None
     env = vec(serve(lambda: SyncVectorEnv([make_cartpole] * 2)).address)
     assert env.batch_size == 2
     env.async_reset(seed=1)
-    obs, *_ = env.recv()
+    assert env.recv()[0].shape == (2, 4)
     env.send(np.array([0, 1]))
     _, rewards, _, _, infos = env.recv()
     assert infos["env_id"].tolist() == [0, 1] and rewards.tolist() == [1.0, 1.0]
