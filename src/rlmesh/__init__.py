@@ -26,6 +26,7 @@ import importlib as _importlib
 import typing as _typing
 
 from rlmesh.errors import (
+    AsyncStepError,
     AuthenticationError,
     ConnectFailedError,
     ConnectionLostError,
@@ -149,6 +150,7 @@ __all__ = [
     "DESCRIBE_SCHEMA_VERSION",
     "PROTOCOL_VERSION",
     "RANDOM_SAMPLE",
+    "AsyncStepError",
     "AuthenticationError",
     "ConnectFailedError",
     "ConnectOptions",

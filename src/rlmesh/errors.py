@@ -23,6 +23,8 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
     ├── InvalidActionError (ValueError) action outside the action space
     ├── ResetNeededError                step before the first reset
     ├── EnvClosedError                  the client or the session is closed
+    ├── AsyncStepError (RuntimeError)   send()/recv() out of order: recv with nothing sent,
+    │                                   a lane already in flight, step() amid pending sends
     ├── UnsupportedSpaceError (TypeError)  a space or env API rlmesh cannot serve
     ├── RemoteAttributeError (AttributeError)  the served env has no such attribute
     ├── CompatError (ImportError)       a compatibility layer's package is missing here, or
@@ -39,6 +41,7 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
 from __future__ import annotations
 
 __all__ = [
+    "AsyncStepError",
     "AuthenticationError",
     "CompatError",
     "ConnectFailedError",
@@ -183,6 +186,15 @@ class ResetNeededError(RLMeshError):
 
 class EnvClosedError(RLMeshError):
     """The env or its session has been closed."""
+
+
+class AsyncStepError(RLMeshError, RuntimeError):
+    """Async stepping's calls came out of order.
+
+    ``recv()`` with nothing sent (or fewer lanes in flight than ``batch_size``), ``send()``
+    to a lane already in flight, or a synchronous call (``step``, ``reset``...) while lanes
+    sent with ``send()`` have not been received.
+    """
 
 
 class RemoteAttributeError(RLMeshError, AttributeError):

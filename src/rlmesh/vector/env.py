@@ -36,6 +36,8 @@ from rlmesh.client.options import (
 )
 from rlmesh.errors import EndpointKindError, ProtocolError
 from rlmesh.specs import EnvContractView
+from rlmesh.vector.async_api import AsyncStepping
+from rlmesh.vector.async_step import AsyncStepper, check_batch_size
 from rlmesh.vector.attributes import VectorAttributes
 from rlmesh.vector.autoreset import AutoresetMode
 from rlmesh.vector.batching import expand_seeds
@@ -58,7 +60,8 @@ def _mode(value: AutoresetMode | str | None) -> AutoresetMode | None:
         raise ValueError(f"unknown autoreset mode {value!r} (one of {names})") from None
 
 
-class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any]):
+class RemoteVectorEnv(EnvContractView, VectorAttributes, AsyncStepping,
+                      VectorEnv[Any, Any, Any]):
     """A Gymnasium vector env whose sub-envs run behind rlmesh endpoints.
 
     Args:
@@ -88,6 +91,9 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
             :class:`~rlmesh.vector.endpoints.EndpointSet` that follows restarted servers.
         reconnect_timeout: Seconds a step waits for a lost lane's server to serve again
             (``None``: as long as it takes); then ``ConnectionLostError`` is raised.
+        batch_size: Lanes each :meth:`recv` returns (EnvPool's async stepping with
+            :meth:`async_reset`, :meth:`send` and :meth:`recv`; ``docs/async-stepping.md``);
+            default ``num_envs``. ``step`` works either way.
 
     Raises:
         EndpointKindError: A single address serves a single env (use ``RemoteEnv``, or pass a
@@ -117,6 +123,7 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
         options: ConnectOptions | None = None,
         reconnect: bool = False,
         reconnect_timeout: float | None = 30.0,
+        batch_size: int | None = None,
     ) -> None:
         mode = _mode(autoreset_mode)
         endpoints: EndpointSet | None = None
@@ -135,6 +142,7 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
         self._fleet: Fleet | VectorFleet | None = None
         self._step_pending = False
         self._owned: list[Any] = []
+        self._async: AsyncStepper | None = None
         if isinstance(address, str):
             if reconnect:
                 raise ValueError("reconnect=True needs a list of single-env endpoints (or an "
@@ -148,6 +156,11 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
                               reconnect_timeout) if reconnect else None)
             self._init_fleet(addresses, mode or AutoresetMode.NEXT_STEP, mode is not None,
                              connect, live)
+        try:
+            self.batch_size = check_batch_size(batch_size, self.num_envs)
+        except ValueError:
+            self.close_extras()
+            raise
         self.closed = False
 
     def _handshake_contract(self) -> dict[str, Any]:
@@ -263,6 +276,7 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
 
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         """Step every sub-env with its action; returns batched results."""
+        self._check_async_idle("step()")
         channel = self._channel
         if channel is not None and not self._step_pending:  # one endpoint: one round trip
             r = channel.request(P.OP_STEP, actions)
@@ -330,6 +344,7 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
 
     def close_extras(self, **kwargs: Any) -> None:
         """End the sessions (their servers free or close the envs)."""
+        self._close_async()
         if self._fleet is not None:
             self._fleet.close()
         if self._channel is not None:
@@ -360,6 +375,7 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, VectorEnv[Any, Any, Any
     def _check_idle(self) -> None:
         if self._step_pending:
             raise RuntimeError("call step_wait() before anything else after step_async()")
+        self._check_async_idle("a synchronous call")
 
     def _require(self) -> Channel:
         if self._channel is None:

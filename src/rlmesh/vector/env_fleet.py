@@ -61,6 +61,11 @@ class Fleet:
         self._truncations = np.zeros(n, dtype=np.bool_)
         self._env_obs: list[Any] = [None] * n
 
+    @property
+    def finished(self) -> np.ndarray[Any, Any]:
+        """Which sub-envs ended their episode and await their autoreset (changed in place)."""
+        return self._autoreset
+
     def _observations(self) -> Any:
         out: Any = create_empty_array(self.single_observation_space, self.num_envs)
         return concatenate(self.single_observation_space, self._env_obs, out)
@@ -139,7 +144,7 @@ class Fleet:
             if i in finals:
                 infos = self._add_info(infos, finals[i], i)
             infos = self._add_info(infos, env_info, i)
-        self._autoreset = np.logical_or(self._terminations, self._truncations)
+        np.logical_or(self._terminations, self._truncations, out=self._autoreset)
         return (self._observations(), np.copy(self._rewards), np.copy(self._terminations),
                 np.copy(self._truncations), infos)
 

@@ -71,6 +71,7 @@ def make_vec(
     num_workers: int | None = None,
     start_timeout: float = 60.0,
     timeout: float | None = DEFAULT_TIMEOUT,
+    batch_size: int | None = None,
     **kwargs: Any,
 ) -> gym.vector.VectorEnv[Any, Any, Any]:
     """Run ``num_envs`` envs in local worker processes and drive them as one vector env.
@@ -96,6 +97,9 @@ def make_vec(
             a core too), at least 1 and at most ``num_envs``.
         start_timeout: Seconds allowed for the workers to start.
         timeout: Seconds allowed for each step of the workers.
+        batch_size: Lanes each ``recv()`` returns, for async stepping (``async_reset``,
+            ``send``, ``recv``; ``docs/async-stepping.md``); default ``num_envs``. Each
+            worker answers for all its sub-envs at once, so pass ``num_workers`` too.
         **kwargs: Keyword arguments for ``gymnasium.make`` (with an env id or spec), or the
             ``make()`` binding of an ``EnvFactory``.
 
@@ -113,6 +117,9 @@ def make_vec(
     mode = VectorizeMode.ASYNC if vectorization_mode is None else _vectorize_mode(
         vectorization_mode)
     if mode != VectorizeMode.ASYNC:
+        if batch_size is not None:
+            raise TypeError(f"batch_size needs rlmesh's worker processes, not "
+                            f"vectorization_mode={mode.value!r}")
         if callable(env_id_or_factory) and not isinstance(env_id_or_factory, EnvSpec):
             raise TypeError(f"vectorization_mode={mode.value!r} needs an env id: Gymnasium's "
                             "make_vec builds it")
@@ -128,7 +135,8 @@ def make_vec(
     pool = WorkerPool(factory, commands, start_timeout)
     try:
         target = pool.addresses[0] if len(pool.addresses) == 1 else pool.addresses
-        env = RemoteVectorEnv(target, connect_timeout=start_timeout, timeout=timeout)
+        env = RemoteVectorEnv(target, connect_timeout=start_timeout, timeout=timeout,
+                              batch_size=batch_size)
     except BaseException:
         pool.close()
         raise
