@@ -1,4 +1,4 @@
-"""Render the rlmesh Kubernetes manifests with your parameters (standard library only).
+r"""Render the rlmesh Kubernetes manifests with your parameters (standard library only).
 
     python deploy/kubernetes/render.py --name envs --namespace rl --replicas 8 \\
         --image registry.example/rlmesh-envs:1 --target CartPole-v1 > envs.yaml

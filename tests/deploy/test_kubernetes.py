@@ -208,7 +208,7 @@ def pod(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[dict[str
     """Pod 0 of a rendered StatefulSet, run as the image would run it, on loopback."""
     port = free_port()
     docs = rendered(capsys, "--name", "envs", "--namespace", "rl", "--replicas", "2",
-                    "--port", str(port), "--episodes", "4", "--connect-timeout", "5",
+                    "--port", str(port), "--episodes", "4", "--connect-timeout", "1",
                     "--generate-token")
     server = container(docs["StatefulSet"])
     env = dict(os.environ)

@@ -53,7 +53,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rlmesh.evaluation.progress import ProgressHooks, print_summary
 
     model = load_policy(args.policy)
-    addresses = eval_addresses(args)
+    try:
+        addresses = eval_addresses(args)
+    except ValueError as exc:  # which endpoints to play on is a usage error: exit 2
+        args.usage_error(str(exc))
     connect = ConnectOptions(connect_timeout=args.connect_timeout, timeout=args.timeout,
                              token=args.token,
                              tls=client_context(args.tls_ca) if args.tls_ca else None)
@@ -222,6 +225,7 @@ def add_commands(sub: Any) -> None:
                            "rlmesh eval --statefulset envs.envs.rl.svc:5555 --replicas 8 "
                            "--episodes 100"],
                  func=cmd_eval)
+    ev.set_defaults(usage_error=ev.error)
     ev.add_argument("addresses", nargs="*", metavar="ADDRESS",
                     help="endpoints serving the same env (host:port, tls://..., unix://...)")
     ev.add_argument("--statefulset", metavar="SPEC",
