@@ -17,6 +17,7 @@ from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Conn
 from rlmesh.client.probe import probe
 from rlmesh.evaluation.results import RunResult
 from rlmesh.models.serve import DEFAULT_MAX_BATCH
+from rlmesh.scaleout.dns import Resolver, find_statefulset, system_resolver
 from rlmesh.tls import client_context
 from rlmesh.wire.schema import schema_to_space
 
@@ -52,6 +53,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rlmesh.evaluation.progress import ProgressHooks, print_summary
 
     model = load_policy(args.policy)
+    try:
+        addresses = eval_addresses(args)
+    except ValueError as exc:  # which endpoints to play on is a usage error: exit 2
+        args.usage_error(str(exc))
     connect = ConnectOptions(connect_timeout=args.connect_timeout, timeout=args.timeout,
                              token=args.token,
                              tls=client_context(args.tls_ca) if args.tls_ca else None)
@@ -66,7 +71,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         hooks.append(VideoRecorder(args.record))
     with ProgressHooks(episodes, enabled=not args.quiet) as progress:
-        result = evaluate(model, args.addresses, episodes=episodes, seed=args.seed,
+        result = evaluate(model, addresses, episodes=episodes, seed=args.seed,
                           max_episode_steps=args.max_steps, hooks=[progress, *hooks],
                           allow_mixed=args.allow_mixed, options=connect)
     result.settings["policy_spec"] = args.policy or "random"
@@ -82,6 +87,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if result.interrupted:
         return 130
     return 0 if result.complete else 1
+
+
+def eval_addresses(args: argparse.Namespace, resolver: Resolver = system_resolver) -> list[str]:
+    """The endpoints ``rlmesh eval`` plays on: the ADDRESS list, or a StatefulSet's pods.
+
+    With ``--statefulset``, the pods' DNS names are waited for (up to ``--connect-timeout``)
+    and those published by then are used; the others are named on stderr.
+
+    Raises:
+        ValueError: For neither or both of ADDRESS and ``--statefulset``, or a bad spec.
+        ConnectFailedError: If no pod name resolved in time.
+    """
+    if args.statefulset is None:
+        if args.replicas is not None:
+            raise ValueError("--replicas goes with --statefulset")
+        if not args.addresses:
+            raise ValueError("give endpoint ADDRESSes or --statefulset SPEC --replicas N")
+        return list(args.addresses)
+    if args.addresses:
+        raise ValueError("give endpoint ADDRESSes or --statefulset, not both")
+    if args.replicas is None:
+        raise ValueError("--statefulset needs --replicas N (the StatefulSet's replicas)")
+    found, missing = find_statefulset(args.statefulset, args.replicas, args.connect_timeout,
+                                      resolver=resolver)
+    if missing:
+        print(f"rlmesh: {len(missing)} pod names do not resolve (not ready?), playing "
+              f"without them: {', '.join(missing)}", file=sys.stderr)
+    return found
 
 
 def cmd_serve_model(args: argparse.Namespace) -> int:
@@ -188,10 +221,19 @@ def add_commands(sub: Any) -> None:
                  "still starting are waited for (--connect-timeout).",
                  examples=["rlmesh eval 127.0.0.1:5555 --episodes 20",
                            "rlmesh eval 127.0.0.1:5555 127.0.0.1:5556 --policy "
-                           "my_policies:greedy --json run.json --plot run.png"],
+                           "my_policies:greedy --json run.json --plot run.png",
+                           "rlmesh eval --statefulset envs.envs.rl.svc:5555 --replicas 8 "
+                           "--episodes 100"],
                  func=cmd_eval)
-    ev.add_argument("addresses", nargs="+", metavar="ADDRESS",
+    ev.set_defaults(usage_error=ev.error)
+    ev.add_argument("addresses", nargs="*", metavar="ADDRESS",
                     help="endpoints serving the same env (host:port, tls://..., unix://...)")
+    ev.add_argument("--statefulset", metavar="SPEC",
+                    help="instead of ADDRESSes: the pods of a Kubernetes StatefulSet, found "
+                         "by their DNS names, SPEC being STATEFULSET[.SERVICE[.NAMESPACE.svc]]"
+                         ":PORT (envs.envs.rl.svc:5555 is envs-0.envs.rl.svc:5555, ...)")
+    ev.add_argument("--replicas", type=_positive, metavar="N",
+                    help="with --statefulset: its number of pods")
     ev.add_argument("--episodes", type=_positive, default=10,
                     help="episodes to play in all (default %(default)s)")
     ev.add_argument("--seed", type=int, default=0,
