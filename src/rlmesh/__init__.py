@@ -90,6 +90,7 @@ if _typing.TYPE_CHECKING:  # what the lazy table below loads, as the type checke
     from rlmesh.server.options import ServeOptions
     from rlmesh.server.server import EnvServer
     from rlmesh.tensor import Tensor
+    from rlmesh.vector.endpoints import EndpointSet, MutableEndpoints, StaticEndpoints
     from rlmesh.vector.env import RemoteVectorEnv
     from rlmesh.vector.make import make_vec
     from rlmesh.wire.metadata import sanitize_metadata
@@ -126,6 +127,9 @@ _LAZY: dict[str, str] = {
     "Tensor": "rlmesh.tensor:Tensor",
     "RemoteVectorEnv": "rlmesh.vector.env:RemoteVectorEnv",
     "make_vec": "rlmesh.vector.make:make_vec",
+    "EndpointSet": "rlmesh.vector.endpoints:EndpointSet",
+    "MutableEndpoints": "rlmesh.vector.endpoints:MutableEndpoints",
+    "StaticEndpoints": "rlmesh.vector.endpoints:StaticEndpoints",
     "sanitize_metadata": "rlmesh.wire.metadata:sanitize_metadata",
     "DESCRIBE_METADATA_KEY": "rlmesh.authoring.describe:DESCRIBE_METADATA_KEY",
     "DESCRIBE_SCHEMA_VERSION": "rlmesh.authoring.describe:DESCRIBE_SCHEMA_VERSION",
@@ -157,6 +161,7 @@ __all__ = [
     "ConnectionLostError",
     "EncodeError",
     "EndpointKindError",
+    "EndpointSet",
     "EnvBusyError",
     "EnvClosedError",
     "EnvFactory",
@@ -167,6 +172,7 @@ __all__ = [
     "InvalidActionError",
     "MessageTooLargeError",
     "Model",
+    "MutableEndpoints",
     "NotAllowedError",
     "Param",
     "ParamSpec",
@@ -194,6 +200,7 @@ __all__ = [
     "ServeOptions",
     "Session",
     "SessionLostError",
+    "StaticEndpoints",
     "StepDeadlineError",
     "StepEvent",
     "Tensor",

@@ -164,3 +164,23 @@ def test_reconnect_needs_single_env_endpoints(start: Callable[..., ServerProcess
         open_env(server.address, reconnect=True)
     with pytest.raises(ValueError, match="no address"):
         open_env(MutableEndpoints([server.address, None]), reconnect=True)
+
+
+def test_async_stepping_refuses_a_reconnecting_vector_env() -> None:
+    """send/recv drive fixed connections; a lane that may reconnect is step()'s job."""
+    import gymnasium as gym
+
+    import rlmesh.numpy
+    from rlmesh.errors import AsyncStepError
+
+    servers = [rlmesh.EnvServer(gym.make("CartPole-v1"), "127.0.0.1:0").start()
+               for _ in range(2)]
+    try:
+        with rlmesh.numpy.RemoteVectorEnv([s.address for s in servers], reconnect=True) as envs:
+            with pytest.raises(AsyncStepError, match="reconnect"):
+                envs.async_reset(seed=0)
+            envs.reset(seed=0)
+            assert envs.step([0, 1])[0].shape == (2, 4)
+    finally:
+        for server in servers:
+            server.shutdown()

@@ -12,10 +12,12 @@ from typing import Any
 from gymnasium import spaces as gs
 
 from rlmesh.client.channel import Channel
+from rlmesh.errors import AsyncStepError
 from rlmesh.vector.async_step import AsyncStepper
 from rlmesh.vector.autoreset import AutoresetMode
 from rlmesh.vector.env_fleet import Fleet
 from rlmesh.vector.lane_replies import LaneUnit
+from rlmesh.vector.live_fleet import LiveFleet
 from rlmesh.vector.vector_fleet import VectorFleet
 
 __all__ = ["AsyncStepping"]
@@ -86,6 +88,9 @@ class AsyncStepping:
         return self._stepper().recv()
 
     def _stepper(self) -> AsyncStepper:
+        if isinstance(self._fleet, LiveFleet):
+            raise AsyncStepError("async stepping (send/recv) does not reconnect lost lanes: "
+                                 "use step() with reconnect=True, or async stepping without it")
         if self._async is None:
             self._async = AsyncStepper(
                 self._lane_units(), (self.single_observation_space, self.single_action_space),
