@@ -33,6 +33,7 @@ from rlmesh.errors import (
     EndpointKindError,
     EnvBusyError,
     EnvClosedError,
+    FleetError,
     InvalidActionError,
     MessageTooLargeError,
     NotAllowedError,
@@ -97,6 +98,7 @@ _LAZY: dict[str, str] = {
     # name on rlmesh -> "module" (a submodule) or "module:attribute"; one line a name, so
     # that names added on different branches merge line by line.
     "numpy": "rlmesh.numpy",
+    "ray": "rlmesh.ray",
     "spaces": "rlmesh.spaces",
     "specs": "rlmesh.specs",
     "tls": "rlmesh.tls",
@@ -157,6 +159,7 @@ __all__ = [
     "EndpointKindError",
     "EnvBusyError",
     "EnvClosedError",
+    "FleetError",
     "EnvFactory",
     "EnvServer",
     "EpisodeResult",
