@@ -92,6 +92,7 @@ def serve(env: Any, num_servers: int, *, num_envs_per_server: int = 1,
     spec = ServerSpec(env=env, num_envs=num_envs_per_server, token=record.token,
                       options=options, host=host, port_range=port_range,
                       workers=workers_per_server)
+    _refuse_taken(ray, record.name)
     group = _reserve(ray, record, dict(resources or {"CPU": 1}), strategy, start_timeout)
     started: list[Any] = []
     try:
@@ -131,16 +132,18 @@ def _actor_options(record: FleetRecord) -> dict[str, Any]:
     return options
 
 
+def _refuse_taken(ray: Any, name: str) -> None:
+    try:
+        ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        return
+    raise FleetError(f"a fleet named {name!r} exists already on this Ray cluster "
+                     f"(rlmesh ray stop {name} stops it)")
+
+
 def _keeper(ray: Any, record: FleetRecord) -> Any:
     import dataclasses
 
-    try:
-        ray.get_actor(record.name, namespace=NAMESPACE)
-    except ValueError:
-        pass
-    else:
-        raise FleetError(f"a fleet named {record.name!r} exists already on this Ray cluster "
-                         f"(rlmesh ray stop {record.name} stops it)")
     keeper_class = ray.remote(num_cpus=0)(RecordKeeper)
     return keeper_class.options(name=record.name, **_actor_options(record)).remote(
         dataclasses.asdict(record))
