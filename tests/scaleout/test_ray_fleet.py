@@ -207,7 +207,7 @@ def test_watching_survives_a_concurrent_status(fleet: Any) -> None:
         try:
             for _ in range(20):
                 fleet.status()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=hammer) for _ in range(3)]

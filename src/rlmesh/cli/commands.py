@@ -48,6 +48,13 @@ def load_policy(spec: str | None) -> Model:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a policy on one or more endpoints; 0 when every episode finished."""
+    if getattr(args, "fleet", None):
+        from rlmesh.cli.ray_commands import eval_on_fleet
+
+        return eval_on_fleet(args, cmd_eval)
+    if not args.addresses:
+        print("rlmesh eval: give one or more endpoints, or --fleet NAME", file=sys.stderr)
+        return 2
     from rlmesh.evaluation.evaluate import evaluate
     from rlmesh.evaluation.progress import ProgressHooks, print_summary
 
@@ -190,8 +197,10 @@ def add_commands(sub: Any) -> None:
                            "rlmesh eval 127.0.0.1:5555 127.0.0.1:5556 --policy "
                            "my_policies:greedy --json run.json --plot run.png"],
                  func=cmd_eval)
-    ev.add_argument("addresses", nargs="+", metavar="ADDRESS",
+    ev.add_argument("addresses", nargs="*", metavar="ADDRESS",
                     help="endpoints serving the same env (host:port, tls://..., unix://...)")
+    ev.add_argument("--fleet", metavar="NAME", help="evaluate on the servers of the named "
+                    "fleet on the running Ray cluster (see rlmesh ray serve)")
     ev.add_argument("--episodes", type=_positive, default=10,
                     help="episodes to play in all (default %(default)s)")
     ev.add_argument("--seed", type=int, default=0,
