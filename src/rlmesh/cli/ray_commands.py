@@ -131,20 +131,23 @@ def add_ray(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
                               "rlmesh ray serve CartPole-v1 --servers 8 --envs-per-server 16 "
                               "--name pole --detached"], func=cmd_ray_serve)
     start.add_argument("env", help="an env id or module:callable, as for rlmesh serve")
-    start.add_argument("--servers", type=_positive, required=True, metavar="N")
+    start.add_argument("--servers", type=_positive, default=1, metavar="N",
+                       help="how many servers (Ray actors) to start (default %(default)s)")
     start.add_argument("--envs-per-server", type=_positive, default=1, metavar="M",
                        help="envs per server: more than one serves a vector env")
     start.add_argument("--cpus-per-server", type=float, default=1.0, metavar="C",
                        help="CPUs Ray reserves per server (default %(default)s)")
     start.add_argument("--strategy", default="SPREAD",
-                       choices=["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"])
+                       choices=["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"],
+                       help="how Ray places the servers on nodes (default %(default)s)")
     start.add_argument("--name", help="name the fleet (for status, stop and eval --fleet)")
     start.add_argument("--detached", action="store_true",
                        help="leave the fleet running and exit (needs --name and a running "
                             "cluster: ray start --head)")
     start.add_argument("--no-token", action="store_true",
                        help="serve without a token (anyone reaching the servers drives them)")
-    start.add_argument("--start-timeout", type=float, default=300.0, metavar="S")
+    start.add_argument("--start-timeout", type=float, default=300.0, metavar="S",
+                       help="seconds to wait for resources and servers (default %(default)s)")
     for verb, func, what in (("status", cmd_ray_status, "print a named fleet's servers"),
                              ("stop", cmd_ray_stop, "stop a named fleet")):
         parser = command(verbs, verb, help=what, description=what[0].upper() + what[1:] + ".",
