@@ -32,9 +32,9 @@ import numpy as np
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
-import rlmesh  # noqa: E402
-import rlmesh.ray  # noqa: E402
-from rlmesh.testing import spawn_server  # noqa: E402
+import rlmesh
+import rlmesh.ray
+from rlmesh.testing import spawn_server
 
 SMALL = {"CPU": 0.25}
 

@@ -1,4 +1,4 @@
-"""One local Ray cluster on loopback for the fleet tests (``-m ray`` selects them)."""
+"""One local Ray cluster on loopback for all the fleet tests (``-m ray`` selects them)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # workers: this interpreter
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def ray_cluster() -> Iterator[Any]:
-    """A 2-CPU local Ray cluster without dashboard, shut down after the module."""
+    """A 2-CPU local Ray cluster without dashboard, one for all these tests (10 to 30 s to
+    start here), shut down after the last."""
     ray = need("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              namespace="rlmesh-tests", _node_ip_address="127.0.0.1")
