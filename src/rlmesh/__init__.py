@@ -34,6 +34,7 @@ from rlmesh.errors import (
     EndpointKindError,
     EnvBusyError,
     EnvClosedError,
+    FleetError,
     InvalidActionError,
     MessageTooLargeError,
     NotAllowedError,
@@ -99,6 +100,7 @@ _LAZY: dict[str, str] = {
     # name on rlmesh -> "module" (a submodule) or "module:attribute"; one line a name, so
     # that names added on different branches merge line by line.
     "numpy": "rlmesh.numpy",
+    "ray": "rlmesh.ray",
     "spaces": "rlmesh.spaces",
     "specs": "rlmesh.specs",
     "tls": "rlmesh.tls",
@@ -168,6 +170,7 @@ __all__ = [
     "EnvServer",
     "EpisodeResult",
     "EpisodeSession",
+    "FleetError",
     "Hooks",
     "InvalidActionError",
     "MessageTooLargeError",

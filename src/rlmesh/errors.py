@@ -50,6 +50,7 @@ __all__ = [
     "EndpointKindError",
     "EnvBusyError",
     "EnvClosedError",
+    "FleetError",
     "InvalidActionError",
     "MessageTooLargeError",
     "MissingParamError",
@@ -281,3 +282,11 @@ class UnknownParamError(ParamError):
         self.names = sorted([names] if isinstance(names, str) else names)
         super().__init__(message or "unknown parameter" + ("s " if len(self.names) > 1 else " ")
                          + ", ".join(map(repr, self.names)))
+
+
+class FleetError(RLMeshError, RuntimeError):
+    """A fleet of servers placed by a cluster manager could not be started, found or used.
+
+    Raised by :mod:`rlmesh.ray` when the cluster cannot place the servers (too few resources),
+    a named fleet does not exist, or a server's actor failed while being built.
+    """

@@ -26,9 +26,20 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(action.choices)
+    """Every leaf command by its words (``"serve"``, ``"ray serve"``...)."""
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(words: str, parser: argparse.ArgumentParser) -> None:
+        action = next((a for a in parser._actions
+                       if isinstance(a, argparse._SubParsersAction)), None)
+        if action is None:
+            found[words] = parser
+            return
+        for name, sub in action.choices.items():
+            walk(f"{words} {name}".strip(), sub)
+
+    walk("", build_parser())
+    return found
 
 
 def test_version() -> None:
@@ -49,9 +60,9 @@ def test_every_command_has_help_examples_and_takes_global_flags_after_it(name: s
     required = [a for a in sub._actions if a.required or (not a.option_strings
                                                            and a.nargs not in ("?", "*"))]
     positional = ["x"] * len([a for a in required if not a.option_strings])
-    args = build_parser().parse_args([name, *positional, *flags])
+    args = build_parser().parse_args([*name.split(), *positional, *flags])
     assert args.verbose is True and args.log_level == "warning"
-    before = build_parser().parse_args(["-v", name, *positional])
+    before = build_parser().parse_args(["-v", *name.split(), *positional])
     assert before.verbose is True
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from rlmesh.cli.commands import add_commands, command
 from rlmesh.cli.demo import cmd_demo
 from rlmesh.cli.isolated import add_envs, add_isolation_options, serve_isolated
+from rlmesh.cli.ray_commands import add_ray
 from rlmesh.cli.ready import watch_parent, write_ready
 from rlmesh.cli.targets import load_target, parse_kwargs, vectorized
 from rlmesh.client.probe import probe
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="stop an episode after N steps (default %(default)s)")
     add_commands(sub)
     add_envs(sub)
+    add_ray(sub, command)
     return parser
 
 

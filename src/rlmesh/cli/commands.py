@@ -49,6 +49,10 @@ def load_policy(spec: str | None) -> Model:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a policy on one or more endpoints; 0 when every episode finished."""
+    if getattr(args, "fleet", None):
+        from rlmesh.cli.ray_commands import eval_on_fleet
+
+        return eval_on_fleet(args, cmd_eval)
     from rlmesh.evaluation.evaluate import evaluate
     from rlmesh.evaluation.progress import ProgressHooks, print_summary
 
@@ -103,7 +107,8 @@ def eval_addresses(args: argparse.Namespace, resolver: Resolver = system_resolve
         if args.replicas is not None:
             raise ValueError("--replicas goes with --statefulset")
         if not args.addresses:
-            raise ValueError("give endpoint ADDRESSes or --statefulset SPEC --replicas N")
+            raise ValueError("give endpoint ADDRESSes, --statefulset SPEC --replicas N, or "
+                             "--fleet NAME")
         return list(args.addresses)
     if args.addresses:
         raise ValueError("give endpoint ADDRESSes or --statefulset, not both")
@@ -234,6 +239,8 @@ def add_commands(sub: Any) -> None:
                          ":PORT (envs.envs.rl.svc:5555 is envs-0.envs.rl.svc:5555, ...)")
     ev.add_argument("--replicas", type=_positive, metavar="N",
                     help="with --statefulset: its number of pods")
+    ev.add_argument("--fleet", metavar="NAME", help="evaluate on the servers of the named "
+                    "fleet on the running Ray cluster (see rlmesh ray serve)")
     ev.add_argument("--episodes", type=_positive, default=10,
                     help="episodes to play in all (default %(default)s)")
     ev.add_argument("--seed", type=int, default=0,
