@@ -250,6 +250,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = args.log_level or ("debug" if args.verbose else "info")
     log.setLevel(getattr(logging, level.upper()))
     try:
+        return _run(args)
+    finally:  # main() called in-process (tests, embedding) leaves no handler behind
+        log.removeHandler(handler)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The chosen command; errors as one line on stderr."""
+    try:
         code: int = args.func(args)
         return code
     except KeyboardInterrupt:

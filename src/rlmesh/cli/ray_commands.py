@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from rlmesh.cli.targets import load_target
-from rlmesh.scaleout.launch import get_fleet, serve
 from rlmesh.scaleout.rayload import load_ray
 from rlmesh.scaleout.records import NAMESPACE
 from rlmesh.server.server import stop_on_signals
@@ -35,6 +34,8 @@ def _connect(address: str | None, *, start: bool) -> None:
 
 def cmd_ray_serve(args: argparse.Namespace) -> int:
     """Start a fleet; print its addresses and token; keep it until interrupted."""
+    from rlmesh.scaleout.launch import serve  # (the client side: on use)
+
     if args.detached and not args.name:
         print("rlmesh: --detached needs --name (to find and stop the fleet later)",
               file=sys.stderr)
@@ -67,6 +68,8 @@ def cmd_ray_serve(args: argparse.Namespace) -> int:
 
 def cmd_ray_status(args: argparse.Namespace) -> int:
     """Print each server of a named fleet: index, state, address, restarts, pid, node."""
+    from rlmesh.scaleout.launch import get_fleet  # (the client side: on use)
+
     _connect(args.ray_address or "auto", start=False)
     fleet = get_fleet(args.name)
     try:
@@ -84,6 +87,8 @@ def cmd_ray_status(args: argparse.Namespace) -> int:
 
 def cmd_ray_stop(args: argparse.Namespace) -> int:
     """Stop a named fleet: servers killed, placement group removed."""
+    from rlmesh.scaleout.launch import get_fleet  # (the client side: on use)
+
     _connect(args.ray_address or "auto", start=False)
     get_fleet(args.name).close()
     print(f"rlmesh: fleet {args.name!r} stopped", file=sys.stderr)
@@ -95,6 +100,8 @@ def eval_on_fleet(args: argparse.Namespace, run: Callable[[argparse.Namespace], 
 
     The fleet's token is used unless ``--token`` gives one; the fleet keeps running.
     """
+    from rlmesh.scaleout.launch import get_fleet  # (the client side: on use)
+
     if args.addresses:
         print("rlmesh: give endpoints or --fleet, not both", file=sys.stderr)
         return 2
