@@ -41,6 +41,7 @@ import random
 import socket
 import struct
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -293,7 +294,9 @@ KNOWN_EXT = frozenset({-1, 1, 2, 3, 4, 5, 6, 7, 8})
 
 def _itemsize(code: bytes) -> int | None:
     try:
-        return int(np.dtype(code.decode("ascii")).itemsize)
+        with warnings.catch_warnings():  # (numpy's deprecated aliases: the wire refuses them)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return int(np.dtype(code.decode("ascii")).itemsize)
     except Exception:
         return None
 

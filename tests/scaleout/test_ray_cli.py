@@ -11,7 +11,12 @@ import pytest
 import rlmesh
 from tests.support.processes import alive, rlmesh_cmd, wait_dead
 
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.timeout(240),
+    # JAX (imported by other tests of the session) warns at every fork; the children exec at once
+    pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning"),
+]
 
 
 def test_a_detached_fleet_from_the_command_line(ray_cluster: Any, tmp_path: Any) -> None:

@@ -8,6 +8,7 @@ out of band, each aligned to :data:`ALIGN` bytes.
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Any, Final
 
@@ -52,6 +53,10 @@ MAX_NDIM: Final = 32
 MAX_EXT_DEPTH: Final = 64
 """Most levels of tuples and graph instances nested inside each other."""
 _ALLOWED_KINDS: Final = frozenset("biufcSUmM")
+_DTYPE_STR: Final = re.compile(rb"[<>|=][biufcSUmM][0-9]{1,10}(\[[0-9]{0,3}[A-Za-z]{1,2}\])?")
+"""The form of a plain dtype's ``dtype.str`` (``<f4``, ``|b1``, ``<U8``, ``<M8[ns]``): what
+the encoder sends. Anything else (numpy's deprecated aliases such as ``a3``, names such as
+``float32``) is refused before numpy parses it."""
 _DTYPE_CACHE: dict[bytes, np.dtype[Any]] = {}
 
 
@@ -78,6 +83,8 @@ def parse_dtype(code: bytes) -> np.dtype[Any]:
         return cached
     if len(code) > 32:
         raise ProtocolError("dtype string too long")
+    if _DTYPE_STR.fullmatch(code) is None:
+        raise ProtocolError(f"invalid dtype {code!r} (the wire carries numpy's dtype.str)")
     try:
         dtype = np.dtype(code.decode("ascii"))
     except (TypeError, ValueError, UnicodeDecodeError) as exc:
