@@ -29,30 +29,12 @@ import rlmesh.numpy
 from rlmesh.testing import ServerProcess
 from tests.support.episodes import Outcome, hand_loop
 from tests.support.net import free_port
+from tests.support.slow_env import SLOW_MODULE, slow_env_environment
 
 pytestmark = [
     pytest.mark.timeout(30),
     pytest.mark.filterwarnings("ignore:.*is out of date.*:DeprecationWarning"),
 ]
-
-SLOW_MODULE = "rlmesh_eval_test_slow_env"
-SLOW_SOURCE = '''
-import time
-
-import gymnasium as gym
-
-
-class SlowCartPole(gym.Wrapper):
-    """CartPole whose every step sleeps ``delay`` seconds."""
-
-    def __init__(self, delay=0.015):
-        super().__init__(gym.make("CartPole-v1"))
-        self.delay = delay
-
-    def step(self, action):
-        time.sleep(self.delay)
-        return self.env.step(action)
-'''
 
 # -- fixtures and helpers ---------------------------------------------------------------------
 
@@ -60,10 +42,7 @@ class SlowCartPole(gym.Wrapper):
 @pytest.fixture(scope="module")
 def child_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment for ``rlmesh serve`` children that can import the slow env module."""
-    folder = tmp_path_factory.mktemp("slow-env")
-    (folder / f"{SLOW_MODULE}.py").write_text(SLOW_SOURCE)
-    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path}
+    return slow_env_environment(tmp_path_factory.mktemp("slow-env"))
 
 
 @pytest.fixture

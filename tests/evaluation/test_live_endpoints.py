@@ -23,30 +23,13 @@ from rlmesh.testing import ServerProcess, spawn_server
 from rlmesh.vector.endpoints import MutableEndpoints
 from tests.support.episodes import Outcome, hand_loop
 from tests.support.processes import kill_stragglers
+from tests.support.slow_env import SLOW_MODULE, slow_env_environment
 
 pytestmark = [
     pytest.mark.timeout(60),
     pytest.mark.filterwarnings("ignore:.*is out of date.*:DeprecationWarning"),
 ]
 
-SLOW_MODULE = "rlmesh_live_test_slow_env"
-SLOW_SOURCE = '''
-import time
-
-import gymnasium as gym
-
-
-class SlowCartPole(gym.Wrapper):
-    """CartPole whose every step sleeps ``delay`` seconds (runs last long enough to kill)."""
-
-    def __init__(self, delay=0.02):
-        super().__init__(gym.make("CartPole-v1"))
-        self.delay = delay
-
-    def step(self, action):
-        time.sleep(self.delay)
-        return self.env.step(action)
-'''
 MAX_STEPS = 20
 
 
@@ -66,14 +49,12 @@ def outcomes(result: rlmesh.RunResult) -> list[Outcome]:
 @pytest.fixture
 def start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServerProcess]]:
     """Start a slow-CartPole ``rlmesh serve`` child; every child is stopped after the test."""
-    folder = tmp_path_factory.mktemp("live-env")
-    (folder / f"{SLOW_MODULE}.py").write_text(SLOW_SOURCE)
-    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PYTHONPATH": path}
+    env = slow_env_environment(tmp_path_factory.mktemp("live-env"))
     children: list[ServerProcess] = []
 
     def spawn(address: str = "127.0.0.1:0") -> ServerProcess:
-        child = spawn_server(f"{SLOW_MODULE}:SlowCartPole", address=address, env=env)
+        child = spawn_server(f"{SLOW_MODULE}:SlowCartPole", address=address, env=env,
+                             kwargs={"delay": 0.02})
         children.append(child)
         return child
 

@@ -1,0 +1,37 @@
+"""A CartPole that sleeps on every step, importable by ``rlmesh serve`` children.
+
+Runs that must last long enough to kill a server mid-episode serve it:
+``spawn_server(f"{SLOW_MODULE}:SlowCartPole", env=slow_env_environment(folder))``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SLOW_MODULE = "rlmesh_test_slow_env"
+"""The module the children import (written into a test's own folder)."""
+SLOW_SOURCE = '''
+import time
+
+import gymnasium as gym
+
+
+class SlowCartPole(gym.Wrapper):
+    """CartPole whose every step sleeps ``delay`` seconds."""
+
+    def __init__(self, delay=0.015):
+        super().__init__(gym.make("CartPole-v1"))
+        self.delay = delay
+
+    def step(self, action):
+        time.sleep(self.delay)
+        return self.env.step(action)
+'''
+
+
+def slow_env_environment(folder: Path) -> dict[str, str]:
+    """Write the slow env into ``folder``; the environment for children that import it."""
+    (folder / f"{SLOW_MODULE}.py").write_text(SLOW_SOURCE)
+    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
