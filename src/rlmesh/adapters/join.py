@@ -48,7 +48,8 @@ def _check_range(where: str, declared: Any, low: Any, high: Any) -> None:
     low, high = np.asarray(low, dtype=float).ravel(), np.asarray(high, dtype=float).ravel()
     if low.size == 0 or not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         return
-    if np.ptp(low) == 0 and np.ptp(high) == 0 and (low[0], high[0]) != tuple(declared):
+    agree = np.allclose([low[0], high[0]], declared, rtol=1e-6, atol=1e-6)  # float32 bounds
+    if np.ptp(low) == 0 and np.ptp(high) == 0 and not agree:
         raise AdapterResolutionError(f"{where}: range {tuple(declared)} disagrees with the "
                                      f"space bounds ({low[0]}, {high[0]})")
 
