@@ -29,8 +29,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rlmesh.server")
 
-__all__ = ["TAGS_METADATA_KEY", "EnvFactory", "EnvSource", "describe", "is_env_like",
-           "check_tags", "is_vector_env", "tags_metadata"]
+__all__ = [
+    "TAGS_METADATA_KEY",
+    "EnvFactory",
+    "EnvSource",
+    "check_tags",
+    "describe",
+    "is_env_like",
+    "is_vector_env",
+    "tags_metadata",
+]
 
 TAGS_METADATA_KEY = "rlmesh.env_tags"
 """The contract metadata key under which ``EnvServer(tags=...)`` publishes an env's tags."""
