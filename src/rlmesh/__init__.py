@@ -99,6 +99,8 @@ if _typing.TYPE_CHECKING:  # what the lazy table below loads, as the type checke
 _LAZY: dict[str, str] = {
     # name on rlmesh -> "module" (a submodule) or "module:attribute"; one line a name, so
     # that names added on different branches merge line by line.
+    "adapters": "rlmesh.adapters",
+    "NO_ADAPTER": "rlmesh.adapters.roles:NO_ADAPTER",
     "numpy": "rlmesh.numpy",
     "ray": "rlmesh.ray",
     "spaces": "rlmesh.spaces",
@@ -154,6 +156,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "DESCRIBE_METADATA_KEY",
     "DESCRIBE_SCHEMA_VERSION",
+    "NO_ADAPTER",
     "PROTOCOL_VERSION",
     "RANDOM_SAMPLE",
     "AsyncStepError",
@@ -216,6 +219,7 @@ __all__ = [
     "VideoRecorder",
     "__build__",
     "__version__",
+    "adapters",
     "describe",
     "describe_json",
     "evaluate",

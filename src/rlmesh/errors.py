@@ -41,6 +41,8 @@ catches ``ConnectionError``, ``TimeoutError`` or ``ValueError`` keeps working::
 from __future__ import annotations
 
 __all__ = [
+    "AdapterResolutionError",
+    "AdapterSpecError",
     "AsyncStepError",
     "AuthenticationError",
     "CompatError",
@@ -248,6 +250,14 @@ class SandboxError(RLMeshError, RuntimeError):
     cannot be resolved, or the tail of the server's log for a server that exited or never
     answered.
     """
+
+
+class AdapterSpecError(RLMeshError, ValueError):
+    """An adapter declaration (env tags, a model spec, their JSON) is malformed."""
+
+
+class AdapterResolutionError(RLMeshError, ValueError):
+    """Env tags or a model spec do not fit the spaces (or each other) they are checked against."""
 
 
 class ParamError(RLMeshError, ValueError):

@@ -29,8 +29,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rlmesh.server")
 
-__all__ = ["TAGS_METADATA_KEY", "EnvFactory", "EnvSource", "describe", "is_env_like",
-           "is_vector_env", "tags_metadata"]
+__all__ = [
+    "TAGS_METADATA_KEY",
+    "EnvFactory",
+    "EnvSource",
+    "check_tags",
+    "describe",
+    "is_env_like",
+    "is_vector_env",
+    "tags_metadata",
+]
 
 TAGS_METADATA_KEY = "rlmesh.env_tags"
 """The contract metadata key under which ``EnvServer(tags=...)`` publishes an env's tags."""
@@ -69,6 +77,15 @@ def describe(env: Any) -> dict[str, Any]:
             single_action_space=space_to_schema(env.single_action_space),
         )
     return contract
+
+
+def check_tags(tags: Any, env: Any) -> None:
+    """Let tags that can check themselves (``check_spaces``) refuse an env they do not fit."""
+    check = getattr(tags, "check_spaces", None)
+    if callable(check):
+        vector = is_vector_env(env)
+        check(env.single_observation_space if vector else env.observation_space,
+              env.single_action_space if vector else env.action_space)
 
 
 def tags_metadata(tags: Any) -> dict[str, Any]:
@@ -162,6 +179,7 @@ class EnvSource(Source):
         try:
             self.contract = describe(prototype)
             if tags is not None:
+                check_tags(tags, prototype)
                 self.contract["metadata"].update(sanitize(tags_metadata(tags)))
         except BaseException:
             if self._factory is not None:
