@@ -34,13 +34,13 @@ OPTIONAL_MODULES = {"rlmesh.torch": "torch", "rlmesh.jax": "jax"}
 #: Reference names present today, per module (the floor; add to it, never remove).
 NAMES_FLOOR: dict[str, set[str]] = {
     "rlmesh": {
-        "NO_ADAPTER",
         "DESCRIBE_METADATA_KEY",
         "DESCRIBE_SCHEMA_VERSION",
         "EnvFactory",
         "EnvServer",
         "EpisodeResult",
         "Model",
+        "NO_ADAPTER",
         "Param",
         "ParamSpec",
         "RANDOM_SAMPLE",
