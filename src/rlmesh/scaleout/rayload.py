@@ -34,4 +34,5 @@ def load_ray() -> ModuleType:
         import ray
     except ImportError as exc:
         raise missing_extra("rlmesh.ray", "Ray", "ray") from exc
-    return ray
+    module: ModuleType = ray  # (typed when Ray is installed, Any when it is not)
+    return module
