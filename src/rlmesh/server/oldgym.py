@@ -28,6 +28,7 @@ from gymnasium.envs.registration import EnvSpec
 
 from rlmesh.server.oldgym_spaces import gymnasium_space
 from rlmesh.server.shapes import five_tuple
+from rlmesh.server.sources import spec_fields
 
 __all__ = ["SPEC_NAMESPACE", "OldGymEnv", "gym_release", "installed_gym_version"]
 
@@ -93,17 +94,14 @@ class OldGymEnv(gymnasium.Env[Any, Any]):
 
     @staticmethod
     def _spec(spec: Any) -> EnvSpec | None:
-        env_id = getattr(spec, "id", None)
-        if not isinstance(env_id, str) or not env_id:
+        fields = spec_fields(spec)  # (what the contract reads of any spec, checked)
+        if fields is None:
             return None
-        steps = getattr(spec, "max_episode_steps", None)
-        threshold = getattr(spec, "reward_threshold", None)
-        nondeterministic = getattr(spec, "nondeterministic", False)
         return EnvSpec(
-            id=f"{SPEC_NAMESPACE}/{env_id.rpartition('/')[2]}", entry_point=None,
-            reward_threshold=threshold if isinstance(threshold, (int, float)) else None,
-            nondeterministic=bool(nondeterministic),
-            max_episode_steps=steps if type(steps) is int else None)
+            id=f"{SPEC_NAMESPACE}/{fields['id'].rpartition('/')[2]}", entry_point=None,
+            reward_threshold=fields["reward_threshold"],
+            nondeterministic=fields["nondeterministic"],
+            max_episode_steps=fields["max_episode_steps"])
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:

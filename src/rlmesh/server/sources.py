@@ -37,6 +37,7 @@ __all__ = [
     "describe",
     "is_env_like",
     "is_vector_env",
+    "spec_fields",
     "tags_metadata",
 ]
 
@@ -54,7 +55,7 @@ def describe(env: Any) -> dict[str, Any]:
             rlmesh does not serve (PettingZoo, the legacy ``gym`` package).
     """
     check_servable(env)
-    spec_map = _spec_fields(getattr(env, "spec", None))
+    spec_map = spec_fields(getattr(env, "spec", None))
     metadata = dict(getattr(env, "metadata", None) or {})
     autoreset = metadata.get("autoreset_mode")
     if autoreset is not None and hasattr(autoreset, "value"):
@@ -108,7 +109,7 @@ def tags_metadata(tags: Any) -> dict[str, Any]:
                     f"{type(tags).__qualname__}")
 
 
-def _spec_fields(spec: Any) -> dict[str, Any] | None:
+def spec_fields(spec: Any) -> dict[str, Any] | None:
     """The contract's ``spec`` from an env's ``spec``: a Gymnasium ``EnvSpec`` or any object.
 
     Only a string ``id`` names the env; each other field is taken when it has the type
