@@ -28,6 +28,8 @@ class Corners:
 
     _predict: Callable[[Any], Any] | None = None
     _predict_batch: Callable[[Any], Any] | None = None
+    _context_corner: str | None = None
+    """The batch corner that takes ``context`` (its attribute name; ``""``: none), once found."""
 
     # -- what a subclass overrides ------------------------------------------------------------
 
@@ -114,13 +116,26 @@ class Corners:
                 or self._defines("predict_chunk_batch"))
 
     def _batch_corner(self) -> Callable[..., Any] | None:
-        """The batch corner the model itself defines, if it declares ``context``."""
-        corner: Callable[..., Any] | None = self._predict_batch
-        if corner is None and type(self).predict_batch is not Corners.predict_batch:
-            corner = self.predict_batch
-        if corner is None and self._defines("predict_chunk_batch"):
-            corner = self.predict_chunk_batch
-        return corner if corner is not None and accepts_context(corner) else None
+        """The batch corner the model itself defines, if it declares ``context``.
+
+        Which one that is (read off signatures) is found once per model, not per step: the
+        name is kept, never the bound method, so a copied model answers for itself.
+        """
+        if self._context_corner is None:
+            self._context_corner = self._find_context_corner()
+        name = self._context_corner
+        return getattr(self, name) if name else None
+
+    def _find_context_corner(self) -> str:
+        """``"_predict_batch"``, ``"predict_batch"``, ``"predict_chunk_batch"`` or ``""``."""
+        name = ""
+        if self._predict_batch is not None:
+            name = "_predict_batch"
+        elif type(self).predict_batch is not Corners.predict_batch:
+            name = "predict_batch"
+        elif self._defines("predict_chunk_batch"):
+            name = "predict_chunk_batch"
+        return name if name and accepts_context(getattr(self, name)) else ""
 
     def predict_lanes(self, observations: Any, episodes: list[EpisodeState | None] | None = None
                       ) -> Any:
