@@ -7,11 +7,13 @@ opaque (filled with a constant, matched by no model).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rlmesh.adapters.env_tags import _check_dim, _put, check_encoding, check_range
+from rlmesh.adapters.model_leaves import CustomEncoding, encoding_doc, encoding_from_doc
 from rlmesh.adapters.roles import check_role
 from rlmesh.errors import AdapterSpecError
 
@@ -22,8 +24,9 @@ _FIELDS = ("role", "dim", "encoding", "range", "binary", "scale", "invert", "thr
 
 
 def _check_number(value: Any, where: str) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise AdapterSpecError(f"{where} must be a number, not {value!r}")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not math.isfinite(value)):
+        raise AdapterSpecError(f"{where} must be a finite number, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class Actuator:
 
     role: str | None = None
     dim: int = 0
-    encoding: str | None = None
+    encoding: str | CustomEncoding | None = None
     range: tuple[float, float] | None = None
     binary: bool = False
     scale: float | None = None
@@ -64,6 +67,10 @@ class Actuator:
         _check_dim(self.dim, "Actuator dim", minimum=0)
         for name in ("scale", "threshold", "fill"):
             _check_number(getattr(self, name), f"Actuator {name}")
+        for name in ("binary", "invert", "clip", "optional"):
+            if not isinstance(getattr(self, name), bool):
+                raise AdapterSpecError(f"Actuator {name} must be a bool, not "
+                                       f"{getattr(self, name)!r}")
         if self.role is None:
             extra = [n for n in _FIELDS[2:] if n != "fill" and getattr(self, n) not in
                      (None, False)]
@@ -72,7 +79,12 @@ class Actuator:
                                        f"fill, not {', '.join(extra)}")
             return
         check_role(self.role, where="Actuator role")
-        check_encoding(self.encoding, "Actuator encoding", many=False)
+        if isinstance(self.encoding, CustomEncoding):
+            if self.dim != self.encoding.width:
+                raise AdapterSpecError(f"Actuator {self.role}: a {self.encoding.name} encoding "
+                                       f"must be {self.encoding.width} wide, not dim={self.dim}")
+        else:
+            check_encoding(self.encoding, "Actuator encoding", many=False)
         if self.encoding == "gravity_xyz":
             raise AdapterSpecError("gravity_xyz is an observation-only encoding")
         object.__setattr__(self, "range", check_range(self.range, "Actuator range"))
@@ -89,7 +101,9 @@ class Actuator:
         doc: dict[str, Any] = {"dim": self.dim}
         if self.fill != 0.0:
             doc["fill"] = float(self.fill)
-        return _put(doc, **{n: getattr(self, n) for n in _FIELDS if n not in ("dim", "fill")})
+        fields = {n: getattr(self, n) for n in _FIELDS if n not in ("dim", "fill")}
+        fields["encoding"] = encoding_doc(self.encoding, f"action {self.role}")
+        return _put(doc, **fields)
 
     @classmethod
     def from_dict(cls, doc: Any) -> Actuator:
@@ -108,6 +122,7 @@ class Actuator:
         values = dict(doc)
         if values.get("range") is not None:
             values["range"] = tuple(values["range"])
+        values["encoding"] = encoding_from_doc(values.get("encoding"), "action component")
         return cls(**values)
 
 
@@ -131,7 +146,7 @@ class Action:
                 raise AdapterSpecError(f"Action takes Actuators, not {type(item).__qualname__}")
             if item.role is not None:
                 if item.role in seen:
-                    raise AdapterSpecError(f"action role {item.role!r} appears twice")
+                    raise AdapterSpecError(f"Action names role {item.role!r} more than once")
                 seen.add(item.role)
         self.components: tuple[Actuator, ...] = tuple(components)
         self.clip = check_range(clip, "Action clip")

@@ -206,9 +206,14 @@ class Split:
         """
         if not fields:
             raise AdapterSpecError("Split needs at least one Field")
+        roles: set[str] = set()
         for item in fields:
             if not isinstance(item, Field):
                 raise AdapterSpecError(f"Split takes Fields, not {type(item).__qualname__}")
+            if item.role is not None:
+                if item.role in roles:
+                    raise AdapterSpecError(f"Split names a role more than once: {item.role!r}")
+                roles.add(item.role)
         self.fields: tuple[Field, ...] = tuple(fields)
 
     def __eq__(self, other: object) -> bool:

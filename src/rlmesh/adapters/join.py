@@ -63,8 +63,8 @@ def _bounds(space: spaces.Space[Any]) -> tuple[Any, Any]:
 def _check_split(where: str, split: Split, space: spaces.Space[Any]) -> None:
     total = sum(f.dim for f in split.fields)
     if total != _width(space):
-        raise AdapterResolutionError(f"{where}: the Split fields cover {total} elements, the "
-                                     f"space has {_width(space)}")
+        raise AdapterResolutionError(f"{where}: the Split fields' widths sum to {total}, the "
+                                     f"space has {_width(space)} elements")
     low, high = _bounds(space)
     offset = 0
     for field in split.fields:
@@ -141,8 +141,8 @@ def check_action(action: Action, space: spaces.Space[Any]) -> None:
         raise AdapterResolutionError(f"action: the layout needs a Box action space, not "
                                      f"{type(space).__name__}")
     if action.dim != _width(space):
-        raise AdapterResolutionError(f"action: the components cover {action.dim} elements, "
-                                     f"the space has {_width(space)}")
+        raise AdapterResolutionError(f"action: the components' dims sum to {action.dim}, the "
+                                     f"space has {_width(space)} elements")
     offset = 0
     for part in action.components:
         where = f"action[{offset}:{offset + part.dim}]"

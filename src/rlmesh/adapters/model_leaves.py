@@ -23,7 +23,8 @@ from rlmesh.adapters.roles import IMAGE_PRIMARY, INSTRUCTION, ROTATION_DIMS, che
 from rlmesh.errors import AdapterSpecError
 
 __all__ = ["RESAMPLES", "Concat", "ConcatPart", "Custom", "CustomEncoding", "Image",
-           "ModelLeaf", "ObsTransform", "Resample", "RotationTransform", "State", "Text"]
+           "ModelLeaf", "ObsTransform", "Resample", "RotationTransform", "State", "Text",
+           "encoding_doc", "encoding_from_doc"]
 
 Resample = Literal["bilinear", "bilinear_aa", "bicubic_aa", "lanczos3_aa", "area", "nearest"]
 """A resize filter: un-suffixed names follow OpenCV/torch, ``_aa`` ones Pillow's
@@ -245,6 +246,39 @@ class CustomEncoding:
     def width(self) -> int:
         """The width of the packing (its base's)."""
         return ROTATION_DIMS[self.base]
+
+
+def encoding_doc(encoding: Any, where: str) -> Any:
+    """The JSON form of an ``encoding=`` value (a name, a list, or a CustomEncoding object).
+
+    Raises:
+        AdapterSpecError: For a CustomEncoding with callable arms (host code cannot travel).
+    """
+    if not isinstance(encoding, CustomEncoding):
+        return list(encoding) if isinstance(encoding, tuple) else encoding
+    if not isinstance(encoding.from_base or encoding.to_base, str):
+        raise AdapterSpecError(f"{where}: a CustomEncoding with callable arms cannot be "
+                               "serialized (give 'module:callable' strings to publish it)")
+    doc = {"base": encoding.base, "name": encoding.name}
+    doc.update({k: v for k, v in (("from_base", encoding.from_base),
+                                  ("to_base", encoding.to_base)) if v is not None})
+    return doc
+
+
+def encoding_from_doc(doc: Any, where: str) -> Any:
+    """Parse :func:`encoding_doc` output.
+
+    Raises:
+        AdapterSpecError: On an unknown key in a CustomEncoding object.
+    """
+    if isinstance(doc, list):
+        return tuple(doc)
+    if not isinstance(doc, dict):
+        return doc
+    unknown = sorted(set(doc) - {"base", "name", "from_base", "to_base"})
+    if unknown:
+        raise AdapterSpecError(f"{where}: unknown CustomEncoding keys {', '.join(unknown)}")
+    return CustomEncoding(**doc)
 
 
 def _part_encoding(value: Any, where: str) -> Any:

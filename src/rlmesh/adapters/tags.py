@@ -9,6 +9,7 @@ that finds only another version's key refuses it rather than guessing.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -136,6 +137,22 @@ class EnvTags:
             raise AdapterSpecError("an env_tags document is an object with exactly "
                                    "'observation' and 'action'")
         return cls(_node_from_dict(doc["observation"]), action_from_dict(doc["action"]))
+
+    def to_json(self) -> str:
+        """The document as canonical JSON (sorted keys; non-finite numbers refused)."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
+                          allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> EnvTags:
+        """Parse :meth:`to_json` output.
+
+        Raises:
+            AdapterSpecError: If it is not valid JSON or not a valid document.
+        """
+        from rlmesh.adapters.model_spec import _load_json
+
+        return cls.from_dict(_load_json(text))
 
     def to_metadata(self) -> dict[str, Any]:
         """The contract-metadata entries that publish these tags."""
