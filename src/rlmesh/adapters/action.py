@@ -79,14 +79,7 @@ class Actuator:
                                        f"fill, not {', '.join(extra)}")
             return
         check_role(self.role, where="Actuator role")
-        if isinstance(self.encoding, CustomEncoding):
-            if self.dim != self.encoding.width:
-                raise AdapterSpecError(f"Actuator {self.role}: a {self.encoding.name} encoding "
-                                       f"must be {self.encoding.width} wide, not dim={self.dim}")
-        else:
-            check_encoding(self.encoding, "Actuator encoding", many=False)
-        if self.encoding == "gravity_xyz":
-            raise AdapterSpecError("gravity_xyz is an observation-only encoding")
+        self._check_encoding()
         object.__setattr__(self, "range", check_range(self.range, "Actuator range"))
         if self.fill != 0.0 and not self.optional:
             raise AdapterSpecError("fill on a roled Actuator needs optional=True")
@@ -95,6 +88,16 @@ class Actuator:
         if self.reference not in (None, "current", "target"):
             raise AdapterSpecError(f"Actuator reference {self.reference!r} is not "
                                    "current/target")
+
+    def _check_encoding(self) -> None:
+        if isinstance(self.encoding, CustomEncoding):
+            if self.dim != self.encoding.width:
+                raise AdapterSpecError(f"Actuator {self.role}: a {self.encoding.name} encoding "
+                                       f"must be {self.encoding.width} wide, not dim={self.dim}")
+            return
+        check_encoding(self.encoding, "Actuator encoding", many=False)
+        if self.encoding == "gravity_xyz":
+            raise AdapterSpecError("gravity_xyz is an observation-only encoding")
 
     def to_dict(self) -> dict[str, Any]:
         """The v1 JSON component (only the fields that are set)."""

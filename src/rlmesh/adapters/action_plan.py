@@ -33,11 +33,13 @@ def _convention(part: Actuator) -> list[Step]:
     """A side's literal transforms: scale, invert, threshold (in that order)."""
     steps: list[Step] = []
     if part.scale is not None:
-        steps.append(lambda v, k=part.scale: v * k)
+        gain = part.scale
+        steps.append(lambda v: v * gain)
     if part.invert:
         steps.append(lambda v: -v)
     if part.threshold is not None:
-        steps.append(lambda v, t=part.threshold: v - t)
+        shift = part.threshold
+        steps.append(lambda v: v - shift)
     return steps
 
 
@@ -59,6 +61,7 @@ class ActionPlan:
         self.lines = lines
 
     def __call__(self, action: Any) -> np.ndarray:
+        """The env action for one model action (see :class:`ActionPlan`)."""
         if isinstance(action, (dict, tuple)) or (
                 not isinstance(action, np.ndarray) and hasattr(action, "keys")):
             raise TypeError(f"a model action is a flat array action of {self._model_dim} "
@@ -67,7 +70,7 @@ class ActionPlan:
         if flat.size != self._model_dim:
             raise ValueError(f"the model's action must be a {self._model_dim}-dim vector "
                              f"(its spec's output), not {flat.size} numbers")
-        pieces = []
+        pieces: list[Any] = []
         for where, steps, constant in self._segments:
             if where is None:
                 pieces.append(constant)
@@ -76,7 +79,7 @@ class ActionPlan:
             for step in steps:
                 value = step(value)
             pieces.append(value)
-        out = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        out: np.ndarray = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
         if self._clip is not None:
             out = np.clip(out, *self._clip)
         return out.astype(self._dtype, copy=False)
@@ -104,7 +107,8 @@ def _rotation(env: Actuator, model: Actuator, where: str, trust: bool) -> tuple[
     if source == env.encoding:
         return steps, ""
     check_pair(source, env.encoding)
-    steps.append(lambda v, s=source, t=env.encoding: convert(v, s, t))
+    target = env.encoding
+    steps.append(lambda v: convert(v, source, target))
     return steps, f" ({source}->{env.encoding})"
 
 
@@ -125,7 +129,8 @@ def _component(env: Actuator, model: Actuator, env_range: tuple[float, float] | 
     if env.clip:
         if env_range is None:
             raise AdapterResolutionError(f"{where}: clip=True needs the env actuator's range")
-        steps.append(lambda v, r=env_range: np.clip(v, *r))
+        low, high = env_range
+        steps.append(lambda v: np.clip(v, low, high))
     return steps, note
 
 
@@ -163,7 +168,7 @@ def plan_action(env_action: Action, space: spaces.Space[Any], model_action: Acti
             env_range = part.range or uniform_range(low[offset:stop], high[offset:stop])
             steps, note = _component(part, model, env_range, where, trust)
             segments.append((slice(begin, begin + model.dim), steps, None))
-            lines.append(f"  {part.role!r} env[{offset}:{stop}] <- model[{begin}:"
+            lines.append(f"  \"{part.role}\" env[{offset}:{stop}] <- model[{begin}:"
                          f"{begin + model.dim}]{note}")
         offset = stop
     advisories = [Advisory(f"action: the model's {role!r} has no env counterpart; dropped",

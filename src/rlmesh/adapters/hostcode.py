@@ -34,7 +34,7 @@ def load_callable(target: Any, *, trust: bool, where: str) -> Callable[..., Any]
             attribute is not callable.
     """
     if callable(target):
-        return target
+        return target  # type: ignore[no-any-return]
     if not trust:
         raise AdapterResolutionError(
             f"{where}: the entrypoint {target!r} imports code; resolve with "

@@ -11,10 +11,11 @@ host-side rotation repacking over a built-in encoding. Every leaf is checked whe
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import InitVar, dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 
@@ -32,7 +33,7 @@ antialiased filters (see ``docs/adapters.md``)."""
 RESAMPLES = ("bilinear", "bilinear_aa", "bicubic_aa", "lanczos3_aa", "area", "nearest")
 ObsTransform = Callable[[Any], Any]
 """A :class:`Custom` input's transform: the raw observation in, the slot's value out."""
-RotationTransform = Union[Callable[[Any], Any], str]
+RotationTransform = Callable[[Any], Any] | str
 """One arm of a :class:`CustomEncoding`: a callable, or a ``"module:callable"`` string."""
 
 _FITS = ("stretch", "crop", "pad")
@@ -41,7 +42,7 @@ _FIT_ERROR = "fit must be stretch, crop, pad or a preference sequence of them"
 
 def _dtype_name(value: Any, where: str) -> str:
     try:
-        return np.dtype(value).name
+        return str(np.dtype(value).name)
     except TypeError as exc:
         raise AdapterSpecError(f"{where}: {value!r} is not a NumPy dtype") from exc
 
@@ -192,7 +193,7 @@ class Image:
         offsets = tuple(self.offsets)
         if (len(offsets) != self.stack or not offsets or offsets[-1] != 0
                 or any(not isinstance(o, int) or isinstance(o, bool) for o in offsets)
-                or any(b <= a for a, b in zip(offsets, offsets[1:]))):
+                or any(b <= a for a, b in itertools.pairwise(offsets))):
             raise AdapterSpecError(f"Image offsets must be {self.stack} increasing "
                                    f"non-positive ints ending at 0, not {self.offsets!r}")
         if 1 - offsets[0] > 128:
@@ -259,7 +260,7 @@ def encoding_doc(encoding: Any, where: str) -> Any:
     if not isinstance(encoding.from_base or encoding.to_base, str):
         raise AdapterSpecError(f"{where}: a CustomEncoding with callable arms cannot be "
                                "serialized (give 'module:callable' strings to publish it)")
-    doc = {"base": encoding.base, "name": encoding.name}
+    doc: dict[str, Any] = {"base": encoding.base, "name": encoding.name}
     doc.update({k: v for k, v in (("from_base", encoding.from_base),
                                   ("to_base", encoding.to_base)) if v is not None})
     return doc
@@ -369,7 +370,7 @@ class State:
         return hash(repr(_state_key(self)))
 
 
-ConcatPart = Union[str, State]
+ConcatPart = str | State
 """A :class:`Concat` part: a bare role (a role-only :class:`State`) or a :class:`State`."""
 
 
@@ -484,5 +485,5 @@ class Custom:
                                    f"{self.entrypoint!r}")
 
 
-ModelLeaf = Union[Image, State, Concat, Text, Custom]
+ModelLeaf = Image | State | Concat | Text | Custom
 """One leaf of a model's input tree."""

@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from rlmesh.adapters.action import Action, action_from_dict
 from rlmesh.adapters.env_tags import _put
 from rlmesh.adapters.model_leaves import (
     Concat,
     Custom,
-    CustomEncoding,
     Image,
     ModelLeaf,
     State,
@@ -34,7 +33,7 @@ from rlmesh.errors import AdapterSpecError
 
 __all__ = ["InputNode", "ModelSpec", "ObservationRoles", "leaf_from_dict", "leaf_to_dict"]
 
-InputNode = Union[ModelLeaf, Mapping[str, Any], tuple[Any, ...]]
+InputNode = ModelLeaf | Mapping[str, Any] | tuple[Any, ...]
 """A model's input tree: a leaf, a ``dict`` of nodes or a ``tuple`` of nodes."""
 
 _IMAGE_DEFAULTS = {name: getattr(Image(), name) for name in (
@@ -50,6 +49,29 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def _image_doc(leaf: Image) -> dict[str, Any]:
+    doc: dict[str, Any] = {"type": "image", "role": leaf.role}
+    for name, default in _IMAGE_DEFAULTS.items():
+        value = getattr(leaf, name)
+        if value != default:
+            doc[name] = _jsonable(value)
+    return doc
+
+
+def _state_doc(leaf: State | Concat, where: str) -> dict[str, Any]:
+    parts = []
+    for part in leaf.parts:
+        fields = {n: getattr(part, n) for n in _PART_FIELDS}
+        fields["encoding"] = encoding_doc(part.encoding, where)
+        fields["fill"] = fields["fill"] or None
+        parts.append(_put({"role": part.role}, **fields))
+    doc: dict[str, Any] = {"type": "state", "components": parts}
+    for name, default in _STATE_DEFAULTS.items():
+        if getattr(leaf, name) != default:
+            doc[name] = _jsonable(getattr(leaf, name))
+    return doc
+
+
 def leaf_to_dict(leaf: Any, where: str = "input") -> dict[str, Any]:
     """The v1 JSON form of one model leaf.
 
@@ -58,24 +80,9 @@ def leaf_to_dict(leaf: Any, where: str = "input") -> dict[str, Any]:
             ``CustomEncoding``), or something that is not a leaf.
     """
     if isinstance(leaf, Image):
-        doc: dict[str, Any] = {"type": "image", "role": leaf.role}
-        for name, default in _IMAGE_DEFAULTS.items():
-            value = getattr(leaf, name)
-            if value != default:
-                doc[name] = _jsonable(value)
-        return doc
+        return _image_doc(leaf)
     if isinstance(leaf, (State, Concat)):
-        parts = []
-        for part in leaf.parts:
-            fields = {n: getattr(part, n) for n in _PART_FIELDS}
-            fields["encoding"] = encoding_doc(part.encoding, where)
-            fields["fill"] = fields["fill"] or None
-            parts.append(_put({"role": part.role}, **fields))
-        doc = {"type": "state", "components": parts}
-        for name, default in _STATE_DEFAULTS.items():
-            if getattr(leaf, name) != default:
-                doc[name] = _jsonable(getattr(leaf, name))
-        return doc
+        return _state_doc(leaf, where)
     if isinstance(leaf, Text):
         return _put({"type": "text", "role": leaf.role},
                     container=None if leaf.container == "str" else leaf.container,

@@ -44,6 +44,10 @@ def read_numbers(observation: Any, feature: StateFeature) -> np.ndarray:
     return flat if feature.stop is None else flat[feature.start:feature.stop]
 
 
+def _slice(start: int, stop: int) -> Step:
+    return lambda v: v[start:stop]
+
+
 def affine(source: tuple[float, float], target: tuple[float, float]) -> Step:
     """The map taking ``source``'s range onto ``target``'s."""
     (a, b), (c, d) = source, target
@@ -67,7 +71,8 @@ class NumericPlan:
         self.text = text
 
     def __call__(self, observation: Any) -> Any:
-        pieces = []
+        """The model's value for one observation."""
+        pieces: list[Any] = []
         for feature, steps, constant in self._parts:
             if feature is None:
                 pieces.append(constant)
@@ -76,7 +81,7 @@ class NumericPlan:
             for step in steps:
                 value = step(value)
             pieces.append(value)
-        out = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        out: np.ndarray = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
         if self._shim is not None:
             return self._apply_shim(out)
         if self._pad:
@@ -131,13 +136,13 @@ def _plan_part(part: State, feature: StateFeature, where: str,
         if part.index >= width:
             raise AdapterResolutionError(f"{where}: index {part.index} is past the {width} "
                                          f"elements of {feature.label}")
-        steps.append(lambda v, i=part.index: v[i:i + 1])
+        steps.append(_slice(part.index, part.index + 1))
         width, note = 1, f"{note}[{part.index}]"
     elif part.dim is not None:
         if part.dim > width:
             raise AdapterResolutionError(f"{where}: dim {part.dim} is more than the {width} "
                                          f"elements {feature.label} has")
-        steps.append(lambda v, n=part.dim: v[:n])
+        steps.append(_slice(0, part.dim))
         width = part.dim
     if part.range is not None and feature.range is not None and part.range != feature.range:
         steps.append(affine(feature.range, part.range))

@@ -73,7 +73,7 @@ class _Resolver:
             plan, notes = plan_numeric(leaf, self.index, key, trust=self.trust,
                                        check_inverse=self.check_inverse)
             self.advisories += notes
-            self.lines.append(f"  {key!r} <- {plan.text}")
+            self.lines.append(f"  \"{key}\" <- {plan.text}")
             for part in leaf.parts:
                 if isinstance(part.encoding, CustomEncoding):
                     self.shims[key] = part.encoding
@@ -84,7 +84,7 @@ class _Resolver:
         target = leaf.transform if leaf.transform is not None else leaf.entrypoint
         fn = load_callable(target, trust=self.trust, where=key)
         self.customs[key] = fn
-        self.lines.append(f"  {key!r} <- custom {leaf.entrypoint or _name(fn)}")
+        self.lines.append(f"  \"{key}\" <- custom {leaf.entrypoint or _name(fn)}")
         return lambda obs, lane: fn(obs)
 
     def image(self, leaf: Image, key: str) -> LeafFn:
@@ -103,7 +103,7 @@ class _Resolver:
         pipe = plan_image(leaf, camera, key)
         self.advisories += list(pipe.advisories)
         source = "blank" if camera is None else camera.path
-        self.lines.append(f"  {key!r} <- {source}: {', '.join(pipe.steps) or 'as is'}")
+        self.lines.append(f"  \"{key}\" <- {source}: {', '.join(pipe.steps) or 'as is'}")
         stack = None
         if leaf.stack > 1 or leaf.offsets is not None:
             offsets = leaf.offsets or tuple(range(1 - leaf.stack, 1))
@@ -124,7 +124,7 @@ class _Resolver:
         if feature is None and leaf.fill is None and leaf.role != INSTRUCTION:
             self.advisories.append(Advisory(f"{key}: the env has no {leaf.role!r}; the slot "
                                             "is left out", level="caution", path=key))
-        self.lines.append(f"  {key!r} <- {feature.label if feature else 'no env text'}"
+        self.lines.append(f"  \"{key}\" <- {feature.label if feature else 'no env text'}"
                           + (f" (fill {leaf.fill!r})" if leaf.fill is not None else ""))
         path = None if feature is None else feature.path
         as_list, fill, role = leaf.container == "list", leaf.fill, leaf.role
@@ -190,7 +190,7 @@ def resolve(env_tags: EnvTags, observation_space: spaces.Space[Any],
     lines = [*resolver.lines, "action:", *action.lines]
     if resolver.shims:
         lines.append("host-side encodings:")
-        lines += [f"  {key!r} {enc.base} -> {enc.name}" for key, enc in resolver.shims.items()]
+        lines += [f"  \"{key}\" {enc.base} -> {enc.name}" for key, enc in resolver.shims.items()]
     plan = Plan(build, action, lines, resolver.advisories + notes, model_spec, env_tags)
     resolver.plan = plan
     return Adapter(plan, resolver.customs, resolver.stacks, resolver.shims)
