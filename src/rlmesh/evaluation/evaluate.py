@@ -37,6 +37,7 @@ from rlmesh.errors import (
     RLMeshTimeoutError,
     TransportError,
 )
+from rlmesh.evaluation.adapting import attach
 from rlmesh.evaluation.hooks import HookList, Hooks
 from rlmesh.evaluation.identity import EnvIdentity, probe_identities, provenance
 from rlmesh.evaluation.lanes import play_lanes
@@ -215,6 +216,8 @@ class _Run:
                 "(rlmesh eval --allow-mixed) to pool them anyway")
         self.result.settings.update(self.identity.settings())
         self.model.bind(self.identity.observation_space, self.identity.action_space)
+        attach(self.model, self.identity.metadata or {}, self.identity.observation_space,
+               self.identity.action_space)
 
     # -- the slots' side (SlotHost) ----------------------------------------------------------
 

@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 import platform
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gymnasium import spaces as gs
@@ -31,6 +31,8 @@ class EnvIdentity:
     env_id: str | None
     observation_space: gs.Space[Any]
     action_space: gs.Space[Any]
+    metadata: Mapping[str, Any] | None = dataclasses.field(default=None, compare=False)
+    """The env's published metadata (where adapter tags travel)."""
 
     @classmethod
     def of_contract(cls, contract: dict[str, Any]) -> EnvIdentity:
@@ -42,9 +44,11 @@ class EnvIdentity:
         prefix = "single_" if contract.get("kind") == "vector_env" else ""
         spec = contract.get("spec")
         env_id = spec.get("id") if isinstance(spec, dict) else None
+        metadata = contract.get("metadata")
         return cls(str(env_id) if env_id else None,
                    schema_to_space(contract[f"{prefix}observation_space"]),
-                   schema_to_space(contract[f"{prefix}action_space"]))
+                   schema_to_space(contract[f"{prefix}action_space"]),
+                   metadata if isinstance(metadata, Mapping) else None)
 
     @classmethod
     def of_env(cls, env: Any) -> EnvIdentity:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rlmesh.evaluation.adapting import adapt_batch
 from rlmesh.evaluation.results import EpisodeResult, success_of
 from rlmesh.vector.batching import final_info, lane_info, pick
 
@@ -60,6 +61,8 @@ class _LanePlayer:
         self.observations, infos = self.env.reset(seed=seeds)
         self._started(range(self.lanes), infos)
         batch = self.model.batch() if self.model.batched else None
+        if batch is not None and self.model.adapter is not None:
+            batch = adapt_batch(batch, self.model.adapter)
         while any(lane is not None for lane in self.state):
             actions = self._actions(batch)
             observations, rewards, terms, truncs, infos = self.env.step(actions)

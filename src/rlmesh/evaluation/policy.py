@@ -15,6 +15,8 @@ from typing import Any, TypeVar, overload
 
 from gymnasium import spaces as gs
 
+from rlmesh.adapters.adapter import Adapter
+from rlmesh.evaluation.adapting import adapt_one
 from rlmesh.evaluation.corner_set import Corners
 from rlmesh.evaluation.corners import (
     Replay,
@@ -65,6 +67,12 @@ class Policy(Corners):
     observation_space: gs.Space[Any] | None = None
     action_space: gs.Space[Any] | None = None
     # (class-level defaults: a subclass whose __init__ skips super().__init__() still works)
+    adapter: Any = None
+    """The adapter the runners resolved for the current env (``None``: raw observations)."""
+    skips_adapters = False
+    """Whether the model takes the env's raw values even from a tagged env (the random
+    baseline)."""
+    _on_reset: Callable[..., Any] | None = None
     _on_episode_end: Callable[..., Any] | None = None
     _on_close: Callable[[], Any] | None = None
     _episode: EpisodeState | None = None
@@ -73,12 +81,14 @@ class Policy(Corners):
                  predict_batch: Callable[[Any], Any] | None = None, name: str | None = None,
                  spec: Any = None, on_episode_end: Callable[..., Any] | None = None,
                  on_close: Callable[[], Any] | None = None,
-                 trust_entrypoints: bool = False) -> None:
+                 trust_entrypoints: bool = False,
+                 on_reset: Callable[..., Any] | None = None) -> None:
         if source is not None and predict is not None:
             raise TypeError("pass the predict callable once: Model(fn) or Model(predict=fn)")
         predict = source if source is not None else predict
         for label, value in (("predict", predict), ("predict_batch", predict_batch),
-                             ("on_episode_end", on_episode_end), ("on_close", on_close)):
+                             ("on_episode_end", on_episode_end), ("on_close", on_close),
+                             ("on_reset", on_reset)):
             if value is not None and not callable(value):
                 raise TypeError(f"{label} must be callable, not {type(value).__qualname__}")
         self._predict = predict
@@ -91,6 +101,7 @@ class Policy(Corners):
         self.trust_entrypoints = trust_entrypoints
         self._on_episode_end = on_episode_end
         self._on_close = on_close
+        self._on_reset = on_reset
         self._episode = None
 
     def load(self, **binding: Any) -> None:
@@ -125,6 +136,8 @@ class Policy(Corners):
         """
         if self._edge() == "start":
             self.reset(seed)
+        if self._on_reset is not None:
+            self._on_reset()
         return EpisodeState(seed)
 
     def start(self, seed: int | None) -> tuple[EpisodeState, Predictor]:
@@ -138,6 +151,12 @@ class Policy(Corners):
         """Tell a model that hears of episode ends that ``episode`` ended (naming it)."""
         if self._edge() == "end":
             call_edge(self._on_episode_end or self.reset, episode.episode_id)
+        adapter = self.adapter
+        if adapter is not None:
+            if isinstance(adapter, Adapter):
+                adapter.reset(id(episode))
+            else:
+                adapter.reset()
 
     def episode(self, seed: int | None) -> Predictor:
         """The next episode of a one-at-a-time run (a session), and its predictor.
@@ -199,10 +218,12 @@ class Policy(Corners):
             takes = self._chunk_context()
             predict = Replay(lambda observation: self._chunk(
                 observation, horizon, ctx() if takes else None), horizon)
-        if not self.converts:
-            return predict
-        to_model, from_model = self.to_model, self.from_model
-        return lambda observation: from_model(predict(to_model(observation)))
+        if self.converts:
+            inner, to_model, from_model = predict, self.to_model, self.from_model
+            predict = lambda observation: from_model(inner(to_model(observation)))  # noqa: E731
+        if self.adapter is not None:
+            return adapt_one(predict, self.adapter, id(episode) if episode is not None else 0)
+        return predict
 
     @property
     def converts(self) -> bool:

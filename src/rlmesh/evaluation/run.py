@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from rlmesh.errors import RLMeshWarning
+from rlmesh.evaluation.adapting import attach, env_metadata
 from rlmesh.evaluation.hooks import HookList
 from rlmesh.evaluation.identity import EnvIdentity, provenance
 from rlmesh.evaluation.lanes import play_lanes
@@ -72,8 +73,8 @@ def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
             along the way.
         max_episode_seconds: Cut episodes running longer than this (single envs).
         close_env: Close ``env`` afterwards even though the caller passed it in.
-        instruction: Text for a model that reads an instruction (delivered by adapters,
-            which come later; kept in the result's settings).
+        instruction: Text for the model's ``text/instruction`` inputs, delivered by its
+            adapter in place of the env's (kept in the result's settings).
         trust_entrypoints: Allow ``module:callable`` entrypoints in a model's spec.
         execution_horizon: Actions executed per predicted chunk; more than 1 needs a model
             with a chunk corner (otherwise a warning, and every step predicts).
@@ -99,10 +100,12 @@ def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
         **provenance()})
     try:
         vector = hasattr(env, "single_action_space") and hasattr(env, "num_envs")
-        if vector:
-            model.bind(env.single_observation_space, env.single_action_space)
-        else:
-            model.bind(env.observation_space, env.action_space)
+        observation_space, action_space = ((env.single_observation_space,
+                                            env.single_action_space) if vector else
+                                           (env.observation_space, env.action_space))
+        model.bind(observation_space, action_space)
+        attach(model, env_metadata(env), observation_space, action_space, instruction=instruction,
+               trust_entrypoints=trust_entrypoints)
         model.load()
         try:
             if vector:

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from rlmesh.errors import EnvClosedError
+from rlmesh.evaluation.adapting import attach, env_metadata
 from rlmesh.evaluation.hooks import HookList
 from rlmesh.evaluation.policy import Policy, Predictor, as_policy
 from rlmesh.evaluation.results import EpisodeResult, RunResult, success_of
@@ -57,8 +58,8 @@ class Session:
         max_episode_seconds: Truncate episodes after this many seconds.
         hooks: :class:`rlmesh.RunHooks` or :class:`rlmesh.Hooks` watching the episodes.
         close_env: Close ``env`` on :meth:`close` even if the caller passed it in.
-        instruction: Text for a model that reads an instruction (kept in
-            :attr:`instruction`; adapters, which deliver it, come later).
+        instruction: Text for the model's ``text/instruction`` inputs, delivered by its
+            adapter in place of the env's.
         execution_horizon: Actions executed per predicted chunk (1: every step predicts).
         view: The live viewer (not available yet; ``None``).
         trust_entrypoints: Allow ``module:callable`` entrypoints in a model's spec.
@@ -113,6 +114,8 @@ class Session:
             raise TypeError("a session drives a single env; use rlmesh.run for vector envs")
         self._env, self._owned = env, owned
         self.model.bind(env.observation_space, env.action_space)
+        attach(self.model, env_metadata(env), env.observation_space, env.action_space,
+               instruction=self.instruction, trust_entrypoints=self.trust_entrypoints)
         self.model.load()
         self.endpoint = endpoint_of(env)
 

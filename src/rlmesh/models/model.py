@@ -42,6 +42,8 @@ class Model(Policy):
         on_episode_end: Called when each episode ends (with its id, if it takes one).
         on_close: Called instead of :meth:`close` when the run ends.
         trust_entrypoints: Allow ``module:callable`` entrypoints in the spec.
+        on_reset: Called (with no arguments) as each episode starts, e.g. a custom adapter's
+            ``reset``.
     """
 
     params: Any = None
@@ -117,6 +119,7 @@ class RandomModel(Model):
     """
 
     copied_per_run = True
+    skips_adapters = True
 
     def __init__(self) -> None:
         super().__init__(name="random")

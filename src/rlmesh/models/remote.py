@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from rlmesh import protocol as P
+from rlmesh.adapters.model_spec import ModelSpec
 from rlmesh.client.channel import Channel
 from rlmesh.client.options import ConnectOptions, endpoint_address
 from rlmesh.errors import EndpointKindError
@@ -68,6 +69,9 @@ class RemoteModel(Model):
                                     "not a model (use RemoteEnv or RemoteVectorEnv)")
         self.contract = contract
         self.name = str(contract.get("name") or self.name)
+        metadata = contract.get("metadata")
+        if isinstance(metadata, dict):
+            self.spec = ModelSpec.from_metadata(metadata)
         if "observation_space" in contract and "action_space" in contract:
             self.bind(schema_to_space(contract["observation_space"]),
                       schema_to_space(contract["action_space"]))

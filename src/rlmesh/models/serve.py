@@ -25,6 +25,7 @@ import numpy as np
 from gymnasium import spaces as gs
 
 from rlmesh import protocol as P
+from rlmesh.adapters.model_spec import ModelSpec
 from rlmesh.evaluation.policy import Policy
 from rlmesh.models.fusion import Fuser
 from rlmesh.server.seam import Handler, SessionPort, Source
@@ -36,6 +37,12 @@ DEFAULT_MAX_BATCH = 65_536
 """Most lanes one ``PREDICT_BATCH`` may hold (``ModelSource(max_batch=...)``)."""
 _ARRAY_SPACES = (gs.Box, gs.Discrete, gs.MultiDiscrete, gs.MultiBinary)
 _MAX_DEPTH = 32
+
+
+def spec_metadata(model: Policy) -> dict[str, Any]:
+    """The contract metadata publishing ``model``'s adapter spec (empty without one)."""
+    spec = getattr(model, "spec", None)
+    return spec.to_metadata() if isinstance(spec, ModelSpec) else {}
 
 
 class ModelSource(Source):
@@ -58,7 +65,8 @@ class ModelSource(Source):
         self._closed = False
         contract: dict[str, Any] = {"kind": "model", "name": model.name,
                                     "batched": model.batched, "num_envs": 1,
-                                    "render_mode": None, "metadata": {}, "spec": None}
+                                    "render_mode": None, "metadata": spec_metadata(model),
+                                    "spec": None}
         if model.observation_space is not None and model.action_space is not None:
             contract["observation_space"] = space_to_schema(model.observation_space)
             contract["action_space"] = space_to_schema(model.action_space)
