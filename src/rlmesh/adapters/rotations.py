@@ -105,7 +105,7 @@ def _matrix_to_quat(m: Float) -> Float:
     best = np.argmax(pivots, axis=-1)
     q = np.take_along_axis(cands, best[..., None, None], axis=-2)[..., 0, :]
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    return np.where(q[..., 3:4] < 0, -q, q)
+    return np.asarray(np.where(q[..., 3:4] < 0, -q, q), dtype=np.float64)
 
 
 def _skew(v: Float) -> Float:
@@ -124,7 +124,8 @@ def _rotvec_to_matrix(v: Float) -> Float:
     a = np.where(small, 1 - theta2 / 6, np.sin(safe) / safe)
     b = np.where(small, 0.5 - theta2 / 24, (1 - np.cos(safe)) / (safe * safe))
     k = _skew(v)
-    return np.eye(3) + a[..., None, None] * k + b[..., None, None] * (k @ k)
+    out: Float = np.eye(3) + a[..., None, None] * k + b[..., None, None] * (k @ k)
+    return out
 
 
 def _quat_to_rotvec(q: Float) -> Float:
@@ -224,7 +225,7 @@ def from_matrix(matrix: Any, encoding: str) -> Float:
     if encoding == "rot6d":
         return np.concatenate([m[..., :, 0], m[..., :, 1]], axis=-1)
     if encoding == "rot6d_rowmajor":
-        return m[..., :, :2].reshape((*m.shape[:-2], 6)).copy()
+        return np.array(m[..., :, :2].reshape((*m.shape[:-2], 6)), dtype=np.float64)
     return -m[..., 2, :]
 
 
