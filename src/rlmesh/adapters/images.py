@@ -21,7 +21,7 @@ from rlmesh.adapters.advisory import Advisory
 from rlmesh.adapters.image_fit import Geometry, plan_geometry
 from rlmesh.adapters.image_values import plan_values
 from rlmesh.adapters.model_leaves import Image
-from rlmesh.adapters.resize import resize_hwc
+from rlmesh.adapters.resize import interleave, resize_hwc
 from rlmesh.errors import AdapterResolutionError, TensorError
 
 __all__ = ["Camera", "ImagePipe", "plan_image"]
@@ -137,15 +137,15 @@ def _check_camera(camera: Camera, key: str) -> None:
 
 
 def _resize_op(geometry: Geometry, resample: str, channels: int) -> Op:
-    rows, cols = geometry.rows, geometry.cols
+    rows, cols = geometry.rows, interleave(geometry.cols, channels)
     if not geometry.padded:
-        return lambda x: resize_hwc(x, rows, cols, resample)
+        return lambda x: resize_hwc(x, rows, cols, resample, channels)
     (top, left), (height, width) = geometry.offset, geometry.size
     canvas = (*geometry.canvas, channels)
 
     def resize_and_pad(x: Frame) -> Frame:
         out = np.zeros(canvas, x.dtype)
-        out[top:top + height, left:left + width] = resize_hwc(x, rows, cols, resample)
+        out[top:top + height, left:left + width] = resize_hwc(x, rows, cols, resample, channels)
         return out
 
     return resize_and_pad

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ANTIALIASED", "AxisPlan", "apply_axis", "plan_axis", "resize_hwc"]
+__all__ = ["ANTIALIASED", "AxisPlan", "apply_axis", "interleave", "plan_axis", "resize_hwc"]
 
 Float = NDArray[np.float64]
 Kernel = Callable[[Float], Float]
@@ -184,8 +184,23 @@ def _to_integer(x: NDArray[np.floating], dtype: np.dtype[Any]) -> NDArray[Any]:
     return x.astype(dtype)
 
 
-def resize_hwc(frame: NDArray[Any], rows: AxisPlan, cols: AxisPlan,
-               resample: str) -> NDArray[Any]:
+def interleave(plan: AxisPlan, channels: int) -> AxisPlan:
+    """The width plan of an ``(H, W, C)`` frame seen as ``(H, W * C)``: one tap row per value.
+
+    Planned once, it lets the width pass run over long contiguous rows instead of an
+    innermost axis of a few channels.
+    """
+    if plan.start is not None:
+        return AxisPlan(plan.size_out * channels, plan.start * channels, plan.index, plan.weight)
+    lane = np.arange(channels)
+    index = (plan.index[:, None, :] * channels + lane[None, :, None]).reshape(
+        plan.size_out * channels, -1)
+    weight = np.repeat(plan.weight, channels, axis=0)
+    return AxisPlan(plan.size_out * channels, None, index, weight)
+
+
+def resize_hwc(frame: NDArray[Any], rows: AxisPlan, cols: AxisPlan, resample: str,
+               channels: int) -> NDArray[Any]:
     """Resize an ``(H, W, C)`` frame: the width pass, then the height pass.
 
     Integer frames are worked in float (float32 for 8-bit, float64 otherwise) and rounded
@@ -194,20 +209,26 @@ def resize_hwc(frame: NDArray[Any], rows: AxisPlan, cols: AxisPlan,
     Args:
         frame: The source frame.
         rows: The plan of axis 0.
-        cols: The plan of axis 1.
+        cols: The plan of axis 1, :func:`interleave`-d with ``channels``.
         resample: The filter name (an antialiased one rounds 8-bit intermediates).
+        channels: ``C``.
 
     Returns:
-        The resized frame, of the source dtype.
+        The resized frame, of the source dtype (a view when both plans are slices).
     """
+    if rows.start is not None and cols.start is not None:
+        width = cols.size_out // channels
+        left = cols.start // channels
+        return frame[rows.start:rows.start + rows.size_out, left:left + width]
     dtype = frame.dtype
     integer = dtype.kind in "ui"
     work = np.float32 if dtype.itemsize == 1 and integer else np.float64
-    x: NDArray[np.floating] = frame.astype(work)
+    x: NDArray[np.floating] = frame.astype(work, order="C").reshape(frame.shape[0], -1)
     x = apply_axis(x, cols, 1)
     if integer and resample in ANTIALIASED and cols.start is None and rows.start is None:
         x = _to_integer(x, dtype).astype(work)
     x = apply_axis(x, rows, 0)
+    x = x.reshape(rows.size_out, cols.size_out // channels, channels)
     if integer:
         return _to_integer(np.array(x, dtype=work), dtype)
     return x.astype(dtype)
