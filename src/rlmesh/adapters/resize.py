@@ -223,7 +223,7 @@ def resize_hwc(frame: NDArray[Any], rows: AxisPlan, cols: AxisPlan, resample: st
     dtype = frame.dtype
     integer = dtype.kind in "ui"
     work = np.float32 if dtype.itemsize == 1 and integer else np.float64
-    x: NDArray[np.floating] = frame.astype(work, order="C").reshape(frame.shape[0], -1)
+    x: NDArray[Any] = frame.astype(work, order="C").reshape(frame.shape[0], -1)
     x = apply_axis(x, cols, 1)
     if integer and resample in ANTIALIASED and cols.start is None and rows.start is None:
         x = _to_integer(x, dtype).astype(work)
