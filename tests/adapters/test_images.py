@@ -401,3 +401,13 @@ def test_steps_read_in_pipeline_order() -> None:
     assert pipe.steps == ("upright (rot180)", "resize 256x256->224x224 bilinear",
                           "uint8->float32 /255", "hwc->chw")
     assert "224" in repr(pipe)
+
+
+def test_upright_then_resize_on_a_chw_camera() -> None:
+    frame = _noise((3, 12, 16), seed=12)
+    camera = _camera((3, 12, 16), layout="chw", upside_down=True)
+    pipe = plan_image(Image(height=6, width=8, channel_order="bgr", layout="chw"), camera, "k")
+    upright = np.ascontiguousarray(frame.transpose(1, 2, 0)[::-1, ::-1])
+    expected = plan_image(Image(height=6, width=8), _camera((12, 16, 3)), "k")(upright)
+    assert np.array_equal(pipe(frame), expected[..., ::-1].transpose(2, 0, 1))
+    assert pipe.steps == ("upright (rot180)", "resize 12x16->6x8 bilinear", "rgb->bgr")
