@@ -9,6 +9,8 @@ sequence takes the first mode that needs no disallowed upscale.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass
 
@@ -163,20 +165,24 @@ def plan_geometry(leaf: Image, shape: tuple[int, int], key: str, path: str) -> G
         The geometry, or ``None`` when the frame keeps its size and nothing is cropped.
 
     Raises:
-        AdapterResolutionError: On an aspect mismatch without ``fit``, or when every allowed
-            fit needs an upscale that ``allow_upscale`` does not permit.
+        AdapterResolutionError: On an aspect mismatch without ``fit``.
+
+    An upscale that ``allow_upscale`` does not acknowledge is planned all the same, with a
+    ``warn`` advisory (the reference rlmesh's own examples upscale without it).
     """
     planner = _Planner(leaf, shape, key, path)
     if planner.side == 1.0 and planner.target == shape:
         return None
-    refused: list[str] = []
+    first: Geometry | None = None
     for mode in planner.modes():
         geometry, grows = planner.attempt(mode)
         if not grows or leaf.allow_upscale:
             return geometry
-        refused.append(mode)
+        first = first or geometry
+    assert first is not None
     height, width = planner.target
-    raise AdapterResolutionError(
+    note = Advisory(
         f"image input {key!r}: the model wants {height}x{width} but camera {path} gives "
-        f"{planner.box.shows()}; that is an upscale (fit tried: {', '.join(refused)}); set "
-        f"allow_upscale=True to permit it")
+        f"{planner.box.shows()}; the frame is upscaled (pixels are interpolated, not seen); "
+        "set allow_upscale=True to say this is intended", level="warn", path=key)
+    return dataclasses.replace(first, advisories=(*first.advisories, note))
