@@ -116,6 +116,11 @@ class EnvIndex:
             raise AdapterResolutionError(f"{where}: the env tags role {role!r} more than once")
 
 
+def _shape3(shape: Any) -> tuple[int, int, int]:
+    height, width, channels = (int(n) for n in shape)
+    return height, width, channels
+
+
 def _encodings(value: Any) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -141,7 +146,7 @@ def _add_leaf(index: EnvIndex, leaf: Any, space: spaces.Space[Any], path: Path) 
         assert isinstance(space, spaces.Box)
         low, high = uniform_range(space.low, space.high) or (None, None)
         index.cameras[leaf.role] = Camera(
-            path=where, role=leaf.role, shape=tuple(int(n) for n in space.shape),
+            path=where, role=leaf.role, shape=_shape3(space.shape),
             layout=leaf.layout, dtype=space.dtype, low=low, high=high,
             upside_down=leaf.upside_down)
         index.camera_paths[leaf.role] = path

@@ -10,7 +10,6 @@ sequence takes the first mode that needs no disallowed upscale.
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from dataclasses import dataclass
 
