@@ -43,9 +43,9 @@ def _convention(part: Actuator) -> list[Step]:
     return steps
 
 
-def _snap(low: float, high: float) -> Step:
-    middle = (low + high) / 2.0
-    return lambda v: np.where(v >= middle, high, low)
+def _snap(value: np.ndarray) -> np.ndarray:
+    """The binary decision: ``>= 0`` opens (``+1``), below closes (``-1``); never ``0``."""
+    return np.where(value >= 0.0, 1.0, -1.0)
 
 
 class ActionPlan:
@@ -123,8 +123,7 @@ def _component(env: Actuator, model: Actuator, env_range: tuple[float, float] | 
         note += f" range{model.range}->{env_range}"
     steps += _convention(model) + _convention(env)
     if env.binary or model.binary:
-        low, high = env_range or (-1.0, 1.0)
-        steps.append(_snap(low, high))
+        steps.append(_snap)
         note += " binary"
     if env.clip:
         if env_range is None:
