@@ -124,3 +124,16 @@ def same_rotation_value(got: Any, want: Any, encoding: str) -> bool:
     if encoding.startswith("quat"):
         return bool(np.allclose(got, want, atol=1e-5) or np.allclose(got, -want, atol=1e-5))
     return bool(np.allclose(got, want, atol=1e-5))
+
+
+def reverse(value: Any) -> np.ndarray:
+    """A packing that stores a vector back to front (its own inverse); an entrypoint target."""
+    return np.asarray(value)[::-1].copy()
+
+
+def gripper_twice(observation: Any) -> np.ndarray:
+    """A custom input: the gripper reading doubled; an entrypoint target."""
+    return np.asarray(observation["gripper"], np.float64) * 2.0
+
+
+NOT_CALLABLE = 3
