@@ -29,8 +29,10 @@ _REFERENCES = ("current", "target")
 
 
 def without_extensions(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """``doc`` less its extension fields (keys prefixed ``x-`` or ``ext-``), which a reader
-    skips; any other key is the caller's to check."""
+    """``doc`` less its extension fields (keys prefixed ``x-`` or ``ext-``).
+
+    A reader skips those; any other key is the caller's to check.
+    """
     return {k: v for k, v in doc.items() if not str(k).startswith(("x-", "ext-"))}
 
 
