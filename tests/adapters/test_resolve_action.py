@@ -207,14 +207,22 @@ def test_env_range_equal_to_float32_bounds_is_accepted() -> None:
 # --- conventions: scale, invert, threshold, binary, clip --------------------------------------
 
 def test_one_side_applies_scale_then_invert_then_threshold() -> None:
-    adapter = bridge(gripper(scale=2.0, invert=True, threshold=0.5), gripper(),
-                     spaces.Box(-INF, INF, (1,)))
-    assert one(adapter, 0.2) == pytest.approx(-0.9)  # 0.2*2 = 0.4, -> -0.4, -0.5 -> -0.9
+    adapter = bridge(gripper(scale=2.0, invert=True, threshold=-0.5, binary=True), gripper())
+    # 0.2: *2 = 0.4, negated -0.4, minus -0.5 = 0.1 -> opens. Threshold first would give
+    # -1.4 and invert last -0.9: both close. 0.3 ends at -0.1 -> closes.
+    assert [one(adapter, 0.2), one(adapter, 0.3)] == [1.0, -1.0]
+    adapter = bridge(gripper(scale=2.0, invert=True, threshold=0.5, binary=True), gripper())
+    assert one(adapter, -0.2) == -1.0  # -0.4, 0.4, -0.1 -> closes (other orders open)
 
 
 def test_model_convention_runs_before_the_env_convention() -> None:
-    adapter = bridge(gripper(threshold=0.5), gripper(scale=2.0), spaces.Box(-INF, INF, (1,)))
-    assert one(adapter, 1.0) == pytest.approx(1.5)  # model: *2, then env: -0.5
+    adapter = bridge(gripper(threshold=1.5, binary=True), gripper(scale=2.0))
+    assert one(adapter, 1.0) == 1.0  # model *2 = 2.0, env -1.5 = 0.5 opens (env first: -1)
+
+
+def test_env_convention_is_inherited_by_every_model() -> None:
+    adapter = bridge(gripper(invert=True), gripper(scale=0.5))
+    assert one(adapter, 0.8) == pytest.approx(-0.4)
 
 
 def test_conventions_run_after_the_range_map() -> None:
@@ -306,3 +314,44 @@ def test_action_space_must_be_a_box() -> None:
 
 def test_the_arm_layout_is_seven_wide() -> None:
     assert arm_action().dim == 7
+
+
+# --- frames and references on actuators --------------------------------------------------------
+
+@pytest.mark.parametrize(("env_value", "model_value", "outcome"), [
+    (None, None, "silence"), ("target", None, "silence"), (None, "target", "caution"),
+    ("current", "current", "silence"), ("current", "target", "error"),
+])
+def test_reference_rules_on_delta_actuators(env_value: str | None, model_value: str | None,
+                                            outcome: str) -> None:
+    env = adapt.Action(adapt.Actuator(adapt.ACTION_DELTA_POS, dim=3, reference=env_value))
+    model = adapt.Action(adapt.Actuator(adapt.ACTION_DELTA_POS, dim=3, reference=model_value))
+    if outcome == "error":
+        with pytest.raises(adapt.AdapterResolutionError,
+                           match=r"action\[0:3\].*reference 'target'.*'current'"):
+            bridge(env, model)
+        return
+    notes = bridge(env, model).advisories()
+    assert [n.level for n in notes] == ([] if outcome == "silence" else ["caution"])
+
+
+@pytest.mark.parametrize(("env_value", "model_value", "outcome"), [
+    (None, "world", "caution"), ("world", "world", "silence"), ("world", "robot_base", "error"),
+])
+def test_frame_rules_on_absolute_pose_actuators(env_value: str | None, model_value: str | None,
+                                                outcome: str) -> None:
+    env = adapt.Action(adapt.Actuator(adapt.ACTION_EEF_POS, dim=3, frame=env_value))
+    model = adapt.Action(adapt.Actuator(adapt.ACTION_EEF_POS, dim=3, frame=model_value))
+    if outcome == "error":
+        with pytest.raises(adapt.AdapterResolutionError, match="frame"):
+            bridge(env, model)
+        return
+    notes = bridge(env, model).advisories()
+    assert [n.level for n in notes] == ([] if outcome == "silence" else ["caution"])
+
+
+def test_fixed_width_model_actuator_validates_its_dim() -> None:
+    model = adapt.Action(adapt.Actuator(adapt.ACTION_EEF_POS, dim=4),
+                         adapt.Actuator(adapt.ACTION_GRIPPER, dim=1))
+    with pytest.raises(adapt.AdapterResolutionError, match=r"action/eef_pos.*3 wide.*dim=4"):
+        bridge(gripper(), model)
