@@ -197,3 +197,16 @@ def test_resolve_from_contract_without_tags_says_how_to_publish_them(serve: Any)
     with rlmesh.numpy.RemoteEnv(server.address) as env, \
             pytest.raises(adapt.AdapterResolutionError, match="tags"):
         adapt.resolve_from_contract(env.env_contract, spec)
+
+
+def test_explain_suffixes_the_agreed_frame_and_reference() -> None:
+    tags = arm_tags(eef_pos=adapt.StateTag(adapt.EEF_POS, frame="robot_base"),
+                    action=adapt.Action(
+                        adapt.Actuator(adapt.ACTION_DELTA_POS, dim=3, reference="target"),
+                        adapt.Actuator(adapt.ACTION_DELTA_ROT, dim=3, encoding="axis_angle"),
+                        adapt.Actuator(adapt.ACTION_GRIPPER, dim=1)))
+    text = resolve_arm({"state": adapt.Concat(adapt.EEF_POS, adapt.GRIPPER_POS)},
+                       tags=tags).explain()
+    assert "concat(eef_pos@robot_base, gripper)" in text
+    assert "model[0:3]~target" in text
+    assert "@" not in resolve_arm({"state": adapt.State(adapt.GRIPPER_POS)}).explain()

@@ -518,3 +518,24 @@ def test_frame_rules(env_frame: str | None, model_frame: str | None, outcome: st
 def test_frame_outside_the_vocabulary_is_refused() -> None:
     with pytest.raises(adapt.AdapterSpecError, match="frame"):
         adapt.State(adapt.EEF_POS, frame="camera")
+
+
+def test_a_role_may_feed_several_leaves() -> None:
+    out = payload({"a": adapt.State(adapt.EEF_POS), "b": adapt.State(adapt.EEF_POS, index=2)})
+    np.testing.assert_allclose(out["a"], [0.1, -0.2, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(out["b"], [0.3], rtol=1e-6)
+
+
+def test_tag_range_disagreeing_with_finite_space_bounds_is_an_error() -> None:
+    tags = arm_tags(gripper=adapt.StateTag(adapt.GRIPPER_POS, range=(0.0, 1.0)))
+    with pytest.raises(adapt.AdapterResolutionError, match=r"gripper.*disagrees"):
+        resolve_arm(adapt.State(adapt.EEF_POS), tags=tags)
+
+
+def test_untagged_keys_are_ignored() -> None:
+    tags = arm_tags(joints=None, task=None)
+    adapter = resolve_arm({"pos": adapt.State(adapt.EEF_POS)}, tags=tags)
+    np.testing.assert_allclose(adapter.transform_obs(arm_obs())["pos"], [0.1, -0.2, 0.3],
+                               rtol=1e-6)
+    with pytest.raises(adapt.AdapterResolutionError, match="proprio/joint_pos"):
+        resolve_arm({"j": adapt.State(adapt.JOINT_POS)}, tags=tags)

@@ -155,6 +155,12 @@ def _geometry(env: Actuator, model: Actuator, where: str) -> list[Advisory]:
     return notes
 
 
+def _geometry_note(env: Actuator, model: Actuator) -> str:
+    """The explain() suffix of the agreed geometry: ``@frame``, ``~reference``."""
+    frame, reference = model.frame or env.frame, model.reference or env.reference
+    return (f"@{frame}" if frame else "") + (f"~{reference}" if reference else "")
+
+
 def _model_offsets(model_action: Action) -> dict[str, tuple[int, Actuator]]:
     """Where each roled model component starts; a fixed-width role must have its width."""
     offsets, start = {}, 0
@@ -202,6 +208,7 @@ def plan_action(env_action: Action, space: spaces.Space[Any], model_action: Acti
             env_range = part.range or uniform_range(low[offset:stop], high[offset:stop])
             steps, note = _component(part, model, env_range, where, trust)
             advisories += _geometry(part, model, where)
+            note += _geometry_note(part, model)
             segments.append((slice(begin, begin + model.dim), steps, None))
             lines.append(f"  \"{part.role}\" env[{offset}:{stop}] <- model[{begin}:"
                          f"{begin + model.dim}]{note}")
