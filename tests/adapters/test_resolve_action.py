@@ -11,7 +11,7 @@ from gymnasium import spaces
 
 import rlmesh.adapters as adapt
 from rlmesh.adapters.rotations import SOURCE_ENCODINGS
-from tests.adapters.arm import INF, arm_action, arm_action_space, encode, resolve_arm
+from tests.adapters.arm import INF, arm_action_space, encode, resolve_arm
 
 
 def bridge(env: adapt.Action, model: adapt.Action,
@@ -310,10 +310,6 @@ def test_action_space_must_be_a_box() -> None:
     with pytest.raises(adapt.AdapterResolutionError, match="Box"):
         adapt.resolve(tags, spaces.Dict({"pos": spaces.Box(-1, 1, (3,))}), spaces.Discrete(2),
                       adapt.ModelSpec(adapt.State(adapt.EEF_POS), gripper()))
-
-
-def test_the_arm_layout_is_seven_wide() -> None:
-    assert arm_action().dim == 7
 
 
 # --- frames and references on actuators --------------------------------------------------------

@@ -13,10 +13,12 @@ import rlmesh.adapters as adapt
 from rlmesh.adapters.rotations import ENCODINGS, SOURCE_ENCODINGS
 from tests.adapters.arm import (
     INF,
+    FlatArmEnv,
     arm_obs,
     arm_observation_space,
     arm_tags,
     encode,
+    flat_tags,
     resolve_arm,
     same_rotation_value,
 )
@@ -334,8 +336,6 @@ def test_env_rotation_width_must_match_its_encoding() -> None:
 # --- Split, nested Dict and Tuple -------------------------------------------------------------
 
 def test_split_fields_are_sliced_by_role_with_skips() -> None:
-    from tests.adapters.arm import FlatArmEnv, flat_tags
-
     env = FlatArmEnv()
     obs, _ = env.reset(seed=0)
     spec = adapt.ModelSpec(
