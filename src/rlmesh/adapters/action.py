@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rlmesh.adapters.env_tags import _check_dim, _put, check_encoding, check_range
+from rlmesh.adapters.env_tags import (
+    _check_dim,
+    _put,
+    check_encoding,
+    check_range,
+    without_extensions,
+)
 from rlmesh.adapters.model_leaves import CustomEncoding, encoding_doc, encoding_from_doc
 from rlmesh.adapters.roles import check_role
 from rlmesh.errors import AdapterSpecError
@@ -117,6 +123,7 @@ class Actuator:
         """
         if not isinstance(doc, Mapping):
             raise AdapterSpecError(f"an action component must be an object, not {doc!r}")
+        doc = without_extensions(doc)
         unknown = sorted(set(doc) - set(_FIELDS))
         if unknown:
             raise AdapterSpecError(f"unknown action component keys: {', '.join(unknown)}")
@@ -184,6 +191,7 @@ def action_from_dict(doc: Any) -> Action:
     """
     if not isinstance(doc, Mapping) or not isinstance(doc.get("components"), list):
         raise AdapterSpecError("an action layout is an object with a components list")
+    doc = without_extensions(doc)
     unknown = sorted(set(doc) - {"components", "clip"})
     if unknown:
         raise AdapterSpecError(f"unknown action layout keys: {', '.join(unknown)}")

@@ -21,6 +21,7 @@ from rlmesh.adapters.env_index import uniform_range
 from rlmesh.adapters.hostcode import load_callable
 from rlmesh.adapters.model_leaves import CustomEncoding
 from rlmesh.adapters.numeric import affine
+from rlmesh.adapters.roles import fixed_width
 from rlmesh.adapters.rotations import check_pair, convert
 from rlmesh.errors import AdapterResolutionError
 
@@ -43,9 +44,9 @@ def _convention(part: Actuator) -> list[Step]:
     return steps
 
 
-def _snap(low: float, high: float) -> Step:
-    middle = (low + high) / 2.0
-    return lambda v: np.where(v >= middle, high, low)
+def _snap(value: np.ndarray) -> np.ndarray:
+    """The binary decision: ``>= 0`` opens (``+1``), below closes (``-1``); never ``0``."""
+    return np.where(value >= 0.0, 1.0, -1.0)
 
 
 class ActionPlan:
@@ -123,8 +124,7 @@ def _component(env: Actuator, model: Actuator, env_range: tuple[float, float] | 
         note += f" range{model.range}->{env_range}"
     steps += _convention(model) + _convention(env)
     if env.binary or model.binary:
-        low, high = env_range or (-1.0, 1.0)
-        steps.append(_snap(low, high))
+        steps.append(_snap)
         note += " binary"
     if env.clip:
         if env_range is None:
@@ -134,20 +134,60 @@ def _component(env: Actuator, model: Actuator, env_range: tuple[float, float] | 
     return steps, note
 
 
+def _geometry(env: Actuator, model: Actuator, where: str) -> list[Advisory]:
+    """The frame and reference rules between an env and a model actuator.
+
+    Agreement passes silently, a value only the model states passes with a caution, and two
+    different values are an error.
+    """
+    notes: list[Advisory] = []
+    for name in ("frame", "reference"):
+        theirs, ours = getattr(env, name), getattr(model, name)
+        if ours is None or ours == theirs:
+            continue
+        if theirs is None:
+            notes.append(Advisory(f"{where}: the model emits {model.role!r} with {name} "
+                                  f"{ours!r}; the env does not say which {name} it uses",
+                                  level="caution", path=where))
+            continue
+        raise AdapterResolutionError(f"{where}: the model emits {model.role!r} with {name} "
+                                     f"{ours!r}, the env takes it with {theirs!r}")
+    return notes
+
+
+def _geometry_note(env: Actuator, model: Actuator) -> str:
+    """The explain() suffix of the agreed geometry: ``@frame``, ``~reference``."""
+    frame, reference = model.frame or env.frame, model.reference or env.reference
+    return (f"@{frame}" if frame else "") + (f"~{reference}" if reference else "")
+
+
+def _model_offsets(model_action: Action) -> dict[str, tuple[int, Actuator]]:
+    """Where each roled model component starts; a fixed-width role must have its width."""
+    offsets, start = {}, 0
+    for part in model_action.components:
+        if part.role is not None:
+            fixed = fixed_width(part.role)
+            if fixed is not None and part.dim != fixed:
+                raise AdapterResolutionError(
+                    f"model action[{start}:{start + part.dim}]: role {part.role!r} is {fixed} "
+                    f"wide, the model declares dim={part.dim}")
+            offsets[part.role] = (start, part)
+        start += part.dim
+    return offsets
+
+
 def plan_action(env_action: Action, space: spaces.Space[Any], model_action: Action, *,
                 trust: bool = False) -> tuple[ActionPlan, list[Advisory]]:
     """Resolve the model's action layout into the env's.
 
     Raises:
         AdapterResolutionError: If an env component has no model counterpart (and is not
-            optional), widths or encodings cannot be bridged, or a model actuator clips.
+            optional), widths or encodings cannot be bridged, a model actuator clips, or the
+            two sides name different frames or references.
     """
     assert isinstance(space, spaces.Box)
-    offsets, start = {}, 0
-    for part in model_action.components:
-        if part.role is not None:
-            offsets[part.role] = (start, part)
-        start += part.dim
+    offsets = _model_offsets(model_action)
+    advisories: list[Advisory] = []
     segments: list[tuple[slice | None, list[Step], np.ndarray | None]] = []
     lines, used, offset = [], set(), 0
     low, high = space.low.ravel(), space.high.ravel()
@@ -167,12 +207,14 @@ def plan_action(env_action: Action, space: spaces.Space[Any], model_action: Acti
             used.add(part.role)
             env_range = part.range or uniform_range(low[offset:stop], high[offset:stop])
             steps, note = _component(part, model, env_range, where, trust)
+            advisories += _geometry(part, model, where)
+            note += _geometry_note(part, model)
             segments.append((slice(begin, begin + model.dim), steps, None))
             lines.append(f"  \"{part.role}\" env[{offset}:{stop}] <- model[{begin}:"
                          f"{begin + model.dim}]{note}")
         offset = stop
-    advisories = [Advisory(f"action: the model's {role!r} has no env counterpart; dropped",
-                           level="info", path=role) for role in offsets if role not in used]
+    advisories += [Advisory(f"action: the model's {role!r} has no env counterpart; dropped",
+                            level="info", path=role) for role in offsets if role not in used]
     if env_action.clip is not None:
         lines.append(f"  clip {list(env_action.clip)}")
     return ActionPlan(segments, model_action.dim, space.dtype, env_action.clip,

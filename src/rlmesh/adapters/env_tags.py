@@ -22,10 +22,18 @@ from rlmesh.adapters.roles import (
 from rlmesh.errors import AdapterSpecError
 
 __all__ = ["Field", "ImageTag", "ObsLeaf", "ObsNode", "Split",
-           "StateTag", "TextTag", "check_encoding", "check_range"]
+           "StateTag", "TextTag", "check_encoding", "check_range", "without_extensions"]
 
 _FRAMES = ("world", "robot_base", "tool")
 _REFERENCES = ("current", "target")
+
+
+def without_extensions(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` less its extension fields (keys prefixed ``x-`` or ``ext-``).
+
+    A reader skips those; any other key is the caller's to check.
+    """
+    return {k: v for k, v in doc.items() if not str(k).startswith(("x-", "ext-"))}
 
 
 def check_range(value: Any, where: str) -> tuple[float, float] | None:

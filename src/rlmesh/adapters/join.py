@@ -17,7 +17,8 @@ from gymnasium import spaces
 
 from rlmesh.adapters.action import Action
 from rlmesh.adapters.env_tags import Field, ImageTag, Split, StateTag, TextTag
-from rlmesh.adapters.roles import ROTATION_DIMS, fixed_width
+from rlmesh.adapters.model_leaves import CustomEncoding
+from rlmesh.adapters.roles import REGISTERED_ROLES, ROTATION_DIMS, fixed_width, is_rotation_role
 from rlmesh.errors import AdapterResolutionError
 
 __all__ = ["check_action", "check_observation"]
@@ -35,7 +36,12 @@ def _check_feature(where: str, role: str, width: int, encoding: Any) -> None:
     if fixed is not None and width != fixed:
         raise AdapterResolutionError(f"{where}: role {role!r} is {fixed} wide, the space "
                                      f"gives {width}")
+    if isinstance(encoding, CustomEncoding):
+        encoding = encoding.base
     names = [encoding] if isinstance(encoding, str) else list(encoding or ())
+    if names and role in REGISTERED_ROLES and not is_rotation_role(role):
+        raise AdapterResolutionError(f"{where}: role {role!r} is not a rotation role; it "
+                                     f"takes no encoding (got {names[0]!r})")
     if names and ROTATION_DIMS[names[0]] != width:
         raise AdapterResolutionError(f"{where}: encoding {names[0]!r} is "
                                      f"{ROTATION_DIMS[names[0]]} wide, the space gives {width}")

@@ -12,6 +12,7 @@ contract under :data:`~rlmesh.adapters.MODEL_METADATA_KEY`. Only host code canno
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = ["InputNode", "ModelSpec", "ObservationRoles", "leaf_from_dict", "leaf
 InputNode = ModelLeaf | Mapping[str, Any] | tuple[Any, ...]
 """A model's input tree: a leaf, a ``dict`` of nodes or a ``tuple`` of nodes."""
 
+_VERSIONED_KEY = re.compile(r"^rlmesh\.adapters\.(v\d+)\.model_spec$")
 _IMAGE_DEFAULTS = {name: getattr(Image(), name) for name in (
     "height", "width", "layout", "channels", "dtype", "normalize", "lead_dims", "upside_down",
     "resample", "allow_upscale", "fit", "optional", "fill", "stack", "offsets", "stack_pad",
@@ -262,9 +264,21 @@ class ModelSpec:
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> ModelSpec | None:
-        """The spec in a contract's metadata, or ``None`` when there is none."""
+        """The spec in a contract's metadata, or ``None`` when there is none.
+
+        Raises:
+            AdapterSpecError: If the spec is malformed, or only another format version's key
+                is present.
+        """
         doc = metadata.get(MODEL_METADATA_KEY)
-        return None if doc is None else cls.from_dict(doc)
+        if doc is not None:
+            return cls.from_dict(doc)
+        for key in metadata:
+            match = _VERSIONED_KEY.match(str(key))
+            if match:
+                raise AdapterSpecError(f"model spec in format {match.group(1)} ({key!r}); this "
+                                       f"rlmesh reads {MODEL_METADATA_KEY!r} only")
+        return None
 
 
 def _walk(node: Any, path: str, found: list[tuple[str, Any]]) -> None:

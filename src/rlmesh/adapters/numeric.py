@@ -155,7 +155,8 @@ def _plan_part(part: State, feature: StateFeature, where: str,
         steps.append(lambda v: v * gain + shift)
         note += f" *{gain:g}+{shift:g}"
     _check_frame(part, feature, where, advisories)
-    return steps, width, note
+    frame = part.frame or feature.frame
+    return steps, width, note + (f"@{frame}" if frame else "")
 
 
 def _check_frame(part: State, feature: StateFeature, where: str,

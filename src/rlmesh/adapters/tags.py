@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlmesh.adapters.action import Action, action_from_dict
-from rlmesh.adapters.env_tags import Field, ImageTag, Split, StateTag, TextTag
+from rlmesh.adapters.env_tags import (
+    Field,
+    ImageTag,
+    Split,
+    StateTag,
+    TextTag,
+    without_extensions,
+)
 from rlmesh.adapters.join import check_action, check_observation
 from rlmesh.adapters.roles import ENV_METADATA_KEY
 from rlmesh.errors import AdapterSpecError
@@ -32,6 +39,7 @@ def _tuple_or_none(value: Any) -> Any:
 
 
 def _leaf_from_dict(doc: Mapping[str, Any], where: str) -> Any:
+    doc = without_extensions(doc)
     kind = doc["type"]
     if kind not in _LEAF_KEYS:
         raise AdapterSpecError(f"{where}: unknown leaf type {kind!r}")
@@ -53,6 +61,8 @@ def _leaf_from_dict(doc: Mapping[str, Any], where: str) -> Any:
 
 def _field_from_dict(doc: Any, where: str) -> Field:
     known = {"role", "dim", "encoding", "range", "frame"}
+    if isinstance(doc, Mapping):
+        doc = without_extensions(doc)
     if not isinstance(doc, Mapping) or not set(doc) <= known or "dim" not in doc:
         raise AdapterSpecError(f"{where}: a split field is an object with a dim and only "
                                f"{', '.join(sorted(known))}, not {doc!r}")
