@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         Text,
     )
     from rlmesh.adapters.model_spec import InputNode, ModelSpec, ObservationRoles
-    from rlmesh.adapters.resolve import resolve, resolve_from_contract
+    from rlmesh.adapters.resolution import resolve, resolve_from_contract
     from rlmesh.adapters.roles import (
         ACTION_DELTA_POS,
         ACTION_DELTA_POS_2,
@@ -138,8 +138,8 @@ _FACE: dict[str, str] = {
     "RotationTransform": "rlmesh.adapters.model_leaves",
     "State": "rlmesh.adapters.model_leaves",
     "Text": "rlmesh.adapters.model_leaves",
-    "resolve": "rlmesh.adapters.resolve",
-    "resolve_from_contract": "rlmesh.adapters.resolve",
+    "resolve": "rlmesh.adapters.resolution",
+    "resolve_from_contract": "rlmesh.adapters.resolution",
 }
 
 __all__ = [

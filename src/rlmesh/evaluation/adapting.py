@@ -19,7 +19,7 @@ from gymnasium import spaces as gs
 
 from rlmesh.adapters.adapter import Adapter, AdapterBase
 from rlmesh.adapters.model_spec import ModelSpec
-from rlmesh.adapters.resolve import resolve
+from rlmesh.adapters.resolution import resolve
 from rlmesh.adapters.roles import NO_ADAPTER
 from rlmesh.adapters.tags import EnvTags
 from rlmesh.errors import AdapterResolutionError
