@@ -101,7 +101,7 @@ class Stack:
 
 
 class Plan:
-    """Everything :func:`~rlmesh.adapters.resolution` decided: the compiled payload and action.
+    """Everything :func:`~rlmesh.adapters.resolve` decided: the compiled payload and action.
 
     Attributes:
         build: ``(observation, lane) -> payload``.
@@ -123,7 +123,7 @@ class Plan:
 class Adapter(AdapterBase[Any]):
     """A resolved adapter between one env's tags and one model's spec.
 
-    Built by :func:`~rlmesh.adapters.resolution` (or :func:`~rlmesh.adapters.resolve_from_contract`),
+    Built by :func:`~rlmesh.adapters.resolve` (or :func:`~rlmesh.adapters.resolve_from_contract`),
     not by hand.
 
     Args:

@@ -6,7 +6,7 @@ these: :class:`Image` (a camera, resized and converted), :class:`State` and :cla
 and :class:`Custom` (host code that computes the slot). :class:`CustomEncoding` layers a
 host-side rotation repacking over a built-in encoding. Every leaf is checked when built
 (:class:`~rlmesh.errors.AdapterSpecError`); whether it fits an env is decided by
-:func:`~rlmesh.adapters.resolution`.
+:func:`~rlmesh.adapters.resolve`.
 """
 
 from __future__ import annotations
