@@ -30,7 +30,7 @@ from rlmesh.adapters.tags import EnvTags
 from rlmesh.errors import AdapterResolutionError
 from rlmesh.spacetypes.convert import to_gymnasium_space
 
-__all__ = ["resolve", "resolve_from_contract"]
+__all__ = ["resolve", "resolve_from_contract", "role_reader"]
 
 LeafFn = Callable[[Any, int], Any]
 
@@ -214,3 +214,41 @@ def resolve_from_contract(contract: Any, model_spec: ModelSpec, *,
     return resolve(tags, to_gymnasium_space(contract.observation_space),
                    to_gymnasium_space(contract.action_space), model_spec,
                    trust_entrypoints=trust_entrypoints, check_inverse=check_inverse)
+
+
+def role_reader(env_tags: EnvTags, observation_space: spaces.Space[Any],
+                items: tuple[Any, ...]) -> Callable[[Any], dict[Any, Any]]:
+    """A reader of roles (or model leaves) off raw observations: ``obs -> {item: value}``.
+
+    A role string reads the env's feature as it is (an image, a numeric vector as float32, a
+    text); a model leaf (``Image(...)``, ``State(...)``...) reads it as that leaf would give it
+    to a model.
+
+    Raises:
+        AdapterResolutionError: If an item names a role the env does not tag, or a leaf cannot
+            be resolved.
+    """
+    index = index_env(env_tags.observation, observation_space)
+    resolver = _Resolver(index, False, True)
+    fns = []
+    for item in items:
+        leaf = item
+        if isinstance(item, str):
+            if item in index.cameras:
+                leaf = Image(item)
+            elif item in index.texts:
+                leaf = Text(item)
+            elif item in index.states:
+                leaf = State(item)
+            else:
+                raise AdapterResolutionError(f"the env tags no role {item!r}")
+        fns.append((item, resolver.leaf(leaf, str(item))))
+
+    def read(observation: Any) -> dict[Any, Any]:
+        values = {}
+        for item, fn in fns:
+            value = fn(observation, 0)
+            if value is not OMIT:
+                values[item] = value
+        return values
+    return read

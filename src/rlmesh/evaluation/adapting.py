@@ -112,6 +112,15 @@ def adapt_one(predict: Callable[[Any], Any], adapter: AdapterBase[Any],
         _as_array(predict(adapter.transform_obs(observation))))
 
 
+def _lane(space: gs.Space[Any], batch: Any, k: int) -> Any:
+    """Row ``k`` of a batch of ``space`` values (a ``Text`` batch is a tuple of strings)."""
+    if isinstance(space, gs.Dict):
+        return {key: _lane(sub, batch[key], k) for key, sub in space.spaces.items()}
+    if isinstance(space, gs.Tuple):
+        return tuple(_lane(sub, batch[i], k) for i, sub in enumerate(space.spaces))
+    return batch[k]
+
+
 def _stack(rows: list[Any]) -> Any:
     first = rows[0]
     if isinstance(first, Mapping):
@@ -123,16 +132,20 @@ def _stack(rows: list[Any]) -> Any:
     return np.stack([np.asarray(row) for row in rows])
 
 
-def adapt_batch(batch: Callable[..., Any], adapter: AdapterBase[Any]) -> Callable[..., Any]:
+def adapt_batch(batch: Callable[..., Any], adapter: AdapterBase[Any],
+                space: gs.Space[Any] | None) -> Callable[..., Any]:
     """A batch predictor over env observations: rows adapted one by one, predicted together.
 
-    Row ``k``'s frame history is kept under its episode (``episodes[k]``) when one is given.
+    ``space`` (one env's observation space) splits the batch into rows. Row ``k``'s frame
+    history is kept under its episode (``episodes[k]``) when one is given.
     """
     def adapted(observations: Any, episodes: Any = None) -> Any:
-        rows = episodes if episodes is not None else [None] * lane_count(observations)
+        count = lane_count(observations)
+        lanes = [pick(observations, k) if space is None else _lane(space, observations, k)
+                 for k in range(count)]
+        rows = episodes if episodes is not None else [None] * len(lanes)
         payloads = []
-        for k, episode in enumerate(rows):
-            observation = pick(observations, k)
+        for k, (episode, observation) in enumerate(zip(rows, lanes, strict=True)):
             if isinstance(adapter, Adapter):
                 key = id(episode) if episode is not None else k
                 payloads.append(adapter.transform_obs(observation, env_index=key))

@@ -62,7 +62,7 @@ class _LanePlayer:
         self._started(range(self.lanes), infos)
         batch = self.model.batch() if self.model.batched else None
         if batch is not None and self.model.adapter is not None:
-            batch = adapt_batch(batch, self.model.adapter)
+            batch = adapt_batch(batch, self.model.adapter, self.model.observation_space)
         while any(lane is not None for lane in self.state):
             actions = self._actions(batch)
             observations, rewards, terms, truncs, infos = self.env.step(actions)

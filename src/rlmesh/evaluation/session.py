@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from rlmesh.errors import EnvClosedError
+from rlmesh.adapters.resolution import role_reader
+from rlmesh.adapters.tags import EnvTags
+from rlmesh.errors import AdapterResolutionError, EnvClosedError
 from rlmesh.evaluation.adapting import attach, env_metadata
 from rlmesh.evaluation.hooks import HookList
 from rlmesh.evaluation.policy import Policy, Predictor, as_policy
@@ -28,8 +30,8 @@ __all__ = ["Reader", "Session"]
 class Reader:
     """Reads roles off raw observations: ``reader(obs) -> {role: value}``.
 
-    What :meth:`Session.reader` returns; roles come from ``rlmesh.adapters`` (a later
-    version of rlmesh).
+    What :meth:`Session.reader` returns: the roles are those the env's adapter tags name
+    (``rlmesh.adapters``).
 
     Args:
         adapter: ``observation -> {role: value}``.
@@ -94,6 +96,7 @@ class Session:
         self._steps, self._reward, self._started = 0, 0.0, 0.0
         self._predict_ns = self._step_ns = self._last_predict_ns = 0
         self._closed = False
+        self._readers: dict[tuple[Any, ...], Reader] = {}
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -220,14 +223,34 @@ class Session:
                          settings={"env": self.endpoint, "policy": self.model.name})
 
     def read(self, observation: Any, item: Any) -> Any:
-        """Read one role off an observation (needs ``rlmesh.adapters``, not available yet)."""
-        raise NotImplementedError("Session.read needs rlmesh.adapters, which this version of "
-                                  "rlmesh does not have yet")
+        """Read one role (or model leaf) off a raw observation of this session's env.
 
-    def reader(self, *items: Any) -> Any:
-        """A role reader (needs ``rlmesh.adapters``, not available yet)."""
-        raise NotImplementedError("Session.reader needs rlmesh.adapters, which this version "
-                                  "of rlmesh does not have yet")
+        ``item`` is a role string (``rlmesh.adapters.EEF_POS``: the env's value as it is) or a
+        model leaf (``rlmesh.adapters.State(EEF_ROT, encoding="rot6d")``: as a model with
+        that leaf would get it). The env must publish adapter tags.
+
+        Raises:
+            AdapterResolutionError: If the env publishes no tags or does not tag the role.
+            ValueError: If the observation lacks it.
+        """
+        values = self.reader(item)(observation)
+        if item not in values:
+            raise ValueError(f"the observation has no value for {item!r}")
+        return values[item]
+
+    def reader(self, *items: Any) -> Reader:
+        """A :class:`Reader` of ``items`` (roles or model leaves) for this session's env."""
+        key = tuple(items)
+        cached = self._readers.get(key)
+        if cached is not None:
+            return cached
+        tags = EnvTags.from_metadata(env_metadata(self.env))
+        if tags is None:
+            raise AdapterResolutionError("the env publishes no adapter tags, so it has no roles "
+                                         "to read; serve it with EnvServer(env, tags=...)")
+        reader = Reader(role_reader(tags, self.env.observation_space, key), key)
+        self._readers[key] = reader
+        return reader
 
     def close(self) -> None:
         """Close the model, and the env if the session opened it (or ``close_env``)."""
