@@ -14,7 +14,7 @@ from gymnasium import spaces
 import rlmesh
 import rlmesh.adapters as adapt
 from rlmesh.errors import AdapterResolutionError
-from tests.adapters.arm import arm_action, arm_observation_space, arm_tags
+from tests.adapters.arm import arm_observation_space, arm_tags
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -141,7 +141,7 @@ def test_a_spec_needs_a_tagged_env() -> None:
 
 
 def test_session_instruction_and_role_reads(served: tuple[ArmEnv, str]) -> None:
-    env, address = served
+    _env, address = served
     texts = []
 
     def model(payload: Any) -> Any:
