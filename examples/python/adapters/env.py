@@ -259,3 +259,8 @@ TAGS = adapt.EnvTags(
     ),
 )
 """What the env's observation leaves and action slices mean, by role."""
+
+
+def tagged_env(max_steps: int = 80) -> TabletopEnv:
+    """A fresh env with :data:`TAGS` stamped on its metadata (for ``rlmesh.make_vec``)."""
+    return adapt.tag(TabletopEnv(max_steps), TAGS)  # type: ignore[no-any-return]
