@@ -90,7 +90,9 @@ class _Resolver:
     def image(self, leaf: Image, key: str) -> LeafFn:
         cameras = self.index.cameras
         camera = cameras.get(leaf.role)
-        if camera is None and len(cameras) == 1:
+        # The lone-camera fallback serves a required input only: an optional one whose role
+        # the env lacks is zero-filled, never bound to an unrelated camera.
+        if camera is None and not leaf.optional and len(cameras) == 1:
             camera = next(iter(cameras.values()))
             self.advisories.append(Advisory(
                 f"{key}: the env has no {leaf.role!r}; its only camera {camera.role!r} "
