@@ -181,10 +181,14 @@ def test_resize_tables_are_planned_once_and_same_size_is_a_slice() -> None:
 # -- geometry rules ------------------------------------------------------------------------
 
 
-def test_aspect_mismatch_needs_fit() -> None:
-    with pytest.raises(AdapterResolutionError, match=r"'image'.*fit=") as err:
-        plan_image(Image(size=32), _camera((48, 64, 3)), "image")
-    assert "48x64" in str(err.value) and "32x32" in str(err.value)
+def test_an_aspect_mismatch_without_fit_stretches_with_a_warning() -> None:
+    pipe = plan_image(Image(size=32), _camera((48, 64, 3)), "image")
+    (note,) = pipe.advisories
+    assert note.level == "warn" and "48x64" in note and "32x32" in note and "fit=" in note
+    stretched = plan_image(Image(size=32, fit="stretch"), _camera((48, 64, 3)), "image")
+    assert not stretched.advisories
+    frame = _noise((48, 64, 3))
+    assert np.array_equal(pipe(frame), stretched(frame))
     # One pixel of rounding is not a mismatch.
     pipe = plan_image(Image(height=25, width=32), _camera((48, 64, 3)), "image")
     assert pipe.out_shape == (25, 32, 3)

@@ -386,9 +386,9 @@ def test_bare_split_tags_a_whole_flat_observation() -> None:
     np.testing.assert_allclose(action, [0.1, 0.2, 0.3, 0.7], atol=1e-6)
 
 
-def test_aspect_change_needs_fit() -> None:
-    with pytest.raises(adapt.AdapterResolutionError, match="fit="):
-        one_camera(adapt.Image(adapt.IMAGE_PRIMARY, size=32))
+def test_an_aspect_change_without_fit_is_stretched_and_said() -> None:
+    stretched = one_camera(adapt.Image(adapt.IMAGE_PRIMARY, size=32))
+    assert any("stretched" in note and note.level == "warn" for note in stretched.advisories())
     cropped = one_camera(adapt.Image(adapt.IMAGE_PRIMARY, size=32, fit="crop"))
     frame = np.zeros((48, 64, 3), np.uint8)
     frame[:, :8] = 255  # only in the left margin that the centred crop drops

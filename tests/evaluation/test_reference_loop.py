@@ -91,13 +91,13 @@ def test_session_caps_episodes_and_closes_a_passed_env_only_when_asked() -> None
     assert closed == [True]
 
 
-def test_session_read_and_view_say_they_need_later_features() -> None:
+def test_session_reads_need_tags_and_view_needs_the_viewer() -> None:
     with rlmesh.session(rlmesh.RANDOM_SAMPLE, cartpole()) as sess:
         obs, _ = sess.reset(seed=0)
-        with pytest.raises(NotImplementedError, match="adapters"):
-            sess.read(obs, "image")
-        with pytest.raises(NotImplementedError, match="adapters"):
-            sess.reader("image")
+        with pytest.raises(rlmesh.errors.AdapterResolutionError, match="no adapter tags"):
+            sess.read(obs, "image/primary")
+        with pytest.raises(ValueError, match="no adapter tags"):
+            sess.reader("image/primary")
     with pytest.raises(NotImplementedError, match="viewer"):
         rlmesh.session(rlmesh.RANDOM_SAMPLE, cartpole(), view="terminal")
 

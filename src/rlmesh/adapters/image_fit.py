@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from rlmesh.adapters.advisory import Advisory
 from rlmesh.adapters.model_leaves import Image
 from rlmesh.adapters.resize import AxisPlan, plan_axis
-from rlmesh.errors import AdapterResolutionError
 
 __all__ = ["Geometry", "plan_geometry"]
 
@@ -91,6 +90,8 @@ class _Planner:
     def __init__(self, leaf: Image, shape: tuple[int, int], key: str, path: str) -> None:
         self.leaf, self.key, self.path = leaf, key, path
         self.full = shape
+        self.unasked: Advisory | None = None
+        """The advisory of an aspect change no ``fit`` asked for."""
         side = leaf.crop if leaf.crop is not None else (
             math.sqrt(leaf.crop_area) if leaf.crop_area is not None else 1.0)
         self.side = side
@@ -105,10 +106,11 @@ class _Planner:
             return ("stretch",)
         fit = self.leaf.fit
         if fit is None:
-            raise AdapterResolutionError(
+            self.unasked = Advisory(
                 f"image input {self.key!r}: camera {self.path} gives {self.box.shows()} but the "
-                f"model wants {height}x{width}, another aspect ratio; set fit= (stretch, crop "
-                f"or pad) to say how to reconcile them")
+                f"model wants {height}x{width}, another aspect ratio; the frame is stretched "
+                f"(set fit= to stretch, crop or pad on purpose)", level="warn", path=self.key)
+            return ("stretch",)
         return (fit,) if isinstance(fit, str) else fit
 
     def attempt(self, mode: str) -> tuple[Geometry, bool]:
@@ -163,15 +165,21 @@ def plan_geometry(leaf: Image, shape: tuple[int, int], key: str, path: str) -> G
     Returns:
         The geometry, or ``None`` when the frame keeps its size and nothing is cropped.
 
-    Raises:
-        AdapterResolutionError: On an aspect mismatch without ``fit``.
-
-    An upscale that ``allow_upscale`` does not acknowledge is planned all the same, with a
-    ``warn`` advisory (the reference rlmesh's own examples upscale without it).
+    An aspect mismatch without ``fit`` is stretched, and an upscale that ``allow_upscale`` does
+    not acknowledge is planned all the same, each with a ``warn`` advisory (the reference
+    rlmesh's own examples do both without saying so).
     """
     planner = _Planner(leaf, shape, key, path)
     if planner.side == 1.0 and planner.target == shape:
         return None
+    geometry = _choose(planner, leaf, key, path)
+    if planner.unasked is not None:
+        geometry = dataclasses.replace(geometry,
+                                       advisories=(*geometry.advisories, planner.unasked))
+    return geometry
+
+
+def _choose(planner: _Planner, leaf: Image, key: str, path: str) -> Geometry:
     first: Geometry | None = None
     for mode in planner.modes():
         geometry, grows = planner.attempt(mode)
