@@ -154,10 +154,11 @@ def test_session_instruction_and_role_reads(served: tuple[ArmEnv, str]) -> None:
         np.testing.assert_allclose(session.read(observation, adapt.EEF_POS), [0.1, 0.2, 0.3])
         rot6d = session.read(observation, adapt.State(adapt.EEF_ROT, encoding="rot6d"))
         np.testing.assert_allclose(rot6d, IDENTITY_ROT6D, atol=1e-6)
-        reader = session.reader(adapt.INSTRUCTION, adapt.IMAGE_PRIMARY)
-        values = reader(observation)
+        reader = session.reader(adapt.INSTRUCTION, adapt.Image(size=4, layout="chw"))
+        values = reader(observation)  # keyed by role, whether a role or a leaf asked
         assert values[adapt.INSTRUCTION] == "stack the blocks"
-        assert values[adapt.IMAGE_PRIMARY].shape == (8, 8, 3)
+        assert values[adapt.IMAGE_PRIMARY].shape == (3, 4, 4)
+        assert session.read(observation, adapt.IMAGE_PRIMARY).shape == (8, 8, 3)
         with pytest.raises(AdapterResolutionError, match="no role"):
             session.read(observation, "proprio/joint_vel")
         while not session.done:

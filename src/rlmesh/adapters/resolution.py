@@ -220,7 +220,7 @@ def resolve_from_contract(contract: Any, model_spec: ModelSpec, *,
 
 def role_reader(env_tags: EnvTags, observation_space: spaces.Space[Any],
                 items: tuple[Any, ...]) -> Callable[[Any], dict[Any, Any]]:
-    """A reader of roles (or model leaves) off raw observations: ``obs -> {item: value}``.
+    """A reader of roles (or model leaves) off raw observations: ``obs -> {role: value}``.
 
     A role string reads the env's feature as it is (an image, a numeric vector as float32, a
     text); a model leaf (``Image(...)``, ``State(...)``...) reads it as that leaf would give it
@@ -244,7 +244,8 @@ def role_reader(env_tags: EnvTags, observation_space: spaces.Space[Any],
                 leaf = State(item)
             else:
                 raise AdapterResolutionError(f"the env tags no role {item!r}")
-        fns.append((item, resolver.leaf(leaf, str(item))))
+        fns.append((item if isinstance(item, str) else leaf.role,
+                    resolver.leaf(leaf, str(item if isinstance(item, str) else leaf.role))))
 
     def read(observation: Any) -> dict[Any, Any]:
         values = {}

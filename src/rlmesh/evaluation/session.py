@@ -234,9 +234,10 @@ class Session:
             ValueError: If the observation lacks it.
         """
         values = self.reader(item)(observation)
-        if item not in values:
-            raise ValueError(f"the observation has no value for {item!r}")
-        return values[item]
+        role = item if isinstance(item, str) else getattr(item, "role", item)
+        if role not in values:
+            raise ValueError(f"the observation has no value for {role!r}")
+        return values[role]
 
     def reader(self, *items: Any) -> Reader:
         """A :class:`Reader` of ``items`` (roles or model leaves) for this session's env."""
