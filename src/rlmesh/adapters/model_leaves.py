@@ -11,200 +11,24 @@ host-side rotation repacking over a built-in encoding. Every leaf is checked whe
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import InitVar, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
-
-from rlmesh.adapters.env_tags import _check_dim, check_encoding, check_range
-from rlmesh.adapters.roles import IMAGE_PRIMARY, INSTRUCTION, ROTATION_DIMS, check_role
+from rlmesh.adapters.env_tags import check_encoding, check_range
+from rlmesh.adapters.image_leaf import RESAMPLES, Image, Resample
+from rlmesh.adapters.leaf_checks import check_choice, check_number, dtype_name, optional_dim
+from rlmesh.adapters.roles import INSTRUCTION, ROTATION_DIMS, check_role
 from rlmesh.errors import AdapterSpecError
 
 __all__ = ["RESAMPLES", "Concat", "ConcatPart", "Custom", "CustomEncoding", "Image",
            "ModelLeaf", "ObsTransform", "Resample", "RotationTransform", "State", "Text",
            "encoding_doc", "encoding_from_doc"]
 
-Resample = Literal["bilinear", "bilinear_aa", "bicubic_aa", "lanczos3_aa", "area", "nearest"]
-"""A resize filter: un-suffixed names follow OpenCV/torch, ``_aa`` ones Pillow's
-antialiased filters (see ``docs/adapters.md``)."""
-RESAMPLES = ("bilinear", "bilinear_aa", "bicubic_aa", "lanczos3_aa", "area", "nearest")
 ObsTransform = Callable[[Any], Any]
 """A :class:`Custom` input's transform: the raw observation in, the slot's value out."""
 RotationTransform = Callable[[Any], Any] | str
 """One arm of a :class:`CustomEncoding`: a callable, or a ``"module:callable"`` string."""
-
-_FITS = ("stretch", "crop", "pad")
-_FIT_ERROR = "fit must be stretch, crop, pad or a preference sequence of them"
-
-
-def _dtype_name(value: Any, where: str) -> str:
-    try:
-        return str(np.dtype(value).name)
-    except TypeError as exc:
-        raise AdapterSpecError(f"{where}: {value!r} is not a NumPy dtype") from exc
-
-
-def _optional_dim(value: Any, where: str, minimum: int = 0) -> int | None:
-    return None if value is None else _check_dim(value, where, minimum=minimum)
-
-
-def _check_normalize(value: Any) -> bool | tuple[float, float]:
-    if isinstance(value, bool):
-        return value
-    pair = check_range(value, "Image normalize")
-    if pair is None or pair[0] == pair[1]:
-        raise AdapterSpecError(f"Image normalize is True, False or a (low, high) pair with "
-                               f"low < high, not {value!r}")
-    return pair
-
-
-def _check_fit(value: Any) -> str | tuple[str, ...] | None:
-    if value is None:
-        return None
-    names = (value,) if isinstance(value, str) else tuple(value) if isinstance(
-        value, Sequence) else ()
-    if not names or any(name not in _FITS for name in names):
-        raise AdapterSpecError(f"Image {_FIT_ERROR}, not {value!r}")
-    return value if isinstance(value, str) else names
-
-
-def _check_number(value: Any, where: str) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                              or not math.isfinite(value)):
-        raise AdapterSpecError(f"{where} must be a finite number, not {value!r}")
-
-
-def _check_choice(value: Any, choices: tuple[Any, ...], where: str) -> None:
-    if value not in choices:
-        raise AdapterSpecError(f"{where} must be one of {', '.join(map(str, choices))}, not "
-                               f"{value!r}")
-
-
-@dataclass(frozen=True)
-class Image:
-    """A camera input: the env image with this role, made into what the model was trained on.
-
-    The pixel steps run in a fixed order whatever order the fields are written in: upright,
-    crop, resize (``fit``, ``resample``), channel order, dtype and ``normalize``, then the
-    layout transpose, the lead axes and the frame stack.
-
-    Attributes:
-        role: The image role to match (default ``image/primary``).
-        height: Target height (``None``: the env's).
-        width: Target width (``None``: the env's).
-        layout: Axis order the model wants, ``"hwc"`` or ``"chw"``.
-        channels: Channel count the model wants; declaring it makes a mismatch an error.
-        dtype: NumPy dtype of the result.
-        normalize: ``True`` maps 8-bit pixels into ``[0, 1]``; a ``(low, high)`` pair maps
-            them into that range; ``False`` leaves them.
-        lead_dims: Leading singleton axes to add (a batch or time axis).
-        upside_down: The model was trained on frames rotated 180 degrees.
-        resample: The resize filter.
-        allow_upscale: Permit a target larger than the env's image.
-        fit: How an aspect mismatch is reconciled (``stretch``, ``crop``, ``pad``, or a
-            preference sequence); ``None`` makes a mismatch an error.
-        optional: Give a blank frame when the env has no such camera (needs ``height``,
-            ``width`` and ``channels`` then).
-        fill: Pixel value of that blank frame (needs ``optional``).
-        stack: Frames of history, on a new leading axis (1: none).
-        size: Sets ``height`` and ``width`` to one value (not with them).
-        offsets: Which frames the stack gathers, as non-positive deltas ending at 0.
-        stack_pad: What fills the window at an episode's start: ``"first"`` or ``"black"``.
-        crop: Side fraction of a centre crop taken before the resize, in ``(0, 1]``.
-        crop_area: The same crop as an area fraction (not with ``crop``).
-        channel_order: ``"rgb"`` or ``"bgr"`` (swap red and blue).
-    """
-
-    role: str = IMAGE_PRIMARY
-    height: int | None = None
-    width: int | None = None
-    layout: str = "hwc"
-    channels: int | None = None
-    dtype: str = "uint8"
-    normalize: bool | tuple[float, float] = False
-    lead_dims: int = 0
-    upside_down: bool = False
-    resample: str = "bilinear"
-    allow_upscale: bool = False
-    fit: str | tuple[str, ...] | None = None
-    optional: bool = False
-    fill: float | None = None
-    stack: int = 1
-    size: InitVar[int | None] = None
-    offsets: tuple[int, ...] | None = field(default=None, kw_only=True)
-    stride: InitVar[int | None] = field(default=None, kw_only=True)
-    stack_pad: str = field(default="first", kw_only=True)
-    crop: float | None = field(default=None, kw_only=True)
-    crop_area: float | None = field(default=None, kw_only=True)
-    channel_order: str = field(default="rgb", kw_only=True)
-
-    def __post_init__(self, size: int | None, stride: int | None) -> None:
-        check_role(self.role, where="Image role")
-        if size is not None:
-            if self.height is not None or self.width is not None:
-                raise AdapterSpecError("Image takes size=, or height= and width=, not both")
-            _check_dim(size, "Image size", minimum=1)
-            object.__setattr__(self, "height", size)
-            object.__setattr__(self, "width", size)
-        for name in ("height", "width", "channels"):
-            _optional_dim(getattr(self, name), f"Image {name}", minimum=1)
-        _check_dim(self.lead_dims, "Image lead_dims", minimum=0)
-        _check_choice(self.layout, ("hwc", "chw"), "Image layout")
-        _check_choice(self.resample, RESAMPLES, "Image resample")
-        _check_choice(self.stack_pad, ("first", "black"), "Image stack_pad")
-        _check_choice(self.channel_order, ("rgb", "bgr"), "Image channel_order")
-        for name in ("upside_down", "allow_upscale", "optional"):
-            if not isinstance(getattr(self, name), bool):
-                raise AdapterSpecError(f"Image {name} must be a bool")
-        object.__setattr__(self, "dtype", _dtype_name(self.dtype, "Image dtype"))
-        object.__setattr__(self, "normalize", _check_normalize(self.normalize))
-        object.__setattr__(self, "fit", _check_fit(self.fit))
-        if self.fill is not None:
-            _check_number(self.fill, "Image fill")
-            if not self.optional:
-                raise AdapterSpecError("Image fill needs optional=True")
-        self._check_crop()
-        self._check_stack(stride)
-
-    def _check_crop(self) -> None:
-        if self.crop is not None and self.crop_area is not None:
-            raise AdapterSpecError("Image takes crop= or crop_area=, not both (one box)")
-        for name in ("crop", "crop_area"):
-            value = getattr(self, name)
-            _check_number(value, f"Image {name}")
-            if value is not None and not 0.0 < value <= 1.0:
-                raise AdapterSpecError(f"Image {name} must be in (0, 1], not {value!r}")
-
-    def _check_stack(self, stride: int | None) -> None:
-        if (isinstance(self.stack, bool) or not isinstance(self.stack, int)
-                or not 1 <= self.stack <= 64):
-            raise AdapterSpecError(f"Image stack must be between 1 and 64, not {self.stack!r}")
-        if stride is not None:
-            if self.offsets is not None:
-                raise AdapterSpecError("Image takes stride= or offsets=, not both")
-            _check_dim(stride, "Image stride", minimum=1)
-            object.__setattr__(self, "offsets", tuple(
-                -stride * (self.stack - 1 - i) for i in range(self.stack)))
-        if self.offsets is None:
-            return
-        offsets = tuple(self.offsets)
-        if (len(offsets) != self.stack or not offsets or offsets[-1] != 0
-                or any(not isinstance(o, int) or isinstance(o, bool) for o in offsets)
-                or any(b <= a for a, b in itertools.pairwise(offsets))):
-            raise AdapterSpecError(f"Image offsets must be {self.stack} increasing "
-                                   f"non-positive ints ending at 0, not {self.offsets!r}")
-        if 1 - offsets[0] > 128:
-            raise AdapterSpecError(f"Image offsets span {1 - offsets[0]} frames; at most 128")
-        object.__setattr__(self, "offsets", offsets)
-
-    @property
-    def span(self) -> int:
-        """How many consecutive frames the stack window holds."""
-        return 1 - self.offsets[0] if self.offsets else self.stack
-
 
 @dataclass(frozen=True)
 class CustomEncoding:
@@ -332,18 +156,18 @@ class State:
     def __post_init__(self) -> None:
         check_role(self.role, where="State role")
         object.__setattr__(self, "encoding", _part_encoding(self.encoding, "State encoding"))
-        _optional_dim(self.dim, "State dim", minimum=1)
-        _optional_dim(self.index, "State index")
+        optional_dim(self.dim, "State dim", minimum=1)
+        optional_dim(self.index, "State index")
         if self.dim is not None and self.index is not None:
             raise AdapterSpecError("State takes dim= or index=, not both")
         if not isinstance(self.optional, bool):
             raise AdapterSpecError("State optional must be a bool")
         object.__setattr__(self, "range", check_range(self.range, "State range"))
         for name in ("fill", "scale", "offset"):
-            _check_number(getattr(self, name), f"State {name}")
+            check_number(getattr(self, name), f"State {name}")
         if self.fill != 0.0 and not self.optional:
             raise AdapterSpecError("State fill needs optional=True")
-        _check_choice(self.frame, (None, "world", "robot_base", "tool"), "State frame")
+        check_choice(self.frame, (None, "world", "robot_base", "tool"), "State frame")
         _check_container(self, "State")
 
     @property
@@ -422,8 +246,8 @@ class Concat:
 
 def _check_container(leaf: State | Concat, kind: str) -> None:
     """Check (and normalize) the fields that shape a finished numeric vector."""
-    _optional_dim(leaf.pad_to, f"{kind} pad_to")
-    object.__setattr__(leaf, "dtype", _dtype_name(leaf.dtype, f"{kind} dtype"))
+    optional_dim(leaf.pad_to, f"{kind} pad_to")
+    object.__setattr__(leaf, "dtype", dtype_name(leaf.dtype, f"{kind} dtype"))
     if leaf.reshape is not None:
         shape = tuple(leaf.reshape) if isinstance(leaf.reshape, Sequence) else None
         if shape is None or any(isinstance(n, bool) or not isinstance(n, int) or n < -1
@@ -431,7 +255,7 @@ def _check_container(leaf: State | Concat, kind: str) -> None:
             raise AdapterSpecError(f"{kind} reshape must be a tuple of ints, not "
                                    f"{leaf.reshape!r}")
         object.__setattr__(leaf, "reshape", shape)
-    _check_choice(leaf.container, ("array", "list"), f"{kind} container")
+    check_choice(leaf.container, ("array", "list"), f"{kind} container")
 
 
 def _state_key(leaf: State | Concat) -> tuple[Any, ...]:
@@ -457,7 +281,7 @@ class Text:
 
     def __post_init__(self) -> None:
         check_role(self.role, where="Text role")
-        _check_choice(self.container, ("str", "list"), "Text container")
+        check_choice(self.container, ("str", "list"), "Text container")
         if self.fill is not None and not isinstance(self.fill, str):
             raise AdapterSpecError(f"Text fill must be a string, not {self.fill!r}")
 
