@@ -422,3 +422,37 @@ def test_upright_then_resize_on_a_chw_camera() -> None:
     expected = plan_image(Image(height=6, width=8), _camera((12, 16, 3)), "k")(upright)
     assert np.array_equal(pipe(frame), expected[..., ::-1].transpose(2, 0, 1))
     assert pipe.steps == ("upright (rot180)", "resize 12x16->6x8 bilinear", "rgb->bgr")
+
+
+@pytest.mark.parametrize("resample", ["bilinear", "area", "nearest", "bicubic_aa"])
+@pytest.mark.parametrize(("src", "dst"), [((128, 128), (96, 96)), ((256, 256), (224, 224)),
+                                          ((60, 90), (77, 41))])
+def test_an_integer_frame_is_resampled_exactly_as_its_float_copy(
+        src: tuple[int, int], dst: tuple[int, int], resample: str) -> None:
+    """The 8-bit width pass gathers the pixels themselves; the numbers are those of a float32
+    copy, and the fast rounding of non-negative weights is the general rounding."""
+    from rlmesh.adapters import resize
+
+    frame = np.random.default_rng(sum(src) + sum(dst)).integers(0, 256, (*src, 3), np.uint8)
+    rows = resize.plan_axis(src[0], (0.0, float(src[0])), dst[0], resample)
+    cols = resize.interleave(resize.plan_axis(src[1], (0.0, float(src[1])), dst[1], resample),
+                             3)
+    flat = frame.reshape(src[0], -1)
+    direct = resize.apply_axis(flat, cols, 1, np.float32)
+    via_float = resize.apply_axis(flat.astype(np.float32), cols, 1)
+    assert direct.dtype == np.float32 and np.array_equal(direct, via_float)
+    both = resize.apply_axis(direct, rows, 0)
+    assert (rows.convex and cols.convex) == (resample != "bicubic_aa")
+    if rows.convex and cols.convex:
+        assert np.array_equal(resize._round_convex(both.copy(), np.dtype(np.uint8)),
+                              resize._to_integer(both.copy(), np.dtype(np.uint8)))
+
+
+def test_the_fast_rounding_rounds_half_up_at_the_edges() -> None:
+    from rlmesh.adapters import resize
+
+    values = np.array([0.0, 0.4, 0.5, 1.5, 2.5, 254.5, 254.4, 255.0, 255.00002],
+                      np.float32)
+    expected = resize._to_integer(values.copy(), np.dtype(np.uint8))
+    assert expected.tolist() == [0, 0, 1, 2, 3, 255, 254, 255, 255]
+    assert np.array_equal(resize._round_convex(values.copy(), np.dtype(np.uint8)), expected)

@@ -171,3 +171,42 @@ def test_agrees_with_scipy() -> None:
     assert np.allclose(rot.convert(r.as_euler("xyz"), "euler_xyz", "quat_wxyz"),
                        np.roll(q, 1, axis=-1))
     assert np.allclose(rot.from_matrix(m, "gravity_xyz"), r.inv().apply([0, 0, -1]))
+
+
+def _batched(value: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """The batched NumPy path on the same rotations (a leading axis keeps it off the 1-D path)."""
+    return rot.from_matrix(rot.to_matrix(value, src), dst)
+
+
+@pytest.mark.parametrize(("src", "dst"), [(s, d) for s, d in itertools.product(
+    rot.SOURCE_ENCODINGS, rot.ENCODINGS) if s != d])
+def test_the_single_vector_path_equals_the_batched_path(src: str, dst: str) -> None:
+    m = _random_matrices(64, seed=3 + len(src) * 5 + len(dst))
+    rng = np.random.default_rng(len(src) + 17 * len(dst))
+    values = rot.from_matrix(m, src)
+    if src.startswith("quat"):
+        values = values * rng.uniform(0.2, 3.0, (64, 1))  # not unit: normalised on the way in
+    if src.startswith("rot6d"):
+        values = values + rng.normal(scale=0.1, size=values.shape)  # not orthonormal
+    if src == "axis_angle":
+        values[:4] *= 1e-6  # the small-angle series
+    batched = _batched(values, src, dst)
+    one = np.stack([rot.convert(v, src, dst) for v in values])
+    assert one.dtype == np.float64 and one.shape == batched.shape
+    if dst in ("quat_xyzw", "quat_wxyz", "axis_angle"):  # q and -q: compare as matrices too
+        assert np.allclose(rot.to_matrix(one, dst), rot.to_matrix(batched, dst), atol=1e-6)
+    assert np.allclose(one, batched, atol=1e-6)
+
+
+@pytest.mark.parametrize("src", rot.SOURCE_ENCODINGS)
+def test_the_single_vector_path_keeps_the_degenerate_rules(src: str) -> None:
+    zero = np.zeros(rot.ROTATION_DIMS[src])
+    other = "rot6d" if src != "rot6d" else "quat_wxyz"
+    assert np.allclose(rot.convert(zero, src, other), _batched(zero[None], src, other)[0])
+    half_turn = rot.from_matrix(np.diag([1.0, -1.0, -1.0]), src)  # a pivot other than w
+    for dst in (d for d in rot.ENCODINGS if d != src):
+        assert np.allclose(rot.convert(half_turn, src, dst),
+                           _batched(half_turn[None], src, dst)[0], atol=1e-9)
+    gimbal = rot.from_matrix(rot.to_matrix([0.3, np.pi / 2, -0.4], "euler_xyz"), src)
+    assert np.allclose(rot.convert(gimbal, src, "euler_xyz"),
+                       _batched(gimbal[None], src, "euler_xyz")[0], atol=1e-6)

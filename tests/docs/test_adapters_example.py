@@ -144,3 +144,39 @@ def test_model_runs_on_make_vec_workers() -> None:
     finally:
         cloudpickle.unregister_pickle_by_value(ENV)
     _same(got, local_episodes([5, 6]))
+
+
+def test_the_camera_resolution_is_a_parameter() -> None:
+    env = ENV.TabletopEnv(camera=96)
+    obs, _ = env.reset(seed=3)
+    assert obs["agentview"].shape == obs["wrist"].shape == (96, 96, 3)
+    assert env.observation_space["agentview"].shape == (96, 96, 3)
+    with pytest.raises(ValueError, match="camera"):
+        ENV.TabletopEnv(camera=8)
+    adapter = adapt.resolve(ENV.TAGS, env.observation_space, env.action_space, MODEL.SPEC)
+    text = adapter.explain()
+    assert "resize" not in text
+    assert '"image" <- agentview: uint8->float32 /255, hwc->chw' in text
+    frame = adapter.transform_obs(obs)["image"]
+    np.testing.assert_array_equal(frame, obs["agentview"].transpose(2, 0, 1) / np.float32(255))
+
+
+@pytest.mark.timeout(90)
+def test_serve_takes_a_camera_flag(tmp_path: Path) -> None:
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, str(EXAMPLE / "serve.py"), address,
+                                   "--camera", "96"],
+                                  cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until_listening(server, port, log)
+        lines = run_script(str(EXAMPLE / "run.py"), address, "1")
+    finally:
+        kill_group(server)
+    text = "\n".join(lines)
+    assert '"image" <- agentview: uint8->float32 /255, hwc->chw' in text, text
+    assert "resize" not in text
+    assert printed_episodes(lines), text

@@ -2,8 +2,10 @@
 
 The env knows nothing about any model. It speaks its own conventions, like a real simulator:
 
-* ``agentview``: a fixed overhead camera, 128x128 RGB ``uint8`` (HWC);
-* ``wrist``: a camera on the gripper looking down, 128x128 RGB, turning with the gripper's yaw;
+* ``agentview``: a fixed overhead camera, RGB ``uint8`` (HWC), 128x128 unless
+  ``TabletopEnv(camera=...)`` says otherwise;
+* ``wrist``: a camera on the gripper looking down, the same size, turning with the gripper's
+  yaw;
 * ``eef_pos`` (metres), ``eef_quat`` (a ``w, x, y, z`` quaternion, MuJoCo's order) and
   ``gripper`` (finger opening in metres, 0 closed to 0.08 open);
 * ``instruction``: one of a few task sentences, naming the corner the goal pad is in.
@@ -31,7 +33,7 @@ from gymnasium import spaces
 
 import rlmesh.adapters as adapt
 
-SIZE = 128  # camera resolution (both cameras)
+SIZE = 128  # default camera resolution (both cameras)
 HALF_TABLE = 0.4  # the overhead camera sees x, y in [-0.4, 0.4] metres
 CUBE = 0.025  # half the cube's side
 PAD = 0.06  # half the goal pad's side
@@ -79,22 +81,22 @@ def quaternion_wxyz(matrix: np.ndarray) -> np.ndarray:
     return quat / np.linalg.norm(quat)
 
 
-def _overhead_background() -> np.ndarray:
+def _overhead_background(size: int) -> np.ndarray:
     """The table seen from above: a checker of 10 cm tiles."""
-    cells = (np.arange(SIZE) * 2 * HALF_TABLE / SIZE // 0.1).astype(int)
+    cells = (np.arange(size) * 2 * HALF_TABLE / size // 0.1).astype(int)
     dark = (cells[:, None] + cells[None, :]) % 2 == 1
-    image = np.empty((SIZE, SIZE, 3), np.uint8)
+    image = np.empty((size, size, 3), np.uint8)
     image[...] = _TABLE
     image[dark] = _TABLE_DARK
     return image
 
 
-def _ring_offsets(inner: float, outer: float) -> tuple[np.ndarray, np.ndarray]:
+def _ring_offsets(inner: float, outer: float, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel offsets of a ring (the gripper's outline in the overhead camera)."""
-    reach = int(np.ceil(outer / (2 * HALF_TABLE / SIZE)))
+    reach = int(np.ceil(outer / (2 * HALF_TABLE / size)))
     grid = np.arange(-reach, reach + 1)
     dv, du = np.meshgrid(grid, grid, indexing="ij")
-    radius = np.hypot(du, dv) * (2 * HALF_TABLE / SIZE)
+    radius = np.hypot(du, dv) * (2 * HALF_TABLE / size)
     keep = (radius >= inner) & (radius <= outer)
     return dv[keep], du[keep]
 
@@ -104,12 +106,16 @@ class TabletopEnv(gym.Env[dict[str, Any], np.ndarray]):
 
     Args:
         max_steps: Steps before an episode is truncated.
+        camera: Both cameras' resolution in pixels (square), at least 16.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, max_steps: int = 80) -> None:
-        image = spaces.Box(0, 255, (SIZE, SIZE, 3), np.uint8)
+    def __init__(self, max_steps: int = 80, camera: int = SIZE) -> None:
+        if int(camera) != camera or camera < 16:
+            raise ValueError(f"camera is a resolution of at least 16 pixels, not {camera!r}")
+        self.size = size = int(camera)
+        image = spaces.Box(0, 255, (size, size, 3), np.uint8)
         self.observation_space = spaces.Dict({
             "agentview": image,
             "wrist": image,
@@ -121,9 +127,9 @@ class TabletopEnv(gym.Env[dict[str, Any], np.ndarray]):
         bound = np.array([MAX_MOVE] * 3 + [MAX_TURN] * 3 + [1.0], np.float32)
         self.action_space = spaces.Box(-bound, bound, dtype=np.float32)
         self.max_steps = max_steps
-        self._background = _overhead_background()
-        self._ring = _ring_offsets(0.04, 0.052)
-        centres = (np.arange(SIZE, dtype=np.float32) + 0.5) / SIZE * 2.0 - 1.0
+        self._background = _overhead_background(size)
+        self._ring = _ring_offsets(0.04, 0.052, size)
+        centres = (np.arange(size, dtype=np.float32) + 0.5) / size * 2.0 - 1.0
         self._gv, self._gu = np.meshgrid(-centres, centres, indexing="ij")  # image up = +y
         self._eef = np.zeros(3)
         self._rot = np.eye(3)
@@ -202,10 +208,9 @@ class TabletopEnv(gym.Env[dict[str, Any], np.ndarray]):
             "instruction": self._task,
         }
 
-    @staticmethod
-    def _pixel(x: float, y: float) -> tuple[int, int]:
+    def _pixel(self, x: float, y: float) -> tuple[int, int]:
         """Overhead pixel (row, column) of a table point."""
-        scale = SIZE / (2 * HALF_TABLE)
+        scale = self.size / (2 * HALF_TABLE)
         return int((HALF_TABLE - y) * scale), int((x + HALF_TABLE) * scale)
 
     def _square(self, image: np.ndarray, x: float, y: float, half: float,
@@ -220,7 +225,7 @@ class TabletopEnv(gym.Env[dict[str, Any], np.ndarray]):
         self._square(image, *self._cube[:2], CUBE, _RED)
         row, col = self._pixel(*self._eef[:2])
         rows, cols = self._ring[0] + row, self._ring[1] + col
-        inside = (rows >= 0) & (rows < SIZE) & (cols >= 0) & (cols < SIZE)
+        inside = (rows >= 0) & (rows < self.size) & (cols >= 0) & (cols < self.size)
         image[rows[inside], cols[inside]] = _FINGER
         return image
 
@@ -237,9 +242,11 @@ class TabletopEnv(gym.Env[dict[str, Any], np.ndarray]):
         image[pad] = _GREEN
         cube = (np.abs(x - self._cube[0]) < CUBE) & (np.abs(y - self._cube[1]) < CUBE)
         image[cube] = _RED
-        gap = int(self._opening / OPEN * 40)
-        image[96:, 64 - gap - 6:64 - gap] = _FINGER
-        image[96:, 64 + gap:64 + gap + 6] = _FINGER
+        size = self.size  # the fingers, drawn in 128-pixel units scaled to the camera
+        gap, width = int(self._opening / OPEN * 40 * size / 128), max(1, 6 * size // 128)
+        mid, top = size // 2, size * 3 // 4
+        image[top:, mid - gap - width:mid - gap] = _FINGER
+        image[top:, mid + gap:mid + gap + width] = _FINGER
         return image
 
 
@@ -261,6 +268,7 @@ TAGS = adapt.EnvTags(
 """What the env's observation leaves and action slices mean, by role."""
 
 
-def tagged_env(max_steps: int = 80) -> TabletopEnv:
-    """A fresh env with :data:`TAGS` stamped on its metadata (for ``rlmesh.make_vec``)."""
-    return adapt.tag(TabletopEnv(max_steps), TAGS)  # type: ignore[no-any-return]
+def tagged_env(max_steps: int = 80, camera: int = SIZE) -> TabletopEnv:
+    """A fresh env with :data:`TAGS` stamped on its metadata (for ``rlmesh.make_vec`` and
+    ``rlmesh serve env:tagged_env --kwargs '{"camera": 96}'``)."""
+    return adapt.tag(TabletopEnv(max_steps, camera), TAGS)  # type: ignore[no-any-return]

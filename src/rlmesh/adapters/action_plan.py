@@ -52,14 +52,17 @@ def _snap(value: np.ndarray) -> np.ndarray:
 class ActionPlan:
     """A resolved action conversion: ``plan(model_action)`` gives the env's action."""
 
-    def __init__(self, segments: list[tuple[slice | None, list[Step], np.ndarray | None]],
+    def __init__(self, segments: list[tuple[slice, slice | None, list[Step], np.ndarray | None]],
                  model_dim: int, dtype: np.dtype[Any], clip: tuple[float, float] | None,
                  lines: list[str]) -> None:
-        self._segments = segments
         self._model_dim = model_dim
         self._dtype = dtype
         self._clip = clip
         self.lines = lines
+        # Each segment fills its slice of one fresh env vector (no per-step concatenation).
+        self._segments = [(target, where, tuple(steps), constant)
+                          for target, where, steps, constant in segments]
+        self._env_dim = segments[-1][0].stop if segments else 0
 
     def __call__(self, action: Any) -> np.ndarray:
         """The env action for one model action (see :class:`ActionPlan`)."""
@@ -71,19 +74,18 @@ class ActionPlan:
         if flat.size != self._model_dim:
             raise ValueError(f"the model's action must be a {self._model_dim}-dim vector "
                              f"(its spec's output), not {flat.size} numbers")
-        pieces: list[Any] = []
-        for where, steps, constant in self._segments:
+        out = np.empty(self._env_dim)
+        for target, where, steps, constant in self._segments:
             if where is None:
-                pieces.append(constant)
+                out[target] = constant
                 continue
             value = flat[where]
             for step in steps:
                 value = step(value)
-            pieces.append(value)
-        out: np.ndarray = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+            out[target] = value
         if self._clip is not None:
-            out = np.clip(out, *self._clip)
-        return out.astype(self._dtype, copy=False)
+            np.clip(out, *self._clip, out=out)
+        return out.astype(self._dtype)
 
 
 def _rotation(env: Actuator, model: Actuator, where: str, trust: bool) -> tuple[list[Step], str]:
@@ -130,7 +132,7 @@ def _component(env: Actuator, model: Actuator, env_range: tuple[float, float] | 
         if env_range is None:
             raise AdapterResolutionError(f"{where}: clip=True needs the env actuator's range")
         low, high = env_range
-        steps.append(lambda v: np.clip(v, low, high))
+        steps.append(lambda v: np.minimum(np.maximum(v, low), high))
     return steps, note
 
 
@@ -188,7 +190,7 @@ def plan_action(env_action: Action, space: spaces.Space[Any], model_action: Acti
     assert isinstance(space, spaces.Box)
     offsets = _model_offsets(model_action)
     advisories: list[Advisory] = []
-    segments: list[tuple[slice | None, list[Step], np.ndarray | None]] = []
+    segments: list[tuple[slice, slice | None, list[Step], np.ndarray | None]] = []
     lines, used, offset = [], set(), 0
     low, high = space.low.ravel(), space.high.ravel()
     for part in env_action.components:
@@ -200,7 +202,8 @@ def plan_action(env_action: Action, space: spaces.Space[Any], model_action: Acti
                 raise AdapterResolutionError(
                     f"{where}: the env needs {part.role!r} and the model emits no such "
                     "component (mark the env actuator optional=True to fill it)")
-            segments.append((None, [], np.full(part.dim, part.fill, dtype=np.float64)))
+            segments.append((slice(offset, stop), None, [],
+                             np.full(part.dim, part.fill, dtype=np.float64)))
             lines.append(f"  env[{offset}:{stop}] <- fill({part.fill:g})")
         else:
             begin, model = found
@@ -209,7 +212,7 @@ def plan_action(env_action: Action, space: spaces.Space[Any], model_action: Acti
             steps, note = _component(part, model, env_range, where, trust)
             advisories += _geometry(part, model, where)
             note += _geometry_note(part, model)
-            segments.append((slice(begin, begin + model.dim), steps, None))
+            segments.append((slice(offset, stop), slice(begin, begin + model.dim), steps, None))
             lines.append(f"  \"{part.role}\" env[{offset}:{stop}] <- model[{begin}:"
                          f"{begin + model.dim}]{note}")
         offset = stop

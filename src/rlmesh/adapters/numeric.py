@@ -56,11 +56,17 @@ def affine(source: tuple[float, float], target: tuple[float, float]) -> Step:
 
 
 class NumericPlan:
-    """A resolved numeric input: ``plan(observation)`` gives the model's value."""
+    """A resolved numeric input: ``plan(observation)`` gives the model's value.
+
+    Every part's place in the output is fixed here: a step reads each part and writes it
+    into its slice of one fresh vector (zero padding included), cast once to the leaf's
+    dtype.
+    """
 
     def __init__(self, parts: list[tuple[StateFeature | None, list[Step], np.ndarray | None]],
                  leaf: State | Concat, width: int, text: str,
-                 shim: Callable[[Any], Any] | None) -> None:
+                 shim: Callable[[Any], Any] | None,
+                 widths: list[int] | None = None) -> None:
         self._parts = parts
         self._dtype = np.dtype(leaf.dtype)
         self._pad = (leaf.pad_to or width) - width
@@ -69,9 +75,32 @@ class NumericPlan:
         self._shim = shim
         self.width = width
         self.text = text
+        self._places: list[tuple[slice, StateFeature | None, tuple[Step, ...],
+                                 np.ndarray | None]] | None = None
+        if widths is not None:
+            offsets = np.cumsum([0, *widths]).tolist()
+            self._places = [(slice(offsets[i], offsets[i + 1]), feature, tuple(steps), constant)
+                            for i, (feature, steps, constant) in enumerate(parts)]
 
     def __call__(self, observation: Any) -> Any:
         """The model's value for one observation."""
+        if self._shim is not None or self._places is None:
+            return self._joined(observation)
+        out = np.zeros(self.width + self._pad, dtype=self._dtype) if self._pad else \
+            np.empty(self.width, dtype=self._dtype)
+        for where, feature, steps, constant in self._places:
+            if feature is None:
+                out[where] = constant
+                continue
+            value = read_numbers(observation, feature)
+            for step in steps:
+                value = step(value)
+            out[where] = value
+        if self._reshape is not None:
+            out = out.reshape(self._reshape)
+        return out.tolist() if self._list else out
+
+    def _joined(self, observation: Any) -> Any:
         pieces: list[Any] = []
         for feature, steps, constant in self._parts:
             if feature is None:
@@ -219,7 +248,7 @@ def plan_numeric(leaf: State | Concat, index: EnvIndex, where: str, *, trust: bo
     """
     advisories: list[Advisory] = []
     parts: list[tuple[StateFeature | None, list[Step], np.ndarray | None]] = []
-    texts, width = [], 0
+    texts, width, widths = [], 0, []
     for part in leaf.parts:
         feature = index.states.get(part.role)
         if feature is None:
@@ -234,18 +263,20 @@ def plan_numeric(leaf: State | Concat, index: EnvIndex, where: str, *, trust: bo
             advisories.append(Advisory(f"{where}: {part.role!r} is absent from the env; "
                                        f"zero-filled ({size})", level="warn", path=where))
             width += size
+            widths.append(size)
             continue
         steps, size, note = _plan_part(part, feature, where, advisories)
         parts.append((feature, steps, None))
         texts.append(f"{feature.label}{note}")
         width += size
+        widths.append(size)
     _check_shape(leaf, width, where)
     shim = _shim(leaf, where, trust, check_inverse)
     text = texts[0] if len(texts) == 1 and isinstance(leaf, State) else \
         f"concat({', '.join(texts)})"
     if leaf.pad_to is not None and leaf.pad_to > width:
         text += f" pad_to({leaf.pad_to})"
-    return NumericPlan(parts, leaf, width, text, shim), advisories
+    return NumericPlan(parts, leaf, width, text, shim, widths), advisories
 
 
 def _check_shape(leaf: State | Concat, width: int, where: str) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,32 @@ class AxisPlan:
     start: int | None
     index: NDArray[np.intp]
     weight: Float
+
+    @cached_property
+    def columns(self) -> tuple[NDArray[np.intp], ...]:
+        """Each tap's source indices as one contiguous array (what ``np.take`` reads)."""
+        return tuple(np.ascontiguousarray(self.index[:, k]) for k in range(self.index.shape[1]))
+
+    @cached_property
+    def convex(self) -> bool:
+        """Whether every weight is non-negative (a result stays inside its inputs' range)."""
+        return bool(np.all(self.weight >= 0.0))
+
+    def weights(self, dtype: np.dtype[Any], ndim: int, axis: int) -> tuple[NDArray[Any], ...]:
+        """Each tap's weights in ``dtype``, shaped to broadcast along ``axis`` of ``ndim``."""
+        key = (np.dtype(dtype).str, ndim, axis)
+        cache: dict[tuple[str, int, int], tuple[NDArray[Any], ...]] = self._weight_cache
+        found = cache.get(key)
+        if found is None:
+            shape = [1] * ndim
+            shape[axis] = self.size_out
+            found = cache[key] = tuple(np.ascontiguousarray(self.weight[:, k], dtype=dtype)
+                                       .reshape(shape) for k in range(self.weight.shape[1]))
+        return found
+
+    @cached_property
+    def _weight_cache(self) -> dict[tuple[str, int, int], tuple[NDArray[Any], ...]]:
+        return {}
 
 
 def _taps_linear(pos: Float, size_in: int) -> tuple[NDArray[np.intp], Float]:
@@ -150,30 +177,39 @@ def plan_axis(size_in: int, box: tuple[float, float], size_out: int,
     return AxisPlan(size_out, None, taps[0][:, keep], taps[1][:, keep])
 
 
-def apply_axis(x: NDArray[np.floating], plan: AxisPlan, axis: int) -> NDArray[np.floating]:
-    """Resample one axis of a float working array by its plan.
+def apply_axis(x: NDArray[Any], plan: AxisPlan, axis: int,
+               work: Any = None) -> NDArray[Any]:
+    """Resample one axis of a working array by its plan.
 
     Args:
-        x: The working array (float32 or float64).
+        x: The array (float32 or float64; or an integer one when ``work`` is given).
         plan: The axis plan.
         axis: Which axis of ``x`` it applies to.
+        work: The float dtype to compute in (default: ``x``'s own). An integer ``x`` is
+            gathered as it is and converted by the weight product itself, which gives
+            the same numbers as converting the whole array first.
 
     Returns:
-        A new array (or a view, for a slice plan) of the same dtype.
+        A new array of the ``work`` dtype (a view of ``x``, for a slice plan).
     """
     if plan.start is not None:
         where = [slice(None)] * x.ndim
         where[axis] = slice(plan.start, plan.start + plan.size_out)
         return x[tuple(where)]
-    shape = [1] * x.ndim
-    shape[axis] = plan.size_out
-    weights = plan.weight.astype(x.dtype)
-    acc = np.take(x, plan.index[:, 0], axis=axis)
-    acc *= weights[:, 0].reshape(shape)
-    for k in range(1, plan.index.shape[1]):
-        term = np.take(x, plan.index[:, k], axis=axis)
-        term *= weights[:, k].reshape(shape)
-        acc += term
+    dtype = np.dtype(work if work is not None else x.dtype)
+    weights = plan.weights(dtype, x.ndim, axis)
+    acc: NDArray[Any] | None = None
+    for index, weight in zip(plan.columns, weights, strict=True):
+        term = np.take(x, index, axis=axis)
+        if term.dtype == dtype:
+            term *= weight
+        else:
+            term = np.multiply(term, weight, dtype=dtype)
+        if acc is None:
+            acc = term
+        else:
+            acc += term
+    assert acc is not None
     return acc
 
 
@@ -181,6 +217,16 @@ def _to_integer(x: NDArray[np.floating], dtype: np.dtype[Any]) -> NDArray[Any]:
     info = np.iinfo(dtype)
     np.floor(x + 0.5, out=x)
     np.clip(x, info.min, info.max, out=x)
+    return x.astype(dtype)
+
+
+def _round_convex(x: NDArray[np.floating], dtype: np.dtype[Any]) -> NDArray[Any]:
+    """:func:`_to_integer` for the result of non-negative weights on unsigned pixels.
+
+    Such a result lies in ``[0, max * (1 + tiny)]``, so adding one half and truncating (what
+    the cast does) is rounding half up, and nothing needs clipping.
+    """
+    x += 0.5
     return x.astype(dtype)
 
 
@@ -222,13 +268,18 @@ def resize_hwc(frame: NDArray[Any], rows: AxisPlan, cols: AxisPlan, resample: st
         return frame[rows.start:rows.start + rows.size_out, left:left + width]
     dtype = frame.dtype
     integer = dtype.kind in "ui"
-    work = np.float32 if dtype.itemsize == 1 and integer else np.float64
-    x: NDArray[Any] = frame.astype(work, order="C").reshape(frame.shape[0], -1)
-    x = apply_axis(x, cols, 1)
+    work = np.dtype(np.float32 if dtype.itemsize == 1 and integer else np.float64)
+    x: NDArray[Any] = frame.reshape(frame.shape[0], -1)  # a copy only for a strided frame
+    if not integer:
+        x = x.astype(work, copy=False)
+    x = apply_axis(x, cols, 1, work)
     if integer and resample in ANTIALIASED and cols.start is None and rows.start is None:
         x = _to_integer(x, dtype).astype(work)
-    x = apply_axis(x, rows, 0)
+    x = apply_axis(x, rows, 0, work)
     x = x.reshape(rows.size_out, cols.size_out // channels, channels)
-    if integer:
-        return _to_integer(np.array(x, dtype=work), dtype)
-    return x.astype(dtype)
+    if not integer:
+        return x.astype(dtype)
+    # x is this call's own work array (or a view into it): rounding may happen in place.
+    if dtype.kind == "u" and rows.convex and cols.convex:
+        return _round_convex(x, dtype)
+    return _to_integer(x, dtype)

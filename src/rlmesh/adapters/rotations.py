@@ -16,6 +16,9 @@ axes are batch axes. The conventions:
 
 Degenerate inputs (a zero quaternion, a zero or collinear ``rot6d`` column) decode to the
 identity rather than to NaN.
+
+:func:`convert` on a single 1-D rotation runs the same math on Python floats
+(:mod:`.rotation_one`), which is several times faster than the batched code on one vector.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rlmesh.adapters.roles import ROTATION_DIMS
+from rlmesh.adapters.rotation_one import convert_one
 from rlmesh.errors import AdapterResolutionError, AdapterSpecError
 
 __all__ = ["ENCODINGS", "SOURCE_ENCODINGS", "check_pair", "convert", "from_matrix", "to_matrix"]
@@ -247,4 +251,8 @@ def convert(value: Any, src: str, dst: str) -> Float:
     if src == dst:
         _width(dst, source=True)
         return _vectors(value, ROTATION_DIMS[src], src)
-    return from_matrix(to_matrix(value, src), dst)
+    v = _vectors(value, _width(src, source=True), src)
+    _width(dst, source=False)
+    if v.ndim == 1:
+        return np.array(convert_one(v.tolist(), src, dst), dtype=np.float64)
+    return from_matrix(to_matrix(v, src), dst)
