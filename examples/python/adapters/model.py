@@ -2,8 +2,9 @@
 
 Like a typical vision-language-action checkpoint, it wants:
 
-* two cameras at 96x96, channels first (CHW), ``float32`` in ``[0, 1]``: the scene camera
-  under ``"image"`` and the wrist camera under ``"wrist_image"``;
+* two cameras at 128x128 as 8-bit RGB (height, width, channel), the scene camera under
+  ``"image"`` and the wrist camera under ``"wrist_image"``, which it normalizes itself (as most
+  VLA processors do);
 * a 10-number ``"proprio"`` vector: end-effector position, its orientation as the first two
   columns of the rotation matrix (``rot6d``) and the gripper opening scaled to ``[0, 1]``;
 * the instruction under ``"language"``;
@@ -26,7 +27,7 @@ import numpy as np
 
 import rlmesh.adapters as adapt
 
-IMAGE = 96
+IMAGE = 128
 HALF_TABLE = 0.4  # the scene camera's calibration: it sees x, y in [-0.4, 0.4] metres
 CARRY_HEIGHT = 0.1
 GRASP_HEIGHT = 0.04
@@ -34,10 +35,8 @@ MAX_TURN = 0.2
 
 SPEC = adapt.ModelSpec(
     input={
-        "image": adapt.Image(adapt.IMAGE_PRIMARY, size=IMAGE, layout="chw", dtype="float32",
-                             normalize=True),
-        "wrist_image": adapt.Image(adapt.IMAGE_WRIST, size=IMAGE, layout="chw",
-                                   dtype="float32", normalize=True),
+        "image": adapt.Image(adapt.IMAGE_PRIMARY, size=IMAGE, channels=3),
+        "wrist_image": adapt.Image(adapt.IMAGE_WRIST, size=IMAGE, channels=3),
         "proprio": adapt.Concat(adapt.EEF_POS, adapt.State(adapt.EEF_ROT, encoding="rot6d"),
                                 adapt.State(adapt.GRIPPER_POS, range=(0.0, 1.0))),
         "language": adapt.Text(adapt.INSTRUCTION),
@@ -96,8 +95,8 @@ def yaw_turn(yaw: float) -> float:
 
 def predict(payload: dict[str, Any]) -> np.ndarray:
     """One action in the model's format, from a payload in the model's format."""
-    image = payload["image"]  # (3, 96, 96) float32 in [0, 1]
-    red, green, blue = image[0], image[1], image[2]
+    image = np.asarray(payload["image"], np.float32) / 255.0  # (128, 128, 3) uint8 RGB
+    red, green, blue = image[..., 0], image[..., 1], image[..., 2]
     cube = locate((red > 0.6) & (green < 0.35) & (blue < 0.35))
     goal = locate((green > 0.55) & (red < 0.4) & (blue < 0.4))
     proprio = np.asarray(payload["proprio"], np.float64)
