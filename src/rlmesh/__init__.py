@@ -81,6 +81,7 @@ if _typing.TYPE_CHECKING:  # what the lazy table below loads, as the type checke
     from rlmesh.evaluation.recording import VideoRecorder
     from rlmesh.evaluation.result_set import Recorder
     from rlmesh.evaluation.results import EpisodeResult, RunResult
+    from rlmesh.viewer.view import View
     from rlmesh.evaluation.run import run
     from rlmesh.evaluation.run_hooks import RunHooks, StepEvent
     from rlmesh.evaluation.session import Reader, Session
@@ -119,6 +120,7 @@ _LAZY: dict[str, str] = {
     "Recorder": "rlmesh.evaluation.result_set:Recorder",
     "EpisodeResult": "rlmesh.evaluation.results:EpisodeResult",
     "RunResult": "rlmesh.evaluation.results:RunResult",
+    "View": "rlmesh.viewer.view:View",
     "run": "rlmesh.evaluation.run:run",
     "RunHooks": "rlmesh.evaluation.run_hooks:RunHooks",
     "StepEvent": "rlmesh.evaluation.run_hooks:StepEvent",
@@ -217,6 +219,7 @@ __all__ = [
     "Vector",
     "VersionMismatchError",
     "VideoRecorder",
+    "View",
     "__build__",
     "__version__",
     "adapters",
