@@ -81,7 +81,6 @@ if _typing.TYPE_CHECKING:  # what the lazy table below loads, as the type checke
     from rlmesh.evaluation.recording import VideoRecorder
     from rlmesh.evaluation.result_set import Recorder
     from rlmesh.evaluation.results import EpisodeResult, RunResult
-    from rlmesh.viewer.view import View
     from rlmesh.evaluation.run import run
     from rlmesh.evaluation.run_hooks import RunHooks, StepEvent
     from rlmesh.evaluation.session import Reader, Session
@@ -95,6 +94,7 @@ if _typing.TYPE_CHECKING:  # what the lazy table below loads, as the type checke
     from rlmesh.vector.endpoints import EndpointSet, MutableEndpoints, StaticEndpoints
     from rlmesh.vector.env import RemoteVectorEnv
     from rlmesh.vector.make import make_vec
+    from rlmesh.viewer.view import View
     from rlmesh.wire.metadata import sanitize_metadata
 
 _LAZY: dict[str, str] = {

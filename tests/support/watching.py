@@ -16,7 +16,6 @@ import numpy as np
 from gymnasium import spaces
 
 
-
 def balance(observation: Any) -> int:
     """Keeps CartPole up for its whole 500 steps (pole angle and angular velocity)."""
     return int(3 * observation[2] + observation[3] > 0)

@@ -125,7 +125,7 @@ class LiveViewer:
                 self.displays.append(factory(self.slot, self.state))
             except Exception as exc:
                 _warn(exc, "without this display")
-        self.enabled = bool(self.displays)
+        self.enabled = bool(self.displays) or not self._factories
 
     def _first(self, names: list[str]) -> int:
         wanted = self.view.source
