@@ -11,9 +11,10 @@ import gymnasium as gym
 import pytest
 
 import rlmesh
-from rlmesh.viewer import LiveViewer, View
 from rlmesh.viewer.frames import LatestFrame
+from rlmesh.viewer.live import LiveViewer
 from rlmesh.viewer.state import ViewerState
+from rlmesh.viewer.view import View
 from tests.support.watching import balance, get, state
 
 pytestmark = pytest.mark.timeout(60)

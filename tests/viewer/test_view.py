@@ -8,7 +8,7 @@ import pytest
 
 import rlmesh
 import rlmesh.numpy
-from rlmesh.viewer import View, as_view
+from rlmesh.viewer.view import View, as_view
 from tests.support.runs import cartpole
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from rlmesh.evaluation.hooks import HookList
     from rlmesh.evaluation.lifecycle import EpisodeState
     from rlmesh.evaluation.policy import BatchPredictor, Policy, Predictor
-    from rlmesh.viewer import LiveViewer
+    from rlmesh.viewer.live import LiveViewer
 
 __all__ = ["play_lanes"]
 

@@ -24,7 +24,7 @@ from rlmesh.evaluation.results import EpisodeResult, RunResult, success_of
 from rlmesh.evaluation.watching import LiveViewer, cut_by_viewer, start_viewer
 from rlmesh.server.authored import authored
 from rlmesh.vector.connect import connect_endpoint
-from rlmesh.viewer import as_view
+from rlmesh.viewer.view import as_view
 
 __all__ = ["endpoint_of", "horizon_for", "open_env", "plan_seeds", "play_episode", "run"]
 

@@ -24,7 +24,7 @@ from rlmesh.evaluation.policy import Policy, Predictor, as_policy
 from rlmesh.evaluation.results import EpisodeResult, RunResult, success_of
 from rlmesh.evaluation.run import endpoint_of, horizon_for, open_env, plan_seeds
 from rlmesh.evaluation.watching import LiveViewer, cut_by_viewer, start_viewer
-from rlmesh.viewer import as_view
+from rlmesh.viewer.view import as_view
 
 __all__ = ["Reader", "Session"]
 

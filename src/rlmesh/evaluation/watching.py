@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rlmesh.evaluation.adapting import env_metadata
-from rlmesh.viewer import LiveViewer, open_viewer
+from rlmesh.viewer.live import LiveViewer, open_viewer
 
 __all__ = ["LiveViewer", "cut_by_viewer", "start_viewer"]
 

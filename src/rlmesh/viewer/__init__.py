@@ -6,10 +6,8 @@ step/reward HUD, in the terminal (:mod:`~rlmesh.viewer.terminal`) or on a loopba
 (:mod:`~rlmesh.viewer.page`), with skip, quit and source controls. The seam under them:
 :mod:`~rlmesh.viewer.frames` (the latest-frame slot), :mod:`~rlmesh.viewer.png`,
 :mod:`~rlmesh.viewer.http`. This package sits below ``rlmesh.evaluation`` and knows the runs
-only by duck typing. See ``docs/viewer.md``.
+only by duck typing; its modules are imported by name (this ``__init__`` loads none). See
+``docs/viewer.md``.
 """
 
-from rlmesh.viewer.live import LiveViewer, open_viewer
-from rlmesh.viewer.view import View, as_view
-
-__all__ = ["LiveViewer", "View", "as_view", "open_viewer"]
+__all__: list[str] = []
