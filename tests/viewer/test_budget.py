@@ -128,3 +128,23 @@ def test_an_unknown_source_warns_and_shows_the_first() -> None:
         viewer.start(env, env.observation_space)
     assert viewer.state.source == "render"
     viewer.close()
+
+
+def test_jpeg_frames_with_pillow() -> None:
+    pytest.importorskip("PIL")
+    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    viewer = LiveViewer(View(backend="http", port=0, format="jpeg", quality=40))
+    viewer.start(env, env.observation_space)
+    try:
+        assert viewer.url is not None
+        port = int(re.findall(r":(\d+)/$", viewer.url)[0])
+        observation, _ = env.reset(seed=0)
+        viewer.on_reset(observation)
+        deadline = time.monotonic() + 10
+        while state(port)["frame"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        status, kind, body = get(port, "/frame")
+        assert status == 200 and kind == "image/jpeg" and body[:2] == b"\xff\xd8"
+    finally:
+        viewer.close()
+        env.close()
