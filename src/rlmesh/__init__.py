@@ -94,6 +94,7 @@ if _typing.TYPE_CHECKING:  # what the lazy table below loads, as the type checke
     from rlmesh.vector.endpoints import EndpointSet, MutableEndpoints, StaticEndpoints
     from rlmesh.vector.env import RemoteVectorEnv
     from rlmesh.vector.make import make_vec
+    from rlmesh.viewer.view import View
     from rlmesh.wire.metadata import sanitize_metadata
 
 _LAZY: dict[str, str] = {
@@ -119,6 +120,7 @@ _LAZY: dict[str, str] = {
     "Recorder": "rlmesh.evaluation.result_set:Recorder",
     "EpisodeResult": "rlmesh.evaluation.results:EpisodeResult",
     "RunResult": "rlmesh.evaluation.results:RunResult",
+    "View": "rlmesh.viewer.view:View",
     "run": "rlmesh.evaluation.run:run",
     "RunHooks": "rlmesh.evaluation.run_hooks:RunHooks",
     "StepEvent": "rlmesh.evaluation.run_hooks:StepEvent",
@@ -217,6 +219,7 @@ __all__ = [
     "Vector",
     "VersionMismatchError",
     "VideoRecorder",
+    "View",
     "__build__",
     "__version__",
     "adapters",

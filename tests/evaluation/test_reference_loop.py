@@ -91,15 +91,15 @@ def test_session_caps_episodes_and_closes_a_passed_env_only_when_asked() -> None
     assert closed == [True]
 
 
-def test_session_reads_need_tags_and_view_needs_the_viewer() -> None:
+def test_session_reads_need_tags_and_view_is_checked() -> None:
     with rlmesh.session(rlmesh.RANDOM_SAMPLE, cartpole()) as sess:
         obs, _ = sess.reset(seed=0)
         with pytest.raises(rlmesh.errors.AdapterResolutionError, match="no adapter tags"):
             sess.read(obs, "image/primary")
         with pytest.raises(ValueError, match="no adapter tags"):
             sess.reader("image/primary")
-    with pytest.raises(NotImplementedError, match="viewer"):
-        rlmesh.session(rlmesh.RANDOM_SAMPLE, cartpole(), view="terminal")
+    with pytest.raises(ValueError, match="view"):
+        rlmesh.session(rlmesh.RANDOM_SAMPLE, cartpole(), view="window")
 
 
 # == the model lifecycle ==========================================================================
@@ -272,8 +272,8 @@ def test_run_options_of_the_reference() -> None:
         rlmesh.run(rlmesh.RANDOM_SAMPLE, env, seeds=[0], execution_horizon=4)
     with pytest.raises(ValueError, match="execution_horizon"):
         rlmesh.run(rlmesh.RANDOM_SAMPLE, env, execution_horizon=0)
-    with pytest.raises(NotImplementedError, match="viewer"):
-        rlmesh.run(rlmesh.RANDOM_SAMPLE, env, view=True)
+    with pytest.raises(TypeError, match="view"):
+        rlmesh.run(rlmesh.RANDOM_SAMPLE, env, view=3)
     result = rlmesh.run(rlmesh.RANDOM_SAMPLE, env, seeds=[0], instruction="balance")
     assert result.settings["instruction"] == "balance"
     closed: list[bool] = []

@@ -16,12 +16,14 @@ import numpy as np
 
 from rlmesh.evaluation.adapting import adapt_batch
 from rlmesh.evaluation.results import EpisodeResult, success_of
+from rlmesh.evaluation.watching import cut_by_viewer
 from rlmesh.vector.batching import final_info, lane_info, pick
 
 if TYPE_CHECKING:
     from rlmesh.evaluation.hooks import HookList
     from rlmesh.evaluation.lifecycle import EpisodeState
     from rlmesh.evaluation.policy import BatchPredictor, Policy, Predictor
+    from rlmesh.viewer.live import LiveViewer
 
 __all__ = ["play_lanes"]
 
@@ -42,8 +44,10 @@ class _LanePlayer:
 
     def __init__(self, model: Policy, env: Any, episodes: list[tuple[int, int | None]],
                  max_steps: int | None, hooks: HookList, endpoint: str | None,
-                 done: Callable[[EpisodeResult], None]) -> None:
+                 done: Callable[[EpisodeResult], None],
+                 viewer: LiveViewer | None = None) -> None:
         self.model, self.env, self.max_steps = model, env, max_steps
+        self.viewer = viewer
         self.hooks, self.endpoint, self.done = hooks, endpoint, done
         self.lanes = int(env.num_envs)
         self.queue = list(reversed(episodes))
@@ -87,6 +91,8 @@ class _LanePlayer:
             if lane is not None:
                 self.hooks.on_episode_start(lane.index, lane.seed, pick(self.observations, k),
                                             lane_info(infos, k), self.endpoint)
+                if k == 0 and self.viewer is not None:
+                    self.viewer.on_reset(pick(self.observations, 0))
         if self.film:
             self._film([self.state[k] if k in indices else None for k in range(self.lanes)])
 
@@ -117,6 +123,8 @@ class _LanePlayer:
                 self.hooks.on_step(lane.index, lane.steps, pick(actions, k),
                                    pick(self.observations, k), float(rewards[k]), term, trunc,
                                    lane_info(infos, k))
+            if self.viewer is not None:
+                trunc = self._watched(k, actions, rewards, term, trunc) or trunc
             if not (term or trunc or (self.max_steps is not None
                                       and lane.steps >= self.max_steps)):
                 continue
@@ -129,6 +137,19 @@ class _LanePlayer:
             self.done(result)
             self.state[k] = self._next()
         return finished
+
+    def _watched(self, k: int, actions: Any, rewards: Any, term: bool, trunc: bool) -> bool:
+        """Show lane 0's step; whether the viewer ends lane ``k``'s episode (skip or quit)."""
+        assert self.viewer is not None
+        if self.viewer.should_quit():
+            self.queue.clear()  # a quit ends every lane's episode and starts no other
+            return not term
+        if k != 0:
+            return False
+        lane = self.state[0]
+        steps = lane.steps if lane is not None else 0
+        return cut_by_viewer(self.viewer, pick(self.observations, 0), rewards[0], steps,
+                             term, trunc) and not term
 
     def _reset(self, finished: np.ndarray[Any, Any]) -> None:
         """A fresh, seeded start for every lane that ended (a masked reset)."""
@@ -152,9 +173,11 @@ class _LanePlayer:
 
 def play_lanes(model: Policy, env: Any, episodes: list[tuple[int, int | None]],
                max_steps: int | None, hooks: HookList, endpoint: str | None,
-               done: Callable[[EpisodeResult], None]) -> None:
+               done: Callable[[EpisodeResult], None],
+               viewer: LiveViewer | None = None) -> None:
     """Play ``episodes`` (``(index, seed)`` pairs) on the lanes of a vector env.
 
-    Each lane plays one episode at a time; ``done`` receives each finished episode.
+    Each lane plays one episode at a time; ``done`` receives each finished episode. A live
+    ``viewer`` shows lane 0 (its skip truncates lane 0's episode, its quit every lane's).
     """
-    _LanePlayer(model, env, episodes, max_steps, hooks, endpoint, done).play()
+    _LanePlayer(model, env, episodes, max_steps, hooks, endpoint, done, viewer).play()

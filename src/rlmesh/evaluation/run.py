@@ -21,8 +21,10 @@ from rlmesh.evaluation.identity import EnvIdentity, provenance
 from rlmesh.evaluation.lanes import play_lanes
 from rlmesh.evaluation.policy import Policy, Predictor, as_policy
 from rlmesh.evaluation.results import EpisodeResult, RunResult, success_of
+from rlmesh.evaluation.watching import LiveViewer, cut_by_viewer, start_viewer
 from rlmesh.server.authored import authored
 from rlmesh.vector.connect import connect_endpoint
+from rlmesh.viewer.view import as_view
 
 __all__ = ["endpoint_of", "horizon_for", "open_env", "plan_seeds", "play_episode", "run"]
 
@@ -78,11 +80,19 @@ def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
         trust_entrypoints: Allow ``module:callable`` entrypoints in a model's spec.
         execution_horizon: Actions executed per predicted chunk; more than 1 needs a model
             with a chunk corner (otherwise a warning, and every step predicts).
-        view: The live viewer (not available yet).
+        view: Watch the run live: ``"terminal"``, ``"http"``, ``"http:PORT"``, ``"both"``,
+            ``True`` (the terminal) or an :class:`rlmesh.View` (``docs/viewer.md``). Its skip
+            truncates the episode shown; its quit ends the run (``interrupted`` is set, the
+            truncated episode is kept). On a vector env it shows lane 0. Best effort: a
+            viewer that fails warns and the run goes on.
 
     Returns:
         The episodes in plan order. Ctrl+C stops the run and returns the finished episodes
         (``interrupted`` is then set).
+
+    Raises:
+        ValueError: For a ``view=`` string that names no viewer.
+        TypeError: For a ``view=`` value of the wrong type.
     """
     _check_options(max_episode_seconds, execution_horizon, view)
     model = as_policy(model)
@@ -107,20 +117,24 @@ def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
         attach(model, env_metadata(env), observation_space, action_space, instruction=instruction,
                trust_entrypoints=trust_entrypoints)
         model.load()
+        viewer = None
         try:
+            if vector and max_episode_seconds is not None:
+                raise ValueError("max_episode_seconds applies to single envs")
+            viewer = start_viewer(view, env, observation_space, vector)
             if vector:
-                if max_episode_seconds is not None:
-                    raise ValueError("max_episode_seconds applies to single envs")
                 play_lanes(model, env, list(enumerate(plan)), max_episode_steps, hook,
-                           endpoint, result.episodes.append)
+                           endpoint, result.episodes.append, viewer)
             else:
-                for index, seed in enumerate(plan):
-                    result.episodes.append(play_episode(
-                        model, env, index, seed, max_episode_steps, hook, endpoint,
-                        max_episode_seconds))
+                _play_plan(model, env, plan, max_episode_steps, hook, endpoint,
+                           max_episode_seconds, viewer, result)
+            result.interrupted = result.interrupted or (
+                viewer is not None and viewer.should_quit())
         except KeyboardInterrupt:
             result.interrupted = True
         finally:
+            if viewer is not None:
+                viewer.close()
             model.finish()
     finally:
         if owned or close_env:
@@ -130,23 +144,41 @@ def run(model: Any, env: Any, *, seeds: Sequence[int | None] | None = None,
     return result
 
 
+def _play_plan(model: Policy, env: Any, plan: list[int | None], max_steps: int | None,
+               hooks: HookList, endpoint: str | None, max_seconds: float | None,
+               viewer: LiveViewer | None, result: RunResult) -> None:
+    """Play the planned episodes one after another (until the viewer's quit, if any)."""
+    for index, seed in enumerate(plan):
+        result.episodes.append(play_episode(model, env, index, seed, max_steps, hooks,
+                                            endpoint, max_seconds, viewer))
+        if viewer is not None and viewer.should_quit():
+            return
+
+
 def play_episode(model: Policy, env: Any, index: int, seed: int | None,
                  max_steps: int | None, hooks: HookList, endpoint: str | None,
-                 max_seconds: float | None = None) -> EpisodeResult:
-    """Play one episode on a single env: its own episode of ``model``, however it ends."""
+                 max_seconds: float | None = None,
+                 viewer: LiveViewer | None = None) -> EpisodeResult:
+    """Play one episode on a single env: its own episode of ``model``, however it ends.
+
+    A live ``viewer`` sees every step; its skip or quit truncates the episode.
+    """
     episode, predict = model.start(seed)
     try:
         return _play(predict, env, index, seed, max_steps, hooks, endpoint,
-                     max_seconds)
+                     max_seconds, viewer)
     finally:
         model.close_episode(episode)
 
 
 def _play(predict: Predictor, env: Any, index: int, seed: int | None, max_steps: int | None,
-          hooks: HookList, endpoint: str | None, max_seconds: float | None) -> EpisodeResult:
+          hooks: HookList, endpoint: str | None, max_seconds: float | None,
+          viewer: LiveViewer | None) -> EpisodeResult:
     started = time.perf_counter()
     observation, info = env.reset(seed=seed)
     hooks.on_episode_start(index, seed, observation, info, endpoint)
+    if viewer is not None:
+        viewer.on_reset(observation)
     watch = hooks.watches_steps
     film = hooks.watches_frames
     if film:
@@ -171,6 +203,9 @@ def _play(predict: Predictor, env: Any, index: int, seed: int | None, max_steps:
                           bool(truncated), info, timing=((t1 - t0) / 1e6, (t2 - t1) / 1e6))
         if film:
             hooks.on_frame(index, env.render())
+        if viewer is not None and cut_by_viewer(viewer, observation, reward, steps,
+                                                terminated, truncated):
+            truncated = not terminated
         if terminated or truncated:
             break
         if ((max_steps is not None and steps >= max_steps) or
@@ -220,9 +255,7 @@ def _check_options(max_episode_seconds: float | None, execution_horizon: int,
     if isinstance(execution_horizon, bool) or not isinstance(execution_horizon, int) or \
             execution_horizon < 1:
         raise ValueError("execution_horizon must be an int >= 1")
-    if view not in (None, False):
-        raise NotImplementedError("view= (the live viewer) is not available in this version "
-                                  "of rlmesh yet")
+    as_view(view)
 
 
 def horizon_for(model: Policy, execution_horizon: int) -> int:

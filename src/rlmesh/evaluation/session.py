@@ -23,6 +23,8 @@ from rlmesh.evaluation.hooks import HookList
 from rlmesh.evaluation.policy import Policy, Predictor, as_policy
 from rlmesh.evaluation.results import EpisodeResult, RunResult, success_of
 from rlmesh.evaluation.run import endpoint_of, horizon_for, open_env, plan_seeds
+from rlmesh.evaluation.watching import LiveViewer, cut_by_viewer, start_viewer
+from rlmesh.viewer.view import as_view
 
 __all__ = ["Reader", "Session"]
 
@@ -63,7 +65,11 @@ class Session:
         instruction: Text for the model's ``text/instruction`` inputs, delivered by its
             adapter in place of the env's.
         execution_horizon: Actions executed per predicted chunk (1: every step predicts).
-        view: The live viewer (not available yet; ``None``).
+        view: Watch the session live (``"terminal"``, ``"http"``, ``"http:PORT"``,
+            ``"both"``, ``True`` or an :class:`rlmesh.View`; see :func:`rlmesh.run`). It
+            starts when the env connects and closes with the session. Its skip truncates the
+            episode (``step`` returns ``truncated=True``); its quit does too, and
+            :meth:`run` then stops (:attr:`quit_requested` tells a hand-written loop).
         trust_entrypoints: Allow ``module:callable`` entrypoints in a model's spec.
     """
 
@@ -73,9 +79,9 @@ class Session:
                  execution_horizon: int = 1, view: Any = None,
                  trust_entrypoints: bool = False) -> None:
         _check_limits(max_episode_steps, max_episode_seconds, execution_horizon)
-        if view not in (None, False):
-            raise NotImplementedError("view= (the live viewer) is not available in this "
-                                      "version of rlmesh yet")
+        as_view(view)
+        self._view = view
+        self.viewer: LiveViewer | None = None
         self.model: Policy = as_policy(model)
         self.model.execution_horizon = horizon_for(self.model, execution_horizon)
         self.max_episode_steps = max_episode_steps
@@ -121,6 +127,7 @@ class Session:
                instruction=self.instruction, trust_entrypoints=self.trust_entrypoints)
         self.model.load()
         self.endpoint = endpoint_of(env)
+        self.viewer = start_viewer(self._view, env, env.observation_space)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -140,7 +147,14 @@ class Session:
         self.observation, self.info = env.reset(seed=seed, options=options)
         self.hooks.on_episode_start(len(self.episodes), seed, self.observation, self.info,
                                     self.endpoint)
+        if self.viewer is not None:
+            self.viewer.on_reset(self.observation)
         return self.observation, self.info
+
+    @property
+    def quit_requested(self) -> bool:
+        """Whether the live viewer's quit was pressed (a hand-written loop should stop)."""
+        return self.viewer is not None and self.viewer.should_quit()
 
     def predict(self, observation: Any = None) -> Any:
         """The model's action for ``observation`` (default: the latest observation)."""
@@ -165,6 +179,9 @@ class Session:
         self._steps += 1
         self._reward += float(reward)
         truncated = bool(truncated) or self._over_limit()
+        if self.viewer is not None and cut_by_viewer(self.viewer, obs, reward, self._steps,
+                                                     terminated, truncated):
+            truncated = not terminated
         if self.hooks.watches_steps:
             self.hooks.on_step(len(self.episodes), self._steps, action, obs, float(reward),
                                bool(terminated), truncated, info,
@@ -205,13 +222,16 @@ class Session:
             self.hooks = HookList([*own.hooks, *HookList(hooks).hooks])
         try:
             first = len(self.episodes)
-            for seed in plan_seeds(seeds, max_episodes):
+            plan = plan_seeds(seeds, max_episodes)
+            for seed in plan:
                 self.reset(seed=seed)
                 while not self.done:
                     self.step()
-            result = RunResult(episodes=self.episodes[first:],
-                               planned=len(self.episodes) - first,
-                               settings={"env": self.endpoint, "policy": self.model.name})
+                if self.quit_requested:
+                    break
+            result = RunResult(episodes=self.episodes[first:], planned=len(plan),
+                               settings={"env": self.endpoint, "policy": self.model.name},
+                               interrupted=self.quit_requested)
             self.hooks.on_run_end(result)
         finally:
             self.hooks = own
@@ -258,6 +278,8 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        if self.viewer is not None:
+            self.viewer.close()
         if self._env is None:
             return
         self.model.finish()
