@@ -20,12 +20,14 @@ counted as adapter cost; both replay the sequence from its start in every trial,
 episode seeds, so both runs take the same number of steps with the same rewards (checked every
 round).
 
-Two configurations of the example:
+Three configurations (the env renders 128x128 cameras in all of them):
 
-* ``resize`` (the shipped one): the env renders 128x128 cameras, the model wants 96x96: the
-  adapter resizes (bilinear), converts ``uint8`` to ``float32 /255`` and ``hwc`` to ``chw``;
-* ``matched``: the env renders at the model's 96x96 (``TabletopEnv(camera=96)``): no resize,
-  only the dtype, normalize and layout step.
+* ``native`` (the shipped example): the model takes the frames as the cameras give them
+  (8-bit HWC); the adapter converts the proprio rotation, maps the gripper range, remaps the
+  instruction and converts the action;
+* ``normalized``: the model wants CHW ``float32`` in ``[0, 1]``: the adapter also converts
+  ``uint8`` to ``float32 /255`` and ``hwc`` to ``chw`` per frame;
+* ``resize``: the model wants 96x96 CHW ``float32``: the adapter also resizes (bilinear).
 
 Method: per configuration, ``--rounds`` interleaved rounds (the order flips every round), each
 one trial per variant of ``--episodes`` seeded episodes through ``Model.run``. A variant's step
@@ -72,8 +74,27 @@ sys.path.insert(0, str(EXAMPLE))
 import env as example_env  # noqa: E402
 import model as example_model  # noqa: E402
 
-CONFIGS = {"resize": example_env.SIZE, "matched": example_model.IMAGE}
-"""Configuration name -> the env's camera resolution (the model always wants 96x96)."""
+
+def _with_images(**image: Any) -> adapt.ModelSpec:
+    """The example model's spec with other camera conventions (everything else the same)."""
+    spec = example_model.SPEC
+    inputs = dict(spec.input)
+    inputs["image"] = adapt.Image(adapt.IMAGE_PRIMARY, **image)
+    inputs["wrist_image"] = adapt.Image(adapt.IMAGE_WRIST, **image)
+    return adapt.ModelSpec(inputs, spec.output)
+
+
+CONFIGS: dict[str, tuple[int, adapt.ModelSpec, str]] = {
+    "native": (example_env.SIZE, example_model.SPEC,
+               "the shipped example: 128x128 uint8 HWC frames as the cameras give them"),
+    "normalized": (example_env.SIZE,
+                   _with_images(size=128, layout="chw", dtype="float32", normalize=True),
+                   "128x128 CHW float32 in [0, 1]: dtype, normalize and layout per frame"),
+    "resize": (example_env.SIZE,
+               _with_images(size=96, layout="chw", dtype="float32", normalize=True),
+               "96x96 CHW float32: a bilinear resize, then dtype, normalize and layout"),
+}
+"""Configuration name -> (the env's camera resolution, the model's spec, what it does)."""
 SEQUENCE = 512  # actions in the replayed sequence (longer than any trial's episode)
 SEQUENCE_SEED = 2026
 
@@ -132,11 +153,11 @@ def per_call_us(fn: Callable[[], Any], repeats: int = 7, calls: int = 300) -> li
     return out
 
 
-def in_process_costs(camera: int) -> dict[str, list[float]]:
+def in_process_costs(camera: int, spec: adapt.ModelSpec) -> dict[str, list[float]]:
     """The env's step, the adapter's two transforms and resolve, in this process."""
     env = example_env.TabletopEnv(camera=camera)
     adapter = adapt.resolve(example_env.TAGS, env.observation_space, env.action_space,
-                            example_model.SPEC)
+                            spec)
     env_actions, model_actions = action_sequences(adapter)
     obs, _ = env.reset(seed=0)
     model_action = model_actions[0]
@@ -156,7 +177,7 @@ def in_process_costs(camera: int) -> dict[str, list[float]]:
         "adapter transform_action": per_call_us(lambda: adapter.transform_action(model_action)),
         "adapter both": per_call_us(both),
         "resolve (once per run)": per_call_us(lambda: adapt.resolve(
-            example_env.TAGS, env.observation_space, env.action_space, example_model.SPEC),
+            example_env.TAGS, env.observation_space, env.action_space, spec),
             calls=20),
     }
 
@@ -187,23 +208,23 @@ def trial(model: Model, player: Player, env: Any,
     return elapsed / result.total_steps * 1e6, [(e.steps, e.reward) for e in result.episodes]
 
 
-def players(camera: int) -> dict[str, tuple[Model, Player]]:
+def players(camera: int, spec: adapt.ModelSpec) -> dict[str, tuple[Model, Player]]:
     """The two variants: the raw model and the adapted one, on the same trajectories."""
     env = example_env.TabletopEnv(camera=camera)
     adapter = adapt.resolve(example_env.TAGS, env.observation_space, env.action_space,
-                            example_model.SPEC)
+                            spec)
     env_actions, model_actions = action_sequences(adapter)
     raw = Player(env_actions, lambda obs: obs["agentview"][0, 0, 0])
     adapted = Player(model_actions, lambda payload: payload["image"][0, 0, 0])
     return {"raw": (Model(raw, spec=rlmesh.NO_ADAPTER, name="raw"), raw),
-            "adapted": (Model(adapted, spec=example_model.SPEC, name="adapted"), adapted)}
+            "adapted": (Model(adapted, spec=spec, name="adapted"), adapted)}
 
 
-def served_rounds(placement: core.Placement, camera: int, rounds: int,
+def served_rounds(placement: core.Placement, camera: int, spec: adapt.ModelSpec, rounds: int,
                   episodes: int) -> tuple[dict[str, list[float]], list[float], bool, int]:
     """Interleaved rounds of both variants: (step µs per variant, overheads, shm, steps)."""
     seeds = list(range(1000, 1000 + episodes))
-    variants = players(camera)
+    variants = players(camera, spec)
     times: dict[str, list[float]] = {name: [] for name in variants}
     overheads, total = [], 0
     with served_env(placement, camera) as address, placement.client_side(), \
@@ -237,12 +258,12 @@ def spread(values: list[float]) -> str:
 
 def report(name: str, placement: core.Placement, rounds: int, episodes: int) -> bool:
     """Measure one configuration and print it; whether it met the 10% bar."""
-    camera = CONFIGS[name]
-    print(f"\n# {name}: env cameras {camera}x{camera}, model 96x96")
+    camera, spec, what = CONFIGS[name]
+    print(f"\n# {name}: env cameras {camera}x{camera}; the model wants {what}")
     print("## in this process (µs per call, 7 repeats)")
-    for label, values in in_process_costs(camera).items():
+    for label, values in in_process_costs(camera, spec).items():
         print(f"{label}: {spread(values)}")
-    times, overheads, shm, total = served_rounds(placement, camera, rounds, episodes)
+    times, overheads, shm, total = served_rounds(placement, camera, spec, rounds, episodes)
     print(f"## served, unix socket, same-host link {'on' if shm else 'NOT negotiated'}, "
           f"{total} steps per trial, identical trajectories")
     for label, values in times.items():
