@@ -12,8 +12,8 @@ connections with two scripted players that produce **the same env trajectories**
 * **adapted**: ``Model(play_model, spec=SPEC)``, the example model's spec, returns the
   model-space actions (10 numbers: metres, a ``rot6d`` turn, a ``0/1`` close command) that the
   resolved adapter turns into exactly those env actions (checked, element for element, before
-  timing). Its payload is built on every step: two CHW ``float32`` frames in ``[0, 1]``, a
-  ``rot6d`` proprio vector, the instruction.
+  timing). Its payload is built on every step: two camera frames (as the configuration
+  asks), a ``rot6d`` proprio vector, the instruction.
 
 Both players only touch one value of what they are given, so the model's own compute is not
 counted as adapter cost; both replay the sequence from its start in every trial, with the same
