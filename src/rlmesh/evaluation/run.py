@@ -149,7 +149,7 @@ def _play(predict: Predictor, env: Any, index: int, seed: int | None, max_steps:
     hooks.on_episode_start(index, seed, observation, info, endpoint)
     watch = hooks.watches_steps
     film = hooks.watches_frames
-    if film:
+    if film and hooks.wants_frame(index):
         hooks.on_frame(index, env.render())
     step = env.step
     total, steps = 0.0, 0
@@ -169,7 +169,7 @@ def _play(predict: Predictor, env: Any, index: int, seed: int | None, max_steps:
         if watch:
             hooks.on_step(index, steps, action, observation, float(reward), bool(terminated),
                           bool(truncated), info, timing=((t1 - t0) / 1e6, (t2 - t1) / 1e6))
-        if film:
+        if film and hooks.wants_frame(index):
             hooks.on_frame(index, env.render())
         if terminated or truncated:
             break
