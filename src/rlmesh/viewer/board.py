@@ -76,6 +76,8 @@ class Board:
         self._summary: dict[str, Any] | None = None
         self.planned = 0
         self.started = time.time()
+        self.ended = threading.Event()
+        """Set once the run has ended (its summary is in)."""
 
     # -- fed by the run ----------------------------------------------------------------------
 
@@ -181,6 +183,7 @@ class Board:
             for tile in self._tiles.values():
                 if tile.status in ("playing", "idle", "waiting"):
                     tile.status = "done"
+        self.ended.set()
 
     # -- read by the page --------------------------------------------------------------------
 

@@ -8,8 +8,10 @@ happen (failures, replays, returns); and the summary when the run ends. It polls
 
 ``/``
     The page (and ``/dashboard.js``, ``/dashboard.css``).
-``/state.json``
-    :meth:`Board.state <rlmesh.viewer.board.Board.state>`.
+``/state.json?wait=MS``
+    :meth:`Board.state <rlmesh.viewer.board.Board.state>`, answered after ``MS``
+    milliseconds (at most 2000) or as soon as the run ends: the server sets the page's pace,
+    so a headless browser whose clock runs ahead still sees the run live.
 ``/frame.png?endpoint=K``
     The latest frame of tile ``K`` (404 until it has one).
 
@@ -35,6 +37,8 @@ __all__ = ["Dashboard"]
 _ASSETS = {"/": ("dashboard.html", "text/html; charset=utf-8"),
            "/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
            "/dashboard.css": ("dashboard.css", "text/css; charset=utf-8")}
+_LONGEST_WAIT_MS = 2000.0
+"""The longest a ``/state.json?wait=MS`` request is held."""
 
 
 def _parse(value: Any) -> int:
@@ -148,6 +152,12 @@ class Dashboard:
         return route
 
     def _state(self, query: Mapping[str, list[str]]) -> Reply:
+        try:
+            wait = min(max(float(query.get("wait", ["0"])[0]), 0.0), _LONGEST_WAIT_MS) / 1000
+        except ValueError:
+            return Reply(b"wait must be a number of milliseconds", status=400)
+        if wait and not self.board.ended.is_set():
+            self.board.ended.wait(wait)  # the page's pace: one snapshot per wait
         body = json.dumps(_plain(self.board.state()), allow_nan=False).encode()
         return Reply(body, "application/json")
 

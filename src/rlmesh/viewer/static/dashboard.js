@@ -3,10 +3,12 @@
 // ever set as textContent, never parsed as HTML.
 "use strict";
 
-const POLL_MS = 400;
+const WAIT_MS = 250;  // the server holds each poll this long (until the run ends)...
+const PAUSE_MS = 150; // ...and the page waits this long before the next one
 const SVG = "http://www.w3.org/2000/svg";
 const tiles = new Map(); // slot -> {root, img, shown, pending, seen, fields}
 let stopped = false;
+let polls = 0;
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);
@@ -25,6 +27,7 @@ function makeTile(slot) {
   const root = el("div", "tile");
   root.dataset.slot = String(slot);
   root.dataset.framesSeen = "0";
+  root.dataset.frameVersion = "0";
   const screen = el("div", "screen", "no frame yet");
   const img = el("img");
   img.alt = "latest frame of endpoint " + slot;
@@ -38,6 +41,7 @@ function makeTile(slot) {
                  fields: fields};
   img.addEventListener("load", () => {
     entry.pending = false;
+    root.dataset.frameVersion = String(entry.shown);
     entry.seen += 1;
     root.dataset.framesSeen = String(entry.seen);
     if (!img.parentNode) { screen.textContent = ""; screen.append(img); }
@@ -166,7 +170,7 @@ function draw(state) {
 
 async function poll() {
   try {
-    const reply = await fetch("/state.json", {cache: "no-store"});
+    const reply = await fetch("/state.json?wait=" + (polls++ ? WAIT_MS : 0), {cache: "no-store"});
     const state = await reply.json();
     document.body.classList.remove("offline");
     draw(state);
@@ -175,7 +179,7 @@ async function poll() {
     document.body.classList.add("offline");
     document.getElementById("progress").textContent = "the run's dashboard is not answering";
   }
-  if (!stopped) setTimeout(poll, POLL_MS);
+  if (!stopped) setTimeout(poll, PAUSE_MS);
 }
 
 poll();
