@@ -130,7 +130,9 @@ function drawEvents(events) {
   list.dataset.replays = String(events.filter((e) => e.kind === "replay").length);
   for (const event of events.slice().reverse()) {
     const when = new Date(event.time * 1000).toLocaleTimeString();
-    const item = el("li", "", when + "  " + event.kind + "  " + (event.message || ""));
+    const message = event.message || "";
+    const label = message.startsWith(event.kind) ? "" : event.kind + ": ";
+    const item = el("li", "", when + "  " + label + message);
     item.dataset.kind = event.kind;
     list.append(item);
   }
