@@ -103,7 +103,7 @@ def test_frame_budget_and_sources() -> None:
     board.episode_start(2, 2, "o:1", observation=np.full((16, 16), 0.5, np.float32))
     tile = board.tile(2)
     assert tile is not None and tile.frame.version == 1 and tile.renders is False
-    version, shown = tile.frame.get()
+    _, shown = tile.frame.get()
     assert shown is not None and shown.shape == (16, 16, 3) and shown.dtype == np.uint8
     assert not board.wants_frame(2)  # images come from observations: no render()
     assert board.wants_frame(99) is False and board.tile(7) is None

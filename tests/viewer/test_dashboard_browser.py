@@ -119,7 +119,8 @@ def test_headless_chromium_watches_a_four_endpoint_run(
     assert len(before) == len(after) == 4
     assert all(seen >= 1 for seen, _ in before), before  # every tile shows a frame
     assert sum(seen for seen, _ in after) > len(after), after  # the page swapped frames live
-    assert all(new > old for (_, old), (_, new) in zip(before, after)), (before, after)
+    grew = [new > old for (_, old), (_, new) in zip(before, after, strict=True)]
+    assert all(grew), (before, after)  # every tile shows a newer frame the second time
     assert points_of(first) >= 4 and points_of(second) > points_of(first)
     assert 'data-done="0"' in second  # still running: no summary yet
     assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
