@@ -32,3 +32,19 @@ _PIP_ONLY = {"torch", "stable_baselines3"}
 
 _PIP_ONLY = {"torch", "stable_baselines3"}
 """Optional dependencies outside the uv groups (uv would fetch a multi-GB CUDA torch)."""
+
+
+def need_program(name: str, path: str | None = None) -> str:
+    """The path of an external program, or skip the test saying it is absent.
+
+    Under ``RLMESH_REQUIRE_BACKENDS=1`` (CI) a missing program fails the test instead.
+    """
+    import shutil
+
+    found = path if path is not None and os.access(path, os.X_OK) else shutil.which(name)
+    if found is None:
+        message = f"{name} is not installed (Debian: apt-get install {name})"
+        if os.environ.get("RLMESH_REQUIRE_BACKENDS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found

@@ -18,10 +18,10 @@ import gymnasium as gym
 
 
 class SlowCartPole(gym.Wrapper):
-    """CartPole whose every step sleeps ``delay`` seconds."""
+    """CartPole whose every step sleeps ``delay`` seconds (rendering as ``render_mode``)."""
 
-    def __init__(self, delay=0.015):
-        super().__init__(gym.make("CartPole-v1"))
+    def __init__(self, delay=0.015, render_mode=None):
+        super().__init__(gym.make("CartPole-v1", render_mode=render_mode))
         self.delay = delay
 
     def step(self, action):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from rlmesh.wire.schema import schema_to_space
 
 if TYPE_CHECKING:
     from rlmesh.models.model import Model
+    from rlmesh.viewer.dashboard import Dashboard
 
 __all__ = ["add_commands"]
 
@@ -54,7 +56,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         return eval_on_fleet(args, cmd_eval)
     from rlmesh.evaluation.evaluate import evaluate
-    from rlmesh.evaluation.progress import ProgressHooks, print_summary
+    from rlmesh.evaluation.progress import ProgressHooks
 
     model = load_policy(args.policy)
     try:
@@ -74,10 +76,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from rlmesh.evaluation.recording import VideoRecorder
 
         hooks.append(VideoRecorder(args.record))
-    with ProgressHooks(episodes, enabled=not args.quiet) as progress:
-        result = evaluate(model, addresses, episodes=episodes, seed=args.seed,
-                          max_episode_steps=args.max_steps, hooks=[progress, *hooks],
-                          allow_mixed=args.allow_mixed, options=connect)
+    board = _dashboard(args)
+    try:
+        with ProgressHooks(episodes, enabled=not args.quiet) as progress:
+            result = evaluate(model, addresses, episodes=episodes, seed=args.seed,
+                              max_episode_steps=args.max_steps, hooks=[progress, *hooks],
+                              allow_mixed=args.allow_mixed, options=connect, view=board)
+        _report(args, result)
+        if board is not None and not result.interrupted:
+            _linger(board, args.view_linger)
+    finally:
+        if board is not None:
+            board.close()
+    if result.interrupted:
+        return 130
+    return 0 if result.complete else 1
+
+
+def _report(args: argparse.Namespace, result: RunResult) -> None:
+    """Save, plot and summarize a finished ``rlmesh eval`` run as its options ask."""
+    from rlmesh.evaluation.progress import print_summary
+
     result.settings["policy_spec"] = args.policy or "random"
     if args.json:
         result.save(args.json)
@@ -88,9 +107,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
         plot_run(result, args.plot)
         print(f"rlmesh: wrote {args.plot}", file=sys.stderr)
     print_summary(result)
-    if result.interrupted:
-        return 130
-    return 0 if result.complete else 1
+
+
+def _dashboard(args: argparse.Namespace) -> Dashboard | None:
+    """The web dashboard ``--view`` asks for (on loopback), its address printed; or ``None``."""
+    if not args.view:
+        return None
+    from rlmesh.viewer.dashboard import Dashboard
+
+    try:
+        board, _ = Dashboard.from_view(args.view)
+    except ValueError as exc:
+        args.usage_error(str(exc))
+    except OSError as exc:
+        args.usage_error(f"--view {args.view}: cannot listen there ({exc})")
+    print(f"rlmesh: watch the evaluation at {board.url}", file=sys.stderr, flush=True)
+    return board
+
+
+def _linger(board: Dashboard, seconds: float) -> None:
+    """Keep the final summary on the page for ``seconds`` (``inf``: until Ctrl+C)."""
+    if seconds <= 0:
+        return
+    how = "until Ctrl+C" if seconds == float("inf") else f"for {seconds:g} s (Ctrl+C ends it)"
+    print(f"rlmesh: the dashboard stays at {board.url} {how}", file=sys.stderr, flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        board.linger(seconds)
 
 
 def eval_addresses(args: argparse.Namespace, resolver: Resolver = system_resolver) -> list[str]:
@@ -228,7 +270,9 @@ def add_commands(sub: Any) -> None:
                            "rlmesh eval 127.0.0.1:5555 127.0.0.1:5556 --policy "
                            "my_policies:greedy --json run.json --plot run.png",
                            "rlmesh eval --statefulset envs.envs.rl.svc:5555 --replicas 8 "
-                           "--episodes 100"],
+                           "--episodes 100",
+                           "rlmesh eval 127.0.0.1:5555 127.0.0.1:5556 --episodes 50 "
+                           "--view http:8800 --view-linger 60"],
                  func=cmd_eval)
     ev.set_defaults(usage_error=ev.error)
     ev.add_argument("addresses", nargs="*", metavar="ADDRESS",
@@ -268,6 +312,13 @@ def add_commands(sub: Any) -> None:
     ev.add_argument("--token", help="the endpoints' token (default RLMESH_TOKEN)")
     ev.add_argument("--tls-ca", metavar="PEM", help="CA to verify tls:// endpoints with")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ev.add_argument("--view", metavar="http[:PORT]",
+                    help="watch the run in a browser: a dashboard on 127.0.0.1 (any free "
+                    "port, or PORT) with every endpoint's frames, returns and events; its "
+                    "address is printed")
+    ev.add_argument("--view-linger", type=_seconds, default=0.0, metavar="S",
+                    help="with --view: keep serving the final summary S seconds after the run "
+                    "('inf': until Ctrl+C; default 0: exit when the run ends)")
 
     sm = command(sub, "serve-model", help="serve a policy for rlmesh.RemoteModel",
                  description="Serve a policy so that rlmesh.RemoteModel(ADDRESS) can use it\n"
@@ -330,6 +381,16 @@ def add_commands(sub: Any) -> None:
                     "(default %(default)s)")
     be.add_argument("--full", dest="quick", action="store_false",
                     help="the full runs recorded in benchmarks/RESULTS.md (minutes)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be >= 0 (or inf)")
+    return value
 
 
 def _positive(text: str) -> int:

@@ -45,6 +45,7 @@ from rlmesh.evaluation.policy import Policy, as_policy
 from rlmesh.evaluation.results import EpisodeResult, RunResult
 from rlmesh.evaluation.run import plan_seeds, play_episode
 from rlmesh.evaluation.slots import Outcome, SlotWorker
+from rlmesh.evaluation.viewing import open_view
 from rlmesh.vector.endpoints import EndpointSet, as_endpoint_set
 
 __all__ = ["evaluate"]
@@ -58,7 +59,8 @@ def evaluate(model: Any, addresses: str | Sequence[str] | EndpointSet, *,
              max_episode_steps: int | None = None,
              hooks: Hooks | Sequence[Hooks] | None = None, max_attempts: int = 3,
              allow_mixed: bool = False, options: ConnectOptions | None = None,
-             reconnect_timeout: float | None = 10.0, **connect: Any) -> RunResult:
+             reconnect_timeout: float | None = 10.0, view: Any = None,
+             **connect: Any) -> RunResult:
     """Play planned episodes of ``model`` on every endpoint at once.
 
     Args:
@@ -83,6 +85,10 @@ def evaluate(model: Any, addresses: str | Sequence[str] | EndpointSet, *,
             one to serve again before it returns the episodes it has (an ``incomplete``
             event); ``None`` waits as long as it takes. While some endpoint serves, a failed
             one is waited for until the run ends.
+        view: Watch the run in a browser: ``"http"`` (any free port) or ``"http:PORT"``
+            serves a dashboard on loopback for the length of the run (its address is
+            printed); a :class:`~rlmesh.viewer.dashboard.Dashboard` of your own stays open
+            after it (docs/viewer.md).
         **connect: Its fields to set instead: ``connect_timeout`` (default 10 s),
             ``timeout``, ``token``, ``tls``.
 
@@ -103,10 +109,17 @@ def evaluate(model: Any, addresses: str | Sequence[str] | EndpointSet, *,
         raise ValueError("evaluate() needs at least one address")
     plan = plan_seeds(seeds, episodes, seed)
     connection = (options or ConnectOptions()).replace(**connect)
-    run = _Run(model, plan, endpoints, max_episode_steps, HookList(hooks), max_attempts,
-               connection, allow_mixed)
-    run.reconnect_timeout = reconnect_timeout
-    return run.execute()
+    hook_list = HookList(hooks)
+    watcher, close_view = open_view(view, [a for a in endpoints.addresses if a], len(plan))
+    if watcher is not None:
+        hook_list = HookList([*hook_list.hooks, watcher])
+    try:
+        run = _Run(model, plan, endpoints, max_episode_steps, hook_list, max_attempts,
+                   connection, allow_mixed)
+        run.reconnect_timeout = reconnect_timeout
+        return run.execute()
+    finally:
+        close_view()
 
 
 class _Run:
@@ -182,6 +195,7 @@ class _Run:
             if self.queue and not result.interrupted:
                 result.events.append(_event("incomplete", None, f"{len(self.queue)} episodes "
                                             "were not played: no endpoint was left"))
+                self.hooks.on_event(result.events[-1])
             result.settings["wall_s"] = time.perf_counter() - started
         self.hooks.on_run_end(result)
         return result
@@ -358,8 +372,9 @@ class _Run:
 
     def _event(self, kind: str, address: str | None, message: str,
                index: int | None = None) -> None:
-        """Record an event (the caller holds ``cond``)."""
+        """Record an event and tell the hooks (the caller holds ``cond``)."""
         self.result.events.append(_event(kind, address, message, index))
+        self.hooks.on_event(self.result.events[-1])
 
 
 def _event(kind: str, address: str | None, message: str,

@@ -32,6 +32,23 @@ class Hooks:
         Rendering happens only while some hook overrides this method.
         """
 
+    def wants_frame(self, index: int) -> bool:
+        """Whether this hook wants a ``render()`` frame of episode ``index`` now.
+
+        Asked (of hooks that override :meth:`on_frame`) before each frame is rendered; a hook
+        with a frame budget (a live viewer) says no between its frames, and no frame is
+        rendered unless some hook says yes. The default wants every frame.
+        """
+        return True
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Something happened to the run as it played (``rlmesh.evaluate``).
+
+        ``event`` is the dict that ``RunResult.events`` keeps: ``kind`` (``endpoint_failed``,
+        ``endpoint_returned``, ``episode_failed``, ...), ``endpoint``, ``message``,
+        ``episode`` and ``time``.
+        """
+
     def on_episode_end(self, result: EpisodeResult) -> None:
         """An episode finished."""
 
@@ -55,7 +72,10 @@ class HookList(Hooks):
                                 f"{type(hook).__qualname__}")
         self.hooks = list(hooks)
         self.watches_steps = any(type(h).on_step is not Hooks.on_step for h in self.hooks)
-        self.watches_frames = any(type(h).on_frame is not Hooks.on_frame for h in self.hooks)
+        filming = [h for h in self.hooks if type(h).on_frame is not Hooks.on_frame]
+        self.watches_frames = bool(filming)
+        self._budgeted = [h for h in filming if type(h).wants_frame is not Hooks.wants_frame]
+        self._films_always = len(self._budgeted) < len(filming)
         self._lock = threading.Lock()
 
     def on_episode_start(self, index: int, seed: int | None, observation: Any,
@@ -76,6 +96,18 @@ class HookList(Hooks):
                 else:
                     hook.on_step(index, step, action, observation, reward, terminated,
                                  truncated, info)
+
+    def wants_frame(self, index: int) -> bool:
+        """Whether some filming hook wants a frame of episode ``index`` now."""
+        if self._films_always:
+            return True
+        with self._lock:
+            return any([h.wants_frame(index) for h in self._budgeted])
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            for hook in self.hooks:
+                hook.on_event(event)
 
     def on_frame(self, index: int, frame: Any) -> None:
         with self._lock:

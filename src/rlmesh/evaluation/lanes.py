@@ -162,12 +162,15 @@ class _LanePlayer:
         self._started(ended, fresh)
 
     def _film(self, state: list[_Lane | None]) -> None:
-        """Hand each listed lane's current frame to the hooks."""
+        """Hand each listed lane's current frame to the hooks (if some hook wants one)."""
+        wanted = [lane is not None and self.hooks.wants_frame(lane.index) for lane in state]
+        if not any(wanted):
+            return
         frames = self.env.render()
         if frames is None:
             return
         for k, lane in enumerate(state):
-            if lane is not None and k < len(frames):
+            if lane is not None and wanted[k] and k < len(frames):
                 self.hooks.on_frame(lane.index, frames[k])
 
 

@@ -181,7 +181,7 @@ def _play(predict: Predictor, env: Any, index: int, seed: int | None, max_steps:
         viewer.on_reset(observation)
     watch = hooks.watches_steps
     film = hooks.watches_frames
-    if film:
+    if film and hooks.wants_frame(index):
         hooks.on_frame(index, env.render())
     step = env.step
     total, steps = 0.0, 0
@@ -201,7 +201,7 @@ def _play(predict: Predictor, env: Any, index: int, seed: int | None, max_steps:
         if watch:
             hooks.on_step(index, steps, action, observation, float(reward), bool(terminated),
                           bool(truncated), info, timing=((t1 - t0) / 1e6, (t2 - t1) / 1e6))
-        if film:
+        if film and hooks.wants_frame(index):
             hooks.on_frame(index, env.render())
         if viewer is not None and cut_by_viewer(viewer, observation, reward, steps,
                                                 terminated, truncated):

@@ -1,0 +1,131 @@
+"""Regenerate the viewer screenshots of the docs from real runs in headless Chromium.
+
+    uv run python tools/screenshots.py            # writes docs/images/viewer-dashboard.png
+
+The dashboard shot is a 4-endpoint evaluation: four ``rlmesh serve`` children serving
+CartPole (``rgb_array`` frames, each step slowed so the run is still going when the browser
+looks), watched through ``rlmesh.evaluate(..., view=dashboard)``. When the live viewer's
+single-run page exists (``rlmesh.View``), its shot is taken too. Needs Debian's ``chromium``.
+Everything stays on loopback; the browser gets a throwaway profile and no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import rlmesh
+from rlmesh.testing import ServerProcess, spawn_server
+from rlmesh.viewer.dashboard import Dashboard
+
+ROOT = Path(__file__).resolve().parent.parent
+SLOW_ENV = '''
+import time
+import gymnasium as gym
+
+
+class SlowCartPole(gym.Wrapper):
+    def __init__(self, delay=0.01):
+        super().__init__(gym.make("CartPole-v1", render_mode="rgb_array"))
+        self.delay = delay
+
+    def step(self, action):
+        time.sleep(self.delay)
+        return self.env.step(action)
+'''
+BROWSER = ["--headless", "--no-sandbox", "--disable-gpu", "--no-proxy-server",
+           "--disable-background-networking", "--disable-component-update", "--no-first-run",
+           "--disable-extensions", "--mute-audio", "--hide-scrollbars"]
+
+
+class _Enough(Exception):
+    """Ends the run once the screenshot is taken."""
+
+
+class _StopWhenTold(rlmesh.Hooks):
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+
+    def on_step(self, *args: Any) -> None:
+        if self.stop.is_set():
+            raise _Enough
+
+
+def screenshot(browser: str, url: str, out: Path, budget_ms: int) -> None:
+    """A 1280x900 screenshot of ``url`` (loopback) after ``budget_ms`` of the page's time."""
+    assert url.startswith("http://127.0.0.1:"), url
+    with tempfile.TemporaryDirectory(prefix="rlmesh-shots-") as profile:
+        process = subprocess.Popen(
+            [browser, *BROWSER, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+             "--window-size=1280,900", f"--screenshot={out}", url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "HOME": profile})
+        try:
+            process.wait(120)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, 9)
+                process.wait(10)
+    if process.returncode != 0 or not out.exists():
+        raise SystemExit(f"chromium could not take {out.name} (exit {process.returncode})")
+
+
+def dashboard_shot(browser: str, out: Path, endpoints: int) -> None:
+    """The evaluation dashboard of a live ``endpoints``-endpoint run."""
+    with tempfile.TemporaryDirectory(prefix="rlmesh-shots-env-") as folder:
+        (Path(folder) / "rlmesh_shots_env.py").write_text(SLOW_ENV)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (folder, os.environ.get("PYTHONPATH")) if p)}
+        servers: list[ServerProcess] = []
+        try:
+            for _ in range(endpoints):
+                servers.append(spawn_server("rlmesh_shots_env:SlowCartPole", env=env))
+            stopper, out_box = _StopWhenTold(), {}
+            with Dashboard() as dashboard:
+                def play() -> None:
+                    try:
+                        out_box["result"] = rlmesh.evaluate(
+                            rlmesh.RANDOM_SAMPLE, [s.address for s in servers], episodes=5000,
+                            seed=0, hooks=stopper, view=dashboard)
+                    except _Enough:
+                        pass
+                thread = threading.Thread(target=play, daemon=True)
+                thread.start()
+                time.sleep(6)  # enough episodes for a plot worth looking at
+                screenshot(browser, dashboard.url, out, 2500)
+                stopper.stop.set()
+                thread.join(30)
+        finally:
+            for server in servers:
+                server.stop()
+    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+
+
+def main() -> int:
+    """Take the screenshots."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
+    parser.add_argument("--endpoints", type=int, default=4)
+    args = parser.parse_args()
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print("needs Debian's chromium (apt-get install chromium)", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    dashboard_shot(browser, args.out / "viewer-dashboard.png", args.endpoints)
+    if hasattr(rlmesh, "View"):
+        print("rlmesh.View exists: add its single-run page's shot here (viewer-run.png)",
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
