@@ -35,7 +35,7 @@ def _included() -> dict[str, str]:
 
 
 def _rewrite_links(text: str, source_dir: str, page_dir: str, included: dict[str, str]) -> str:
-    """Rewrite the relative links of ``text``, written in ``source_dir``, for a page in ``page_dir``.
+    """Rewrite the relative links of ``text`` (written in ``source_dir``) for ``page_dir``.
 
     Both directories are relative to the repository root (``""`` is the root itself).
     """

@@ -15,11 +15,11 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 import zlib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from tests.support.deps import need
 
