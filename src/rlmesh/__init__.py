@@ -59,8 +59,10 @@ from rlmesh.protocol import LIBRARY_VERSION as __version__
 from rlmesh.protocol import PROTOCOL_VERSION
 
 if _typing.TYPE_CHECKING:  # what the lazy table below loads, as the type checker sees it
+    from rlmesh import adapters, params, spaces, specs, tls, types
     from rlmesh import numpy as numpy
-    from rlmesh import params, spaces, specs, tls, types
+    from rlmesh import ray as ray
+    from rlmesh.adapters.roles import NO_ADAPTER
     from rlmesh.authoring.describe import (
         DESCRIBE_METADATA_KEY,
         DESCRIBE_SCHEMA_VERSION,

@@ -144,7 +144,20 @@ def from_jax(value: Any) -> Any:
     return value
 
 
-RemoteEnv, RemoteVectorEnv, Model = make_backend("jax", to_jax, from_jax)
+# One assignment a name, each with its docstring, so that the API reference (which reads
+# this source without importing it) lists every class of the face.
+_CLIENTS = make_backend("jax", to_jax, from_jax)
+RemoteEnv = _CLIENTS[0]
+"""``rlmesh.numpy.RemoteEnv`` (same arguments and behaviour) with JAX arrays as values."""
+RemoteVectorEnv = _CLIENTS[1]
+"""``rlmesh.numpy.RemoteVectorEnv`` (same arguments and behaviour) with JAX arrays as values."""
+Model = _CLIENTS[2]
+"""``rlmesh.numpy.Model`` whose ``predict`` sees and returns JAX arrays."""
 RemoteModel = make_remote_model("jax", to_jax, from_jax)
-SandboxEnv, SandboxVectorEnv, SandboxModel = sandbox_classes(
-    RemoteEnv, RemoteVectorEnv, RemoteModel, module=__name__)
+_SANDBOX = sandbox_classes(RemoteEnv, RemoteVectorEnv, RemoteModel, module=__name__)
+SandboxEnv = _SANDBOX.SandboxEnv
+"""``rlmesh.numpy.SandboxEnv`` (an env in its own stack) with JAX arrays as values."""
+SandboxVectorEnv = _SANDBOX.SandboxVectorEnv
+"""``rlmesh.numpy.SandboxVectorEnv`` with JAX arrays as values."""
+SandboxModel = _SANDBOX.SandboxModel
+"""``rlmesh.numpy.SandboxModel`` (a model in its own stack) with JAX arrays as values."""

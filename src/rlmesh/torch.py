@@ -145,7 +145,20 @@ def _to_numpy(value: Any) -> Any:
     return value
 
 
-RemoteEnv, RemoteVectorEnv, Model = make_backend("torch", to_tensor, _to_numpy)
+# One assignment a name, each with its docstring, so that the API reference (which reads
+# this source without importing it) lists every class of the face.
+_CLIENTS = make_backend("torch", to_tensor, _to_numpy)
+RemoteEnv = _CLIENTS[0]
+"""``rlmesh.numpy.RemoteEnv`` (same arguments and behaviour) with torch tensors as values."""
+RemoteVectorEnv = _CLIENTS[1]
+"""``rlmesh.numpy.RemoteVectorEnv`` (same arguments and behaviour) with torch tensors as values."""
+Model = _CLIENTS[2]
+"""``rlmesh.numpy.Model`` whose ``predict`` sees and returns torch tensors."""
 RemoteModel = make_remote_model("torch", to_tensor, _to_numpy)
-SandboxEnv, SandboxVectorEnv, SandboxModel = sandbox_classes(
-    RemoteEnv, RemoteVectorEnv, RemoteModel, module=__name__)
+_SANDBOX = sandbox_classes(RemoteEnv, RemoteVectorEnv, RemoteModel, module=__name__)
+SandboxEnv = _SANDBOX.SandboxEnv
+"""``rlmesh.numpy.SandboxEnv`` (an env in its own stack) with torch tensors as values."""
+SandboxVectorEnv = _SANDBOX.SandboxVectorEnv
+"""``rlmesh.numpy.SandboxVectorEnv`` with torch tensors as values."""
+SandboxModel = _SANDBOX.SandboxModel
+"""``rlmesh.numpy.SandboxModel`` (a model in its own stack) with torch tensors as values."""

@@ -1,4 +1,8 @@
-"""Every Python and shell block of README.md and docs/*.md runs as written.
+"""Every Python and shell block of README.md and of every page of the site runs as written.
+
+The site's pages are ``docs/**/*.md``; a page line ``<!-- include PATH -->`` stands for the
+file at ``PATH`` (as the site shows it, ``tools/mkdocs_hooks.py``), so the blocks of included
+files (``CHANGELOG.md``, ``benchmarks/RESULTS.md``) are read here as part of their page.
 
 Each block runs in a fresh directory (with ``examples/`` linked in, and the document's
 ``file`` blocks written there), in a child process of its own, against real servers. What a
@@ -41,12 +45,13 @@ from tests.support.deps import need
 from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 LANGUAGES = {"python": "python", "py": "python", "bash": "bash", "sh": "bash",
              "shell": "bash"}
 ADDRESS = re.compile(r"(?<![\w.])(?:127\.0\.0\.1|0\.0\.0\.0|localhost):(\d{4,5})\b")
 UV_RUN = re.compile(r"\buv run (?:--\S+ )*")
 DIRECTIVE = re.compile(r"^<!--\s*test:(.*?)-->\s*$")
+INCLUDE = re.compile(r"^<!--\s*include\s+(\S+)\s*-->\s*$", re.MULTILINE)
 KEYS = {"serve", "background", "file", "needs", "omit", "skip"}
 
 pytestmark = pytest.mark.timeout(240)
@@ -72,7 +77,7 @@ class Block:
 
 def read_blocks(page: Path) -> list[Block]:
     """The runnable fenced blocks of ``page`` (a language we run, or a directive)."""
-    lines = page.read_text().splitlines()
+    lines = page_text(page).splitlines()
     blocks: list[Block] = []
     index = 0
     while index < len(lines):
@@ -91,6 +96,11 @@ def read_blocks(page: Path) -> list[Block]:
                                 "\n".join(lines[index + 1:end]) + "\n", directives))
         index = end + 1
     return blocks
+
+
+def page_text(page: Path) -> str:
+    """The page's Markdown with its ``include`` lines replaced by the files they name."""
+    return INCLUDE.sub(lambda match: (ROOT / match.group(1)).read_text(), page.read_text())
 
 
 def _directive(lines: list[str], fence: int) -> list[tuple[str, str]]:

@@ -1,0 +1,97 @@
+"""Draw the benchmark charts of the documentation site from ``benchmarks/RESULTS.md``.
+
+The benchmarks write their results as Markdown tables into ``benchmarks/RESULTS.md``; this
+script reads the current tables back (the two-core table of ``bench_core.py`` and the table of
+``bench_vector.py``) and draws them into ``docs/images/`` for the performance pages::
+
+    uv run python tools/charts.py              # rewrites docs/images/bench-*.png
+    uv run python tools/charts.py --out DIR    # elsewhere
+
+Needs matplotlib (the ``plot`` extra, or ``uv sync --all-groups``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+
+CHARTS = {
+    # file name -> (heading the table follows, column drawn, axis label, title)
+    "bench-core.png": ("### two cores (split)", "median ops/s", "steps per second",
+                       "One env, one client: steps/s (two cores)"),
+    "bench-vector.png": ("### Vector envs, unpinned (none)", "median env-steps/s",
+                         "env-steps per second", "Vector envs: env-steps/s"),
+}
+
+
+def table_after(text: str, heading: str) -> list[dict[str, str]]:
+    """The rows of the first Markdown table after ``heading``, as column -> cell."""
+    start = text.index(heading)
+    lines = text[start:].splitlines()[1:]
+    first = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    table = []
+    for line in lines[first:]:
+        if not line.startswith("|"):
+            break
+        table.append([cell.strip() for cell in line.strip("|").split("|")])
+    if len(table) < 3:
+        raise ValueError(f"no table after {heading!r} in {RESULTS.name}")
+    header, body = table[0], table[2:]
+    return [dict(zip(header, row, strict=False)) for row in body]
+
+
+def number(cell: str) -> float:
+    """A table cell such as ``50,153`` as a float."""
+    match = re.match(r"^[\d,.]+", cell)
+    if match is None:
+        raise ValueError(f"not a number: {cell!r}")
+    return float(match.group(0).replace(",", ""))
+
+
+def draw(rows: list[dict[str, str]], column: str, label: str, title: str, path: Path) -> None:
+    """A horizontal bar chart of ``column`` per benchmark row, rlmesh rows highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    names = [row["benchmark"] for row in rows]
+    values = [number(row[column]) for row in rows]
+    colors = ["#3f51b5" if "rlmesh" in name else "#9e9e9e" for name in names]
+    figure, axes = plt.subplots(figsize=(9, 0.42 * len(rows) + 1.2), dpi=100)
+    axes.barh(range(len(rows)), values, color=colors)
+    axes.set_yticks(range(len(rows)), names, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel(label)
+    axes.set_title(title, fontsize=10)
+    for index, value in enumerate(values):
+        axes.text(value, index, f" {value:,.0f}", va="center", fontsize=7)
+    axes.margins(x=0.15)
+    figure.tight_layout()
+    figure.savefig(path, metadata={"Software": None})
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    """Draw every chart; returns the files written."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
+    args = parser.parse_args(argv)
+    text = args.results.read_text()
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, (heading, column, label, title) in CHARTS.items():
+        path = args.out / name
+        draw(table_after(text, heading), column, label, title, path)
+        written.append(path)
+        print(f"wrote {path}")
+    return written
+
+
+if __name__ == "__main__":
+    main()
