@@ -16,7 +16,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlmesh.adapters.action import Action, Actuator
-from rlmesh.adapters.advisory import Advisory
+from rlmesh.adapters.advisory import Advisory, agreement
 from rlmesh.adapters.env_index import uniform_range
 from rlmesh.adapters.hostcode import load_callable
 from rlmesh.adapters.model_leaves import CustomEncoding
@@ -142,19 +142,9 @@ def _geometry(env: Actuator, model: Actuator, where: str) -> list[Advisory]:
     Agreement passes silently, a value only the model states passes with a caution, and two
     different values are an error.
     """
-    notes: list[Advisory] = []
-    for name in ("frame", "reference"):
-        theirs, ours = getattr(env, name), getattr(model, name)
-        if ours is None or ours == theirs:
-            continue
-        if theirs is None:
-            notes.append(Advisory(f"{where}: the model emits {model.role!r} with {name} "
-                                  f"{ours!r}; the env does not say which {name} it uses",
-                                  level="caution", path=where))
-            continue
-        raise AdapterResolutionError(f"{where}: the model emits {model.role!r} with {name} "
-                                     f"{ours!r}, the env takes it with {theirs!r}")
-    return notes
+    notes = [agreement(where, f"emits {model.role!r}", name, getattr(model, name),
+                       getattr(env, name)) for name in ("frame", "reference")]
+    return [note for note in notes if note is not None]
 
 
 def _geometry_note(env: Actuator, model: Actuator) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["Advisory", "AdvisoryLevel"]
+from rlmesh.errors import AdapterResolutionError
+
+__all__ = ["Advisory", "AdvisoryLevel", "agreement"]
 
 AdvisoryLevel = Literal["info", "caution", "warn"]
 """How much an advisory matters: ``info`` (by design), ``caution`` (unconfirmed), ``warn``
@@ -40,3 +42,29 @@ class Advisory(str):
 
     def __repr__(self) -> str:
         return f"Advisory({str(self)!r}, level={self.level!r}, path={self.path!r})"
+
+
+def agreement(where: str, what: str, name: str, model: str | None,
+              env: str | None) -> Advisory | None:
+    """The rule for a geometry attribute (``frame``, ``reference``) either side may declare.
+
+    Silence when the model asks nothing or both agree; a ``caution`` when only the model says
+    (nothing can confirm it); an error when the two differ.
+
+    Args:
+        where: The payload key or action slice, for messages.
+        what: What the value is, e.g. ``"reads 'proprio/eef_pos'"``.
+        name: The attribute.
+        model: The model's value.
+        env: The env's value.
+
+    Raises:
+        AdapterResolutionError: If both declare it and they differ.
+    """
+    if model is None or model == env:
+        return None
+    if env is None:
+        return Advisory(f"{where}: the model {what} with {name} {model!r}; the env does not say "
+                        f"which {name} it uses", level="caution", path=where)
+    raise AdapterResolutionError(f"{where}: the model {what} with {name} {model!r}, the env "
+                                 f"with {env!r}")

@@ -11,13 +11,12 @@ contract under :data:`~rlmesh.adapters.MODEL_METADATA_KEY`. Only host code canno
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rlmesh.adapters.action import Action, action_from_dict
+from rlmesh.adapters.document import Document
 from rlmesh.adapters.env_tags import _put
 from rlmesh.adapters.model_leaves import (
     Concat,
@@ -37,7 +36,6 @@ __all__ = ["InputNode", "ModelSpec", "ObservationRoles", "leaf_from_dict", "leaf
 InputNode = ModelLeaf | Mapping[str, Any] | tuple[Any, ...]
 """A model's input tree: a leaf, a ``dict`` of nodes or a ``tuple`` of nodes."""
 
-_VERSIONED_KEY = re.compile(r"^rlmesh\.adapters\.(v\d+)\.model_spec$")
 _IMAGE_DEFAULTS = {name: getattr(Image(), name) for name in (
     "height", "width", "layout", "channels", "dtype", "normalize", "lead_dims", "upside_down",
     "resample", "allow_upscale", "fit", "optional", "fill", "stack", "offsets", "stack_pad",
@@ -186,8 +184,11 @@ def _check_tree(node: Any, where: str = "input") -> None:
                                f"or a tuple, not {type(node).__qualname__}")
 
 
-class ModelSpec:
+class ModelSpec(Document):
     """What a model ingests (``input``) and emits (``output``), by role."""
+
+    metadata_key = MODEL_METADATA_KEY
+    noun = "model spec"
 
     def __init__(self, input: InputNode, output: Action) -> None:
         """Declare a model's payload and action.
@@ -244,42 +245,6 @@ class ModelSpec:
                                    "and 'output'")
         return cls(_node_from_dict(doc["input"], "input"), action_from_dict(doc["output"]))
 
-    def to_json(self) -> str:
-        """The document as canonical JSON (sorted keys; non-finite numbers refused)."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
-                          allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> ModelSpec:
-        """Parse :meth:`to_json` output.
-
-        Raises:
-            AdapterSpecError: If it is not valid JSON or not a valid document.
-        """
-        return cls.from_dict(_load_json(text))
-
-    def to_metadata(self) -> dict[str, Any]:
-        """The contract-metadata entries that publish this spec."""
-        return {MODEL_METADATA_KEY: self.to_dict()}
-
-    @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any]) -> ModelSpec | None:
-        """The spec in a contract's metadata, or ``None`` when there is none.
-
-        Raises:
-            AdapterSpecError: If the spec is malformed, or only another format version's key
-                is present.
-        """
-        doc = metadata.get(MODEL_METADATA_KEY)
-        if doc is not None:
-            return cls.from_dict(doc)
-        for key in metadata:
-            match = _VERSIONED_KEY.match(str(key))
-            if match:
-                raise AdapterSpecError(f"model spec in format {match.group(1)} ({key!r}); this "
-                                       f"rlmesh reads {MODEL_METADATA_KEY!r} only")
-        return None
-
 
 def _walk(node: Any, path: str, found: list[tuple[str, Any]]) -> None:
     if isinstance(node, Mapping):
@@ -290,16 +255,6 @@ def _walk(node: Any, path: str, found: list[tuple[str, Any]]) -> None:
             _walk(child, f"{path}[{i}]", found)
     else:
         found.append((path, node))
-
-
-def _load_json(text: str | bytes) -> Any:
-    def refuse(name: str) -> Any:
-        raise AdapterSpecError(f"non-finite number {name} in an adapter document")
-
-    try:
-        return json.loads(text, parse_constant=refuse)
-    except json.JSONDecodeError as exc:
-        raise AdapterSpecError(f"not a JSON adapter document: {exc}") from exc
 
 
 @dataclass(frozen=True)

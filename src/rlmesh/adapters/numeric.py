@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rlmesh.adapters.advisory import Advisory
+from rlmesh.adapters.advisory import Advisory, agreement
 from rlmesh.adapters.env_index import EnvIndex, StateFeature, read_path
 from rlmesh.adapters.hostcode import check_inverse_pair, load_callable
 from rlmesh.adapters.model_leaves import Concat, CustomEncoding, State
@@ -183,22 +183,11 @@ def _plan_part(part: State, feature: StateFeature, where: str,
         gain, shift = part.scale if part.scale is not None else 1.0, part.offset or 0.0
         steps.append(lambda v: v * gain + shift)
         note += f" *{gain:g}+{shift:g}"
-    _check_frame(part, feature, where, advisories)
+    caution = agreement(where, f"reads {part.role!r}", "frame", part.frame, feature.frame)
+    if caution is not None:
+        advisories.append(caution)
     frame = part.frame or feature.frame
     return steps, width, note + (f"@{frame}" if frame else "")
-
-
-def _check_frame(part: State, feature: StateFeature, where: str,
-                 advisories: list[Advisory]) -> None:
-    if part.frame is None or part.frame == feature.frame:
-        return
-    if feature.frame is None:
-        advisories.append(Advisory(f"{where}: the model reads {part.role!r} in frame "
-                                   f"{part.frame!r}; the env does not say which frame it uses",
-                                   level="caution", path=where))
-        return
-    raise AdapterResolutionError(f"{where}: the model reads {part.role!r} in frame "
-                                 f"{part.frame!r}, the env gives it in {feature.frame!r}")
 
 
 def _absent_width(part: State, where: str) -> int:

@@ -9,12 +9,11 @@ that finds only another version's key refuses it rather than guessing.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from rlmesh.adapters.action import Action, action_from_dict
+from rlmesh.adapters.document import Document
 from rlmesh.adapters.env_tags import (
     Field,
     ImageTag,
@@ -29,7 +28,6 @@ from rlmesh.errors import AdapterSpecError
 
 __all__ = ["EnvTags", "tag"]
 
-_VERSIONED_KEY = re.compile(r"^rlmesh\.adapters\.(v\d+)\.env_tags$")
 _LEAF_KEYS = {"image": {"role", "layout", "upside_down"}, "text": {"role"},
               "state": {"role", "encoding", "range", "frame"}, "split": {"fields"}}
 
@@ -100,8 +98,11 @@ def _node_to_dict(node: Any, where: str = "observation") -> Any:
                            f"Split, not {type(node).__qualname__}")
 
 
-class EnvTags:
+class EnvTags(Document):
     """The semantic roles an env publishes over its observation and action spaces."""
+
+    metadata_key = ENV_METADATA_KEY
+    noun = "env tags"
 
     def __init__(self, observation: Any, action: Action) -> None:
         """Tag an env.
@@ -147,43 +148,6 @@ class EnvTags:
             raise AdapterSpecError("an env_tags document is an object with exactly "
                                    "'observation' and 'action'")
         return cls(_node_from_dict(doc["observation"]), action_from_dict(doc["action"]))
-
-    def to_json(self) -> str:
-        """The document as canonical JSON (sorted keys; non-finite numbers refused)."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
-                          allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> EnvTags:
-        """Parse :meth:`to_json` output.
-
-        Raises:
-            AdapterSpecError: If it is not valid JSON or not a valid document.
-        """
-        from rlmesh.adapters.model_spec import _load_json
-
-        return cls.from_dict(_load_json(text))
-
-    def to_metadata(self) -> dict[str, Any]:
-        """The contract-metadata entries that publish these tags."""
-        return {ENV_METADATA_KEY: self.to_dict()}
-
-    @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any]) -> EnvTags | None:
-        """The tags in a contract's metadata, or ``None`` when it carries none.
-
-        Raises:
-            AdapterSpecError: If the tags are malformed, or only another format version's
-                key is present.
-        """
-        if ENV_METADATA_KEY in metadata:
-            return cls.from_dict(metadata[ENV_METADATA_KEY])
-        for key in metadata:
-            match = _VERSIONED_KEY.match(str(key))
-            if match:
-                raise AdapterSpecError(f"env tags in format {match.group(1)} ({key!r}); this "
-                                       f"rlmesh reads {ENV_METADATA_KEY!r} only")
-        return None
 
     def check_spaces(self, observation_space: Any, action_space: Any) -> None:
         """Check the tags against an env's spaces (every tag must fit what it names).
