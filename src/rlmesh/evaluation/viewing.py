@@ -88,7 +88,7 @@ def open_view(view: Any, endpoints: list[str], planned: int) -> Viewing:
 
     owned = not isinstance(view, EvalWatch)
     watch = EvalWatch.open(view) if owned else view
-    if not watch.showing:  # a terminal that is not one: nothing to feed
+    if owned and not watch.showing:  # a terminal that is not one: nothing to feed
         return Viewing(None, watch.close if owned else _nothing, None)
     watch.board.begin(endpoints, planned)
     return Viewing(DashboardHooks(watch.board), watch.close if owned else _nothing,
