@@ -100,7 +100,7 @@ def test_the_summary_shows_when_the_run_ends() -> None:
     board.end({"num_episodes": 10, "planned": 50, "interrupted": True, "complete": False,
                "mean_steps": 1.0, "success_rate": None, "wall_s": 2.5},
               [1.0 + i % 7 for i in range(10)])
-    drawn = [SGR.sub("", line) for line in draw_board(board.state(), lambda *a: [], 100, 30)]
+    drawn = [SGR.sub("", line) for line in draw_board(board.state(), lambda *a: [], 120, 30)]
     summary = next(line for line in drawn if line.startswith("summary:"))
     assert "10/50 episodes (interrupted)" in summary and "wall 2.5 s" in summary
 
