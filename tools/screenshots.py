@@ -1,12 +1,13 @@
 """Regenerate the viewer screenshots of the docs from real runs in headless Chromium.
 
-    uv run python tools/screenshots.py            # writes docs/images/viewer-dashboard.png
+    uv run python tools/screenshots.py      # writes docs/images/viewer-*.png
 
 The dashboard shot is a 4-endpoint evaluation: four ``rlmesh serve`` children serving
 CartPole (``rgb_array`` frames, each step slowed so the run is still going when the browser
-looks), watched through ``rlmesh.evaluate(..., view=dashboard)``. When the live viewer's
-single-run page exists (``rlmesh.View``), its shot is taken too. Needs Debian's ``chromium``.
-Everything stays on loopback; the browser gets a throwaway profile and no network.
+looks), watched through ``rlmesh.evaluate(..., view=dashboard)``; the same servers are then
+evaluated by ``rlmesh eval --view terminal`` in a tmux pane. The live run viewer is shot on
+its web page and in a terminal (``tools/terminal_shots.py``). Needs Debian's ``chromium`` and
+``tmux``. Everything stays on loopback; the browser gets a throwaway profile and no network.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from terminal_shots import eval_terminal_shot, run_http_shot, run_terminal_shot
 
 import rlmesh
 from rlmesh.testing import ServerProcess, spawn_server
@@ -59,13 +62,14 @@ class _StopWhenTold(rlmesh.Hooks):
             raise _Enough
 
 
-def screenshot(browser: str, url: str, out: Path, budget_ms: int) -> None:
-    """A 1280x900 screenshot of ``url`` (loopback) after ``budget_ms`` of the page's time."""
+def screenshot(browser: str, url: str, out: Path, budget_ms: int,
+               size: tuple[int, int] = (1280, 900)) -> None:
+    """A screenshot of ``url`` (loopback) after ``budget_ms`` of the page's time."""
     assert url.startswith("http://127.0.0.1:"), url
     with tempfile.TemporaryDirectory(prefix="rlmesh-shots-") as profile:
         process = subprocess.Popen(
             [browser, *BROWSER, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
-             "--window-size=1280,900", f"--screenshot={out}", url],
+             f"--window-size={size[0]},{size[1]}", f"--screenshot={out}", url],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "HOME": profile})
         try:
@@ -79,7 +83,10 @@ def screenshot(browser: str, url: str, out: Path, budget_ms: int) -> None:
 
 
 def dashboard_shot(browser: str, out: Path, endpoints: int) -> None:
-    """The evaluation dashboard of a live ``endpoints``-endpoint run."""
+    """The evaluation dashboard of a live ``endpoints``-endpoint run, on the web and in a terminal.
+
+    The terminal's shot is ``viewer-eval-terminal.png`` next to ``out``.
+    """
     with tempfile.TemporaryDirectory(prefix="rlmesh-shots-env-") as folder:
         (Path(folder) / "rlmesh_shots_env.py").write_text(SLOW_ENV)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -103,6 +110,8 @@ def dashboard_shot(browser: str, out: Path, endpoints: int) -> None:
                 screenshot(browser, dashboard.url, out, 2500)
                 stopper.stop.set()
                 thread.join(30)
+            eval_terminal_shot(_shooter(browser), out.with_name("viewer-eval-terminal.png"),
+                               [s.address for s in servers])
         finally:
             for server in servers:
                 server.stop()
@@ -121,10 +130,16 @@ def main() -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     dashboard_shot(browser, args.out / "viewer-dashboard.png", args.endpoints)
-    if hasattr(rlmesh, "View"):
-        print("rlmesh.View exists: add its single-run page's shot here (viewer-run.png)",
-              file=sys.stderr)
+    run_http_shot(_shooter(browser, 2000), args.out / "viewer-run-http.png")
+    run_terminal_shot(_shooter(browser), args.out / "viewer-run-terminal.png")
     return 0
+
+
+def _shooter(browser: str, budget_ms: int = 500) -> Any:
+    """``shot(url, out, width, height)`` with this browser."""
+    def shot(url: str, out: Path, width: int, height: int) -> None:
+        screenshot(browser, url, out, budget_ms, (width, height))
+    return shot
 
 
 if __name__ == "__main__":

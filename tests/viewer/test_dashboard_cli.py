@@ -59,7 +59,7 @@ def test_eval_view_exits_with_the_run_by_default(serve: Callable[..., Any]) -> N
     assert "watch the evaluation at http://127.0.0.1:" in done.stderr
 
 
-@pytest.mark.parametrize("view", ["terminal", "http:notaport"])
+@pytest.mark.parametrize("view", ["window", "http:notaport"])
 def test_eval_refuses_a_bad_view(serve: Callable[..., Any], view: str) -> None:
     server = serve(lambda: gym.make("CartPole-v1"))
     done = rlmesh_cmd("eval", server.address, "--episodes", "1", "-q", "--view", view)

@@ -111,8 +111,6 @@ def test_view_http_serves_for_the_length_of_the_run(serve: Callable[..., Any],
     assert found, "evaluate(view='http') did not print its address"
     with pytest.raises(OSError):  # closed with the run: nothing listens there any more
         state(found.group(1))
-    with pytest.raises(ValueError, match="view="):
-        rlmesh.evaluate(rlmesh.RANDOM_SAMPLE, [server.address], episodes=1, view="terminal")
 
 
 def test_a_dashboard_of_ones_own_stays_after_the_run(serve: Callable[..., Any]) -> None:

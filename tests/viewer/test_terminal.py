@@ -7,18 +7,15 @@ run ended with its partial result and that the terminal was given back as it was
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rlmesh.viewer.terminal import halfblocks, hud_line
+from tests.viewer.panes import wait_pane
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -41,45 +38,6 @@ SHELL = """{python} {script}; echo "EXIT=$?"
 printf 'STTY %s\\n' "$(stty -a | tr -s ' ;' '\\n\\n' | grep -E '^-?(icanon|echo)$' | tr '\\n' ' ')"
 sleep 60
 """
-
-
-def need_tmux() -> str:
-    found = shutil.which("tmux")
-    if found is None:
-        if os.environ.get("RLMESH_REQUIRE_BACKENDS") == "1":
-            raise AssertionError("tmux is not installed (RLMESH_REQUIRE_BACKENDS=1)")
-        pytest.skip("tmux is not installed (the terminal viewer is tested in a real terminal)")
-    return found
-
-
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """``tmux(*args)`` on a private tmux server (its own socket), killed afterwards."""
-    binary = need_tmux()
-    socket = str(tmp_path / "tmux.sock")
-
-    def call(*args: str) -> str:
-        done = subprocess.run([binary, "-S", socket, *args], capture_output=True, text=True,
-                              timeout=15, check=True)
-        return done.stdout
-
-    try:
-        yield call
-    finally:
-        subprocess.run([binary, "-S", socket, "kill-server"], capture_output=True, timeout=15,
-                       check=False)
-
-
-def wait_pane(tmux: Callable[..., str], ok: Callable[[str], bool], escapes: bool = False,
-              within: float = 40.0) -> str:
-    deadline = time.monotonic() + within
-    text = ""
-    while time.monotonic() < deadline:
-        text = tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", "view")
-        if ok(text):
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"the pane never showed what was expected:\n{text}")
 
 
 def test_terminal_viewer_in_tmux_draws_skips_quits_and_restores(

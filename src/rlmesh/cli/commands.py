@@ -24,7 +24,7 @@ from rlmesh.wire.schema import schema_to_space
 
 if TYPE_CHECKING:
     from rlmesh.models.model import Model
-    from rlmesh.viewer.dashboard import Dashboard
+    from rlmesh.viewer.watch import EvalWatch
 
 __all__ = ["add_commands"]
 
@@ -76,21 +76,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from rlmesh.evaluation.recording import VideoRecorder
 
         hooks.append(VideoRecorder(args.record))
-    board = _dashboard(args)
+    watch = _watch(args)
     try:
-        with ProgressHooks(episodes, enabled=not args.quiet) as progress:
+        terminal = watch is not None and watch.terminal is not None
+        with ProgressHooks(episodes, enabled=not args.quiet and not terminal) as progress:
             result = evaluate(model, addresses, episodes=episodes, seed=args.seed,
                               max_episode_steps=args.max_steps, hooks=[progress, *hooks],
-                              allow_mixed=args.allow_mixed, options=connect, view=board)
-        _report(args, result)
-        if board is not None and not result.interrupted:
-            _linger(board, args.view_linger)
+                              allow_mixed=args.allow_mixed, options=connect, view=watch)
+        _finish(args, result, watch)
     finally:
-        if board is not None:
-            board.close()
+        if watch is not None:
+            watch.close()
     if result.interrupted:
         return 130
     return 0 if result.complete else 1
+
+
+def _finish(args: argparse.Namespace, result: RunResult, watch: EvalWatch | None) -> None:
+    """Report the run; keep the dashboards up ``--view-linger`` seconds unless it was cut.
+
+    The terminal dashboard is given back before the summary is printed (the alternate
+    screen would swallow it); the web page stays up while the summary is read.
+    """
+    linger = 0.0 if watch is None or result.interrupted else args.view_linger
+    if watch is not None and watch.terminal is not None:
+        _linger(watch, linger)
+        watch.close()
+        linger = 0.0
+    _report(args, result)
+    if watch is not None:
+        _linger(watch, linger)
 
 
 def _report(args: argparse.Namespace, result: RunResult) -> None:
@@ -109,30 +124,31 @@ def _report(args: argparse.Namespace, result: RunResult) -> None:
     print_summary(result)
 
 
-def _dashboard(args: argparse.Namespace) -> Dashboard | None:
-    """The web dashboard ``--view`` asks for (on loopback), its address printed; or ``None``."""
+def _watch(args: argparse.Namespace) -> EvalWatch | None:
+    """The dashboards ``--view`` asks for (the web page on loopback, its address printed)."""
     if not args.view:
         return None
-    from rlmesh.viewer.dashboard import Dashboard
+    from rlmesh.viewer.watch import EvalWatch
 
     try:
-        board, _ = Dashboard.from_view(args.view)
-    except ValueError as exc:
-        args.usage_error(str(exc))
+        return EvalWatch.open(args.view)
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
     except OSError as exc:
-        args.usage_error(f"--view {args.view}: cannot listen there ({exc})")
-    print(f"rlmesh: watch the evaluation at {board.url}", file=sys.stderr, flush=True)
-    return board
+        message = f"--view {args.view}: cannot listen there ({exc})"
+    args.usage_error(message)  # (exits 2)
+    return None
 
 
-def _linger(board: Dashboard, seconds: float) -> None:
-    """Keep the final summary on the page for ``seconds`` (``inf``: until Ctrl+C)."""
+def _linger(watch: EvalWatch, seconds: float) -> None:
+    """Keep the final summary up for ``seconds`` (``inf``: until Ctrl+C or ``q``)."""
     if seconds <= 0:
         return
     how = "until Ctrl+C" if seconds == float("inf") else f"for {seconds:g} s (Ctrl+C ends it)"
-    print(f"rlmesh: the dashboard stays at {board.url} {how}", file=sys.stderr, flush=True)
+    if watch.url is not None and watch.terminal is None:
+        print(f"rlmesh: the dashboard stays at {watch.url} {how}", file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        board.linger(seconds)
+        watch.linger(seconds)
 
 
 def eval_addresses(args: argparse.Namespace, resolver: Resolver = system_resolver) -> list[str]:
@@ -272,7 +288,9 @@ def add_commands(sub: Any) -> None:
                            "rlmesh eval --statefulset envs.envs.rl.svc:5555 --replicas 8 "
                            "--episodes 100",
                            "rlmesh eval 127.0.0.1:5555 127.0.0.1:5556 --episodes 50 "
-                           "--view http:8800 --view-linger 60"],
+                           "--view http:8800 --view-linger 60",
+                           "rlmesh eval 127.0.0.1:5555 127.0.0.1:5556 --episodes 50 "
+                           "--view terminal"],
                  func=cmd_eval)
     ev.set_defaults(usage_error=ev.error)
     ev.add_argument("addresses", nargs="*", metavar="ADDRESS",
@@ -312,13 +330,14 @@ def add_commands(sub: Any) -> None:
     ev.add_argument("--token", help="the endpoints' token (default RLMESH_TOKEN)")
     ev.add_argument("--tls-ca", metavar="PEM", help="CA to verify tls:// endpoints with")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    ev.add_argument("--view", metavar="http[:PORT]",
-                    help="watch the run in a browser: a dashboard on 127.0.0.1 (any free "
-                    "port, or PORT) with every endpoint's frames, returns and events; its "
-                    "address is printed")
+    ev.add_argument("--view", metavar="http[:PORT]|terminal|both",
+                    help="watch the run: a dashboard with every endpoint's frames, returns "
+                    "and events, in a browser (on 127.0.0.1, any free port or PORT; its "
+                    "address is printed), in this terminal (q stops the run), or both")
     ev.add_argument("--view-linger", type=_seconds, default=0.0, metavar="S",
-                    help="with --view: keep serving the final summary S seconds after the run "
-                    "('inf': until Ctrl+C; default 0: exit when the run ends)")
+                    help="with --view: keep showing the final summary S seconds after the run "
+                    "('inf': until Ctrl+C, or q in the terminal; default 0: exit when the "
+                    "run ends)")
 
     sm = command(sub, "serve-model", help="serve a policy for rlmesh.RemoteModel",
                  description="Serve a policy so that rlmesh.RemoteModel(ADDRESS) can use it\n"

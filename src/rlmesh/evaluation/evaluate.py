@@ -11,7 +11,8 @@ at its current address, with backoff (:mod:`rlmesh.evaluation.slots`). When the 
 the episode is retried on another endpoint, up to ``max_attempts`` starts. A bug on the
 caller's side (the policy or a hook raising, or a served model answering with
 :class:`~rlmesh.RemoteModelError`) is not an episode failure: no retry fixes it, so the
-run stops and ``evaluate`` raises it, as ``run`` does. Ctrl+C returns the episodes that finished.
+run stops and ``evaluate`` raises it, as ``run`` does. Ctrl+C (or ``q`` in the terminal
+dashboard of ``view="terminal"``) returns the episodes that finished.
 
 Before the first episode every endpoint is asked what it serves (a probe: no session, no env
 built). Endpoints still starting are waited for up to ``connect_timeout``; endpoints that
@@ -85,10 +86,13 @@ def evaluate(model: Any, addresses: str | Sequence[str] | EndpointSet, *,
             one to serve again before it returns the episodes it has (an ``incomplete``
             event); ``None`` waits as long as it takes. While some endpoint serves, a failed
             one is waited for until the run ends.
-        view: Watch the run in a browser: ``"http"`` (any free port) or ``"http:PORT"``
-            serves a dashboard on loopback for the length of the run (its address is
-            printed); a :class:`~rlmesh.viewer.dashboard.Dashboard` of your own stays open
-            after it (docs/viewer.md).
+        view: Watch the run: ``"http"`` (any free port) or ``"http:PORT"`` serves a
+            dashboard on loopback for the length of the run (its address is printed),
+            ``"terminal"`` (or ``True``) draws one in this terminal (``q`` stops the run,
+            which returns the episodes finished), ``"both"`` does both, and a
+            ``rlmesh.View`` says how; a :class:`~rlmesh.viewer.dashboard.Dashboard` or an
+            :class:`~rlmesh.viewer.watch.EvalWatch` of your own stays open after it
+            (docs/viewer.md).
         **connect: Its fields to set instead: ``connect_timeout`` (default 10 s),
             ``timeout``, ``token``, ``tls``.
 
@@ -110,16 +114,17 @@ def evaluate(model: Any, addresses: str | Sequence[str] | EndpointSet, *,
     plan = plan_seeds(seeds, episodes, seed)
     connection = (options or ConnectOptions()).replace(**connect)
     hook_list = HookList(hooks)
-    watcher, close_view = open_view(view, [a for a in endpoints.addresses if a], len(plan))
-    if watcher is not None:
-        hook_list = HookList([*hook_list.hooks, watcher])
+    viewing = open_view(view, [a for a in endpoints.addresses if a], len(plan))
+    if viewing.hooks is not None:
+        hook_list = HookList([*hook_list.hooks, viewing.hooks])
     try:
         run = _Run(model, plan, endpoints, max_episode_steps, hook_list, max_attempts,
                    connection, allow_mixed)
         run.reconnect_timeout = reconnect_timeout
+        run.stop_signal = viewing.stop
         return run.execute()
     finally:
-        close_view()
+        viewing.close()
 
 
 class _Run:
@@ -148,6 +153,8 @@ class _Run:
         self.all_down_since: float | None = time.monotonic()
         """Since when no slot has been serving (``None`` while one is)."""
         self.reconnect_timeout: float | None = 10.0
+        self.stop_signal: threading.Event | None = None
+        """Set by a viewer to stop the run early (as Ctrl+C does)."""
         self.stop = False
         self.failure: BaseException | None = None
         """A bug that ended the run (the policy's, a hook's): raised by :meth:`execute`."""
@@ -170,9 +177,7 @@ class _Run:
         for thread in threads:
             thread.start()
         try:
-            with self.cond:
-                while self.live and (self.queue or self.in_flight) and not self.failure:
-                    self.cond.wait(0.2)
+            self._wait()
         except KeyboardInterrupt:
             with self.cond:
                 self.result.interrupted = True
@@ -199,6 +204,16 @@ class _Run:
             result.settings["wall_s"] = time.perf_counter() - started
         self.hooks.on_run_end(result)
         return result
+
+    def _wait(self) -> None:
+        """Until the run is over, fails, or a viewer stops it (then it counts as interrupted)."""
+        signal = self.stop_signal
+        with self.cond:
+            while self.live and (self.queue or self.in_flight) and not self.failure:
+                if signal is not None and signal.is_set():
+                    self.result.interrupted = True
+                    return
+                self.cond.wait(0.2)
 
     def _bind(self) -> None:
         """Learn what the endpoints serve, refuse a mix of envs, bind the model to its spaces.

@@ -1,15 +1,17 @@
-"""``rlmesh.evaluate(..., view=...)``: the run's hooks forwarded to the web dashboard.
+"""``rlmesh.evaluate(..., view=...)``: the run's hooks forwarded to the dashboards.
 
-The dashboard (:mod:`rlmesh.viewer.dashboard`) sits below this layer and knows plain values
-only; :class:`DashboardHooks` is the :class:`~rlmesh.Hooks` that feeds it: episode starts,
-steps and ends, frames within the dashboard's budget, events as they happen, the summary.
+The dashboards (the web page, :mod:`rlmesh.viewer.dashboard`, and the terminal,
+:mod:`rlmesh.viewer.board_terminal`, both reading one board) sit below this layer and know
+plain values only; :class:`DashboardHooks` is the :class:`~rlmesh.Hooks` that feeds the
+board: episode starts, steps and ends, frames within its budget, events as they happen, the
+summary.
 """
 
 from __future__ import annotations
 
-import sys
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rlmesh.evaluation.hooks import Hooks
 from rlmesh.evaluation.results import EpisodeResult, RunResult
@@ -17,7 +19,7 @@ from rlmesh.evaluation.results import EpisodeResult, RunResult
 if TYPE_CHECKING:
     from rlmesh.viewer.board import Board
 
-__all__ = ["DashboardHooks", "open_view"]
+__all__ = ["DashboardHooks", "Viewing", "open_view"]
 
 
 class DashboardHooks(Hooks):
@@ -59,26 +61,38 @@ class DashboardHooks(Hooks):
         self.board.end(summary, result.rewards)
 
 
-def open_view(view: Any, endpoints: list[str],
-              planned: int) -> tuple[Hooks | None, Callable[[], None]]:
-    """The hooks that show a run on ``view``, and what to call when the run is over.
+class Viewing(NamedTuple):
+    """How a run is watched: the hooks to add, what to call after it, when to stop early."""
 
-    ``None`` or ``False`` shows nothing. A :class:`~rlmesh.viewer.dashboard.Dashboard` is
-    used and left open (its owner closes it); ``"http"``, ``"http:PORT"`` or a
-    ``rlmesh.View`` start one on loopback, print its address, and close it after the run.
+    hooks: Hooks | None
+    close: Callable[[], None]
+    stop: threading.Event | None
+
+
+def open_view(view: Any, endpoints: list[str], planned: int) -> Viewing:
+    """The hooks that show a run on ``view``, what to call when it is over, its stop signal.
+
+    ``None`` or ``False`` shows nothing. A :class:`~rlmesh.viewer.dashboard.Dashboard` or an
+    :class:`~rlmesh.viewer.watch.EvalWatch` is used and left open (its owner closes it);
+    ``"http"``, ``"http:PORT"``, ``"terminal"``, ``True``, ``"both"`` or a ``rlmesh.View``
+    start the displays they name (printing the web page's address) and close them after the
+    run. The stop signal is set when the viewer asks the run to stop (``q`` in the terminal).
 
     Raises:
         ValueError: For a view an evaluation cannot be shown on.
+        TypeError: For a ``view=`` value of the wrong type.
     """
     if view is None or view is False:
-        return None, _nothing
-    from rlmesh.viewer.dashboard import Dashboard  # (loaded only when a run is watched)
+        return Viewing(None, _nothing, None)
+    from rlmesh.viewer.watch import EvalWatch  # (loaded only when a run is watched)
 
-    dashboard, owned = Dashboard.from_view(view)
-    dashboard.board.begin(endpoints, planned)
-    if owned:
-        print(f"rlmesh: watch the evaluation at {dashboard.url}", file=sys.stderr)
-    return DashboardHooks(dashboard.board), (dashboard.close if owned else _nothing)
+    owned = not isinstance(view, EvalWatch)
+    watch = EvalWatch.open(view) if owned else view
+    if owned and not watch.showing:  # a terminal that is not one: nothing to feed
+        return Viewing(None, watch.close if owned else _nothing, None)
+    watch.board.begin(endpoints, planned)
+    return Viewing(DashboardHooks(watch.board), watch.close if owned else _nothing,
+                   watch.stop_requested)
 
 
 def _nothing() -> None:

@@ -78,6 +78,8 @@ class Board:
         self.started = time.time()
         self.ended = threading.Event()
         """Set once the run has ended (its summary is in)."""
+        self.stop_requested = threading.Event()
+        """Set when a viewer asks the run to stop early (``q`` in the terminal)."""
 
     # -- fed by the run ----------------------------------------------------------------------
 
@@ -184,6 +186,10 @@ class Board:
                 if tile.status in ("playing", "idle", "waiting"):
                     tile.status = "done"
         self.ended.set()
+
+    def request_stop(self) -> None:
+        """A viewer asks the run to stop: it returns the episodes finished so far."""
+        self.stop_requested.set()
 
     # -- read by the page --------------------------------------------------------------------
 

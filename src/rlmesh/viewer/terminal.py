@@ -1,10 +1,9 @@
 """The terminal viewer: frames as half-block characters, a HUD line, keys as controls.
 
-Each character cell shows two pixels: the upper half block (U+2580) in the top pixel's 24-bit
-foreground colour over the bottom pixel's background colour. Frames are scaled (nearest
-pixel, aspect kept) to the terminal's size, read again at every frame so that resizing
-works. The display runs on the alternate screen buffer and draws on its own thread from the
-viewer's latest-frame slot: a frame that arrives while one is drawn replaces the one waiting.
+Frames are drawn as coloured half blocks (:mod:`rlmesh.viewer.blocks`, two pixels per cell)
+scaled to the terminal's size, read again at every frame so that resizing works. The display
+runs on the alternate screen buffer and draws on its own thread from the viewer's latest-frame
+slot: a frame that arrives while one is drawn replaces the one waiting.
 Keys: ``s`` skips the episode, ``q`` quits the run, ``n`` or Tab shows the next source.
 """
 
@@ -17,6 +16,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from rlmesh.viewer.blocks import ENTER, LEAVE, halfblocks
 from rlmesh.viewer.frames import LatestFrame
 from rlmesh.viewer.keys import KeyReader
 from rlmesh.viewer.state import ViewerState
@@ -25,30 +25,6 @@ __all__ = ["KEYS", "TerminalDisplay", "halfblocks", "hud_line"]
 
 KEYS = {"s": "skip", "q": "quit", "n": "next", "\t": "next"}
 """Key -> the viewer action it asks for."""
-
-_UPPER = "\u2580"
-_ENTER = "\x1b[?1049h\x1b[?25l\x1b[2J"
-_LEAVE = "\x1b[0m\x1b[?25h\x1b[?1049l"
-
-
-def _fit(height: int, width: int, columns: int, rows: int) -> tuple[int, int]:
-    """The size ``(pixel rows, columns)`` a frame is scaled to: the largest that fits."""
-    scale = min(columns / width, (2 * rows) / height)
-    return max(2, int(height * scale) // 2 * 2), max(1, int(width * scale))
-
-
-def halfblocks(frame: np.ndarray, columns: int, rows: int) -> list[str]:
-    """``frame`` (``(H, W, 3)`` uint8) as lines of coloured half blocks within the given cells."""
-    height, width = _fit(frame.shape[0], frame.shape[1], columns, rows)
-    ys = np.minimum(np.arange(height) * frame.shape[0] // height, frame.shape[0] - 1)
-    xs = np.minimum(np.arange(width) * frame.shape[1] // width, frame.shape[1] - 1)
-    small = frame[ys][:, xs]
-    lines = []
-    for top, bottom in zip(small[0::2], small[1::2], strict=True):
-        cells = [f"\x1b[38;2;{a[0]};{a[1]};{a[2]}m\x1b[48;2;{b[0]};{b[1]};{b[2]}m{_UPPER}"
-                 for a, b in zip(top.tolist(), bottom.tolist(), strict=True)]
-        lines.append("".join(cells) + "\x1b[0m")
-    return lines
 
 
 def hud_line(state: dict[str, Any]) -> str:
@@ -88,7 +64,7 @@ class TerminalDisplay:
             raise OSError("the terminal viewer needs a terminal (stdout is not a TTY); "
                           "use view='http'")
         self._entered = True
-        self._out.write(_ENTER)
+        self._out.write(ENTER)
         self._out.flush()
         self._keys.start()
         self._thread = threading.Thread(target=self._draw_loop, name="rlmesh-viewer-terminal",
@@ -135,7 +111,7 @@ class TerminalDisplay:
         if self._entered:
             self._entered = False
             try:
-                self._out.write(_LEAVE)
+                self._out.write(LEAVE)
                 self._out.flush()
             except (OSError, ValueError):
                 pass

@@ -1,0 +1,133 @@
+"""The evaluation dashboard in the terminal: a board redrawn a few times a second.
+
+:class:`BoardTerminal` draws :func:`~rlmesh.viewer.board_text.draw_board` of the board's
+snapshots on the alternate screen, from its own thread (never from the run's threads), sized
+to the terminal at each redraw. ``q`` (read in cbreak mode when stdin is a terminal) asks the
+run to stop (:meth:`Board.request_stop <rlmesh.viewer.board.Board.request_stop>`); the
+evaluation then returns the episodes it finished. :meth:`BoardTerminal.close` gives the
+terminal back as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import warnings
+from typing import TextIO
+
+import numpy as np
+
+from rlmesh.errors import RLMeshWarning
+from rlmesh.viewer.blocks import ENTER, LEAVE, halfblocks
+from rlmesh.viewer.board import Board
+from rlmesh.viewer.board_text import draw_board
+from rlmesh.viewer.keys import KeyReader
+
+__all__ = ["BoardTerminal"]
+
+
+class BoardTerminal:
+    """Shows a :class:`~rlmesh.viewer.board.Board` in this terminal.
+
+    Args:
+        board: What to show.
+        note: Shown in the header (for instance the web page's address).
+        fps: Redraws per second.
+        stream: Where to draw (default ``sys.stdout``).
+    """
+
+    def __init__(self, board: Board, note: str = "", fps: float = 4.0,
+                 stream: TextIO | None = None) -> None:
+        self.board, self.note = board, note
+        self._period = 1.0 / fps
+        self._out = stream if stream is not None else sys.stdout
+        self._keys = KeyReader(self._key)
+        self._stop = threading.Event()
+        self.quit = threading.Event()
+        """Set when ``q`` was pressed."""
+        self._thread: threading.Thread | None = None
+        self._entered = False
+        self._thumbs: dict[int, tuple[tuple[int, int, int], list[str]]] = {}
+        self._aspect = 1.5
+        self.drawn = 0
+        """Screens drawn so far."""
+
+    @property
+    def keys(self) -> bool:
+        """Whether keys are read (stdin is a terminal)."""
+        return self._keys.active
+
+    def start(self) -> None:
+        """Switch to the alternate screen and start drawing and reading keys.
+
+        Raises:
+            OSError: If the output is not a terminal.
+        """
+        if not self._out.isatty():
+            raise OSError("the terminal dashboard needs a terminal (stdout is not a TTY); "
+                          "use view='http'")
+        self._entered = True
+        self._out.write(ENTER)
+        self._out.flush()
+        self._keys.start()
+        self._thread = threading.Thread(target=self._loop, name="rlmesh-eval-terminal",
+                                        daemon=True)
+        self._thread.start()
+
+    def _key(self, key: str) -> None:
+        if key.lower() == "q":
+            self.quit.set()
+            self.board.request_stop()
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.draw()
+                if self.board.ended.is_set():  # the summary is in: once more, then idle
+                    self._stop.wait(self._period)
+                    continue
+                self.board.ended.wait(self._period)
+        except Exception as exc:
+            warnings.warn(f"the terminal dashboard failed ({type(exc).__name__}: {exc}); the "
+                          "evaluation goes on without it", RLMeshWarning, stacklevel=1)
+
+    def draw(self) -> None:
+        """Draw the board once, sized to the terminal."""
+        size = shutil.get_terminal_size((80, 24))
+        lines = draw_board(self.board.state(), self._thumbnail, size.columns, size.lines,
+                           self.note + ("  q: stop" if self.keys else ""), self._aspect)
+        text = "\x1b[H" + "\x1b[K\r\n".join(lines) + "\x1b[K\x1b[J"
+        self._out.write(text)
+        self._out.flush()
+        self.drawn += 1
+
+    def _thumbnail(self, slot: int, columns: int, rows: int) -> list[str]:
+        tile = self.board.tile(slot)
+        if tile is None:
+            return []
+        version, frame = tile.frame.get()
+        if frame is None:
+            return []
+        key = (version, columns, rows)
+        cached = self._thumbs.get(slot)
+        if cached is None or cached[0] != key:
+            image = np.asarray(frame)
+            self._aspect = image.shape[1] / max(image.shape[0], 1)
+            cached = self._thumbs[slot] = (key, halfblocks(image, columns, rows))
+        return cached[1]
+
+    def close(self) -> None:
+        """Stop drawing, restore the terminal's settings and leave the alternate screen."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        self._thread = None
+        self._keys.close()
+        if self._entered:
+            self._entered = False
+            try:
+                self._out.write(LEAVE)
+                self._out.flush()
+            except (OSError, ValueError):
+                pass
