@@ -198,15 +198,23 @@ def test_stateful_adapter_runs_live_and_resets_at_each_episode_end(
     assert adapter.resets >= 2
 
 
-def test_spec_less_model_facing_a_tagged_env_is_refused(serve: Callable[..., Any]) -> None:
-    server = serve(ArmEnv(), tags=ARM_TAGS)
+def test_a_spec_less_model_is_refused_unless_its_predict_is_an_adapters(
+        serve: Callable[..., Any]) -> None:
+    env = ArmEnv()
+    server = serve(env, tags=ARM_TAGS)
     adapter = chunk_adapter()
     client = RemoteEnv(server.address)
     try:
         with pytest.raises(adapt.AdapterResolutionError, match="NO_ADAPTER"):
-            Model(adapter.wrap_predict(lambda p: np.zeros((3, 7)))).run(client, max_episodes=1)
+            Model(lambda obs: np.zeros(7, np.float32)).run(client, max_episodes=1)
+        # The reference's VLA harness: Model(adapter.wrap_predict(fn), on_episode_end=...).
+        wrapped = adapter.wrap_predict(lambda payload: np.zeros((3, 7), np.float32))
+        assert wrapped.adapter is adapter  # type: ignore[attr-defined]
+        result = Model(wrapped, on_episode_end=adapter.reset).run(client, max_episodes=2)
     finally:
         client.close()
+    assert [e.steps > 0 for e in result.episodes] == [True, True]
+    assert adapter.resets == 2
 
 
 def test_custom_encoding_repacks_a_model_private_rotation_both_ways() -> None:

@@ -42,11 +42,16 @@ class AdapterBase(ABC, Generic[ActionT]):
         """The model's action as the env's."""
 
     def wrap_predict(self, predict: Callable[[Any], Any]) -> Callable[[Any], ActionT]:
-        """``predict`` (model format in and out) as a function of env observations."""
+        """``predict`` (model format in and out) as a function of env observations.
+
+        The function carries this adapter as its ``adapter`` attribute, so a spec-less
+        ``Model(adapter.wrap_predict(fn))`` is known to take a tagged env's raw observations.
+        """
         def adapted(observation: Any) -> ActionT:
             return self.transform_action(predict(self.transform_obs(observation)))
 
         adapted.__name__ = getattr(predict, "__name__", "predict")
+        adapted.adapter = self  # type: ignore[attr-defined]  # (it takes env observations)
         return adapted
 
     def reset(self, env_index: int | None = None) -> None:

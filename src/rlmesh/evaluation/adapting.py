@@ -4,9 +4,9 @@ Before the first step, :func:`attach` reads the env's published tags (a remote e
 metadata, a local env's ``metadata``) and resolves them against the model's ``spec``: the
 model is then bound to its own action width, and every predictor the runners make is
 wrapped (:func:`adapt_one`, :func:`adapt_batch`) so that the model sees its payload and the
-env gets its action. ``spec=rlmesh.NO_ADAPTER`` and the random baseline skip it; a model
-without a spec facing a tagged env is refused, since feeding it raw observations is almost
-never what was meant.
+env gets its action. ``spec=rlmesh.NO_ADAPTER`` and the random baseline skip it, and so does
+a model whose predict is an adapter's ``wrap_predict``; any other model without a spec facing a
+tagged env is refused, since feeding it raw observations is almost never what was meant.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def attach(model: Any, metadata: Mapping[str, Any], observation_space: gs.Space[
         return None
     tags = EnvTags.from_metadata(metadata)
     if spec is None:
-        if tags is not None:
+        if tags is not None and not _adapts_itself(model):
             raise AdapterResolutionError(
                 f"the env publishes adapter tags but {getattr(model, 'name', 'the model')!r} "
                 "declares no spec: give it spec=rlmesh.adapters.ModelSpec(...) to be adapted, "
@@ -89,6 +89,12 @@ def attach(model: Any, metadata: Mapping[str, Any], observation_space: gs.Space[
         adapter.instruction = instruction
     model.adapter = adapter
     return adapter
+
+
+def _adapts_itself(model: Any) -> bool:
+    """Whether the model's predict is an adapter's ``wrap_predict`` (it takes raw values)."""
+    predict = getattr(model, "_predict", None)
+    return isinstance(getattr(predict, "adapter", None), AdapterBase)
 
 
 def _as_array(action: Any) -> Any:
