@@ -9,20 +9,30 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tests.support.painted import PAINT_SOURCE
+
 SLOW_MODULE = "rlmesh_test_slow_env"
 """The module the children import (written into a test's own folder)."""
-SLOW_SOURCE = '''
+SLOW_SOURCE = PAINT_SOURCE + '''
 import time
 
 import gymnasium as gym
 
 
 class SlowCartPole(gym.Wrapper):
-    """CartPole whose every step sleeps ``delay`` seconds (rendering as ``render_mode``)."""
+    """CartPole whose every step sleeps ``delay`` seconds; ``rgb_array`` frames are painted."""
 
     def __init__(self, delay=0.015, render_mode=None):
-        super().__init__(gym.make("CartPole-v1", render_mode=render_mode))
+        super().__init__(gym.make("CartPole-v1"))
         self.delay = delay
+        self._mode = render_mode
+
+    @property
+    def render_mode(self):
+        return self._mode
+
+    def render(self):
+        return paint_cartpole(self.env.unwrapped.state) if self._mode == "rgb_array" else None
 
     def step(self, action):
         time.sleep(self.delay)

@@ -15,6 +15,7 @@ from rlmesh.viewer.frames import LatestFrame
 from rlmesh.viewer.live import LiveViewer
 from rlmesh.viewer.state import ViewerState
 from rlmesh.viewer.view import View
+from tests.support.painted import painted_cartpole
 from tests.support.watching import balance, get, state
 
 pytestmark = pytest.mark.timeout(60)
@@ -44,7 +45,7 @@ class SlowDisplay:
 
 def play(viewer: LiveViewer, steps: int) -> int:
     """Drive ``viewer`` through a CartPole episode by hand; the steps taken."""
-    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    env = painted_cartpole()
     viewer.start(env, env.observation_space)
     observation, _ = env.reset(seed=0)
     viewer.on_reset(observation)
@@ -75,7 +76,7 @@ def test_a_slow_display_drops_frames_instead_of_queueing_them() -> None:
 
 class CountingRender(gym.Wrapper[Any, Any, Any, Any]):
     def __init__(self) -> None:
-        super().__init__(gym.make("CartPole-v1", render_mode="rgb_array"))
+        super().__init__(painted_cartpole())
         self.renders = 0
 
     def render(self) -> Any:
@@ -99,7 +100,7 @@ def test_render_is_called_only_when_a_frame_is_due() -> None:
 
 def test_a_free_port_is_chosen_and_its_address_printed_once(
         capfd: pytest.CaptureFixture[str]) -> None:
-    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    env = painted_cartpole()
     viewer = LiveViewer(View(backend="http"))
     viewer.start(env, env.observation_space)
     try:
@@ -122,7 +123,7 @@ def test_no_image_to_show_warns_and_the_hud_still_works() -> None:
 
 
 def test_an_unknown_source_warns_and_shows_the_first() -> None:
-    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    env = painted_cartpole()
     viewer = LiveViewer(View(source="camera"), displays=[])
     with pytest.warns(rlmesh.RLMeshWarning, match="'camera' is not offered"):
         viewer.start(env, env.observation_space)
@@ -132,7 +133,7 @@ def test_an_unknown_source_warns_and_shows_the_first() -> None:
 
 def test_jpeg_frames_with_pillow() -> None:
     pytest.importorskip("PIL")
-    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    env = painted_cartpole()
     viewer = LiveViewer(View(backend="http", port=0, format="jpeg", quality=40))
     viewer.start(env, env.observation_space)
     try:

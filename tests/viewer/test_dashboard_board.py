@@ -15,6 +15,7 @@ import rlmesh
 from rlmesh.viewer.board import Board
 from rlmesh.viewer.dashboard import Dashboard, _parse
 from rlmesh.viewer.stats import running_band, summary_stats
+from tests.support.painted import painted_cartpole
 from tests.viewer.dashboards import get, state
 
 
@@ -156,7 +157,7 @@ class _Counting(gym.Wrapper[Any, Any, Any, Any]):
     """Counts ``render()`` calls."""
 
     def __init__(self) -> None:
-        super().__init__(gym.make("CartPole-v1", render_mode="rgb_array"))
+        super().__init__(painted_cartpole())
         self.renders = 0
 
     def render(self) -> Any:

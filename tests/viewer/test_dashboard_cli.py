@@ -14,6 +14,7 @@ import gymnasium as gym
 import pytest
 
 from tests.support.net import free_port, wait_until_listening
+from tests.support.painted import painted_cartpole
 from tests.support.processes import kill_group, rlmesh_cmd
 from tests.viewer.dashboards import state, wait_state
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_eval_view_serves_the_run_and_lingers_until_ctrl_c(
         serve: Callable[..., Any], tmp_path: Path) -> None:
-    servers = [serve(lambda: gym.make("CartPole-v1", render_mode="rgb_array"))
+    servers = [serve(lambda: painted_cartpole())
                for _ in range(2)]
     port = free_port()
     log = tmp_path / "eval.log"

@@ -13,6 +13,7 @@ from gymnasium.vector import SyncVectorEnv
 
 import rlmesh
 from tests.support.net import free_port
+from tests.support.painted import painted_cartpole
 from tests.support.watching import (
     CameraEnv,
     get,
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def rendering_cartpole() -> gym.Env[Any, Any]:
-    return gym.make("CartPole-v1", render_mode="rgb_array")
+    return painted_cartpole()
 
 
 def test_http_viewer_shows_a_rendering_run_and_quit_keeps_the_partial_result() -> None:

@@ -15,20 +15,35 @@ import numpy as np
 import pytest
 
 from rlmesh.viewer.terminal import halfblocks, hud_line
+from tests.support.painted import PAINT_SOURCE
 from tests.viewer.panes import wait_pane
 
 pytestmark = pytest.mark.timeout(90)
 
-SCRIPT = """
+SCRIPT = PAINT_SOURCE + """
 import time
 import gymnasium as gym
 import rlmesh
+
+
+class PaintedCartPole(gym.Wrapper):
+    render_mode = "rgb_array"
+
+    def __init__(self):
+        super().__init__(gym.make("CartPole-v1"))
+
+    def render(self):
+        return paint_cartpole(self.env.unwrapped.state)
+
+
+def painted_cartpole():
+    return PaintedCartPole()
 
 def policy(observation):
     time.sleep(0.002)
     return int(3 * observation[2] + observation[3] > 0)
 
-env = gym.make("CartPole-v1", render_mode="rgb_array")
+env = painted_cartpole()
 result = rlmesh.run(policy, env, seeds=range(100), view="terminal")
 print("RESULT", len(result.episodes), result.interrupted,
       [(e.steps, e.terminated, e.truncated) for e in result.episodes])
