@@ -105,7 +105,7 @@ def json_verdict_rows(path: Path) -> list[tuple[str, float, float, float, float]
 
 
 def draw_verdicts(rows: list[tuple[str, float, float, float, float]], path: Path) -> None:
-    """Per goal: the measured ratio (bar, IQR whisker) against its goal (black tick)."""
+    """Per goal: the measured ratio as a fraction of its goal (bar, IQR whisker); 1 = goal."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,23 +114,20 @@ def draw_verdicts(rows: list[tuple[str, float, float, float, float]], path: Path
     if not rows:
         raise ValueError("no verdict rows to draw")
     labels = [row[0] for row in rows]
-    goals = [row[1] for row in rows]
-    medians = [row[2] for row in rows]
-    spread = [[m - q1 for _, _, m, q1, _ in rows], [q3 - m for _, _, m, _, q3 in rows]]
-    colors = ["#2e7d32" if m >= g else "#c62828" for g, m in zip(goals, medians, strict=True)]
+    scaled = [m / g for _, g, m, _, _ in rows]
+    spread = [[(m - q1) / g for _, g, m, q1, _ in rows], [(q3 - m) / g for _, g, m, _, q3 in rows]]
+    colors = ["#2e7d32" if value >= 1 else "#c62828" for value in scaled]
     figure, axes = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.4), dpi=100)
-    axes.barh(range(len(rows)), medians, xerr=spread, color=colors, capsize=3)
-    axes.scatter(goals, range(len(rows)), marker="|", s=400, color="black", zorder=3,
-                 label="goal")
+    axes.barh(range(len(rows)), scaled, xerr=spread, color=colors, capsize=3)
+    axes.axvline(1.0, color="black", linewidth=1)
     axes.set_yticks(range(len(rows)), labels, fontsize=8)
     axes.invert_yaxis()
-    axes.set_xlabel("ratio (median of per-round ratios; whisker: IQR)")
-    axes.set_title("Verdicts: measured ratio against goal (green: met)", fontsize=10)
-    for index, (goal, value) in enumerate(zip(goals, medians, strict=True)):
-        axes.text(max(value, goal), index, f"  {value:.2f} / {goal:.2f}", va="center",
+    axes.set_xlabel("measured ratio / goal (1 = goal; whisker: IQR of the per-round ratios)")
+    axes.set_title("Verdicts: each ratio against its goal (green: met)", fontsize=10)
+    for index, (_, goal, median, _, q3) in enumerate(rows):
+        axes.text(max(q3 / goal, 1.0), index, f"  {median:.2f} (goal {goal:.2f})", va="center",
                   fontsize=7)
-    axes.margins(x=0.2)
-    axes.legend(loc="lower right", fontsize=8)
+    axes.margins(x=0.25)
     figure.tight_layout()
     figure.savefig(path, metadata={"Software": None})
     plt.close(figure)
