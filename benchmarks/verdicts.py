@@ -229,13 +229,19 @@ def variants_table(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _load(meta: dict[str, Any]) -> str:
+    load = meta.get("load_average")
+    return "" if not load else f" (1-minute load average {load[0]:.2f} before, {load[1]:.2f} after)"
+
+
 def render(payload: dict[str, Any]) -> str:
     """The Markdown report of a verdict run, from its JSON payload alone."""
     meta = payload["meta"]
     verdicts = payload["verdicts"]
     met = sum(verdict_status(q) == "meets goal" for q in verdicts)
     parts = [
-        f"{meta['date']}, {meta['placement']}, {meta['cpu_count']} CPUs, "
+        f"{meta['date']}, {meta['placement']}, {meta['cpu_count']} CPUs"
+        f"{_load(meta)}, "
         f"{meta['rounds']} interleaved rounds of {meta['trial_seconds']:g} s trials "
         f"(`{meta['command']}`). Each ratio: the median of its per-round ratios, with their "
         f"IQR and min-max; a goal needs >= {MIN_ROUNDS} rounds. **{met} of {len(verdicts)} "
@@ -279,6 +285,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     """Build every variant, run the rounds; returns the JSON payload."""
     placement = core.Placement.choose("none")
+    load_before = os.getloadavg()[0]
     started_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.perf_counter()
     core.log(f"verdicts: {args.rounds} rounds of {args.trial_seconds:g} s trials, "
@@ -298,7 +305,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     return {
         "meta": {**core._meta(args, argv, started_at, elapsed), "env_id": ENV_ID,
                  "busy_us": BUSY_US, "placement": placement.describe(),
-                 "command": command.strip()},
+                 "command": command.strip(),
+                 "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
         "verdicts": [q for q in ratios if (q["numerator"], q["denominator"]) in goals],
         "context": [q for q in ratios if (q["numerator"], q["denominator"]) not in goals],
         "results": [by_key[key].to_json() for key in order],
