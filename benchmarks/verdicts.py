@@ -301,7 +301,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     ratios = core.compute_ratios(rounds, specs)
     goals = {spec[:2] for spec in VERDICTS}
     elapsed = time.perf_counter() - started
-    command = "uv run python benchmarks/verdicts.py " + " ".join(argv)
+    runner = "uv run python" if "envpool_sync" in missing else "uv run --with envpool python"
+    command = f"{runner} benchmarks/verdicts.py " + " ".join(argv)
     return {
         "meta": {**core._meta(args, argv, started_at, elapsed), "env_id": ENV_ID,
                  "busy_us": BUSY_US, "placement": placement.describe(),
