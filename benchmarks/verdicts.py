@@ -234,6 +234,12 @@ def _load(meta: dict[str, Any]) -> str:
     return "" if not load else f" (1-minute load average {load[0]:.2f} before, {load[1]:.2f} after)"
 
 
+def shown_command(command: str) -> str:
+    """The command line with file paths cut to their names (no machine paths in reports)."""
+    return " ".join(os.path.basename(word) if os.sep in word and not word.startswith("benchmarks")
+                    else word for word in command.split())
+
+
 def render(payload: dict[str, Any]) -> str:
     """The Markdown report of a verdict run, from its JSON payload alone."""
     meta = payload["meta"]
@@ -243,8 +249,8 @@ def render(payload: dict[str, Any]) -> str:
         f"{meta['date']}, {meta['placement']}, {meta['cpu_count']} CPUs"
         f"{_load(meta)}, "
         f"{meta['rounds']} interleaved rounds of {meta['trial_seconds']:g} s trials "
-        f"(`{meta['command']}`). Each ratio: the median of its per-round ratios, with their "
-        f"IQR and min-max; a goal needs >= {MIN_ROUNDS} rounds. **{met} of {len(verdicts)} "
+        f"(`{shown_command(meta['command'])}`). Each ratio: the median of its per-round "
+        f"ratios, with their IQR and min-max; a goal needs >= {MIN_ROUNDS} rounds. **{met} of {len(verdicts)} "
         f"goals met.**",
         verdict_table(verdicts),
         "Context (no goal):",

@@ -176,3 +176,9 @@ def test_the_async_envpool_stepper_sends_each_batch_to_the_envs_it_received() ->
         assert ids == ([0, 1, 2, 3] if i % 2 == 0 else [4, 5, 6, 7])
     with pytest.raises(ValueError, match="does not divide"):
         anchors.EnvPoolAsyncStepper(pool, 5, actions)
+
+
+def test_the_report_names_files_without_their_directories() -> None:
+    shown = verdicts.shown_command(
+        "uv run python benchmarks/verdicts.py --rounds 7 --json /somewhere/deep/out.json")
+    assert shown == "uv run python benchmarks/verdicts.py --rounds 7 --json out.json"
