@@ -250,8 +250,8 @@ def render(payload: dict[str, Any]) -> str:
         f"{_load(meta)}, "
         f"{meta['rounds']} interleaved rounds of {meta['trial_seconds']:g} s trials "
         f"(`{shown_command(meta['command'])}`). Each ratio: the median of its per-round "
-        f"ratios, with their IQR and min-max; a goal needs >= {MIN_ROUNDS} rounds. **{met} of {len(verdicts)} "
-        f"goals met.**",
+        f"ratios, with their IQR and min-max; a goal needs >= {MIN_ROUNDS} rounds. "
+        f"**{met} of {len(verdicts)} goals met.**",
         verdict_table(verdicts),
         "Context (no goal):",
         verdict_table(payload["context"]),
