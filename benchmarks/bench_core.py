@@ -614,6 +614,44 @@ class Variant:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+def rlmesh_variant(stack: contextlib.ExitStack, placement: Placement, key: str, name: str,
+                   target: str, actions: list[Any] | None, *, same_host: bool,
+                   address: str = "127.0.0.1:0", kwargs: dict[str, Any] | None = None,
+                   extra: dict[str, Any] | None = None) -> Variant:
+    """Serve ``target`` in a child (stopped by ``stack``) and a variant stepping one env of it.
+
+    ``actions`` None draws them from the env's action space (``variant.stepper.actions``).
+    A variant whose shared memory is not in the state ``same_host`` asks for gets a marker
+    appended to its name, and a warning goes to stderr.
+    """
+    env, pid = stack.enter_context(rlmesh_env(target, address=address, kwargs=kwargs,
+                                              placement=placement, same_host=same_host))
+    shm = _uses_shm(env)
+    if shm != same_host:  # the label would be wrong: say so in the table
+        name += " [shared memory ON]" if shm else " [shared memory NOT negotiated]"
+        print(f"bench_core: warning: {key}: shared memory {'on' if shm else 'off'}, "
+              f"expected {'on' if same_host else 'off'}", file=sys.stderr, flush=True)
+    if actions is None:
+        actions = make_actions(env.action_space)
+    stepper = EnvStepper(env, actions)
+    transport = address.split("://")[0] if "://" in address else "tcp"
+    return Variant(key, name, stepper, pid, stepper,
+                   {**(extra or {}), "transport": transport, "same_host_shm": shm})
+
+
+def raw_payload_variant(stack: contextlib.ExitStack, placement: Placement,
+                        shape: tuple[int, int, int], actions: list[Any]) -> Variant:
+    """The raw TCP ping-pong floor whose replies are ``shape`` uint8 images."""
+    nbytes = int(np.prod(shape))
+    height, width, _ = shape
+    tag = f"{height}" if height == width else f"{height}x{width}"
+    port, pid = stack.enter_context(raw_server(RAW_PAYLOAD, nbytes, placement))
+    raw = RawClient(port, action_requests(actions), nbytes, shape)
+    stack.callback(raw.close)
+    return Variant(f"raw_tcp_payload{tag}", f"raw TCP ping-pong {'x'.join(map(str, shape))}",
+                   raw.image, pid, extra={"payload_bytes": nbytes})
+
+
 @contextlib.contextmanager
 def start_variants(placement: Placement) -> Iterator[dict[str, Variant]]:
     """Start every server child (once) and connect a client to each; yield them by key."""
@@ -627,20 +665,12 @@ def start_variants(placement: Placement) -> Iterator[dict[str, Variant]]:
                    kwargs: dict[str, Any] | None = None,
                    extra: dict[str, Any] | None = None) -> list[Any]:
         """Serve ``target`` in a child, add the variant stepping it; return its actions."""
-        env, pid = stack.enter_context(rlmesh_env(target, address=address, kwargs=kwargs,
-                                                  placement=placement, same_host=same_host))
-        shm = _uses_shm(env)
-        if shm != same_host:  # the label would be wrong: say so in the table
-            name += " [shared memory ON]" if shm else " [shared memory NOT negotiated]"
-            print(f"bench_core: warning: {key}: shared memory {'on' if shm else 'off'}, "
-                  f"expected {'on' if same_host else 'off'}", file=sys.stderr, flush=True)
-        if actions is None:
-            actions = make_actions(env.action_space)
-        stepper = EnvStepper(env, actions)
-        add(Variant(key, name, stepper, pid, stepper,
-                    {**(extra or {}), "transport": address.split("://")[0] if "://" in
-                     address else "tcp", "same_host_shm": shm}))
-        return actions
+        variant = rlmesh_variant(stack, placement, key, name, target, actions,
+                                 same_host=same_host, address=address, kwargs=kwargs,
+                                 extra=extra)
+        add(variant)
+        assert variant.stepper is not None
+        return variant.stepper.actions
 
     with contextlib.ExitStack() as stack:
         cartpole = gym.make("CartPole-v1")
@@ -693,11 +723,7 @@ def start_variants(placement: Placement) -> Iterator[dict[str, Variant]]:
                            f"Image {label} rlmesh same-host path, loopback TCP",
                            "rlmesh.envs:ImageEnv", image_actions, same_host=True,
                            kwargs=kwargs, extra=extra)
-            port, pid = stack.enter_context(raw_server(RAW_PAYLOAD, nbytes, placement))
-            raw = RawClient(port, action_requests(image_actions), nbytes, shape)
-            stack.callback(raw.close)
-            add(Variant(f"raw_tcp_payload{tag}", f"raw TCP ping-pong {label}", raw.image, pid,
-                        extra=extra))
+            add(raw_payload_variant(stack, placement, shape, image_actions))
         yield variants
 
 

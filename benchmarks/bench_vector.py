@@ -128,6 +128,40 @@ class VectorStepper:
         self.index = i
 
 
+def vector_variant(key: str, name: str, env: Any, pids: int | list[int] | None,
+                   actions: list[np.ndarray]) -> core.Variant:
+    """A variant stepping vector env ``env`` (its server processes ``pids``) in env steps."""
+    processes = 0 if pids is None else 1 if isinstance(pids, int) else len(pids)
+    return core.Variant(key, name, VectorStepper(env, actions), pids,
+                        extra={"num_envs": int(env.num_envs), "server_processes": processes,
+                               "op": "env step"})
+
+
+def served_sync_vector(stack: contextlib.ExitStack, placement: core.Placement, same_host: bool,
+                       env_id: str = ENV_ID, num_envs: int = NUM_ENVS) -> tuple[Any, int]:
+    """Serve a ``SyncVectorEnv`` in an ``rlmesh serve`` child; connect a ``RemoteVectorEnv``.
+
+    ``same_host`` False sets ``RLMESH_SAME_HOST=0`` on both sides (every frame crosses the
+    socket). Both are closed by ``stack``. Returns the client and the server's pid.
+    """
+    from rlmesh.numpy import RemoteVectorEnv
+    from rlmesh.testing import spawn_server
+
+    flag = "1" if same_host else "0"
+    with placement.spawning():
+        server = spawn_server("gymnasium:make_vec", kwargs={
+            "id": env_id, "num_envs": num_envs, "vectorization_mode": "sync"},
+            env={**os.environ, "RLMESH_SAME_HOST": flag})
+    stack.callback(server.stop)
+    with core._environ("RLMESH_SAME_HOST", flag):
+        served = RemoteVectorEnv(server.address)
+    stack.callback(served.close)
+    if served.contract.get("shm_link") is not same_host:
+        raise RuntimeError(f"served SyncVectorEnv: unexpected transport "
+                           f"{served.contract.get('shm')}")
+    return served, server.pid
+
+
 @contextlib.contextmanager
 def start_variants(placement: core.Placement) -> Iterator[dict[str, core.Variant]]:
     """Build every vector env (servers and workers in child processes); yield them by key."""
@@ -142,11 +176,7 @@ def start_variants(placement: core.Placement) -> Iterator[dict[str, core.Variant
         actions: list[np.ndarray] = core.make_actions(sync_env.action_space)
 
         def add(key: str, name: str, env: Any, pids: int | list[int] | None) -> None:
-            processes = 0 if pids is None else 1 if isinstance(pids, int) else len(pids)
-            variants[key] = core.Variant(
-                key, name, VectorStepper(env, actions), pids,
-                extra={"num_envs": int(env.num_envs), "server_processes": processes,
-                       "op": "env step"})
+            variants[key] = vector_variant(key, name, env, pids, actions)
 
         add("sync_inprocess", f"in-process SyncVectorEnv({NUM_ENVS})", sync_env, None)
 
@@ -166,19 +196,11 @@ def start_variants(placement: core.Placement) -> Iterator[dict[str, core.Variant
             add(key, f"rlmesh.make_vec({NUM_ENVS}{arg}): {len(pids)} worker"
                      f"{'s' if len(pids) > 1 else ''}", vec, pids)
 
-        for key, flag, label in (("served_sync_tcp", "1", "TCP address (same-host link)"),
-                                 ("served_sync_sockets", "0", "TCP sockets only")):
-            with placement.spawning():
-                server = spawn_server("gymnasium:make_vec", kwargs={
-                    "id": ENV_ID, "num_envs": NUM_ENVS, "vectorization_mode": "sync"},
-                    env={**os.environ, "RLMESH_SAME_HOST": flag})
-            stack.callback(server.stop)
-            with core._environ("RLMESH_SAME_HOST", flag):
-                served = RemoteVectorEnv(server.address)
-            stack.callback(served.close)
-            if served.contract.get("shm_link") is not (flag == "1"):
-                raise RuntimeError(f"{key}: unexpected transport {served.contract.get('shm')}")
-            add(key, f"served SyncVectorEnv({NUM_ENVS}), {label}", served, server.pid)
+        for key, same_host, label in (
+                ("served_sync_tcp", True, "TCP address (same-host link)"),
+                ("served_sync_sockets", False, "TCP sockets only")):
+            served, pid = served_sync_vector(stack, placement, same_host)
+            add(key, f"served SyncVectorEnv({NUM_ENVS}), {label}", served, pid)
 
         servers = []
         for _ in range(FLEET_ENVS):

@@ -1,11 +1,13 @@
 """Draw the benchmark charts of the documentation site from ``benchmarks/RESULTS.md``.
 
 The benchmarks write their results as Markdown tables into ``benchmarks/RESULTS.md``; this
-script reads the current tables back (the two-core table of ``bench_core.py`` and the table of
-``bench_vector.py``) and draws them into ``docs/images/`` for the performance pages::
+script reads the current tables back (the two-core table of ``bench_core.py``, the table of
+``bench_vector.py`` and the verdict table of ``benchmarks/verdicts.py``) and draws them into
+``docs/images/`` for the performance pages::
 
     uv run python tools/charts.py              # rewrites docs/images/bench-*.png
     uv run python tools/charts.py --out DIR    # elsewhere
+    uv run python tools/charts.py --verdicts-json verdicts.json   # verdicts from a run's JSON
 
 Needs matplotlib (the ``plot`` extra, or ``uv sync --all-groups``).
 """
@@ -26,6 +28,10 @@ CHARTS = {
     "bench-vector.png": ("### Vector envs, unpinned (none)", "median env-steps/s",
                          "env-steps per second", "Vector envs: env-steps/s"),
 }
+
+
+VERDICTS_HEADING = "## Verdicts (issue 19)"
+VERDICTS_CHART = "bench-verdicts.png"
 
 
 def table_after(text: str, heading: str) -> list[dict[str, str]]:
@@ -76,11 +82,65 @@ def draw(rows: list[dict[str, str]], column: str, label: str, title: str, path: 
     plt.close(figure)
 
 
+def verdict_rows(text: str) -> list[tuple[str, float, float, float, float]]:
+    """(label, goal, median, q1, q3) per goal row of the verdict table in ``text``."""
+    rows = []
+    for row in table_after(text, VERDICTS_HEADING):
+        goal = row["goal"].removeprefix(">=").strip()
+        if goal == "-":
+            continue
+        q1, q3 = row["IQR"].split("-")
+        rows.append((row["ratio (median of per-round ratios)"], number(goal),
+                     number(row["median"]), number(q1), number(q3)))
+    return rows
+
+
+def json_verdict_rows(path: Path) -> list[tuple[str, float, float, float, float]]:
+    """The same rows from the JSON payload ``benchmarks/verdicts.py --json`` wrote."""
+    import json
+
+    payload = json.loads(path.read_text())
+    return [(q["label"], float(q["target"]), float(q["ratio"]), float(q["q1"]), float(q["q3"]))
+            for q in payload["verdicts"] if q.get("target") is not None]
+
+
+def draw_verdicts(rows: list[tuple[str, float, float, float, float]], path: Path) -> None:
+    """Per goal: the measured ratio as a fraction of its goal (bar, IQR whisker); 1 = goal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    if not rows:
+        raise ValueError("no verdict rows to draw")
+    labels = [row[0] for row in rows]
+    scaled = [m / g for _, g, m, _, _ in rows]
+    spread = [[(m - q1) / g for _, g, m, q1, _ in rows], [(q3 - m) / g for _, g, m, _, q3 in rows]]
+    colors = ["#2e7d32" if value >= 1 else "#c62828" for value in scaled]
+    figure, axes = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.4), dpi=100)
+    axes.barh(range(len(rows)), scaled, xerr=spread, color=colors, capsize=3)
+    axes.axvline(1.0, color="black", linewidth=1)
+    axes.set_yticks(range(len(rows)), labels, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("measured ratio / goal (1 = goal; whisker: IQR of the per-round ratios)")
+    axes.set_title("Verdicts: each ratio against its goal (green: met)", fontsize=10)
+    for index, (_, goal, median, _, q3) in enumerate(rows):
+        axes.text(max(q3 / goal, 1.0), index, f"  {median:.2f} (goal {goal:.2f})", va="center",
+                  fontsize=7)
+    axes.margins(x=0.25)
+    figure.tight_layout()
+    figure.savefig(path, metadata={"Software": None})
+    plt.close(figure)
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     """Draw every chart; returns the files written."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
+    parser.add_argument("--verdicts-json", type=Path, default=None,
+                        help="draw the verdict chart from this benchmarks/verdicts.py --json "
+                             "payload instead of the table in the results")
     args = parser.parse_args(argv)
     text = args.results.read_text()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -90,6 +150,12 @@ def main(argv: list[str] | None = None) -> list[Path]:
         draw(table_after(text, heading), column, label, title, path)
         written.append(path)
         print(f"wrote {path}")
+    rows = (json_verdict_rows(args.verdicts_json) if args.verdicts_json is not None
+            else verdict_rows(text))
+    path = args.out / VERDICTS_CHART
+    draw_verdicts(rows, path)
+    written.append(path)
+    print(f"wrote {path}")
     return written
 
 

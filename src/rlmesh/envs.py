@@ -5,17 +5,22 @@
 * :class:`TupleObsEnv`: Tuple observations and a Box action.
 * :class:`ImageEnv`: uint8 image observations of a chosen size, for benchmarks.
 * :class:`SpaceEchoEnv`: observes whatever space it is given; for round-trip tests.
+* :class:`CpuCost`: a wrapper that makes every step of an env cost a fixed amount of CPU, for
+  benchmarks of envs heavier than CartPole.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces  # plain Gymnasium spaces: a RemoteEnv rebuilds the same classes
 
-__all__ = ["CounterEnv", "DictObsEnv", "ImageEnv", "SpaceEchoEnv", "TupleObsEnv"]
+__all__ = ["CounterEnv", "CpuCost", "DictObsEnv", "ImageEnv", "SpaceEchoEnv", "TupleObsEnv",
+           "spin_cpu"]
 
 
 class CounterEnv:
@@ -181,3 +186,58 @@ class SpaceEchoEnv(gym.Env[Any, Any]):
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Return a new sample; the action comes back as ``info["action"]``."""
         return self.observation_space.sample(), 0.0, False, False, {"action": action}
+
+
+def spin_cpu(seconds: float, clock: Callable[[], float] = time.thread_time) -> int:
+    """Busy-wait until ``clock`` has advanced by at least ``seconds``; return the reads made.
+
+    With the default clock (this thread's CPU time) the cost is CPU actually spent, so time
+    the thread spends preempted does not count towards it.
+
+    Args:
+        seconds: CPU seconds to spend; 0 returns after one read.
+        clock: A monotonic clock in seconds.
+
+    Returns:
+        How many times the loop read the clock after the start (at least 1).
+
+    Raises:
+        ValueError: If ``seconds`` is negative or not finite.
+    """
+    if not 0.0 <= seconds < float("inf"):
+        raise ValueError(f"seconds must be finite and >= 0, got {seconds!r}")
+    end = clock() + seconds
+    reads = 1
+    while clock() < end:
+        reads += 1
+    return reads
+
+
+class CpuCost(gym.Wrapper[Any, Any, Any, Any]):
+    """Makes every ``step`` of the wrapped env spend ``cost_us`` more microseconds of CPU.
+
+    The env's own results are returned unchanged, so a wrapped CartPole follows the same
+    trajectories as a plain one; only its step is slower, by CPU work rather than by sleeping
+    (a sleeping env would leave its core free, a busy one does not).
+    """
+
+    def __init__(self, env: gym.Env[Any, Any], cost_us: float = 200.0) -> None:
+        """Wrap ``env``.
+
+        Args:
+            env: The env to slow down.
+            cost_us: CPU microseconds added to every step.
+
+        Raises:
+            ValueError: If ``cost_us`` is negative or not finite.
+        """
+        if not 0.0 <= cost_us < float("inf"):
+            raise ValueError(f"cost_us must be finite and >= 0, got {cost_us!r}")
+        super().__init__(env)
+        self.cost_us = float(cost_us)
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        """Step the env, then spend ``cost_us`` of CPU."""
+        result = self.env.step(action)
+        spin_cpu(self.cost_us * 1e-6)
+        return result
