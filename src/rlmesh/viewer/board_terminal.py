@@ -11,7 +11,6 @@ terminal back as it was.
 from __future__ import annotations
 
 import shutil
-import sys
 import threading
 import warnings
 from typing import TextIO
@@ -19,15 +18,15 @@ from typing import TextIO
 import numpy as np
 
 from rlmesh.errors import RLMeshWarning
-from rlmesh.viewer.blocks import ENTER, LEAVE, halfblocks
+from rlmesh.viewer.blocks import halfblocks
 from rlmesh.viewer.board import Board
 from rlmesh.viewer.board_text import draw_board
-from rlmesh.viewer.keys import KeyReader
+from rlmesh.viewer.screen import FullScreen
 
 __all__ = ["BoardTerminal"]
 
 
-class BoardTerminal:
+class BoardTerminal(FullScreen):
     """Shows a :class:`~rlmesh.viewer.board.Board` in this terminal.
 
     Args:
@@ -37,43 +36,20 @@ class BoardTerminal:
         stream: Where to draw (default ``sys.stdout``).
     """
 
+    what = "terminal dashboard"
+    thread_name = "rlmesh-eval-terminal"
+
     def __init__(self, board: Board, note: str = "", fps: float = 4.0,
                  stream: TextIO | None = None) -> None:
+        super().__init__(stream)
         self.board, self.note = board, note
         self._period = 1.0 / fps
-        self._out = stream if stream is not None else sys.stdout
-        self._keys = KeyReader(self._key)
-        self._stop = threading.Event()
         self.quit = threading.Event()
         """Set when ``q`` was pressed."""
-        self._thread: threading.Thread | None = None
-        self._entered = False
         self._thumbs: dict[int, tuple[tuple[int, int, int], list[str]]] = {}
         self._aspect = 1.5
         self.drawn = 0
         """Screens drawn so far."""
-
-    @property
-    def keys(self) -> bool:
-        """Whether keys are read (stdin is a terminal)."""
-        return self._keys.active
-
-    def start(self) -> None:
-        """Switch to the alternate screen and start drawing and reading keys.
-
-        Raises:
-            OSError: If the output is not a terminal.
-        """
-        if not self._out.isatty():
-            raise OSError("the terminal dashboard needs a terminal (stdout is not a TTY); "
-                          "use view='http'")
-        self._entered = True
-        self._out.write(ENTER)
-        self._out.flush()
-        self._keys.start()
-        self._thread = threading.Thread(target=self._loop, name="rlmesh-eval-terminal",
-                                        daemon=True)
-        self._thread.start()
 
     def _key(self, key: str) -> None:
         if key.lower() == "q":
@@ -117,17 +93,3 @@ class BoardTerminal:
             cached = self._thumbs[slot] = (key, halfblocks(image, columns, rows))
         return cached[1]
 
-    def close(self) -> None:
-        """Stop drawing, restore the terminal's settings and leave the alternate screen."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
-        self._thread = None
-        self._keys.close()
-        if self._entered:
-            self._entered = False
-            try:
-                self._out.write(LEAVE)
-                self._out.flush()
-            except (OSError, ValueError):
-                pass

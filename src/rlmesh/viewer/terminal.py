@@ -10,15 +10,13 @@ Keys: ``s`` skips the episode, ``q`` quits the run, ``n`` or Tab shows the next 
 from __future__ import annotations
 
 import shutil
-import sys
-import threading
 from typing import Any, TextIO
 
 import numpy as np
 
-from rlmesh.viewer.blocks import ENTER, LEAVE, halfblocks
+from rlmesh.viewer.blocks import halfblocks
 from rlmesh.viewer.frames import LatestFrame
-from rlmesh.viewer.keys import KeyReader
+from rlmesh.viewer.screen import FullScreen
 from rlmesh.viewer.state import ViewerState
 
 __all__ = ["KEYS", "TerminalDisplay", "halfblocks", "hud_line"]
@@ -35,7 +33,7 @@ def hud_line(state: dict[str, Any]) -> str:
             "[s]kip [q]uit [n]ext source")
 
 
-class TerminalDisplay:
+class TerminalDisplay(FullScreen):
     """Draws the viewer in the terminal on its own thread and reads its keys.
 
     Args:
@@ -44,39 +42,21 @@ class TerminalDisplay:
         stream: Where to draw (default ``sys.stdout``).
     """
 
+    what = "terminal viewer"
+    thread_name = "rlmesh-viewer-terminal"
+
     def __init__(self, slot: LatestFrame, state: ViewerState,
                  stream: TextIO | None = None) -> None:
+        super().__init__(stream)
         self._slot, self._state = slot, state
-        self._out = stream if stream is not None else sys.stdout
-        self._keys = KeyReader(self._key)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._entered = False
         self.shown = 0
-
-    def start(self) -> None:
-        """Switch to the alternate screen and start drawing and reading keys.
-
-        Raises:
-            OSError: If the output is not a terminal.
-        """
-        if not self._out.isatty():
-            raise OSError("the terminal viewer needs a terminal (stdout is not a TTY); "
-                          "use view='http'")
-        self._entered = True
-        self._out.write(ENTER)
-        self._out.flush()
-        self._keys.start()
-        self._thread = threading.Thread(target=self._draw_loop, name="rlmesh-viewer-terminal",
-                                        daemon=True)
-        self._thread.start()
 
     def _key(self, key: str) -> None:
         action = KEYS.get(key.lower() if key != "\t" else key)
         if action is not None:
             self._state.request(action)
 
-    def _draw_loop(self) -> None:
+    def _loop(self) -> None:
         version = 0
         try:
             while not self._stop.is_set():
@@ -101,17 +81,3 @@ class TerminalDisplay:
         self._out.write("".join(parts))
         self._out.flush()
 
-    def close(self) -> None:
-        """Stop drawing, restore the terminal's settings and leave the alternate screen."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
-        self._thread = None
-        self._keys.close()
-        if self._entered:
-            self._entered = False
-            try:
-                self._out.write(LEAVE)
-                self._out.flush()
-            except (OSError, ValueError):
-                pass
