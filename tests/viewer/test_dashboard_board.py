@@ -13,7 +13,7 @@ import pytest
 
 import rlmesh
 from rlmesh.viewer.board import Board
-from rlmesh.viewer.dashboard import Dashboard, _parse
+from rlmesh.viewer.dashboard import Dashboard
 from rlmesh.viewer.stats import running_band, summary_stats
 from tests.support.painted import painted_cartpole
 from tests.viewer.dashboards import get, state
@@ -108,27 +108,6 @@ def test_frame_budget_and_sources() -> None:
     assert shown is not None and shown.shape == (16, 16, 3) and shown.dtype == np.uint8
     assert not board.wants_frame(2)  # images come from observations: no render()
     assert board.wants_frame(99) is False and board.tile(7) is None
-
-
-@pytest.mark.parametrize(("view", "port"), [("http", 0), ("http:8123", 8123), ("HTTP:0", 0),
-                                            (" http:65535 ", 65535)])
-def test_view_values_name_a_port(view: str, port: int) -> None:
-    assert _parse(view) == port
-
-
-class _View:
-    backend = "http"
-    port = 4242
-
-
-@pytest.mark.parametrize("view", ["terminal", "http:x", "http:70000", "http:-1", "ws:80", 3])
-def test_bad_views_are_refused(view: Any) -> None:
-    with pytest.raises(ValueError, match="view="):
-        _parse(view)
-
-
-def test_a_view_object_gives_its_port() -> None:
-    assert _parse(_View()) == 4242
 
 
 def test_state_json_is_strict_json_and_bad_queries_are_400() -> None:

@@ -41,39 +41,6 @@ _LONGEST_WAIT_MS = 2000.0
 """The longest a ``/state.json?wait=MS`` request is held."""
 
 
-def _parse(value: Any) -> int:
-    """The port a ``view=`` value asks the dashboard for (0: any free port).
-
-    Takes ``"http"``, ``"http:PORT"`` or an object with an ``http`` backend and a ``port``
-    (a ``rlmesh.View``).
-
-    Raises:
-        ValueError: For anything else, or a port outside 0-65535.
-    """
-    if isinstance(value, str):
-        backend, _, port = value.strip().partition(":")
-        if backend.lower() != "http":
-            raise ValueError(f"view={value!r}: an evaluation is watched in a browser: "
-                             "view='http' or 'http:PORT'")
-        return _port(port or "0", value)
-    given = getattr(value, "port", None)
-    backend = str(getattr(value, "backend", "http") or "http").lower()
-    if given is None or backend != "http":
-        raise ValueError(f"view={value!r}: an evaluation is watched in a browser: "
-                         "view='http' or 'http:PORT'")
-    return _port(str(given), value)
-
-
-def _port(text: str, value: Any) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise ValueError(f"view={value!r}: {text!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"view={value!r}: port {port} is outside 0-65535")
-    return port
-
-
 def _asset(name: str) -> bytes:
     return resources.files("rlmesh.viewer").joinpath("static").joinpath(name).read_bytes()
 
@@ -99,21 +66,6 @@ class Dashboard:
         routes["/state.json"] = self._state
         routes["/frame.png"] = self._frame
         self._server = ViewerServer(routes, host, port)
-
-    @classmethod
-    def from_view(cls, view: Any) -> tuple[Dashboard, bool]:
-        """The dashboard a ``view=`` value names, and whether the caller owns (closes) it.
-
-        A :class:`Dashboard` is used as it is; ``"http"``, ``"http:PORT"`` or a
-        ``rlmesh.View`` give a new one.
-
-        Raises:
-            ValueError: For a view an evaluation cannot be watched with.
-            OSError: If the port cannot be bound.
-        """
-        if isinstance(view, Dashboard):
-            return view, False
-        return cls(_parse(view)), True
 
     @property
     def url(self) -> str:
