@@ -16,6 +16,7 @@ from rlmesh.adapters.env_tags import (
     _check_dim,
     _put,
     check_encoding,
+    check_parts,
     check_range,
     without_extensions,
 )
@@ -150,14 +151,7 @@ class Action:
             AdapterSpecError: If a component is not an Actuator, a ``(role, ...)`` repeats, or
                 ``clip`` is not a finite pair.
         """
-        seen: set[str] = set()
-        for item in components:
-            if not isinstance(item, Actuator):
-                raise AdapterSpecError(f"Action takes Actuators, not {type(item).__qualname__}")
-            if item.role is not None:
-                if item.role in seen:
-                    raise AdapterSpecError(f"Action names role {item.role!r} more than once")
-                seen.add(item.role)
+        check_parts(components, Actuator, "Action")
         self.components: tuple[Actuator, ...] = tuple(components)
         self.clip = check_range(clip, "Action clip")
 

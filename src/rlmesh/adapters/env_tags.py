@@ -21,8 +21,8 @@ from rlmesh.adapters.roles import (
 )
 from rlmesh.errors import AdapterSpecError
 
-__all__ = ["Field", "ImageTag", "ObsLeaf", "ObsNode", "Split",
-           "StateTag", "TextTag", "check_encoding", "check_range", "without_extensions"]
+__all__ = ["Field", "ImageTag", "ObsLeaf", "ObsNode", "Split", "StateTag", "TextTag",
+           "check_encoding", "check_parts", "check_range", "without_extensions"]
 
 _FRAMES = ("world", "robot_base", "tool")
 _REFERENCES = ("current", "target")
@@ -62,6 +62,24 @@ def check_encoding(value: Any, where: str, *, many: bool) -> str | tuple[str, ..
         return value if isinstance(value, str) else tuple(names)
     raise AdapterSpecError(f"{where} must be an encoding name{' or a list' if many else ''}, "
                            f"not {value!r}")
+
+
+def check_parts(items: Any, kind: type[Any], owner: str) -> None:
+    """Every item is a ``kind`` and no role is named twice (a layout's parts).
+
+    Raises:
+        AdapterSpecError: On an item of another type, or a repeated role.
+    """
+    roles: set[str] = set()
+    for item in items:
+        if not isinstance(item, kind):
+            raise AdapterSpecError(f"{owner} takes {kind.__name__}s, not "
+                                   f"{type(item).__qualname__}")
+        role: str | None = item.role
+        if role is not None:
+            if role in roles:
+                raise AdapterSpecError(f"{owner} names a role more than once: {role!r}")
+            roles.add(role)
 
 
 def _check_dim(dim: Any, where: str, *, minimum: int) -> int:
@@ -214,14 +232,7 @@ class Split:
         """
         if not fields:
             raise AdapterSpecError("Split needs at least one Field")
-        roles: set[str] = set()
-        for item in fields:
-            if not isinstance(item, Field):
-                raise AdapterSpecError(f"Split takes Fields, not {type(item).__qualname__}")
-            if item.role is not None:
-                if item.role in roles:
-                    raise AdapterSpecError(f"Split names a role more than once: {item.role!r}")
-                roles.add(item.role)
+        check_parts(fields, Field, "Split")
         self.fields: tuple[Field, ...] = tuple(fields)
 
     def __eq__(self, other: object) -> bool:
