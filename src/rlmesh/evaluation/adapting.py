@@ -26,7 +26,7 @@ from rlmesh.errors import AdapterResolutionError
 from rlmesh.evaluation.corners import lane_count
 from rlmesh.vector.batching import pick
 
-__all__ = ["adapt_batch", "adapt_one", "attach", "env_metadata"]
+__all__ = ["adapt_batch", "adapt_one", "attach", "end_episode", "env_metadata"]
 
 
 def env_metadata(env: Any) -> Mapping[str, Any]:
@@ -104,18 +104,31 @@ def _as_array(action: Any) -> Any:
     return np.asarray(action) if not isinstance(action, (dict, tuple)) else action
 
 
+def _observe(adapter: AdapterBase[Any]) -> Callable[[Any, Any], Any]:
+    """``(observation, key) -> payload`` for ``adapter``.
+
+    A resolved adapter keeps frame history per ``key`` (an episode); a custom one is one
+    stream, and the key is unused.
+    """
+    if isinstance(adapter, Adapter):
+        transform_obs = adapter.transform_obs
+        return lambda observation, key: transform_obs(observation, env_index=key)
+    return lambda observation, key: adapter.transform_obs(observation)
+
+
+def end_episode(adapter: AdapterBase[Any], key: Any) -> None:
+    """The episode kept under ``key`` ended: clear what the adapter held for it."""
+    if isinstance(adapter, Adapter):
+        adapter.reset(key)
+    else:  # a custom adapter (its ``reset`` may take no argument)
+        adapter.reset()
+
+
 def adapt_one(predict: Callable[[Any], Any], adapter: AdapterBase[Any],
               key: Any = 0) -> Callable[[Any], Any]:
     """``predict`` (model space) as a function of env observations, for one episode ``key``."""
-    if isinstance(adapter, Adapter):
-        transform_obs, transform_action = adapter.transform_obs, adapter.transform_action
-
-        def adapted(observation: Any) -> Any:
-            return transform_action(_as_array(predict(transform_obs(observation,
-                                                                    env_index=key))))
-        return adapted
-    return lambda observation: adapter.transform_action(
-        _as_array(predict(adapter.transform_obs(observation))))
+    observe, transform_action = _observe(adapter), adapter.transform_action
+    return lambda observation: transform_action(_as_array(predict(observe(observation, key))))
 
 
 def _lane(space: gs.Space[Any], batch: Any, k: int) -> Any:
@@ -145,18 +158,15 @@ def adapt_batch(batch: Callable[..., Any], adapter: AdapterBase[Any],
     ``space`` (one env's observation space) splits the batch into rows. Row ``k``'s frame
     history is kept under its episode (``episodes[k]``) when one is given.
     """
+    observe = _observe(adapter)
+
     def adapted(observations: Any, episodes: Any = None) -> Any:
         count = lane_count(observations)
         lanes = [pick(observations, k) if space is None else _lane(space, observations, k)
                  for k in range(count)]
         rows = episodes if episodes is not None else [None] * len(lanes)
-        payloads = []
-        for k, (episode, observation) in enumerate(zip(rows, lanes, strict=True)):
-            if isinstance(adapter, Adapter):
-                key = id(episode) if episode is not None else k
-                payloads.append(adapter.transform_obs(observation, env_index=key))
-            else:
-                payloads.append(adapter.transform_obs(observation))
+        payloads = [observe(observation, id(episode) if episode is not None else k)
+                    for k, (episode, observation) in enumerate(zip(rows, lanes, strict=True))]
         actions = _as_array(batch(_stack(payloads), episodes))
         return np.stack([np.asarray(adapter.transform_action(actions[k]))
                          for k in range(len(payloads))])

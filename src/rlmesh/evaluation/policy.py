@@ -15,8 +15,7 @@ from typing import Any, TypeVar, overload
 
 from gymnasium import spaces as gs
 
-from rlmesh.adapters.adapter import Adapter
-from rlmesh.evaluation.adapting import adapt_one
+from rlmesh.evaluation.adapting import adapt_one, end_episode
 from rlmesh.evaluation.corner_set import Corners
 from rlmesh.evaluation.corners import (
     Replay,
@@ -151,12 +150,8 @@ class Policy(Corners):
         """Tell a model that hears of episode ends that ``episode`` ended (naming it)."""
         if self._edge() == "end":
             call_edge(self._on_episode_end or self.reset, episode.episode_id)
-        adapter = self.adapter
-        if adapter is not None:
-            if isinstance(adapter, Adapter):
-                adapter.reset(id(episode))
-            else:
-                adapter.reset()
+        if self.adapter is not None:
+            end_episode(self.adapter, id(episode))
 
     def episode(self, seed: int | None) -> Predictor:
         """The next episode of a one-at-a-time run (a session), and its predictor.
