@@ -90,8 +90,6 @@ class _Planner:
     def __init__(self, leaf: Image, shape: tuple[int, int], key: str, path: str) -> None:
         self.leaf, self.key, self.path = leaf, key, path
         self.full = shape
-        self.unasked: Advisory | None = None
-        """The advisory of an aspect change no ``fit`` asked for."""
         side = leaf.crop if leaf.crop is not None else (
             math.sqrt(leaf.crop_area) if leaf.crop_area is not None else 1.0)
         self.side = side
@@ -101,17 +99,16 @@ class _Planner:
                        leaf.width if leaf.width is not None else max(1, round(self.box.width)))
 
     def modes(self) -> tuple[str, ...]:
-        height, width = self.target
-        if _aspect_matches(height, width, self.box):
-            return ("stretch",)
+        """The fit modes to try, in order (``stretch`` when the aspect matches or no ``fit``)."""
         fit = self.leaf.fit
-        if fit is None:
-            self.unasked = Advisory(
-                f"image input {self.key!r}: camera {self.path} gives {self.box.shows()} but the "
-                f"model wants {height}x{width}, another aspect ratio; the frame is stretched "
-                f"(set fit= to stretch, crop or pad on purpose)", level="warn", path=self.key)
+        if fit is None or not self.reshapes:
             return ("stretch",)
         return (fit,) if isinstance(fit, str) else fit
+
+    @property
+    def reshapes(self) -> bool:
+        """Whether the target's aspect ratio differs from the (cropped) camera's."""
+        return not _aspect_matches(*self.target, self.box)
 
     def attempt(self, mode: str) -> tuple[Geometry, bool]:
         """The geometry of one fit mode and whether it needs an upscale."""
@@ -172,24 +169,31 @@ def plan_geometry(leaf: Image, shape: tuple[int, int], key: str, path: str) -> G
     planner = _Planner(leaf, shape, key, path)
     if planner.side == 1.0 and planner.target == shape:
         return None
-    geometry = _choose(planner, leaf, key, path)
-    if planner.unasked is not None:
-        geometry = dataclasses.replace(geometry,
-                                       advisories=(*geometry.advisories, planner.unasked))
-    return geometry
+    geometry, upscaled = _choose(planner, leaf)
+    height, width = planner.target
+    notes = []
+    if upscaled:
+        notes.append(Advisory(
+            f"image input {key!r}: the model wants {height}x{width} but camera {path} gives "
+            f"{planner.box.shows()}; the frame is upscaled (pixels are interpolated, not "
+            "seen); set allow_upscale=True to say this is intended", level="warn", path=key))
+    if leaf.fit is None and planner.reshapes:
+        notes.append(Advisory(
+            f"image input {key!r}: camera {path} gives {planner.box.shows()} but the model "
+            f"wants {height}x{width}, another aspect ratio; the frame is stretched (set fit= "
+            "to stretch, crop or pad on purpose)", level="warn", path=key))
+    if not notes:
+        return geometry
+    return dataclasses.replace(geometry, advisories=(*geometry.advisories, *notes))
 
 
-def _choose(planner: _Planner, leaf: Image, key: str, path: str) -> Geometry:
+def _choose(planner: _Planner, leaf: Image) -> tuple[Geometry, bool]:
+    """The first fit that needs no unacknowledged upscale, else the first (and ``True``)."""
     first: Geometry | None = None
     for mode in planner.modes():
         geometry, grows = planner.attempt(mode)
         if not grows or leaf.allow_upscale:
-            return geometry
+            return geometry, False
         first = first or geometry
     assert first is not None
-    height, width = planner.target
-    note = Advisory(
-        f"image input {key!r}: the model wants {height}x{width} but camera {path} gives "
-        f"{planner.box.shows()}; the frame is upscaled (pixels are interpolated, not seen); "
-        "set allow_upscale=True to say this is intended", level="warn", path=key)
-    return dataclasses.replace(first, advisories=(*first.advisories, note))
+    return first, True
