@@ -28,7 +28,7 @@ def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
             stat = handle.read()
-    except FileNotFoundError:
+    except OSError:  # gone before the open, or between the open and the read (ESRCH)
         return False
     return stat[stat.rindex(")") + 2] not in "ZX"
 
