@@ -202,8 +202,9 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, AsyncStepping,
         self.contract = contract
         self.address: str | list[str] = str(channel.address)
 
-    def _init_fleet(self, addresses: list[str], mode: AutoresetMode, explicit: bool,
-                    options: ConnectOptions, live: Reconnect | None = None) -> None:
+    def _connect(self, addresses: list[str], options: ConnectOptions
+                 ) -> tuple[list[Channel], BaseException | None]:
+        """A channel to every address (connected in parallel), and the first failure."""
         with ThreadPoolExecutor(min(len(addresses), 32)) as pool:
             futures = [pool.submit(Channel, a, options) for a in addresses]
         channels: list[Channel] = []
@@ -213,6 +214,11 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, AsyncStepping,
                 channels.append(future.result())
             except BaseException as exc:
                 error = error or exc
+        return channels, error
+
+    def _init_fleet(self, addresses: list[str], mode: AutoresetMode, explicit: bool,
+                    options: ConnectOptions, live: Reconnect | None = None) -> None:
+        channels, error = self._connect(addresses, options)
         try:
             if error is not None:
                 raise error

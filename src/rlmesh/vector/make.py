@@ -18,11 +18,12 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec, VectorizeMode
 
-from rlmesh.client.options import DEFAULT_TIMEOUT
+from rlmesh.client.options import DEFAULT_TIMEOUT, ConnectOptions
 from rlmesh.server.authored import authored
 from rlmesh.server.workers import WorkerPool
 from rlmesh.vector.autoreset import AutoresetMode
 from rlmesh.vector.env import RemoteVectorEnv
+from rlmesh.vector.inline import InlineChannel
 
 __all__ = ["make_vec"]
 
@@ -72,6 +73,7 @@ def make_vec(
     start_timeout: float = 60.0,
     timeout: float | None = DEFAULT_TIMEOUT,
     batch_size: int | None = None,
+    local_envs: int = 0,
     **kwargs: Any,
 ) -> gym.vector.VectorEnv[Any, Any, Any]:
     """Run ``num_envs`` envs in local worker processes and drive them as one vector env.
@@ -100,6 +102,12 @@ def make_vec(
         batch_size: Lanes each ``recv()`` returns, for async stepping (``async_reset``,
             ``send``, ``recv``; ``docs/async-stepping.md``); default ``num_envs``. Each
             worker answers for all its sub-envs at once, so pass ``num_workers`` too.
+        local_envs: Sub-envs stepped in this process, after the workers have their actions
+            and while they step theirs (the last ``local_envs`` lanes). The caller's core
+            otherwise waits during a step; on few cores this is what lets ``make_vec`` beat
+            stepping every sub-env in this process (``docs/performance.md``). These sub-envs
+            are not isolated: one that crashes the interpreter takes this process with it.
+            Default 0 (every sub-env in a worker); at most ``num_envs - 1``.
         **kwargs: Keyword arguments for ``gymnasium.make`` (with an env id or spec), or the
             ``make()`` binding of an ``EnvFactory``.
 
@@ -117,9 +125,10 @@ def make_vec(
     mode = VectorizeMode.ASYNC if vectorization_mode is None else _vectorize_mode(
         vectorization_mode)
     if mode != VectorizeMode.ASYNC:
-        if batch_size is not None:
-            raise TypeError(f"batch_size needs rlmesh's worker processes, not "
-                            f"vectorization_mode={mode.value!r}")
+        for name, value in (("batch_size", batch_size), ("local_envs", local_envs or None)):
+            if value is not None:
+                raise TypeError(f"{name} needs rlmesh's worker processes, not "
+                                f"vectorization_mode={mode.value!r}")
         if callable(env_id_or_factory) and not isinstance(env_id_or_factory, EnvSpec):
             raise TypeError(f"vectorization_mode={mode.value!r} needs an env id: Gymnasium's "
                             "make_vec builds it")
@@ -129,14 +138,20 @@ def make_vec(
     if wrappers:
         factory = functools.partial(_wrapped, factory, list(wrappers))
     autoreset = _autoreset_mode(vector_kwargs)
-    workers = _worker_count(num_workers, num_envs)
+    local = _local_count(local_envs, num_envs)
+    remote = num_envs - local
+    workers = _worker_count(num_workers, remote)
     commands = [["vector", str(size), autoreset.value, f"{{dir}}/worker{index}.sock"]
-                for index, size in enumerate(_shares(num_envs, workers))]
+                for index, size in enumerate(_shares(remote, workers))]
     pool = WorkerPool(factory, commands, start_timeout)
     try:
-        target = pool.addresses[0] if len(pool.addresses) == 1 else pool.addresses
-        env = RemoteVectorEnv(target, connect_timeout=start_timeout, timeout=timeout,
-                              batch_size=batch_size)
+        if local:
+            env = _with_local(pool.addresses, factory, local, autoreset, start_timeout,
+                              timeout, batch_size)
+        else:
+            target = pool.addresses[0] if len(pool.addresses) == 1 else pool.addresses
+            env = RemoteVectorEnv(target, connect_timeout=start_timeout, timeout=timeout,
+                                  batch_size=batch_size)
     except BaseException:
         pool.close()
         raise
@@ -179,6 +194,44 @@ def _autoreset_mode(vector_kwargs: dict[str, Any] | None) -> AutoresetMode:
         raise TypeError(f"unsupported vector_kwargs: {sorted(options)} (rlmesh's workers take "
                         f"autoreset_mode; {', '.join(sorted(_IGNORED))} change nothing)")
     return autoreset
+
+
+class _Joined(RemoteVectorEnv):
+    """The workers' vector endpoints and, last, an in-process one (``local_envs``)."""
+
+    def __init__(self, addresses: list[str], inline: InlineChannel, **kwargs: Any) -> None:
+        self._inline = inline
+        super().__init__(addresses, **kwargs)
+
+    def _connect(self, addresses: list[str], options: ConnectOptions
+                 ) -> tuple[list[Any], BaseException | None]:
+        channels, error = super()._connect(addresses, options)
+        return [*channels, self._inline], error
+
+
+def _with_local(addresses: list[str], factory: Callable[[], Any], local: int,
+                autoreset: AutoresetMode, start_timeout: float, timeout: float | None,
+                batch_size: int | None) -> RemoteVectorEnv:
+    """The workers' endpoints joined with ``local`` sub-envs of this process."""
+    sync = gym.vector.SyncVectorEnv([factory] * local,
+                                    autoreset_mode=gym.vector.AutoresetMode(autoreset.value))
+    inline = InlineChannel(sync)
+    try:
+        return _Joined(list(addresses), inline, connect_timeout=start_timeout,
+                       timeout=timeout, batch_size=batch_size)
+    except BaseException:
+        inline.close()
+        raise
+
+
+def _local_count(local_envs: int, num_envs: int) -> int:
+    """Validated ``local_envs``: from 0 to ``num_envs - 1`` (a worker steps at least one)."""
+    if isinstance(local_envs, bool) or not isinstance(local_envs, int):
+        raise TypeError(f"local_envs must be an int, got {type(local_envs).__qualname__}")
+    if not 0 <= local_envs < num_envs:
+        raise ValueError(f"local_envs must be from 0 to num_envs - 1 = {num_envs - 1} (a "
+                         f"worker steps at least one sub-env), got {local_envs}")
+    return local_envs
 
 
 def _worker_count(num_workers: int | None, num_envs: int) -> int:
