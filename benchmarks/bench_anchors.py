@@ -166,16 +166,23 @@ def async_gym(build: Build) -> core.Variant:
                                  [p.pid for p in env.processes], build.vector_actions())
 
 
-def make_vec(build: Build) -> core.Variant:
+def make_vec_variant(build: Build, key: str, local_envs: int = 0,
+                     wrappers: list[Any] | None = None, what: str = "") -> core.Variant:
+    """``rlmesh.make_vec(ENV_ID, NUM_ENVS, ...)`` with its default workers."""
     import rlmesh
 
     with build.placement.spawning():
-        env = rlmesh.make_vec(ENV_ID, NUM_ENVS)
+        env = rlmesh.make_vec(ENV_ID, NUM_ENVS, wrappers=wrappers, local_envs=local_envs)
     build.stack.callback(env.close)
     pids = list(env.workers.pids)  # type: ignore[attr-defined]
+    local = f", local_envs={local_envs}" if local_envs else ""
     return vector.vector_variant(
-        "make_vec", f"rlmesh.make_vec({NUM_ENVS}): {len(pids)} worker"
-                    f"{'s' if len(pids) > 1 else ''}", env, pids, build.vector_actions())
+        key, f"rlmesh.make_vec({NUM_ENVS}{local}){what}: {len(pids)} worker"
+             f"{'s' if len(pids) > 1 else ''}", env, pids, build.vector_actions())
+
+
+def make_vec(build: Build) -> core.Variant:
+    return make_vec_variant(build, "make_vec")
 
 
 def envpool_sync(build: Build) -> core.Variant:

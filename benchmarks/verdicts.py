@@ -4,9 +4,11 @@ One command measures, unpinned, with interleaved rounds (``bench_core.py``'s met
 ratio is the median of its per-round ratios, the two halves of a pair back to back, odd
 rounds in reverse order):
 
-1. ``rlmesh.make_vec(8)`` / in-process ``SyncVectorEnv(8)`` of CartPole (goal >= 1.0), and
-   the same for a CartPole whose step costs 200 µs more CPU (``rlmesh.envs.CpuCost``;
-   goal >= 1.8, the limit on 2 cores is 2.0);
+1. ``rlmesh.make_vec(8, local_envs=4)`` / in-process ``SyncVectorEnv(8)`` of CartPole (goal
+   >= 1.0), and the same for a CartPole whose step costs 200 µs more CPU
+   (``rlmesh.envs.CpuCost``; goal >= 1.8, the limit on 2 cores is 2.0): on two cores one
+   worker steps half the sub-envs while the caller's core steps the other half. The default
+   ``make_vec(8)`` (every sub-env in a worker) is measured beside them, as context;
 2. a served ``SyncVectorEnv(8)`` over the same-host link / in-process (>= 0.9), and over
    loopback TCP without shared memory / in-process (>= 0.75);
 3. one CartPole over the same-host link / in-process (>= 0.5);
@@ -54,6 +56,8 @@ IMAGE_SHAPE = (224, 224, 3)
 VERDICT_RUN = core.RunDefaults(rounds=9, quick_rounds=3, trial_seconds=0.3,
                                quick_trial_seconds=0.1)
 MIN_ROUNDS = 7  # the goals are judged on at least this many rounds
+LOCAL_ENVS = NUM_ENVS // 2
+"""Sub-envs the caller steps itself in the goals' ``make_vec`` (``local_envs``)."""
 
 
 def _busy_wrappers() -> list[Any]:
@@ -71,16 +75,17 @@ def busy_sync(build: anchors.Build) -> core.Variant:
 
 
 def busy_make_vec(build: anchors.Build) -> core.Variant:
-    import rlmesh
+    return anchors.make_vec_variant(build, "busy_make_vec", 0, _busy_wrappers(),
+                                    f", CartPole + {BUSY_US:g} µs CPU")
 
-    with build.placement.spawning():
-        env = rlmesh.make_vec(ENV_ID, NUM_ENVS, wrappers=_busy_wrappers())
-    build.stack.callback(env.close)
-    pids = list(env.workers.pids)  # type: ignore[attr-defined]
-    return vector.vector_variant(
-        "busy_make_vec", f"rlmesh.make_vec({NUM_ENVS}), CartPole + {BUSY_US:g} µs CPU: "
-                         f"{len(pids)} worker{'s' if len(pids) > 1 else ''}",
-        env, pids, build.vector_actions())
+
+def busy_make_vec_local(build: anchors.Build) -> core.Variant:
+    return anchors.make_vec_variant(build, "busy_make_vec_local", LOCAL_ENVS, _busy_wrappers(),
+                                    f", CartPole + {BUSY_US:g} µs CPU")
+
+
+def make_vec_local(build: anchors.Build) -> core.Variant:
+    return anchors.make_vec_variant(build, "make_vec_local", LOCAL_ENVS)
 
 
 def busy_inprocess(build: anchors.Build) -> core.Variant:
@@ -140,6 +145,8 @@ BUILDERS: dict[str, anchors.Builder] = {
     **anchors.ANCHOR_BUILDERS,  # the forking AsyncVectorEnv first
     "busy_sync": busy_sync,
     "busy_make_vec": busy_make_vec,
+    "make_vec_local": make_vec_local,
+    "busy_make_vec_local": busy_make_vec_local,
     "busy_inprocess": busy_inprocess,
     "served_link": served_link,
     "served_sockets": served_sockets,
@@ -149,6 +156,8 @@ BUILDERS: dict[str, anchors.Builder] = {
 }
 
 ROUND_BLOCKS: tuple[tuple[str, ...], ...] = (
+    ("sync_inprocess", "make_vec_local"),
+    ("busy_sync", "busy_make_vec_local"),
     ("sync_inprocess", "make_vec"),
     ("busy_sync", "busy_make_vec"),
     ("sync_inprocess", "served_link"),
@@ -162,10 +171,11 @@ ROUND_BLOCKS: tuple[tuple[str, ...], ...] = (
 )
 
 VERDICTS: tuple[core.RatioSpec, ...] = (
-    ("make_vec", "sync_inprocess", 1.0,
-     "rlmesh.make_vec(8) / in-process SyncVectorEnv(8), CartPole"),
-    ("busy_make_vec", "busy_sync", 1.8,
-     f"rlmesh.make_vec(8) / in-process SyncVectorEnv(8), CartPole + {BUSY_US:g} µs"),
+    ("make_vec_local", "sync_inprocess", 1.0,
+     f"rlmesh.make_vec(8, local_envs={LOCAL_ENVS}) / in-process SyncVectorEnv(8), CartPole"),
+    ("busy_make_vec_local", "busy_sync", 1.8,
+     f"rlmesh.make_vec(8, local_envs={LOCAL_ENVS}) / in-process SyncVectorEnv(8), "
+     f"CartPole + {BUSY_US:g} µs"),
     ("served_link", "sync_inprocess", 0.9,
      "served SyncVectorEnv(8), same-host link / in-process"),
     ("served_sockets", "sync_inprocess", 0.75,
@@ -178,8 +188,11 @@ VERDICTS: tuple[core.RatioSpec, ...] = (
      "224x224x3, same-host link / raw TCP ping-pong 224x224x3"),
 )
 
-CONTEXT: tuple[core.RatioSpec, ...] = tuple(
-    spec for spec in anchors.ANCHOR_RATIOS if spec[:2] not in {v[:2] for v in VERDICTS})
+CONTEXT: tuple[core.RatioSpec, ...] = (
+    *(spec for spec in anchors.ANCHOR_RATIOS if spec[:2] not in {v[:2] for v in VERDICTS}),
+    ("busy_make_vec", "busy_sync", None,
+     f"rlmesh.make_vec(8) / in-process SyncVectorEnv(8), CartPole + {BUSY_US:g} µs"),
+)
 
 
 # -- the report, rendered from the JSON payload alone -------------------------------------------
