@@ -27,6 +27,7 @@ from rlmesh.tls import resolve_client as resolve_tls
 from rlmesh.transport.sockets import parse_address
 from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
+from rlmesh.wire.fixed import contract_frames
 
 __all__ = ["DEFAULT", "Channel", "Default"]
 
@@ -96,6 +97,8 @@ class Channel:
         self._conn.set_timeout(options.timeout)
         contract = opened.contract
         self.contract: dict[str, Any] = contract
+        self._frames = contract_frames(contract)
+        """The contract's fixed-shape step frames (``rlmesh.wire.fixed``), if it has them."""
         offer = contract.get("resume")
         self._resume: dict[str, Any] | None = offer if resume and isinstance(offer, dict) \
             and isinstance(offer.get("key"), bytes) else None
@@ -201,7 +204,14 @@ class Channel:
             self._resume_before_send(limit)
         rid = self._next_id
         self._next_id = rid + 1
-        header, buffers, body_len = self._encoder.encode([op, rid, *args])
+        frames = self._frames
+        fixed = frames.encode_request(rid, args[0]) if (
+            frames is not None and op == P.OP_STEP and len(args) == 1) else None
+        buffers: list[Any]
+        if fixed is not None:
+            header, buffers, body_len = fixed, [], 0
+        else:
+            header, buffers, body_len = self._encoder.encode([op, rid, *args])
         if len(header) + body_len > self._peer_max:
             raise MessageTooLargeError(
                 f"request of {len(header) + body_len} bytes exceeds the server's limit of "
@@ -246,7 +256,10 @@ class Channel:
     def _recv_locked(self, op: int, rid: int, limit: float | None) -> list[Any]:
         try:
             reply_header, body = self._conn.recv()
-            reply = self._decoder.decode(reply_header, body)
+            frames = self._frames
+            reply = frames.decode_reply(reply_header, body) if frames is not None else None
+            if reply is None:
+                reply = self._decoder.decode(reply_header, body)
         except (BlockingIOError, TimeoutError, OSError, TransportError, ProtocolError) as exc:
             raise self._translate(exc, op, limit) from None
         if type(reply) is list and len(reply) > 2 and reply[1] == rid:

@@ -15,6 +15,7 @@ from rlmesh.errors import EncodeError, MessageTooLargeError, ProtocolError
 from rlmesh.transport import Transport
 from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
+from rlmesh.wire.fixed import StepFrames
 from rlmesh.wire.lenient import sanitize
 
 __all__ = ["Expired", "Fatal", "Replies", "brief", "qualname"]
@@ -65,6 +66,8 @@ class Replies:
         """The resume key while this session may be resumed (replies are kept then)."""
         self.last_reply: tuple[Any, bytes, list[Any], int] | None = None
         """``(request_id, header, buffers, body_len)`` of the last reply kept."""
+        self.frames: StepFrames | None = None
+        """The served contract's fixed-shape step frames, once the session serves requests."""
 
     def receive(self) -> Any:
         """The next request ``[op, request_id, *args]``, decoded.
@@ -78,6 +81,11 @@ class Replies:
             self.fatal(None, P.E_TOO_LARGE, str(exc))
         except ProtocolError as exc:
             self.fatal(None, P.E_PROTOCOL, str(exc))
+        frames = self.frames
+        if frames is not None and body is None:
+            fixed = frames.decode_request(header)
+            if fixed is not None:
+                return fixed
         try:
             msg = self._decoder.decode(header, body)
         except ProtocolError as exc:
@@ -93,8 +101,10 @@ class Replies:
         encodable, then answered with ``encode_error`` naming ``subject`` (or the env).
         """
         encoded: tuple[bytes, list[Any], int] | None
+        frames = self.frames
+        fixed = frames.encode_reply(reply) if frames is not None else None
         try:
-            encoded = self._encoder.encode(reply)
+            encoded = (fixed, [], 0) if fixed is not None else self._encoder.encode(reply)
         except EncodeError as exc:
             encoded = self._encode_sanitized(reply)
             if encoded is None:

@@ -19,16 +19,18 @@ import numpy as np
 from gymnasium import spaces as gs
 
 __all__ = [
-    "check_reset_mask", "expand_seeds", "final_info", "join_batches", "lane_info", "pick",
+    "ARRAY_SPACES", "check_reset_mask", "expand_seeds", "final_info", "join_batches", "lane_info",
+    "pick",
     "place_info", "split_batch", "split_lanes",
 ]
 
-_ARRAY_SPACES = (gs.Box, gs.Discrete, gs.MultiDiscrete, gs.MultiBinary)
+ARRAY_SPACES = (gs.Box, gs.Discrete, gs.MultiDiscrete, gs.MultiBinary)
+"""Spaces whose batches are one array along the sub-env axis."""
 
 
 def split_batch(space: gs.Space[Any], batch: Any, bounds: Sequence[tuple[int, int]]) -> list[Any]:
     """Cut ``batch`` (of the single space ``space``) into the given ``[lo, hi)`` ranges."""
-    if isinstance(space, _ARRAY_SPACES):
+    if isinstance(space, ARRAY_SPACES):
         array = np.asarray(batch)
         return [array[lo:hi] for lo, hi in bounds]
     if isinstance(space, gs.Dict):
@@ -43,7 +45,7 @@ def split_batch(space: gs.Space[Any], batch: Any, bounds: Sequence[tuple[int, in
 
 def join_batches(space: gs.Space[Any], batches: Sequence[Any]) -> Any:
     """Join per-endpoint batches of the single space ``space`` into one batch."""
-    if isinstance(space, _ARRAY_SPACES):
+    if isinstance(space, ARRAY_SPACES):
         return np.concatenate([np.asarray(b) for b in batches], axis=0)
     if isinstance(space, gs.Dict):
         return {k: join_batches(s, [b[k] for b in batches]) for k, s in space.spaces.items()}

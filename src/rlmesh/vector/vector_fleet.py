@@ -18,6 +18,7 @@ from rlmesh.client.channel import Channel
 from rlmesh.client.gather import gather
 from rlmesh.vector.autoreset import AutoresetMode
 from rlmesh.vector.batching import (
+    ARRAY_SPACES,
     check_reset_mask,
     expand_seeds,
     join_batches,
@@ -58,6 +59,10 @@ class VectorFleet:
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._last_obs: list[Any] = [None] * len(self.channels)
+        self._indices = range(len(self.channels))
+        self._slices = [slice(lo, hi) for lo, hi in self.bounds]
+        self._array_obs = isinstance(self.single_observation_space, ARRAY_SPACES)
+        self._array_actions = isinstance(self.single_action_space, ARRAY_SPACES)
 
     def reset(self, seed: int | Sequence[int | None] | None,
               options: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
@@ -85,21 +90,30 @@ class VectorFleet:
 
     def step_async(self, actions: Any) -> None:
         """Send every endpoint its share of the actions."""
+        if self._array_actions:  # (the step path: slices, as split_batch would cut them)
+            actions = np.asarray(actions)
+            for channel, part in zip(self.channels, self._slices, strict=True):
+                channel.submit(P.OP_STEP, actions[part])
+            return
         for w, part in enumerate(split_batch(self.single_action_space, actions, self.bounds)):
             self.channels[w].submit(P.OP_STEP, part)
 
     def step_wait(self) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         """Collect and join the endpoints' step results."""
-        replies = gather(self.channels, range(len(self.channels)))
+        replies = gather(self.channels, self._indices)
         infos: dict[str, Any] = {}
+        last = self._last_obs
         for w, reply in enumerate(replies):
-            self._last_obs[w] = reply[2]
-            place_info(infos, reply[6], self.bounds[w][0], self.num_envs)
+            last[w] = reply[2]
+            if reply[6]:
+                place_info(infos, reply[6], self.bounds[w][0], self.num_envs)
+        concatenate = np.concatenate
         return (
-            join_batches(self.single_observation_space, self._last_obs),
-            np.concatenate([np.asarray(r[3]) for r in replies]),
-            np.concatenate([np.asarray(r[4]) for r in replies]),
-            np.concatenate([np.asarray(r[5]) for r in replies]),
+            concatenate(last) if self._array_obs
+            else join_batches(self.single_observation_space, last),
+            concatenate([r[3] for r in replies]),
+            concatenate([r[4] for r in replies]),
+            concatenate([r[5] for r in replies]),
             infos,
         )
 

@@ -1,0 +1,314 @@
+"""Fixed-shape step frames: a STEP request and its reply, without the general codec.
+
+When a contract fixes its shapes (a Box or Discrete action; a Box observation small enough
+to travel inline; for a vector env, the batches of both), every STEP request and its usual
+reply share one layout each, apart from the request id and the bytes of the values:
+
+* request ``[2, rid, action]``: the action as a NumPy scalar of the space's dtype, a Python
+  int (Discrete), or an array of the space's dtype and shape;
+* reply ``[0, rid, obs, reward, terminated, truncated, {}]``: the observation array, then a
+  Python float and two Python bools (one env), or three arrays (a vector env).
+
+:class:`StepFrames` is compiled from the spaces once per connection, with the general
+:class:`~rlmesh.wire.encoder.Encoder` encoding a sample of each layout, so its templates are
+the general encoder's own bytes. Its encoders return byte for byte what the general encoder
+returns, and its decoders return exactly what the general decoder returns, or ``None`` for a
+frame or value of another layout: the caller then takes the general path, which also reports
+malformed input. The wire does not change: a peer without the fast path reads and writes the
+same frames. See ``docs/protocol.md`` section 3 for the format.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+import msgpack
+import numpy as np
+from gymnasium import spaces as gs
+
+from rlmesh.wire.encoder import Encoder
+from rlmesh.wire.schema import schema_to_space
+
+__all__ = ["StepFrames", "contract_frames", "step_frames"]
+
+_OP_STEP: Final = 2
+_REQUEST: Final = b"\x93\x02"
+"""A 3-item array whose first item is op 2 (STEP)."""
+_REPLY: Final = b"\x97\x00"
+"""A 7-item array whose first item is status 0 (OK)."""
+_EMPTY_MAP: Final = 0x80
+_FLAGS: Final = (b"\xc2", b"\xc3")
+_FLOAT: Final = 0xCB
+_DOUBLE: Final = struct.Struct(">d")
+_U16: Final = struct.Struct(">H")
+_U32: Final = struct.Struct(">I")
+_SAMPLE_RID: Final = 1 << 20
+"""A request id whose msgpack form (``0xce`` and four bytes) is easy to find in a sample."""
+_packb = msgpack.packb
+_unpackb = msgpack.unpackb
+
+
+def _rid_bytes(rid: Any) -> bytes | None:
+    """The shortest msgpack encoding of a request id from 0 to 2**32 - 1; else ``None``."""
+    if type(rid) is not int or rid < 0:
+        return None
+    if rid < 0x80:
+        return bytes((rid,))
+    if rid < 0x100:
+        return bytes((0xCC, rid))
+    if rid < 0x10000:
+        return b"\xcd" + _U16.pack(rid)
+    if rid < 0x100000000:
+        return b"\xce" + _U32.pack(rid)
+    return None
+
+
+_RID_SIZES: Final = {0xCC: 2, 0xCD: 3, 0xCE: 5}
+
+
+def _read_rid(header: bytes, pos: int) -> tuple[int, int]:
+    """The request id at ``pos`` and the position after it; ``(-1, 0)`` for another form.
+
+    The header holds at least one byte after the id's, or the id is not read.
+    """
+    first = header[pos]
+    if first < 0x80:
+        return first, pos + 1
+    size = _RID_SIZES.get(first, 0)
+    if not size or len(header) <= pos + size:
+        return -1, 0
+    return int.from_bytes(header[pos + 1 : pos + size], "big"), pos + size
+
+
+class _Array:
+    """One array field of fixed dtype and shape: the ext prefix the general encoder writes."""
+
+    __slots__ = ("dtype", "nbytes", "prefix", "reshape", "shape")
+
+    def __init__(self, dtype: np.dtype[Any], shape: tuple[int, ...], prefix: bytes) -> None:
+        self.dtype = dtype
+        self.shape = shape
+        self.prefix = prefix
+        self.nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        self.reshape = len(shape) != 1
+
+    def encode(self, value: Any) -> bytes | None:
+        if type(value) is not np.ndarray or value.dtype != self.dtype \
+                or value.shape != self.shape:
+            return None
+        return self.prefix + value.tobytes()
+
+    def decode(self, header: bytes, pos: int) -> np.ndarray[Any, Any]:
+        """The array whose prefix starts at ``pos`` (checked by the caller), as the decoder."""
+        start = pos + len(self.prefix)
+        array = np.frombuffer(bytearray(header[start : start + self.nbytes]), self.dtype)
+        return array.reshape(self.shape) if self.reshape else array
+
+
+def _array_field(encoder: Encoder, dtype: np.dtype[Any], shape: tuple[int, ...]
+                 ) -> _Array | None:
+    """The field of arrays of ``dtype`` and ``shape``, if they travel inline; else ``None``."""
+    sample = np.zeros(shape, dtype)
+    header, _, body_len = encoder.encode(sample)
+    if body_len or not header.endswith(sample.tobytes()):
+        return None  # out of band (too large), or not an array of its own bytes
+    return _Array(sample.dtype, sample.shape, header[: len(header) - sample.nbytes])
+
+
+def _fixed_box(space: gs.Space[Any]) -> bool:
+    return type(space) is gs.Box and space.dtype is not None and space.dtype.kind in "biuf"
+
+
+class StepFrames:
+    """The fixed layouts of one contract's STEP requests and replies (see the module).
+
+    Build one with :func:`step_frames`. Not thread-safe (as the codec it stands in for).
+    """
+
+    def __init__(self, action: _Array, scalar: _Array | None, ints: bool, obs: _Array,
+                 flags: tuple[_Array, _Array, _Array] | None) -> None:
+        self._action = action
+        self._scalar = scalar
+        self._scalar_type = scalar.dtype.type if scalar is not None else None
+        self._ints = ints
+        self._obs = obs
+        self._batched = flags
+        """The reward, terminated and truncated arrays of a vector env (``None``: one env)."""
+        # (a float, two bools; or three arrays) and the empty info map
+        tail = 9 + 2 if flags is None else sum(len(f.prefix) + f.nbytes for f in flags)
+        self._reply_tail = len(obs.prefix) + obs.nbytes + tail + 1
+
+    # -- requests (the client encodes, the server decodes) --------------------------------
+
+    def encode_request(self, rid: Any, action: Any) -> bytes | None:
+        """The header of ``[STEP, rid, action]``, or ``None`` if not of a fixed layout."""
+        rid_bytes = _rid_bytes(rid)
+        if rid_bytes is None:
+            return None
+        kind = type(action)
+        body: bytes
+        if kind is self._scalar_type:
+            assert self._scalar is not None
+            body = self._scalar.prefix + action.tobytes()
+        elif kind is np.ndarray:
+            encoded = self._action.encode(action)
+            if encoded is None:
+                return None
+            body = encoded
+        elif kind is int and self._ints and -(1 << 63) <= action < (1 << 64):
+            body = bytes(_packb(action))
+        else:
+            return None
+        return _REQUEST + rid_bytes + body
+
+    def decode_request(self, header: bytes | memoryview) -> list[Any] | None:
+        """``[STEP, rid, action]`` from a request header of a fixed layout, else ``None``."""
+        if type(header) is not bytes:
+            header = bytes(header)
+        if len(header) < 4 or header[:2] != _REQUEST:
+            return None
+        rid, pos = _read_rid(header, 2)
+        if not pos:
+            return None
+        left = len(header) - pos
+        array = self._action
+        if left == len(array.prefix) + array.nbytes and header.startswith(array.prefix, pos):
+            return [_OP_STEP, rid, array.decode(header, pos)]
+        scalar = self._scalar
+        if scalar is not None and left == len(scalar.prefix) + scalar.nbytes \
+                and header.startswith(scalar.prefix, pos):
+            return [_OP_STEP, rid, np.frombuffer(header, scalar.dtype, 1,
+                                                 pos + len(scalar.prefix))[0]]
+        if self._ints and left <= 9:
+            first = header[pos]
+            if first < 0x80 or first >= 0xE0 or 0xCC <= first <= 0xD3:
+                try:
+                    value = _unpackb(header[pos:])
+                except Exception:  # (truncated, or more than one value: the general path's)
+                    return None
+                return [_OP_STEP, rid, value]
+        return None
+
+    # -- replies (the server encodes, the client decodes) ---------------------------------
+
+    def encode_reply(self, reply: list[Any]) -> bytes | None:
+        """The header of ``[OK, rid, obs, reward, terminated, truncated, {}]``, or ``None``."""
+        if len(reply) != 7 or reply[0] != 0 or type(reply[0]) is not int:
+            return None
+        info = reply[6]
+        if type(info) is not dict or info:
+            return None
+        rid_bytes = _rid_bytes(reply[1])
+        obs = self._obs.encode(reply[2])
+        if rid_bytes is None or obs is None:
+            return None
+        batched = self._batched
+        if batched is None:
+            reward, terminated, truncated = reply[3], reply[4], reply[5]
+            if type(reward) is not float or type(terminated) is not bool \
+                    or type(truncated) is not bool:
+                return None
+            return b"".join((_REPLY, rid_bytes, obs, b"\xcb", _DOUBLE.pack(reward),
+                             _FLAGS[terminated], _FLAGS[truncated], b"\x80"))
+        parts = [_REPLY, rid_bytes, obs]
+        for field, value in zip(batched, reply[3:6], strict=True):
+            encoded = field.encode(value)
+            if encoded is None:
+                return None
+            parts.append(encoded)
+        parts.append(b"\x80")
+        return b"".join(parts)
+
+    def decode_reply(self, header: bytes | memoryview, body: Any) -> list[Any] | None:
+        """The reply, decoded, if its header has the fixed layout (and no body); else None."""
+        if body is not None:
+            return None
+        if type(header) is not bytes:
+            header = bytes(header)
+        if len(header) < 4 or header[:2] != _REPLY:
+            return None
+        rid, pos = _read_rid(header, 2)
+        if not pos or len(header) - pos != self._reply_tail or header[-1] != _EMPTY_MAP:
+            return None
+        obs_field = self._obs
+        if not header.startswith(obs_field.prefix, pos):
+            return None
+        after = pos + len(obs_field.prefix) + obs_field.nbytes
+        batched = self._batched
+        if batched is None:
+            terminated, truncated = header[after + 9], header[after + 10]
+            if header[after] != _FLOAT or not 0xC2 <= terminated <= 0xC3 \
+                    or not 0xC2 <= truncated <= 0xC3:
+                return None
+            return [0, rid, obs_field.decode(header, pos),
+                    _DOUBLE.unpack_from(header, after + 1)[0], terminated == 0xC3,
+                    truncated == 0xC3, {}]
+        values: list[Any] = [0, rid, None]
+        at = after
+        for field in batched:
+            if not header.startswith(field.prefix, at):
+                return None
+            values.append(field.decode(header, at))
+            at += len(field.prefix) + field.nbytes
+        values[2] = obs_field.decode(header, pos)
+        values.append({})
+        return values
+
+
+def step_frames(observation_space: gs.Space[Any], action_space: gs.Space[Any],
+                num_envs: int | None = None) -> StepFrames | None:
+    """The fixed step layouts of these spaces, or ``None`` if their shapes are not fixed.
+
+    Args:
+        observation_space: The observation space (a vector env's batched one).
+        action_space: The action space (a vector env's batched one).
+        num_envs: A vector env's sub-env count (its rewards and flags are arrays of it);
+            ``None`` for one env.
+    """
+    encoder = Encoder()
+    if not _fixed_box(observation_space):
+        return None
+    obs = _array_field(encoder, np.dtype(observation_space.dtype),
+                       tuple(observation_space.shape or ()))
+    ints = False
+    scalar = None
+    if type(action_space) is gs.Discrete and num_envs is None:
+        ints = True
+        dtype = np.dtype(action_space.dtype)
+        header, _, _ = encoder.encode(dtype.type(0))
+        scalar = _Array(dtype, (), header[: len(header) - dtype.itemsize])
+        action = _array_field(encoder, dtype, ())
+    elif _fixed_box(action_space) or (type(action_space) is gs.MultiDiscrete
+                                      and num_envs is not None):
+        action = _array_field(encoder, np.dtype(action_space.dtype),
+                              tuple(action_space.shape or ()))
+    else:
+        return None
+    if obs is None or action is None:
+        return None
+    flags = None
+    if num_envs is not None:
+        fields = (_array_field(encoder, np.dtype(np.float64), (num_envs,)),
+                  _array_field(encoder, np.dtype(np.bool_), (num_envs,)))
+        if fields[0] is None or fields[1] is None:
+            return None
+        flags = (fields[0], fields[1], fields[1])
+    return StepFrames(action, scalar, ints, obs, flags)
+
+
+def contract_frames(contract: dict[str, Any]) -> StepFrames | None:
+    """The fixed step layouts of an env or vector env contract (``None``: none, or a model).
+
+    A contract that cannot be read yields ``None``: the general path then meets it.
+    """
+    try:
+        kind = contract.get("kind")
+        if kind not in ("env", "vector_env"):
+            return None
+        observation = schema_to_space(contract["observation_space"])
+        action = schema_to_space(contract["action_space"])
+        num_envs = int(contract["num_envs"]) if kind == "vector_env" else None
+    except Exception:
+        return None
+    return step_frames(observation, action, num_envs)

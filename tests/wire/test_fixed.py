@@ -1,0 +1,190 @@
+"""Fixed-shape step frames: the general codec's bytes and values, or a refusal.
+
+Every frame the fast encoders produce must be byte for byte the general encoder's; every
+value the fast decoders return must be exactly the general decoder's (types, dtypes, shapes,
+bytes, writability); anything else must be refused (``None``), so that the general path sees
+it, malformed input included.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces as gs
+from gymnasium.vector.utils import batch_space
+
+from rlmesh.wire.decoder import Decoder
+from rlmesh.wire.encoder import Encoder
+from rlmesh.wire.fixed import StepFrames, contract_frames, step_frames
+from rlmesh.wire.schema import space_to_schema
+from tests.support.values import assert_same_values
+
+RIDS = [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1]
+
+
+def same_decoding(got: Any, header: bytes) -> None:
+    want = Decoder().decode(header, None)
+    assert_same_values(got, want, "fast decoding")
+    for a, b in zip(got, want, strict=True):
+        if isinstance(b, np.ndarray):
+            assert a.flags.writeable == b.flags.writeable
+
+
+def frames_of(obs: gs.Space[Any], act: gs.Space[Any], n: int | None = None) -> StepFrames:
+    frames = step_frames(obs, act, n)
+    assert frames is not None
+    return frames
+
+
+@pytest.mark.parametrize("rid", RIDS)
+def test_cartpole_requests_and_replies_are_the_general_codecs(rid: int) -> None:
+    env = gym.make("CartPole-v1")
+    frames = frames_of(env.observation_space, env.action_space)
+    env.reset(seed=rid % 100)
+    for action in (np.int64(1), 0, 1, np.array(1)):
+        header = frames.encode_request(rid, action)
+        assert header == Encoder().encode([2, rid, action])[0]
+        decoded = frames.decode_request(header)
+        assert decoded is not None
+        same_decoding(decoded, header)
+    for _ in range(30):
+        reply = [0, rid, *env.step(1)]
+        header = frames.encode_reply(reply)
+        assert header is not None and header == Encoder().encode(reply)[0]
+        decoded = frames.decode_reply(header, None)
+        assert decoded is not None
+        same_decoding(decoded, header)
+        if reply[4]:
+            break
+    else:
+        pytest.fail("the episode never terminated")
+
+
+@pytest.mark.parametrize(("obs", "act"), [
+    (gs.Box(-1, 1, (3, 2), np.float64), gs.Box(-2, 2, (2,), np.float32)),
+    (gs.Box(0, 255, (8, 8, 3), np.uint8), gs.Discrete(5, start=-2)),
+    (gs.Box(-5, 5, (), np.int16), gs.Box(0, 1, (1,), np.float16)),
+    (gs.Box(-1, 1, (2,), np.dtype(">f4")), gs.Box(-1, 1, (3,), np.dtype(">f8"))),
+])
+def test_other_fixed_shapes_match_the_general_codec(obs: gs.Space[Any], act: gs.Space[Any]
+                                                    ) -> None:
+    frames = frames_of(obs, act)
+    rng = np.random.default_rng(0)
+    obs.seed(1)
+    act.seed(2)
+    for rid in RIDS:
+        action = act.sample()
+        header = frames.encode_request(rid, action)
+        assert header == Encoder().encode([2, rid, action])[0]
+        same_decoding(frames.decode_request(header), header)
+        sample = obs.sample()  # (a NumPy scalar for shape (): another layout)
+        reply = [0, rid, sample, float(rng.normal()), bool(rid % 2), bool(rid % 3), {}]
+        if not isinstance(sample, np.ndarray):
+            assert frames.encode_reply(reply) is None
+            reply[2] = np.asarray(sample)
+        header = frames.encode_reply(reply)
+        assert header == Encoder().encode(reply)[0]
+        same_decoding(frames.decode_reply(header, None), header)
+
+
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_vector_batches_match_the_general_codec(n: int) -> None:
+    venv = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * n)
+    frames = frames_of(venv.observation_space, venv.action_space, n)
+    venv.reset(seed=0)
+    venv.action_space.seed(0)
+    for rid in RIDS:
+        actions = venv.action_space.sample()
+        header = frames.encode_request(rid, actions)
+        assert header == Encoder().encode([2, rid, actions])[0]
+        same_decoding(frames.decode_request(header), header)
+        reply = [0, rid, *venv.step(actions)]
+        if reply[6]:
+            continue
+        header = frames.encode_reply(reply)
+        assert header == Encoder().encode(reply)[0]
+        same_decoding(frames.decode_reply(header, None), header)
+
+
+def test_values_of_other_layouts_are_refused() -> None:
+    env = gym.make("CartPole-v1")
+    frames = frames_of(env.observation_space, env.action_space)
+    obs = np.zeros(4, np.float32)
+    for action in (np.int32(1), 1.0, True, [1], np.array([1]), 2**64, -(2**63) - 1, "1"):
+        assert frames.encode_request(1, action) is None, action
+    for rid in (-1, 2**32, 1.0, "1", None):
+        assert frames.encode_request(rid, 1) is None
+        assert frames.encode_reply([0, rid, obs, 1.0, False, False, {}]) is None
+    refused = [
+        [1, 1, obs, 1.0, False, False, {}],               # an error status
+        [0, 1, obs, 1.0, False, False, {"a": 1}],         # an info
+        [0, 1, obs.astype(np.float64), 1.0, False, False, {}],
+        [0, 1, obs[:3], 1.0, False, False, {}],
+        [0, 1, np.ma.masked_array(obs), 1.0, False, False, {}],
+        [0, 1, obs, 1, False, False, {}],                 # an int reward
+        [0, 1, obs, np.float64(1.0), False, False, {}],
+        [0, 1, obs, 1.0, np.bool_(False), False, {}],
+        [0, 1, obs, 1.0, False, 0, {}],
+        [0, 1, obs, 1.0, False, False],
+        [False, 1, obs, 1.0, False, False, {}],
+    ]
+    for reply in refused:
+        assert frames.encode_reply(reply) is None, reply
+
+
+def test_frames_of_other_layouts_are_refused() -> None:
+    env = gym.make("CartPole-v1")
+    frames = frames_of(env.observation_space, env.action_space)
+    encode = Encoder().encode
+    good = frames.encode_reply([0, 300, np.zeros(4, np.float32), 1.0, False, True, {}])
+    assert good is not None
+    others = [
+        encode([0, 300, np.zeros(4, np.float32), 1, False, True, {}])[0],
+        encode([0, 300, np.zeros(4, np.float32), 1.0, False, True, {"k": 1}])[0],
+        encode([0, 300, np.zeros(5, np.float32), 1.0, False, True, {}])[0],
+        encode([0, 300, np.zeros(4, np.float64), 1.0, False, True, {}])[0],
+        encode([1, 300, {"code": "x", "message": "y"}])[0],
+        encode([0, -1, np.zeros(4, np.float32), 1.0, False, True, {}])[0],
+        good[:-1], good[:-2] + b"\x80", good + b"\x80", b"", b"\x97", b"\x97\x00",
+        b"\x97\x00\xce\x00", bytes([good[0], good[1], 0xD0]) + good[3:],
+    ]
+    for header in others:
+        assert frames.decode_reply(header, None) is None, header.hex()
+    assert frames.decode_reply(good, bytearray(4)) is None  # a body: the general path's
+    assert frames.decode_reply(memoryview(good), None) is not None
+    requests = [encode([2, 5, np.int32(1)])[0], encode([2, 5, 1.5])[0],
+                encode([1, 5, np.int64(1)])[0], encode([2, 5, np.int64(1), 0])[0],
+                encode([2, 5, np.zeros(2)])[0], b"\x93\x02\xd3", b"\x93\x02\x05\xcd\x01",
+                b"\x93\x02\x05\xd3\x00", b"\x93\x02\x05\x01\x01", b"\x93", b""]
+    for header in requests:
+        assert frames.decode_request(header) is None, header.hex()
+
+
+@pytest.mark.parametrize(("obs", "act", "n"), [
+    (gs.Dict({"a": gs.Box(0, 1, (2,))}), gs.Discrete(2), None),
+    (gs.Box(0, 1, (2,)), gs.Dict({"a": gs.Discrete(2)}), None),
+    (gs.Discrete(4), gs.Discrete(2), None),
+    (gs.Box(0, 1, (600,), np.float64), gs.Discrete(2), None),  # too large to travel inline
+    (gs.Box(0, 1, (2,)), gs.MultiDiscrete([2, 2]), None),
+    (gs.Box(0, 1, (2,)), gs.Text(5), None),
+])
+def test_contracts_without_fixed_shapes_have_no_frames(obs: gs.Space[Any], act: gs.Space[Any],
+                                                       n: int | None) -> None:
+    assert step_frames(obs, act, n) is None
+
+
+def test_contract_frames_reads_env_and_vector_contracts() -> None:
+    single = {"kind": "env", "observation_space": space_to_schema(gs.Box(0, 1, (4,))),
+              "action_space": space_to_schema(gs.Discrete(2))}
+    assert contract_frames(single) is not None
+    vector = {"kind": "vector_env", "num_envs": 3,
+              "observation_space": space_to_schema(batch_space(gs.Box(0, 1, (4,)), 3)),
+              "action_space": space_to_schema(batch_space(gs.Discrete(2), 3))}
+    assert contract_frames(vector) is not None
+    assert contract_frames({"kind": "model"}) is None
+    assert contract_frames({"kind": "env", "observation_space": "junk"}) is None
+    assert contract_frames({"kind": "vector_env", **{k: v for k, v in vector.items()
+                                                     if k != "num_envs"}}) is None
