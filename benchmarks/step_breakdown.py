@@ -87,9 +87,15 @@ def instrument(clock: Clock) -> None:
     from rlmesh.transport.stream import Connection
     from rlmesh.wire.decoder import Decoder
     from rlmesh.wire.encoder import Encoder
+    from rlmesh.wire.fixed import StepFrames
 
     clock.wrap(Encoder, "encode", "encode")
     clock.wrap(Decoder, "decode", "decode")
+    # (the fixed-shape step frames encode and decode a step where they apply)
+    for method in ("encode_request", "encode_reply"):
+        clock.wrap(StepFrames, method, "encode")
+    for method in ("decode_request", "decode_reply"):
+        clock.wrap(StepFrames, method, "decode")
     for cls in (ShmLink, Connection):
         clock.wrap(cls, "send", "send", outermost=True)
         clock.wrap(cls, "recv", "recv", outermost=True)
@@ -141,6 +147,15 @@ def serve(address: str, kind: str, timed: bool) -> int:
             return msg
 
         Decoder.decode = decoded  # type: ignore[method-assign]
+        from rlmesh.wire.fixed import StepFrames
+        decode_fixed = StepFrames.decode_request
+
+        def decoded_fixed(self: Any, header: Any) -> Any:
+            msg = decode_fixed(self, header)
+            marks["op"] = msg[0] if msg else None
+            return msg
+
+        StepFrames.decode_request = decoded_fixed  # type: ignore[method-assign]
         cls = _transport_class(kind)
         recv = cls.recv
 

@@ -256,11 +256,20 @@ class Channel:
     def _recv_locked(self, op: int, rid: int, limit: float | None) -> list[Any]:
         try:
             reply_header, body = self._conn.recv()
-            frames = self._frames
-            reply = frames.decode_reply(reply_header, body) if frames is not None else None
-            if reply is None:
-                reply = self._decoder.decode(reply_header, body)
         except (BlockingIOError, TimeoutError, OSError, TransportError, ProtocolError) as exc:
+            raise self._translate(exc, op, limit) from None
+        frames = self._frames
+        reply = frames.decode_reply(reply_header, body) if frames is not None else None
+        if reply is not None and reply[1] == rid:
+            return reply
+        return self._reply_locked(op, rid, limit, reply_header, body)
+
+    def _reply_locked(self, op: int, rid: int, limit: float | None,
+                      reply_header: bytes | memoryview, body: Any) -> list[Any]:
+        """Decode a reply with the general decoder; return it, or raise what it says."""
+        try:
+            reply = self._decoder.decode(reply_header, body)
+        except ProtocolError as exc:
             raise self._translate(exc, op, limit) from None
         if type(reply) is list and len(reply) > 2 and reply[1] == rid:
             if reply[0] == P.STATUS_OK:
@@ -347,6 +356,35 @@ class Channel:
             finally:
                 if self._broken is None and not self._closed:
                     self._conn.set_timeout(self.timeout)
+
+    def step(self, action: Any, timeout: float | Default | None = DEFAULT) -> list[Any]:
+        """``request(OP_STEP, action)``, on the shortest path when it applies.
+
+        That is a fixed-shape contract (:mod:`rlmesh.wire.fixed`), an action of its layout,
+        the channel's own timeout, no pipelined request and no resume window; anything
+        else takes :meth:`request`, with the same results and errors.
+        """
+        frames = self._frames
+        if frames is None or timeout is not DEFAULT or self._resume is not None:
+            return self.request(P.OP_STEP, action, timeout=timeout)
+        with self._lock:
+            rid = self._next_id
+            header = None if (self._pending or self._broken is not None or self._closed) \
+                else frames.encode_request(rid, action)
+            if header is not None and len(header) <= self._peer_max:
+                self._next_id = rid + 1
+                conn = self._conn
+                try:
+                    conn.send(header, [], 0, True)
+                    reply_header, body = conn.recv()
+                except (BlockingIOError, TimeoutError, OSError, TransportError,
+                        ProtocolError) as exc:
+                    raise self._translate(exc, P.OP_STEP, self.timeout) from None
+                reply = frames.decode_reply(reply_header, body)
+                if reply is not None and reply[1] == rid:
+                    return reply
+                return self._reply_locked(P.OP_STEP, rid, self.timeout, reply_header, body)
+        return self.request(P.OP_STEP, action, timeout=timeout)
 
     def submit(self, op: int, *args: Any) -> int:
         """Send a request without waiting; :meth:`collect` its reply later, in order.

@@ -199,6 +199,7 @@ class RemoteEnv(EnvContractView, RemoteAttributes, gym.Env[Any, Any]):
             self._deferred = options
             self._connecting = threading.Lock()
             self._request = self._request_deferred
+            self._step = self._step_deferred
             self.address = address
         else:
             channel = Channel(address, options)
@@ -209,6 +210,7 @@ class RemoteEnv(EnvContractView, RemoteAttributes, gym.Env[Any, Any]):
                 raise
             self._channel = channel
             self._request = channel.request
+            self._step = channel.step
             self.address = str(channel.address)
         self.spec = _spec(self, options)
 
@@ -237,6 +239,11 @@ class RemoteEnv(EnvContractView, RemoteAttributes, gym.Env[Any, Any]):
                           timeout: float | Default | None = DEFAULT) -> list[Any]:
         """The first request of a deferred env: open the session, then send it."""
         return self._require().request(op, *args, timeout=timeout)
+
+    def _step_deferred(self, action: Any, timeout: float | Default | None = DEFAULT
+                       ) -> list[Any]:
+        """The first step of a deferred env: open the session, then step."""
+        return self._require().step(action, timeout=timeout)
 
     def _open_deferred(self, options: ConnectOptions) -> Channel:
         """Open the session of a deferred env; it must serve the env it was made for."""
@@ -296,7 +303,7 @@ class RemoteEnv(EnvContractView, RemoteAttributes, gym.Env[Any, Any]):
             RemoteEnvError: If the remote env raised.
             RLMeshTimeoutError: If no reply came in time (the session is then closed).
         """
-        r = self._request(P.OP_STEP, action, timeout=timeout)
+        r = self._step(action, timeout)
         return r[2], r[3], r[4], r[5], r[6]
 
     def render(self, *, env_index: int = 0, timeout: float | Default | None = DEFAULT) -> Any:
@@ -397,6 +404,7 @@ class RemoteEnv(EnvContractView, RemoteAttributes, gym.Env[Any, Any]):
                 if self._channel is None and self._deferred is not None:
                     self._channel = self._open_deferred(options)
                     self._request = self._channel.request
+                    self._step = self._channel.step
                     self._deferred = None
             if self._channel is None:
                 raise EnvClosedError("this env has been closed")

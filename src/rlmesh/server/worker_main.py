@@ -29,7 +29,9 @@ __all__ = ["worker_main"]
 
 def _build_server(kind: str, args: list[str], factory: Callable[[], Any]) -> Any:
     if kind == "vector":  # num_envs, autoreset mode, unix socket path
-        env = gym.vector.SyncVectorEnv(
+        from rlmesh.server.sync_vector import LeanSyncVectorEnv  # (Gymnasium 1's API)
+
+        env = LeanSyncVectorEnv(
             [factory] * int(args[0]), autoreset_mode=gym.vector.AutoresetMode(args[1]))
         return EnvServer(env, f"unix://{args[2]}")
     if kind == "serve":  # address (shared through SO_REUSEPORT), ServeOptions as JSON

@@ -20,6 +20,7 @@ from gymnasium.envs.registration import EnvSpec, VectorizeMode
 
 from rlmesh.client.options import DEFAULT_TIMEOUT, ConnectOptions
 from rlmesh.server.authored import authored
+from rlmesh.server.sync_vector import LeanSyncVectorEnv
 from rlmesh.server.workers import WorkerPool
 from rlmesh.vector.autoreset import AutoresetMode
 from rlmesh.vector.env import RemoteVectorEnv
@@ -213,8 +214,8 @@ def _with_local(addresses: list[str], factory: Callable[[], Any], local: int,
                 autoreset: AutoresetMode, start_timeout: float, timeout: float | None,
                 batch_size: int | None) -> RemoteVectorEnv:
     """The workers' endpoints joined with ``local`` sub-envs of this process."""
-    sync = gym.vector.SyncVectorEnv([factory] * local,
-                                    autoreset_mode=gym.vector.AutoresetMode(autoreset.value))
+    sync = LeanSyncVectorEnv([factory] * local,
+                             autoreset_mode=gym.vector.AutoresetMode(autoreset.value))
     inline = InlineChannel(sync)
     try:
         return _Joined(list(addresses), inline, connect_timeout=start_timeout,
