@@ -88,6 +88,16 @@ def make_vec_local(build: anchors.Build) -> core.Variant:
     return anchors.make_vec_variant(build, "make_vec_local", LOCAL_ENVS)
 
 
+def lean_inprocess(build: anchors.Build) -> core.Variant:
+    """rlmesh's shorter ``SyncVectorEnv`` loop in this process (what make_vec's workers run)."""
+    from rlmesh.server.sync_vector import LeanSyncVectorEnv
+
+    env = LeanSyncVectorEnv([functools.partial(gym.make, ENV_ID)] * NUM_ENVS)
+    build.stack.callback(env.close)
+    return vector.vector_variant("lean_inprocess", f"in-process LeanSyncVectorEnv({NUM_ENVS})",
+                                 env, None, build.vector_actions())
+
+
 def busy_inprocess(build: anchors.Build) -> core.Variant:
     """One busy CartPole in this process: its row is the env's own cost per step."""
     env = _busy_wrappers()[0](gym.make(ENV_ID))
@@ -146,6 +156,7 @@ BUILDERS: dict[str, anchors.Builder] = {
     "busy_sync": busy_sync,
     "busy_make_vec": busy_make_vec,
     "make_vec_local": make_vec_local,
+    "lean_inprocess": lean_inprocess,
     "busy_make_vec_local": busy_make_vec_local,
     "busy_inprocess": busy_inprocess,
     "served_link": served_link,
@@ -157,6 +168,8 @@ BUILDERS: dict[str, anchors.Builder] = {
 
 ROUND_BLOCKS: tuple[tuple[str, ...], ...] = (
     ("sync_inprocess", "make_vec_local"),
+    ("lean_inprocess", "make_vec_local"),
+    ("sync_inprocess", "lean_inprocess"),
     ("busy_sync", "busy_make_vec_local"),
     ("sync_inprocess", "make_vec"),
     ("busy_sync", "busy_make_vec"),
@@ -192,6 +205,10 @@ CONTEXT: tuple[core.RatioSpec, ...] = (
     *(spec for spec in anchors.ANCHOR_RATIOS if spec[:2] not in {v[:2] for v in VERDICTS}),
     ("busy_make_vec", "busy_sync", None,
      f"rlmesh.make_vec(8) / in-process SyncVectorEnv(8), CartPole + {BUSY_US:g} µs"),
+    ("make_vec_local", "lean_inprocess", None,
+     f"rlmesh.make_vec(8, local_envs={LOCAL_ENVS}) / in-process LeanSyncVectorEnv(8)"),
+    ("lean_inprocess", "sync_inprocess", None,
+     "in-process LeanSyncVectorEnv(8) / in-process SyncVectorEnv(8)"),
 )
 
 
