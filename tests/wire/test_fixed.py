@@ -188,3 +188,42 @@ def test_contract_frames_reads_env_and_vector_contracts() -> None:
     assert contract_frames({"kind": "env", "observation_space": "junk"}) is None
     assert contract_frames({"kind": "vector_env", **{k: v for k, v in vector.items()
                                                      if k != "num_envs"}}) is None
+
+
+@pytest.mark.parametrize("vector", [False, True])
+def test_mutated_frames_are_read_exactly_or_refused_never_raise(vector: bool) -> None:
+    """Every byte of a frame flipped, cut or grown: the general decoder's value, or None."""
+    n = 3 if vector else None
+    if vector:
+        venv = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 3)
+        frames = frames_of(venv.observation_space, venv.action_space, n)
+        venv.reset(seed=0)
+        actions = np.array([0, 1, 1])
+        reply = [0, 70000, *venv.step(actions)]
+    else:
+        env = gym.make("CartPole-v1")
+        frames = frames_of(env.observation_space, env.action_space)
+        env.reset(seed=0)
+        actions = np.int64(1)
+        reply = [0, 70000, *env.step(1)]
+    request = frames.encode_request(70000, actions)
+    answer = frames.encode_reply(reply)
+    assert request is not None and answer is not None
+    rng = np.random.default_rng(7)
+    decode = Decoder().decode
+    for frame, read in ((request, frames.decode_request),
+                        (answer, lambda h: frames.decode_reply(h, None))):
+        variants = [frame[:i] for i in range(len(frame))] + [frame + b"\x00", frame + frame]
+        for _ in range(3000):
+            mutated = bytearray(frame)
+            for _ in range(int(rng.integers(1, 3))):
+                mutated[int(rng.integers(len(mutated)))] = int(rng.integers(256))
+            variants.append(bytes(mutated))
+        read_exactly = 0
+        for header in variants:
+            got = read(header)  # must not raise
+            if got is None:
+                continue
+            read_exactly += 1
+            assert_same_values(got, decode(header, None), f"mutated {header.hex()}")
+        assert read_exactly > 100  # (mutated values and ids are still frames of the layout)

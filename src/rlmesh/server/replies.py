@@ -83,7 +83,10 @@ class Replies:
             self.fatal(None, P.E_PROTOCOL, str(exc))
         frames = self.frames
         if frames is not None and body is None:
-            fixed = frames.decode_request(header)
+            try:
+                fixed = frames.decode_request(header)
+            except Exception:  # (never for a frame it reads; the general decoder judges)
+                fixed = None
             if fixed is not None:
                 return fixed
         try:
