@@ -65,6 +65,8 @@ def _rid_bytes(rid: Any) -> bytes | None:
 
 
 _RID_SIZES: Final = {0xCC: 2, 0xCD: 3, 0xCE: 5}
+_RID_FORMATS: Final = {1: "B", 2: "xB", 3: "xH", 5: "xI"}
+"""struct formats of a request id by the width of its encoding (the marker byte skipped)."""
 
 
 def _read_rid(header: bytes, pos: int) -> tuple[int, int]:
@@ -99,11 +101,14 @@ class _Array:
             return None
         return self.prefix + value.tobytes()
 
-    def decode(self, header: bytes, pos: int) -> np.ndarray[Any, Any]:
-        """The array whose prefix starts at ``pos`` (checked by the caller), as the decoder."""
-        start = pos + len(self.prefix)
-        array = np.frombuffer(bytearray(header[start : start + self.nbytes]), self.dtype)
+    def decode_bytes(self, data: bytes) -> np.ndarray[Any, Any]:
+        """The array of these bytes, as the decoder returns an inline array (writable)."""
+        array = np.frombuffer(bytearray(data), self.dtype)
         return array.reshape(self.shape) if self.reshape else array
+
+    def decode_scalar(self, data: bytes) -> Any:
+        """The NumPy scalar of these bytes, as the decoder returns one."""
+        return np.frombuffer(data, self.dtype, 1)[0]
 
 
 def _array_field(encoder: Encoder, dtype: np.dtype[Any], shape: tuple[int, ...]
@@ -135,9 +140,25 @@ class StepFrames:
         self._obs = obs
         self._batched = flags
         """The reward, terminated and truncated arrays of a vector env (``None``: one env)."""
-        # (a float, two bools; or three arrays) and the empty info map
-        tail = 9 + 2 if flags is None else sum(len(f.prefix) + f.nbytes for f in flags)
-        self._reply_tail = len(obs.prefix) + obs.nbytes + tail + 1
+        # The whole reply, by the width of its request id: the array fields as (prefix,
+        # bytes) pairs, then a float and two bools (one env), and the empty info map.
+        fields = "".join(f"{len(f.prefix)}s{f.nbytes}s" for f in (obs, *(flags or ())))
+        values = "BdBBB" if flags is None else "B"
+        self._replies = {width: struct.Struct(f">2s{code}{fields}{values}")
+                         for width, code in _RID_FORMATS.items()}
+        self._prefixes = tuple(f.prefix for f in (obs, *(flags or ())))
+        self._arrays = (obs, *(flags or ()))
+        # The whole request, by the width of its id and its length: the action's
+        # (prefix, bytes) and how its bytes become the value the decoder returns.
+        self._requests: dict[tuple[int, int], list[tuple[struct.Struct, bytes, Any]]] = {}
+        forms = [(action, action.decode_bytes)]
+        if scalar is not None:
+            forms.append((scalar, scalar.decode_scalar))
+        for width, code in _RID_FORMATS.items():
+            for field, read in forms:
+                layout = struct.Struct(f">2s{code}{len(field.prefix)}s{field.nbytes}s")
+                self._requests.setdefault((width, layout.size), []).append(
+                    (layout, field.prefix, read))
 
     # -- requests (the client encodes, the server decodes) --------------------------------
 
@@ -164,23 +185,20 @@ class StepFrames:
 
     def decode_request(self, header: bytes | memoryview) -> list[Any] | None:
         """``[STEP, rid, action]`` from a request header of a fixed layout, else ``None``."""
+        if len(header) < 4:
+            return None
         if type(header) is not bytes:
             header = bytes(header)
-        if len(header) < 4 or header[:2] != _REQUEST:
-            return None
-        rid, pos = _read_rid(header, 2)
-        if not pos:
-            return None
-        left = len(header) - pos
-        array = self._action
-        if left == len(array.prefix) + array.nbytes and header.startswith(array.prefix, pos):
-            return [_OP_STEP, rid, array.decode(header, pos)]
-        scalar = self._scalar
-        if scalar is not None and left == len(scalar.prefix) + scalar.nbytes \
-                and header.startswith(scalar.prefix, pos):
-            return [_OP_STEP, rid, np.frombuffer(header, scalar.dtype, 1,
-                                                 pos + len(scalar.prefix))[0]]
-        if self._ints and left <= 9:
+        first = header[2]
+        width = 1 if first < 0x80 else _RID_SIZES.get(first, 0)
+        for layout, prefix, read in self._requests.get((width, len(header)), ()):
+            head, rid, got, data = layout.unpack(header)
+            if head == _REQUEST and got == prefix:
+                return [_OP_STEP, rid, read(data)]
+        if self._ints and width and 0 < len(header) - 2 - width <= 9 \
+                and header[:2] == _REQUEST:
+            pos = 2 + width
+            rid = _read_rid(header, 2)[0]
             first = header[pos]
             if first < 0x80 or first >= 0xE0 or 0xCC <= first <= 0xD3:
                 try:
@@ -222,37 +240,34 @@ class StepFrames:
 
     def decode_reply(self, header: bytes | memoryview, body: Any) -> list[Any] | None:
         """The reply, decoded, if its header has the fixed layout (and no body); else None."""
-        if body is not None:
+        if body is not None or len(header) < 3:
             return None
         if type(header) is not bytes:
             header = bytes(header)
-        if len(header) < 4 or header[:2] != _REPLY:
+        first = header[2]
+        layout = self._replies.get(1 if first < 0x80 else _RID_SIZES.get(first, 0))
+        if layout is None or len(header) != layout.size:
             return None
-        rid, pos = _read_rid(header, 2)
-        if not pos or len(header) - pos != self._reply_tail or header[-1] != _EMPTY_MAP:
+        fields = layout.unpack(header)
+        if fields[0] != _REPLY:
             return None
-        obs_field = self._obs
-        if not header.startswith(obs_field.prefix, pos):
-            return None
-        after = pos + len(obs_field.prefix) + obs_field.nbytes
-        batched = self._batched
-        if batched is None:
-            terminated, truncated = header[after + 9], header[after + 10]
-            if header[after] != _FLOAT or not 0xC2 <= terminated <= 0xC3 \
-                    or not 0xC2 <= truncated <= 0xC3:
+        prefixes = self._prefixes
+        values: list[Any] = [0, fields[1]]
+        for i, array in enumerate(self._arrays):
+            if fields[2 + 2 * i] != prefixes[i]:
                 return None
-            return [0, rid, obs_field.decode(header, pos),
-                    _DOUBLE.unpack_from(header, after + 1)[0], terminated == 0xC3,
-                    truncated == 0xC3, {}]
-        values: list[Any] = [0, rid, None]
-        at = after
-        for field in batched:
-            if not header.startswith(field.prefix, at):
+            data = np.frombuffer(bytearray(fields[3 + 2 * i]), array.dtype)
+            values.append(data.reshape(array.shape) if array.reshape else data)
+        if self._batched is not None:
+            if fields[-1] != _EMPTY_MAP:
                 return None
-            values.append(field.decode(header, at))
-            at += len(field.prefix) + field.nbytes
-        values[2] = obs_field.decode(header, pos)
-        values.append({})
+            values.append({})
+            return values
+        mark, reward, terminated, truncated, end = fields[-5:]
+        if mark != _FLOAT or end != _EMPTY_MAP or not 0xC2 <= terminated <= 0xC3 \
+                or not 0xC2 <= truncated <= 0xC3:
+            return None
+        values += (reward, terminated == 0xC3, truncated == 0xC3, {})
         return values
 
 
