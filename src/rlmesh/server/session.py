@@ -21,13 +21,13 @@ from rlmesh.server.deadline import Deadline
 from rlmesh.server.handshake import handshake
 from rlmesh.server.replies import Fatal, Replies
 from rlmesh.server.resume import Parked
-from rlmesh.server.seam import Host
+from rlmesh.server.seam import Host, SessionPort
 from rlmesh.transport import Transport
 from rlmesh.transport.sockets import wrap_server
 from rlmesh.transport.stream import Connection
 from rlmesh.wire.fixed import contract_frames
 
-__all__ = ["Session"]
+__all__ = ["Session", "answer_own"]
 
 log = logging.getLogger("rlmesh.server")
 TLS_HANDSHAKE_TIMEOUT = 10.0
@@ -173,25 +173,7 @@ class Session(Replies):
 
     def _own(self, msg: list[Any]) -> bool:
         """Answer PING, CLOSE or SHUTDOWN; ``False`` once the session is over."""
-        op, rid = msg[0], msg[1]
-        if op == P.OP_PING:
-            self.send([P.STATUS_OK, rid, *msg[2:]])
-            return True
-        if op == P.OP_CLOSE:
-            # Release first, so the resource is free for the next client once close() returns.
-            self.release()
-            self.send([P.STATUS_OK, rid, None])
-            return False
-        if op == P.OP_SHUTDOWN:
-            if not self.host.options.allow_remote_shutdown:
-                self.error(rid, P.E_NOT_ALLOWED, "this server does not allow remote shutdown "
-                           "(ServeOptions(allow_remote_shutdown=True))")
-                return True
-            log.warning("session %d: shutdown requested by the client", self.session_id)
-            self.send([P.STATUS_OK, rid, None])
-            self.host.request_shutdown()
-            return False
-        self.fatal(rid, P.E_PROTOCOL, f"unknown op {op!r}")
+        return answer_own(self, msg)
 
     def expire(self, now: float, limit: float) -> bool:
         """Answer a call running past ``limit`` with ``StepDeadlineError`` (the watchdog's).
@@ -235,3 +217,29 @@ class Session(Replies):
         self.resource = None
         self.admitted = False  # the slot goes with the parked resource
         return True
+
+
+def answer_own(session: SessionPort, msg: list[Any]) -> bool:
+    """Answer PING, CLOSE or SHUTDOWN (the session's own ops); ``False`` once it is over.
+
+    Any other op ends the session with a protocol error (:meth:`SessionPort.fatal`).
+    """
+    op, rid = msg[0], msg[1]
+    if op == P.OP_PING:
+        session.send([P.STATUS_OK, rid, *msg[2:]])
+        return True
+    if op == P.OP_CLOSE:
+        # Release first, so the resource is free for the next client once close() returns.
+        session.release()
+        session.send([P.STATUS_OK, rid, None])
+        return False
+    if op == P.OP_SHUTDOWN:
+        if not session.host.options.allow_remote_shutdown:
+            session.error(rid, P.E_NOT_ALLOWED, "this server does not allow remote shutdown "
+                          "(ServeOptions(allow_remote_shutdown=True))")
+            return True
+        log.warning("session %d: shutdown requested by the client", session.session_id)
+        session.send([P.STATUS_OK, rid, None])
+        session.host.request_shutdown()
+        return False
+    session.fatal(rid, P.E_PROTOCOL, f"unknown op {op!r}")

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import collections
 import threading
-import traceback
 from typing import Any, NoReturn
 
 from rlmesh import protocol as P
 from rlmesh.errors import ConnectionLostError, EnvClosedError, RLMeshError
 from rlmesh.server.deadline import Deadline
 from rlmesh.server.options import ServeOptions
-from rlmesh.server.replies import Fatal, Replies, qualname
+from rlmesh.server.replies import Fatal, Replies
 from rlmesh.server.seam import Handler, Host
+from rlmesh.server.session import answer_own
 from rlmesh.server.sources import EnvSource
 from rlmesh.wire.decoder import Decoder
 
@@ -52,7 +52,7 @@ class _Capture:
 
 
 def _no_shutdown() -> None:
-    """An in-process endpoint has no server to shut down (remote shutdown is refused)."""
+    """An in-process endpoint has no server to shut down (remote shutdown stays refused)."""
 
 
 class InlineChannel:
@@ -100,24 +100,28 @@ class InlineChannel:
             self._replies.append(reply)
             return
         self._wire.send(reply, keep=False, subject=subject)
+        self._keep_captured()
+
+    def error(self, rid: Any, code: str, message: str, *, exc: BaseException | None = None,
+              fatal: bool = False) -> None:
+        """Keep the error a served endpoint would answer with (the server's own reply)."""
+        self._wire.error(rid, code, message, exc=exc, fatal=fatal)
+        error = self._keep_captured()
+        if fatal:
+            self._broken = error
+
+    def _keep_captured(self) -> RLMeshError | None:
+        """Decode the frame the server's reply code just wrote; keep the reply or its error."""
         header, buffers = self._capture.frame
         body = bytearray(b"".join(memoryview(b).cast("B") for b in buffers)) if buffers \
             else None
         decoded = self._decoder.decode(header, body)
-        if decoded[0] == P.STATUS_ERROR:
-            self._replies.append(P.error_from_map(decoded[2]))
-        else:
+        if decoded[0] != P.STATUS_ERROR:
             self._replies.append(decoded)
-
-    def error(self, rid: Any, code: str, message: str, *, exc: BaseException | None = None,
-              fatal: bool = False) -> None:
-        """Keep the error a served endpoint would answer with."""
-        error = P.error_from_map(P.error_map(
-            code, message, fatal=fatal, exc_type=qualname(exc) if exc is not None else None,
-            traceback="".join(traceback.format_exception(exc)) if exc is not None else None))
-        if fatal:
-            self._broken = error
+            return None
+        error = P.error_from_map(decoded[2])
         self._replies.append(error)
+        return error
 
     def fatal(self, rid: Any, code: str, message: str, *,
               exc: BaseException | None = None) -> NoReturn:
@@ -152,23 +156,10 @@ class InlineChannel:
                 if handle is not None:
                     handle(msg)
                 else:
-                    self._own(msg)
+                    answer_own(self, msg)
             except Fatal:
                 pass  # (its error reply is kept)
             return rid
-
-    def _own(self, msg: list[Any]) -> None:
-        """PING, CLOSE and SHUTDOWN, as a server session answers them."""
-        op, rid = msg[0], msg[1]
-        if op == P.OP_PING:
-            self.send([P.STATUS_OK, rid, *msg[2:]])
-        elif op == P.OP_CLOSE:
-            self.send([P.STATUS_OK, rid, None])
-        elif op == P.OP_SHUTDOWN:
-            self.error(rid, P.E_NOT_ALLOWED, "an in-process endpoint cannot be shut down "
-                       "remotely; close the vector env")
-        else:
-            self.fatal(rid, P.E_PROTOCOL, f"unknown op {op!r}")
 
     def collect(self) -> list[Any]:
         """The reply to the oldest submitted request.
