@@ -29,13 +29,13 @@ from rlmesh.adapters.model_spec import ModelSpec
 from rlmesh.evaluation.policy import Policy
 from rlmesh.models.fusion import Fuser
 from rlmesh.server.seam import Handler, SessionPort, Source
+from rlmesh.vector.batching import ARRAY_SPACES
 from rlmesh.wire.schema import space_to_schema
 
 __all__ = ["DEFAULT_MAX_BATCH", "ModelSource", "batch_problem", "claimed_lanes"]
 
 DEFAULT_MAX_BATCH = 65_536
 """Most lanes one ``PREDICT_BATCH`` may hold (``ModelSource(max_batch=...)``)."""
-_ARRAY_SPACES = (gs.Box, gs.Discrete, gs.MultiDiscrete, gs.MultiBinary)
 _MAX_DEPTH = 32
 
 
@@ -155,7 +155,7 @@ def claimed_lanes(batch: Any, limit: int, depth: int = 0) -> int:
 
 def _fits(space: gs.Space[Any], batch: Any) -> bool:
     """Whether array batches have the space's shape per lane (other values are not checked)."""
-    if isinstance(space, _ARRAY_SPACES):
+    if isinstance(space, ARRAY_SPACES):
         return not isinstance(batch, np.ndarray) or (
             batch.ndim >= 1 and batch.shape[1:] == space.shape)
     if isinstance(space, gs.Dict) and isinstance(batch, dict):

@@ -146,7 +146,6 @@ class StepFrames:
         values = "BdBBB" if flags is None else "B"
         self._replies = {width: struct.Struct(f">2s{code}{fields}{values}")
                          for width, code in _RID_FORMATS.items()}
-        self._prefixes = tuple(f.prefix for f in (obs, *(flags or ())))
         self._arrays = (obs, *(flags or ()))
         # The whole request, by the width of its id and its length: the action's
         # (prefix, bytes) and how its bytes become the value the decoder returns.
@@ -251,10 +250,9 @@ class StepFrames:
         fields = layout.unpack(header)
         if fields[0] != _REPLY:
             return None
-        prefixes = self._prefixes
         values: list[Any] = [0, fields[1]]
         for i, array in enumerate(self._arrays):
-            if fields[2 + 2 * i] != prefixes[i]:
+            if fields[2 + 2 * i] != array.prefix:
                 return None
             data = np.frombuffer(bytearray(fields[3 + 2 * i]), array.dtype)
             values.append(data.reshape(array.shape) if array.reshape else data)
