@@ -24,6 +24,7 @@ from rlmesh.errors import (
 )
 from rlmesh.protocol import auth
 from rlmesh.tls import resolve_client as resolve_tls
+from rlmesh.transport.shmlink import STEP_FRAME
 from rlmesh.transport.sockets import parse_address
 from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
@@ -99,6 +100,8 @@ class Channel:
         self.contract: dict[str, Any] = contract
         self._frames = contract_frames(contract)
         """The contract's fixed-shape step frames (``rlmesh.wire.fixed``), if it has them."""
+        self._slots = handshake.slot_steps(self._conn, contract, self._frames)
+        """The slot-step layout (``rlmesh.wire.slots``), if the link agreed on slot steps."""
         offer = contract.get("resume")
         self._resume: dict[str, Any] | None = offer if resume and isinstance(offer, dict) \
             and isinstance(offer.get("key"), bytes) else None
@@ -160,6 +163,7 @@ class Channel:
             self._window_end = None
             raise
         self._conn = opened.conn
+        self._slots = None  # (a resumed session steps with frames)
         self._conn.set_timeout(None if deadline is None
                                else max(deadline - time.monotonic(), resuming.MIN_ATTEMPT))
         self._retimed = True
@@ -368,23 +372,42 @@ class Channel:
         if frames is None or timeout is not DEFAULT or self._resume is not None:
             return self.request(P.OP_STEP, action, timeout=timeout)
         with self._lock:
-            rid = self._next_id
-            header = None if (self._pending or self._broken is not None or self._closed) \
-                else frames.encode_request(rid, action)
-            if header is not None and len(header) <= self._peer_max:
-                self._next_id = rid + 1
-                conn = self._conn
-                try:
-                    conn.send(header, [], 0, True)
-                    reply_header, body = conn.recv()
-                except (BlockingIOError, TimeoutError, OSError, TransportError,
-                        ProtocolError) as exc:
-                    raise self._translate(exc, P.OP_STEP, self.timeout) from None
-                reply = frames.decode_reply(reply_header, body)
-                if reply is not None and reply[1] == rid:
-                    return reply
-                return self._reply_locked(P.OP_STEP, rid, self.timeout, reply_header, body)
+            if not (self._pending or self._broken is not None or self._closed):
+                rid = self._next_id
+                slots = self._slots
+                if slots is not None and slots.write_request(rid, action):
+                    return self._exchange(rid, None)
+                header = frames.encode_request(rid, action)
+                if header is not None and len(header) <= self._peer_max:
+                    return self._exchange(rid, header)
         return self.request(P.OP_STEP, action, timeout=timeout)
+
+    def _exchange(self, rid: int, header: bytes | None) -> list[Any]:
+        """Send the STEP ``rid`` (``header``, or ``None``: the slot step written) and answer.
+
+        The caller holds the lock; the step takes the channel's own timeout.
+        """
+        self._next_id = rid + 1
+        conn = self._conn
+        try:
+            if header is None:
+                conn.send_written()  # type: ignore[attr-defined]  # (only links have slots)
+            else:
+                conn.send(header, [], 0, True)
+            reply_header, body = conn.recv()
+        except (BlockingIOError, TimeoutError, OSError, TransportError,
+                ProtocolError) as exc:
+            raise self._translate(exc, P.OP_STEP, self.timeout) from None
+        if reply_header is STEP_FRAME and self._slots is not None:
+            try:
+                return self._slots.read_reply(rid)
+            except ProtocolError as exc:
+                raise self._translate(exc, P.OP_STEP, self.timeout) from None
+        frames = self._frames
+        reply = frames.decode_reply(reply_header, body) if frames is not None else None
+        if reply is not None and reply[1] == rid:
+            return reply
+        return self._reply_locked(P.OP_STEP, rid, self.timeout, reply_header, body)
 
     def submit(self, op: int, *args: Any) -> int:
         """Send a request without waiting; :meth:`collect` its reply later, in order.

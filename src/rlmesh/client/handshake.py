@@ -27,8 +27,10 @@ from rlmesh.transport.sockets import Address, connect
 from rlmesh.transport.stream import Connection
 from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
+from rlmesh.wire.fixed import StepFrames
+from rlmesh.wire.slots import SlotSteps, slot_bytes
 
-__all__ = ["Opened", "answer_challenge", "exchange", "open_connection"]
+__all__ = ["Opened", "answer_challenge", "exchange", "open_connection", "slot_steps"]
 
 
 log = logging.getLogger("rlmesh.client")
@@ -99,7 +101,8 @@ def open_connection(address: Address, *, connect_timeout: float | None,
         hello: dict[str, Any] = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME,
                                  "capabilities": [], **(extra or {})}
         if offer:
-            hello["capabilities"] = ["shm", "shm-link"] if shmlink.supported() else ["shm"]
+            hello["capabilities"] = (["shm", "shm-link", "shm-link-steps"]
+                                     if shmlink.supported() else ["shm"])
             hello["shm"] = {"host": shm.host_id(), "pidns": shm.pid_namespace()}
         client_nonce = auth.nonce() if secret is not None else b""
         if secret is not None:
@@ -137,6 +140,24 @@ def _settle_region(conn: Transport, address: Address, contract: dict[str, Any]) 
         return ShmLink(conn, region, "client")
     conn.attach_shm(region, "client")  # reply bodies through the region
     return conn
+
+
+def slot_steps(conn: Transport, contract: dict[str, Any], frames: StepFrames | None
+               ) -> SlotSteps | None:
+    """The slot-step layout over ``conn``, if the server agreed on slot steps; else ``None``.
+
+    The layout is the contract's fixed step frames; the link is told to accept slot steps.
+    """
+    if frames is None or contract.get("shm_link_steps") is not True \
+            or not isinstance(conn, ShmLink):
+        return None
+    sizes = slot_bytes(frames)
+    room = shmlink.slot_room(conn.region.size)
+    if sizes is None or sizes[0] > room[0] or sizes[1] > room[1]:
+        return None  # (the server would not have agreed: its layouts are ours)
+    slots = SlotSteps(frames, *conn.slot_views(), kind=shmlink.KIND_STEP)
+    conn.enable_steps(slots.release)
+    return slots
 
 
 def _attach(offered: dict[str, Any]) -> shm.ShmRegion | None:

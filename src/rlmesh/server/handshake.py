@@ -19,8 +19,9 @@ from rlmesh.server.replies import brief
 from rlmesh.server.resume import new_key
 from rlmesh.server.seam import SessionPort
 from rlmesh.transport import Transport
-from rlmesh.transport.shmlink import ShmLink
+from rlmesh.transport.shmlink import KIND_STEP, ShmLink
 from rlmesh.transport.stream import Connection
+from rlmesh.wire.slots import SlotSteps
 
 __all__ = ["Opening", "handshake"]
 
@@ -38,6 +39,8 @@ class Opening(SessionPort, Protocol):
     last_reply: tuple[Any, bytes, list[Any], int] | None
     admitted: bool
     replay: bool
+    slots: SlotSteps | None
+    """The slot-step layout, once the session agreed on slot steps."""
     gate: Gate | None
     """Where the connection is pending until it has authenticated."""
     peer: str
@@ -108,14 +111,20 @@ def _welcome(session: Opening, rid: Any, hello: dict[str, Any],
     host = session.host
     created = region.offer(session, hello)
     link = created is not None and region.wants_link(hello, created.size)
+    steps = region.link_steps(hello, contract, created.size) if (
+        link and created is not None) else None
     contract["shm"] = region.describe(created) if created is not None else False
     contract["shm_link"] = link
+    contract["shm_link_steps"] = steps is not None
     if session.key is not None:
         contract["resume"] = {"key": session.key, "window": host.options.resume_window}
     session.send([P.STATUS_OK, rid, contract], keep=False)  # (a resumed reply stays kept)
     if created is not None and session.socket is not None and region.settle(session, created):
         if link:  # from the next frame on, both sides
-            session.conn = ShmLink(session.socket, created, "server")
+            session.conn = conn = ShmLink(session.socket, created, "server")
+            if steps is not None:
+                session.slots = SlotSteps(steps, *conn.slot_views(), kind=KIND_STEP)
+                conn.enable_steps(session.slots.release)
         else:
             session.socket.attach_shm(created, "server")
     session.conn.set_timeout(host.options.idle_timeout)  # (None: wait for requests forever)

@@ -19,9 +19,11 @@ from rlmesh.server.seam import SessionPort
 from rlmesh.transport import shm, shmlink
 from rlmesh.transport.shm import ShmRegion
 from rlmesh.transport.stream import Connection
+from rlmesh.wire.fixed import StepFrames, contract_frames
+from rlmesh.wire.slots import slot_bytes
 
-__all__ = ["DEFAULT_CEILING", "describe", "offer", "region_bytes", "schema_bytes", "settle",
-           "wants_link"]
+__all__ = ["DEFAULT_CEILING", "describe", "link_steps", "offer", "region_bytes", "schema_bytes",
+           "settle", "wants_link"]
 
 log = logging.getLogger("rlmesh.server")
 
@@ -127,12 +129,33 @@ def describe(region: ShmRegion) -> dict[str, Any]:
     return {"pid": os.getpid(), "fd": region.fd, "size": region.size}
 
 
+def _offered(hello: dict[str, Any], capability: str) -> bool:
+    capabilities = hello.get("capabilities")
+    return isinstance(capabilities, list) and any(
+        type(c) is str and c == capability for c in capabilities)
+
+
 def wants_link(hello: dict[str, Any], size: int) -> bool:
     """Whether to move whole frames into the region (the client offered it, both can)."""
-    capabilities = hello.get("capabilities")
-    return (isinstance(capabilities, list)
-            and any(type(c) is str and c == "shm-link" for c in capabilities)
-            and shmlink.supported() and shmlink.fits(size))
+    return _offered(hello, "shm-link") and shmlink.supported() and shmlink.fits(size)
+
+
+def link_steps(hello: dict[str, Any], contract: dict[str, Any], size: int
+               ) -> StepFrames | None:
+    """The step layouts to exchange as slot steps on a link in a region of ``size`` bytes.
+
+    ``None`` unless the client offered ``shm-link-steps``, the contract has fixed step
+    layouts (:mod:`rlmesh.wire.fixed`) and both slots hold them (``docs/protocol.md``
+    section 10.3).
+    """
+    if not _offered(hello, "shm-link-steps"):
+        return None
+    frames = contract_frames(contract)
+    sizes = slot_bytes(frames) if frames is not None else None
+    if sizes is None:
+        return None
+    room = shmlink.slot_room(size)
+    return frames if sizes[0] <= room[0] and sizes[1] <= room[1] else None
 
 
 def settle(session: Offered, region: ShmRegion) -> bool:

@@ -13,10 +13,12 @@ from typing import Any, NoReturn
 from rlmesh import protocol as P
 from rlmesh.errors import EncodeError, MessageTooLargeError, ProtocolError
 from rlmesh.transport import Transport
+from rlmesh.transport.shmlink import STEP_FRAME
 from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
 from rlmesh.wire.fixed import StepFrames
 from rlmesh.wire.lenient import sanitize
+from rlmesh.wire.slots import SlotSteps
 
 __all__ = ["Expired", "Fatal", "Replies", "brief", "qualname"]
 
@@ -68,6 +70,10 @@ class Replies:
         """``(request_id, header, buffers, body_len)`` of the last reply kept."""
         self.frames: StepFrames | None = None
         """The served contract's fixed-shape step frames, once the session serves requests."""
+        self.slots: SlotSteps | None = None
+        """The slot-step layout, if the session agreed on slot steps (:mod:`rlmesh.wire.slots`)."""
+        self.slotted = False
+        """Whether the request being answered came as a slot step (so may its reply)."""
 
     def receive(self) -> Any:
         """The next request ``[op, request_id, *args]``, decoded.
@@ -81,6 +87,13 @@ class Replies:
             self.fatal(None, P.E_TOO_LARGE, str(exc))
         except ProtocolError as exc:
             self.fatal(None, P.E_PROTOCOL, str(exc))
+        if header is STEP_FRAME and self.slots is not None:
+            self.slotted = True
+            try:
+                return self.slots.read_request()
+            except ProtocolError as exc:
+                self.fatal(None, P.E_PROTOCOL, str(exc))
+        self.slotted = False
         frames = self.frames
         if frames is not None and body is None:
             try:
@@ -103,6 +116,10 @@ class Replies:
         A reply that cannot be encoded is retried with its ``info`` (last value) made
         encodable, then answered with ``encode_error`` naming ``subject`` (or the env).
         """
+        if self.slotted and self.key is None and self.slots is not None \
+                and self.slots.write_reply(reply):
+            self.conn.send_written()  # type: ignore[attr-defined]  # (only links have slots)
+            return
         encoded: tuple[bytes, list[Any], int] | None
         frames = self.frames
         fixed = frames.encode_reply(reply) if frames is not None else None

@@ -31,6 +31,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from rlmesh.errors import ConnectionLostError, MessageTooLargeError, ProtocolError
@@ -39,8 +40,9 @@ from rlmesh.transport.spin import STOLEN_NS, SpinPolicy, now_ns, yield_cpu
 from rlmesh.transport.stream import Connection
 
 __all__ = [
-    "CONTROL_BYTES", "FRAME", "KIND_SLOT", "KIND_SOCKET", "MIN_SLOT_BYTES", "SLOT_HEADER", "WAKE",
-    "ShmLink", "fits", "request_slot_bytes", "supported",
+    "CONTROL_BYTES", "FRAME", "KIND_SLOT", "KIND_SOCKET", "KIND_STEP", "MIN_SLOT_BYTES",
+    "SLOT_HEADER", "STEP_FRAME", "WAKE", "ShmLink", "fits", "request_slot_bytes", "slot_room",
+    "supported",
 ]
 
 WAKE: Final = b"W"
@@ -52,6 +54,12 @@ SLOT_HEADER: Final = struct.Struct("<IIQ")
 """Slot prefix: kind, header length, body length."""
 KIND_SLOT: Final = 1
 KIND_SOCKET: Final = 2
+KIND_STEP: Final = 3
+"""A slot step (:mod:`rlmesh.wire.slots`): no frame, values in place; only once agreed."""
+STEP_FRAME: Final = memoryview(b"")
+"""What :meth:`ShmLink.recv` returns as the header of a slot step (compare with ``is``).
+
+Empty, so a reader unaware of slot steps that decodes it fails with a protocol error."""
 MIN_SLOT_BYTES: Final = 4096
 _MASK: Final = 0xFFFFFFFF
 # Control words (uint32 indices), each on its own 64-byte cache line.
@@ -77,6 +85,12 @@ def _fence() -> None:
 def request_slot_bytes(size: int) -> int:
     """Bytes of a region of ``size`` reserved for request frames (a quarter, after control)."""
     return (size - CONTROL_BYTES) // 4
+
+
+def slot_room(size: int) -> tuple[int, int]:
+    """Bytes of the request slot and of the reply slot in a region of ``size``."""
+    request = request_slot_bytes(size)
+    return request, size - CONTROL_BYTES - request
 
 
 def fits(size: int) -> bool:
@@ -131,6 +145,8 @@ class ShmLink:
         self.spin = 0
         self._policy = SpinPolicy()
         self.set_spin(conn.spin)
+        self._steps_release: Callable[[], None] | None = None
+        """Set once slot steps are on: what drops the views of the slots before closing."""
 
     @property
     def timeout(self) -> float | None:
@@ -177,6 +193,29 @@ class ShmLink:
             return
         self.conn.sock.sendall(WAKE + FRAME if wake else FRAME)
         self.conn.send(header, buffers, body_len)
+
+    def slot_views(self) -> tuple[memoryview, memoryview]:
+        """The outgoing and the incoming slot (for :class:`rlmesh.wire.slots.SlotSteps`)."""
+        return self._out, self._in
+
+    def enable_steps(self, release: Callable[[], None]) -> None:
+        """Accept slot steps from now on (both sides agreed on them in the handshake).
+
+        Args:
+            release: Drops every view of the slots taken from :meth:`slot_views`;
+                :meth:`close` calls it before it releases the region.
+        """
+        self._steps_release = release
+
+    def send_written(self) -> None:
+        """Announce a slot step already written into the outgoing slot (see ``send``)."""
+        seq = (self._out_seq + 1) & _MASK
+        self._out_seq = seq
+        ctl = self._ctl
+        ctl[self._out_word] = seq  # data first, then the sequence word (stores stay in order)
+        _fence()
+        if ctl[self._peer_sleep] != 0:
+            self.conn.sock.sendall(WAKE)
 
     def send_nowait(self, header: bytes, buffers: list[Any], body_len: int) -> bool:
         """Write one frame into the slot and announce it, never blocking (see ``Transport``).
@@ -226,6 +265,9 @@ class ShmLink:
         self._in_seq = want
         inbox = self._in
         kind, hlen, blen = SLOT_HEADER.unpack_from(inbox, 0)
+        if kind == KIND_STEP and self._steps_release is not None:
+            self.peer_flag = True
+            return STEP_FRAME, None
         if kind == KIND_SOCKET:
             self.peer_flag = False
             self.conn.expect_marker(WAKE, FRAME)
@@ -301,6 +343,9 @@ class ShmLink:
     def close(self) -> None:
         """Close the socket and release the region. Idempotent."""
         self.conn.close()
+        release, self._steps_release = self._steps_release, None
+        if release is not None:
+            release()
         for view in (self._ctl, self._in, self._out):
             view.release()
         self.region.close()

@@ -285,7 +285,7 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, AsyncStepping,
         self._check_async_idle("step()")
         channel = self._channel
         if channel is not None and not self._step_pending:  # one endpoint: one round trip
-            r = channel.request(P.OP_STEP, actions)
+            r = channel.step(actions)
             return r[2], r[3], r[4], r[5], r[6]
         self.step_async(actions)
         return self.step_wait()

@@ -133,12 +133,16 @@ class StepFrames:
 
     def __init__(self, action: _Array, scalar: _Array | None, ints: bool, obs: _Array,
                  flags: tuple[_Array, _Array, _Array] | None) -> None:
-        self._action = action
+        self.action = self._action = action
+        """The action field (a vector env's batch of actions)."""
         self._scalar = scalar
-        self._scalar_type = scalar.dtype.type if scalar is not None else None
-        self._ints = ints
-        self._obs = obs
-        self._batched = flags
+        self.scalar_type = self._scalar_type = scalar.dtype.type if scalar is not None else None
+        """A Discrete space's NumPy scalar type (``None``: no scalar actions)."""
+        self.ints = self._ints = ints
+        """Whether a Python int is an action (a Discrete space)."""
+        self.obs = self._obs = obs
+        """The observation field (a vector env's batch)."""
+        self.batched = self._batched = flags
         """The reward, terminated and truncated arrays of a vector env (``None``: one env)."""
         # The whole reply, by the width of its request id: the array fields as (prefix,
         # bytes) pairs, then a float and two bools (one env), and the empty info map.

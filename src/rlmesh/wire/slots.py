@@ -1,0 +1,223 @@
+"""Fixed-shape steps in place: STEP requests and replies written straight into link slots.
+
+Over the same-host link (:mod:`rlmesh.transport.shmlink`), a session whose contract has fixed
+step layouts (:mod:`rlmesh.wire.fixed`) may agree on *slot steps* in its handshake
+(``docs/protocol.md`` section 10.3). A slot step is not a frame: the client writes the action
+at a fixed place in its request slot, the server writes the results at fixed places in its
+reply slot, in the machine's own byte order (the link is only offered on x86-64), with no
+codec between them. :class:`SlotSteps` is that layout for one contract, over one link's two
+slots::
+
+    request slot: kind (u32), form (u32), request id (u64), the action
+    reply slot:   kind (u32), 0 (u32), request id (u64), the observation, then
+                  reward (f64), terminated (u8), truncated (u8)          (one env)
+                  rewards (f64 x n), terminated (u8 x n), truncated (u8 x n) (a vector env)
+
+The action's *form* keeps what the general codec keeps: an array of the space's dtype and
+shape (0), a NumPy scalar of a Discrete space's dtype (1), or a Python int (2). A value of
+another type, a reply with a non-empty ``info`` or a NumPy reward, is declined (``False``):
+the caller sends a general frame instead, so every value arrives exactly as the general
+decoder would return it.
+
+Not thread-safe: a link has one request in flight, and its owner holds the lock.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+import numpy as np
+
+from rlmesh.errors import ProtocolError
+from rlmesh.wire.fixed import StepFrames
+
+__all__ = ["SlotSteps", "slot_bytes"]
+
+_HEAD: Final = struct.Struct("<IIQ")
+"""Kind, form, request id: the slot header's 16 bytes."""
+_INT_REQUEST: Final = struct.Struct("<IIQq")
+_INT_MIN: Final = -(1 << 63)
+_INT_MAX: Final = 1 << 63
+_TAIL: Final = struct.Struct("<d??")
+"""Reward, terminated, truncated of one env's reply."""
+_OP_STEP: Final = 2
+_FORM_ARRAY, _FORM_SCALAR, _FORM_INT = 0, 1, 2
+
+
+def _little(dtype: np.dtype[Any]) -> bool:
+    return dtype.byteorder in "=|<" or dtype.itemsize == 1
+
+
+def slot_bytes(frames: StepFrames) -> tuple[int, int] | None:
+    """The bytes a request and a reply of these layouts take in their slots.
+
+    Returns:
+        ``(request, reply)``, or ``None`` if a dtype is not in the machine's byte order
+        (such a contract keeps the general frames).
+    """
+    action, obs, batched = frames.action, frames.obs, frames.batched
+    if not (_little(action.dtype) and _little(obs.dtype)):
+        return None
+    request = _HEAD.size + max(action.nbytes, 8)
+    reply = _HEAD.size + obs.nbytes + (
+        _TAIL.size if batched is None else sum(field.nbytes for field in batched))
+    return request, reply
+
+
+_RELEASED: Final = np.empty(0)
+"""What a released view becomes (it holds no part of a slot)."""
+
+
+def _like(value: Any, view: np.ndarray[Any, Any]) -> bool:
+    """Whether ``value`` is an array of ``view``'s dtype and shape."""
+    if type(value) is not np.ndarray or value.shape != view.shape:
+        return False
+    dtype = value.dtype
+    return dtype is view.dtype or dtype == view.dtype
+
+
+class SlotSteps:
+    """The slot-step layout of one contract over one link (see the module).
+
+    Args:
+        frames: The contract's fixed step layouts (:func:`rlmesh.wire.fixed.step_frames`),
+            whose :func:`slot_bytes` fit both slots.
+        outgoing: The slot this side writes (the client's request slot, or the server's
+            reply slot), writable.
+        incoming: The slot the peer writes.
+        kind: The slot kind that marks a slot step (the link's).
+
+    Holds NumPy views of the slots until :meth:`release`, which must run before the link
+    releases its region.
+    """
+
+    def __init__(self, frames: StepFrames, outgoing: memoryview, incoming: memoryview,
+                 kind: int) -> None:
+        self.kind = kind
+        self._ints = frames.ints
+        self._scalar_type = frames.scalar_type
+        self._one = frames.batched is None
+        action, obs = frames.action, frames.obs
+        self._action_size = action.dtype.itemsize
+        self._tail = _HEAD.size + obs.nbytes
+        self._out = outgoing
+        self._in = incoming
+        # Views of both slots: where this side writes, and where it reads the peer's values.
+        self._out_action = self._view(outgoing, _HEAD.size, action.dtype, action.shape)
+        self._in_action = self._view(incoming, _HEAD.size, action.dtype, action.shape)
+        self._out_obs = self._view(outgoing, _HEAD.size, obs.dtype, obs.shape)
+        self._in_obs = self._view(incoming, _HEAD.size, obs.dtype, obs.shape)
+        self._out_fields: tuple[np.ndarray[Any, Any], ...] = ()
+        self._in_fields: tuple[np.ndarray[Any, Any], ...] = ()
+        if frames.batched is not None:
+            offsets = np.cumsum([self._tail] + [f.nbytes for f in frames.batched])
+            self._out_fields, self._in_fields = (tuple(
+                self._view(slot, int(offset), field.dtype, field.shape)
+                for offset, field in zip(offsets, frames.batched, strict=False))
+                for slot in (outgoing, incoming))
+
+    @staticmethod
+    def _view(slot: memoryview, offset: int, dtype: np.dtype[Any], shape: tuple[int, ...]
+              ) -> np.ndarray[Any, Any]:
+        count = int(np.prod(shape, dtype=np.int64))
+        native = dtype if dtype.isnative else dtype.newbyteorder("=")
+        return np.frombuffer(slot, native, count, offset).reshape(shape)
+
+    def release(self) -> None:
+        """Drop the views of the slots (the region may then be closed). Idempotent."""
+        self._out_action = self._in_action = self._out_obs = self._in_obs = _RELEASED
+        self._out_fields = self._in_fields = ()
+
+    # -- the client: requests out, replies in ---------------------------------------------
+
+    def write_request(self, rid: int, action: Any) -> bool:
+        """Write ``[STEP, rid, action]`` into the request slot; ``False``: not of the layout.
+
+        Nothing is written when it returns ``False``.
+        """
+        out, kind = self._out, type(action)
+        if kind is np.ndarray:
+            view = self._out_action
+            dtype = action.dtype
+            if action.shape != view.shape or (dtype is not view.dtype and dtype != view.dtype):
+                return False
+            view[...] = action
+            _HEAD.pack_into(out, 0, self.kind, _FORM_ARRAY, rid)
+        elif kind is int and self._ints:
+            if not _INT_MIN <= action < _INT_MAX:
+                return False
+            _INT_REQUEST.pack_into(out, 0, self.kind, _FORM_INT, rid, action)
+        elif kind is self._scalar_type:
+            size = self._action_size
+            out[_HEAD.size : _HEAD.size + size] = action.tobytes()
+            _HEAD.pack_into(out, 0, self.kind, _FORM_SCALAR, rid)
+        else:
+            return False
+        return True
+
+    def read_reply(self, rid: int) -> list[Any]:
+        """The reply ``[OK, rid, obs, reward, terminated, truncated, {}]`` in the reply slot.
+
+        Raises:
+            ProtocolError: The slot answers another request.
+        """
+        got = _HEAD.unpack_from(self._in, 0)[2]
+        if got != rid:
+            raise ProtocolError(f"a slot step answered request {got}, expected {rid}")
+        obs = self._in_obs.copy()
+        if self._one:
+            reward, terminated, truncated = _TAIL.unpack_from(self._in, self._tail)
+            return [0, rid, obs, reward, terminated, truncated, {}]
+        rewards, terminated, truncated = self._in_fields
+        return [0, rid, obs, rewards.copy(), terminated.copy(), truncated.copy(), {}]
+
+    # -- the server: requests in, replies out ---------------------------------------------
+
+    def read_request(self) -> list[Any]:
+        """The request ``[STEP, rid, action]`` in the request slot.
+
+        Raises:
+            ProtocolError: The slot's form is not one this layout has.
+        """
+        incoming = self._in
+        _, form, rid = _HEAD.unpack_from(incoming, 0)
+        if form == _FORM_ARRAY:
+            return [_OP_STEP, rid, self._in_action.copy()]
+        if form == _FORM_INT and self._ints:
+            return [_OP_STEP, rid, _INT_REQUEST.unpack_from(incoming, 0)[3]]
+        if form == _FORM_SCALAR and self._scalar_type is not None:
+            return [_OP_STEP, rid, self._in_action[()]]
+        raise ProtocolError(f"a slot step of unknown form {form}")
+
+    def write_reply(self, reply: list[Any]) -> bool:
+        """Write ``[OK, rid, obs, reward, terminated, truncated, {}]`` into the reply slot.
+
+        Returns:
+            ``False`` (nothing written) for a reply of another layout: another length or
+            status, a non-empty ``info``, values of other types, dtypes or shapes.
+        """
+        if len(reply) != 7 or reply[0] != 0 or type(reply[1]) is not int:
+            return False
+        _, rid, obs, reward, terminated, truncated, info = reply
+        view = self._out_obs
+        if type(info) is not dict or info or type(obs) is not np.ndarray \
+                or obs.shape != view.shape \
+                or (obs.dtype is not view.dtype and obs.dtype != view.dtype):
+            return False
+        if self._one:
+            if type(reward) is not float or type(terminated) is not bool \
+                    or type(truncated) is not bool:
+                return False
+            _TAIL.pack_into(self._out, self._tail, reward, terminated, truncated)
+        else:
+            rewards, terminations, truncations = self._out_fields
+            if not (_like(reward, rewards) and _like(terminated, terminations)
+                    and _like(truncated, truncations)):
+                return False
+            rewards[...] = reward
+            terminations[...] = terminated
+            truncations[...] = truncated
+        view[...] = obs
+        _HEAD.pack_into(self._out, 0, self.kind, _FORM_ARRAY, rid)
+        return True

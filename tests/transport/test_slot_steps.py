@@ -1,0 +1,198 @@
+"""Slot steps over real links: agreed in the handshake, exact values, every fallback, refusals.
+
+Real servers (in-process threads over loopback TCP, or ``rlmesh serve`` children) with the
+same-host link; the client's :class:`~rlmesh.wire.slots.SlotSteps` is spied on to tell slot
+steps from frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+import rlmesh
+from rlmesh.envs import SpaceEchoEnv
+from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
+from rlmesh.server import region
+from rlmesh.transport import shmlink
+from rlmesh.wire.slots import SlotSteps
+from tests.support.values import assert_same_values
+
+pytestmark = [
+    pytest.mark.skipif(not shmlink.supported(), reason="the link needs an x86-64 machine"),
+]
+
+
+@pytest.fixture
+def slot_replies(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Counts the replies this process read from a slot (``[count]``)."""
+    count = [0]
+    read_reply = SlotSteps.read_reply
+
+    def counted(self: SlotSteps, rid: int) -> list[Any]:
+        count[0] += 1
+        return read_reply(self, rid)
+
+    monkeypatch.setattr(SlotSteps, "read_reply", counted)
+    yield count
+
+
+class InfoSometimes(gym.Wrapper[Any, Any, Any, Any]):
+    """CartPole whose info is not empty on every third step (those replies are frames)."""
+
+    def __init__(self) -> None:
+        super().__init__(gym.make("CartPole-v1"))
+        self.steps = 0
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.steps += 1
+        return obs, reward, terminated, truncated, (
+            {"every_third": self.steps} if self.steps % 3 == 0 else {})
+
+
+def test_cartpole_steps_through_the_slots_exactly(serve: Callable[..., Any],
+                                                  slot_replies: list[int]) -> None:
+    server = serve(lambda: gym.make("CartPole-v1"))
+    local = gym.make("CartPole-v1")
+    with RemoteEnv(server.address, timeout=10) as env:
+        assert env.contract["shm_link_steps"] is True
+        for episode in range(3):
+            assert_same_values(env.reset(seed=episode), local.reset(seed=episode), "reset")
+            for i in range(200):
+                action: Any = (i % 2, np.int64(i % 2), np.array(i % 2))[i % 3]
+                got, want = env.step(action), local.step(int(action))
+                assert_same_values(got, want, f"step {i}")
+                if want[2] or want[3]:
+                    break
+    assert slot_replies[0] > 100
+
+
+def test_box_actions_and_infos_that_need_frames(serve: Callable[..., Any],
+                                                slot_replies: list[int]) -> None:
+    server = serve(InfoSometimes)
+    local = InfoSometimes()
+    with RemoteEnv(server.address, timeout=10) as env:
+        assert env.contract["shm_link_steps"] is True
+        assert_same_values(env.reset(seed=1), local.reset(seed=1), "reset")
+        for i in range(30):
+            got, want = env.step(i % 2), local.step(i % 2)
+            assert_same_values(got, want, f"step {i}")
+            if want[2] or want[3]:
+                assert_same_values(env.reset(seed=i), local.reset(seed=i), "reset")
+        assert 10 <= slot_replies[0] <= 22  # (a third of the replies had an info)
+    server2 = serve(lambda: gym.make("Pendulum-v1"))
+    pendulum = gym.make("Pendulum-v1")
+    with RemoteEnv(server2.address, timeout=10) as env:
+        assert_same_values(env.reset(seed=2), pendulum.reset(seed=2), "reset")
+        for i in range(20):
+            action = np.array([np.sin(i)], np.float32)
+            assert_same_values(env.step(action), pendulum.step(action), f"step {i}")
+
+
+def test_vector_env_batches(serve: Callable[..., Any], slot_replies: list[int]) -> None:
+    server = serve(lambda: gym.make_vec("CartPole-v1", 4, vectorization_mode="sync"))
+    local = gym.make_vec("CartPole-v1", 4, vectorization_mode="sync")
+    rng = np.random.default_rng(0)
+    with RemoteVectorEnv(server.address, timeout=10) as env:
+        assert env.contract["shm_link_steps"] is True
+        assert_same_values(env.reset(seed=3), local.reset(seed=3), "reset")
+        for i in range(120):
+            actions = rng.integers(0, 2, 4)
+            assert_same_values(env.step(actions), local.step(actions), f"step {i}")
+        with pytest.raises(rlmesh.InvalidActionError):
+            env.step(np.array([0, 1, 2, 0]))
+        assert_same_values(env.step(np.zeros(4, np.int64)), local.step(np.zeros(4, np.int64)),
+                           "after the refusal")
+    local.close()
+    assert slot_replies[0] >= 120
+
+
+def test_invalid_actions_are_refused_and_the_session_goes_on(
+        serve: Callable[..., Any], slot_replies: list[int]) -> None:
+    server = serve(lambda: gym.make("CartPole-v1"))
+    with RemoteEnv(server.address, timeout=10) as env:
+        with pytest.raises(rlmesh.ResetNeededError):
+            env.step(0)
+        env.reset(seed=0)
+        for bad in (2, -1, np.int64(5), 2**62):
+            with pytest.raises(rlmesh.InvalidActionError):
+                env.step(bad)
+        assert env.step(1)[0].shape == (4,)
+    assert slot_replies[0] == 1
+
+
+def test_contracts_without_fixed_layouts_keep_frames(serve: Callable[..., Any]) -> None:
+    dict_space = spaces.Dict({"a": spaces.Discrete(3)})
+    server = serve(lambda: SpaceEchoEnv(dict_space, spaces.Discrete(2)))
+    with RemoteEnv(server.address, timeout=10) as env:
+        assert env.contract["shm_link"] is True
+        assert env.contract["shm_link_steps"] is False
+        env.reset(seed=0)
+        env.step(1)
+
+
+def test_a_server_that_declines_keeps_frames(serve: Callable[..., Any],
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             slot_replies: list[int]) -> None:
+    monkeypatch.setattr(region, "link_steps", lambda *args: None)
+    server = serve(lambda: gym.make("CartPole-v1"))
+    local = gym.make("CartPole-v1")
+    with RemoteEnv(server.address, timeout=10) as env:
+        assert env.contract["shm_link"] is True and env.contract["shm_link_steps"] is False
+        assert env._channel._slots is None
+        assert_same_values(env.reset(seed=0), local.reset(seed=0), "reset")
+        for i in range(10):
+            assert_same_values(env.step(i % 2), local.step(i % 2), f"step {i}")
+    assert slot_replies[0] == 0
+
+
+def _write_slot(env: RemoteEnv, form: int) -> None:
+    """Write a slot step of ``form`` by hand into the request slot and announce it."""
+    link = env._channel._conn
+    outgoing, _ = link.slot_views()
+    outgoing[:24] = (shmlink.KIND_STEP.to_bytes(4, "little") + form.to_bytes(4, "little")
+                     + (99).to_bytes(8, "little") + (1).to_bytes(8, "little"))
+    link.send_written()
+
+
+@pytest.mark.parametrize("agreed", [True, False], ids=["unknown-form", "not-agreed"])
+def test_a_bad_slot_step_ends_only_its_session(serve: Callable[..., Any],
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               agreed: bool) -> None:
+    if not agreed:
+        monkeypatch.setattr(region, "link_steps", lambda *args: None)
+    server = serve(lambda: gym.make("CartPole-v1"))
+    with RemoteEnv(server.address, timeout=10) as other, \
+            RemoteEnv(server.address, timeout=10) as rogue:
+        assert rogue.contract["shm_link_steps"] is agreed
+        other.reset(seed=0)
+        rogue.reset(seed=0)
+        _write_slot(rogue, 7 if agreed else 2)
+        with pytest.raises(rlmesh.RLMeshError, match=r"unknown form|malformed frame"):
+            rogue._channel._reply_locked(2, 99, 10, *rogue._channel._conn.recv())
+        for i in range(20):
+            other.step(i % 2)
+    with RemoteEnv(server.address, timeout=10) as again:
+        again.reset(seed=0)
+        again.step(0)
+
+
+def test_many_sessions_open_step_and_close(spawn: Callable[..., Any]) -> None:
+    # Each end releases its views of the slots before its region closes (a BufferError
+    # otherwise, in the client here and in the server's session thread there).
+    server = spawn("CartPole-v1")
+    for i in range(40):
+        env = RemoteEnv(server.address, timeout=10)
+        assert env.contract["shm_link_steps"] is True
+        env.reset(seed=i)
+        env.step(i % 2)
+        env.close()
+    with RemoteEnv(server.address, timeout=10) as env:
+        env.reset(seed=0)
+        assert env.step(0)[0].shape == (4,)
