@@ -101,6 +101,8 @@ class SlotSteps:
         action, obs = frames.action, frames.obs
         self._action_size = action.dtype.itemsize
         self._tail = _HEAD.size + obs.nbytes
+        self._whole = struct.Struct(f"<IIQ{obs.nbytes}xd??")
+        """A one-env reply's header and values around its observation, in one struct."""
         self._out = outgoing
         self._in = incoming
         # Views of both slots: where this side writes, and where it reads the peer's values.
@@ -162,13 +164,15 @@ class SlotSteps:
         Raises:
             ProtocolError: The slot answers another request.
         """
+        if self._one:
+            _, _, got, reward, terminated, truncated = self._whole.unpack_from(self._in, 0)
+            if got != rid:
+                raise ProtocolError(f"a slot step answered request {got}, expected {rid}")
+            return [0, rid, self._in_obs.copy(), reward, terminated, truncated, {}]
         got = _HEAD.unpack_from(self._in, 0)[2]
         if got != rid:
             raise ProtocolError(f"a slot step answered request {got}, expected {rid}")
         obs = self._in_obs.copy()
-        if self._one:
-            reward, terminated, truncated = _TAIL.unpack_from(self._in, self._tail)
-            return [0, rid, obs, reward, terminated, truncated, {}]
         rewards, terminated, truncated = self._in_fields
         return [0, rid, obs, rewards.copy(), terminated.copy(), truncated.copy(), {}]
 
@@ -180,12 +184,11 @@ class SlotSteps:
         Raises:
             ProtocolError: The slot's form is not one this layout has.
         """
-        incoming = self._in
-        _, form, rid = _HEAD.unpack_from(incoming, 0)
+        _, form, rid, value = _INT_REQUEST.unpack_from(self._in, 0)
+        if form == _FORM_INT and self._ints:
+            return [_OP_STEP, rid, value]
         if form == _FORM_ARRAY:
             return [_OP_STEP, rid, self._in_action.copy()]
-        if form == _FORM_INT and self._ints:
-            return [_OP_STEP, rid, _INT_REQUEST.unpack_from(incoming, 0)[3]]
         if form == _FORM_SCALAR and self._scalar_type is not None:
             return [_OP_STEP, rid, self._in_action[()]]
         raise ProtocolError(f"a slot step of unknown form {form}")
@@ -209,15 +212,17 @@ class SlotSteps:
             if type(reward) is not float or type(terminated) is not bool \
                     or type(truncated) is not bool:
                 return False
-            _TAIL.pack_into(self._out, self._tail, reward, terminated, truncated)
-        else:
-            rewards, terminations, truncations = self._out_fields
-            if not (_like(reward, rewards) and _like(terminated, terminations)
-                    and _like(truncated, truncations)):
-                return False
-            rewards[...] = reward
-            terminations[...] = terminated
-            truncations[...] = truncated
+            self._whole.pack_into(self._out, 0, self.kind, _FORM_ARRAY, rid, reward,
+                                  terminated, truncated)  # (zeroes the obs: written next)
+            view[...] = obs
+            return True
+        rewards, terminations, truncations = self._out_fields
+        if not (_like(reward, rewards) and _like(terminated, terminations)
+                and _like(truncated, truncations)):
+            return False
+        rewards[...] = reward
+        terminations[...] = terminated
+        truncations[...] = truncated
         view[...] = obs
         _HEAD.pack_into(self._out, 0, self.kind, _FORM_ARRAY, rid)
         return True
