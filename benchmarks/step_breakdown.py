@@ -88,17 +88,24 @@ def instrument(clock: Clock) -> None:
     from rlmesh.wire.decoder import Decoder
     from rlmesh.wire.encoder import Encoder
     from rlmesh.wire.fixed import StepFrames
+    from rlmesh.wire.slots import SlotSteps
 
     clock.wrap(Encoder, "encode", "encode")
     clock.wrap(Decoder, "decode", "decode")
-    # (the fixed-shape step frames encode and decode a step where they apply)
+    # (the fixed-shape step frames encode and decode a step where they apply; over the
+    # link, slot steps write and read its values in place)
     for method in ("encode_request", "encode_reply"):
         clock.wrap(StepFrames, method, "encode")
     for method in ("decode_request", "decode_reply"):
         clock.wrap(StepFrames, method, "decode")
+    for method in ("write_request", "write_reply"):
+        clock.wrap(SlotSteps, method, "encode")
+    for method in ("read_request", "read_reply"):
+        clock.wrap(SlotSteps, method, "decode")
     for cls in (ShmLink, Connection):
         clock.wrap(cls, "send", "send", outermost=True)
         clock.wrap(cls, "recv", "recv", outermost=True)
+    clock.wrap(ShmLink, "send_written", "send", outermost=True)
 
 
 class TimedStep(gym.Wrapper[Any, Any, Any, Any]):

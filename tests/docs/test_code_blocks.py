@@ -171,7 +171,8 @@ class Workspace:
 
     def environment(self) -> dict[str, str]:
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        return {**os.environ, "PATH": path}
+        # (faulthandler: a block that hangs is made to print every thread's stack, below)
+        return {**os.environ, "PATH": path, "PYTHONFAULTHANDLER": "1"}
 
     def command(self, code: str) -> list[str]:
         script = self.directory / ("block.py" if self.block.language == "python" else "block.sh")
@@ -251,4 +252,7 @@ def _serve_then_interrupt(workspace: Workspace, process: subprocess.Popen[bytes]
     try:
         process.wait(30)
     except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGABRT)  # (its threads' stacks go to the log)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(10)
         raise AssertionError(f"Ctrl+C did not stop it:\n{log.read_text()}") from None
