@@ -163,6 +163,15 @@ def serve(address: str, kind: str, timed: bool) -> int:
             return msg
 
         StepFrames.decode_request = decoded_fixed  # type: ignore[method-assign]
+        from rlmesh.wire.slots import SlotSteps
+        read_slot = SlotSteps.read_request
+
+        def read_slotted(self: Any) -> Any:
+            msg = read_slot(self)
+            marks["op"] = msg[0]
+            return msg
+
+        SlotSteps.read_request = read_slotted  # type: ignore[method-assign]
         cls = _transport_class(kind)
         recv = cls.recv
 
