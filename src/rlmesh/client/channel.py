@@ -29,6 +29,7 @@ from rlmesh.transport.sockets import parse_address
 from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
 from rlmesh.wire.fixed import contract_frames
+from rlmesh.wire.slots import SlotSteps
 
 __all__ = ["DEFAULT", "Channel", "Default"]
 
@@ -365,48 +366,52 @@ class Channel:
         """``request(OP_STEP, action)``, on the shortest path when it applies.
 
         That is a fixed-shape contract (:mod:`rlmesh.wire.fixed`), an action of its layout,
-        the channel's own timeout, no pipelined request and no resume window; anything
-        else takes :meth:`request`, with the same results and errors.
+        the channel's own timeout, no pipelined request and no resume window; over a link
+        that agreed on slot steps (:mod:`rlmesh.wire.slots`) the step is written in place.
+        Anything else takes :meth:`request`, with the same results and errors.
         """
         frames = self._frames
         if frames is None or timeout is not DEFAULT or self._resume is not None:
             return self.request(P.OP_STEP, action, timeout=timeout)
         with self._lock:
-            if not (self._pending or self._broken is not None or self._closed):
-                rid = self._next_id
-                slots = self._slots
-                if slots is not None and slots.write_request(rid, action):
-                    return self._exchange(rid, None)
-                header = frames.encode_request(rid, action)
-                if header is not None and len(header) <= self._peer_max:
-                    return self._exchange(rid, header)
+            rid = self._next_id
+            idle = not (self._pending or self._broken is not None or self._closed)
+            slots = self._slots
+            if idle and slots is not None and slots.write_request(rid, action):
+                return self._slot_step(rid, slots)
+            header = frames.encode_request(rid, action) if idle else None
+            if header is not None and len(header) <= self._peer_max:
+                self._next_id = rid + 1
+                conn = self._conn
+                try:
+                    conn.send(header, [], 0, True)
+                    reply_header, body = conn.recv()
+                except (BlockingIOError, TimeoutError, OSError, TransportError,
+                        ProtocolError) as exc:
+                    raise self._translate(exc, P.OP_STEP, self.timeout) from None
+                reply = frames.decode_reply(reply_header, body)
+                if reply is not None and reply[1] == rid:
+                    return reply
+                return self._reply_locked(P.OP_STEP, rid, self.timeout, reply_header, body)
         return self.request(P.OP_STEP, action, timeout=timeout)
 
-    def _exchange(self, rid: int, header: bytes | None) -> list[Any]:
-        """Send the STEP ``rid`` (``header``, or ``None``: the slot step written) and answer.
+    def _slot_step(self, rid: int, slots: SlotSteps) -> list[Any]:
+        """Announce the slot step ``rid`` already written, and answer its reply (locked).
 
-        The caller holds the lock; the step takes the channel's own timeout.
+        The reply is a slot step, or a frame (an error, or a reply of another layout).
         """
         self._next_id = rid + 1
         conn = self._conn
         try:
-            if header is None:
-                conn.send_written()  # type: ignore[attr-defined]  # (only links have slots)
-            else:
-                conn.send(header, [], 0, True)
+            conn.send_written()  # type: ignore[attr-defined]  # (only links have slots)
             reply_header, body = conn.recv()
-        except (BlockingIOError, TimeoutError, OSError, TransportError,
-                ProtocolError) as exc:
+        except (BlockingIOError, TimeoutError, OSError, TransportError, ProtocolError) as exc:
             raise self._translate(exc, P.OP_STEP, self.timeout) from None
-        if reply_header is STEP_FRAME and self._slots is not None:
+        if reply_header is STEP_FRAME:
             try:
-                return self._slots.read_reply(rid)
+                return slots.read_reply(rid)
             except ProtocolError as exc:
                 raise self._translate(exc, P.OP_STEP, self.timeout) from None
-        frames = self._frames
-        reply = frames.decode_reply(reply_header, body) if frames is not None else None
-        if reply is not None and reply[1] == rid:
-            return reply
         return self._reply_locked(P.OP_STEP, rid, self.timeout, reply_header, body)
 
     def submit(self, op: int, *args: Any) -> int:
