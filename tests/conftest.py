@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +17,23 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     # Run as a background job of a shell, the suite inherits SIGINT ignored, and so would
     # every child it starts: Ctrl+C tests need the children to start with the default.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _sb3_logs_in_the_test_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Stable-Baselines3 logs under the test run's temporary tree, not in ``/tmp``.
+
+    Every ``learn()`` without a logger of its own makes a new ``SB3-<date>`` folder in the
+    system's temporary directory; ``SB3_LOGDIR`` (inherited by the children the tests start)
+    names one under pytest's base temporary directory instead, which pytest prunes.
+    """
+    previous = os.environ.get("SB3_LOGDIR")
+    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3-logs"))
+    yield
+    if previous is None:
+        os.environ.pop("SB3_LOGDIR", None)
+    else:
+        os.environ["SB3_LOGDIR"] = previous
 
 
 @pytest.fixture

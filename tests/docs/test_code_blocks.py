@@ -233,6 +233,17 @@ def test_block_runs_as_written(workspace: Workspace) -> None:
         _kill_group(process)
 
 
+def _signal_masks(pid: int) -> str:
+    """The signal masks of ``pid``'s threads (``/proc``), for a process that ignored Ctrl+C."""
+    lines = []
+    with contextlib.suppress(OSError):
+        for task in sorted(os.listdir(f"/proc/{pid}/task")):
+            status = Path(f"/proc/{pid}/task/{task}/status").read_text().splitlines()
+            lines.append(task + " " + " ".join(
+                line.replace("\t", "") for line in status if line.startswith(("Sig", "Name"))))
+    return "; ".join(lines) or "no /proc"
+
+
 def _serve_then_interrupt(workspace: Workspace, process: subprocess.Popen[bytes],
                           log: Path) -> None:
     """A serving block: every address in it comes up and answers; Ctrl+C stops it."""
@@ -252,7 +263,8 @@ def _serve_then_interrupt(workspace: Workspace, process: subprocess.Popen[bytes]
     try:
         process.wait(30)
     except subprocess.TimeoutExpired:
+        masks = _signal_masks(process.pid)
         os.killpg(process.pid, signal.SIGABRT)  # (its threads' stacks go to the log)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(10)
-        raise AssertionError(f"Ctrl+C did not stop it:\n{log.read_text()}") from None
+        raise AssertionError(f"Ctrl+C did not stop it ({masks}):\n{log.read_text()}") from None

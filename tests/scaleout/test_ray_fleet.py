@@ -130,6 +130,10 @@ def test_evaluate_plays_every_episode_once_through_a_kill(fleet: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 400 and not killed:
             killed["pid"], killed["address"] = kill_server(fleet, 0)
+            # The episodes left must be able to use the restarted server: on a fast path
+            # they could all be played on the others while it restarts.
+            assert wait_for(lambda: fleet.addresses[0] not in (None, killed["address"]),
+                            within=60, poll=0.05)
         return upright(obs)
 
     result = rlmesh.evaluate(policy, fleet, episodes=30, seed=0, token=fleet.token)

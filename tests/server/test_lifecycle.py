@@ -412,6 +412,38 @@ ENDPOINTS: dict[str, Callable[[], Any]] = {
 }
 
 
+INTERRUPT_ANOTHER_THREAD = """
+import signal, threading, time
+import gymnasium as gym
+from rlmesh import EnvServer
+
+server = EnvServer(gym.make("CartPole-v1"), "127.0.0.1:0")
+
+
+def interrupt_this_thread():
+    time.sleep(0.5)
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # (not the main thread)
+    time.sleep(60)
+
+
+threading.Thread(target=interrupt_this_thread, daemon=True).start()
+server.serve(banner=False)
+print("stopped", flush=True)
+"""
+
+
+def test_serve_stops_on_ctrl_c_that_another_thread_receives(tmp_path: Any) -> None:
+    # The kernel may hand Ctrl+C to any thread (a BLAS pool's too); the main thread,
+    # waiting for connections without a deadline, must still wake and stop.
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPT_ANOTHER_THREAD)
+    with sigint_not_ignored():
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "stopped"
+
+
 def test_thread_pool_drives_four_endpoints_concurrently(serve: Callable[..., Any]) -> None:
     servers = {name: serve(make) for name, make in ENDPOINTS.items()}
     barrier = threading.Barrier(len(servers))

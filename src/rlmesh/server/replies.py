@@ -87,13 +87,11 @@ class Replies:
             self.fatal(None, P.E_TOO_LARGE, str(exc))
         except ProtocolError as exc:
             self.fatal(None, P.E_PROTOCOL, str(exc))
-        if header is STEP_FRAME and self.slots is not None:
-            self.slotted = True
-            try:
-                return self.slots.read_request()
-            except ProtocolError as exc:
-                self.fatal(None, P.E_PROTOCOL, str(exc))
-        self.slotted = False
+        slots = self.slots
+        if slots is not None:  # (a link that agreed on slot steps)
+            self.slotted = header is STEP_FRAME
+            if self.slotted:
+                return self._slot_request(slots)
         frames = self.frames
         if frames is not None and body is None:
             try:
@@ -109,6 +107,17 @@ class Replies:
         if type(msg) is not list or len(msg) < 2 or type(msg[0]) is not int:
             self.fatal(None, P.E_PROTOCOL, "a request is an array [op, request_id, ...args]")
         return msg
+
+    def _slot_request(self, slots: SlotSteps) -> list[Any]:
+        """The request a slot step carries.
+
+        Raises:
+            Fatal: After answering a slot step of a form the layout does not have.
+        """
+        try:
+            return slots.read_request()
+        except ProtocolError as exc:
+            self.fatal(None, P.E_PROTOCOL, str(exc))
 
     def send(self, reply: list[Any], keep: bool = True, subject: str = "") -> None:
         """Send an OK reply ``[status, request_id, *values]``.

@@ -26,7 +26,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from rlmesh.protocol.auth import token_from
-from rlmesh.server.accept import Acceptor
+from rlmesh.server.accept import Acceptor, signal_wakeups
 from rlmesh.server.admission import Gate, peer_key
 from rlmesh.server.checks import check_exposure, check_source, source_of
 from rlmesh.server.compat import with_compat
@@ -232,7 +232,8 @@ class EnvServer(EnvContractView):
             print(f"rlmesh: serving {self.describe()} on {self.address}; Ctrl+C stops",
                   file=sys.stderr, flush=True)
         try:
-            self._accept_loop()
+            with signal_wakeups() as signal_fd:
+                self._accept_loop(signal_fd)
         except KeyboardInterrupt:
             log.info("interrupted; shutting down")
         except Exception:
@@ -376,9 +377,9 @@ class EnvServer(EnvContractView):
             log.exception("the accept loop failed; the server stops")
             self.shutdown()
 
-    def _accept_loop(self) -> None:
+    def _accept_loop(self, signal_fd: int | None = None) -> None:
         log.debug("accepting connections on %s", self.address)
-        acceptor = Acceptor(self._listener, self._wake_r, self._gate)
+        acceptor = Acceptor(self._listener, self._wake_r, self._gate, signal_fd)
         try:
             while not self._host.stopping:
                 accepted = acceptor.next()
