@@ -91,7 +91,10 @@ class Replies:
         if slots is not None:  # (a link that agreed on slot steps)
             self.slotted = header is STEP_FRAME
             if self.slotted:
-                return self._slot_request(slots)
+                try:
+                    return slots.read_request()
+                except ProtocolError as exc:
+                    self.fatal(None, P.E_PROTOCOL, str(exc))
         frames = self.frames
         if frames is not None and body is None:
             try:
@@ -100,6 +103,14 @@ class Replies:
                 fixed = None
             if fixed is not None:
                 return fixed
+        return self._decode(header, body)
+
+    def _decode(self, header: bytes | memoryview, body: bytearray | None) -> Any:
+        """A request of no fixed layout, through the general decoder.
+
+        Raises:
+            Fatal: After answering a malformed request.
+        """
         try:
             msg = self._decoder.decode(header, body)
         except ProtocolError as exc:
@@ -107,17 +118,6 @@ class Replies:
         if type(msg) is not list or len(msg) < 2 or type(msg[0]) is not int:
             self.fatal(None, P.E_PROTOCOL, "a request is an array [op, request_id, ...args]")
         return msg
-
-    def _slot_request(self, slots: SlotSteps) -> list[Any]:
-        """The request a slot step carries.
-
-        Raises:
-            Fatal: After answering a slot step of a form the layout does not have.
-        """
-        try:
-            return slots.read_request()
-        except ProtocolError as exc:
-            self.fatal(None, P.E_PROTOCOL, str(exc))
 
     def send(self, reply: list[Any], keep: bool = True, subject: str = "") -> None:
         """Send an OK reply ``[status, request_id, *values]``.
