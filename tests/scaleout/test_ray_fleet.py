@@ -126,14 +126,17 @@ def test_evaluate_plays_every_episode_once_through_a_kill(fleet: Any) -> None:
     calls = {"n": 0}
     killed: dict[str, Any] = {}
 
+    def restarted() -> bool:
+        return fleet.addresses[0] not in (None, killed["address"])
+
     def policy(obs: Any) -> int:
         calls["n"] += 1
         if calls["n"] == 400 and not killed:
             killed["pid"], killed["address"] = kill_server(fleet, 0)
-            # The episodes left must be able to use the restarted server: on a fast path
-            # they could all be played on the others while it restarts.
-            assert wait_for(lambda: fleet.addresses[0] not in (None, killed["address"]),
-                            within=60, poll=0.05)
+        if killed:
+            # Every slot waits here until server 0 serves again, so that episodes are left
+            # for it: the others could otherwise play them all while it restarts.
+            assert wait_for(restarted, within=60, poll=0.02)
         return upright(obs)
 
     result = rlmesh.evaluate(policy, fleet, episodes=30, seed=0, token=fleet.token)
