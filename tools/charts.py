@@ -31,14 +31,18 @@ CHARTS = {
 
 
 VERDICTS_HEADING = "## Verdicts (issue 19)"
+VERDICT_HEADER = "| ratio (median of per-round ratios) |"
 VERDICTS_CHART = "bench-verdicts.png"
 
 
-def table_after(text: str, heading: str) -> list[dict[str, str]]:
-    """The rows of the first Markdown table after ``heading``, as column -> cell."""
+def table_after(text: str, heading: str, header: str = "|") -> list[dict[str, str]]:
+    """The rows of the first Markdown table after ``heading``, as column -> cell.
+
+    ``header``: the table's header row starts so (the first table: any).
+    """
     start = text.index(heading)
     lines = text[start:].splitlines()[1:]
-    first = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    first = next((i for i, line in enumerate(lines) if line.startswith(header)), len(lines))
     table = []
     for line in lines[first:]:
         if not line.startswith("|"):
@@ -46,8 +50,8 @@ def table_after(text: str, heading: str) -> list[dict[str, str]]:
         table.append([cell.strip() for cell in line.strip("|").split("|")])
     if len(table) < 3:
         raise ValueError(f"no table after {heading!r} in {RESULTS.name}")
-    header, body = table[0], table[2:]
-    return [dict(zip(header, row, strict=False)) for row in body]
+    columns, body = table[0], table[2:]
+    return [dict(zip(columns, row, strict=False)) for row in body]
 
 
 def number(cell: str) -> float:
@@ -85,7 +89,8 @@ def draw(rows: list[dict[str, str]], column: str, label: str, title: str, path: 
 def verdict_rows(text: str) -> list[tuple[str, float, float, float, float]]:
     """(label, goal, median, q1, q3) per goal row of the verdict table in ``text``."""
     rows = []
-    for row in table_after(text, VERDICTS_HEADING):
+    # (the section's first table of the harness's report; a summary table may precede it)
+    for row in table_after(text, VERDICTS_HEADING, VERDICT_HEADER):
         goal = row["goal"].removeprefix(">=").strip()
         if goal == "-":
             continue
