@@ -28,7 +28,7 @@ from rlmesh.transport.stream import Connection
 from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
 from rlmesh.wire.fixed import StepFrames
-from rlmesh.wire.slots import SlotSteps, slot_bytes
+from rlmesh.wire.slots import SlotSteps, slots_fit
 
 __all__ = ["Opened", "answer_challenge", "exchange", "open_connection", "slot_steps"]
 
@@ -149,12 +149,9 @@ def slot_steps(conn: Transport, contract: dict[str, Any], frames: StepFrames | N
     The layout is the contract's fixed step frames; the link is told to accept slot steps.
     """
     if frames is None or contract.get("shm_link_steps") is not True \
-            or not isinstance(conn, ShmLink):
-        return None
-    sizes = slot_bytes(frames)
-    room = shmlink.slot_room(conn.region.size)
-    if sizes is None or sizes[0] > room[0] or sizes[1] > room[1]:
-        return None  # (the server would not have agreed: its layouts are ours)
+            or not isinstance(conn, ShmLink) \
+            or not slots_fit(frames, shmlink.slot_room(conn.region.size)):
+        return None  # (checked again: the peer's word is not trusted with our memory)
     slots = SlotSteps(frames, *conn.slot_views(), kind=shmlink.KIND_STEP)
     conn.enable_steps(slots.release)
     return slots

@@ -98,9 +98,10 @@ class Acceptor:
             left = None if end is None else max(end - time.monotonic(), 0.0)
             timeout = due if left is None else left if due is None else min(due, left)
             events = selector.select(timeout)
-            if any(key.fileobj == self._signal_fd for key, _ in events):
-                _drain(self._signal_fd)  # (the handler has run by now; wait on)
-                events = [(key, mask) for key, mask in events if key.fileobj != self._signal_fd]
+            signals = [event for event in events if event[0].fileobj == self._signal_fd]
+            if signals:
+                _drain(signals[0][0].fd)  # (the handler has run by now; wait on)
+                events = [event for event in events if event not in signals]
                 if not events:
                     continue
             if any(key.fileobj is not self.listener for key, _ in events):
@@ -130,10 +131,10 @@ class Acceptor:
         self._wake_only.close()
 
 
-def _drain(fd: int | None) -> None:
-    """Read whatever the signal wake-up pipe holds (never blocks)."""
-    with contextlib.suppress(OSError):
-        while fd is not None and os.read(fd, 512):
+def _drain(fd: int) -> None:
+    """Read whatever the non-blocking signal wake-up pipe holds."""
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 512):
             pass
 
 

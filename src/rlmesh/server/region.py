@@ -20,7 +20,7 @@ from rlmesh.transport import shm, shmlink
 from rlmesh.transport.shm import ShmRegion
 from rlmesh.transport.stream import Connection
 from rlmesh.wire.fixed import StepFrames, contract_frames
-from rlmesh.wire.slots import slot_bytes
+from rlmesh.wire.slots import slots_fit
 
 __all__ = ["DEFAULT_CEILING", "describe", "link_steps", "offer", "region_bytes", "schema_bytes",
            "settle", "wants_link"]
@@ -151,11 +151,8 @@ def link_steps(hello: dict[str, Any], contract: dict[str, Any], size: int
     if not _offered(hello, "shm-link-steps"):
         return None
     frames = contract_frames(contract)
-    sizes = slot_bytes(frames) if frames is not None else None
-    if sizes is None:
-        return None
-    room = shmlink.slot_room(size)
-    return frames if sizes[0] <= room[0] and sizes[1] <= room[1] else None
+    return frames if frames is not None and slots_fit(frames, shmlink.slot_room(size)) \
+        else None
 
 
 def settle(session: Offered, region: ShmRegion) -> bool:

@@ -133,16 +133,16 @@ class StepFrames:
 
     def __init__(self, action: _Array, scalar: _Array | None, ints: bool, obs: _Array,
                  flags: tuple[_Array, _Array, _Array] | None) -> None:
-        self.action = self._action = action
+        self.action = action
         """The action field (a vector env's batch of actions)."""
         self._scalar = scalar
-        self.scalar_type = self._scalar_type = scalar.dtype.type if scalar is not None else None
+        self.scalar_type = scalar.dtype.type if scalar is not None else None
         """A Discrete space's NumPy scalar type (``None``: no scalar actions)."""
-        self.ints = self._ints = ints
+        self.ints = ints
         """Whether a Python int is an action (a Discrete space)."""
-        self.obs = self._obs = obs
+        self.obs = obs
         """The observation field (a vector env's batch)."""
-        self.batched = self._batched = flags
+        self.batched = flags
         """The reward, terminated and truncated arrays of a vector env (``None``: one env)."""
         # The whole reply, by the width of its request id: the array fields as (prefix,
         # bytes) pairs, then a float and two bools (one env), and the empty info map.
@@ -172,15 +172,15 @@ class StepFrames:
             return None
         kind = type(action)
         body: bytes
-        if kind is self._scalar_type:
+        if kind is self.scalar_type:
             assert self._scalar is not None
             body = self._scalar.prefix + action.tobytes()
         elif kind is np.ndarray:
-            encoded = self._action.encode(action)
+            encoded = self.action.encode(action)
             if encoded is None:
                 return None
             body = encoded
-        elif kind is int and self._ints and -(1 << 63) <= action < (1 << 64):
+        elif kind is int and self.ints and -(1 << 63) <= action < (1 << 64):
             body = bytes(_packb(action))
         else:
             return None
@@ -198,7 +198,7 @@ class StepFrames:
             head, rid, got, data = layout.unpack(header)
             if head == _REQUEST and got == prefix:
                 return [_OP_STEP, rid, read(data)]
-        if self._ints and width and 0 < len(header) - 2 - width <= 9 \
+        if self.ints and width and 0 < len(header) - 2 - width <= 9 \
                 and header[:2] == _REQUEST:
             pos = 2 + width
             rid = _read_rid(header, 2)[0]
@@ -221,10 +221,10 @@ class StepFrames:
         if type(info) is not dict or info:
             return None
         rid_bytes = _rid_bytes(reply[1])
-        obs = self._obs.encode(reply[2])
+        obs = self.obs.encode(reply[2])
         if rid_bytes is None or obs is None:
             return None
-        batched = self._batched
+        batched = self.batched
         if batched is None:
             reward, terminated, truncated = reply[3], reply[4], reply[5]
             if type(reward) is not float or type(terminated) is not bool \
@@ -258,9 +258,8 @@ class StepFrames:
         for i, array in enumerate(self._arrays):
             if fields[2 + 2 * i] != array.prefix:
                 return None
-            data = np.frombuffer(bytearray(fields[3 + 2 * i]), array.dtype)
-            values.append(data.reshape(array.shape) if array.reshape else data)
-        if self._batched is not None:
+            values.append(array.decode_bytes(fields[3 + 2 * i]))
+        if self.batched is not None:
             if fields[-1] != _EMPTY_MAP:
                 return None
             values.append({})

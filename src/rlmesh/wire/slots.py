@@ -32,7 +32,7 @@ import numpy as np
 from rlmesh.errors import ProtocolError
 from rlmesh.wire.fixed import StepFrames
 
-__all__ = ["SlotSteps", "slot_bytes"]
+__all__ = ["SlotSteps", "slot_bytes", "slots_fit"]
 
 _HEAD: Final = struct.Struct("<IIQ")
 """Kind, form, request id: the slot header's 16 bytes."""
@@ -65,6 +65,12 @@ def slot_bytes(frames: StepFrames) -> tuple[int, int] | None:
     return request, reply
 
 
+def slots_fit(frames: StepFrames, room: tuple[int, int]) -> bool:
+    """Whether these layouts' slot steps fit slots of ``room`` (request, reply) bytes."""
+    sizes = slot_bytes(frames)
+    return sizes is not None and sizes[0] <= room[0] and sizes[1] <= room[1]
+
+
 _RELEASED: Final = np.empty(0)
 """What a released view becomes (it holds no part of a slot)."""
 
@@ -82,7 +88,7 @@ class SlotSteps:
 
     Args:
         frames: The contract's fixed step layouts (:func:`rlmesh.wire.fixed.step_frames`),
-            whose :func:`slot_bytes` fit both slots.
+            whose slot steps fit both slots (:func:`slots_fit`).
         outgoing: The slot this side writes (the client's request slot, or the server's
             reply slot), writable.
         incoming: The slot the peer writes.
