@@ -98,7 +98,7 @@ def instrument(clock: Clock) -> None:
         clock.wrap(StepFrames, method, "encode")
     for method in ("decode_request", "decode_reply"):
         clock.wrap(StepFrames, method, "decode")
-    for method in ("write_request", "write_reply"):
+    for method in ("write_request", "write_result"):  # (write_reply calls write_result)
         clock.wrap(SlotSteps, method, "encode")
     for method in ("read_request", "read_reply"):
         clock.wrap(SlotSteps, method, "decode")

@@ -13,6 +13,7 @@ its web page and in a terminal (``tools/terminal_shots.py``). Needs Debian's ``c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -98,12 +99,10 @@ def dashboard_shot(browser: str, out: Path, endpoints: int) -> None:
             stopper, out_box = _StopWhenTold(), {}
             with Dashboard() as dashboard:
                 def play() -> None:
-                    try:
+                    with contextlib.suppress(_Enough):  # (the stopper ends the run)
                         out_box["result"] = rlmesh.evaluate(
                             rlmesh.RANDOM_SAMPLE, [s.address for s in servers], episodes=5000,
                             seed=0, hooks=stopper, view=dashboard)
-                    except _Enough:
-                        pass
                 thread = threading.Thread(target=play, daemon=True)
                 thread.start()
                 time.sleep(6)  # enough episodes for a plot worth looking at

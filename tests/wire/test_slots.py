@@ -134,6 +134,41 @@ def test_vector_batches(pair_of: Any, n: int) -> None:
     venv.close()
 
 
+def test_vector_arrays_of_any_memory_layout_are_written_as_their_values(pair_of: Any) -> None:
+    """The results are joined as bytes in C order: views, strides and orders change nothing."""
+    venv = gym.make_vec("CartPole-v1", 4, vectorization_mode="sync")
+    pair = pair_of(venv.observation_space, venv.action_space, 4)
+    base = np.arange(32, dtype=np.float32).reshape(4, 8)
+    rewards = np.arange(8, dtype=np.float64)[::2]  # (a strided view)
+    flags = np.array([[True, False], [False, True], [True, True], [False, False]])
+    for obs in (base[:, ::2], np.asfortranarray(base[:, :4]), base[:, :4].T.copy().T):
+        assert not obs.flags.c_contiguous
+        got = check_reply(pair, [0, 7, obs, rewards, flags[:, 0], flags[:, 1], {}])
+        np.testing.assert_array_equal(got[2], obs)
+    venv.close()
+
+
+def test_results_are_declined_unless_every_array_has_the_layout(pair_of: Any) -> None:
+    venv = gym.make_vec("CartPole-v1", 4, vectorization_mode="sync")
+    pair = pair_of(venv.observation_space, venv.action_space, 4)
+    pair.reply[:] = b"\xcd" * SLOT
+    obs, rewards, flags = np.zeros((4, 4), np.float32), np.zeros(4), np.zeros(4, bool)
+    for bad in ((obs.reshape(2, 8), rewards, flags, flags, {}),  # (same bytes, other shape)
+                (obs, rewards.reshape(4, 1), flags, flags, {}),
+                (obs, np.zeros(3), np.zeros(12, bool), flags, {}),  # (same total bytes)
+                (obs.astype(">f4"), rewards, flags, flags, {}),
+                (obs, rewards.astype(">f8"), flags, flags, {}),
+                (obs, list(rewards), flags, flags, {}),
+                (obs, rewards, flags, np.bool_(False), {}),
+                (obs.view(np.recarray), rewards, flags, flags, {}),  # (a subclass)
+                (obs, rewards, flags, flags, None),
+                (obs, rewards, flags, flags, {"x": 1})):
+        assert not pair.server.write_result(3, *bad), bad
+    assert bytes(pair.reply) == b"\xcd" * SLOT
+    assert pair.server.write_result(3, obs, rewards, flags, flags, {})
+    venv.close()
+
+
 def test_big_endian_spaces_keep_the_frames() -> None:
     frames = step_frames(gs.Box(0, 1, (4,), np.dtype(">f4")), gs.Discrete(2))
     assert frames is not None and slot_bytes(frames) is None

@@ -44,7 +44,7 @@ def _stepper(session: SessionPort) -> Handler:
     """The STEP handler: the hot path, so what it needs is bound once, here."""
     deadline = session.deadline
     validate = session.host.options.validate_actions
-    send, error = session.send, session.error
+    send_step, error = session.send_step, session.error
     action_space = env_spaces(session.resource)[1]
     contains = make_validator(action_space)
     convert = getattr(session.host.source, "convert_action", None)
@@ -73,7 +73,7 @@ def _stepper(session: SessionPort) -> Handler:
         except Exception as exc:
             _failed(session, rid, "step", exc, None, None)
             return
-        send([P.STATUS_OK, rid, obs, reward, terminated, truncated, info])
+        send_step(rid, obs, reward, terminated, truncated, info)
 
     return step
 

@@ -146,6 +146,20 @@ class Replies:
             self.last_reply = (reply[1], *encoded)
         self.conn.send(*encoded, self.conn.peer_flag)
 
+    def send_step(self, rid: int, obs: Any, reward: Any, terminated: Any, truncated: Any,
+                  info: Any) -> None:
+        """Send the results of a step: in place, if it came as a slot step and they fit.
+
+        Otherwise as :meth:`send` of ``[OK, rid, obs, reward, terminated, truncated, info]``.
+        """
+        if self.slotted and self.key is None:
+            slots = self.slots
+            if slots is not None and slots.write_result(rid, obs, reward, terminated,
+                                                        truncated, info):
+                self.conn.send_written()  # type: ignore[attr-defined]  # (only links)
+                return
+        self.send([P.STATUS_OK, rid, obs, reward, terminated, truncated, info])
+
     def _encode_sanitized(self, reply: list[Any]) -> tuple[bytes, list[Any], int] | None:
         """Retry with ``info`` (a reply's last value) made encodable; ``None`` if still not."""
         if len(reply) <= 3 or not isinstance(reply[-1], dict):

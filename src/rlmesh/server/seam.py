@@ -45,6 +45,10 @@ class SessionPort(Protocol):
     def send(self, reply: list[Any], keep: bool = True, subject: str = "") -> None:
         """Send a reply (kept for a resuming client unless ``keep`` is false)."""
 
+    def send_step(self, rid: int, obs: Any, reward: Any, terminated: Any, truncated: Any,
+                  info: Any) -> None:
+        """Send a step's OK reply (written in place when the request was a slot step)."""
+
     def error(self, rid: Any, code: str, message: str, *, exc: BaseException | None = None,
               fatal: bool = False) -> None:
         """Answer with an error reply; the session goes on unless ``fatal``."""

@@ -89,12 +89,14 @@ def _multi_discrete(space: gs.MultiDiscrete, fallback: Validator) -> Validator:
 def _uniform_multi_discrete(shape: tuple[int, ...], dtype: Any, lo: int, hi: int, small: bool,
                             fallback: Validator) -> Validator:
     """Uniform bounds (the batched Discrete of a vector env): compare the extremes only."""
+    flat = len(shape) == 1
 
     def uniform(value: Any) -> bool:
-        if type(value) is np.ndarray and value.shape == shape and value.dtype == dtype:
-            if small:
-                items = value.ravel().tolist()
-                return bool(lo <= min(items) and max(items) < hi)
+        if type(value) is np.ndarray and value.shape == shape \
+                and (value.dtype is dtype or value.dtype == dtype):
+            if small:  # (a list of Python ints: min and max without NumPy's call overhead)
+                items: list[int] = value.tolist() if flat else value.ravel().tolist()
+                return lo <= min(items) and max(items) < hi
             return bool(lo <= value.min() and value.max() < hi)
         return fallback(value)
 

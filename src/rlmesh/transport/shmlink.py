@@ -304,8 +304,7 @@ class ShmLink:
                     return True
             yield_cpu()
             now = now_ns()
-            if now - mark > STOLEN_NS:  # another task (the peer?) had this CPU: sleep
-                policy.stolen_yield()
+            if now - mark > STOLEN_NS and policy.stolen_yield():  # the CPU is shared: sleep
                 return bool(ctl[word] == want)
             if now - start > budget:
                 policy.missed()

@@ -8,6 +8,12 @@ blocking receive. Polling adapts, the same way on both paths:
 * a blocking wait that ended within the full budget restores it (the peer answers fast);
 * a yield that handed the CPU to another task (perhaps the peer) means polling only slows
   the peer down: the next ``2**n`` receives block at once, ``n`` growing while it recurs.
+  One long yield alone proves nothing: an interrupt or the hypervisor takes a vCPU for more
+  than ``STOLEN_NS`` dozens of times a second on a quiet virtual machine (measured: about
+  35 per second), and blocking for that would make the peer pay a wake-up each time. So
+  a long yield is only *suspected* at first; a second one within the next
+  ``SUSPECT_RECEIVES`` receives (as when the peer shares this CPU: then every receive sees
+  one) makes the receives block.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import os
 import time
 from typing import Final
 
-__all__ = ["ROUND_NS", "STOLEN_NS", "SpinPolicy", "now_ns", "yield_cpu"]
+__all__ = ["ROUND_NS", "STOLEN_NS", "SUSPECT_RECEIVES", "SpinPolicy", "now_ns", "yield_cpu"]
 
 ROUND_NS: Final = 2_000
 """Budget of one configured round (about one non-blocking socket poll)."""
 STOLEN_NS: Final = 25_000
 """A yield that took longer than this gave the CPU to another task."""
+SUSPECT_RECEIVES: Final = 8
+"""A second long yield within this many receives of the first means the CPU is shared."""
 _MAX_STOLEN: Final = 6
 """At most ``2**6`` receives block at once after stolen yields."""
 
@@ -36,7 +44,7 @@ class SpinPolicy:
         rounds: The full budget, in rounds of about 2 µs (0: never poll).
     """
 
-    __slots__ = ("budget_ns", "cooldown", "full_ns", "rounds", "stolen")
+    __slots__ = ("budget_ns", "cooldown", "full_ns", "rounds", "stolen", "suspect")
 
     def __init__(self, rounds: int = 0) -> None:
         self.rounds = 0
@@ -44,16 +52,20 @@ class SpinPolicy:
         self.budget_ns = 0
         self.cooldown = 0
         self.stolen = 0
+        self.suspect = 0
+        """Receives left in which a long yield confirms the one suspected before."""
         self.set(rounds)
 
     def set(self, rounds: int) -> None:
         """Start over with a full budget of ``rounds`` rounds."""
         self.rounds = max(int(rounds), 0)
         self.full_ns = self.budget_ns = self.rounds * ROUND_NS
-        self.cooldown = self.stolen = 0
+        self.cooldown = self.stolen = self.suspect = 0
 
     def start(self) -> int:
         """Nanoseconds the receive now starting may poll (0: block at once)."""
+        if self.suspect:
+            self.suspect -= 1
         if self.cooldown:
             self.cooldown -= 1
             return 0
@@ -67,10 +79,21 @@ class SpinPolicy:
         """Nothing came within the budget: poll half as long next time."""
         self.budget_ns >>= 1
 
-    def stolen_yield(self) -> None:
-        """A yield handed the CPU to another task: block for the next receives."""
+    def stolen_yield(self) -> bool:
+        """A yield took longer than ``STOLEN_NS``: another task had the CPU.
+
+        Returns:
+            Whether to stop polling: the second long yield within ``SUSPECT_RECEIVES``
+            receives (the next ``2**n`` receives then block at once). A first one is only
+            suspected, and polling goes on.
+        """
+        if not self.suspect:
+            self.suspect = SUSPECT_RECEIVES + 1  # (start() counts this receive too)
+            return False
+        self.suspect = 0
         self.stolen = min(self.stolen + 1, _MAX_STOLEN)
         self.cooldown = 1 << self.stolen
+        return True
 
     def blocked(self, waited_ns: int) -> None:
         """A blocking wait of ``waited_ns`` ended: a short one restores the full budget."""

@@ -223,8 +223,7 @@ class Connection:
             except BlockingIOError:
                 yield_cpu()
                 now = now_ns()
-                if now - mark > STOLEN_NS:  # another task (the peer?) had this CPU: block
-                    policy.stolen_yield()
+                if now - mark > STOLEN_NS and policy.stolen_yield():  # a shared CPU: block
                     return end
                 if now - started > budget:
                     policy.missed()

@@ -282,7 +282,8 @@ class RemoteVectorEnv(EnvContractView, VectorAttributes, AsyncStepping,
 
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         """Step every sub-env with its action; returns batched results."""
-        self._check_async_idle("step()")
+        if self._async is not None:  # (_check_async_idle, inline: the step's path)
+            self._async.check_idle("step()")
         channel = self._channel
         if channel is not None and not self._step_pending:  # one endpoint: one round trip
             r = channel.step(actions)

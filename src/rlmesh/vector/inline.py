@@ -102,6 +102,11 @@ class InlineChannel:
         self._wire.send(reply, keep=False, subject=subject)
         self._keep_captured()
 
+    def send_step(self, rid: int, obs: Any, reward: Any, terminated: Any, truncated: Any,
+                  info: Any) -> None:
+        """Keep a step's OK reply (as :meth:`send`)."""
+        self.send([P.STATUS_OK, rid, obs, reward, terminated, truncated, info])
+
     def error(self, rid: Any, code: str, message: str, *, exc: BaseException | None = None,
               fatal: bool = False) -> None:
         """Keep the error a served endpoint would answer with (the server's own reply)."""

@@ -75,14 +75,6 @@ _RELEASED: Final = np.empty(0)
 """What a released view becomes (it holds no part of a slot)."""
 
 
-def _like(value: Any, view: np.ndarray[Any, Any]) -> bool:
-    """Whether ``value`` is an array of ``view``'s dtype and shape."""
-    if type(value) is not np.ndarray or value.shape != view.shape:
-        return False
-    dtype = value.dtype
-    return dtype is view.dtype or dtype == view.dtype
-
-
 class SlotSteps:
     """The slot-step layout of one contract over one link (see the module).
 
@@ -107,6 +99,9 @@ class SlotSteps:
         action, obs = frames.action, frames.obs
         self._action_size = action.dtype.itemsize
         self._tail = _HEAD.size + obs.nbytes
+        self._end = self._tail + (
+            _TAIL.size if frames.batched is None else sum(f.nbytes for f in frames.batched))
+        """Where a reply's values end in the reply slot."""
         self._whole = struct.Struct(f"<IIQ{obs.nbytes}xd??")
         """A one-env reply's header and values around its observation, in one struct."""
         self._out = outgoing
@@ -118,6 +113,11 @@ class SlotSteps:
         self._in_obs = self._view(incoming, _HEAD.size, obs.dtype, obs.shape)
         self._out_fields: tuple[np.ndarray[Any, Any], ...] = ()
         self._in_fields: tuple[np.ndarray[Any, Any], ...] = ()
+        arrays = (obs,) + (frames.batched or ())
+        self._layout: tuple[Any, ...] = (
+            tuple(a.shape for a in arrays) + tuple(self._native(a.dtype) for a in arrays))
+        """The shapes, then the dtypes, of the reply's arrays (the observation's alone, or
+        the observations', rewards' and both flags' of a vector env)."""
         if frames.batched is not None:
             offsets = np.cumsum([self._tail] + [f.nbytes for f in frames.batched])
             self._out_fields, self._in_fields = (tuple(
@@ -129,8 +129,11 @@ class SlotSteps:
     def _view(slot: memoryview, offset: int, dtype: np.dtype[Any], shape: tuple[int, ...]
               ) -> np.ndarray[Any, Any]:
         count = int(np.prod(shape, dtype=np.int64))
-        native = dtype if dtype.isnative else dtype.newbyteorder("=")
-        return np.frombuffer(slot, native, count, offset).reshape(shape)
+        return np.frombuffer(slot, SlotSteps._native(dtype), count, offset).reshape(shape)
+
+    @staticmethod
+    def _native(dtype: np.dtype[Any]) -> np.dtype[Any]:
+        return dtype if dtype.isnative else dtype.newbyteorder("=")
 
     def release(self) -> None:
         """Drop the views of the slots (the region may then be closed). Idempotent."""
@@ -208,27 +211,36 @@ class SlotSteps:
         """
         if len(reply) != 7 or reply[0] != 0 or type(reply[1]) is not int:
             return False
-        _, rid, obs, reward, terminated, truncated, info = reply
-        view = self._out_obs
-        if type(info) is not dict or info or type(obs) is not np.ndarray \
-                or obs.shape != view.shape \
-                or (obs.dtype is not view.dtype and obs.dtype != view.dtype):
-            return False
+        return self.write_result(*reply[1:])
+
+    def write_result(self, rid: int, obs: Any, reward: Any, terminated: Any, truncated: Any,
+                     info: Any) -> bool:
+        """Write the results of step ``rid`` (an OK reply) into the reply slot.
+
+        Returns:
+            ``False`` (nothing written) for results of another layout: a non-empty
+            ``info``, values of other types, dtypes or shapes.
+        """
+        ndarray = np.ndarray
         if self._one:
-            if type(reward) is not float or type(terminated) is not bool \
-                    or type(truncated) is not bool:
+            if type(obs) is not ndarray or type(reward) is not float \
+                    or type(terminated) is not bool or type(truncated) is not bool \
+                    or type(info) is not dict or info \
+                    or (obs.shape, obs.dtype) != self._layout:
                 return False
             self._whole.pack_into(self._out, 0, self.kind, _FORM_ARRAY, rid, reward,
                                   terminated, truncated)  # (zeroes the obs: written next)
-            view[...] = obs
+            self._out_obs[...] = obs
             return True
-        rewards, terminations, truncations = self._out_fields
-        if not (_like(reward, rewards) and _like(terminated, terminations)
-                and _like(truncated, truncations)):
+        # (Tuples compare item by item, identity first: equal dtypes are mostly the same.)
+        if type(obs) is not ndarray or type(reward) is not ndarray \
+                or type(terminated) is not ndarray or type(truncated) is not ndarray \
+                or type(info) is not dict or info \
+                or (obs.shape, reward.shape, terminated.shape, truncated.shape,
+                    obs.dtype, reward.dtype, terminated.dtype, truncated.dtype) != self._layout:
             return False
-        rewards[...] = reward
-        terminations[...] = terminated
-        truncations[...] = truncated
-        view[...] = obs
+        # One copy into the slot: the four arrays' bytes (C order, the slot's dtypes) joined.
+        self._out[_HEAD.size : self._end] = b"".join((
+            obs.tobytes(), reward.tobytes(), terminated.tobytes(), truncated.tobytes()))
         _HEAD.pack_into(self._out, 0, self.kind, _FORM_ARRAY, rid)
         return True
