@@ -144,7 +144,7 @@ class ShmLink:
         self._poller = select.poll()
         self._poller.register(conn.sock.fileno(), select.POLLIN)
         self.spin = 0
-        self._policy = SpinPolicy()
+        self._policy = SpinPolicy(suspect=True)  # (blocking costs the peer a wake-up)
         self.set_spin(conn.spin)
         self._steps_release: Callable[[], None] | None = None
         """Set once slot steps are on: what drops the views of the slots before closing."""

@@ -8,12 +8,15 @@ blocking receive. Polling adapts, the same way on both paths:
 * a blocking wait that ended within the full budget restores it (the peer answers fast);
 * a yield that handed the CPU to another task (perhaps the peer) means polling only slows
   the peer down: the next ``2**n`` receives block at once, ``n`` growing while it recurs.
-  One long yield alone proves nothing: an interrupt or the hypervisor takes a vCPU for more
-  than ``STOLEN_NS`` dozens of times a second on a quiet virtual machine (measured: about
-  35 per second), and blocking for that would make the peer pay a wake-up each time. So
-  a long yield is only *suspected* at first; a second one within the next
-  ``SUSPECT_RECEIVES`` receives (as when the peer shares this CPU: then every receive sees
-  one) makes the receives block.
+
+Where blocking costs the peer a wake-up of its own (the same-host link: a sleeping receiver
+needs a byte on the socket), one long yield proves too little: an interrupt or the
+hypervisor takes a vCPU for more than ``STOLEN_NS`` dozens of times a second on a quiet
+virtual machine (measured: about 35 per second). Such a policy (``suspect=True``) only
+*suspects* a first long yield; a second one within the next ``SUSPECT_RECEIVES`` receives
+(as when the peer shares this CPU: then every receive sees one) makes the receives block.
+Over a socket, where the peer's data itself wakes a blocked receiver, the first long yield
+blocks: polling a shared CPU with system calls costs more there.
 """
 
 from __future__ import annotations
@@ -42,11 +45,14 @@ class SpinPolicy:
 
     Args:
         rounds: The full budget, in rounds of about 2 µs (0: never poll).
+        suspect: Whether a first long yield is only suspected (see the module).
     """
 
-    __slots__ = ("budget_ns", "cooldown", "full_ns", "rounds", "stolen", "suspect")
+    __slots__ = ("budget_ns", "confirm", "cooldown", "full_ns", "rounds", "stolen", "suspect")
 
-    def __init__(self, rounds: int = 0) -> None:
+    def __init__(self, rounds: int = 0, suspect: bool = False) -> None:
+        self.confirm = SUSPECT_RECEIVES + 1 if suspect else 0
+        """Receives a suspicion lasts (0: a first long yield blocks)."""
         self.rounds = 0
         self.full_ns = 0
         self.budget_ns = 0
@@ -83,12 +89,12 @@ class SpinPolicy:
         """A yield took longer than ``STOLEN_NS``: another task had the CPU.
 
         Returns:
-            Whether to stop polling: the second long yield within ``SUSPECT_RECEIVES``
-            receives (the next ``2**n`` receives then block at once). A first one is only
-            suspected, and polling goes on.
+            Whether to stop polling (the next ``2**n`` receives then block at once). A
+            policy that suspects first says so at the second long yield within
+            ``SUSPECT_RECEIVES`` receives; until then polling goes on.
         """
-        if not self.suspect:
-            self.suspect = SUSPECT_RECEIVES + 1  # (start() counts this receive too)
+        if not self.suspect and self.confirm:
+            self.suspect = self.confirm  # (start() counts this receive too)
             return False
         self.suspect = 0
         self.stolen = min(self.stolen + 1, _MAX_STOLEN)
