@@ -35,10 +35,13 @@ class ServerProcess:
         process: The ``subprocess.Popen`` handle.
     """
 
-    def __init__(self, process: subprocess.Popen[bytes], address: str, tmpdir: str) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], address: str, tmpdir: str,
+                 lifeline: int | None = None) -> None:
         self.process = process
         self.address = address
         self._tmpdir = tmpdir
+        self._lifeline = lifeline
+        """The write end of the pipe the child watches: it stops once the pipe closes."""
 
     @property
     def pid(self) -> int:
@@ -58,6 +61,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout)
+        lifeline, self._lifeline = self._lifeline, None
+        if lifeline is not None:
+            os.close(lifeline)
         with contextlib.suppress(OSError):
             for name in os.listdir(self._tmpdir):
                 os.unlink(os.path.join(self._tmpdir, name))
@@ -83,6 +89,9 @@ def spawn_server(
 ) -> ServerProcess:
     """Start ``rlmesh serve TARGET`` in a child process and wait until it listens.
 
+    The child is tied to this process: it stops by itself (and removes its ready file and
+    log) once this process is gone, even if it was killed and never called :meth:`stop`.
+
     Args:
         target: A registered env id or ``module:callable`` (see ``rlmesh serve --help``).
         address: Where the child binds; port 0 (the default) picks a free port.
@@ -104,9 +113,21 @@ def spawn_server(
     if kwargs:
         cmd += ["--kwargs", json.dumps(kwargs)]
     log_path = Path(tmpdir) / "stderr.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stderr=log_file)
-    server = ServerProcess(process, "", tmpdir)
+    # A pipe only this process writes to: the child reads EOF once we are gone (however we
+    # end), then shuts down and removes the private directory (``rlmesh serve --parent-fd``).
+    readable, lifeline = os.pipe()
+    child_env = {**(os.environ if env is None else env), "RLMESH_SANDBOX_DIR": tmpdir}
+    try:
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(
+                [*cmd, "--parent-fd", str(readable)], env=child_env, stdin=subprocess.DEVNULL,
+                stderr=log_file, pass_fds=(readable,))
+    except BaseException:
+        os.close(lifeline)
+        raise
+    finally:
+        os.close(readable)
+    server = ServerProcess(process, "", tmpdir, lifeline)
     deadline = time.monotonic() + timeout
     while True:
         if ready.exists():
