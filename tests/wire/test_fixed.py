@@ -135,6 +135,24 @@ def test_values_of_other_layouts_are_refused() -> None:
         assert frames.encode_reply(reply) is None, reply
 
 
+def test_vector_values_of_other_layouts_are_refused() -> None:
+    venv = gym.make_vec("CartPole-v1", 4, vectorization_mode="sync")
+    frames = frames_of(venv.observation_space, venv.action_space, 4)
+    obs, rewards, flags = np.zeros((4, 4), np.float32), np.zeros(4), np.zeros(4, bool)
+    assert frames.encode_reply([0, 1, obs, rewards, flags, flags, {}]) is not None
+    for values in ((obs.reshape(2, 8), rewards, flags, flags),
+                   (obs, rewards.reshape(4, 1), flags, flags),
+                   (obs, np.zeros(3), np.zeros(12, bool), flags),  # (the same total bytes)
+                   (obs, rewards.astype(np.float32), flags, flags),
+                   (obs, rewards.astype(">f8"), flags, flags),
+                   (obs, rewards, flags.astype(np.uint8), flags),
+                   (obs, list(rewards), flags, flags),
+                   (obs, rewards, flags, np.bool_(False)),
+                   (obs, rewards.view(np.recarray), flags, flags)):
+        assert frames.encode_reply([0, 1, *values, {}]) is None, values
+    venv.close()
+
+
 def test_frames_of_other_layouts_are_refused() -> None:
     env = gym.make("CartPole-v1")
     frames = frames_of(env.observation_space, env.action_space)

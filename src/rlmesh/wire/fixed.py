@@ -86,18 +86,19 @@ def _read_rid(header: bytes, pos: int) -> tuple[int, int]:
 class _Array:
     """One array field of fixed dtype and shape: the ext prefix the general encoder writes."""
 
-    __slots__ = ("dtype", "nbytes", "prefix", "reshape", "shape")
+    __slots__ = ("dtype", "layout", "nbytes", "prefix", "reshape", "shape")
 
     def __init__(self, dtype: np.dtype[Any], shape: tuple[int, ...], prefix: bytes) -> None:
         self.dtype = dtype
         self.shape = shape
+        self.layout = (shape, dtype)
+        """What a value's ``(shape, dtype)`` must equal (tuples compare identity first)."""
         self.prefix = prefix
         self.nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         self.reshape = len(shape) != 1
 
     def encode(self, value: Any) -> bytes | None:
-        if type(value) is not np.ndarray or value.dtype != self.dtype \
-                or value.shape != self.shape:
+        if type(value) is not np.ndarray or (value.shape, value.dtype) != self.layout:
             return None
         return self.prefix + value.tobytes()
 
@@ -151,6 +152,11 @@ class StepFrames:
         self._replies = {width: struct.Struct(f">2s{code}{fields}{values}")
                          for width, code in _RID_FORMATS.items()}
         self._arrays = (obs, *(flags or ()))
+        self._flags_layout = tuple(f.shape for f in flags or ()) + tuple(
+            f.dtype for f in flags or ())
+        """A vector reply's rewards and flags: their shapes, then their dtypes."""
+        self._flags_prefixes = tuple(f.prefix for f in flags or ())
+        self._prefixes = tuple(f.prefix for f in self._arrays)
         # The whole request, by the width of its id and its length: the action's
         # (prefix, bytes) and how its bytes become the value the decoder returns.
         self._requests: dict[tuple[int, int], list[tuple[struct.Struct, bytes, Any]]] = {}
@@ -232,14 +238,17 @@ class StepFrames:
                 return None
             return b"".join((_REPLY, rid_bytes, obs, b"\xcb", _DOUBLE.pack(reward),
                              _FLAGS[terminated], _FLAGS[truncated], b"\x80"))
-        parts = [_REPLY, rid_bytes, obs]
-        for field, value in zip(batched, reply[3:6], strict=True):
-            encoded = field.encode(value)
-            if encoded is None:
-                return None
-            parts.append(encoded)
-        parts.append(b"\x80")
-        return b"".join(parts)
+        rewards, terminated, truncated = reply[3], reply[4], reply[5]
+        ndarray = np.ndarray  # (one tuple of shapes and dtypes: compared identity first)
+        if type(rewards) is not ndarray or type(terminated) is not ndarray \
+                or type(truncated) is not ndarray \
+                or (rewards.shape, terminated.shape, truncated.shape, rewards.dtype,
+                    terminated.dtype, truncated.dtype) != self._flags_layout:
+            return None
+        reward_prefix, terminated_prefix, truncated_prefix = self._flags_prefixes
+        return b"".join((_REPLY, rid_bytes, obs, reward_prefix, rewards.tobytes(),
+                         terminated_prefix, terminated.tobytes(), truncated_prefix,
+                         truncated.tobytes(), b"\x80"))
 
     def decode_reply(self, header: bytes | memoryview, body: Any) -> list[Any] | None:
         """The reply, decoded, if its header has the fixed layout (and no body); else None."""
@@ -254,22 +263,17 @@ class StepFrames:
         fields = layout.unpack(header)
         if fields[0] != _REPLY:
             return None
-        values: list[Any] = [0, fields[1]]
-        for i, array in enumerate(self._arrays):
-            if fields[2 + 2 * i] != array.prefix:
+        if self.batched is not None:  # (head, rid, then (prefix, bytes) x 4, the empty info)
+            if fields[2:10:2] != self._prefixes or fields[10] != _EMPTY_MAP:
                 return None
-            values.append(array.decode_bytes(fields[3 + 2 * i]))
-        if self.batched is not None:
-            if fields[-1] != _EMPTY_MAP:
-                return None
-            values.append({})
-            return values
-        mark, reward, terminated, truncated, end = fields[-5:]
-        if mark != _FLOAT or end != _EMPTY_MAP or not 0xC2 <= terminated <= 0xC3 \
-                or not 0xC2 <= truncated <= 0xC3:
+            obs, rewards, terminated, truncated = self._arrays
+            return [0, fields[1], obs.decode_bytes(fields[3]), rewards.decode_bytes(fields[5]),
+                    terminated.decode_bytes(fields[7]), truncated.decode_bytes(fields[9]), {}]
+        _, rid, prefix, data, mark, reward, done, cut, end = fields
+        if prefix != self.obs.prefix or mark != _FLOAT or end != _EMPTY_MAP \
+                or not 0xC2 <= done <= 0xC3 or not 0xC2 <= cut <= 0xC3:
             return None
-        values += (reward, terminated == 0xC3, truncated == 0xC3, {})
-        return values
+        return [0, rid, self.obs.decode_bytes(data), reward, done == 0xC3, cut == 0xC3, {}]
 
 
 def step_frames(observation_space: gs.Space[Any], action_space: gs.Space[Any],

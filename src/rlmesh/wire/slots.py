@@ -111,8 +111,8 @@ class SlotSteps:
         self._in_action = self._view(incoming, _HEAD.size, action.dtype, action.shape)
         self._out_obs = self._view(outgoing, _HEAD.size, obs.dtype, obs.shape)
         self._in_obs = self._view(incoming, _HEAD.size, obs.dtype, obs.shape)
-        self._out_fields: tuple[np.ndarray[Any, Any], ...] = ()
         self._in_fields: tuple[np.ndarray[Any, Any], ...] = ()
+        """Views of a vector reply's rewards and flags (the peer's; ours are joined bytes)."""
         arrays = (obs,) + (frames.batched or ())
         self._layout: tuple[Any, ...] = (
             tuple(a.shape for a in arrays) + tuple(self._native(a.dtype) for a in arrays))
@@ -120,10 +120,9 @@ class SlotSteps:
         the observations', rewards' and both flags' of a vector env)."""
         if frames.batched is not None:
             offsets = np.cumsum([self._tail] + [f.nbytes for f in frames.batched])
-            self._out_fields, self._in_fields = (tuple(
-                self._view(slot, int(offset), field.dtype, field.shape)
+            self._in_fields = tuple(
+                self._view(incoming, int(offset), field.dtype, field.shape)
                 for offset, field in zip(offsets, frames.batched, strict=False))
-                for slot in (outgoing, incoming))
 
     @staticmethod
     def _view(slot: memoryview, offset: int, dtype: np.dtype[Any], shape: tuple[int, ...]
@@ -138,7 +137,7 @@ class SlotSteps:
     def release(self) -> None:
         """Drop the views of the slots (the region may then be closed). Idempotent."""
         self._out_action = self._in_action = self._out_obs = self._in_obs = _RELEASED
-        self._out_fields = self._in_fields = ()
+        self._in_fields = ()
 
     # -- the client: requests out, replies in ---------------------------------------------
 
