@@ -561,3 +561,39 @@ def test_tcp_sessions_use_nodelay_and_keepalive_on_both_sides(
             assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
             if hasattr(socket, "TCP_KEEPIDLE"):
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 60
+
+
+@pytest.mark.timeout(120)
+def test_shutdown_from_another_thread_as_serve_starts_never_leaves_it_waiting() -> None:
+    """``shutdown()`` racing ``serve()``'s start (a parent watcher, a signal, a remote call):
+    the accept loop must not wait on descriptors the shutdown has already closed."""
+    rng = np.random.default_rng(0)
+    # Busy neighbours, so that the woken accept loop may wait for a CPU while the shutdown
+    # runs on (the window in which it used to close what the loop was about to read).
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        _race_shutdown_and_serve(rng)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def _race_shutdown_and_serve(rng: np.random.Generator) -> None:
+    for _ in range(150):
+        server = EnvServer(CounterEnv, "127.0.0.1:0")
+        refused: list[BaseException] = []
+
+        def serve(server: EnvServer = server, refused: list[BaseException] = refused) -> None:
+            try:
+                server.serve(banner=False)
+            except RuntimeError as exc:  # (shut down before it started: refused, at once)
+                refused.append(exc)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        time.sleep(float(rng.uniform(0, 0.003)))
+        server.shutdown()
+        thread.join(10)
+        assert not thread.is_alive(), "serve() kept waiting after shutdown()"
+        assert server.wait(0)

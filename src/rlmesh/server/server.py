@@ -148,6 +148,11 @@ class EnvServer(EnvContractView):
         self._sessions: dict[int, tuple[Session, threading.Thread]] = {}
         self._ids = itertools.count(1)
         self._running = False
+        self._loop_done = threading.Event()
+        """Set while no accept loop runs (before serving, and once the loop has returned)."""
+        self._loop_done.set()
+        self._loop_thread: threading.Thread | None = None
+        """The thread running the accept loop, while it runs."""
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._shutdown_done = False
@@ -240,7 +245,9 @@ class EnvServer(EnvContractView):
             log.exception("the accept loop failed; the server stops")
             raise
         finally:
+            self._loop_done.set()
             self.shutdown()
+            self._stopped.wait()  # (a shutdown another thread began may still be closing)
 
     def start(self) -> EnvServer:
         """Serve from a background thread and return at once."""
@@ -294,25 +301,33 @@ class EnvServer(EnvContractView):
             os.write(self._wake_w, b"x")
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(self.options.close_timeout)
-        with self._lock:  # the accept loop has stopped: no session starts after this
-            sessions = list(self._sessions.values())
-        self._drain([s for s, _ in sessions])
         me = threading.current_thread()
-        for _, thread in sessions:
-            if thread is not me and thread.ident is not None:  # (never unstarted ones)
-                thread.join(self.options.close_timeout)
-        self._close_sources()
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        if self._pool is not None:
-            self._pool.close()
-        if self._address.kind == "unix":
+        # The pipe and the listener close only once the accept loop has returned (serve() in
+        # another thread: its loop may be about to wait on them, and a descriptor closed
+        # under a wait leaves it waiting for good). A handler on the loop's own thread (a
+        # signal's) cannot wait for it: the loop sees ``stopping`` once it returns.
+        if self._loop_thread is not me:
+            self._loop_done.wait(self.options.close_timeout)
+        try:
+            with self._lock:  # the accept loop has stopped: no session starts after this
+                sessions = list(self._sessions.values())
+            self._drain([s for s, _ in sessions])
+            for _, thread in sessions:
+                if thread is not me and thread.ident is not None:  # (never unstarted ones)
+                    thread.join(self.options.close_timeout)
+            self._close_sources()
             with contextlib.suppress(OSError):
-                os.unlink(self._address.path)
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._stopped.set()
+                self._listener.close()
+            if self._pool is not None:
+                self._pool.close()
+            if self._address.kind == "unix":
+                with contextlib.suppress(OSError):
+                    os.unlink(self._address.path)
+            for fd in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        finally:
+            self._stopped.set()  # (serve() waits for it: never left unset)
         log.info("server %s stopped", self.address)
 
     def __enter__(self) -> EnvServer:
@@ -368,6 +383,7 @@ class EnvServer(EnvContractView):
             if self._running or self._shutdown_done:
                 raise RuntimeError("this EnvServer is already serving or has been shut down")
             self._running = True
+            self._loop_done.clear()
 
     def _accept_in_background(self) -> None:
         """The accept thread of :meth:`start`: an unexpected failure stops the server."""
@@ -379,7 +395,13 @@ class EnvServer(EnvContractView):
 
     def _accept_loop(self, signal_fd: int | None = None) -> None:
         log.debug("accepting connections on %s", self.address)
-        acceptor = Acceptor(self._listener, self._wake_r, self._gate, signal_fd)
+        self._loop_thread = threading.current_thread()
+        try:
+            acceptor = Acceptor(self._listener, self._wake_r, self._gate, signal_fd)
+        except BaseException:
+            self._loop_thread = None
+            self._loop_done.set()
+            raise
         try:
             while not self._host.stopping:
                 accepted = acceptor.next()
@@ -393,6 +415,8 @@ class EnvServer(EnvContractView):
                     acceptor.back_off("a session thread could not be started")
         finally:
             acceptor.close()
+            self._loop_thread = None
+            self._loop_done.set()
 
     def _start_session(self, accepted: socket.socket | MemoryTransport) -> bool:
         """Give ``accepted`` a session in a thread of its own.
