@@ -7,6 +7,7 @@ and remove their private directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,6 +37,7 @@ PARENT = textwrap.dedent("""
 def test_servers_stop_when_their_parent_is_killed(sig: signal.Signals) -> None:
     parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE,
                               text=True)
+    pids: list[int] = []
     try:
         assert parent.stdout is not None
         lines = [parent.stdout.readline().split() for _ in range(2)]
@@ -49,6 +51,9 @@ def test_servers_stop_when_their_parent_is_killed(sig: signal.Signals) -> None:
         if parent.poll() is None:
             parent.kill()
             parent.wait(10)
+        for pid in pids:  # (a failed run leaves no server behind either)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_stopped_server_closes_its_lifeline_and_serves_until_then() -> None:
