@@ -98,10 +98,10 @@ class Acceptor:
             left = None if end is None else max(end - time.monotonic(), 0.0)
             timeout = due if left is None else left if due is None else min(due, left)
             events = selector.select(timeout)
-            signals = [event for event in events if event[0].fileobj == self._signal_fd]
-            if signals:
-                _drain(signals[0][0].fd)  # (the handler has run by now; wait on)
-                events = [event for event in events if event not in signals]
+            signal_fd = self._signal_fd
+            if signal_fd is not None and any(key.fd == signal_fd for key, _ in events):
+                _drain(signal_fd)  # (the handler has run by now; wait on)
+                events = [(key, mask) for key, mask in events if key.fd != signal_fd]
                 if not events:
                     continue
             if any(key.fileobj is not self.listener for key, _ in events):

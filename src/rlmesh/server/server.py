@@ -299,13 +299,11 @@ class EnvServer(EnvContractView):
             self._host.stop()
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(self.options.close_timeout)
         me = threading.current_thread()
-        # The pipe and the listener close only once the accept loop has returned (serve() in
-        # another thread: its loop may be about to wait on them, and a descriptor closed
-        # under a wait leaves it waiting for good). A handler on the loop's own thread (a
-        # signal's) cannot wait for it: the loop sees ``stopping`` once it returns.
+        # The pipe and the listener close only once the accept loop (serve()'s or start()'s)
+        # has returned: a loop about to wait on them, or woken but not yet run, would wait
+        # on nothing for good. A handler on the loop's own thread (a signal's) cannot wait
+        # for it: the loop sees ``stopping`` once it returns.
         if self._loop_thread is not me:
             self._loop_done.wait(self.options.close_timeout)
         try:
@@ -398,23 +396,20 @@ class EnvServer(EnvContractView):
         self._loop_thread = threading.current_thread()
         try:
             acceptor = Acceptor(self._listener, self._wake_r, self._gate, signal_fd)
-        except BaseException:
-            self._loop_thread = None
-            self._loop_done.set()
-            raise
-        try:
-            while not self._host.stopping:
-                accepted = acceptor.next()
-                if accepted is None or self._host.stopping:
-                    if accepted is not None:
-                        accepted.close()
-                    break
-                if self._start_session(accepted):
-                    acceptor.recovered()
-                else:
-                    acceptor.back_off("a session thread could not be started")
+            try:
+                while not self._host.stopping:
+                    accepted = acceptor.next()
+                    if accepted is None or self._host.stopping:
+                        if accepted is not None:
+                            accepted.close()
+                        break
+                    if self._start_session(accepted):
+                        acceptor.recovered()
+                    else:
+                        acceptor.back_off("a session thread could not be started")
+            finally:
+                acceptor.close()
         finally:
-            acceptor.close()
             self._loop_thread = None
             self._loop_done.set()
 

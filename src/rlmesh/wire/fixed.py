@@ -152,10 +152,11 @@ class StepFrames:
         self._replies = {width: struct.Struct(f">2s{code}{fields}{values}")
                          for width, code in _RID_FORMATS.items()}
         self._arrays = (obs, *(flags or ()))
-        self._flags_layout = tuple(f.shape for f in flags or ()) + tuple(
-            f.dtype for f in flags or ())
-        """A vector reply's rewards and flags: their shapes, then their dtypes."""
-        self._flags_prefixes = tuple(f.prefix for f in flags or ())
+        self.reply_layout: tuple[Any, ...] = (
+            tuple(a.shape for a in self._arrays) + tuple(a.dtype for a in self._arrays))
+        """The shapes, then the dtypes, of a reply's arrays (the observation alone, or the
+        observations, rewards and both flags of a vector env): what the values' must equal
+        (tuples compare item by item, identity first)."""
         self._prefixes = tuple(f.prefix for f in self._arrays)
         # The whole request, by the width of its id and its length: the action's
         # (prefix, bytes) and how its bytes become the value the decoder returns.
@@ -227,28 +228,27 @@ class StepFrames:
         if type(info) is not dict or info:
             return None
         rid_bytes = _rid_bytes(reply[1])
-        obs = self.obs.encode(reply[2])
-        if rid_bytes is None or obs is None:
+        if rid_bytes is None:
             return None
-        batched = self.batched
-        if batched is None:
+        if self.batched is None:
+            obs = self.obs.encode(reply[2])
             reward, terminated, truncated = reply[3], reply[4], reply[5]
-            if type(reward) is not float or type(terminated) is not bool \
+            if obs is None or type(reward) is not float or type(terminated) is not bool \
                     or type(truncated) is not bool:
                 return None
             return b"".join((_REPLY, rid_bytes, obs, b"\xcb", _DOUBLE.pack(reward),
                              _FLAGS[terminated], _FLAGS[truncated], b"\x80"))
-        rewards, terminated, truncated = reply[3], reply[4], reply[5]
-        ndarray = np.ndarray  # (one tuple of shapes and dtypes: compared identity first)
-        if type(rewards) is not ndarray or type(terminated) is not ndarray \
-                or type(truncated) is not ndarray \
-                or (rewards.shape, terminated.shape, truncated.shape, rewards.dtype,
-                    terminated.dtype, truncated.dtype) != self._flags_layout:
+        _, _, obs, rewards, terminated, truncated, _ = reply
+        ndarray = np.ndarray
+        if type(obs) is not ndarray or type(rewards) is not ndarray \
+                or type(terminated) is not ndarray or type(truncated) is not ndarray \
+                or (obs.shape, rewards.shape, terminated.shape, truncated.shape, obs.dtype,
+                    rewards.dtype, terminated.dtype, truncated.dtype) != self.reply_layout:
             return None
-        reward_prefix, terminated_prefix, truncated_prefix = self._flags_prefixes
-        return b"".join((_REPLY, rid_bytes, obs, reward_prefix, rewards.tobytes(),
-                         terminated_prefix, terminated.tobytes(), truncated_prefix,
-                         truncated.tobytes(), b"\x80"))
+        obs_prefix, reward_prefix, terminated_prefix, truncated_prefix = self._prefixes
+        return b"".join((_REPLY, rid_bytes, obs_prefix, obs.tobytes(), reward_prefix,
+                         rewards.tobytes(), terminated_prefix, terminated.tobytes(),
+                         truncated_prefix, truncated.tobytes(), b"\x80"))
 
     def decode_reply(self, header: bytes | memoryview, body: Any) -> list[Any] | None:
         """The reply, decoded, if its header has the fixed layout (and no body); else None."""

@@ -113,11 +113,7 @@ class SlotSteps:
         self._in_obs = self._view(incoming, _HEAD.size, obs.dtype, obs.shape)
         self._in_fields: tuple[np.ndarray[Any, Any], ...] = ()
         """Views of a vector reply's rewards and flags (the peer's; ours are joined bytes)."""
-        arrays = (obs,) + (frames.batched or ())
-        self._layout: tuple[Any, ...] = (
-            tuple(a.shape for a in arrays) + tuple(self._native(a.dtype) for a in arrays))
-        """The shapes, then the dtypes, of the reply's arrays (the observation's alone, or
-        the observations', rewards' and both flags' of a vector env)."""
+        self._layout = frames.reply_layout
         if frames.batched is not None:
             offsets = np.cumsum([self._tail] + [f.nbytes for f in frames.batched])
             self._in_fields = tuple(
@@ -128,11 +124,8 @@ class SlotSteps:
     def _view(slot: memoryview, offset: int, dtype: np.dtype[Any], shape: tuple[int, ...]
               ) -> np.ndarray[Any, Any]:
         count = int(np.prod(shape, dtype=np.int64))
-        return np.frombuffer(slot, SlotSteps._native(dtype), count, offset).reshape(shape)
-
-    @staticmethod
-    def _native(dtype: np.dtype[Any]) -> np.dtype[Any]:
-        return dtype if dtype.isnative else dtype.newbyteorder("=")
+        native = dtype if dtype.isnative else dtype.newbyteorder("=")
+        return np.frombuffer(slot, native, count, offset).reshape(shape)
 
     def release(self) -> None:
         """Drop the views of the slots (the region may then be closed). Idempotent."""
