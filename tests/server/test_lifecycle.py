@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -561,6 +562,24 @@ def test_tcp_sessions_use_nodelay_and_keepalive_on_both_sides(
             assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
             if hasattr(socket, "TCP_KEEPIDLE"):
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 60
+
+
+def test_tcp_sessions_on_loopback_do_not_pace_on_either_side(
+        serve: Callable[..., Any]) -> None:
+    """Where the host's congestion control paces (BBR), neither end of a loopback session
+    keeps it (tests/transport/test_sockets.py has why)."""
+    default = Path("/proc/sys/net/ipv4/tcp_congestion_control")
+    if not hasattr(socket, "TCP_CONGESTION") or not default.exists():
+        pytest.skip("no TCP_CONGESTION option here")
+    if not default.read_text().startswith("bbr"):
+        pytest.skip("this host's default congestion control does not pace: nothing to undo")
+    server = serve(CounterEnv())
+    with RemoteEnv(server.address, connect_timeout=5, timeout=5) as env:
+        env.reset()
+        (session, _), = server._sessions.values()
+        for sock in (env._channel._conn.sock, session.conn.sock):
+            name = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)
+            assert name.split(b"\0", 1)[0] in (b"cubic", b"reno")
 
 
 @pytest.mark.timeout(120)
