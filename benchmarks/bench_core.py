@@ -878,7 +878,18 @@ def _meta(args: argparse.Namespace, argv: Sequence[str], started: datetime.datet
         "cpu_count": os.cpu_count(),
         "numpy": np.__version__,
         "gymnasium": gym.__version__,
+        "tcp_congestion_control": _host_congestion_control(),
     }
+
+
+def _host_congestion_control() -> str | None:
+    """The host's default TCP congestion control (the raw ping-pongs use it; rlmesh's
+    connections within the machine switch a pacing one, BBR, to CUBIC or Reno)."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_congestion_control") as file:
+            return file.read().strip()
+    except OSError:
+        return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -264,6 +264,11 @@ def _load(meta: dict[str, Any]) -> str:
     return "" if not load else f" (1-minute load average {load[0]:.2f} before, {load[1]:.2f} after)"
 
 
+def _congestion(meta: dict[str, Any]) -> str:
+    name = meta.get("tcp_congestion_control")
+    return "" if not name else f"host TCP congestion control {name}, "
+
+
 def shown_command(command: str) -> str:
     """The command line with file paths cut to their names (no machine paths in reports)."""
     return " ".join(os.path.basename(word) if os.sep in word and not word.startswith("benchmarks")
@@ -277,7 +282,7 @@ def render(payload: dict[str, Any]) -> str:
     met = sum(verdict_status(q) == "meets goal" for q in verdicts)
     parts = [
         f"{meta['date']}, {meta['placement']}, {meta['cpu_count']} CPUs"
-        f"{_load(meta)}, "
+        f"{_load(meta)}, {_congestion(meta)}"
         f"{meta['rounds']} interleaved rounds of {meta['trial_seconds']:g} s trials "
         f"(`{shown_command(meta['command'])}`). Each ratio: the median of its per-round "
         f"ratios, with their IQR and min-max; a goal needs >= {MIN_ROUNDS} rounds. "

@@ -98,6 +98,13 @@ def test_the_report_comes_from_the_json_payload_alone(tmp_path: Path) -> None:
     assert verdicts.main(["--from-json", str(path)]) == 0
 
 
+def test_the_report_names_the_hosts_congestion_control_when_the_run_recorded_it() -> None:
+    data = payload()
+    assert "congestion control" not in verdicts.render(data)  # (older payloads: none)
+    data["meta"]["tcp_congestion_control"] = "bbr"
+    assert "host TCP congestion control bbr, " in verdicts.render(data)
+
+
 def test_a_file_that_is_not_a_payload_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.json"
     path.write_text(json.dumps({"meta": {}}))
