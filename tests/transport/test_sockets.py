@@ -38,6 +38,12 @@ def congestion(sock: socket.socket) -> str:
     return sock.getsockopt(socket.IPPROTO_TCP, _OPTION, 16).split(b"\0", 1)[0].decode()
 
 
+def set_congestion(sock: socket.socket, name: str) -> None:
+    assert _OPTION is not None
+    sock.setsockopt(socket.IPPROTO_TCP, _OPTION, name.encode())
+    assert congestion(sock) == name
+
+
 @contextlib.contextmanager
 def connected_pair(family: int = socket.AF_INET,
                    host: str = "127.0.0.1") -> Iterator[tuple[socket.socket, socket.socket]]:
@@ -55,9 +61,7 @@ def connected_pair(family: int = socket.AF_INET,
 def test_a_loopback_connection_paced_by_bbr_switches_to_one_that_does_not_pace() -> None:
     with connected_pair() as (client, accepted):
         for sock in (client, accepted):
-            assert _OPTION is not None
-            sock.setsockopt(socket.IPPROTO_TCP, _OPTION, b"bbr")
-            assert congestion(sock) == "bbr"
+            set_congestion(sock, "bbr")
             chosen = unpace_local(sock)
             assert chosen in ("cubic", "reno")
             assert congestion(sock) == chosen
@@ -71,8 +75,7 @@ def test_a_loopback_connection_paced_by_bbr_switches_to_one_that_does_not_pace()
 def test_tune_unpaces_both_ends() -> None:
     with connected_pair() as (client, accepted):
         for sock in (client, accepted):
-            assert _OPTION is not None
-            sock.setsockopt(socket.IPPROTO_TCP, _OPTION, b"bbr")
+            set_congestion(sock, "bbr")
             tune(sock)
             assert not congestion(sock).startswith("bbr")
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
@@ -85,8 +88,7 @@ def test_an_ipv6_loopback_connection_is_local_too() -> None:
             client, _ = stack.enter_context(connected_pair(socket.AF_INET6, "::1"))
         except OSError as exc:  # no IPv6, or no ::1 configured
             pytest.skip(f"no IPv6 loopback here: {exc}")
-        assert _OPTION is not None
-        client.setsockopt(socket.IPPROTO_TCP, _OPTION, b"bbr")
+        set_congestion(client, "bbr")
         assert unpace_local(client) in ("cubic", "reno")
 
 
@@ -94,8 +96,7 @@ def test_an_ipv6_loopback_connection_is_local_too() -> None:
                     reason="no TCP_CONGESTION option or no Reno")
 def test_a_connection_that_does_not_pace_is_left_alone() -> None:
     with connected_pair() as (client, _):
-        assert _OPTION is not None
-        client.setsockopt(socket.IPPROTO_TCP, _OPTION, b"reno")
+        set_congestion(client, "reno")
         assert unpace_local(client) == ""
         assert congestion(client) == "reno"
 
