@@ -19,6 +19,10 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "KEEPALIVE_IDLE", "TRANSPORTS", "Addr
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 5555
+_PACING: Final = b"bbr"
+"""Congestion controls whose names start so pace their sends (BBR and its versions)."""
+_UNPACED: Final = (b"cubic", b"reno")
+"""What a connection within this machine switches a pacing one to, the first permitted."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,13 +225,12 @@ def unpace_local(sock: socket.socket) -> str:
     return ""
 
 
-_PACING: Final = b"bbr"
-"""Congestion controls whose names start so pace their sends (BBR and its versions)."""
-_UNPACED: Final = (b"cubic", b"reno")
-
-
 def _within_machine(sock: socket.socket) -> bool:
-    """Whether the connection's peer is this machine (loopback, or one of its own addresses)."""
+    """Whether the connection's peer is this machine.
+
+    That is a loopback address, or the very address the connection leaves from (the kernel
+    routes both over loopback).
+    """
     peer, own = sock.getpeername()[0], sock.getsockname()[0]
     try:
         address = ipaddress.ip_address(peer.split("%", 1)[0])
