@@ -154,7 +154,6 @@ class EnvServer(EnvContractView):
         self._loop_thread: threading.Thread | None = None
         """The thread running the accept loop, while it runs."""
         self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
         self._shutdown_done = False
 
     def _bind(self, requested: Address, workers: int,
@@ -252,9 +251,8 @@ class EnvServer(EnvContractView):
     def start(self) -> EnvServer:
         """Serve from a background thread and return at once."""
         self._claim_run()
-        self._thread = threading.Thread(target=self._accept_in_background,
-                                        name="rlmesh-accept", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._accept_in_background, name="rlmesh-accept",
+                         daemon=True).start()
         return self
 
     def wait(self, timeout: float | None = None) -> bool:
