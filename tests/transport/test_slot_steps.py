@@ -16,6 +16,8 @@ import pytest
 from gymnasium import spaces
 
 import rlmesh
+import rlmesh.server.sources
+from rlmesh import ServeOptions
 from rlmesh.envs import SpaceEchoEnv
 from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
 from rlmesh.server import region
@@ -196,3 +198,114 @@ def test_many_sessions_open_step_and_close(spawn: Callable[..., Any]) -> None:
     with RemoteEnv(server.address, timeout=10) as env:
         env.reset(seed=0)
         assert env.step(0)[0].shape == (4,)
+
+
+class FailsOnThirdStep(gym.Wrapper[Any, Any, Any, Any]):
+    """CartPole whose third step raises, in the first env a factory of it builds."""
+
+    def __init__(self, built: list[int]) -> None:
+        super().__init__(gym.make("CartPole-v1"))
+        self.steps = 0
+        self.first = not built
+        built.append(1)
+
+    def step(self, action: Any) -> Any:
+        self.steps += 1
+        if self.first and self.steps == 3:
+            raise RuntimeError("the third step breaks")
+        return self.env.step(action)
+
+
+@pytest.mark.parametrize("restarts", [0, 1], ids=["answered", "restarted"])
+def test_an_env_that_raises_in_a_slot_step(serve: Callable[..., Any], slot_replies: list[int],
+                                           restarts: int) -> None:
+    built: list[int] = []
+    server = serve(lambda: FailsOnThirdStep(built),
+                   options=ServeOptions(restart_on_error=restarts))
+    with RemoteEnv(server.address, timeout=10) as env:
+        env.reset(seed=0)
+        env.step(0)
+        env.step(1)
+        if restarts:
+            obs, reward, terminated, truncated, info = env.step(0)
+            assert (reward, terminated, truncated) == (0.0, False, True)
+            assert "the third step breaks" in info["rlmesh_restart"]["error"]
+            assert obs.shape == (4,)
+        else:
+            with pytest.raises(rlmesh.RemoteEnvError, match="the third step breaks"):
+                env.step(0)
+        env.reset(seed=1)
+        for i in range(4):
+            assert env.step(i % 2)[0].shape == (4,)
+    assert slot_replies[0] == 6  # every step's reply but the error's (or the restart's)
+    assert len(built) == 1 + restarts
+
+
+class FourValues(gym.Env[np.ndarray, int]):
+    """An env with old Gym's step: ``(obs, reward, done, info)``, a time limit at step 3."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        self.steps = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action: int) -> Any:
+        self.steps += 1
+        done = self.steps >= 3
+        info = {"TimeLimit.truncated": True} if done else {}
+        return np.full(2, self.steps / 10, np.float32), float(action), done, info
+
+
+def test_old_gym_four_values_answer_a_slot_step(serve: Callable[..., Any]) -> None:
+    server = serve(FourValues)
+    with RemoteEnv(server.address, timeout=10) as env:
+        assert env.contract["shm_link_steps"] is True
+        env.reset(seed=0)
+        obs, reward, terminated, truncated, info = env.step(1)
+        assert obs.tolist() == pytest.approx([0.1, 0.1])
+        assert (reward, terminated, truncated, info) == (1.0, False, False, {})
+        assert env.step(0)[1:] == (0.0, False, False, {})
+        obs, reward, terminated, truncated, info = env.step(1)
+        assert obs.tolist() == pytest.approx([0.3, 0.3])
+        assert (reward, terminated, truncated) == (1.0, False, True)
+        assert info == {"TimeLimit.truncated": True}
+
+
+@pytest.fixture
+def slot_steppers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """What each session of this process got as its slot stepper (``None`` or a callable)."""
+    made: list[Any] = []
+    make = rlmesh.server.sources.slot_stepper
+
+    def recorded(session: Any) -> Any:
+        made.append(make(session))
+        return made[-1]
+
+    monkeypatch.setattr(rlmesh.server.sources, "slot_stepper", recorded)
+    yield made
+
+
+@pytest.mark.parametrize("options", [{}, {"step_deadline": 5.0}, {"resume_window": 5.0},
+                                     {"validate_actions": False}],
+                         ids=["plain", "deadline", "resumable", "unchecked"])
+def test_slot_steps_are_answered_in_one_call_where_nothing_else_must_run(
+        serve: Callable[..., Any], slot_steppers: list[Any], options: dict[str, Any]) -> None:
+    server = serve(lambda: gym.make("CartPole-v1"), options=ServeOptions(**options))
+    local = gym.make("CartPole-v1")
+    with RemoteEnv(server.address, timeout=10) as env:
+        assert env.contract["shm_link_steps"] is True
+        assert_same_values(env.reset(seed=3), local.reset(seed=3), "reset")
+        for i in range(30):
+            got, want = env.step(i % 2), local.step(i % 2)
+            assert_same_values(got, want, f"step {i}")
+            if got[2] or got[3]:
+                assert_same_values(env.reset(seed=i), local.reset(seed=i), f"reset {i}")
+    in_one_call = "step_deadline" not in options and "resume_window" not in options
+    assert len(slot_steppers) == 1
+    assert callable(slot_steppers[0]) is in_one_call

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from rlmesh import protocol as P
+from rlmesh.errors import ProtocolError
 from rlmesh.protocol.attributes import ATTRIBUTE_OPS
 from rlmesh.server.attributes import answer as answer_attribute
 from rlmesh.server.replies import brief, qualname
 from rlmesh.server.seam import Handler, SessionPort
 from rlmesh.server.shapes import env_spaces, five_tuple
-from rlmesh.server.validation import make_validator
+from rlmesh.server.validation import Validator, make_validator
 
-__all__ = ["env_handlers"]
+__all__ = ["env_handlers", "slot_stepper"]
 
 log = logging.getLogger("rlmesh.server")
 
@@ -34,19 +36,29 @@ def env_handlers(session: SessionPort) -> dict[int, Handler]:
     The env they act on is ``session.resource``, which a restart replaces.
     """
     handlers: dict[int, Handler] = {
-        P.OP_STEP: _stepper(session), P.OP_RESET: functools.partial(_reset, session),
+        P.OP_STEP: _stepper(session)[0], P.OP_RESET: functools.partial(_reset, session),
         P.OP_RENDER: functools.partial(_render, session)}
     handlers.update(dict.fromkeys(ATTRIBUTE_OPS, functools.partial(_attribute, session)))
     return handlers
 
 
-def _stepper(session: SessionPort) -> Handler:
-    """The STEP handler: the hot path, so what it needs is bound once, here."""
-    deadline = session.deadline
-    validate = session.host.options.validate_actions
-    send_step, error = session.send_step, session.error
+def _stepper(session: SessionPort) -> tuple[Handler, Callable[[], None] | None]:
+    """The STEP handler, and the slot stepper if the session can have one.
+
+    The hot path, so what they need is bound once, here.
+    """
     action_space = env_spaces(session.resource)[1]
     contains = make_validator(action_space)
+    check = contains if session.host.options.validate_actions else None
+    step, answer = _general_step(session, action_space, check)
+    return step, _in_place_step(session, step, answer, check)
+
+
+def _general_step(session: SessionPort, action_space: Any, check: Validator | None
+                  ) -> tuple[Handler, Callable[[int, Any], None]]:
+    """The STEP handler, and what sends an env's step result."""
+    deadline = session.deadline
+    send_step, error = session.send_step, session.error
     convert = getattr(session.host.source, "convert_action", None)
 
     def step(msg: list[Any]) -> None:
@@ -57,7 +69,7 @@ def _stepper(session: SessionPort) -> Handler:
             error(rid, P.E_RESET_NEEDED, "call reset() before step()")
             return
         action = msg[2]
-        if validate and not contains(action):  # (the validator never raises)
+        if check is not None and not check(action):  # (the validator never raises)
             error(rid, P.E_INVALID_ACTION,
                   f"action {brief(action)} is not in the action space {action_space}")
             return
@@ -66,6 +78,13 @@ def _stepper(session: SessionPort) -> Handler:
             if convert is not None:
                 action = convert(action)
             result = deadline.run(rid, env.step, action) if deadline else env.step(action)
+        except Exception as exc:
+            _failed(session, rid, "step", exc, None, None)
+            return
+        answer(rid, result)
+
+    def answer(rid: int, result: Any) -> None:
+        try:
             try:
                 obs, reward, terminated, truncated, info = result
             except ValueError:  # (old Gym's four values, converted; anything else raises)
@@ -75,7 +94,54 @@ def _stepper(session: SessionPort) -> Handler:
             return
         send_step(rid, obs, reward, terminated, truncated, info)
 
-    return step
+    return step, answer
+
+
+def _in_place_step(session: SessionPort, step: Handler, answer: Callable[[int, Any], None],
+                   check: Validator | None) -> Callable[[], None] | None:
+    """STEP for a slot step, in one call.
+
+    The action is read and checked, the env stepped, the reply written in place and
+    announced. Anything else (an error to answer, a result of another layout) takes the
+    general path. ``None`` where slot steps are not answered in place, or where the env's
+    step runs under a deadline or an action conversion (those keep the STEP handler).
+    """
+    in_place = session.in_place()
+    if in_place is None or session.deadline is not None \
+            or getattr(session.host.source, "convert_action", None) is not None:
+        return None
+    slots, announce = in_place
+    read_step, write = slots.read_step, slots.write_result
+
+    def slot_step() -> None:
+        try:
+            rid, action = read_step()
+        except ProtocolError as exc:
+            session.fatal(None, P.E_PROTOCOL, str(exc))
+        if not session.has_reset or (check is not None and not check(action)):
+            step([P.OP_STEP, rid, action])  # (it answers the error)
+            return
+        try:
+            result = session.resource.step(action)
+        except Exception as exc:
+            _failed(session, rid, "step", exc, None, None)
+            return
+        if type(result) is tuple and len(result) == 5 and write(rid, *result):
+            announce()
+            return
+        answer(rid, result)
+
+    return slot_step
+
+
+def slot_stepper(session: SessionPort) -> Callable[[], None] | None:
+    """What answers each slot step of an env session in one call.
+
+    Returns:
+        ``None`` if the session has no slot steps answered in place, or its env's steps
+        run under a deadline or an action conversion.
+    """
+    return _stepper(session)[1]
 
 
 def _reset(session: SessionPort, msg: list[Any]) -> None:

@@ -8,6 +8,7 @@ after a broken connection is answered from the kept reply instead of being appli
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from rlmesh import protocol as P
@@ -81,12 +82,29 @@ class Replies:
         Raises:
             Fatal: After answering a malformed or oversized request.
         """
+        return self.request_of(*self.next_frame())
+
+    def next_frame(self) -> tuple[bytes | memoryview, bytearray | None]:
+        """The next frame's ``(header, body)``, undecoded.
+
+        A slot step's header is :data:`~rlmesh.transport.shmlink.STEP_FRAME`.
+
+        Raises:
+            Fatal: After answering a malformed or oversized frame.
+        """
         try:
-            header, body = self.conn.recv()
+            return self.conn.recv()
         except MessageTooLargeError as exc:
             self.fatal(None, P.E_TOO_LARGE, str(exc))
         except ProtocolError as exc:
             self.fatal(None, P.E_PROTOCOL, str(exc))
+
+    def request_of(self, header: bytes | memoryview, body: bytearray | None) -> Any:
+        """The request ``[op, request_id, *args]`` a frame of :meth:`next_frame` carries.
+
+        Raises:
+            Fatal: After answering a malformed request.
+        """
         slots = self.slots
         if slots is not None:  # (a link that agreed on slot steps)
             self.slotted = header is STEP_FRAME
@@ -145,6 +163,18 @@ class Replies:
         if keep and self.key is not None:
             self.last_reply = (reply[1], *encoded)
         self.conn.send(*encoded, self.conn.peer_flag)
+
+    def in_place(self) -> tuple[SlotSteps, Callable[[], None]] | None:
+        """Where a slot step is answered in place, if it is.
+
+        Returns:
+            The slots, and what announces a reply written there; ``None`` if the session
+            has no slot steps or keeps its replies (a resumable session sends frames).
+        """
+        slots = self.slots
+        if slots is None or self.key is not None:
+            return None
+        return slots, self.conn.send_written  # type: ignore[attr-defined]  # (only links)
 
     def send_step(self, rid: int, obs: Any, reward: Any, terminated: Any, truncated: Any,
                   info: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Any, NoReturn, Protocol
 from rlmesh.server.deadline import Deadline, Watchdog
 from rlmesh.server.options import ServeOptions
 from rlmesh.server.resume import Parked, ResumeRegistry
+from rlmesh.wire.slots import SlotSteps
 
 __all__ = ["Handler", "Host", "SessionPort", "Source"]
 
@@ -48,6 +49,12 @@ class SessionPort(Protocol):
     def send_step(self, rid: int, obs: Any, reward: Any, terminated: Any, truncated: Any,
                   info: Any) -> None:
         """Send a step's OK reply (written in place when the request was a slot step)."""
+
+    def in_place(self) -> tuple[SlotSteps, Callable[[], None]] | None:
+        """The slots a slot step is answered in, and what announces a reply there.
+
+        ``None``: this session answers every request with frames.
+        """
 
     def error(self, rid: Any, code: str, message: str, *, exc: BaseException | None = None,
               fatal: bool = False) -> None:
@@ -108,6 +115,14 @@ class Source(abc.ABC):
     def capabilities(self, options: ServeOptions) -> list[str]:
         """The protocol capabilities this source offers (in the contract)."""
         return []
+
+    def slot_stepper(self, session: SessionPort) -> Callable[[], None] | None:
+        """What answers a slot step of ``session`` (:mod:`rlmesh.wire.slots`) in one call.
+
+        The session calls it for each slot step it receives, in place of the STEP handler
+        (``None``, the default: slot steps go to the STEP handler like any request).
+        """
+        return None
 
 
 class Host:

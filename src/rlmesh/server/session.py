@@ -23,6 +23,7 @@ from rlmesh.server.replies import Fatal, Replies
 from rlmesh.server.resume import Parked
 from rlmesh.server.seam import Host, SessionPort
 from rlmesh.transport import Transport
+from rlmesh.transport.shmlink import STEP_FRAME
 from rlmesh.transport.sockets import wrap_server
 from rlmesh.transport.stream import Connection
 from rlmesh.wire.fixed import contract_frames
@@ -148,11 +149,17 @@ class Session(Replies):
         self.frames = contract_frames(self.host.source.contract)
         if self.host.watchdog is not None:
             self.host.watchdog.watch(self)
-        receive, handler_of = self.receive, handlers.get
+        slot_step = self.host.source.slot_stepper(self) if self.slots is not None else None
+        next_frame, request_of, handler_of = self.next_frame, self.request_of, handlers.get
         while True:
             self.busy = False
-            msg = receive()
+            header, body = next_frame()
             self.busy = True
+            if header is STEP_FRAME and slot_step is not None and not self.replay:
+                self.slotted = True  # (a slot step: its reply may go in place)
+                slot_step()
+                continue
+            msg = request_of(header, body)
             if self.replay and self._replayed(msg[1]):
                 continue
             handle = handler_of(msg[0])

@@ -16,7 +16,7 @@ import gymnasium as gym
 
 from rlmesh import protocol as P
 from rlmesh.errors import EnvBusyError
-from rlmesh.server.env_ops import env_handlers
+from rlmesh.server.env_ops import env_handlers, slot_stepper
 from rlmesh.server.framework import ActionConverter
 from rlmesh.server.seam import Handler, SessionPort, Source
 from rlmesh.server.shapes import env_spaces, is_env_like, is_vector_env
@@ -245,6 +245,10 @@ class EnvSource(Source):
     def handlers(self, session: SessionPort) -> dict[int, Handler]:
         """STEP, RESET, RENDER and the attribute ops, on the session's env."""
         return env_handlers(session)
+
+    def slot_stepper(self, session: SessionPort) -> Callable[[], None] | None:
+        """STEP for a slot step in one call (see :func:`rlmesh.server.env_ops.slot_stepper`)."""
+        return slot_stepper(session)
 
     def capabilities(self, options: ServeOptions) -> list[str]:
         """Remote attribute access, unless the server turned it off."""

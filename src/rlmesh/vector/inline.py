@@ -107,6 +107,10 @@ class InlineChannel:
         """Keep a step's OK reply (as :meth:`send`)."""
         self.send([P.STATUS_OK, rid, obs, reward, terminated, truncated, info])
 
+    def in_place(self) -> None:
+        """No slots here: every reply is kept as a value (see ``SessionPort.in_place``)."""
+        return None
+
     def error(self, rid: Any, code: str, message: str, *, exc: BaseException | None = None,
               fatal: bool = False) -> None:
         """Keep the error a served endpoint would answer with (the server's own reply)."""

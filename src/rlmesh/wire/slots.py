@@ -180,18 +180,22 @@ class SlotSteps:
     # -- the server: requests in, replies out ---------------------------------------------
 
     def read_request(self) -> list[Any]:
-        """The request ``[STEP, rid, action]`` in the request slot.
+        """The request ``[STEP, rid, action]`` in the request slot (see :meth:`read_step`)."""
+        return [_OP_STEP, *self.read_step()]
+
+    def read_step(self) -> tuple[int, Any]:
+        """The request id and the action of the slot step in the request slot.
 
         Raises:
             ProtocolError: The slot's form is not one this layout has.
         """
         _, form, rid, value = _INT_REQUEST.unpack_from(self._in, 0)
-        if form == _FORM_INT and self._ints:
-            return [_OP_STEP, rid, value]
         if form == _FORM_ARRAY:
-            return [_OP_STEP, rid, self._in_action.copy()]
+            return rid, self._in_action.copy()
+        if form == _FORM_INT and self._ints:
+            return rid, value
         if form == _FORM_SCALAR and self._scalar_type is not None:
-            return [_OP_STEP, rid, self._in_action[()]]
+            return rid, self._in_action[()]
         raise ProtocolError(f"a slot step of unknown form {form}")
 
     def write_reply(self, reply: list[Any]) -> bool:
@@ -231,8 +235,13 @@ class SlotSteps:
                 or (obs.shape, reward.shape, terminated.shape, truncated.shape,
                     obs.dtype, reward.dtype, terminated.dtype, truncated.dtype) != self._layout:
             return False
-        # One copy into the slot: the four arrays' bytes (C order, the slot's dtypes) joined.
-        self._out[_HEAD.size : self._end] = b"".join((
-            obs.tobytes(), reward.tobytes(), terminated.tobytes(), truncated.tobytes()))
+        # One copy into the slot: the four arrays' bytes (C order, the slot's dtypes) joined,
+        # read through the buffer protocol (which only C-contiguous arrays offer whole).
+        try:
+            joined = b"".join((obs, reward, terminated, truncated))  # type: ignore[arg-type]
+        except (TypeError, BufferError):
+            joined = b"".join((obs.tobytes(), reward.tobytes(), terminated.tobytes(),
+                               truncated.tobytes()))
+        self._out[_HEAD.size : self._end] = joined
         _HEAD.pack_into(self._out, 0, self.kind, _FORM_ARRAY, rid)
         return True
