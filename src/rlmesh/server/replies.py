@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from rlmesh import protocol as P
 from rlmesh.errors import EncodeError, MessageTooLargeError, ProtocolError
@@ -21,7 +21,11 @@ from rlmesh.wire.fixed import StepFrames
 from rlmesh.wire.lenient import sanitize
 from rlmesh.wire.slots import SlotSteps
 
-__all__ = ["Expired", "Fatal", "Replies", "brief", "qualname"]
+__all__ = ["SLOT_STEP", "Expired", "Fatal", "Replies", "brief", "qualname"]
+
+SLOT_STEP: Final[list[Any]] = []
+"""What :meth:`Replies.receive` returns for a slot step left to the caller (compare with
+``is``): the request is still in its slot."""
 
 
 class Fatal(BaseException):
@@ -75,40 +79,30 @@ class Replies:
         """The slot-step layout, if the session agreed on slot steps (:mod:`rlmesh.wire.slots`)."""
         self.slotted = False
         """Whether the request being answered came as a slot step (so may its reply)."""
+        self.slot_steps_apart = False
+        """Whether :meth:`receive` hands a slot step over unread (as :data:`SLOT_STEP`)."""
 
     def receive(self) -> Any:
         """The next request ``[op, request_id, *args]``, decoded.
 
+        Returns :data:`SLOT_STEP` instead for a slot step while :attr:`slot_steps_apart`
+        is set (the caller reads and answers it in place).
+
         Raises:
             Fatal: After answering a malformed or oversized request.
         """
-        return self.request_of(*self.next_frame())
-
-    def next_frame(self) -> tuple[bytes | memoryview, bytearray | None]:
-        """The next frame's ``(header, body)``, undecoded.
-
-        A slot step's header is :data:`~rlmesh.transport.shmlink.STEP_FRAME`.
-
-        Raises:
-            Fatal: After answering a malformed or oversized frame.
-        """
         try:
-            return self.conn.recv()
+            header, body = self.conn.recv()
         except MessageTooLargeError as exc:
             self.fatal(None, P.E_TOO_LARGE, str(exc))
         except ProtocolError as exc:
             self.fatal(None, P.E_PROTOCOL, str(exc))
-
-    def request_of(self, header: bytes | memoryview, body: bytearray | None) -> Any:
-        """The request ``[op, request_id, *args]`` a frame of :meth:`next_frame` carries.
-
-        Raises:
-            Fatal: After answering a malformed request.
-        """
         slots = self.slots
         if slots is not None:  # (a link that agreed on slot steps)
             self.slotted = header is STEP_FRAME
             if self.slotted:
+                if self.slot_steps_apart:
+                    return SLOT_STEP
                 try:
                     return slots.read_request()
                 except ProtocolError as exc:

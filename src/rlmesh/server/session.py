@@ -19,11 +19,10 @@ from rlmesh.errors import TransportError
 from rlmesh.server.admission import Gate
 from rlmesh.server.deadline import Deadline
 from rlmesh.server.handshake import handshake
-from rlmesh.server.replies import Fatal, Replies
+from rlmesh.server.replies import SLOT_STEP, Fatal, Replies
 from rlmesh.server.resume import Parked
 from rlmesh.server.seam import Host, SessionPort
 from rlmesh.transport import Transport
-from rlmesh.transport.shmlink import STEP_FRAME
 from rlmesh.transport.sockets import wrap_server
 from rlmesh.transport.stream import Connection
 from rlmesh.wire.fixed import contract_frames
@@ -150,16 +149,15 @@ class Session(Replies):
         if self.host.watchdog is not None:
             self.host.watchdog.watch(self)
         slot_step = self.host.source.slot_stepper(self) if self.slots is not None else None
-        next_frame, request_of, handler_of = self.next_frame, self.request_of, handlers.get
+        self.slot_steps_apart = slot_step is not None  # (only without a resume key: no replay)
+        receive, handler_of = self.receive, handlers.get
         while True:
             self.busy = False
-            header, body = next_frame()
+            msg = receive()
             self.busy = True
-            if header is STEP_FRAME and slot_step is not None and not self.replay:
-                self.slotted = True  # (a slot step: its reply may go in place)
-                slot_step()
+            if msg is SLOT_STEP:
+                slot_step()  # type: ignore[misc]  # (set whenever receive returns SLOT_STEP)
                 continue
-            msg = request_of(header, body)
             if self.replay and self._replayed(msg[1]):
                 continue
             handle = handler_of(msg[0])
