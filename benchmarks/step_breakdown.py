@@ -100,7 +100,7 @@ def instrument(clock: Clock) -> None:
         clock.wrap(StepFrames, method, "decode")
     for method in ("write_request", "write_result"):  # (write_reply calls write_result)
         clock.wrap(SlotSteps, method, "encode")
-    for method in ("read_request", "read_reply"):
+    for method in ("read_step", "read_reply"):  # (read_request calls read_step)
         clock.wrap(SlotSteps, method, "decode")
     for cls in (ShmLink, Connection):
         clock.wrap(cls, "send", "send", outermost=True)
@@ -164,14 +164,14 @@ def serve(address: str, kind: str, timed: bool) -> int:
 
         StepFrames.decode_request = decoded_fixed  # type: ignore[method-assign]
         from rlmesh.wire.slots import SlotSteps
-        read_slot = SlotSteps.read_request
+        read_slot = SlotSteps.read_step
 
         def read_slotted(self: Any) -> Any:
-            msg = read_slot(self)
-            marks["op"] = msg[0]
-            return msg
+            step = read_slot(self)  # (a slot step is always a STEP)
+            marks["op"] = P.OP_STEP
+            return step
 
-        SlotSteps.read_request = read_slotted  # type: ignore[method-assign]
+        SlotSteps.read_step = read_slotted  # type: ignore[method-assign]
         cls = _transport_class(kind)
         recv = cls.recv
 
