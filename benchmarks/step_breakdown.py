@@ -1,5 +1,8 @@
 """Where a step's microseconds go: one CartPole step in-process, over the link and over TCP.
 
+With ``--vector N``, the step of Gymnasium's ``SyncVectorEnv(N)`` of CartPole instead (served
+as ``gymnasium.make_vec`` serves it; the verdicts' served vector env), without resets.
+
 Both sides are instrumented in their own process: the wire encoder and decoder, the
 transport's ``send`` and ``recv`` (the socket connection and the same-host link), and the
 env's own ``step`` are wrapped with ``time.perf_counter_ns`` reads (the outermost transport
@@ -15,6 +18,7 @@ measured steps; the pieces of one column need not add up to its total exactly::
 
     uv run python benchmarks/step_breakdown.py                  # 20,000 steps per transport
     uv run python benchmarks/step_breakdown.py --steps 5000 --json breakdown.json
+    uv run python benchmarks/step_breakdown.py --vector 8 --steps 5000
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 try:
     from benchmarks import bench_core as core
@@ -100,12 +105,19 @@ def instrument(clock: Clock) -> None:
         clock.wrap(StepFrames, method, "decode")
     for method in ("write_request", "write_result"):  # (write_reply calls write_result)
         clock.wrap(SlotSteps, method, "encode")
-    for method in ("read_step", "read_reply"):  # (read_request calls read_step)
+    for method in (_slot_read(), "read_reply"):  # (read_request calls read_step)
         clock.wrap(SlotSteps, method, "decode")
     for cls in (ShmLink, Connection):
         clock.wrap(cls, "send", "send", outermost=True)
         clock.wrap(cls, "recv", "recv", outermost=True)
     clock.wrap(ShmLink, "send_written", "send", outermost=True)
+
+
+def _slot_read() -> str:
+    """The method the server reads a slot step with (``read_request`` in older trees)."""
+    from rlmesh.wire.slots import SlotSteps
+
+    return "read_step" if hasattr(SlotSteps, "read_step") else "read_request"
 
 
 class TimedStep(gym.Wrapper[Any, Any, Any, Any]):
@@ -122,6 +134,34 @@ class TimedStep(gym.Wrapper[Any, Any, Any, Any]):
         return result
 
 
+class TimedVectorStep(gym.vector.VectorWrapper):
+    """:class:`TimedStep` for a vector env."""
+
+    def __init__(self, env: gym.vector.VectorEnv[Any, Any, Any], clock: Clock) -> None:
+        super().__init__(env)
+        self.clock = clock
+
+    def step(self, actions: Any) -> Any:
+        start = time.perf_counter_ns()
+        result = self.env.step(actions)
+        self.clock.current["env_step"] = time.perf_counter_ns() - start
+        return result
+
+
+def make_env(vector: int) -> Any:
+    """One CartPole, or ``SyncVectorEnv(vector)`` of CartPole (``vector`` > 0)."""
+    if vector:
+        return gym.make_vec(ENV_ID, vector, vectorization_mode="sync")
+    return gym.make(ENV_ID)
+
+
+def timed_env(env: Any, clock: Clock) -> Any:
+    """``env`` with its ``step`` timed into ``clock``."""
+    if isinstance(env, gym.vector.VectorEnv):
+        return TimedVectorStep(env, clock)
+    return TimedStep(env, clock)
+
+
 # -- the server child --------------------------------------------------------------------------
 
 
@@ -133,18 +173,18 @@ def _transport_class(kind: str) -> type:
     return ShmLink if kind == "link" else Connection
 
 
-def serve(address: str, kind: str, timed: bool) -> int:
-    """Child: serve a CartPole; with ``timed``, report the pieces of every STEP on request."""
+def serve(address: str, kind: str, timed: bool, vector: int = 0) -> int:
+    """Child: serve the env; with ``timed``, report the pieces of every STEP on request."""
     from rlmesh import EnvServer
     from rlmesh import protocol as P
     from rlmesh.wire.decoder import Decoder
 
     clock = Clock()
     steps: list[dict[str, int]] = []
-    env: gym.Env[Any, Any] = gym.make(ENV_ID)
+    env = make_env(vector)
     if timed:
         instrument(clock)
-        env = TimedStep(env, clock)
+        env = timed_env(env, clock)
         marks: dict[str, Any] = {"op": None, "ready": 0}
         decode = Decoder.decode
 
@@ -164,14 +204,15 @@ def serve(address: str, kind: str, timed: bool) -> int:
 
         StepFrames.decode_request = decoded_fixed  # type: ignore[method-assign]
         from rlmesh.wire.slots import SlotSteps
-        read_slot = SlotSteps.read_step
+        read_name = _slot_read()
+        read_slot = getattr(SlotSteps, read_name)
 
         def read_slotted(self: Any) -> Any:
             step = read_slot(self)  # (a slot step is always a STEP)
             marks["op"] = P.OP_STEP
             return step
 
-        SlotSteps.read_step = read_slotted  # type: ignore[method-assign]
+        setattr(SlotSteps, read_name, read_slotted)
         cls = _transport_class(kind)
         recv = cls.recv
 
@@ -204,11 +245,11 @@ def serve(address: str, kind: str, timed: bool) -> int:
 
 
 @contextlib.contextmanager
-def server_child(address: str, kind: str, timed: bool
+def server_child(address: str, kind: str, timed: bool, vector: int = 0
                  ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Start this script's ``--serve`` child; yield it and its address once it listens."""
     flag = "1" if kind == "link" else "0"
-    cmd = [sys.executable, SCRIPT, "--serve", address, "--kind", kind]
+    cmd = [sys.executable, SCRIPT, "--serve", address, "--kind", kind, "--vector", str(vector)]
     if timed:
         cmd.append("--timed")
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -238,7 +279,7 @@ def _ask(proc: subprocess.Popen[str], command: str) -> str:
 
 
 def client_steps(env: Any, steps: int, clock: Clock | None) -> tuple[list[dict[str, int]], float]:
-    """Step ``env`` ``steps`` times (resetting at episode ends, not counted).
+    """Step ``env`` ``steps`` times (resetting a single env at episode ends, not counted).
 
     Returns the per-step pieces (with a clock) and the wall seconds of the whole loop.
     """
@@ -255,7 +296,7 @@ def client_steps(env: Any, steps: int, clock: Clock | None) -> tuple[list[dict[s
         total = now() - start
         if clock is not None:
             records.append({**clock.current, "total": total})
-        if terminated or truncated:
+        if np.ndim(terminated) == 0 and (terminated or truncated):  # (vector envs autoreset)
             env.reset()
     wall = time.perf_counter() - started
     # A last request that is not a step: the server files a step when its next request
@@ -264,20 +305,21 @@ def client_steps(env: Any, steps: int, clock: Clock | None) -> tuple[list[dict[s
     return records, wall
 
 
-def measure(kind: str, steps: int, sock_dir: str, clock: Clock | None) -> dict[str, Any]:
+def measure(kind: str, steps: int, sock_dir: str, clock: Clock | None, vector: int = 0
+            ) -> dict[str, Any]:
     """One transport: ``inprocess``, ``link`` (unix socket, shared memory) or ``tcp``."""
     if kind == "inprocess":
-        env: Any = gym.make(ENV_ID)
-        timed = TimedStep(env, clock) if clock is not None else env
+        env: Any = make_env(vector)
+        timed = timed_env(env, clock) if clock is not None else env
         records, wall = client_steps(timed, steps, clock)
         return {"kind": kind, "client": records, "server": [], "wall_us": 1e6 * wall / steps}
-    from rlmesh.numpy import RemoteEnv
+    from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
 
     address = ("unix://" + os.path.join(sock_dir, f"{kind}-{clock is not None}.sock")
                if kind == "link" else "127.0.0.1:0")
-    with server_child(address, kind, clock is not None) as (proc, bound), \
+    with server_child(address, kind, clock is not None, vector) as (proc, bound), \
             core._environ("RLMESH_SAME_HOST", "1" if kind == "link" else "0"):
-        env = RemoteEnv(bound)
+        env = RemoteVectorEnv(bound) if vector else RemoteEnv(bound)
         try:
             if bool(env.contract.get("shm_link")) != (kind == "link"):
                 raise RuntimeError(f"{kind}: unexpected transport {env.contract.get('shm')}")
@@ -358,25 +400,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="step_breakdown", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000, help="measured steps per transport")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write JSON here")
+    parser.add_argument("--vector", type=int, default=0, metavar="N",
+                        help="step SyncVectorEnv(N) of CartPole instead of one CartPole")
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--kind", default="tcp", help=argparse.SUPPRESS)
     parser.add_argument("--timed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
-        return serve(args.serve, args.kind, args.timed)
+        return serve(args.serve, args.kind, args.timed, args.vector)
     sock_dir = tempfile.mkdtemp(prefix="rlmesh-breakdown-")
     try:
         kinds = ("inprocess", "link", "tcp")
-        plain = {k: measure(k, args.steps, sock_dir, None)["wall_us"] for k in kinds}
+        plain = {k: measure(k, args.steps, sock_dir, None, args.vector)["wall_us"]
+                 for k in kinds}
         clock = Clock()
         instrument(clock)
-        runs = {k: measure(k, args.steps, sock_dir, clock) for k in kinds}
+        runs = {k: measure(k, args.steps, sock_dir, clock, args.vector) for k in kinds}
     finally:
         shutil.rmtree(sock_dir, ignore_errors=True)
     columns = {k: breakdown(run) for k, run in runs.items()}
+    print(f"{f'SyncVectorEnv({args.vector}) of ' if args.vector else ''}{ENV_ID}, "
+          f"{args.steps} steps per transport\n")
     print(table(columns, plain))
     if args.json:
-        core.write_json(args.json, {"steps": args.steps, "breakdown": columns,
+        core.write_json(args.json, {"steps": args.steps, "vector": args.vector,
+                                    "breakdown": columns,
                                     "uninstrumented_us": plain,
                                     "instrumented_wall_us": {k: r["wall_us"]
                                                              for k, r in runs.items()}})
