@@ -262,8 +262,18 @@ class FourValues(gym.Env[np.ndarray, int]):
         return np.full(2, self.steps / 10, np.float32), float(action), done, info
 
 
-def test_old_gym_four_values_answer_a_slot_step(serve: Callable[..., Any]) -> None:
-    server = serve(FourValues)
+class FiveInAList(FourValues):
+    """Gymnasium's five values, returned as a list (read like a tuple)."""
+
+    def step(self, action: int) -> Any:
+        obs, reward, done, info = super().step(action)
+        return [obs, reward, False, done, info]
+
+
+@pytest.mark.parametrize("kind", [FourValues, FiveInAList], ids=["four", "list"])
+def test_results_that_are_not_a_five_tuple_answer_a_slot_step(serve: Callable[..., Any],
+                                                              kind: type) -> None:
+    server = serve(kind)
     with RemoteEnv(server.address, timeout=10) as env:
         assert env.contract["shm_link_steps"] is True
         env.reset(seed=0)

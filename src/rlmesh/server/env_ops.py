@@ -50,13 +50,13 @@ def _stepper(session: SessionPort) -> tuple[Handler, Callable[[], None] | None]:
     action_space = env_spaces(session.resource)[1]
     contains = make_validator(action_space)
     check = contains if session.host.options.validate_actions else None
-    step, answer = _general_step(session, action_space, check)
-    return step, _in_place_step(session, step, answer, check)
+    step = _general_step(session, action_space, check)
+    return step, _in_place_step(session, step, check)
 
 
 def _general_step(session: SessionPort, action_space: Any, check: Validator | None
-                  ) -> tuple[Handler, Callable[[int, Any], None]]:
-    """The STEP handler, and what sends an env's step result."""
+                  ) -> Handler:
+    """The STEP handler (every STEP but the slot steps a slot stepper answers)."""
     deadline = session.deadline
     send_step, error = session.send_step, session.error
     convert = getattr(session.host.source, "convert_action", None)
@@ -78,13 +78,6 @@ def _general_step(session: SessionPort, action_space: Any, check: Validator | No
             if convert is not None:
                 action = convert(action)
             result = deadline.run(rid, env.step, action) if deadline else env.step(action)
-        except Exception as exc:
-            _failed(session, rid, "step", exc, None, None)
-            return
-        answer(rid, result)
-
-    def answer(rid: int, result: Any) -> None:
-        try:
             try:
                 obs, reward, terminated, truncated, info = result
             except ValueError:  # (old Gym's four values, converted; anything else raises)
@@ -94,11 +87,11 @@ def _general_step(session: SessionPort, action_space: Any, check: Validator | No
             return
         send_step(rid, obs, reward, terminated, truncated, info)
 
-    return step, answer
+    return step
 
 
-def _in_place_step(session: SessionPort, step: Handler, answer: Callable[[int, Any], None],
-                   check: Validator | None) -> Callable[[], None] | None:
+def _in_place_step(session: SessionPort, step: Handler, check: Validator | None
+                   ) -> Callable[[], None] | None:
     """STEP for a slot step, in one call.
 
     The action is read and checked, the env stepped, the reply written in place and
@@ -111,7 +104,7 @@ def _in_place_step(session: SessionPort, step: Handler, answer: Callable[[int, A
             or getattr(session.host.source, "convert_action", None) is not None:
         return None
     slots, announce = in_place
-    read_step, write = slots.read_step, slots.write_result
+    read_step, write, send_step = slots.read_step, slots.write_result, session.send_step
 
     def slot_step() -> None:
         try:
@@ -126,10 +119,20 @@ def _in_place_step(session: SessionPort, step: Handler, answer: Callable[[int, A
         except Exception as exc:
             _failed(session, rid, "step", exc, None, None)
             return
-        if type(result) is tuple and len(result) == 5 and write(rid, *result):
-            announce()
+        if type(result) is tuple and len(result) == 5:
+            if write(rid, *result):
+                announce()
+            else:
+                send_step(rid, *result)  # (another layout: a frame)
             return
-        answer(rid, result)
+        try:  # (five values of another kind, or old Gym's four: as the STEP handler reads)
+            values = tuple(result)
+            if len(values) != 5:
+                values = five_tuple(values)
+        except Exception as exc:
+            _failed(session, rid, "step", exc, None, None)
+            return
+        send_step(rid, *values)
 
     return slot_step
 
