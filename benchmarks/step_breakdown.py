@@ -120,12 +120,11 @@ def _slot_read() -> str:
     return "read_step" if hasattr(SlotSteps, "read_step") else "read_request"
 
 
-class TimedStep(gym.Wrapper[Any, Any, Any, Any]):
-    """Records the wall nanoseconds of the wrapped env's ``step`` into a clock."""
+class _TimedStep:
+    """Records the wall nanoseconds of the wrapped env's ``step`` into ``self.clock``."""
 
-    def __init__(self, env: gym.Env[Any, Any], clock: Clock) -> None:
-        super().__init__(env)
-        self.clock = clock
+    env: Any
+    clock: Clock
 
     def step(self, action: Any) -> Any:
         start = time.perf_counter_ns()
@@ -134,18 +133,12 @@ class TimedStep(gym.Wrapper[Any, Any, Any, Any]):
         return result
 
 
-class TimedVectorStep(gym.vector.VectorWrapper):
-    """:class:`TimedStep` for a vector env."""
+class TimedStep(_TimedStep, gym.Wrapper[Any, Any, Any, Any]):
+    """An env whose ``step`` is timed (see :func:`timed_env`)."""
 
-    def __init__(self, env: gym.vector.VectorEnv[Any, Any, Any], clock: Clock) -> None:
-        super().__init__(env)
-        self.clock = clock
 
-    def step(self, actions: Any) -> Any:
-        start = time.perf_counter_ns()
-        result = self.env.step(actions)
-        self.clock.current["env_step"] = time.perf_counter_ns() - start
-        return result
+class TimedVectorStep(_TimedStep, gym.vector.VectorWrapper):
+    """A vector env whose ``step`` is timed (see :func:`timed_env`)."""
 
 
 def make_env(vector: int) -> Any:
@@ -157,9 +150,9 @@ def make_env(vector: int) -> Any:
 
 def timed_env(env: Any, clock: Clock) -> Any:
     """``env`` with its ``step`` timed into ``clock``."""
-    if isinstance(env, gym.vector.VectorEnv):
-        return TimedVectorStep(env, clock)
-    return TimedStep(env, clock)
+    timed: Any = TimedVectorStep(env) if isinstance(env, gym.vector.VectorEnv) else TimedStep(env)
+    timed.clock = clock
+    return timed
 
 
 # -- the server child --------------------------------------------------------------------------

@@ -58,6 +58,18 @@ class InfoSometimes(gym.Wrapper[Any, Any, Any, Any]):
             {"every_third": self.steps} if self.steps % 3 == 0 else {})
 
 
+def step_alike(address: str, local: gym.Env[Any, Any], seed: int, steps: int = 30) -> None:
+    """Step the served env at ``address`` and ``local`` alike: the same values every step."""
+    with RemoteEnv(address, timeout=10) as env:
+        assert env.contract["shm_link_steps"] is True
+        assert_same_values(env.reset(seed=seed), local.reset(seed=seed), "reset")
+        for i in range(steps):
+            got, want = env.step(i % 2), local.step(i % 2)
+            assert_same_values(got, want, f"step {i}")
+            if want[2] or want[3]:
+                assert_same_values(env.reset(seed=i), local.reset(seed=i), f"reset {i}")
+
+
 def test_cartpole_steps_through_the_slots_exactly(serve: Callable[..., Any],
                                                   slot_replies: list[int]) -> None:
     server = serve(lambda: gym.make("CartPole-v1"))
@@ -78,16 +90,8 @@ def test_cartpole_steps_through_the_slots_exactly(serve: Callable[..., Any],
 def test_box_actions_and_infos_that_need_frames(serve: Callable[..., Any],
                                                 slot_replies: list[int]) -> None:
     server = serve(InfoSometimes)
-    local = InfoSometimes()
-    with RemoteEnv(server.address, timeout=10) as env:
-        assert env.contract["shm_link_steps"] is True
-        assert_same_values(env.reset(seed=1), local.reset(seed=1), "reset")
-        for i in range(30):
-            got, want = env.step(i % 2), local.step(i % 2)
-            assert_same_values(got, want, f"step {i}")
-            if want[2] or want[3]:
-                assert_same_values(env.reset(seed=i), local.reset(seed=i), "reset")
-        assert 10 <= slot_replies[0] <= 22  # (a third of the replies had an info)
+    step_alike(server.address, InfoSometimes(), seed=1)
+    assert 10 <= slot_replies[0] <= 22  # (a third of the replies had an info)
     server2 = serve(lambda: gym.make("Pendulum-v1"))
     pendulum = gym.make("Pendulum-v1")
     with RemoteEnv(server2.address, timeout=10) as env:
@@ -307,15 +311,7 @@ def slot_steppers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 def test_slot_steps_are_answered_in_one_call_where_nothing_else_must_run(
         serve: Callable[..., Any], slot_steppers: list[Any], options: dict[str, Any]) -> None:
     server = serve(lambda: gym.make("CartPole-v1"), options=ServeOptions(**options))
-    local = gym.make("CartPole-v1")
-    with RemoteEnv(server.address, timeout=10) as env:
-        assert env.contract["shm_link_steps"] is True
-        assert_same_values(env.reset(seed=3), local.reset(seed=3), "reset")
-        for i in range(30):
-            got, want = env.step(i % 2), local.step(i % 2)
-            assert_same_values(got, want, f"step {i}")
-            if got[2] or got[3]:
-                assert_same_values(env.reset(seed=i), local.reset(seed=i), f"reset {i}")
+    step_alike(server.address, gym.make("CartPole-v1"), seed=3)
     in_one_call = "step_deadline" not in options and "resume_window" not in options
     assert len(slot_steppers) == 1
     assert callable(slot_steppers[0]) is in_one_call
