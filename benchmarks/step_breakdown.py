@@ -206,7 +206,7 @@ def serve(address: str, kind: str, timed: bool, vector: int = 0) -> int:
             return step
 
         setattr(SlotSteps, read_name, read_slotted)
-        cls = _transport_class(kind)
+        cls: Any = _transport_class(kind)
         recv = cls.recv
 
         def marked(self: Any) -> Any:
@@ -221,7 +221,7 @@ def serve(address: str, kind: str, timed: bool, vector: int = 0) -> int:
             marks["ready"] = time.perf_counter_ns()
             return result
 
-        cls.recv = marked  # type: ignore[attr-defined]
+        cls.recv = marked
     with EnvServer(env, address) as server:
         server.start()
         print(server.address, flush=True)
