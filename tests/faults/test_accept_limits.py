@@ -9,6 +9,7 @@ loudly instead of leaving it "running" without accepting.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -158,7 +159,11 @@ def test_unexpected_accept_loop_failure_stops_the_server_loudly(
     with caplog.at_level(logging.ERROR, logger="rlmesh.server"):
         server.start()
         try:
-            with connect(server.address):
+            with contextlib.ExitStack() as stack:
+                # (the failing accept stops the server, whose closing listener may reset this
+                # connection before connect() has returned on a busy machine)
+                with contextlib.suppress(ConnectionError):
+                    stack.enter_context(connect(server.address))
                 assert server.wait(5), f"the server still claims to run: {server!r}"
         finally:
             server.shutdown()

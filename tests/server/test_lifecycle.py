@@ -564,6 +564,26 @@ def test_tcp_sessions_use_nodelay_and_keepalive_on_both_sides(
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 60
 
 
+def test_a_session_is_registered_before_its_thread_starts(
+        serve: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session serves only once the server knows it (a shutdown, or a test reading the
+    server's sessions right after a request, never misses a running one)."""
+    server = serve(CounterEnv())
+    known_at_start: list[int] = []
+    start = threading.Thread.start
+
+    def checked(thread: threading.Thread) -> None:
+        if thread.name.startswith("rlmesh-session-"):
+            known_at_start.append(len(server._sessions))
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", checked)
+    with RemoteEnv(server.address, connect_timeout=5, timeout=5) as env:
+        env.reset()
+        assert len(server._sessions) == 1
+    assert known_at_start == [1]
+
+
 def test_tcp_sessions_on_loopback_do_not_pace_on_either_side(
         serve: Callable[..., Any]) -> None:
     """Where the host's congestion control paces (BBR), neither end of a loopback session

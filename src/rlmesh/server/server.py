@@ -431,19 +431,20 @@ class EnvServer(EnvContractView):
         thread = threading.Thread(target=self._run_session, args=(session,),
                                   name=f"rlmesh-session-{session_id}", daemon=True)
         self._gate.add(session_id, peer, conn.abort)
-        with self._lock:  # (held until registered: the session cannot end unregistered)
+        with self._lock:  # (registered before it starts: it never serves unregistered)
             if self._host.stopping:
                 self._gate.done(session_id)
                 session.conn.close()
                 return True
+            self._sessions[session_id] = (session, thread)
             try:
                 thread.start()
             except RuntimeError as exc:  # can't start new thread
+                del self._sessions[session_id]
                 log.debug("session %d: no thread: %s", session_id, exc)
                 self._gate.done(session_id)
                 session.conn.close()
                 return False
-            self._sessions[session_id] = (session, thread)
         return True
 
     def _run_session(self, session: Session) -> None:
