@@ -36,27 +36,26 @@ def env_handlers(session: SessionPort) -> dict[int, Handler]:
     The env they act on is ``session.resource``, which a restart replaces.
     """
     handlers: dict[int, Handler] = {
-        P.OP_STEP: _stepper(session)[0], P.OP_RESET: functools.partial(_reset, session),
+        P.OP_STEP: _general_step(session, *_action_check(session)),
+        P.OP_RESET: functools.partial(_reset, session),
         P.OP_RENDER: functools.partial(_render, session)}
     handlers.update(dict.fromkeys(ATTRIBUTE_OPS, functools.partial(_attribute, session)))
     return handlers
 
 
-def _stepper(session: SessionPort) -> tuple[Handler, Callable[[], None] | None]:
-    """The STEP handler, and the slot stepper if the session can have one.
-
-    The hot path, so what they need is bound once, here.
-    """
+def _action_check(session: SessionPort) -> tuple[Any, Validator | None]:
+    """The session env's action space, and its validator (``None``: actions unchecked)."""
     action_space = env_spaces(session.resource)[1]
-    contains = make_validator(action_space)
-    check = contains if session.host.options.validate_actions else None
-    step = _general_step(session, action_space, check)
-    return step, _in_place_step(session, step, check)
+    check = make_validator(action_space) if session.host.options.validate_actions else None
+    return action_space, check
 
 
 def _general_step(session: SessionPort, action_space: Any, check: Validator | None
                   ) -> Handler:
-    """The STEP handler (every STEP but the slot steps a slot stepper answers)."""
+    """The STEP handler (every STEP but the slot steps a slot stepper answers).
+
+    The hot path, so what it needs is bound once, here.
+    """
     deadline = session.deadline
     send_step, error = session.send_step, session.error
     convert = getattr(session.host.source, "convert_action", None)
@@ -144,7 +143,8 @@ def slot_stepper(session: SessionPort) -> Callable[[], None] | None:
         ``None`` if the session has no slot steps answered in place, or its env's steps
         run under a deadline or an action conversion.
     """
-    return _stepper(session)[1]
+    action_space, check = _action_check(session)
+    return _in_place_step(session, _general_step(session, action_space, check), check)
 
 
 def _reset(session: SessionPort, msg: list[Any]) -> None:
