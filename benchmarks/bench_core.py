@@ -739,19 +739,23 @@ def run_rounds(variants: dict[str, Variant], rounds: int, trial_seconds: float,
                warmup: float, log: Callable[[str], None], *,
                order: Sequence[str] = VARIANT_ORDER,
                round_blocks: Sequence[tuple[str, ...]] = ROUND_BLOCKS,
-               ratios: Sequence[RatioSpec] = RATIOS,
+               ratios: Sequence[RatioSpec] = RATIOS, first_round: int = 0,
+               total_rounds: int | None = None,
                ) -> tuple[dict[str, Result], RoundTrials]:
     """Warm every variant up, then run ``rounds`` rounds of interleaved trials.
 
     ``order``, ``round_blocks`` and ``ratios`` default to this benchmark's tables; other
-    benchmarks (``bench_vector.py``) pass their own.
+    benchmarks (``bench_vector.py``) pass their own. A run split over several builds of its
+    variants (``verdicts.py --builds``) numbers its rounds on from ``first_round`` out of
+    ``total_rounds``, so the forward and backward rounds keep alternating across builds.
     """
+    total = rounds if total_rounds is None else total_rounds
     for variant in variants.values():
         warm_up(variant.run, warmup)
     results = {key: Result(key, variants[key].name, extra=dict(variants[key].extra))
                for key in order if key in variants}
     all_rounds: RoundTrials = []
-    for r in range(rounds):
+    for r in range(first_round, first_round + rounds):
         # Odd rounds run the whole sequence backwards, so within every pair the floor and
         # the variant take turns going first.
         sequence = [(b, key) for b, block in enumerate(round_blocks) for key in block]
@@ -769,7 +773,7 @@ def run_rounds(variants: dict[str, Variant], rounds: int, trial_seconds: float,
             value = _round_ratio(blocks, num, den)
             if target is not None and value is not None:
                 shown.append(f"{num.replace('_rlmesh', '')} {value:.3f}")
-        log(f"  round {r + 1:>2}/{rounds}: " + ", ".join(shown))
+        log(f"  round {r + 1:>2}/{total}: " + ", ".join(shown))
     for key, result in results.items():
         stepper = variants[key].stepper
         if stepper is not None:

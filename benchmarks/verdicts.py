@@ -23,6 +23,11 @@ from the JSON payload, which ``--json`` saves; ``--from-json`` renders a saved o
     uv run --with envpool python benchmarks/verdicts.py                 # 9 rounds x 0.3 s
     uv run --with envpool python benchmarks/verdicts.py --rounds 7 --json verdicts.json
     uv run python benchmarks/verdicts.py --from-json verdicts.json      # the report again
+    uv run --with envpool python benchmarks/verdicts.py --builds 3      # 3 fresh builds
+
+Each server process (and each in-process env) draws its own speed, a little faster or slower
+for its whole life; ``--builds K`` shares the rounds among K builds of every variant, each
+with fresh processes and envs, so that no one draw decides a ratio.
 """
 
 from __future__ import annotations
@@ -264,6 +269,12 @@ def _load(meta: dict[str, Any]) -> str:
     return "" if not load else f" (1-minute load average {load[0]:.2f} before, {load[1]:.2f} after)"
 
 
+def _builds(meta: dict[str, Any]) -> str:
+    builds = int(meta.get("builds", 1))
+    return (f" shared among {builds} builds (fresh server processes, workers and envs each)"
+            if builds > 1 else "")
+
+
 def _congestion(meta: dict[str, Any]) -> str:
     name = meta.get("tcp_congestion_control")
     return "" if not name else f"host TCP congestion control {name}, "
@@ -283,7 +294,8 @@ def render(payload: dict[str, Any]) -> str:
     parts = [
         f"{meta['date']}, {meta['placement']}, {meta['cpu_count']} CPUs"
         f"{_load(meta)}, {_congestion(meta)}"
-        f"{meta['rounds']} interleaved rounds of {meta['trial_seconds']:g} s trials "
+        f"{meta['rounds']} interleaved rounds of {meta['trial_seconds']:g} s trials"
+        f"{_builds(meta)} "
         f"(`{shown_command(meta['command'])}`). Each ratio: the median of its per-round "
         f"ratios, with their IQR and min-max; a goal needs >= {MIN_ROUNDS} rounds. "
         f"**{met} of {len(verdicts)} goals met.**",
@@ -318,27 +330,67 @@ def _parser() -> argparse.ArgumentParser:
                                      "interleaved rounds; print the Markdown report.")
     core.add_run_arguments(parser, VERDICT_RUN)
     core.add_json_argument(parser)
+    parser.add_argument("--builds", type=int, default=1, metavar="K",
+                        help="share the rounds among K fresh builds of every variant (new "
+                             "server processes, workers and envs each; default 1)")
     parser.add_argument("--from-json", metavar="PATH", default=None,
                         help="print the report of a saved --json payload and exit")
     return parser
 
 
-def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
-    """Build every variant, run the rounds; returns the JSON payload."""
-    placement = core.Placement.choose("none")
-    load_before = os.getloadavg()[0]
-    started_at = datetime.datetime.now(datetime.timezone.utc)
+def split_rounds(rounds: int, builds: int) -> list[int]:
+    """Rounds per build: ``rounds`` shared as evenly as they go, the first builds one more."""
+    builds = max(1, min(builds, rounds))
+    return [rounds // builds + (b < rounds % builds) for b in range(builds)]
+
+
+def _measure_build(placement: core.Placement, args: argparse.Namespace, rounds: int,
+                   first_round: int
+                   ) -> tuple[dict[str, core.Result], core.RoundTrials, list[core.RatioSpec],
+                              dict[str, str], list[str]]:
+    """Build every variant afresh (new servers, workers and envs), run ``rounds`` rounds."""
     started = time.perf_counter()
-    core.log(f"verdicts: {args.rounds} rounds of {args.trial_seconds:g} s trials, "
-             f"{os.cpu_count()} CPUs, {placement.describe()}")
-    with placement.client_side(), anchors.Build.open(placement) as build:
+    with anchors.Build.open(placement) as build:
         variants, missing = anchors.build_variants(build, BUILDERS, core.log)
         blocks, specs = anchors.runnable(ROUND_BLOCKS, VERDICTS + CONTEXT, variants)
         order = [key for key in BUILDERS if key in variants]
         core.log(f"  started in {time.perf_counter() - started:.1f} s")
-        by_key, rounds = core.run_rounds(variants, args.rounds, args.trial_seconds,
-                                         args.warmup, core.log, order=order,
-                                         round_blocks=blocks, ratios=specs)
+        by_key, trials = core.run_rounds(variants, rounds, args.trial_seconds, args.warmup,
+                                         core.log, order=order, round_blocks=blocks,
+                                         ratios=specs, first_round=first_round,
+                                         total_rounds=args.rounds)
+    return by_key, trials, specs, missing, order
+
+
+def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
+    """Build every variant, run the rounds; returns the JSON payload.
+
+    With ``--builds K`` the rounds are shared among K builds, each with its own server
+    processes, workers and in-process envs, so no one process's draw of speed decides them.
+    """
+    placement = core.Placement.choose("none")
+    load_before = os.getloadavg()[0]
+    started_at = datetime.datetime.now(datetime.timezone.utc)
+    started = time.perf_counter()
+    shares = split_rounds(args.rounds, args.builds)
+    core.log(f"verdicts: {args.rounds} rounds of {args.trial_seconds:g} s trials"
+             f"{f' over {len(shares)} builds' if len(shares) > 1 else ''}, "
+             f"{os.cpu_count()} CPUs, {placement.describe()}")
+    by_key: dict[str, core.Result] = {}
+    rounds: core.RoundTrials = []
+    specs: list[core.RatioSpec] = []
+    missing: dict[str, str] = {}
+    order: list[str] = []
+    with placement.client_side():
+        for share in shares:
+            built, trials, specs, missing, order = _measure_build(placement, args, share,
+                                                                  len(rounds))
+            for key, result in built.items():
+                if key in by_key:
+                    by_key[key].trials.extend(result.trials)
+                else:
+                    by_key[key] = result
+            rounds.extend(trials)
     ratios = core.compute_ratios(rounds, specs)
     goals = {spec[:2] for spec in VERDICTS}
     elapsed = time.perf_counter() - started
@@ -347,11 +399,11 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     return {
         "meta": {**core._meta(args, argv, started_at, elapsed), "env_id": ENV_ID,
                  "busy_us": BUSY_US, "placement": placement.describe(),
-                 "command": command.strip(),
+                 "builds": len(shares), "command": command.strip(),
                  "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
         "verdicts": [q for q in ratios if (q["numerator"], q["denominator"]) in goals],
         "context": [q for q in ratios if (q["numerator"], q["denominator"]) not in goals],
-        "results": [by_key[key].to_json() for key in order],
+        "results": [by_key[key].to_json() for key in order if key in by_key],
         "missing": missing,
     }
 
@@ -364,6 +416,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render(load(args.from_json)))
         return 0
     if not core.resolve_run_arguments(args, VERDICT_RUN, "verdicts"):
+        return 2
+    if args.builds < 1:
+        print("verdicts: --builds must be >= 1", file=sys.stderr)
         return 2
     payload = run(args, argv)
     print(render(payload))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,50 @@ def test_the_report_names_files_without_their_directories() -> None:
     shown = verdicts.shown_command(
         "uv run python benchmarks/verdicts.py --rounds 7 --json /somewhere/deep/out.json")
     assert shown == "uv run python benchmarks/verdicts.py --rounds 7 --json out.json"
+
+
+@pytest.mark.parametrize(("rounds", "builds", "shares"), [
+    (9, 1, [9]), (9, 3, [3, 3, 3]), (8, 3, [3, 3, 2]), (2, 5, [1, 1])])
+def test_builds_share_the_rounds_as_evenly_as_they_go(rounds: int, builds: int,
+                                                      shares: list[int]) -> None:
+    assert verdicts.split_rounds(rounds, builds) == shares
+    assert sum(shares) == rounds
+
+
+def test_each_build_starts_its_variants_afresh_and_the_rounds_run_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[anchors.Build] = []  # (the build each variant was made in, in order)
+    started: list[tuple[str, int]] = []
+
+    def builder(key: str, rate: float) -> anchors.Builder:
+        def build(b: anchors.Build) -> core.Variant:
+            opened.append(b)
+            return core.Variant(key, f"variant {key}", lambda n: time.sleep(n / rate))
+        return build
+
+    def trial_of(run: Any, seconds: float, round_index: int, server_pid: Any = None
+                 ) -> core.Trial:
+        started.append((run.__qualname__, round_index))
+        return real_trial(run, seconds, round_index, server_pid)
+
+    real_trial = core.time_trial
+    monkeypatch.setattr(core, "time_trial", trial_of)
+    monkeypatch.setattr(verdicts, "BUILDERS", {"num": builder("num", 4e5),
+                                               "den": builder("den", 2e5)})
+    monkeypatch.setattr(verdicts, "ROUND_BLOCKS", [("num", "den")])
+    monkeypatch.setattr(verdicts, "VERDICTS", [("num", "den", 1.5, "num / den")])
+    monkeypatch.setattr(verdicts, "CONTEXT", [])
+    args = verdicts._parser().parse_args(["--rounds", "5", "--builds", "2",
+                                          "--trial-seconds", "0.01", "--warmup", "0"])
+    assert core.resolve_run_arguments(args, verdicts.VERDICT_RUN, "verdicts")
+    data = verdicts.run(args, ["--rounds", "5", "--builds", "2"])
+    # two builds of both variants, each in its own build
+    assert len(opened) == 4 and opened[0] is opened[1] and opened[2] is opened[3]
+    assert opened[0] is not opened[2]
+    # rounds 0-2 in the first build, 3-4 in the second: numbered on, two trials each
+    assert sorted({r for _, r in started}) == [0, 1, 2, 3, 4]
+    assert len(started) == 10
+    [verdict] = data["verdicts"]
+    assert verdict["rounds"] == 5 and data["meta"]["builds"] == 2
+    assert [r["trials"] for r in data["results"]] == [5, 5]
+    assert "shared among 2 builds" in verdicts.render(data)

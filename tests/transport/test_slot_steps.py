@@ -7,6 +7,7 @@ steps from frames.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from gymnasium import spaces
 
 import rlmesh
 import rlmesh.server.sources
+import rlmesh.wire.fixed
 from rlmesh import ServeOptions
 from rlmesh.envs import SpaceEchoEnv
 from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
@@ -99,6 +101,41 @@ def test_box_actions_and_infos_that_need_frames(serve: Callable[..., Any],
         for i in range(20):
             action = np.array([np.sin(i)], np.float32)
             assert_same_values(env.step(action), pendulum.step(action), f"step {i}")
+
+
+def test_a_reply_of_another_layout_tries_its_slot_once(serve: Callable[..., Any],
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       slot_replies: list[int]) -> None:
+    tries = [0]  # (the server runs in this process: its slot writes are counted too)
+    write_result = SlotSteps.write_result
+
+    def counted(self: SlotSteps, *args: Any) -> bool:
+        tries[0] += 1
+        return write_result(self, *args)
+
+    monkeypatch.setattr(SlotSteps, "write_result", counted)
+    server = serve(InfoSometimes)
+    step_alike(server.address, InfoSometimes(), seed=3, steps=30)
+    assert tries[0] == 30  # one try per step, the ten with an info included
+    assert slot_replies[0] == 20
+
+
+def test_a_session_reads_its_contract_s_layouts_once(serve: Callable[..., Any],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[str] = []  # (the threads that built step layouts: sessions, and this client)
+    step_frames = rlmesh.wire.fixed.step_frames
+
+    def counted(*args: Any) -> Any:
+        built.append(threading.current_thread().name)
+        return step_frames(*args)
+
+    monkeypatch.setattr(rlmesh.wire.fixed, "step_frames", counted)
+    server = serve(lambda: gym.make("CartPole-v1"))
+    step_alike(server.address, gym.make("CartPole-v1"), seed=4, steps=5)
+    step_alike(server.address, gym.make("CartPole-v1"), seed=5, steps=5)
+    main = threading.current_thread().name
+    assert built.count(main) == 2  # (the client's, once per connection)
+    assert len(built) == 4  # and each served session's, once
 
 
 def test_vector_env_batches(serve: Callable[..., Any], slot_replies: list[int]) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rlmesh.cli.contract_json import contract_json
 from rlmesh.cli.describe_local import describe_local, is_local_target
 from rlmesh.cli.imports import import_attribute
+from rlmesh.cli.interrupts import held_interrupts
 from rlmesh.cli.ready import watch_parent, write_ready
 from rlmesh.client.options import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ConnectOptions
 from rlmesh.client.probe import probe
@@ -96,15 +97,17 @@ def _finish(args: argparse.Namespace, result: RunResult, watch: EvalWatch | None
     """Report the run; keep the dashboards up ``--view-linger`` seconds unless it was cut.
 
     The terminal dashboard is given back before the summary is printed (the alternate
-    screen would swallow it); the web page stays up while the summary is read.
+    screen would swallow it); the web page stays up while the summary is read. A Ctrl+C
+    while the report is written waits for it to be whole, then ends the lingering.
     """
     linger = 0.0 if watch is None or result.interrupted else args.view_linger
     if watch is not None and watch.terminal is not None:
         _linger(watch, linger)
         watch.close()
         linger = 0.0
-    _report(args, result)
-    if watch is not None:
+    with held_interrupts() as held:
+        _report(args, result)
+    if watch is not None and not held:
         _linger(watch, linger)
 
 

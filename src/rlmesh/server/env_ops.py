@@ -103,7 +103,7 @@ def _in_place_step(session: SessionPort, step: Handler, check: Validator | None
             or getattr(session.host.source, "convert_action", None) is not None:
         return None
     slots, announce = in_place
-    read_step, write, send_step = slots.read_step, slots.write_result, session.send_step
+    read_step, write, send_frame = slots.read_step, slots.write_result, session.send_frame
 
     def slot_step() -> None:
         try:
@@ -121,8 +121,8 @@ def _in_place_step(session: SessionPort, step: Handler, check: Validator | None
         if type(result) is tuple and len(result) == 5:
             if write(rid, *result):
                 announce()
-            else:
-                send_step(rid, *result)  # (another layout: a frame)
+            else:  # (another layout: a frame; the slot was tried once)
+                send_frame([P.STATUS_OK, rid, *result])
             return
         try:  # (five values of another kind, or old Gym's four: as the STEP handler reads)
             values = tuple(result)
@@ -131,7 +131,7 @@ def _in_place_step(session: SessionPort, step: Handler, check: Validator | None
         except Exception as exc:
             _failed(session, rid, "step", exc, None, None)
             return
-        send_step(rid, *values)
+        session.send_step(rid, *values)
 
     return slot_step
 

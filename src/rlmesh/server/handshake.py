@@ -21,6 +21,7 @@ from rlmesh.server.seam import SessionPort
 from rlmesh.transport import Transport
 from rlmesh.transport.shmlink import KIND_STEP, ShmLink
 from rlmesh.transport.stream import Connection
+from rlmesh.wire.fixed import StepFrames, contract_frames
 from rlmesh.wire.slots import SlotSteps
 
 __all__ = ["Opening", "handshake"]
@@ -39,6 +40,8 @@ class Opening(SessionPort, Protocol):
     last_reply: tuple[Any, bytes, list[Any], int] | None
     admitted: bool
     replay: bool
+    frames: StepFrames | None
+    """The served contract's fixed step layouts (:mod:`rlmesh.wire.fixed`), built once here."""
     slots: SlotSteps | None
     """The slot-step layout, once the session agreed on slot steps."""
     gate: Gate | None
@@ -109,9 +112,10 @@ def _welcome(session: Opening, rid: Any, hello: dict[str, Any],
              contract: dict[str, Any]) -> None:
     """Answer an opened session with its contract, then switch to shared memory if agreed."""
     host = session.host
+    frames = contract_frames(host.source.contract)
     created = region.offer(session, hello)
     link = created is not None and region.wants_link(hello, created.size)
-    steps = region.link_steps(hello, contract, created.size) if (
+    steps = region.link_steps(hello, frames, created.size) if (
         link and created is not None) else None
     contract["shm"] = region.describe(created) if created is not None else False
     contract["shm_link"] = link
@@ -119,6 +123,7 @@ def _welcome(session: Opening, rid: Any, hello: dict[str, Any],
     if session.key is not None:
         contract["resume"] = {"key": session.key, "window": host.options.resume_window}
     session.send([P.STATUS_OK, rid, contract], keep=False)  # (a resumed reply stays kept)
+    session.frames = frames  # (the session's requests and replies from here on)
     if created is not None and session.socket is not None and region.settle(session, created):
         if link:  # from the next frame on, both sides
             session.conn = conn = ShmLink(session.socket, created, "server")

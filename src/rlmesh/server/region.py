@@ -19,7 +19,7 @@ from rlmesh.server.seam import SessionPort
 from rlmesh.transport import shm, shmlink
 from rlmesh.transport.shm import ShmRegion
 from rlmesh.transport.stream import Connection
-from rlmesh.wire.fixed import StepFrames, contract_frames
+from rlmesh.wire.fixed import StepFrames
 from rlmesh.wire.slots import slots_fit
 
 __all__ = ["DEFAULT_CEILING", "describe", "link_steps", "offer", "region_bytes", "schema_bytes",
@@ -140,17 +140,22 @@ def wants_link(hello: dict[str, Any], size: int) -> bool:
     return _offered(hello, "shm-link") and shmlink.supported() and shmlink.fits(size)
 
 
-def link_steps(hello: dict[str, Any], contract: dict[str, Any], size: int
+def link_steps(hello: dict[str, Any], frames: StepFrames | None, size: int
                ) -> StepFrames | None:
     """The step layouts to exchange as slot steps on a link in a region of ``size`` bytes.
 
-    ``None`` unless the client offered ``shm-link-steps``, the contract has fixed step
-    layouts (:mod:`rlmesh.wire.fixed`) and both slots hold them (``docs/protocol.md``
-    section 10.3).
+    Args:
+        hello: The client's HELLO.
+        frames: The contract's fixed step layouts (:func:`rlmesh.wire.fixed.contract_frames`;
+            ``None``: it has none).
+        size: The region's size.
+
+    Returns:
+        ``frames``, or ``None`` unless the client offered ``shm-link-steps``, the contract
+        has fixed step layouts and both slots hold them (``docs/protocol.md`` section 10.3).
     """
     if not _offered(hello, "shm-link-steps"):
         return None
-    frames = contract_frames(contract)
     return frames if frames is not None and slots_fit(frames, shmlink.slot_room(size)) \
         else None
 

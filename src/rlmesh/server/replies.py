@@ -141,6 +141,10 @@ class Replies:
                 and self.slots.write_reply(reply):
             self.conn.send_written()  # type: ignore[attr-defined]  # (only links have slots)
             return
+        self.send_frame(reply, keep, subject)
+
+    def send_frame(self, reply: list[Any], keep: bool = True, subject: str = "") -> None:
+        """Send an OK reply as a frame, never in place (see :meth:`send`)."""
         encoded: tuple[bytes, list[Any], int] | None
         frames = self.frames
         fixed = frames.encode_reply(reply) if frames is not None else None
@@ -174,7 +178,7 @@ class Replies:
                   info: Any) -> None:
         """Send the results of a step: in place, if it came as a slot step and they fit.
 
-        Otherwise as :meth:`send` of ``[OK, rid, obs, reward, terminated, truncated, info]``.
+        Otherwise as a frame of ``[OK, rid, obs, reward, terminated, truncated, info]``.
         """
         if self.slotted and self.key is None:
             slots = self.slots
@@ -182,7 +186,7 @@ class Replies:
                                                         truncated, info):
                 self.conn.send_written()  # type: ignore[attr-defined]  # (only links)
                 return
-        self.send([P.STATUS_OK, rid, obs, reward, terminated, truncated, info])
+        self.send_frame([P.STATUS_OK, rid, obs, reward, terminated, truncated, info])
 
     def _encode_sanitized(self, reply: list[Any]) -> tuple[bytes, list[Any], int] | None:
         """Retry with ``info`` (a reply's last value) made encodable; ``None`` if still not."""

@@ -46,6 +46,9 @@ class SessionPort(Protocol):
     def send(self, reply: list[Any], keep: bool = True, subject: str = "") -> None:
         """Send a reply (kept for a resuming client unless ``keep`` is false)."""
 
+    def send_frame(self, reply: list[Any], keep: bool = True, subject: str = "") -> None:
+        """Send a reply as a frame, never in place (as :meth:`send` otherwise)."""
+
     def send_step(self, rid: int, obs: Any, reward: Any, terminated: Any, truncated: Any,
                   info: Any) -> None:
         """Send a step's OK reply (written in place when the request was a slot step)."""

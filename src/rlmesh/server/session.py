@@ -25,7 +25,6 @@ from rlmesh.server.seam import Host, SessionPort
 from rlmesh.transport import Transport
 from rlmesh.transport.sockets import wrap_server
 from rlmesh.transport.stream import Connection
-from rlmesh.wire.fixed import contract_frames
 
 __all__ = ["Session", "answer_own"]
 
@@ -145,7 +144,6 @@ class Session(Replies):
     def _loop(self) -> None:
         """Answer requests in order until the client closes the session."""
         handlers = self.host.source.handlers(self)
-        self.frames = contract_frames(self.host.source.contract)
         if self.host.watchdog is not None:
             self.host.watchdog.watch(self)
         slot_step = self.host.source.slot_stepper(self) if self.slots is not None else None

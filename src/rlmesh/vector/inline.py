@@ -102,6 +102,10 @@ class InlineChannel:
         self._wire.send(reply, keep=False, subject=subject)
         self._keep_captured()
 
+    def send_frame(self, reply: list[Any], keep: bool = True, subject: str = "") -> None:
+        """Keep an OK reply (no slots here: as :meth:`send`)."""
+        self.send(reply, keep, subject)
+
     def send_step(self, rid: int, obs: Any, reward: Any, terminated: Any, truncated: Any,
                   info: Any) -> None:
         """Keep a step's OK reply (as :meth:`send`)."""
