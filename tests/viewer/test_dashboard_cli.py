@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,21 +15,10 @@ import pytest
 
 from tests.support.net import free_port, wait_until_listening
 from tests.support.painted import painted_cartpole
-from tests.support.processes import kill_group, rlmesh_cmd
+from tests.support.processes import kill_group, rlmesh_cmd, wait_for
 from tests.viewer.dashboards import state, wait_state
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def wait_for_line(log: Path, text: str, child: subprocess.Popen[bytes],
-                  within: float = 30.0) -> bool:
-    """Whether ``text`` shows in ``log`` within ``within`` seconds, while ``child`` runs."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and child.poll() is None:
-        if text in log.read_text(errors="replace"):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_eval_view_serves_the_run_and_lingers_until_ctrl_c(
@@ -52,8 +40,10 @@ def test_eval_view_serves_the_run_and_lingers_until_ctrl_c(
         assert final["summary"]["num_episodes"] == 12 and final["summary"]["complete"]
         assert sorted(e["seed"] for e in final["episodes"]) == list(range(3, 15))
         assert {t["endpoint"] for t in final["tiles"]} == {s.address for s in servers}
-        lingering = wait_for_line(log, "until Ctrl+C", child)  # (after the report)
-        assert child.poll() is None and lingering  # the summary stays on the page
+        lingering = wait_for(  # (the report is written first)
+            lambda: "until Ctrl+C" in log.read_text(errors="replace") or child.poll() is not None,
+            within=30)
+        assert lingering and child.poll() is None  # the summary stays on the page
         assert state(base)["summary"] == final["summary"]
         os.kill(child.pid, signal.SIGINT)  # Ctrl+C ends the lingering
         out, _ = child.communicate(timeout=30)
