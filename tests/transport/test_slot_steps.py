@@ -25,6 +25,7 @@ from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
 from rlmesh.server import region
 from rlmesh.transport import shmlink
 from rlmesh.wire.slots import SlotSteps
+from tests.support.fastslot import client_handshake, counting_fast_slot, require_compiled
 from tests.support.values import assert_same_values
 
 pytestmark = [
@@ -32,9 +33,14 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def slot_replies(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Counts the replies this process read from a slot (``[count]``)."""
+@pytest.fixture(params=["compiled", "python"])
+def slot_replies(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+                 ) -> Iterator[list[int]]:
+    """Counts the replies this process read from a slot (``[count]``).
+
+    Each test runs with the client's compiled slot step (``rlmesh.client.fastslot``) and with
+    its Python path; the compiled step's replies are counted too.
+    """
     count = [0]
     read_reply = SlotSteps.read_reply
 
@@ -43,6 +49,11 @@ def slot_replies(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         return read_reply(self, rid)
 
     monkeypatch.setattr(SlotSteps, "read_reply", counted)
+    if request.param == "python":
+        monkeypatch.setattr(client_handshake, "fast_slot", lambda link, slots: None)
+    else:
+        require_compiled()
+        monkeypatch.setattr(client_handshake, "fast_slot", counting_fast_slot(count))
     yield count
 
 

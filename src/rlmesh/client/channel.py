@@ -10,7 +10,8 @@ import time
 from typing import Any, Final
 
 from rlmesh import protocol as P
-from rlmesh.client import handshake, resuming
+from rlmesh.client import fastslot, handshake, resuming
+from rlmesh.client.fastslot import FastSlot
 from rlmesh.client.options import ConnectOptions, limit_seconds
 from rlmesh.errors import (
     ConnectionLostError,
@@ -101,8 +102,11 @@ class Channel:
         self.contract: dict[str, Any] = contract
         self._frames = contract_frames(contract)
         """The contract's fixed-shape step frames (``rlmesh.wire.fixed``), if it has them."""
-        self._slots = handshake.slot_steps(self._conn, contract, self._frames)
-        """The slot-step layout (``rlmesh.wire.slots``), if the link agreed on slot steps."""
+        slot_steps = handshake.slot_steps(self._conn, contract, self._frames)
+        self._slots: SlotSteps | None = None if slot_steps is None else slot_steps[0]
+        self._fast: FastSlot | None = None if slot_steps is None else slot_steps[1]
+        """The slot-step layout (``rlmesh.wire.slots``), if the link agreed on slot steps,
+        and its compiled step (``rlmesh.client.fastslot``), if this process has one."""
         offer = contract.get("resume")
         self._resume: dict[str, Any] | None = offer if resume and isinstance(offer, dict) \
             and isinstance(offer.get("key"), bytes) else None
@@ -164,7 +168,7 @@ class Channel:
             self._window_end = None
             raise
         self._conn = opened.conn
-        self._slots = None  # (a resumed session steps with frames)
+        self._slots = self._fast = None  # (a resumed session steps with frames)
         self._conn.set_timeout(None if deadline is None
                                else max(deadline - time.monotonic(), resuming.MIN_ATTEMPT))
         self._retimed = True
@@ -377,8 +381,17 @@ class Channel:
             rid = self._next_id
             idle = not (self._pending or self._broken is not None or self._closed)
             slots = self._slots
-            if idle and slots is not None and slots.write_request(rid, action):
-                return self._slot_step(rid, slots)
+            if idle and slots is not None:
+                fast = self._fast
+                if fast is not None:
+                    got = fast.step(rid, action)
+                    if type(got) is list:
+                        self._next_id = rid + 1
+                        return got
+                    if got:
+                        return self._slot_step(rid, slots, got)  # type: ignore[arg-type]
+                if slots.write_request(rid, action):
+                    return self._slot_step(rid, slots)
             header = frames.encode_request(rid, action) if idle else None
             if header is not None and len(header) <= self._peer_max:
                 self._next_id = rid + 1
@@ -395,16 +408,26 @@ class Channel:
                 return self._reply_locked(P.OP_STEP, rid, self.timeout, reply_header, body)
         return self.request(P.OP_STEP, action, timeout=timeout)
 
-    def _slot_step(self, rid: int, slots: SlotSteps) -> list[Any]:
+    def _slot_step(self, rid: int, slots: SlotSteps, fast: int = fastslot.DECLINED
+                   ) -> list[Any]:
         """Announce the slot step ``rid`` already written, and answer its reply (locked).
 
-        The reply is a slot step, or a frame (an error, or a reply of another layout).
+        ``fast`` is where the compiled step stopped (:mod:`rlmesh.client.fastslot`), if it
+        already announced the step. The reply is a slot step, or a frame (an error, or a
+        reply of another layout).
         """
         self._next_id = rid + 1
-        conn = self._conn
+        conn: Any = self._conn  # (only links have slots)
         try:
-            conn.send_written()  # type: ignore[attr-defined]  # (only links have slots)
-            reply_header, body = conn.recv()
+            if fast == fastslot.DECLINED:
+                conn.send_written()
+                reply_header, body = conn.recv()
+            elif fast == fastslot.ASLEEP:
+                reply_header, body = conn.recv_after_spin(self._fast.spun_from)  # type: ignore[union-attr]
+            else:
+                if fast == fastslot.WAKE:
+                    conn.wake_peer()
+                reply_header, body = conn.recv()
         except (BlockingIOError, TimeoutError, OSError, TransportError, ProtocolError) as exc:
             raise self._translate(exc, P.OP_STEP, self.timeout) from None
         if reply_header is STEP_FRAME:

@@ -12,6 +12,7 @@ import ssl
 from typing import Any
 
 from rlmesh import protocol as P
+from rlmesh.client.fastslot import FastSlot, fast_slot
 from rlmesh.errors import (
     AuthenticationError,
     ConnectionLostError,
@@ -143,18 +144,29 @@ def _settle_region(conn: Transport, address: Address, contract: dict[str, Any]) 
 
 
 def slot_steps(conn: Transport, contract: dict[str, Any], frames: StepFrames | None
-               ) -> SlotSteps | None:
+               ) -> tuple[SlotSteps, FastSlot | None] | None:
     """The slot-step layout over ``conn``, if the server agreed on slot steps; else ``None``.
 
     The layout is the contract's fixed step frames; the link is told to accept slot steps.
+    With it comes the compiled step over the link (:mod:`rlmesh.client.fastslot`), or
+    ``None`` where slot steps run in Python.
     """
     if frames is None or contract.get("shm_link_steps") is not True \
             or not isinstance(conn, ShmLink) \
             or not slots_fit(frames, shmlink.slot_room(conn.region.size)):
         return None  # (checked again: the peer's word is not trusted with our memory)
     slots = SlotSteps(frames, *conn.slot_views(), kind=shmlink.KIND_STEP)
-    conn.enable_steps(slots.release)
-    return slots
+    fast = fast_slot(conn, slots)
+    if fast is None:
+        conn.enable_steps(slots.release)
+        return slots, None
+
+    def release() -> None:
+        fast.release()
+        slots.release()
+
+    conn.enable_steps(release)
+    return slots, fast
 
 
 def _attach(offered: dict[str, Any]) -> shm.ShmRegion | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rlmesh.errors import SandboxError
 
@@ -33,8 +33,10 @@ def find_uv() -> str:
     return found
 
 
-def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+def _run(argv: list[str], timeout: float, extra_env: Mapping[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env.update(extra_env or {})
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, env=env, check=False)
@@ -43,7 +45,7 @@ def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 def run_uv(args: Sequence[str], *, what: str, timeout: float = 600.0,
-           offline_first: bool = True) -> str:
+           offline_first: bool = True, env: Mapping[str, str] | None = None) -> str:
     """Run ``uv ARGS``; returns its stdout.
 
     With ``offline_first`` it first runs with ``--offline`` (the package cache only, which
@@ -55,16 +57,17 @@ def run_uv(args: Sequence[str], *, what: str, timeout: float = 600.0,
         what: What the command does, for the error message (``"installing gym==0.26.2"``).
         timeout: Seconds each attempt may take.
         offline_first: Try ``--offline`` first.
+        env: Variables set for uv on top of this process's environment.
 
     Raises:
         SandboxError: uv failed; the message ends with uv's own error output.
     """
     uv = find_uv()
     if offline_first:
-        attempt = _run([uv, *args, "--offline"], timeout)
+        attempt = _run([uv, *args, "--offline"], timeout, env)
         if attempt.returncode == 0 or _offline_only():
             return _checked(attempt, what)
-    return _checked(_run([uv, *args], timeout), what)
+    return _checked(_run([uv, *args], timeout, env), what)
 
 
 def _offline_only() -> bool:

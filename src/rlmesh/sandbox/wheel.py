@@ -5,7 +5,8 @@ different protocol). By default that is a wheel built from the caller's source c
 ``uv build --wheel``, once, into the cache: the wheel's entry is keyed by a hash of the
 package's sources and ``pyproject.toml``, so an edit rebuilds it and nothing else does. An
 editable install is never used: it rebuilds on every install and ties the sandbox to the
-checkout.
+checkout. The wheel is pure Python (the optional compiled extension is left out), so it
+installs under any Python version and platform a sandbox runs.
 
 ``SandboxBuild.rlmesh_package`` (or ``$RLMESH_SANDBOX_RLMESH_PACKAGE``) overrides it: a wheel
 file, or any requirement uv takes (a directory, a URL, a pinned name). The name ``rlmesh``
@@ -67,7 +68,7 @@ def _source_hash(root: Path) -> str:
     for directory, subdirs, names in os.walk(root / "src" / "rlmesh"):
         subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
         files.extend(Path(directory) / name for name in sorted(names)
-                     if not name.endswith((".pyc", ".pyo")))
+                     if not name.endswith((".pyc", ".pyo", ".so")))
     for path in files:
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
@@ -79,8 +80,11 @@ def _built_wheel(root: Path) -> RlmeshPackage:
     source = _source_hash(root)
 
     def build(directory: Path) -> None:
+        # Pure Python (no compiled extension): the wheel installs under any Python version
+        # and platform a sandbox runs, where the client's compiled step is not needed.
         run_uv(["build", "--wheel", "--out-dir", str(directory), str(root)],
-               what=f"building the rlmesh wheel from {root}")
+               what=f"building the rlmesh wheel from {root}",
+               env={"RLMESH_BUILD_EXTENSIONS": "0"})
 
     entry = build_once(cache_root() / "wheels" / source, build,
                        {"kind": "wheel", "version": LIBRARY_VERSION, "source": str(root)})

@@ -219,6 +219,31 @@ class ShmLink:
         if ctl[self._peer_sleep] != 0:
             self.conn.sock.sendall(WAKE)
 
+    def step_words(self) -> tuple[memoryview, int, int, int, SpinPolicy]:
+        """What a compiled slot step needs of this link (:mod:`rlmesh.client.fastslot`).
+
+        Returns:
+            The control words (``uint32``), the indices of this side's and the peer's
+            sequence words and of the peer's sleep flag, and the spin policy. The sequence
+            counts stay this link's own ``_out_seq`` and ``_in_seq``.
+        """
+        return self._ctl, self._out_word, self._in_word, self._peer_sleep, self._policy
+
+    def wake_peer(self) -> None:
+        """Send the sleeping peer its wake-up byte (a slot step was announced elsewhere)."""
+        self.conn.sock.sendall(WAKE)
+
+    def recv_after_spin(self, started_ns: int) -> tuple[bytes | memoryview, bytearray | None]:
+        """:meth:`recv`, once a poll of the peer's sequence word (from ``started_ns``) missed.
+
+        The policy already counted that poll: this sleeps at once, then receives.
+        """
+        want = (self._in_seq + 1) & _MASK
+        if self._ctl[self._in_word] != want:
+            self._sleep(want)
+            self._policy.blocked(now_ns() - started_ns)
+        return self.recv()
+
     def send_nowait(self, header: bytes, buffers: list[Any], body_len: int) -> bool:
         """Write one frame into the slot and announce it, never blocking (see ``Transport``).
 

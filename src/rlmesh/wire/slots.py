@@ -127,6 +127,19 @@ class SlotSteps:
         native = dtype if dtype.isnative else dtype.newbyteorder("=")
         return np.frombuffer(slot, native, count, offset).reshape(shape)
 
+    def client_views(self) -> tuple[np.ndarray[Any, Any], type | None, bool, int,
+                                    tuple[np.ndarray[Any, Any], ...]]:
+        """What a compiled client step needs of this layout (:mod:`rlmesh.client.fastslot`).
+
+        Returns:
+            The request slot's action view, the Discrete action's NumPy scalar type (or
+            ``None``), whether Python ints are actions, where a one-env reply's reward
+            starts, and the reply slot's views: ``(obs,)`` for one env, ``(obs, rewards,
+            terminated, truncated)`` for a vector env.
+        """
+        return (self._out_action, self._scalar_type, self._ints, self._tail,
+                (self._in_obs, *self._in_fields))
+
     def release(self) -> None:
         """Drop the views of the slots (the region may then be closed). Idempotent."""
         self._out_action = self._in_action = self._out_obs = self._in_obs = _RELEASED

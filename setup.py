@@ -1,0 +1,18 @@
+"""The optional C extension (the client's compiled slot step, ``rlmesh.client.fastslot``).
+
+Everything else about the project is in ``pyproject.toml``. The extension is optional: where
+it does not compile (no C compiler), the install goes on without it and rlmesh runs its pure
+Python path. ``RLMESH_BUILD_EXTENSIONS=0`` leaves it out on purpose (a pure-Python wheel,
+as the sandboxes install).
+"""
+
+import os
+
+from setuptools import Extension, setup
+
+BUILD = os.environ.get("RLMESH_BUILD_EXTENSIONS", "1") not in ("0", "")
+
+setup(ext_modules=[
+    Extension("rlmesh.client._fastslot", ["src/rlmesh/client/_fastslot.c"], optional=True,
+              extra_compile_args=["-O2"]),
+] if BUILD else [])

@@ -1,0 +1,323 @@
+"""The client's compiled slot step against real ``rlmesh serve`` children over the link.
+
+Each test spies on the compiled step (``tests.support.fastslot``) to see which way every
+step went: read in C, or handed to the Python path with a code (declined, wake the server,
+receive a frame, sleep for a late reply). The values must be exactly those of the same env
+stepped in this process, whichever way a step went.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import rlmesh
+from rlmesh.client import fastslot
+from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
+from rlmesh.testing import ServerProcess
+from rlmesh.transport import shm, shmlink
+from rlmesh.transport.stream import Connection
+from rlmesh.wire.fixed import step_frames
+from rlmesh.wire.slots import SlotSteps
+from tests.support.fastslot import client_handshake, counting_fast_slot, require_compiled
+from tests.support.slow_env import SLOW_MODULE, slow_env_environment
+from tests.support.values import assert_same_values
+
+pytestmark = [
+    pytest.mark.skipif(not shmlink.supported(), reason="the link needs an x86-64 machine"),
+    pytest.mark.timeout(120),
+]
+
+READ = -1
+"""A step whose reply the compiled step read."""
+
+ODD_SOURCE = '''
+import gymnasium as gym
+
+
+class InfoEveryThird(gym.Wrapper):
+    """CartPole whose info is not empty on every third step (those replies are frames)."""
+
+    def __init__(self):
+        super().__init__(gym.make("CartPole-v1"))
+        self.steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, (
+            {"every_third": self.steps} if self.steps % 3 == 0 else {})
+
+
+class RaisesOnTenth(gym.Wrapper):
+    """CartPole whose tenth step raises (the error's reply is a frame)."""
+
+    def __init__(self):
+        super().__init__(gym.make("CartPole-v1"))
+        self.steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == 10:
+            raise RuntimeError("the tenth step fails")
+        return self.env.step(action)
+'''
+
+
+@pytest.fixture
+def codes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The outcome of every compiled step of this test (``READ`` or the code handed on)."""
+    require_compiled()
+    outcomes: list[int] = []
+    monkeypatch.setattr(client_handshake, "fast_slot", counting_fast_slot([0], outcomes))
+    yield outcomes
+
+
+@pytest.fixture
+def odd_envs(tmp_path: Path) -> dict[str, str]:
+    """The environment of children that can import ``rlmesh_test_odd_envs``."""
+    (tmp_path / "rlmesh_test_odd_envs.py").write_text(ODD_SOURCE)
+    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def step_both(env: RemoteEnv, local: gym.Env[Any, Any], actions: list[Any], seed: int,
+              pause: float = 0.0) -> None:
+    """Step ``env`` and ``local`` alike from ``seed``; resets where an episode ends."""
+    assert env.contract["shm_link_steps"] is True
+    assert_same_values(env.reset(seed=seed), local.reset(seed=seed), "reset")
+    for i, action in enumerate(actions):
+        if pause:
+            time.sleep(pause)
+        got, want = env.step(action), local.step(int(action))
+        assert_same_values(got, want, f"step {i}")
+        if want[2] or want[3]:
+            assert_same_values(env.reset(seed=i), local.reset(seed=i), f"reset {i}")
+
+
+def test_every_action_form_steps_compiled_with_exact_values(
+        spawn: Callable[..., ServerProcess], codes: list[int]) -> None:
+    server = spawn("CartPole-v1")
+    forms: list[Callable[[int], Any]] = [int, np.int64, np.array]
+    with RemoteEnv(server.address, timeout=10) as env:
+        for form in forms:
+            before = len(codes)
+            step_both(env, gym.make("CartPole-v1"), [form(i % 2) for i in range(300)], seed=7)
+            mine = codes[before:]
+            assert len(mine) == 300
+            assert fastslot.DECLINED not in mine, form  # every form is of the layout
+
+
+def test_an_action_of_another_dtype_is_declined_and_stepped_with_frames(
+        spawn: Callable[..., ServerProcess], codes: list[int]) -> None:
+    server = spawn("CartPole-v1")
+    with RemoteEnv(server.address, timeout=10) as env:
+        actions = [np.array(i % 2, dtype=np.int32) for i in range(40)]
+        step_both(env, gym.make("CartPole-v1"), actions, seed=1)
+    assert codes.count(fastslot.DECLINED) == 40
+
+
+def test_a_late_reply_is_slept_for(spawn: Callable[..., ServerProcess], codes: list[int],
+                                   tmp_path: Path) -> None:
+    # Each step sleeps 20 ms on the server: far past any poll budget.
+    server = spawn(f"{SLOW_MODULE}:SlowCartPole", kwargs={"delay": 0.02},
+                   env=slow_env_environment(tmp_path))
+    with RemoteEnv(server.address, timeout=10) as env:
+        step_both(env, gym.make("CartPole-v1"), [i % 2 for i in range(15)], seed=2)
+    assert fastslot.ASLEEP in codes
+
+
+def test_a_sleeping_server_is_woken(spawn: Callable[..., ServerProcess],
+                                    codes: list[int]) -> None:
+    server = spawn("CartPole-v1")
+    with RemoteEnv(server.address, timeout=10) as env:
+        # A client that thinks for 30 ms between steps finds the server asleep.
+        step_both(env, gym.make("CartPole-v1"), [i % 2 for i in range(15)], seed=3,
+                  pause=0.03)
+        assert env._channel._fast.wakes >= 10  # type: ignore[union-attr]
+    assert fastslot.DECLINED not in codes
+
+
+def test_frames_in_reply_are_received_on_the_python_path(
+        spawn: Callable[..., ServerProcess], codes: list[int],
+        odd_envs: dict[str, str]) -> None:
+    from tests.transport.test_slot_steps import InfoSometimes
+    server = spawn("rlmesh_test_odd_envs:InfoEveryThird", env=odd_envs)
+    with RemoteEnv(server.address, timeout=10) as env:
+        step_both(env, InfoSometimes(), [i % 2 for i in range(30)], seed=4)
+    # Every third reply carries an info, and those the compiled step meets it hands on (the
+    # rest it meets with a server asleep or late: those it hands on before any reply).
+    assert fastslot.RECEIVE in codes
+    assert READ not in codes[2::3]
+    failing = spawn("rlmesh_test_odd_envs:RaisesOnTenth", env=odd_envs)
+    with RemoteEnv(failing.address, timeout=10) as env:
+        env.reset(seed=0)
+        for _ in range(9):
+            env.step(0)
+        with pytest.raises(rlmesh.RemoteEnvError, match="the tenth step fails"):
+            env.step(0)
+    assert codes[-1] != READ
+
+
+def test_vector_steps_compiled_with_exact_values(spawn: Callable[..., ServerProcess],
+                                      codes: list[int]) -> None:
+    server = spawn("CartPole-v1", extra_args=["--num-envs", "4"])
+    local = gym.make_vec("CartPole-v1", 4, vectorization_mode="sync")
+    rng = np.random.default_rng(0)
+    with RemoteVectorEnv(server.address, timeout=10) as env:
+        assert_same_values(env.reset(seed=3), local.reset(seed=3), "reset")
+        for i in range(200):
+            actions = rng.integers(0, 2, 4)
+            assert_same_values(env.step(actions), local.step(actions), f"step {i}")
+    local.close()
+    assert len(codes) == 200
+    assert fastslot.DECLINED not in codes
+
+
+def test_closing_releases_the_views_of_the_slots(spawn: Callable[..., ServerProcess],
+                                                 codes: list[int]) -> None:
+    server = spawn("CartPole-v1")
+    env = RemoteEnv(server.address, timeout=10)
+    env.reset(seed=0)
+    env.step(0)
+    fast = env._channel._fast  # (the spy around the compiled step)
+    assert fast is not None and fast.fast.held  # type: ignore[attr-defined]
+    env.close()  # (the region closes only once no view of it is left: no BufferError)
+    assert not fast.fast.held  # type: ignore[attr-defined]
+    assert fast.step(1, 0) == fastslot.DECLINED
+
+
+def test_pure_python_is_chosen_by_the_environment() -> None:
+    code = "from rlmesh.client import fastslot as f; print(f.ACCELERATED, f.why_not())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "RLMESH_PURE_PYTHON": "1"}, timeout=60, check=True)
+    assert out.stdout.strip() == "False RLMESH_PURE_PYTHON is set"
+
+
+# -- one link's two ends in this process: the reply is in its slot before the step polls ----
+
+
+@pytest.fixture
+def link_pair() -> Iterator[tuple[shmlink.ShmLink, shmlink.ShmLink]]:
+    """A client and a server link over one region and a socket pair (in this process)."""
+    size = 1 << 16
+    ours, theirs = socket.socketpair()
+    region = shm.ShmRegion.create(size)
+    assert region.fd is not None
+    server_region = shm.ShmRegion(os.dup(region.fd), size)
+    client = shmlink.ShmLink(Connection(ours, 1 << 20), region, "client")
+    server = shmlink.ShmLink(Connection(theirs, 1 << 20), server_region, "server")
+    client.set_timeout(5)
+    server.set_timeout(5)
+    yield client, server
+    client.close()
+    server.close()
+
+
+def both_ends(link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink], observation: gym.Space[Any],
+              action: gym.Space[Any], num_envs: int | None = None
+              ) -> tuple[SlotSteps, SlotSteps, fastslot.FastSlot]:
+    client, server = link_pair
+    frames = step_frames(observation, action, num_envs)
+    assert frames is not None
+    mine = SlotSteps(frames, *client.slot_views(), kind=shmlink.KIND_STEP)
+    theirs = SlotSteps(frames, *server.slot_views(), kind=shmlink.KIND_STEP)
+    fast = fastslot.fast_slot(client, mine)
+    assert fast is not None
+
+    def release() -> None:
+        fast.release()
+        mine.release()
+
+    client.enable_steps(release)
+    server.enable_steps(theirs.release)
+    return mine, theirs, fast
+
+
+def answered_first(server: shmlink.ShmLink, theirs: SlotSteps, rid: int,
+                   results: tuple[Any, ...]) -> None:
+    """The server's reply to ``rid``, written and announced before the client asks."""
+    assert theirs.write_result(rid, *results, {})
+    server.send_written()
+
+
+def test_a_reply_already_in_its_slot_is_read_in_c(
+        link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
+    require_compiled()
+    client, server = link_pair
+    box = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    _, theirs, fast = both_ends(link_pair, box, gym.spaces.Discrete(2))
+    for rid, action in enumerate([1, np.int64(0), np.array(1)]):
+        obs = np.arange(4, dtype=np.float32) * (rid + 1)
+        answered_first(server, theirs, rid, (obs, 0.5 * rid, rid == 1, rid == 2))
+        got = fast.step(rid, action)
+        assert type(got) is list
+        assert_same_values(got, [0, rid, obs, 0.5 * rid, rid == 1, rid == 2, {}], "reply")
+        assert server.recv()[0] is shmlink.STEP_FRAME
+        assert_same_values(theirs.read_step(), (rid, action if rid != 1 else action[()]),
+                           "request")
+    assert client._in_seq == client._out_seq == 3  # (the link's own counts went on)
+
+
+def test_a_vector_reply_already_in_its_slot_is_read_in_c(
+        link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
+    require_compiled()
+    server = link_pair[1]
+    box = gym.spaces.Box(0, 255, (3, 3, 2), np.uint8)  # (a vector env's batched spaces)
+    _, theirs, fast = both_ends(link_pair, box, gym.spaces.MultiDiscrete([[3, 3]] * 3),
+                                   num_envs=3)
+    obs = np.arange(18, dtype=np.uint8).reshape(3, 3, 2)
+    results = (obs, np.array([1.0, -2.0, 0.5]), np.array([True, False, False]),
+               np.array([False, False, True]))
+    answered_first(server, theirs, 7, results)
+    actions = np.array([[0, 1], [2, 2], [1, 0]], dtype=np.int64)
+    got = fast.step(7, actions)
+    assert type(got) is list
+    assert_same_values(got, [0, 7, *results, {}], "reply")
+    assert got[2].base is None  # (copies: nothing of the slot is handed out)
+    server.recv()
+    rid, sent = theirs.read_step()
+    assert rid == 7 and np.array_equal(sent, actions)
+
+
+def test_what_the_compiled_step_hands_on(
+        link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
+    require_compiled()
+    client, server = link_pair
+    box = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    mine, theirs, fast = both_ends(link_pair, box, gym.spaces.Discrete(3))
+    # Another dtype, shape or type: declined, nothing written or announced.
+    for action in (np.array(1, np.int32), np.array([1]), 1.0, "1", 1 << 70):
+        assert fast.step(0, action) == fastslot.DECLINED
+    assert client._out_seq == 0
+    # A reply of another request (or a frame): announced, and handed on to be received.
+    answered_first(server, theirs, 5, (np.zeros(2, np.float32), 1.0, False, False))
+    assert fast.step(0, 1) == fastslot.RECEIVE
+    assert client._out_seq == 1 and client._in_seq == 0
+    assert client.recv()[0] is shmlink.STEP_FRAME
+    server.recv()
+    # No reply within the poll: announced, handed on to sleep for it.
+    assert fast.step(1, 2) == fastslot.ASLEEP
+    assert fast.spun_from > 0
+    server.recv()
+    answered_first(server, theirs, 1, (np.ones(2, np.float32), 2.0, True, False))
+    header, _ = client.recv_after_spin(fast.spun_from)
+    assert header is shmlink.STEP_FRAME
+    assert_same_values(mine.read_reply(1)[2:6], [np.ones(2, np.float32), 2.0, True, False],
+                       "late reply")
+    # A sleeping server gets its wake-up byte from the compiled step itself.
+    server._ctl[32] = 1  # (the server's sleep flag)
+    answered_first(server, theirs, 2, (np.zeros(2, np.float32), 0.0, False, False))
+    got = fast.step(2, 0)
+    assert type(got) is list and fast.wakes == 1
+    assert server.conn.sock.recv(8) == shmlink.WAKE
