@@ -1,4 +1,4 @@
-"""The optional C extension (the client's compiled slot step, ``rlmesh.client.fastslot``).
+"""The optional C extension: slot steps compiled (``rlmesh.transport.fastslots``).
 
 Everything else about the project is in ``pyproject.toml``. The extension is optional: where
 it does not compile (no C compiler), the install goes on without it and rlmesh runs its pure
@@ -13,6 +13,7 @@ from setuptools import Extension, setup
 BUILD = os.environ.get("RLMESH_BUILD_EXTENSIONS", "1") not in ("0", "")
 
 setup(ext_modules=[
-    Extension("rlmesh.client._fastslot", ["src/rlmesh/client/_fastslot.c"], optional=True,
+    Extension("rlmesh.transport._fastslots", ["src/rlmesh/transport/_fastslots.c"],
+              optional=True,
               extra_compile_args=["-O2"]),
 ] if BUILD else [])

@@ -10,8 +10,7 @@ import time
 from typing import Any, Final
 
 from rlmesh import protocol as P
-from rlmesh.client import fastslot, handshake, resuming
-from rlmesh.client.fastslot import FastSlot
+from rlmesh.client import handshake, resuming
 from rlmesh.client.options import ConnectOptions, limit_seconds
 from rlmesh.errors import (
     ConnectionLostError,
@@ -25,6 +24,8 @@ from rlmesh.errors import (
 )
 from rlmesh.protocol import auth
 from rlmesh.tls import resolve_client as resolve_tls
+from rlmesh.transport import fastslots
+from rlmesh.transport.fastslots import ClientSteps
 from rlmesh.transport.shmlink import STEP_FRAME
 from rlmesh.transport.sockets import parse_address
 from rlmesh.wire.decoder import Decoder
@@ -104,9 +105,9 @@ class Channel:
         """The contract's fixed-shape step frames (``rlmesh.wire.fixed``), if it has them."""
         slot_steps = handshake.slot_steps(self._conn, contract, self._frames)
         self._slots: SlotSteps | None = None if slot_steps is None else slot_steps[0]
-        self._fast: FastSlot | None = None if slot_steps is None else slot_steps[1]
+        self._fast: ClientSteps | None = None if slot_steps is None else slot_steps[1]
         """The slot-step layout (``rlmesh.wire.slots``), if the link agreed on slot steps,
-        and its compiled step (``rlmesh.client.fastslot``), if this process has one."""
+        and its compiled step (``rlmesh.transport.fastslots``), if this process has one."""
         offer = contract.get("resume")
         self._resume: dict[str, Any] | None = offer if resume and isinstance(offer, dict) \
             and isinstance(offer.get("key"), bytes) else None
@@ -408,24 +409,25 @@ class Channel:
                 return self._reply_locked(P.OP_STEP, rid, self.timeout, reply_header, body)
         return self.request(P.OP_STEP, action, timeout=timeout)
 
-    def _slot_step(self, rid: int, slots: SlotSteps, fast: int = fastslot.DECLINED
+    def _slot_step(self, rid: int, slots: SlotSteps, fast: int = fastslots.DECLINED
                    ) -> list[Any]:
         """Announce the slot step ``rid`` already written, and answer its reply (locked).
 
-        ``fast`` is where the compiled step stopped (:mod:`rlmesh.client.fastslot`), if it
+        ``fast`` is where the compiled step stopped (:mod:`rlmesh.transport.fastslots`), if it
         already announced the step. The reply is a slot step, or a frame (an error, or a
         reply of another layout).
         """
         self._next_id = rid + 1
         conn: Any = self._conn  # (only links have slots)
         try:
-            if fast == fastslot.DECLINED:
+            if fast == fastslots.DECLINED:
                 conn.send_written()
                 reply_header, body = conn.recv()
-            elif fast == fastslot.ASLEEP:
-                reply_header, body = conn.recv_after_spin(self._fast.spun_from)  # type: ignore[union-attr]
+            elif fast == fastslots.ASLEEP:
+                spun_from = self._fast.spun_from if self._fast is not None else 0
+                reply_header, body = conn.recv_after_spin(spun_from)
             else:
-                if fast == fastslot.WAKE:
+                if fast == fastslots.WAKE:
                     conn.wake_peer()
                 reply_header, body = conn.recv()
         except (BlockingIOError, TimeoutError, OSError, TransportError, ProtocolError) as exc:

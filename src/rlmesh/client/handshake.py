@@ -12,7 +12,6 @@ import ssl
 from typing import Any
 
 from rlmesh import protocol as P
-from rlmesh.client.fastslot import FastSlot, fast_slot
 from rlmesh.errors import (
     AuthenticationError,
     ConnectionLostError,
@@ -22,6 +21,7 @@ from rlmesh.errors import (
 )
 from rlmesh.protocol import auth
 from rlmesh.transport import Transport, memory, shm, shmlink
+from rlmesh.transport.fastslots import ClientSteps, client_steps
 from rlmesh.transport.memory import MemoryTransport
 from rlmesh.transport.shmlink import ShmLink
 from rlmesh.transport.sockets import Address, connect
@@ -144,11 +144,11 @@ def _settle_region(conn: Transport, address: Address, contract: dict[str, Any]) 
 
 
 def slot_steps(conn: Transport, contract: dict[str, Any], frames: StepFrames | None
-               ) -> tuple[SlotSteps, FastSlot | None] | None:
+               ) -> tuple[SlotSteps, ClientSteps | None] | None:
     """The slot-step layout over ``conn``, if the server agreed on slot steps; else ``None``.
 
     The layout is the contract's fixed step frames; the link is told to accept slot steps.
-    With it comes the compiled step over the link (:mod:`rlmesh.client.fastslot`), or
+    With it comes the compiled step over the link (:mod:`rlmesh.transport.fastslots`), or
     ``None`` where slot steps run in Python.
     """
     if frames is None or contract.get("shm_link_steps") is not True \
@@ -156,7 +156,7 @@ def slot_steps(conn: Transport, contract: dict[str, Any], frames: StepFrames | N
             or not slots_fit(frames, shmlink.slot_room(conn.region.size)):
         return None  # (checked again: the peer's word is not trusted with our memory)
     slots = SlotSteps(frames, *conn.slot_views(), kind=shmlink.KIND_STEP)
-    fast = fast_slot(conn, slots)
+    fast = client_steps(conn, slots)
     if fast is None:
         conn.enable_steps(slots.release)
         return slots, None

@@ -20,10 +20,11 @@ from rlmesh import protocol as P
 from rlmesh.errors import ProtocolError
 from rlmesh.protocol.attributes import ATTRIBUTE_OPS
 from rlmesh.server.attributes import answer as answer_attribute
-from rlmesh.server.replies import brief, qualname
-from rlmesh.server.seam import Handler, SessionPort
+from rlmesh.server.replies import InPlace, brief, qualname
+from rlmesh.server.seam import Handler, SessionPort, SlotStepper
 from rlmesh.server.shapes import env_spaces, five_tuple
 from rlmesh.server.validation import Validator, make_validator
+from rlmesh.transport import fastslots
 
 __all__ = ["env_handlers", "slot_stepper"]
 
@@ -90,7 +91,7 @@ def _general_step(session: SessionPort, action_space: Any, check: Validator | No
 
 
 def _in_place_step(session: SessionPort, step: Handler, check: Validator | None
-                   ) -> Callable[[], None] | None:
+                   ) -> SlotStepper | None:
     """STEP for a slot step, in one call.
 
     The action is read and checked, the env stepped, the reply written in place and
@@ -102,14 +103,10 @@ def _in_place_step(session: SessionPort, step: Handler, check: Validator | None
     if in_place is None or session.deadline is not None \
             or getattr(session.host.source, "convert_action", None) is not None:
         return None
-    slots, announce = in_place
-    read_step, write, send_frame = slots.read_step, slots.write_result, session.send_frame
+    read, answer = _reader(session, in_place), _answerer(session, in_place)
 
-    def slot_step() -> None:
-        try:
-            rid, action = read_step()
-        except ProtocolError as exc:
-            session.fatal(None, P.E_PROTOCOL, str(exc))
+    def slot_step(taken: tuple[int, Any] | None = None) -> None:
+        rid, action = read() if taken is None else taken  # (else read by the compiled steps)
         if not session.has_reset or (check is not None and not check(action)):
             step([P.OP_STEP, rid, action])  # (it answers the error)
             return
@@ -119,10 +116,7 @@ def _in_place_step(session: SessionPort, step: Handler, check: Validator | None
             _failed(session, rid, "step", exc, None, None)
             return
         if type(result) is tuple and len(result) == 5:
-            if write(rid, *result):
-                announce()
-            else:  # (another layout: a frame; the slot was tried once)
-                send_frame([P.STATUS_OK, rid, *result])
+            answer(rid, result)
             return
         try:  # (five values of another kind, or old Gym's four: as the STEP handler reads)
             values = tuple(result)
@@ -136,7 +130,42 @@ def _in_place_step(session: SessionPort, step: Handler, check: Validator | None
     return slot_step
 
 
-def slot_stepper(session: SessionPort) -> Callable[[], None] | None:
+def _reader(session: SessionPort, in_place: InPlace) -> Callable[[], tuple[int, Any]]:
+    """What reads a slot step's request id and action from its slot."""
+    read_step = in_place.slots.read_step
+
+    def read() -> tuple[int, Any]:
+        try:
+            return read_step()
+        except ProtocolError as exc:
+            session.fatal(None, P.E_PROTOCOL, str(exc))
+
+    return read
+
+
+def _answerer(session: SessionPort, in_place: InPlace
+              ) -> Callable[[int, tuple[Any, ...]], None]:
+    """What answers a slot step's five results: in place if they fit, else as a frame."""
+    write, announce, wake = in_place.slots.write_result, in_place.announce, in_place.wake
+    send_frame = session.send_frame
+    put = in_place.fast.put if in_place.fast is not None else None
+
+    def answer(rid: int, result: tuple[Any, ...]) -> None:
+        if put is not None:
+            done = put(rid, *result)
+            if done:  # (written and announced by the compiled steps)
+                if done == fastslots.WAKE:
+                    wake()
+                return
+        if write(rid, *result):
+            announce()
+        else:  # (another layout: a frame; the slot was tried once)
+            send_frame([P.STATUS_OK, rid, *result])
+
+    return answer
+
+
+def slot_stepper(session: SessionPort) -> SlotStepper | None:
     """What answers each slot step of an env session in one call.
 
     Returns:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from rlmesh import protocol as P
@@ -19,6 +20,7 @@ from rlmesh.server.replies import brief
 from rlmesh.server.resume import new_key
 from rlmesh.server.seam import SessionPort
 from rlmesh.transport import Transport
+from rlmesh.transport.fastslots import ServerSteps, server_steps
 from rlmesh.transport.shmlink import KIND_STEP, ShmLink
 from rlmesh.transport.stream import Connection
 from rlmesh.wire.fixed import StepFrames, contract_frames
@@ -44,6 +46,8 @@ class Opening(SessionPort, Protocol):
     """The served contract's fixed step layouts (:mod:`rlmesh.wire.fixed`), built once here."""
     slots: SlotSteps | None
     """The slot-step layout, once the session agreed on slot steps."""
+    fast_slots: ServerSteps | None
+    """The compiled steps over those slots (:mod:`rlmesh.transport.fastslots`)."""
     gate: Gate | None
     """Where the connection is pending until it has authenticated."""
     peer: str
@@ -128,13 +132,24 @@ def _welcome(session: Opening, rid: Any, hello: dict[str, Any],
         if link:  # from the next frame on, both sides
             session.conn = conn = ShmLink(session.socket, created, "server")
             if steps is not None:
-                session.slots = SlotSteps(steps, *conn.slot_views(), kind=KIND_STEP)
-                conn.enable_steps(session.slots.release)
+                session.slots = slots = SlotSteps(steps, *conn.slot_views(), kind=KIND_STEP)
+                session.fast_slots = fast = server_steps(conn, slots)
+                conn.enable_steps(slots.release if fast is None else _both(fast, slots))
         else:
             session.socket.attach_shm(created, "server")
     session.conn.set_timeout(host.options.idle_timeout)  # (None: wait for requests forever)
     log.info("session %d: client %s %s", session.session_id, hello.get("client"),
              "resumed its session" if session.replay else "connected")
+
+
+def _both(fast: ServerSteps, slots: SlotSteps) -> Callable[[], None]:
+    """What drops the compiled steps' views of the slots, then the layout's own."""
+
+    def release() -> None:
+        fast.release()
+        slots.release()
+
+    return release
 
 
 def _open(session: Opening, rid: Any) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NamedTuple, NoReturn
 
 from rlmesh import protocol as P
 from rlmesh.errors import EncodeError, MessageTooLargeError, ProtocolError
 from rlmesh.transport import Transport
+from rlmesh.transport.fastslots import ServerSteps
 from rlmesh.transport.shmlink import STEP_FRAME
 from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
@@ -21,11 +22,23 @@ from rlmesh.wire.fixed import StepFrames
 from rlmesh.wire.lenient import sanitize
 from rlmesh.wire.slots import SlotSteps
 
-__all__ = ["SLOT_STEP", "Expired", "Fatal", "Replies", "brief", "qualname"]
+__all__ = ["SLOT_STEP", "Expired", "Fatal", "InPlace", "Replies", "brief", "qualname"]
 
 SLOT_STEP: Final[list[Any]] = []
 """What :meth:`Replies.receive` returns for a slot step left to the caller (compare with
 ``is``): the request is still in its slot."""
+
+
+class InPlace(NamedTuple):
+    """Where a session answers its slot steps in place (``SessionPort.in_place``)."""
+
+    slots: SlotSteps
+    announce: Callable[[], None]
+    """Announces a reply written into the slots."""
+    fast: ServerSteps | None
+    """The compiled steps over them (:mod:`rlmesh.transport.fastslots`; ``None``: Python's)."""
+    wake: Callable[[], None]
+    """Sends the sleeping client its wake-up byte (when a compiled reply's could not go)."""
 
 
 class Fatal(BaseException):
@@ -81,18 +94,25 @@ class Replies:
         """Whether the request being answered came as a slot step (so may its reply)."""
         self.slot_steps_apart = False
         """Whether :meth:`receive` hands a slot step over unread (as :data:`SLOT_STEP`)."""
+        self.fast_slots: ServerSteps | None = None
+        """The compiled slot steps over the link (:mod:`rlmesh.transport.fastslots`)."""
 
-    def receive(self) -> Any:
+    def receive(self, spun_from: int | None = None) -> Any:
         """The next request ``[op, request_id, *args]``, decoded.
 
         Returns :data:`SLOT_STEP` instead for a slot step while :attr:`slot_steps_apart`
         is set (the caller reads and answers it in place).
 
+        Args:
+            spun_from: Where a compiled poll of the link that missed started: sleep for the
+                request at once (:meth:`~rlmesh.transport.shmlink.ShmLink.recv_after_spin`).
+
         Raises:
             Fatal: After answering a malformed or oversized request.
         """
         try:
-            header, body = self.conn.recv()
+            header, body = self.conn.recv() if spun_from is None else \
+                self.conn.recv_after_spin(spun_from)  # type: ignore[attr-defined]  # (links)
         except MessageTooLargeError as exc:
             self.fatal(None, P.E_TOO_LARGE, str(exc))
         except ProtocolError as exc:
@@ -162,17 +182,17 @@ class Replies:
             self.last_reply = (reply[1], *encoded)
         self.conn.send(*encoded, self.conn.peer_flag)
 
-    def in_place(self) -> tuple[SlotSteps, Callable[[], None]] | None:
+    def in_place(self) -> InPlace | None:
         """Where a slot step is answered in place, if it is.
 
-        Returns:
-            The slots, and what announces a reply written there; ``None`` if the session
-            has no slot steps or keeps its replies (a resumable session sends frames).
+        ``None`` if the session has no slot steps or keeps its replies (a resumable session
+        sends frames).
         """
-        slots = self.slots
+        slots, conn = self.slots, self.conn
         if slots is None or self.key is not None:
             return None
-        return slots, self.conn.send_written  # type: ignore[attr-defined]  # (only links)
+        return InPlace(slots, conn.send_written,  # type: ignore[attr-defined]  # (links)
+                       self.fast_slots, conn.wake_peer)  # type: ignore[attr-defined]
 
     def send_step(self, rid: int, obs: Any, reward: Any, terminated: Any, truncated: Any,
                   info: Any) -> None:

@@ -20,15 +20,18 @@ from typing import Any, NoReturn, Protocol
 
 from rlmesh.server.deadline import Deadline, Watchdog
 from rlmesh.server.options import ServeOptions
+from rlmesh.server.replies import InPlace
 from rlmesh.server.resume import Parked, ResumeRegistry
-from rlmesh.wire.slots import SlotSteps
 
-__all__ = ["Handler", "Host", "SessionPort", "Source"]
+__all__ = ["Handler", "Host", "SessionPort", "SlotStepper", "Source"]
 
 log = logging.getLogger("rlmesh.server")
 
 Handler = Callable[[list[Any]], None]
 """Answers one request ``[op, request_id, *args]`` (through the session's replies)."""
+SlotStepper = Callable[..., None]
+"""Answers one slot step: ``stepper()`` reads it from its slot, ``stepper((rid, action))``
+answers one already read (:meth:`Source.slot_stepper`)."""
 
 
 class SessionPort(Protocol):
@@ -53,11 +56,8 @@ class SessionPort(Protocol):
                   info: Any) -> None:
         """Send a step's OK reply (written in place when the request was a slot step)."""
 
-    def in_place(self) -> tuple[SlotSteps, Callable[[], None]] | None:
-        """The slots a slot step is answered in, and what announces a reply there.
-
-        ``None``: this session answers every request with frames.
-        """
+    def in_place(self) -> InPlace | None:
+        """Where a slot step is answered in place (``None``: every reply is a frame)."""
 
     def error(self, rid: Any, code: str, message: str, *, exc: BaseException | None = None,
               fatal: bool = False) -> None:
@@ -119,11 +119,13 @@ class Source(abc.ABC):
         """The protocol capabilities this source offers (in the contract)."""
         return []
 
-    def slot_stepper(self, session: SessionPort) -> Callable[[], None] | None:
+    def slot_stepper(self, session: SessionPort) -> SlotStepper | None:
         """What answers a slot step of ``session`` (:mod:`rlmesh.wire.slots`) in one call.
 
         The session calls it for each slot step it receives, in place of the STEP handler
-        (``None``, the default: slot steps go to the STEP handler like any request).
+        (``None``, the default: slot steps go to the STEP handler like any request): with
+        no argument for a step still in its slot, or with the ``(rid, action)`` the
+        compiled steps read (:meth:`rlmesh.transport.fastslots.ServerSteps.take`).
         """
         return None
 

@@ -22,7 +22,7 @@ from rlmesh.server.handshake import handshake
 from rlmesh.server.replies import SLOT_STEP, Fatal, Replies
 from rlmesh.server.resume import Parked
 from rlmesh.server.seam import Host, SessionPort
-from rlmesh.transport import Transport
+from rlmesh.transport import Transport, fastslots
 from rlmesh.transport.sockets import wrap_server
 from rlmesh.transport.stream import Connection
 
@@ -149,9 +149,20 @@ class Session(Replies):
         slot_step = self.host.source.slot_stepper(self) if self.slots is not None else None
         self.slot_steps_apart = slot_step is not None  # (only without a resume key: no replay)
         receive, handler_of = self.receive, handlers.get
+        fast = self.fast_slots if slot_step is not None else None
+        take = fast.take if fast is not None else None
         while True:
             self.busy = False
-            msg = receive()
+            if take is not None:  # (the compiled steps: a slot step read in one call)
+                got = take()
+                if type(got) is tuple:
+                    self.busy = self.slotted = True
+                    slot_step(got)  # type: ignore[misc]  # (set whenever take is)
+                    continue
+                msg = receive(fast.spun_from if got == fastslots.ASLEEP  # type: ignore[union-attr]
+                              else None)
+            else:
+                msg = receive()
             self.busy = True
             if msg is SLOT_STEP:
                 slot_step()  # type: ignore[misc]  # (set whenever receive returns SLOT_STEP)

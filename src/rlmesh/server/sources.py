@@ -18,7 +18,7 @@ from rlmesh import protocol as P
 from rlmesh.errors import EnvBusyError
 from rlmesh.server.env_ops import env_handlers, slot_stepper
 from rlmesh.server.framework import ActionConverter
-from rlmesh.server.seam import Handler, SessionPort, Source
+from rlmesh.server.seam import Handler, SessionPort, SlotStepper, Source
 from rlmesh.server.shapes import env_spaces, is_env_like, is_vector_env
 from rlmesh.wire.foreign import check_servable
 from rlmesh.wire.lenient import sanitize
@@ -246,7 +246,7 @@ class EnvSource(Source):
         """STEP, RESET, RENDER and the attribute ops, on the session's env."""
         return env_handlers(session)
 
-    def slot_stepper(self, session: SessionPort) -> Callable[[], None] | None:
+    def slot_stepper(self, session: SessionPort) -> SlotStepper | None:
         """STEP for a slot step in one call (see :func:`rlmesh.server.env_ops.slot_stepper`)."""
         return slot_stepper(session)
 

@@ -219,15 +219,15 @@ class ShmLink:
         if ctl[self._peer_sleep] != 0:
             self.conn.sock.sendall(WAKE)
 
-    def step_words(self) -> tuple[memoryview, int, int, int, SpinPolicy]:
-        """What a compiled slot step needs of this link (:mod:`rlmesh.client.fastslot`).
+    def step_words(self) -> tuple[memoryview, int, int, int]:
+        """What compiled slot steps need of this link (:mod:`rlmesh.transport.fastslots`).
 
         Returns:
-            The control words (``uint32``), the indices of this side's and the peer's
-            sequence words and of the peer's sleep flag, and the spin policy. The sequence
-            counts stay this link's own ``_out_seq`` and ``_in_seq``.
+            The control words (``uint32``), and the indices of this side's and the peer's
+            sequence words and of the peer's sleep flag. The sequence counts and the spin
+            policy stay this link's own (``_out_seq``, ``_in_seq``, ``_policy``).
         """
-        return self._ctl, self._out_word, self._in_word, self._peer_sleep, self._policy
+        return self._ctl, self._out_word, self._in_word, self._peer_sleep
 
     def wake_peer(self) -> None:
         """Send the sleeping peer its wake-up byte (a slot step was announced elsewhere)."""

@@ -114,6 +114,7 @@ class SlotSteps:
         self._in_fields: tuple[np.ndarray[Any, Any], ...] = ()
         """Views of a vector reply's rewards and flags (the peer's; ours are joined bytes)."""
         self._layout = frames.reply_layout
+        self._batched = frames.batched
         if frames.batched is not None:
             offsets = np.cumsum([self._tail] + [f.nbytes for f in frames.batched])
             self._in_fields = tuple(
@@ -129,7 +130,7 @@ class SlotSteps:
 
     def client_views(self) -> tuple[np.ndarray[Any, Any], type | None, bool, int,
                                     tuple[np.ndarray[Any, Any], ...]]:
-        """What a compiled client step needs of this layout (:mod:`rlmesh.client.fastslot`).
+        """What the client's compiled step needs (:mod:`rlmesh.transport.fastslots`).
 
         Returns:
             The request slot's action view, the Discrete action's NumPy scalar type (or
@@ -139,6 +140,24 @@ class SlotSteps:
         """
         return (self._out_action, self._scalar_type, self._ints, self._tail,
                 (self._in_obs, *self._in_fields))
+
+    def server_views(self) -> tuple[np.ndarray[Any, Any], bool, bool,
+                                    tuple[np.ndarray[Any, Any], ...]]:
+        """What the server's compiled step needs (:mod:`rlmesh.transport.fastslots`).
+
+        Returns:
+            The request slot's action view, whether a NumPy scalar action may come (a
+            Discrete action space), whether a Python int may, and views of the reply slot
+            where the results go: ``(obs,)`` for one env, ``(obs, rewards, terminated,
+            truncated)`` for a vector env (in that order, one after the other).
+        """
+        fields: tuple[np.ndarray[Any, Any], ...] = ()
+        if self._batched is not None:
+            offsets = np.cumsum([self._tail] + [f.nbytes for f in self._batched])
+            fields = tuple(self._view(self._out, int(offset), field.dtype, field.shape)
+                           for offset, field in zip(offsets, self._batched, strict=False))
+        return (self._in_action, self._scalar_type is not None, self._ints,
+                (self._out_obs, *fields))
 
     def release(self) -> None:
         """Drop the views of the slots (the region may then be closed). Idempotent."""

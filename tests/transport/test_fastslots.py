@@ -1,13 +1,17 @@
-"""The client's compiled slot step against real ``rlmesh serve`` children over the link.
+"""The compiled slot steps (``rlmesh.transport.fastslots``) over real links.
 
-Each test spies on the compiled step (``tests.support.fastslot``) to see which way every
-step went: read in C, or handed to the Python path with a code (declined, wake the server,
-receive a frame, sleep for a late reply). The values must be exactly those of the same env
-stepped in this process, whichever way a step went.
+End to end, against real ``rlmesh serve`` children (whose own steps run compiled), the client
+spies on its compiled step (``tests.support.fastslots``) to see which way every step went:
+read in C, or handed to the Python path with a code (declined, wake the server, receive a
+frame, sleep for a late reply). The values must be exactly those of the same env stepped in
+this process, whichever way a step went. Then both ends of one link in this process, where
+the peer's half of each exchange is done before the call under test: every code, each side.
 """
 
 from __future__ import annotations
 
+import gc
+import importlib
 import os
 import socket
 import subprocess
@@ -22,14 +26,13 @@ import numpy as np
 import pytest
 
 import rlmesh
-from rlmesh.client import fastslot
 from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
 from rlmesh.testing import ServerProcess
-from rlmesh.transport import shm, shmlink
+from rlmesh.transport import fastslots, shm, shmlink
 from rlmesh.transport.stream import Connection
 from rlmesh.wire.fixed import step_frames
 from rlmesh.wire.slots import SlotSteps
-from tests.support.fastslot import client_handshake, counting_fast_slot, require_compiled
+from tests.support.fastslots import client_handshake, counting_client_steps, require_compiled
 from tests.support.slow_env import SLOW_MODULE, slow_env_environment
 from tests.support.values import assert_same_values
 
@@ -79,7 +82,7 @@ def codes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The outcome of every compiled step of this test (``READ`` or the code handed on)."""
     require_compiled()
     outcomes: list[int] = []
-    monkeypatch.setattr(client_handshake, "fast_slot", counting_fast_slot([0], outcomes))
+    monkeypatch.setattr(client_handshake, "client_steps", counting_client_steps([0], outcomes))
     yield outcomes
 
 
@@ -115,7 +118,7 @@ def test_every_action_form_steps_compiled_with_exact_values(
             step_both(env, gym.make("CartPole-v1"), [form(i % 2) for i in range(300)], seed=7)
             mine = codes[before:]
             assert len(mine) == 300
-            assert fastslot.DECLINED not in mine, form  # every form is of the layout
+            assert fastslots.DECLINED not in mine, form  # every form is of the layout
 
 
 def test_an_action_of_another_dtype_is_declined_and_stepped_with_frames(
@@ -124,7 +127,7 @@ def test_an_action_of_another_dtype_is_declined_and_stepped_with_frames(
     with RemoteEnv(server.address, timeout=10) as env:
         actions = [np.array(i % 2, dtype=np.int32) for i in range(40)]
         step_both(env, gym.make("CartPole-v1"), actions, seed=1)
-    assert codes.count(fastslot.DECLINED) == 40
+    assert codes.count(fastslots.DECLINED) == 40
 
 
 def test_a_late_reply_is_slept_for(spawn: Callable[..., ServerProcess], codes: list[int],
@@ -134,7 +137,7 @@ def test_a_late_reply_is_slept_for(spawn: Callable[..., ServerProcess], codes: l
                    env=slow_env_environment(tmp_path))
     with RemoteEnv(server.address, timeout=10) as env:
         step_both(env, gym.make("CartPole-v1"), [i % 2 for i in range(15)], seed=2)
-    assert fastslot.ASLEEP in codes
+    assert fastslots.ASLEEP in codes
 
 
 def test_a_sleeping_server_is_woken(spawn: Callable[..., ServerProcess],
@@ -145,7 +148,7 @@ def test_a_sleeping_server_is_woken(spawn: Callable[..., ServerProcess],
         step_both(env, gym.make("CartPole-v1"), [i % 2 for i in range(15)], seed=3,
                   pause=0.03)
         assert env._channel._fast.wakes >= 10  # type: ignore[union-attr]
-    assert fastslot.DECLINED not in codes
+    assert fastslots.DECLINED not in codes
 
 
 def test_frames_in_reply_are_received_on_the_python_path(
@@ -157,7 +160,7 @@ def test_frames_in_reply_are_received_on_the_python_path(
         step_both(env, InfoSometimes(), [i % 2 for i in range(30)], seed=4)
     # Every third reply carries an info, and those the compiled step meets it hands on (the
     # rest it meets with a server asleep or late: those it hands on before any reply).
-    assert fastslot.RECEIVE in codes
+    assert fastslots.RECEIVE in codes
     assert READ not in codes[2::3]
     failing = spawn("rlmesh_test_odd_envs:RaisesOnTenth", env=odd_envs)
     with RemoteEnv(failing.address, timeout=10) as env:
@@ -181,7 +184,7 @@ def test_vector_steps_compiled_with_exact_values(spawn: Callable[..., ServerProc
             assert_same_values(env.step(actions), local.step(actions), f"step {i}")
     local.close()
     assert len(codes) == 200
-    assert fastslot.DECLINED not in codes
+    assert fastslots.DECLINED not in codes
 
 
 def test_closing_releases_the_views_of_the_slots(spawn: Callable[..., ServerProcess],
@@ -194,11 +197,33 @@ def test_closing_releases_the_views_of_the_slots(spawn: Callable[..., ServerProc
     assert fast is not None and fast.fast.held  # type: ignore[attr-defined]
     env.close()  # (the region closes only once no view of it is left: no BufferError)
     assert not fast.fast.held  # type: ignore[attr-defined]
-    assert fast.step(1, 0) == fastslot.DECLINED
+    assert fast.step(1, 0) == fastslots.DECLINED
+
+
+def region_maps() -> int:
+    """The shared-memory regions this process maps."""
+    with open(f"/proc/{os.getpid()}/maps") as maps:
+        return sum("rlmesh-region" in line for line in maps)
+
+
+def test_an_env_dropped_unclosed_unmaps_its_region(spawn: Callable[..., ServerProcess]
+                                                   ) -> None:
+    require_compiled()
+    server = spawn("CartPole-v1")
+    before = region_maps()
+    env = RemoteEnv(server.address, timeout=10)
+    env.reset(seed=0)
+    env.step(0)
+    assert env._channel._fast is not None and region_maps() == before + 1
+    # The link refers to its compiled step (the release it calls when closed) and the step
+    # to the link: the cycle collector must be able to free both, and the region with them.
+    del env
+    gc.collect()
+    assert region_maps() == before
 
 
 def test_pure_python_is_chosen_by_the_environment() -> None:
-    code = "from rlmesh.client import fastslot as f; print(f.ACCELERATED, f.why_not())"
+    code = "from rlmesh.transport import fastslots as f; print(f.ACCELERATED, f.why_not())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "RLMESH_PURE_PYTHON": "1"}, timeout=60, check=True)
     assert out.stdout.strip() == "False RLMESH_PURE_PYTHON is set"
@@ -226,13 +251,13 @@ def link_pair() -> Iterator[tuple[shmlink.ShmLink, shmlink.ShmLink]]:
 
 def both_ends(link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink], observation: gym.Space[Any],
               action: gym.Space[Any], num_envs: int | None = None
-              ) -> tuple[SlotSteps, SlotSteps, fastslot.FastSlot]:
+              ) -> tuple[SlotSteps, SlotSteps, fastslots.ClientSteps]:
     client, server = link_pair
     frames = step_frames(observation, action, num_envs)
     assert frames is not None
     mine = SlotSteps(frames, *client.slot_views(), kind=shmlink.KIND_STEP)
     theirs = SlotSteps(frames, *server.slot_views(), kind=shmlink.KIND_STEP)
-    fast = fastslot.fast_slot(client, mine)
+    fast = fastslots.client_steps(client, mine)
     assert fast is not None
 
     def release() -> None:
@@ -298,16 +323,16 @@ def test_what_the_compiled_step_hands_on(
     mine, theirs, fast = both_ends(link_pair, box, gym.spaces.Discrete(3))
     # Another dtype, shape or type: declined, nothing written or announced.
     for action in (np.array(1, np.int32), np.array([1]), 1.0, "1", 1 << 70):
-        assert fast.step(0, action) == fastslot.DECLINED
+        assert fast.step(0, action) == fastslots.DECLINED
     assert client._out_seq == 0
     # A reply of another request (or a frame): announced, and handed on to be received.
     answered_first(server, theirs, 5, (np.zeros(2, np.float32), 1.0, False, False))
-    assert fast.step(0, 1) == fastslot.RECEIVE
+    assert fast.step(0, 1) == fastslots.RECEIVE
     assert client._out_seq == 1 and client._in_seq == 0
     assert client.recv()[0] is shmlink.STEP_FRAME
     server.recv()
     # No reply within the poll: announced, handed on to sleep for it.
-    assert fast.step(1, 2) == fastslot.ASLEEP
+    assert fast.step(1, 2) == fastslots.ASLEEP
     assert fast.spun_from > 0
     server.recv()
     answered_first(server, theirs, 1, (np.ones(2, np.float32), 2.0, True, False))
@@ -321,3 +346,128 @@ def test_what_the_compiled_step_hands_on(
     got = fast.step(2, 0)
     assert type(got) is list and fast.wakes == 1
     assert server.conn.sock.recv(8) == shmlink.WAKE
+
+
+def asked_first(client: shmlink.ShmLink, mine: SlotSteps, rid: int, action: Any) -> None:
+    """The client's request ``rid``, written and announced before the server takes it."""
+    assert mine.write_request(rid, action)
+    client.send_written()
+
+
+def test_a_request_already_in_its_slot_is_taken_in_c(
+        link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
+    require_compiled()
+    client, server = link_pair
+    mine, theirs, _ = both_ends(link_pair, gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
+                                gym.spaces.Discrete(3))
+    steps = fastslots.server_steps(server, theirs)
+    assert steps is not None
+    try:
+        for rid, action in enumerate([2, np.int64(1), np.array(0)]):
+            asked_first(client, mine, rid, action)
+            got = steps.take()
+            assert type(got) is tuple
+            # As the Python path reads it: an int, a NumPy scalar, a fresh 0-d array.
+            assert_same_values(got, theirs.read_step(), f"request {rid}")
+            if isinstance(action, np.ndarray):
+                assert got[1].base is None
+        assert server._in_seq == 3
+    finally:
+        steps.release()
+
+
+def test_a_vector_reply_is_put_in_c(
+        link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
+    require_compiled()
+    client, server = link_pair
+    box = gym.spaces.Box(0, 255, (3, 2, 2), np.uint8)
+    mine, theirs, _ = both_ends(link_pair, box, gym.spaces.MultiDiscrete([4, 4, 4]),
+                                num_envs=3)
+    steps = fastslots.server_steps(server, theirs)
+    assert steps is not None
+    try:
+        asked_first(client, mine, 9, np.array([3, 0, 1]))
+        rid, action = steps.take()  # type: ignore[misc]
+        assert rid == 9 and np.array_equal(action, [3, 0, 1])
+        results = (np.arange(12, dtype=np.uint8).reshape(3, 2, 2), np.array([0.0, 1.5, -1.0]),
+                   np.array([False, True, False]), np.array([True, False, False]))
+        assert steps.put(9, *results, {}) == fastslots.DONE
+        assert client.recv()[0] is shmlink.STEP_FRAME
+        assert_same_values(mine.read_reply(9), [0, 9, *results, {}], "reply")
+    finally:
+        steps.release()
+
+
+def test_what_the_compiled_server_steps_hand_on(
+        link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
+    require_compiled()
+    client, server = link_pair
+    mine, theirs, _ = both_ends(link_pair, gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
+                                gym.spaces.Discrete(3))
+    steps = fastslots.server_steps(server, theirs)
+    assert steps is not None
+    try:
+        # Nothing yet: the poll misses, and the Python path sleeps from where it began.
+        assert steps.take() == fastslots.ASLEEP
+        assert steps.spun_from > 0
+        # A frame in the slot: received on the Python path.
+        client.send(b"\x93\x04\x00\xc0", [], 0)  # (any frame: the server's decoder judges)
+        assert steps.take() == fastslots.RECEIVE
+        assert server.recv() == (b"\x93\x04\x00\xc0", None)
+        # A form this layout has not: the Python path refuses it.
+        asked_first(client, mine, 1, 1)
+        mine_out = client.slot_views()[0]
+        mine_out[4:8] = (7).to_bytes(4, "little")
+        assert steps.take() == fastslots.RECEIVE
+        assert server.recv()[0] is shmlink.STEP_FRAME
+        with pytest.raises(rlmesh.ProtocolError, match="unknown form 7"):
+            theirs.read_step()
+        # Results of another layout: declined, nothing written is announced.
+        obs = np.zeros(2, np.float32)
+        declined: list[tuple[Any, ...]] = [
+            (obs, 1.0, False, False, {"info": 1}),       # an info
+            (obs, np.float64(1.0), False, False, {}),      # a NumPy reward
+            (obs, 1.0, np.bool_(False), False, {}),        # a NumPy flag
+            (obs.astype(np.float64), 1.0, False, False, {}),  # another dtype
+            (np.zeros(4, np.float32)[::2], 1.0, False, False, {}),  # not contiguous
+            (obs.reshape(1, 2), 1.0, False, False, {}),    # another shape
+            (list(obs), 1.0, False, False, {}),            # not an array
+        ]
+        for results in declined:
+            assert steps.put(1, *results) == fastslots.DECLINED, results
+        assert server._out_seq == 0
+        # A sleeping client gets its wake-up byte from the compiled steps themselves.
+        client._ctl[48] = 1  # (the client's sleep flag)
+        assert steps.put(1, obs + 1, 0.25, True, False, {}) == fastslots.DONE
+        assert steps.wakes == 1 and client.conn.sock.recv(8) == shmlink.WAKE
+        client._ctl[48] = 0
+        assert client.recv()[0] is shmlink.STEP_FRAME
+        assert_same_values(mine.read_reply(1), [0, 1, obs + 1, 0.25, True, False, {}],
+                           "reply")
+    finally:
+        steps.release()
+    assert not steps.held
+    assert steps.take() == fastslots.RECEIVE and steps.put(2, obs, 0.0, False, False, {}) == 0
+
+
+@pytest.mark.parametrize("compiled", ["client", "server"])
+def test_one_side_compiled_meets_the_other_in_python(
+        spawn: Callable[..., ServerProcess], monkeypatch: pytest.MonkeyPatch,
+        compiled: str) -> None:
+    require_compiled()
+    child = dict(os.environ)
+    if compiled == "client":
+        child["RLMESH_PURE_PYTHON"] = "1"
+    else:
+        monkeypatch.setattr(client_handshake, "client_steps", lambda link, slots: None)
+    server = spawn("CartPole-v1", env=child)
+    with RemoteEnv(server.address, timeout=10) as env:
+        assert (env._channel._fast is not None) is (compiled == "client")
+        step_both(env, gym.make("CartPole-v1"), [i % 2 for i in range(200)], seed=5)
+
+
+def test_the_codes_are_the_extension_s() -> None:
+    require_compiled()
+    module = importlib.import_module("rlmesh.transport._fastslots")
+    for name in ("DECLINED", "DONE", "WAKE", "RECEIVE", "ASLEEP"):
+        assert getattr(module, name) == getattr(fastslots, name), name

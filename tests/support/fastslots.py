@@ -1,4 +1,4 @@
-"""The client's compiled slot step in tests: required where it must be, and spied on.
+"""The compiled slot steps in tests: required where they must be, and spied on.
 
 ``RLMESH_REQUIRE_EXTENSIONS=1`` (set by CI, which has a C compiler) turns a missing
 extension into a failure; elsewhere its tests skip with the reason.
@@ -12,26 +12,26 @@ from typing import Any
 
 import pytest
 
-from rlmesh.client import fastslot
 from rlmesh.client import handshake as client_handshake
+from rlmesh.transport import fastslots
 from rlmesh.transport.shmlink import ShmLink
 from rlmesh.wire.slots import SlotSteps
 
 
 def require_compiled() -> None:
-    """Skip (or, under ``RLMESH_REQUIRE_EXTENSIONS=1``, fail) without the compiled step."""
-    why = fastslot.why_not()
+    """Skip (or, under ``RLMESH_REQUIRE_EXTENSIONS=1``, fail) without the compiled steps."""
+    why = fastslots.why_not()
     if why is None:
         return
     if os.environ.get("RLMESH_REQUIRE_EXTENSIONS") == "1":
-        pytest.fail(f"the compiled slot step is required here, but {why}")
-    pytest.skip(f"the compiled slot step is not available: {why}")
+        pytest.fail(f"the compiled slot steps are required here, but {why}")
+    pytest.skip(f"the compiled slot steps are not available: {why}")
 
 
-class CountedFastSlot:
+class CountedClientSteps:
     """A compiled step that counts the replies it read and records each call's outcome."""
 
-    def __init__(self, fast: fastslot.FastSlot, count: list[int], codes: list[int]) -> None:
+    def __init__(self, fast: fastslots.ClientSteps, count: list[int], codes: list[int]) -> None:
         self.fast = fast
         self.count = count
         self.codes = codes
@@ -58,22 +58,43 @@ class CountedFastSlot:
         self.fast.release()
 
 
-def counting_fast_slot(count: list[int], codes: list[int] | None = None
-                       ) -> Callable[[ShmLink, SlotSteps], Any]:
-    """A stand-in for ``handshake.fast_slot`` whose steps count into ``count``.
+class CountedServerSteps:
+    """Compiled server steps that count their ``put`` calls (every other call passes)."""
+
+    def __init__(self, fast: fastslots.ServerSteps, puts: list[int]) -> None:
+        self.fast = fast
+        self.puts = puts
+        self.take = fast.take
+
+    @property
+    def spun_from(self) -> int:
+        return self.fast.spun_from
+
+    def put(self, *args: Any) -> int:
+        self.puts[0] += 1
+        return self.fast.put(*args)
+
+    def release(self) -> None:
+        self.fast.release()
+
+
+def counting_client_steps(count: list[int], codes: list[int] | None = None
+                          ) -> Callable[[ShmLink, SlotSteps], Any]:
+    """A stand-in for the client handshake's ``client_steps``: its steps count into ``count``.
 
     ``codes`` (if given) receives each call's outcome: ``-1`` for a reply read by the
     compiled step, else the code it handed to the Python path.
     """
-    make = fastslot.fast_slot
+    make = fastslots.client_steps
     outcomes: list[int] = [] if codes is None else codes
 
     def made(link: ShmLink, slots: SlotSteps) -> Any:
         fast = make(link, slots)
         assert fast is not None, "the compiled step declined a layout it covers"
-        return CountedFastSlot(fast, count, outcomes)
+        return CountedClientSteps(fast, count, outcomes)
 
     return made
 
 
-__all__ = ["CountedFastSlot", "client_handshake", "counting_fast_slot", "require_compiled"]
+__all__ = ["CountedClientSteps", "CountedServerSteps", "client_handshake",
+           "counting_client_steps", "require_compiled"]
