@@ -13,7 +13,12 @@ two ways, in interleaved rounds:
 
 The layouts are the verdicts' (``benchmarks/verdicts.py``): one CartPole, and Gymnasium's
 ``SyncVectorEnv(8)`` of CartPole as ``rlmesh serve --num-envs 8`` serves it. The ratio is
-python / compiled time per exchange (higher: the compiled steps save more)::
+python / compiled time per exchange (higher: the compiled steps save more).
+
+Then, end to end (``--end-to-end``, on by default), one client process steps two
+``rlmesh serve`` children of each layout over the link, in interleaved rounds with the env
+stepped in this process: one child and this client's steps compiled, the other child
+started with ``RLMESH_PURE_PYTHON=1`` and this client's steps on the Python path::
 
     uv run python benchmarks/bench_slots.py                  # 9 rounds x 0.3 s
     uv run python benchmarks/bench_slots.py --json slots.json
@@ -135,11 +140,86 @@ def _trial(exchange: Exchange, seconds: float, start: int) -> tuple[float, int]:
             return (now - began) / count, rid
 
 
+def _stepper(env: Any, action: Any, vector: bool) -> Callable[[float], float]:
+    """A trial of ``env``: steps per second over about ``seconds`` (resets where one ends)."""
+
+    def trial(seconds: float) -> float:
+        count, began = 0, time.perf_counter()
+        while True:
+            for _ in range(100):
+                result = env.step(action)
+                if not vector and (result[2] or result[3]):
+                    env.reset()
+            count += 100
+            now = time.perf_counter()
+            if now - began >= seconds:
+                return count / (now - began)
+
+    return trial
+
+
+def end_to_end(rounds: int, seconds: float) -> dict[str, Any]:
+    """Both sides compiled against both on the Python path, across processes (see above)."""
+    from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
+    from rlmesh.testing import spawn_server
+
+    report: dict[str, Any] = {}
+    print("\nend to end over the link: steps per second (median), ratios per round")
+    print("| layout | in-process | compiled | python | compiled / python | "
+          "compiled / in-process | python / in-process |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, num_envs in (("cartpole", 0), ("sync_vector_8", 8)):
+        extra = ["--num-envs", str(num_envs)] if num_envs else []
+        pure = {**os.environ, "RLMESH_PURE_PYTHON": "1"}
+        servers = [spawn_server("CartPole-v1", extra_args=extra),
+                   spawn_server("CartPole-v1", extra_args=extra, env=pure)]
+        envs: list[Any] = []
+        try:
+            make = RemoteVectorEnv if num_envs else RemoteEnv
+            envs = [make(server.address, timeout=10) for server in servers]
+            if envs[0]._channel._fast is None:
+                raise SystemExit("the compiled client step did not start")
+            envs[1]._channel._fast = None  # (this client's Python path)
+            local: Any = (gym.make_vec("CartPole-v1", num_envs, vectorization_mode="sync")
+                          if num_envs else gym.make("CartPole-v1"))
+            action: Any = np.zeros(num_envs, np.int64) if num_envs else 1
+            for env in (*envs, local):
+                env.reset(seed=0)
+            arms = {"in-process": _stepper(local, action, bool(num_envs)),
+                    "compiled": _stepper(envs[0], action, bool(num_envs)),
+                    "python": _stepper(envs[1], action, bool(num_envs))}
+            for trial in arms.values():
+                trial(0.1)
+            rates: dict[str, list[float]] = {arm: [] for arm in arms}
+            for r in range(rounds):
+                for arm in (list(arms) if r % 2 == 0 else list(reversed(arms))):
+                    rates[arm].append(arms[arm](seconds))
+            local.close()
+        finally:
+            for env in envs:
+                env.close()
+            for server in servers:
+                server.stop()
+
+        report[name] = {arm: statistics.median(values) for arm, values in rates.items()}
+        cells = []
+        for top, bottom in (("compiled", "python"), ("compiled", "in-process"),
+                            ("python", "in-process")):
+            values = sorted(a / b for a, b in zip(rates[top], rates[bottom], strict=True))
+            report[name][f"{top}/{bottom}"] = statistics.median(values)
+            cells.append(f"{statistics.median(values):.3f} ({values[0]:.2f}-{values[-1]:.2f})")
+        print(f"| {name} | " + " | ".join(f"{report[name][arm]:,.0f}" for arm in arms)
+              + " | " + " | ".join(cells) + " |")
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=float, default=0.3, help="per trial")
     parser.add_argument("--json", help="also write the results as JSON here")
+    parser.add_argument("--no-end-to-end", dest="end_to_end", action="store_false",
+                        help="only the exchanges in this process")
     args = parser.parse_args(argv)
     if not fastslots.ACCELERATED:
         print(f"the compiled slot steps are not available: {fastslots.why_not()}",
@@ -173,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for pair, _, _ in layouts.values():
             pair.close()
+    if args.end_to_end:
+        report["end_to_end"] = end_to_end(args.rounds, args.seconds)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(report, out, indent=2)

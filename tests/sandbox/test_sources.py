@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import pytest
 
 import rlmesh
@@ -104,3 +107,15 @@ def test_rlmesh_package_choices(tmp_path: object) -> None:
     given = rlmesh_package("rlmesh @ file:///src/rlmesh")
     assert given.requirement == "rlmesh @ file:///src/rlmesh"
     assert given.identity == "requirement:rlmesh @ file:///src/rlmesh"
+
+
+def test_the_checkout_s_wheel_is_pure_python(sandbox_cache: Path) -> None:
+    # The checkout's own install may carry the compiled slot steps; the wheel a sandbox
+    # installs never does, so it installs under any Python version a sandbox runs.
+    package = rlmesh_package()
+    wheel = Path(package.requirement)
+    assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
+    with zipfile.ZipFile(wheel) as contents:
+        names = contents.namelist()
+    assert "rlmesh/transport/fastslots.py" in names
+    assert not [name for name in names if name.endswith((".so", ".pyd"))]

@@ -241,7 +241,7 @@ class ShmLink:
         want = (self._in_seq + 1) & _MASK
         if self._ctl[self._in_word] != want:
             self._sleep(want)
-            self._policy.blocked(now_ns() - started_ns)
+        self._policy.blocked(now_ns() - started_ns)  # (as _wait: after a poll that missed)
         return self.recv()
 
     def send_nowait(self, header: bytes, buffers: list[Any], body_len: int) -> bool:
