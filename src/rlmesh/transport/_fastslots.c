@@ -1,9 +1,8 @@
 /* Slot steps over the same-host link, compiled: each side's step in one call.
  *
- * rlmesh.client.fastslot and rlmesh.server.fastserve are the Python faces. The two types
- * here follow the pure-Python path byte for byte (rlmesh.wire.slots.SlotSteps and
- * rlmesh.transport.shmlink.ShmLink: send_written, recv, _spin) and cover only its common
- * case:
+ * rlmesh.transport.fastslots is the Python face. The two types here follow the pure-Python
+ * path byte for byte (rlmesh.wire.slots.SlotSteps and rlmesh.transport.shmlink.ShmLink:
+ * send_written, recv, _spin) and cover only its common case:
  *
  *   ClientSteps.step(rid, action)  writes the request, announces it, polls for the reply and
  *                                  reads it;
@@ -42,7 +41,7 @@
 #define STOLEN_NS 25000 /* rlmesh.transport.spin.STOLEN_NS */
 #define MAX_DIMS 32
 
-/* What a call hands to the Python path (rlmesh.client.fastslot explains each). */
+/* What a call hands to the Python path (rlmesh.transport.fastslots explains each). */
 #define DECLINED 0 /* nothing written, nothing read */
 #define DONE 1     /* (put) written and announced */
 #define WAKE 2     /* announced; the peer sleeps and its wake-up byte did not go out */
@@ -813,7 +812,7 @@ static PyTypeObject ServerStepsType = {
 
 static struct PyModuleDef fastslots_module = {
     PyModuleDef_HEAD_INIT, "_fastslots",
-    "Slot steps over the same-host link, compiled (see rlmesh.client.fastslot).", -1,
+    "Slot steps over the same-host link, compiled (see rlmesh.transport.fastslots).", -1,
     NULL, NULL, NULL, NULL, NULL,
 };
 
