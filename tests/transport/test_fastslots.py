@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -249,24 +249,30 @@ def link_pair() -> Iterator[tuple[shmlink.ShmLink, shmlink.ShmLink]]:
     server.close()
 
 
+class Ends(NamedTuple):
+    """Both slot layouts of one link, and both compiled steps over them."""
+
+    mine: SlotSteps
+    theirs: SlotSteps
+    client: fastslots.ClientSteps
+    server: fastslots.ServerSteps
+
+
 def both_ends(link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink], observation: gym.Space[Any],
-              action: gym.Space[Any], num_envs: int | None = None
-              ) -> tuple[SlotSteps, SlotSteps, fastslots.ClientSteps]:
-    client, server = link_pair
+              action: gym.Space[Any], num_envs: int | None = None) -> Ends:
+    """The layouts and the compiled steps of both ends (released when the links close)."""
     frames = step_frames(observation, action, num_envs)
     assert frames is not None
-    mine = SlotSteps(frames, *client.slot_views(), kind=shmlink.KIND_STEP)
-    theirs = SlotSteps(frames, *server.slot_views(), kind=shmlink.KIND_STEP)
-    fast = fastslots.client_steps(client, mine)
-    assert fast is not None
-
-    def release() -> None:
-        fast.release()
-        mine.release()
-
-    client.enable_steps(release)
-    server.enable_steps(theirs.release)
-    return mine, theirs, fast
+    made: list[Any] = []
+    for link, make in zip(link_pair, (fastslots.client_steps, fastslots.server_steps),
+                          strict=True):
+        slots = SlotSteps(frames, *link.slot_views(), kind=shmlink.KIND_STEP)
+        steps = make(link, slots)
+        assert steps is not None
+        link.enable_steps(lambda steps=steps, slots=slots: (steps.release(), slots.release()))
+        made.append((slots, steps))
+    (mine, client), (theirs, server) = made
+    return Ends(mine, theirs, client, server)
 
 
 def answered_first(server: shmlink.ShmLink, theirs: SlotSteps, rid: int,
@@ -281,7 +287,7 @@ def test_a_reply_already_in_its_slot_is_read_in_c(
     require_compiled()
     client, server = link_pair
     box = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
-    _, theirs, fast = both_ends(link_pair, box, gym.spaces.Discrete(2))
+    _, theirs, fast, _ = both_ends(link_pair, box, gym.spaces.Discrete(2))
     for rid, action in enumerate([1, np.int64(0), np.array(1)]):
         obs = np.arange(4, dtype=np.float32) * (rid + 1)
         answered_first(server, theirs, rid, (obs, 0.5 * rid, rid == 1, rid == 2))
@@ -299,7 +305,7 @@ def test_a_vector_reply_already_in_its_slot_is_read_in_c(
     require_compiled()
     server = link_pair[1]
     box = gym.spaces.Box(0, 255, (3, 3, 2), np.uint8)  # (a vector env's batched spaces)
-    _, theirs, fast = both_ends(link_pair, box, gym.spaces.MultiDiscrete([[3, 3]] * 3),
+    _, theirs, fast, _ = both_ends(link_pair, box, gym.spaces.MultiDiscrete([[3, 3]] * 3),
                                    num_envs=3)
     obs = np.arange(18, dtype=np.uint8).reshape(3, 3, 2)
     results = (obs, np.array([1.0, -2.0, 0.5]), np.array([True, False, False]),
@@ -320,7 +326,7 @@ def test_what_the_compiled_step_hands_on(
     require_compiled()
     client, server = link_pair
     box = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-    mine, theirs, fast = both_ends(link_pair, box, gym.spaces.Discrete(3))
+    mine, theirs, fast, _ = both_ends(link_pair, box, gym.spaces.Discrete(3))
     # Another dtype, shape or type: declined, nothing written or announced.
     for action in (np.array(1, np.int32), np.array([1]), 1.0, "1", 1 << 70):
         assert fast.step(0, action) == fastslots.DECLINED
@@ -358,94 +364,80 @@ def test_a_request_already_in_its_slot_is_taken_in_c(
         link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
     require_compiled()
     client, server = link_pair
-    mine, theirs, _ = both_ends(link_pair, gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
-                                gym.spaces.Discrete(3))
-    steps = fastslots.server_steps(server, theirs)
-    assert steps is not None
-    try:
-        for rid, action in enumerate([2, np.int64(1), np.array(0)]):
-            asked_first(client, mine, rid, action)
-            got = steps.take()
-            assert type(got) is tuple
-            # As the Python path reads it: an int, a NumPy scalar, a fresh 0-d array.
-            assert_same_values(got, theirs.read_step(), f"request {rid}")
-            if isinstance(action, np.ndarray):
-                assert got[1].base is None
-        assert server._in_seq == 3
-    finally:
-        steps.release()
+    mine, theirs, _, steps = both_ends(
+        link_pair, gym.spaces.Box(-1.0, 1.0, (2,), np.float32), gym.spaces.Discrete(3))
+    for rid, action in enumerate([2, np.int64(1), np.array(0)]):
+        asked_first(client, mine, rid, action)
+        got = steps.take()
+        assert type(got) is tuple
+        # As the Python path reads it: an int, a NumPy scalar, a fresh 0-d array.
+        assert_same_values(got, theirs.read_step(), f"request {rid}")
+        if isinstance(action, np.ndarray):
+            assert got[1].base is None
+    assert server._in_seq == 3
 
 
 def test_a_vector_reply_is_put_in_c(
         link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
     require_compiled()
-    client, server = link_pair
+    client = link_pair[0]
     box = gym.spaces.Box(0, 255, (3, 2, 2), np.uint8)
-    mine, theirs, _ = both_ends(link_pair, box, gym.spaces.MultiDiscrete([4, 4, 4]),
-                                num_envs=3)
-    steps = fastslots.server_steps(server, theirs)
-    assert steps is not None
-    try:
-        asked_first(client, mine, 9, np.array([3, 0, 1]))
-        rid, action = steps.take()  # type: ignore[misc]
-        assert rid == 9 and np.array_equal(action, [3, 0, 1])
-        results = (np.arange(12, dtype=np.uint8).reshape(3, 2, 2), np.array([0.0, 1.5, -1.0]),
-                   np.array([False, True, False]), np.array([True, False, False]))
-        assert steps.put(9, *results, {}) == fastslots.DONE
-        assert client.recv()[0] is shmlink.STEP_FRAME
-        assert_same_values(mine.read_reply(9), [0, 9, *results, {}], "reply")
-    finally:
-        steps.release()
+    mine, _, _, steps = both_ends(link_pair, box, gym.spaces.MultiDiscrete([4, 4, 4]),
+                                  num_envs=3)
+    asked_first(client, mine, 9, np.array([3, 0, 1]))
+    rid, action = steps.take()  # type: ignore[misc]
+    assert rid == 9 and np.array_equal(action, [3, 0, 1])
+    results = (np.arange(12, dtype=np.uint8).reshape(3, 2, 2), np.array([0.0, 1.5, -1.0]),
+               np.array([False, True, False]), np.array([True, False, False]))
+    assert steps.put(9, *results, {}) == fastslots.DONE
+    assert client.recv()[0] is shmlink.STEP_FRAME
+    assert_same_values(mine.read_reply(9), [0, 9, *results, {}], "reply")
 
 
 def test_what_the_compiled_server_steps_hand_on(
         link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
     require_compiled()
     client, server = link_pair
-    mine, theirs, _ = both_ends(link_pair, gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
-                                gym.spaces.Discrete(3))
-    steps = fastslots.server_steps(server, theirs)
-    assert steps is not None
-    try:
-        # Nothing yet: the poll misses, and the Python path sleeps from where it began.
-        assert steps.take() == fastslots.ASLEEP
-        assert steps.spun_from > 0
-        # A frame in the slot: received on the Python path.
-        client.send(b"\x93\x04\x00\xc0", [], 0)  # (any frame: the server's decoder judges)
-        assert steps.take() == fastslots.RECEIVE
-        assert server.recv() == (b"\x93\x04\x00\xc0", None)
-        # A form this layout has not: the Python path refuses it.
-        asked_first(client, mine, 1, 1)
-        mine_out = client.slot_views()[0]
-        mine_out[4:8] = (7).to_bytes(4, "little")
-        assert steps.take() == fastslots.RECEIVE
-        assert server.recv()[0] is shmlink.STEP_FRAME
-        with pytest.raises(rlmesh.ProtocolError, match="unknown form 7"):
-            theirs.read_step()
-        # Results of another layout: declined, nothing written is announced.
-        obs = np.zeros(2, np.float32)
-        declined: list[tuple[Any, ...]] = [
-            (obs, 1.0, False, False, {"info": 1}),       # an info
-            (obs, np.float64(1.0), False, False, {}),      # a NumPy reward
-            (obs, 1.0, np.bool_(False), False, {}),        # a NumPy flag
-            (obs.astype(np.float64), 1.0, False, False, {}),  # another dtype
-            (np.zeros(4, np.float32)[::2], 1.0, False, False, {}),  # not contiguous
-            (obs.reshape(1, 2), 1.0, False, False, {}),    # another shape
-            (list(obs), 1.0, False, False, {}),            # not an array
-        ]
-        for results in declined:
-            assert steps.put(1, *results) == fastslots.DECLINED, results
-        assert server._out_seq == 0
-        # A sleeping client gets its wake-up byte from the compiled steps themselves.
-        client._ctl[48] = 1  # (the client's sleep flag)
-        assert steps.put(1, obs + 1, 0.25, True, False, {}) == fastslots.DONE
-        assert steps.wakes == 1 and client.conn.sock.recv(8) == shmlink.WAKE
-        client._ctl[48] = 0
-        assert client.recv()[0] is shmlink.STEP_FRAME
-        assert_same_values(mine.read_reply(1), [0, 1, obs + 1, 0.25, True, False, {}],
-                           "reply")
-    finally:
-        steps.release()
+    mine, theirs, _, steps = both_ends(
+        link_pair, gym.spaces.Box(-1.0, 1.0, (2,), np.float32), gym.spaces.Discrete(3))
+    # Nothing yet: the poll misses, and the Python path sleeps from where it began.
+    assert steps.take() == fastslots.ASLEEP
+    assert steps.spun_from > 0
+    # A frame in the slot: received on the Python path.
+    client.send(b"\x93\x04\x00\xc0", [], 0)  # (any frame: the server's decoder judges)
+    assert steps.take() == fastslots.RECEIVE
+    assert server.recv() == (b"\x93\x04\x00\xc0", None)
+    # A form this layout has not: the Python path refuses it.
+    asked_first(client, mine, 1, 1)
+    mine_out = client.slot_views()[0]
+    mine_out[4:8] = (7).to_bytes(4, "little")
+    assert steps.take() == fastslots.RECEIVE
+    assert server.recv()[0] is shmlink.STEP_FRAME
+    with pytest.raises(rlmesh.ProtocolError, match="unknown form 7"):
+        theirs.read_step()
+    # Results of another layout: declined, nothing written is announced.
+    obs = np.zeros(2, np.float32)
+    declined: list[tuple[Any, ...]] = [
+        (obs, 1.0, False, False, {"info": 1}),       # an info
+        (obs, np.float64(1.0), False, False, {}),      # a NumPy reward
+        (obs, 1.0, np.bool_(False), False, {}),        # a NumPy flag
+        (obs.astype(np.float64), 1.0, False, False, {}),  # another dtype
+        (np.zeros(4, np.float32)[::2], 1.0, False, False, {}),  # not contiguous
+        (obs.reshape(1, 2), 1.0, False, False, {}),    # another shape
+        (list(obs), 1.0, False, False, {}),            # not an array
+    ]
+    for results in declined:
+        assert steps.put(1, *results) == fastslots.DECLINED, results
+    assert server._out_seq == 0
+    # A sleeping client gets its wake-up byte from the compiled steps themselves.
+    client._ctl[48] = 1  # (the client's sleep flag)
+    assert steps.put(1, obs + 1, 0.25, True, False, {}) == fastslots.DONE
+    assert steps.wakes == 1 and client.conn.sock.recv(8) == shmlink.WAKE
+    client._ctl[48] = 0
+    assert client.recv()[0] is shmlink.STEP_FRAME
+    assert_same_values(mine.read_reply(1), [0, 1, obs + 1, 0.25, True, False, {}],
+                       "reply")
+    steps.release()
     assert not steps.held
     assert steps.take() == fastslots.RECEIVE and steps.put(2, obs, 0.0, False, False, {}) == 0
 

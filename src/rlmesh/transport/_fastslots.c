@@ -370,6 +370,68 @@ static PyObject *get_held(PyObject *self, void *offset) {
     return PyBool_FromLong(((Side *)((char *)self + (Py_ssize_t)offset))->held);
 }
 
+/* -- what both types share ------------------------------------------------------------ */
+
+static int no_keywords(PyObject *kwds, const char *type) {
+    if (kwds == NULL || PyDict_GET_SIZE(kwds) == 0) return 0;
+    PyErr_Format(PyExc_TypeError, "%s takes no keyword arguments", type);
+    return -1;
+}
+
+/* How many views a reply has: 1 (one env's obs) or 4 (a vector env's obs, rewards and
+ * flags); -1 with an exception set for anything else. */
+static Py_ssize_t reply_count(PyObject *replies) {
+    Py_ssize_t n = PyTuple_GET_SIZE(replies);
+    if (n == 1 || n == 4) return n;
+    PyErr_SetString(PyExc_ValueError, "replies: one view, or four for a vector env");
+    return -1;
+}
+
+/* Freeing, clearing (the cycle collector) and release() all drop a type's views and
+ * references: NAME##_drop, defined before STEPS_COMMON(NAME, TYPE). */
+#define STEPS_COMMON(NAME, TYPE)                                                            \
+    static void NAME##_dealloc(TYPE *self) {                                                \
+        PyObject_GC_UnTrack(self);                                                          \
+        NAME##_drop(self);                                                                  \
+        Py_TYPE(self)->tp_free((PyObject *)self);                                           \
+    }                                                                                       \
+    static int NAME##_clear(TYPE *self) {                                                   \
+        NAME##_drop(self);                                                                  \
+        return 0;                                                                           \
+    }                                                                                       \
+    static PyObject *NAME##_release(TYPE *self, PyObject *unused) {                         \
+        NAME##_drop(self);                                                                  \
+        Py_RETURN_NONE;                                                                     \
+    }
+
+/* The attributes every side reads out, and the type object of NAME's functions and
+ * methods (NAME##_traverse, _init and _methods, defined before STEPS_TYPE). */
+#define STEPS_TYPE(NAME, TYPE, DOC)                                                         \
+    static PyGetSetDef NAME##_getset[] = {                                                  \
+        {"spun_from", get_spun_from, NULL,                                                  \
+         "When the last poll that missed started (time.perf_counter_ns's clock).",         \
+         (void *)offsetof(TYPE, side)},                                                     \
+        {"wakes", get_wakes, NULL, "Wake-up bytes sent here to a sleeping peer.",         \
+         (void *)offsetof(TYPE, side)},                                                     \
+        {"held", get_held, NULL, "Whether the slots' views are held.",                    \
+         (void *)offsetof(TYPE, side)},                                                     \
+        {NULL, NULL, NULL, NULL, NULL},                                                     \
+    };                                                                                      \
+    static PyTypeObject TYPE##Type = {                                                      \
+        PyVarObject_HEAD_INIT(NULL, 0)                                                      \
+        .tp_name = "rlmesh.transport._fastslots." #TYPE,                                    \
+        .tp_basicsize = sizeof(TYPE),                                                       \
+        .tp_dealloc = (destructor)NAME##_dealloc,                                           \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,                                \
+        .tp_traverse = (traverseproc)NAME##_traverse,                                       \
+        .tp_clear = (inquiry)NAME##_clear,                                                  \
+        .tp_doc = DOC,                                                                      \
+        .tp_methods = NAME##_methods,                                                       \
+        .tp_getset = NAME##_getset,                                                         \
+        .tp_init = (initproc)NAME##_init,                                                   \
+        .tp_new = PyType_GenericNew,                                                        \
+    }
+
 /* -- the client ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -389,21 +451,12 @@ static void client_drop(ClientSteps *self) {
     for (int i = 0; i < 4; i++) Py_CLEAR(self->copies[i]);
 }
 
-static void client_dealloc(ClientSteps *self) {
-    PyObject_GC_UnTrack(self);
-    client_drop(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
+STEPS_COMMON(client, ClientSteps)
 
 static int client_traverse(ClientSteps *self, visitproc visit, void *arg) {
     Py_VISIT(self->scalar_type);
     for (int i = 0; i < 4; i++) Py_VISIT(self->copies[i]);
     return side_traverse(&self->side, visit, arg);
-}
-
-static int client_clear(ClientSteps *self) {
-    client_drop(self);
-    return 0;
 }
 
 /* ClientSteps(link, ctl, out, in, out_word, in_word, peer_sleep, kind, ndarray, action,
@@ -414,20 +467,14 @@ static int client_init(ClientSteps *self, PyObject *args, PyObject *kwds) {
     Py_ssize_t out_word, in_word, peer_sleep, tail;
     unsigned int kind;
     int ints;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
-        PyErr_SetString(PyExc_TypeError, "ClientSteps takes no keyword arguments");
-        return -1;
-    }
+    if (no_keywords(kwds, "ClientSteps") < 0) return -1;
     if (!PyArg_ParseTuple(args, "OOOOnnnIOOOpnO!", &link, &ctl, &out, &in, &out_word,
                           &in_word, &peer_sleep, &kind, &ndarray, &action, &scalar_type,
                           &ints, &tail, &PyTuple_Type, &replies))
         return -1;
     client_drop(self);
-    Py_ssize_t n = PyTuple_GET_SIZE(replies);
-    if (n != 1 && n != 4) {
-        PyErr_SetString(PyExc_ValueError, "replies: one view, or four for a vector env");
-        return -1;
-    }
+    Py_ssize_t n = reply_count(replies);
+    if (n < 0) return -1;
     if (side_init(&self->side, link, ctl, out, in, out_word, in_word, peer_sleep, kind,
                   ndarray) < 0)
         return -1;
@@ -554,11 +601,6 @@ static PyObject *client_step(ClientSteps *self, PyObject *const *args, Py_ssize_
     return reply;
 }
 
-static PyObject *client_release(ClientSteps *self, PyObject *unused) {
-    client_drop(self);
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef client_methods[] = {
     {"step", (PyCFunction)(void (*)(void))client_step, METH_FASTCALL,
      "step(rid, action): the reply list, or the code handed to the Python path."},
@@ -567,33 +609,8 @@ static PyMethodDef client_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-#define SIDE_GETSETS(type)                                                                  \
-    {"spun_from", get_spun_from, NULL,                                                       \
-     "When the last poll that missed started (time.perf_counter_ns's clock).",              \
-     (void *)offsetof(type, side)},                                                          \
-    {"wakes", get_wakes, NULL, "Wake-up bytes sent here to a sleeping peer.",              \
-     (void *)offsetof(type, side)},                                                          \
-    {"held", get_held, NULL, "Whether the slots' views are held.", (void *)offsetof(type, side)}
-
-static PyGetSetDef client_getset[] = {
-    SIDE_GETSETS(ClientSteps),
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyTypeObject ClientStepsType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "rlmesh.transport._fastslots.ClientSteps",
-    .tp_basicsize = sizeof(ClientSteps),
-    .tp_dealloc = (destructor)client_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_traverse = (traverseproc)client_traverse,
-    .tp_clear = (inquiry)client_clear,
-    .tp_doc = "The client's slot steps over one link, compiled (see the module).",
-    .tp_methods = client_methods,
-    .tp_getset = client_getset,
-    .tp_init = (initproc)client_init,
-    .tp_new = PyType_GenericNew,
-};
+STEPS_TYPE(client, ClientSteps,
+           "The client's slot steps over one link, compiled (see the module).");
 
 /* -- the server ---------------------------------------------------------------------------- */
 
@@ -617,21 +634,12 @@ static void server_drop(ServerSteps *self) {
     Py_CLEAR(self->action_copy);
 }
 
-static void server_dealloc(ServerSteps *self) {
-    PyObject_GC_UnTrack(self);
-    server_drop(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
+STEPS_COMMON(server, ServerSteps)
 
 static int server_traverse(ServerSteps *self, visitproc visit, void *arg) {
     Py_VISIT(self->action);
     Py_VISIT(self->action_copy);
     return side_traverse(&self->side, visit, arg);
-}
-
-static int server_clear(ServerSteps *self) {
-    server_drop(self);
-    return 0;
 }
 
 /* ServerSteps(link, ctl, out, in, out_word, in_word, peer_sleep, kind, ndarray, action,
@@ -643,20 +651,14 @@ static int server_init(ServerSteps *self, PyObject *args, PyObject *kwds) {
     Py_ssize_t out_word, in_word, peer_sleep;
     unsigned int kind;
     int scalars, ints;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
-        PyErr_SetString(PyExc_TypeError, "ServerSteps takes no keyword arguments");
-        return -1;
-    }
+    if (no_keywords(kwds, "ServerSteps") < 0) return -1;
     if (!PyArg_ParseTuple(args, "OOOOnnnIOOppO!", &link, &ctl, &out, &in, &out_word,
                           &in_word, &peer_sleep, &kind, &ndarray, &action, &scalars, &ints,
                           &PyTuple_Type, &replies))
         return -1;
     server_drop(self);
-    Py_ssize_t n = PyTuple_GET_SIZE(replies);
-    if (n != 1 && n != 4) {
-        PyErr_SetString(PyExc_ValueError, "replies: one view, or four for a vector env");
-        return -1;
-    }
+    Py_ssize_t n = reply_count(replies);
+    if (n < 0) return -1;
     if (side_init(&self->side, link, ctl, out, in, out_word, in_word, peer_sleep, kind,
                   ndarray) < 0)
         return -1;
@@ -773,11 +775,6 @@ static PyObject *server_put(ServerSteps *self, PyObject *const *args, Py_ssize_t
     return sent < 0 ? NULL : code(sent);
 }
 
-static PyObject *server_release(ServerSteps *self, PyObject *unused) {
-    server_drop(self);
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef server_methods[] = {
     {"take", (PyCFunction)server_take, METH_NOARGS,
      "take(): the next slot step's (rid, action), or the code handed to the Python path."},
@@ -788,25 +785,8 @@ static PyMethodDef server_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyGetSetDef server_getset[] = {
-    SIDE_GETSETS(ServerSteps),
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyTypeObject ServerStepsType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "rlmesh.transport._fastslots.ServerSteps",
-    .tp_basicsize = sizeof(ServerSteps),
-    .tp_dealloc = (destructor)server_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_traverse = (traverseproc)server_traverse,
-    .tp_clear = (inquiry)server_clear,
-    .tp_doc = "The server's slot steps over one link, compiled (see the module).",
-    .tp_methods = server_methods,
-    .tp_getset = server_getset,
-    .tp_init = (initproc)server_init,
-    .tp_new = PyType_GenericNew,
-};
+STEPS_TYPE(server, ServerSteps,
+           "The server's slot steps over one link, compiled (see the module).");
 
 /* -- the module ------------------------------------------------------------------------------ */
 
@@ -815,6 +795,15 @@ static struct PyModuleDef fastslots_module = {
     "Slot steps over the same-host link, compiled (see rlmesh.transport.fastslots).", -1,
     NULL, NULL, NULL, NULL, NULL,
 };
+
+static int add_type(PyObject *module, const char *name, PyTypeObject *type) {
+    Py_INCREF(type);
+    if (PyModule_AddObject(module, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    return 0;
+}
 
 PyMODINIT_FUNC PyInit__fastslots(void) {
     if (PyType_Ready(&ClientStepsType) < 0 || PyType_Ready(&ServerStepsType) < 0) return NULL;
@@ -828,15 +817,8 @@ PyMODINIT_FUNC PyInit__fastslots(void) {
         return NULL;
     PyObject *module = PyModule_Create(&fastslots_module);
     if (module == NULL) return NULL;
-    Py_INCREF(&ClientStepsType);
-    if (PyModule_AddObject(module, "ClientSteps", (PyObject *)&ClientStepsType) < 0) {
-        Py_DECREF(&ClientStepsType);
-        Py_DECREF(module);
-        return NULL;
-    }
-    Py_INCREF(&ServerStepsType);
-    if (PyModule_AddObject(module, "ServerSteps", (PyObject *)&ServerStepsType) < 0) {
-        Py_DECREF(&ServerStepsType);
+    if (add_type(module, "ClientSteps", &ClientStepsType) < 0
+            || add_type(module, "ServerSteps", &ServerStepsType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

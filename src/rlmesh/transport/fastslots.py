@@ -120,16 +120,7 @@ def client_steps(link: ShmLink, slots: _ClientLayout) -> ClientSteps | None:
 
     Its views must be released (:meth:`ClientSteps.release`) before the link's region.
     """
-    if _module is None:
-        return None
-    ctl, out_word, in_word, peer_sleep = link.step_words()
-    action, scalar_type, ints, tail, replies = slots.client_views()
-    try:
-        made: ClientSteps = _module.ClientSteps(
-            link, ctl, *link.slot_views(), out_word, in_word, peer_sleep, slots.kind,
-            np.ndarray, action, scalar_type, ints, tail, replies)
-    except (ValueError, TypeError, BufferError):
-        return None  # (a layout the compiled step does not cover: the Python path serves)
+    made: ClientSteps | None = _made("ClientSteps", link, slots.kind, slots.client_views())
     return made
 
 
@@ -138,14 +129,20 @@ def server_steps(link: ShmLink, slots: _ServerLayout) -> ServerSteps | None:
 
     Its views must be released (:meth:`ServerSteps.release`) before the link's region.
     """
+    made: ServerSteps | None = _made("ServerSteps", link, slots.kind, slots.server_views())
+    return made
+
+
+def _made(name: str, link: ShmLink, kind: int, layout: tuple[Any, ...]) -> Any:
+    """The extension's ``name`` over ``link``'s words and slots; ``None`` where there is none.
+
+    ``None`` too for a layout the compiled steps do not cover: the Python path serves it.
+    """
     if _module is None:
         return None
     ctl, out_word, in_word, peer_sleep = link.step_words()
-    action, scalars, ints, replies = slots.server_views()
     try:
-        made: ServerSteps = _module.ServerSteps(
-            link, ctl, *link.slot_views(), out_word, in_word, peer_sleep, slots.kind,
-            np.ndarray, action, scalars, ints, replies)
+        return getattr(_module, name)(link, ctl, *link.slot_views(), out_word, in_word,
+                                      peer_sleep, kind, np.ndarray, *layout)
     except (ValueError, TypeError, BufferError):
         return None
-    return made
