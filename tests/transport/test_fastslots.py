@@ -158,10 +158,10 @@ def test_frames_in_reply_are_received_on_the_python_path(
     server = spawn("rlmesh_test_odd_envs:InfoEveryThird", env=odd_envs)
     with RemoteEnv(server.address, timeout=10) as env:
         step_both(env, InfoSometimes(), [i % 2 for i in range(30)], seed=4)
-    # Every third reply carries an info, and those the compiled step meets it hands on (the
-    # rest it meets with a server asleep or late: those it hands on before any reply).
-    assert fastslots.RECEIVE in codes
-    assert READ not in codes[2::3]
+    # Every third reply carries an info: the compiled step never reads one. It hands it on
+    # as a frame it met (RECEIVE), or before it came (a server asleep or late: which, depends
+    # on the machine; test_what_the_compiled_step_hands_on meets each case for certain).
+    assert len(codes) == 30 and READ not in codes[2::3]
     failing = spawn("rlmesh_test_odd_envs:RaisesOnTenth", env=odd_envs)
     with RemoteEnv(failing.address, timeout=10) as env:
         env.reset(seed=0)
