@@ -67,7 +67,7 @@ class Pair:
         self.fast_server = fastslots.server_steps(self.server, self.theirs)
         for link, slots, fast in ((self.client, self.mine, self.fast_client),
                                   (self.server, self.theirs, self.fast_server)):
-            link.enable_steps(_release(slots, fast))
+            link.enable_steps(*(() if fast is None else (fast.release,)), slots.release)
 
     def close(self) -> None:
         self.client.close()
@@ -99,15 +99,6 @@ class Pair:
             take()
 
         return exchange
-
-
-def _release(slots: SlotSteps, fast: Any) -> Callable[[], None]:
-    def release() -> None:
-        if fast is not None:
-            fast.release()
-        slots.release()
-
-    return release
 
 
 def _layouts() -> dict[str, tuple[Pair, Any, tuple[Any, ...]]]:

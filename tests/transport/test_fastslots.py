@@ -269,7 +269,7 @@ def both_ends(link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink], observation: g
         slots = SlotSteps(frames, *link.slot_views(), kind=shmlink.KIND_STEP)
         steps = make(link, slots)
         assert steps is not None
-        link.enable_steps(lambda steps=steps, slots=slots: (steps.release(), slots.release()))
+        link.enable_steps(steps.release, slots.release)
         made.append((slots, steps))
     (mine, client), (theirs, server) = made
     return Ends(mine, theirs, client, server)

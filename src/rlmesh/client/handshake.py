@@ -157,15 +157,7 @@ def slot_steps(conn: Transport, contract: dict[str, Any], frames: StepFrames | N
         return None  # (checked again: the peer's word is not trusted with our memory)
     slots = SlotSteps(frames, *conn.slot_views(), kind=shmlink.KIND_STEP)
     fast = client_steps(conn, slots)
-    if fast is None:
-        conn.enable_steps(slots.release)
-        return slots, None
-
-    def release() -> None:
-        fast.release()
-        slots.release()
-
-    conn.enable_steps(release)
+    conn.enable_steps(*(() if fast is None else (fast.release,)), slots.release)
     return slots, fast
 
 

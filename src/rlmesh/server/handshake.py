@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from rlmesh import protocol as P
@@ -134,22 +133,12 @@ def _welcome(session: Opening, rid: Any, hello: dict[str, Any],
             if steps is not None:
                 session.slots = slots = SlotSteps(steps, *conn.slot_views(), kind=KIND_STEP)
                 session.fast_slots = fast = server_steps(conn, slots)
-                conn.enable_steps(slots.release if fast is None else _both(fast, slots))
+                conn.enable_steps(*(() if fast is None else (fast.release,)), slots.release)
         else:
             session.socket.attach_shm(created, "server")
     session.conn.set_timeout(host.options.idle_timeout)  # (None: wait for requests forever)
     log.info("session %d: client %s %s", session.session_id, hello.get("client"),
              "resumed its session" if session.replay else "connected")
-
-
-def _both(fast: ServerSteps, slots: SlotSteps) -> Callable[[], None]:
-    """What drops the compiled steps' views of the slots, then the layout's own."""
-
-    def release() -> None:
-        fast.release()
-        slots.release()
-
-    return release
 
 
 def _open(session: Opening, rid: Any) -> None:

@@ -146,7 +146,7 @@ class ShmLink:
         self.spin = 0
         self._policy = SpinPolicy(suspect=True)  # (blocking costs the peer a wake-up)
         self.set_spin(conn.spin)
-        self._steps_release: Callable[[], None] | None = None
+        self._steps_release: tuple[Callable[[], None], ...] | None = None
         """Set once slot steps are on: what drops the views of the slots before closing."""
 
     @property
@@ -199,14 +199,15 @@ class ShmLink:
         """The outgoing and the incoming slot (for :class:`rlmesh.wire.slots.SlotSteps`)."""
         return self._out, self._in
 
-    def enable_steps(self, release: Callable[[], None]) -> None:
+    def enable_steps(self, *releases: Callable[[], None]) -> None:
         """Accept slot steps from now on (both sides agreed on them in the handshake).
 
         Args:
-            release: Drops every view of the slots taken from :meth:`slot_views`;
-                :meth:`close` calls it before it releases the region.
+            releases: Each drops views of the slots taken from :meth:`slot_views` (the
+                layout's, the compiled steps'); :meth:`close` calls them in this order
+                before it releases the region.
         """
-        self._steps_release = release
+        self._steps_release = releases
 
     def send_written(self) -> None:
         """Announce a slot step already written into the outgoing slot (see ``send``)."""
@@ -369,8 +370,8 @@ class ShmLink:
     def close(self) -> None:
         """Close the socket and release the region. Idempotent."""
         self.conn.close()
-        release, self._steps_release = self._steps_release, None
-        if release is not None:
+        releases, self._steps_release = self._steps_release, None
+        for release in releases or ():
             release()
         for view in (self._ctl, self._in, self._out):
             view.release()

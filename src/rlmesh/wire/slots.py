@@ -114,12 +114,14 @@ class SlotSteps:
         self._in_fields: tuple[np.ndarray[Any, Any], ...] = ()
         """Views of a vector reply's rewards and flags (the peer's; ours are joined bytes)."""
         self._layout = frames.reply_layout
-        self._batched = frames.batched
+        self._fields: tuple[tuple[int, Any], ...] = ()
+        """A vector reply's rewards and flags: where each starts, and its layout."""
         if frames.batched is not None:
             offsets = np.cumsum([self._tail] + [f.nbytes for f in frames.batched])
-            self._in_fields = tuple(
-                self._view(incoming, int(offset), field.dtype, field.shape)
-                for offset, field in zip(offsets, frames.batched, strict=False))
+            self._fields = tuple((int(offset), field) for offset, field
+                                 in zip(offsets, frames.batched, strict=False))
+            self._in_fields = tuple(self._view(incoming, offset, field.dtype, field.shape)
+                                    for offset, field in self._fields)
 
     @staticmethod
     def _view(slot: memoryview, offset: int, dtype: np.dtype[Any], shape: tuple[int, ...]
@@ -151,11 +153,8 @@ class SlotSteps:
             where the results go: ``(obs,)`` for one env, ``(obs, rewards, terminated,
             truncated)`` for a vector env (in that order, one after the other).
         """
-        fields: tuple[np.ndarray[Any, Any], ...] = ()
-        if self._batched is not None:
-            offsets = np.cumsum([self._tail] + [f.nbytes for f in self._batched])
-            fields = tuple(self._view(self._out, int(offset), field.dtype, field.shape)
-                           for offset, field in zip(offsets, self._batched, strict=False))
+        fields = tuple(self._view(self._out, offset, field.dtype, field.shape)
+                       for offset, field in self._fields)
         return (self._in_action, self._scalar_type is not None, self._ints,
                 (self._out_obs, *fields))
 
