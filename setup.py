@@ -1,9 +1,11 @@
-"""The optional C extension: slot steps compiled (``rlmesh.transport.fastslots``).
+"""The optional C extensions: slot steps and fixed frames compiled.
 
-Everything else about the project is in ``pyproject.toml``. The extension is optional: where
-it does not compile (no C compiler), the install goes on without it and rlmesh runs its pure
-Python path. ``RLMESH_BUILD_EXTENSIONS=0`` leaves it out on purpose (a pure-Python wheel,
-as the sandboxes install).
+``rlmesh.transport.fastslots`` and ``rlmesh.transport.fastframes`` are their Python faces.
+
+Everything else about the project is in ``pyproject.toml``. The extensions are optional:
+where they do not compile (no C compiler), the install goes on without them and rlmesh runs
+its pure Python paths. ``RLMESH_BUILD_EXTENSIONS=0`` leaves them out on purpose (a
+pure-Python wheel, as the sandboxes install).
 """
 
 import atexit
@@ -21,8 +23,10 @@ atexit.register(shutil.rmtree, BUILD_BASE, True)
 
 setup(
     ext_modules=[
-        Extension("rlmesh.transport._fastslots", ["src/rlmesh/transport/_fastslots.c"],
-                  optional=True, extra_compile_args=["-O2"]),
+        Extension(f"rlmesh.transport.{name}", [f"src/rlmesh/transport/{name}.c"],
+                  depends=["src/rlmesh/transport/_fastcommon.h"], optional=True,
+                  extra_compile_args=["-O2"])
+        for name in ("_fastslots", "_fastframes")
     ] if BUILD else [],
     options={"build": {"build_base": BUILD_BASE}},
 )

@@ -399,6 +399,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kind", default="tcp", help=argparse.SUPPRESS)
     parser.add_argument("--timed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    # The compiled steps (rlmesh.transport.fastslots, fastframes) do in one C call what is
+    # timed here in pieces: this run and its servers take the Python path, whose pieces these
+    # are (set before rlmesh is imported; the server children inherit it).
+    os.environ["RLMESH_PURE_PYTHON"] = "1"
     if args.serve is not None:
         return serve(args.serve, args.kind, args.timed, args.vector)
     sock_dir = tempfile.mkdtemp(prefix="rlmesh-breakdown-")
@@ -413,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(sock_dir, ignore_errors=True)
     columns = {k: breakdown(run) for k, run in runs.items()}
     print(f"{f'SyncVectorEnv({args.vector}) of ' if args.vector else ''}{ENV_ID}, "
-          f"{args.steps} steps per transport\n")
+          f"{args.steps} steps per transport, the Python path (RLMESH_PURE_PYTHON=1)\n")
     print(table(columns, plain))
     if args.json:
         core.write_json(args.json, {"steps": args.steps, "vector": args.vector,

@@ -58,15 +58,15 @@ def test_the_wheel_carries_py_typed(tmp_path: Path) -> None:
         assert "rlmesh/py.typed" in archive.namelist()
 
 
-def test_the_wheel_carries_the_compiled_slot_steps_where_they_build(tmp_path: Path) -> None:
-    run(uv(), "build", "--quiet", "--wheel", "--out-dir", tmp_path, ROOT)
+def test_the_wheel_carries_the_compiled_steps_where_they_build(tmp_path: Path) -> None:
+    run(uv(), "build", "--quiet", "--wheel", "--out-dir", tmp_path, ROOT)  # (from its sdist)
     wheel = next(tmp_path.glob("rlmesh-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
-        compiled = [n for n in archive.namelist() if n.startswith("rlmesh/transport/_fastslots")
-                    and n.endswith(".so")]
+        compiled = sorted(n.split(".")[0] for n in archive.namelist()
+                          if n.startswith("rlmesh/transport/_fast") and n.endswith(".so"))
     if not compiled and os.environ.get("RLMESH_REQUIRE_EXTENSIONS") != "1":
         pytest.skip("no C compiler here: the wheel is pure Python (as it may be)")
-    assert compiled, wheel.name
+    assert compiled == ["rlmesh/transport/_fastframes", "rlmesh/transport/_fastslots"], wheel
     assert "-py3-none-any" not in wheel.name  # (a wheel with an extension names its platform)
 
 
@@ -88,16 +88,25 @@ def test_without_a_compiler_the_install_goes_on_in_python(tmp_path: Path) -> Non
     no_compiler = {**os.environ, "CC": str(tmp_path / "no-such-cc")}
     run(uv(), "pip", "install", "--quiet", "--no-cache", "--python", python, str(source),
         env=no_compiler)
-    probe = run(python, "-c", "from rlmesh.transport import fastslots as f\n"
-                "print(f.ACCELERATED)\nprint(f.why_not())", cwd=tmp_path)
-    accelerated, why = probe.stdout.splitlines()
-    assert accelerated == "False" and "the C extension is not built" in why, probe.stdout
-    # The same steps, in Python: a served env steps over the link from this install.
+    for face in ("fastslots", "fastframes"):
+        probe = run(python, "-c", f"from rlmesh.transport import {face} as f\n"
+                    "print(f.ACCELERATED)\nprint(f.why_not())", cwd=tmp_path)
+        accelerated, why = probe.stdout.splitlines()
+        assert accelerated == "False" and "the C extension is not built" in why, probe.stdout
+    # The same steps, in Python: a served env steps over the link, then over TCP alone.
     script = ("import gymnasium as gym, rlmesh\n"
+              "from rlmesh.client.options import ConnectOptions\n"
               "from rlmesh.numpy import RemoteEnv\n"
               "server = rlmesh.EnvServer(gym.make('CartPole-v1'), '127.0.0.1:0').start()\n"
               "with RemoteEnv(server.address, timeout=10) as env:\n"
               "    env.reset(seed=0)\n"
               "    print(env.contract['shm_link_steps'], env.step(1)[1])\n"
+              "server.shutdown()\n"
+              "server = rlmesh.EnvServer(gym.make('CartPole-v1'), '127.0.0.1:0').start()\n"
+              "tcp = ConnectOptions(same_host=False, timeout=10)\n"
+              "with RemoteEnv(server.address, options=tcp) as env:\n"
+              "    env.reset(seed=0)\n"
+              "    print(env.contract['shm'], env.step(1)[1])\n"
               "server.shutdown()\n")
-    assert run(python, "-c", script, cwd=tmp_path).stdout.split() == ["True", "1.0"]
+    assert run(python, "-c", script, cwd=tmp_path).stdout.split() == ["True", "1.0", "False",
+                                                                      "1.0"]

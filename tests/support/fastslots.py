@@ -18,14 +18,20 @@ from rlmesh.transport.shmlink import ShmLink
 from rlmesh.wire.slots import SlotSteps
 
 
-def require_compiled() -> None:
-    """Skip (or, under ``RLMESH_REQUIRE_EXTENSIONS=1``, fail) without the compiled steps."""
-    why = fastslots.why_not()
+def require_compiled(face: Any = fastslots) -> None:
+    """Skip (or, under ``RLMESH_REQUIRE_EXTENSIONS=1``, fail) without the compiled steps.
+
+    Args:
+        face: The extension's Python face: :mod:`rlmesh.transport.fastslots` (the slot
+            steps) or :mod:`rlmesh.transport.fastframes` (the fixed frames).
+    """
+    why = face.why_not()
+    what = face.__name__.rsplit(".", 1)[-1]
     if why is None:
         return
     if os.environ.get("RLMESH_REQUIRE_EXTENSIONS") == "1":
-        pytest.fail(f"the compiled slot steps are required here, but {why}")
-    pytest.skip(f"the compiled slot steps are not available: {why}")
+        pytest.fail(f"the compiled steps of {what} are required here, but {why}")
+    pytest.skip(f"the compiled steps of {what} are not available: {why}")
 
 
 class CountedClientSteps:

@@ -24,13 +24,14 @@ from rlmesh.errors import (
 )
 from rlmesh.protocol import auth
 from rlmesh.tls import resolve_client as resolve_tls
-from rlmesh.transport import fastslots
+from rlmesh.transport import fastframes, fastslots
+from rlmesh.transport.fastframes import ClientFrames
 from rlmesh.transport.fastslots import ClientSteps
 from rlmesh.transport.shmlink import STEP_FRAME
 from rlmesh.transport.sockets import parse_address
 from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
-from rlmesh.wire.fixed import contract_frames
+from rlmesh.wire.fixed import StepFrames, contract_frames
 from rlmesh.wire.slots import SlotSteps
 
 __all__ = ["DEFAULT", "Channel", "Default"]
@@ -114,6 +115,9 @@ class Channel:
         peer_max = contract.get("max_message_bytes")
         if isinstance(peer_max, int) and peer_max > 0:
             self._peer_max = peer_max
+        self._fast_frames: ClientFrames | None = None if slot_steps is not None else \
+            fastframes.client_frames(self._conn, self._frames, self._peer_max)
+        """The compiled fixed-frame step over a plain socket (``rlmesh.transport.fastframes``)."""
 
     def _open(self, connect_timeout: float | None, extra: dict[str, Any] | None = None,
               wait: bool = False) -> handshake.Opened:
@@ -170,6 +174,7 @@ class Channel:
             raise
         self._conn = opened.conn
         self._slots = self._fast = None  # (a resumed session steps with frames)
+        self._fast_frames = None
         self._conn.set_timeout(None if deadline is None
                                else max(deadline - time.monotonic(), resuming.MIN_ATTEMPT))
         self._retimed = True
@@ -393,21 +398,37 @@ class Channel:
                         return self._slot_step(rid, slots, got)  # type: ignore[arg-type]
                 if slots.write_request(rid, action):
                     return self._slot_step(rid, slots)
-            header = frames.encode_request(rid, action) if idle else None
-            if header is not None and len(header) <= self._peer_max:
-                self._next_id = rid + 1
-                conn = self._conn
-                try:
-                    conn.send(header, [], 0, True)
-                    reply_header, body = conn.recv()
-                except (BlockingIOError, TimeoutError, OSError, TransportError,
-                        ProtocolError) as exc:
-                    raise self._translate(exc, P.OP_STEP, self.timeout) from None
-                reply = frames.decode_reply(reply_header, body)
-                if reply is not None and reply[1] == rid:
+            if idle:
+                reply = self._frame_step(rid, action, frames)
+                if reply is not None:
                     return reply
-                return self._reply_locked(P.OP_STEP, rid, self.timeout, reply_header, body)
         return self.request(P.OP_STEP, action, timeout=timeout)
+
+    def _frame_step(self, rid: int, action: Any, frames: StepFrames) -> list[Any] | None:
+        """Step ``rid`` with fixed frames (locked): its reply, ``None`` if ``action`` has none.
+
+        The compiled step (:mod:`rlmesh.transport.fastframes`) goes first where there is one;
+        it hands a reply of another frame to :meth:`_reply_locked`, and a declined action to
+        the Python frames.
+        """
+        fast, conn = self._fast_frames, self._conn
+        self._next_id = rid + 1  # (an id left unused if neither frame takes the action)
+        try:
+            got = fast.step(rid, action) if fast is not None else fastframes.DECLINED
+            if type(got) is list:
+                return got
+            if not got:  # (nothing sent: the Python frames, if the action has one)
+                header = frames.encode_request(rid, action)
+                if header is None or len(header) > self._peer_max:
+                    return None
+                conn.send(header, [], 0, True)
+            reply_header, body = conn.recv()
+        except (BlockingIOError, TimeoutError, OSError, TransportError, ProtocolError) as exc:
+            raise self._translate(exc, P.OP_STEP, self.timeout) from None
+        reply = frames.decode_reply(reply_header, body)
+        if reply is not None and reply[1] == rid:
+            return reply
+        return self._reply_locked(P.OP_STEP, rid, self.timeout, reply_header, body)
 
     def _slot_step(self, rid: int, slots: SlotSteps, fast: int = fastslots.DECLINED
                    ) -> list[Any]:

@@ -25,6 +25,7 @@ from rlmesh.server.seam import Handler, SessionPort, SlotStepper
 from rlmesh.server.shapes import env_spaces, five_tuple
 from rlmesh.server.validation import Validator, make_validator
 from rlmesh.transport import fastslots
+from rlmesh.wire.slots import SlotSteps
 
 __all__ = ["env_handlers", "slot_stepper"]
 
@@ -103,7 +104,7 @@ def _in_place_step(session: SessionPort, step: Handler, check: Validator | None
     if in_place is None or session.deadline is not None \
             or getattr(session.host.source, "convert_action", None) is not None:
         return None
-    read, answer = _reader(session, in_place), _answerer(session, in_place)
+    read, answer = _reader(session, in_place.slots), _answerer(session, in_place)
 
     def slot_step(taken: tuple[int, Any] | None = None) -> None:
         rid, action = read() if taken is None else taken  # (else read by the compiled steps)
@@ -130,9 +131,14 @@ def _in_place_step(session: SessionPort, step: Handler, check: Validator | None
     return slot_step
 
 
-def _reader(session: SessionPort, in_place: InPlace) -> Callable[[], tuple[int, Any]]:
-    """What reads a slot step's request id and action from its slot."""
-    read_step = in_place.slots.read_step
+def _reader(session: SessionPort, slots: SlotSteps | None) -> Callable[[], tuple[int, Any]]:
+    """What reads a slot step's request id and action from its slot.
+
+    Without slots (compiled frames over a socket) every step comes read: none is in a slot.
+    """
+    if slots is None:
+        return functools.partial(session.fatal, None, P.E_PROTOCOL, "no slot step here")
+    read_step = slots.read_step
 
     def read() -> tuple[int, Any]:
         try:
@@ -145,10 +151,18 @@ def _reader(session: SessionPort, in_place: InPlace) -> Callable[[], tuple[int, 
 
 def _answerer(session: SessionPort, in_place: InPlace
               ) -> Callable[[int, tuple[Any, ...]], None]:
-    """What answers a slot step's five results: in place if they fit, else as a frame."""
-    write, announce, wake = in_place.slots.write_result, in_place.announce, in_place.wake
+    """What answers a step's five results: in place if they fit, else as a frame."""
     send_frame = session.send_frame
     put = in_place.fast.put if in_place.fast is not None else None
+    if in_place.slots is None:  # (a plain socket: the compiled frame, else the Python one)
+        assert put is not None
+
+        def send(rid: int, result: tuple[Any, ...]) -> None:
+            if not put(rid, *result):
+                send_frame([P.STATUS_OK, rid, *result])
+
+        return send
+    write, announce, wake = in_place.slots.write_result, in_place.announce, in_place.wake
 
     def answer(rid: int, result: tuple[Any, ...]) -> None:
         if put is not None:

@@ -19,6 +19,7 @@ from rlmesh.server.replies import brief
 from rlmesh.server.resume import new_key
 from rlmesh.server.seam import SessionPort
 from rlmesh.transport import Transport
+from rlmesh.transport.fastframes import ServerFrames, server_frames
 from rlmesh.transport.fastslots import ServerSteps, server_steps
 from rlmesh.transport.shmlink import KIND_STEP, ShmLink
 from rlmesh.transport.stream import Connection
@@ -46,6 +47,7 @@ class Opening(SessionPort, Protocol):
     slots: SlotSteps | None
     """The slot-step layout, once the session agreed on slot steps."""
     fast_slots: ServerSteps | None
+    fast_frames: ServerFrames | None
     """The compiled steps over those slots (:mod:`rlmesh.transport.fastslots`)."""
     gate: Gate | None
     """Where the connection is pending until it has authenticated."""
@@ -136,6 +138,8 @@ def _welcome(session: Opening, rid: Any, hello: dict[str, Any],
                 conn.enable_steps(*(() if fast is None else (fast.release,)), slots.release)
         else:
             session.socket.attach_shm(created, "server")
+    elif session.key is None:  # (a plain socket; a resumable session keeps its replies)
+        session.fast_frames = server_frames(session.conn, frames)
     session.conn.set_timeout(host.options.idle_timeout)  # (None: wait for requests forever)
     log.info("session %d: client %s %s", session.session_id, hello.get("client"),
              "resumed its session" if session.replay else "connected")

@@ -14,6 +14,7 @@ from typing import Any, Final, NamedTuple, NoReturn
 from rlmesh import protocol as P
 from rlmesh.errors import EncodeError, MessageTooLargeError, ProtocolError
 from rlmesh.transport import Transport
+from rlmesh.transport.fastframes import ServerFrames
 from rlmesh.transport.fastslots import ServerSteps
 from rlmesh.transport.shmlink import STEP_FRAME
 from rlmesh.wire.decoder import Decoder
@@ -30,13 +31,18 @@ SLOT_STEP: Final[list[Any]] = []
 
 
 class InPlace(NamedTuple):
-    """Where a session answers its slot steps in place (``SessionPort.in_place``)."""
+    """Where a session answers its steps in one call (``SessionPort.in_place``).
 
-    slots: SlotSteps
+    Slot steps over a link (their replies written in place), or the compiled fixed frames
+    over a plain socket (``slots`` is ``None``, ``fast`` the frames).
+    """
+
+    slots: SlotSteps | None
     announce: Callable[[], None]
     """Announces a reply written into the slots."""
-    fast: ServerSteps | None
-    """The compiled steps over them (:mod:`rlmesh.transport.fastslots`; ``None``: Python's)."""
+    fast: ServerSteps | ServerFrames | None
+    """The compiled steps (:mod:`rlmesh.transport.fastslots` over slots,
+    :mod:`rlmesh.transport.fastframes` over a socket; ``None``: Python's)."""
     wake: Callable[[], None]
     """Sends the sleeping client its wake-up byte (when a compiled reply's could not go)."""
 
@@ -51,6 +57,10 @@ class Fatal(BaseException):
 
 class Expired(Fatal):
     """The env call ran past the step deadline; the watchdog has answered for it."""
+
+
+def _nothing() -> None:
+    """What announces and wakes over a plain socket (its replies are frames, sent whole)."""
 
 
 def qualname(exc: BaseException) -> str:
@@ -96,6 +106,8 @@ class Replies:
         """Whether :meth:`receive` hands a slot step over unread (as :data:`SLOT_STEP`)."""
         self.fast_slots: ServerSteps | None = None
         """The compiled slot steps over the link (:mod:`rlmesh.transport.fastslots`)."""
+        self.fast_frames: ServerFrames | None = None
+        """The compiled fixed frames over a plain socket (:mod:`rlmesh.transport.fastframes`)."""
 
     def receive(self, spun_from: int | None = None) -> Any:
         """The next request ``[op, request_id, *args]``, decoded.
@@ -183,14 +195,17 @@ class Replies:
         self.conn.send(*encoded, self.conn.peer_flag)
 
     def in_place(self) -> InPlace | None:
-        """Where a slot step is answered in place, if it is.
+        """Where a step is answered in one call, if it is (see :class:`InPlace`).
 
-        ``None`` if the session has no slot steps or keeps its replies (a resumable session
-        sends frames).
+        ``None`` if the session has neither slot steps nor compiled frames, or keeps its
+        replies (a resumable session sends every reply through :meth:`send_frame`).
         """
         slots, conn = self.slots, self.conn
-        if slots is None or self.key is not None:
+        if self.key is not None:
             return None
+        if slots is None:
+            frames = self.fast_frames
+            return None if frames is None else InPlace(None, _nothing, frames, _nothing)
         return InPlace(slots, conn.send_written,  # type: ignore[attr-defined]  # (links)
                        self.fast_slots, conn.wake_peer)  # type: ignore[attr-defined]
 

@@ -146,21 +146,24 @@ class Session(Replies):
         handlers = self.host.source.handlers(self)
         if self.host.watchdog is not None:
             self.host.watchdog.watch(self)
-        slot_step = self.host.source.slot_stepper(self) if self.slots is not None else None
-        self.slot_steps_apart = slot_step is not None  # (only without a resume key: no replay)
+        slotted = self.slots is not None
+        slot_step = self.host.source.slot_stepper(self) if (
+            slotted or self.fast_frames is not None) else None
+        self.slot_steps_apart = slotted and slot_step is not None  # (no resume key: no replay)
         receive, handler_of = self.receive, handlers.get
-        fast = self.fast_slots if slot_step is not None else None
+        fast = None if slot_step is None else self.fast_slots if slotted else self.fast_frames
         take = fast.take if fast is not None else None
         while True:
             self.busy = False
-            if take is not None:  # (the compiled steps: a slot step read in one call)
+            if take is not None:  # (the compiled steps: a step read in one call)
                 got = take()
                 if type(got) is tuple:
-                    self.busy = self.slotted = True
+                    self.busy = True
+                    self.slotted = slotted
                     slot_step(got)  # type: ignore[misc]  # (set whenever take is)
                     continue
-                msg = receive(fast.spun_from if got == fastslots.ASLEEP  # type: ignore[union-attr]
-                              else None)
+                msg = receive(self.fast_slots.spun_from  # type: ignore[union-attr]  # (slots)
+                              if got == fastslots.ASLEEP else None)
             else:
                 msg = receive()
             self.busy = True

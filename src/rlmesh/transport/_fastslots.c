@@ -18,35 +18,12 @@
  * release store), the peer's sleep flag is read after a full fence, and the peer's data after
  * its sequence word (an acquire load).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <sched.h>
-#include <stdint.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define CPU_RELAX() _mm_pause()
-#else
-#define CPU_RELAX() ((void)0)
-#endif
+#include "_fastcommon.h"
 
 #define HEAD_BYTES 16
 #define FORM_ARRAY 0
 #define FORM_SCALAR 1
 #define FORM_INT 2
-#define CHECK_NS 2000   /* polling between two yields (the Python path's 64 checks) */
-#define STOLEN_NS 25000 /* rlmesh.transport.spin.STOLEN_NS */
-#define MAX_DIMS 32
-
-/* What a call hands to the Python path (rlmesh.transport.fastslots explains each). */
-#define DECLINED 0 /* nothing written, nothing read */
-#define DONE 1     /* (put) written and announced */
-#define WAKE 2     /* announced; the peer sleeps and its wake-up byte did not go out */
-#define RECEIVE 3  /* the peer's slot holds something else: receive it on the Python path */
-#define ASLEEP 4   /* the poll missed: sleep for the peer (its poll started at spun_from) */
 
 /* -- one side of one link ---------------------------------------------------------------- */
 
@@ -65,12 +42,6 @@ typedef struct {
 } Side;
 
 static PyObject *s_out_seq, *s_in_seq, *s_stolen, *zero, *no_index;
-
-static long long now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
 
 static inline uint32_t load_word(Side *side, Py_ssize_t word) {
     return __atomic_load_n((uint32_t *)side->ctl.buf + word, __ATOMIC_ACQUIRE);
@@ -108,16 +79,6 @@ static int side_traverse(Side *side, visitproc visit, void *arg) {
     Py_VISIT(side->fileno);
     Py_VISIT(side->ndarray);
     return 0;
-}
-
-static PyObject *bound(PyObject *owner, const char *name) {
-    PyObject *method = PyObject_GetAttrString(owner, name);
-    if (method != NULL && !PyCallable_Check(method)) {
-        Py_DECREF(method);
-        PyErr_Format(PyExc_TypeError, "%s is not callable", name);
-        return NULL;
-    }
-    return method;
 }
 
 /* Takes the link's views and words; on failure everything taken is dropped. */
@@ -271,91 +232,12 @@ static int await_word(Side *side, uint32_t want) {
     return came;
 }
 
-/* -- the layout of one array in a slot --------------------------------------------------- */
-
-typedef struct {
-    int ndim;
-    Py_ssize_t shape[MAX_DIMS];
-    Py_ssize_t nbytes, itemsize;
-    char format[16];  /* as format_class() reads it */
-} Layout;
-
-/* A buffer format in one spelling: the machine's byte order and sizes are this build's
- * (x86-64), so '@', '=' and '<' mean the same, and a one-letter integer or float format is
- * its class ('i' signed, 'u' unsigned, 'f' float, '?' bool), which the item size completes.
- * Anything else is kept as it is (and matches only itself). 0 when it does not fit. */
-static int format_class(const char *format, char *into, size_t room) {
-    if (format == NULL) format = "B";
-    if (*format == '@' || *format == '=' || *format == '<') format++;
-    if (strlen(format) + 1 > room) return 0;
-    if (format[0] != '\0' && format[1] == '\0') {
-        const char *kind = strchr("bhilqn", format[0]) ? "i"
-            : strchr("BHILQN", format[0]) ? "u" : strchr("efd", format[0]) ? "f"
-            : format[0] == '?' ? "?" : format;
-        strcpy(into, kind);
-        return 1;
-    }
-    strcpy(into, format);
-    return 1;
-}
-
-/* The layout of `view` (a NumPy view of a slot), or -1 with an exception set. */
-static int layout_of(Layout *layout, PyObject *view) {
-    Py_buffer b;
-    if (PyObject_GetBuffer(view, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
-    int fits = b.ndim <= MAX_DIMS && b.format != NULL
-        && format_class(b.format, layout->format, sizeof(layout->format));
-    if (fits) {
-        layout->ndim = b.ndim;
-        for (int i = 0; i < b.ndim; i++) layout->shape[i] = b.shape[i];
-        layout->nbytes = b.len;
-        layout->itemsize = b.itemsize;
-    }
-    PyBuffer_Release(&b);
-    if (!fits) PyErr_SetString(PyExc_ValueError, "a view of a layout this step does not cover");
-    return fits ? 0 : -1;
-}
-
-/* Copy `value` (an exact ndarray of `layout`, C-contiguous) to `dest`: 1 copied, 0 not of
- * the layout (nothing copied). */
-static int copy_array(Side *side, const Layout *layout, PyObject *value, char *dest) {
-    if ((PyObject *)Py_TYPE(value) != side->ndarray) return 0;
-    Py_buffer b;
-    if (PyObject_GetBuffer(value, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        PyErr_Clear();  /* (not C-contiguous: the Python path copies it) */
-        return 0;
-    }
-    char format[16];
-    int same = b.ndim == layout->ndim && b.len == layout->nbytes
-        && b.itemsize == layout->itemsize && b.format != NULL
-        && format_class(b.format, format, sizeof(format))
-        && strcmp(format, layout->format) == 0;
-    for (int i = 0; same && i < b.ndim; i++) same = b.shape[i] == layout->shape[i];
-    if (same) memcpy(dest, b.buf, (size_t)b.len);
-    PyBuffer_Release(&b);
-    return same;
-}
+/* -- a slot's head ----------------------------------------------------------------------- */
 
 static void write_head(char *slot, uint32_t kind, uint32_t form, uint64_t rid) {
     memcpy(slot, &kind, 4);
     memcpy(slot + 4, &form, 4);
     memcpy(slot + 8, &rid, 8);
-}
-
-/* A request id as the slot's u64: 1, or 0 for anything else (no exception). */
-static int rid_of(PyObject *rid, uint64_t *id) {
-    if (!PyLong_CheckExact(rid)) return 0;
-    unsigned long long value = PyLong_AsUnsignedLongLong(rid);
-    if (value == (unsigned long long)-1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    *id = value;
-    return 1;
-}
-
-static PyObject *code(int value) {
-    return PyLong_FromLong(value);
 }
 
 static PyObject *get_wakes(PyObject *self, void *offset) {
@@ -371,12 +253,6 @@ static PyObject *get_held(PyObject *self, void *offset) {
 }
 
 /* -- what both types share ------------------------------------------------------------ */
-
-static int no_keywords(PyObject *kwds, const char *type) {
-    if (kwds == NULL || PyDict_GET_SIZE(kwds) == 0) return 0;
-    PyErr_Format(PyExc_TypeError, "%s takes no keyword arguments", type);
-    return -1;
-}
 
 /* How many views a reply has: 1 (one env's obs) or 4 (a vector env's obs, rewards and
  * flags); -1 with an exception set for anything else. */
@@ -506,7 +382,7 @@ static int write_request(ClientSteps *self, uint64_t rid, PyObject *action) {
     uint32_t form;
     PyTypeObject *type = Py_TYPE(action);
     if ((PyObject *)type == self->side.ndarray) {
-        if (!copy_array(&self->side, &self->action, action, out + HEAD_BYTES)) return 0;
+        if (!copy_array(self->side.ndarray, &self->action, action, out + HEAD_BYTES)) return 0;
         form = FORM_ARRAY;
     } else if (type == &PyLong_Type && self->ints) {
         int overflow;
@@ -756,7 +632,7 @@ static PyObject *server_put(ServerSteps *self, PyObject *const *args, Py_ssize_t
         if (!PyFloat_CheckExact(reward) || Py_TYPE(terminated) != &PyBool_Type
                 || Py_TYPE(truncated) != &PyBool_Type)
             return code(DECLINED);
-        if (!copy_array(side, &self->reply[0], args[1], out + HEAD_BYTES))
+        if (!copy_array(side->ndarray, &self->reply[0], args[1], out + HEAD_BYTES))
             return code(DECLINED);
         double value = PyFloat_AS_DOUBLE(reward);
         memcpy(out + self->tail, &value, 8);
@@ -766,7 +642,7 @@ static PyObject *server_put(ServerSteps *self, PyObject *const *args, Py_ssize_t
         /* (a reply declined half-way leaves bytes in the slot, but announces nothing: the
          * Python path writes over them) */
         for (int i = 0; i < 4; i++) {
-            if (!copy_array(side, &self->reply[i], args[1 + i], out + self->offsets[i]))
+            if (!copy_array(side->ndarray, &self->reply[i], args[1 + i], out + self->offsets[i]))
                 return code(DECLINED);
         }
     }
@@ -795,15 +671,6 @@ static struct PyModuleDef fastslots_module = {
     "Slot steps over the same-host link, compiled (see rlmesh.transport.fastslots).", -1,
     NULL, NULL, NULL, NULL, NULL,
 };
-
-static int add_type(PyObject *module, const char *name, PyTypeObject *type) {
-    Py_INCREF(type);
-    if (PyModule_AddObject(module, name, (PyObject *)type) < 0) {
-        Py_DECREF(type);
-        return -1;
-    }
-    return 0;
-}
 
 PyMODINIT_FUNC PyInit__fastslots(void) {
     if (PyType_Ready(&ClientStepsType) < 0 || PyType_Ready(&ServerStepsType) < 0) return NULL;

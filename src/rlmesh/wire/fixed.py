@@ -136,7 +136,8 @@ class StepFrames:
                  flags: tuple[_Array, _Array, _Array] | None) -> None:
         self.action = action
         """The action field (a vector env's batch of actions)."""
-        self._scalar = scalar
+        self.scalar = scalar
+        """A Discrete action's NumPy scalar form (``None``: no scalar actions)."""
         self.scalar_type = scalar.dtype.type if scalar is not None else None
         """A Discrete space's NumPy scalar type (``None``: no scalar actions)."""
         self.ints = ints
@@ -180,8 +181,8 @@ class StepFrames:
         kind = type(action)
         body: bytes
         if kind is self.scalar_type:
-            assert self._scalar is not None
-            body = self._scalar.prefix + action.tobytes()
+            assert self.scalar is not None
+            body = self.scalar.prefix + action.tobytes()
         elif kind is np.ndarray:
             encoded = self.action.encode(action)
             if encoded is None:

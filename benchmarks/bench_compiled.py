@@ -1,27 +1,32 @@
-"""What the compiled slot steps save: one link's step exchanges, both sides in this process.
+"""What the compiled steps save: step exchanges with both sides in this process, then end to end.
 
-Both ends of one same-host link live in this process (a socket pair and one region, as
-``tests/transport/test_fastslots.py`` builds them), so nothing here waits for another CPU:
-every exchange is the two sides' own work on a slot step, with the peer's half always done
-first. An exchange is the server writing and announcing the reply, the client writing and
-announcing its request and reading the reply, and the server reading the request. It runs
-two ways, in interleaved rounds:
+Both ends of one connection live in this process, so nothing here waits for another CPU:
+every exchange is the two sides' own work on a step, with the peer's half always done
+first. An exchange is the server answering, the client sending its request and reading the
+reply, and the server reading the request. Two transports:
 
-* **python**: ``SlotSteps`` and ``ShmLink`` (the pure-Python path);
-* **compiled**: ``ClientSteps.step``, ``ServerSteps.put`` and ``ServerSteps.take``
-  (``rlmesh.transport.fastslots``).
+* **link**: a same-host link's slot steps (a socket pair and one region, as
+  ``tests/transport/test_fastslots.py`` builds them);
+* **tcp**: fixed frames over a loopback TCP connection (``tests/transport/test_fastframes.py``).
+
+Each runs two ways, in interleaved rounds:
+
+* **python**: the pure-Python path (``SlotSteps`` and ``ShmLink``; ``StepFrames`` and
+  ``Connection``);
+* **compiled**: one call per side and step (``rlmesh.transport.fastslots``,
+  ``rlmesh.transport.fastframes``).
 
 The layouts are the verdicts' (``benchmarks/verdicts.py``): one CartPole, and Gymnasium's
 ``SyncVectorEnv(8)`` of CartPole as ``rlmesh serve --num-envs 8`` serves it. The ratio is
 python / compiled time per exchange (higher: the compiled steps save more).
 
 Then, end to end (``--end-to-end``, on by default), one client process steps two
-``rlmesh serve`` children of each layout over the link, in interleaved rounds with the env
-stepped in this process: one child and this client's steps compiled, the other child
+``rlmesh serve`` children of each layout over each transport, in interleaved rounds with the
+env stepped in this process: one child and this client's steps compiled, the other child
 started with ``RLMESH_PURE_PYTHON=1`` and this client's steps on the Python path::
 
-    uv run python benchmarks/bench_slots.py                  # 9 rounds x 0.3 s
-    uv run python benchmarks/bench_slots.py --json slots.json
+    uv run python benchmarks/bench_compiled.py                  # 9 rounds x 0.3 s
+    uv run python benchmarks/bench_compiled.py --json compiled.json
 """
 
 from __future__ import annotations
@@ -39,9 +44,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlmesh.transport import fastslots, shm, shmlink
+from rlmesh.transport import fastframes, fastslots, shm, shmlink
 from rlmesh.transport.stream import Connection
-from rlmesh.wire.fixed import step_frames
+from rlmesh.wire.fixed import StepFrames, step_frames
 from rlmesh.wire.slots import SlotSteps
 
 Exchange = Callable[[int], None]
@@ -49,6 +54,8 @@ Exchange = Callable[[int], None]
 
 class Pair:
     """A client and a server link over one region, with both slot layouts and both steps."""
+
+    transport = "link"
 
     def __init__(self, observation: gym.Space[Any], action: gym.Space[Any],
                  num_envs: int | None) -> None:
@@ -101,19 +108,71 @@ class Pair:
         return exchange
 
 
-def _layouts() -> dict[str, tuple[Pair, Any, tuple[Any, ...]]]:
+class FramePair:
+    """A client and a server connection over loopback TCP, with both fixed-frame steps."""
+
+    transport = "tcp"
+
+    def __init__(self, observation: gym.Space[Any], action: gym.Space[Any],
+                 num_envs: int | None) -> None:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            ours = socket.create_connection(listener.getsockname())
+            theirs, _ = listener.accept()
+        for sock in (ours, theirs):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.client, self.server = Connection(ours, 1 << 24), Connection(theirs, 1 << 24)
+        frames = step_frames(observation, action, num_envs)
+        assert frames is not None
+        self.frames: StepFrames = frames
+        self.fast_client = fastframes.client_frames(self.client, frames, 1 << 24)
+        self.fast_server = fastframes.server_frames(self.server, frames)
+
+    def close(self) -> None:
+        self.client.close()
+        self.server.close()
+
+    def python(self, action: Any, results: tuple[Any, ...]) -> Exchange:
+        client, server, frames = self.client, self.server, self.frames
+
+        def exchange(rid: int) -> None:
+            server.send(frames.encode_reply([0, rid, *results]) or b"", [], 0)
+            client.send(frames.encode_request(rid, action) or b"", [], 0, True)
+            header, body = client.recv()
+            frames.decode_reply(header, body)
+            header, _ = server.recv()
+            frames.decode_request(header)
+
+        return exchange
+
+    def compiled(self, action: Any, results: tuple[Any, ...]) -> Exchange:
+        fast_client, fast_server = self.fast_client, self.fast_server
+        assert fast_client is not None and fast_server is not None
+        step, put, take = fast_client.step, fast_server.put, fast_server.take
+
+        def exchange(rid: int) -> None:
+            put(rid, *results)
+            step(rid, action)
+            take()
+
+        return exchange
+
+
+def _layouts() -> dict[str, tuple[Pair | FramePair, Any, tuple[Any, ...]]]:
+    """Each transport's pair for each layout (``"link cartpole"``...), an action, results."""
     one = gym.make("CartPole-v1")
     obs, _ = one.reset(seed=0)
     vector = gym.make_vec("CartPole-v1", 8, vectorization_mode="sync")
     batch, _ = vector.reset(seed=0)
     actions = np.zeros(8, np.int64)
     stepped = vector.step(actions)
-    return {
-        "cartpole": (Pair(one.observation_space, one.action_space, None), 1,
-                     (obs, 1.0, False, False, {})),
-        "sync_vector_8": (Pair(vector.observation_space, vector.action_space, 8), actions,
-                          (batch, *stepped[1:4], {})),
-    }
+    made: dict[str, tuple[Pair | FramePair, Any, tuple[Any, ...]]] = {}
+    for kind in (Pair, FramePair):
+        made[f"{kind.transport} cartpole"] = (
+            kind(one.observation_space, one.action_space, None), 1, (obs, 1.0, False, False, {}))
+        made[f"{kind.transport} sync_vector_8"] = (
+            kind(vector.observation_space, vector.action_space, 8), actions,
+            (batch, *stepped[1:4], {}))
+    return made
 
 
 def _trial(exchange: Exchange, seconds: float, start: int) -> tuple[float, int]:
@@ -151,26 +210,30 @@ def _stepper(env: Any, action: Any, vector: bool) -> Callable[[float], float]:
 
 def end_to_end(rounds: int, seconds: float) -> dict[str, Any]:
     """Both sides compiled against both on the Python path, across processes (see above)."""
+    from rlmesh.client.options import ConnectOptions
     from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
     from rlmesh.testing import spawn_server
 
     report: dict[str, Any] = {}
-    print("\nend to end over the link: steps per second (median), ratios per round")
+    print("\nend to end: steps per second (median), ratios per round")
     print("| layout | in-process | compiled | python | compiled / python | "
           "compiled / in-process | python / in-process |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, num_envs in (("cartpole", 0), ("sync_vector_8", 8)):
+    for name, num_envs, tcp in (("link cartpole", 0, False), ("link sync_vector_8", 8, False),
+                                ("tcp cartpole", 0, True), ("tcp sync_vector_8", 8, True)):
         extra = ["--num-envs", str(num_envs)] if num_envs else []
         pure = {**os.environ, "RLMESH_PURE_PYTHON": "1"}
         servers = [spawn_server("CartPole-v1", extra_args=extra),
                    spawn_server("CartPole-v1", extra_args=extra, env=pure)]
+        fast = "_fast_frames" if tcp else "_fast"  # (the channel's compiled step)
         envs: list[Any] = []
         try:
             make = RemoteVectorEnv if num_envs else RemoteEnv
-            envs = [make(server.address, timeout=10) for server in servers]
-            if envs[0]._channel._fast is None:
-                raise SystemExit("the compiled client step did not start")
-            envs[1]._channel._fast = None  # (this client's Python path)
+            envs = [make(server.address, options=ConnectOptions(same_host=not tcp, timeout=10))
+                    for server in servers]
+            if getattr(envs[0]._channel, fast) is None:
+                raise SystemExit(f"the compiled client step did not start ({name})")
+            setattr(envs[1]._channel, fast, None)  # (this client's Python path)
             local: Any = (gym.make_vec("CartPole-v1", num_envs, vectorization_mode="sync")
                           if num_envs else gym.make("CartPole-v1"))
             action: Any = np.zeros(num_envs, np.int64) if num_envs else 1
@@ -212,13 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-end-to-end", dest="end_to_end", action="store_false",
                         help="only the exchanges in this process")
     args = parser.parse_args(argv)
-    if not fastslots.ACCELERATED:
-        print(f"the compiled slot steps are not available: {fastslots.why_not()}",
-              file=sys.stderr)
-        return 2
+    for face in (fastslots, fastframes):
+        if not face.ACCELERATED:
+            print(f"the compiled steps of {face.__name__} are not available: "
+                  f"{face.why_not()}", file=sys.stderr)
+            return 2
     layouts = _layouts()
     report: dict[str, Any] = {"rounds": args.rounds, "seconds": args.seconds, "layouts": {}}
-    print(f"slot-step exchanges in one process: {args.rounds} rounds x {args.seconds} s")
+    print(f"step exchanges in one process: {args.rounds} rounds x {args.seconds} s")
     print("| layout | python µs | compiled µs | python / compiled (median, min-max) |")
     print("|---|---:|---:|---:|")
     try:

@@ -1,0 +1,148 @@
+/* What the two compiled step modules share (_fastslots.c, _fastframes.c): the polling
+ * constants, the codes handed to the Python path, array layouts and small helpers.
+ *
+ * Each module includes this file once; everything here is static to it.
+ */
+#ifndef RLMESH_FASTCOMMON_H
+#define RLMESH_FASTCOMMON_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <sched.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+#define CHECK_NS 2000   /* polling between two yields (the Python path's 64 checks) */
+#define STOLEN_NS 25000 /* rlmesh.transport.spin.STOLEN_NS */
+#define MAX_DIMS 32
+
+/* What a call hands to the Python path (rlmesh.transport.fastslots and
+ * rlmesh.transport.fastframes explain each). */
+#define DECLINED 0 /* nothing written, nothing read */
+#define DONE 1     /* (put) written and announced */
+#define WAKE 2     /* announced; the peer sleeps and its wake-up byte did not go out */
+#define RECEIVE 3  /* the peer's slot holds something else: receive it on the Python path */
+#define ASLEEP 4   /* the poll missed: sleep for the peer (its poll started at spun_from) */
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static PyObject *bound(PyObject *owner, const char *name) {
+    PyObject *method = PyObject_GetAttrString(owner, name);
+    if (method != NULL && !PyCallable_Check(method)) {
+        Py_DECREF(method);
+        PyErr_Format(PyExc_TypeError, "%s is not callable", name);
+        return NULL;
+    }
+    return method;
+}
+
+/* -- the layout of one array ----------------------------------------------------------- */
+
+typedef struct {
+    int ndim;
+    Py_ssize_t shape[MAX_DIMS];
+    Py_ssize_t nbytes, itemsize;
+    char format[16];  /* as format_class() reads it */
+} Layout;
+
+/* A buffer format in one spelling: the machine's byte order and sizes are this build's
+ * (x86-64), so '@', '=' and '<' mean the same, and a one-letter integer or float format is
+ * its class ('i' signed, 'u' unsigned, 'f' float, '?' bool), which the item size completes.
+ * Anything else is kept as it is (and matches only itself). 0 when it does not fit. */
+static int format_class(const char *format, char *into, size_t room) {
+    if (format == NULL) format = "B";
+    if (*format == '@' || *format == '=' || *format == '<') format++;
+    if (strlen(format) + 1 > room) return 0;
+    if (format[0] != '\0' && format[1] == '\0') {
+        const char *kind = strchr("bhilqn", format[0]) ? "i"
+            : strchr("BHILQN", format[0]) ? "u" : strchr("efd", format[0]) ? "f"
+            : format[0] == '?' ? "?" : format;
+        strcpy(into, kind);
+        return 1;
+    }
+    strcpy(into, format);
+    return 1;
+}
+
+/* The layout of `view` (a NumPy array), or -1 with an exception set. */
+static int layout_of(Layout *layout, PyObject *view) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(view, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    int fits = b.ndim <= MAX_DIMS && b.format != NULL
+        && format_class(b.format, layout->format, sizeof(layout->format));
+    if (fits) {
+        layout->ndim = b.ndim;
+        for (int i = 0; i < b.ndim; i++) layout->shape[i] = b.shape[i];
+        layout->nbytes = b.len;
+        layout->itemsize = b.itemsize;
+    }
+    PyBuffer_Release(&b);
+    if (!fits) PyErr_SetString(PyExc_ValueError, "a view of a layout this step does not cover");
+    return fits ? 0 : -1;
+}
+
+/* Copy `value` (an exact `ndarray` of `layout`, C-contiguous) to `dest`: 1 copied, 0 not of
+ * the layout (nothing copied). */
+static int copy_array(PyObject *ndarray, const Layout *layout, PyObject *value, char *dest) {
+    if ((PyObject *)Py_TYPE(value) != ndarray) return 0;
+    Py_buffer b;
+    if (PyObject_GetBuffer(value, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();  /* (not C-contiguous: the Python path copies it) */
+        return 0;
+    }
+    char format[16];
+    int same = b.ndim == layout->ndim && b.len == layout->nbytes
+        && b.itemsize == layout->itemsize && b.format != NULL
+        && format_class(b.format, format, sizeof(format))
+        && strcmp(format, layout->format) == 0;
+    for (int i = 0; same && i < b.ndim; i++) same = b.shape[i] == layout->shape[i];
+    if (same) memcpy(dest, b.buf, (size_t)b.len);
+    PyBuffer_Release(&b);
+    return same;
+}
+
+/* A request id as a u64: 1, or 0 for anything else (no exception). */
+static int rid_of(PyObject *rid, uint64_t *id) {
+    if (!PyLong_CheckExact(rid)) return 0;
+    unsigned long long value = PyLong_AsUnsignedLongLong(rid);
+    if (value == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    *id = value;
+    return 1;
+}
+
+static PyObject *code(int value) {
+    return PyLong_FromLong(value);
+}
+
+static int no_keywords(PyObject *kwds, const char *type) {
+    if (kwds == NULL || PyDict_GET_SIZE(kwds) == 0) return 0;
+    PyErr_Format(PyExc_TypeError, "%s takes no keyword arguments", type);
+    return -1;
+}
+
+static int add_type(PyObject *module, const char *name, PyTypeObject *type) {
+    Py_INCREF(type);
+    if (PyModule_AddObject(module, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    return 0;
+}
+
+#endif  /* RLMESH_FASTCOMMON_H */

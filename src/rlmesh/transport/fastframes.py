@@ -1,0 +1,175 @@
+"""Fixed-shape step frames compiled when they can be: one C call per step on each side.
+
+Over a socket (TCP, or a Unix socket without the same-host link), a step of a fixed-shape
+contract (:mod:`rlmesh.wire.fixed`) costs each side a few microseconds of Python around its
+system calls: the client encodes the request, frames and sends it, polls for the reply and
+decodes it; the server receives and decodes the request and, after the env's step, encodes
+and sends the reply. The optional C extension ``rlmesh.transport._fastframes`` does each of
+those runs in one call, with the same bytes on the wire:
+
+* :meth:`ClientFrames.step` (the client), :meth:`ServerFrames.take` and
+  :meth:`ServerFrames.put` (the server; the env's step and the action check stay Python).
+
+Whatever else comes it hands to the Python path, which goes on from where it stopped:
+
+* ``DECLINED``: nothing sent (a value of another layout);
+* ``RECEIVE``: the request went out (client) and what came is another frame (an error
+  reply, a reply of another layout, a request of another kind), or the peer closed: it is
+  in the connection's buffer, and ``Connection.recv`` reads it as usual.
+
+The state stays the connection's own: its staging buffer and spin policy (the extension
+reads and writes ``Connection._buf``, ``_start``, ``_end``, ``spin`` and ``_policy``). A
+failing system call raises what the socket module raises for it. Where the extension is not
+built (no compiler), or ``RLMESH_PURE_PYTHON=1`` is set when rlmesh is imported, every step
+takes the Python path, with the same results and errors (see
+:mod:`rlmesh.transport.fastslots`, the same-host link's counterpart).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, Final, Protocol
+
+import numpy as np
+
+from rlmesh.transport.stream import Connection
+
+__all__ = ["ACCELERATED", "DECLINED", "DONE", "RECEIVE", "ClientFrames", "ServerFrames",
+           "client_frames", "server_frames", "why_not"]
+
+DECLINED: Final = 0
+DONE: Final = 1
+RECEIVE: Final = 3
+"""(The codes are :mod:`rlmesh.transport.fastslots`' own: a session loop reads either.)"""
+
+_STAGING: Final = 64 * 1024
+"""A frame the compiled steps take must fit the connection's staging buffer (its least)."""
+
+
+class ClientFrames(Protocol):
+    """The client's compiled fixed-frame step over one connection."""
+
+    def step(self, rid: int, action: Any) -> list[Any] | int:
+        """Step ``rid`` with ``action``: the reply list, or a code (see the module)."""
+
+
+class ServerFrames(Protocol):
+    """The server's compiled fixed-frame steps over one connection."""
+
+    def take(self) -> tuple[int, Any] | int:
+        """The next fixed STEP request's ``(rid, action)``, or ``RECEIVE``."""
+
+    def put(self, rid: int, obs: Any, reward: Any, terminated: Any, truncated: Any,
+            info: Any) -> int:
+        """Send step ``rid``'s results: ``DONE``, or ``DECLINED`` (nothing sent)."""
+
+
+class _Field(Protocol):
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def prefix(self) -> bytes: ...
+    @property
+    def nbytes(self) -> int: ...
+
+
+class _Layouts(Protocol):
+    """A contract's fixed step layouts (:class:`rlmesh.wire.fixed.StepFrames`)."""
+
+    @property
+    def action(self) -> _Field: ...
+    @property
+    def scalar(self) -> _Field | None: ...
+    @property
+    def scalar_type(self) -> type | None: ...
+    @property
+    def ints(self) -> bool: ...
+    @property
+    def obs(self) -> _Field: ...
+    @property
+    def batched(self) -> tuple[_Field, _Field, _Field] | None: ...
+
+
+def _load() -> tuple[Any, str | None]:
+    if os.environ.get("RLMESH_PURE_PYTHON", "") not in ("", "0"):
+        return None, "RLMESH_PURE_PYTHON is set"
+    try:
+        module = importlib.import_module("rlmesh.transport._fastframes")
+    except ImportError as exc:
+        return None, f"the C extension is not built ({exc})"
+    return module, None
+
+
+_module, _why_not = _load()
+ACCELERATED: Final = _module is not None
+"""Whether fixed frames run compiled in this process."""
+
+
+def why_not() -> str | None:
+    """Why fixed frames run in Python here (``None``: they run compiled)."""
+    return _why_not
+
+
+def _plain(conn: Any) -> bool:
+    """Whether ``conn`` is a plain socket connection (no TLS, no region, no link)."""
+    return type(conn) is Connection and not conn.tls and conn.shm is None
+
+
+def _field(field: _Field, items: tuple[int, ...] | None = None) -> tuple[bytes, Any]:
+    """A field as the extension takes it: its prefix, and an array of its layout to fill."""
+    return field.prefix, np.empty(field.shape if items is None else items, field.dtype)
+
+
+def _layout(frames: _Layouts) -> tuple[Any, ...]:
+    """The action's field, its scalar field (or ``None``), whether ints act, the replies'."""
+    scalar = None if frames.scalar is None else _field(frames.scalar, (1,))
+    replies = (frames.obs, *(frames.batched or ()))
+    return _field(frames.action), scalar, frames.ints, tuple(_field(f) for f in replies)
+
+
+def _fits(frames: _Layouts) -> bool:
+    """Whether a request and a reply of ``frames`` fit the connection's staging buffer."""
+    fields: tuple[_Field, ...] = (frames.action, frames.obs, *(frames.batched or ()))
+    size = sum(len(f.prefix) + f.nbytes for f in fields)
+    return size + 64 <= _STAGING
+
+
+def client_frames(conn: Any, frames: _Layouts | None, peer_max: int) -> ClientFrames | None:
+    """The client's compiled step over ``conn`` (``None``: none here, or not for ``conn``).
+
+    Args:
+        conn: The channel's transport; only a plain socket connection has one.
+        frames: The contract's fixed step layouts.
+        peer_max: The largest request the server takes (a larger one is declined).
+    """
+    if _module is None or frames is None or not _plain(conn) or not _fits(frames):
+        return None
+    action, scalar, ints, replies = _layout(frames)
+    scalar_type = None if frames.scalar is None else frames.scalar_type
+    try:
+        made: ClientFrames = _module.ClientFrames(conn, np.ndarray, action, scalar, scalar_type,
+                                                  ints, replies, peer_max)
+    except (ValueError, TypeError, BufferError):
+        return None  # (a layout the compiled step does not cover: the Python path serves it)
+    return made
+
+
+def server_frames(conn: Any, frames: _Layouts | None) -> ServerFrames | None:
+    """The server's compiled steps over ``conn`` (``None``: none here, or not for ``conn``).
+
+    Requests larger than the connection's header limit now are never taken (the Python path
+    refuses them); the limit only grows once a session is open.
+    """
+    if _module is None or frames is None or not _plain(conn) or not _fits(frames):
+        return None
+    action, scalar, ints, replies = _layout(frames)
+    limit = min(conn.max_header_bytes, conn.max_message_bytes)
+    try:
+        made: ServerFrames = _module.ServerFrames(conn, np.ndarray, action, scalar, ints,
+                                                  replies, limit)
+    except (ValueError, TypeError, BufferError):
+        return None
+    return made

@@ -1,0 +1,426 @@
+"""The compiled fixed frames (``rlmesh.transport.fastframes``) over real sockets.
+
+End to end, over TCP without shared memory: against real ``rlmesh serve`` children (whose
+own steps run compiled, or pure Python), and against a server in this process whose compiled
+steps are spied on. The values must be exactly those of the same env stepped in this
+process, whichever way a step went. Then both ends of one socket pair in this process, where
+the peer's half of each exchange is done before (or after) the call under test: the bytes on
+the wire against the Python frames', and every code each side hands on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import rlmesh
+from rlmesh.client.options import ConnectOptions
+from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
+from rlmesh.server import handshake as server_handshake
+from rlmesh.testing import ServerProcess
+from rlmesh.transport import fastframes
+from rlmesh.transport.stream import PREFIX, Connection
+from rlmesh.wire.encoder import Encoder
+from rlmesh.wire.fixed import StepFrames, step_frames
+from tests.support.fastslots import require_compiled
+from tests.support.values import assert_same_values
+from tests.transport.test_fastslots import ODD_SOURCE
+
+pytestmark = pytest.mark.timeout(120)
+
+READ = -1
+"""A step whose reply the compiled step read."""
+SOCKETS_ONLY = ConnectOptions(same_host=False, timeout=10)
+"""TCP without the same-host link or region: the connection the compiled frames cover."""
+
+
+@pytest.fixture
+def codes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The outcome of every compiled client step of this test (``READ`` or the code)."""
+    require_compiled(fastframes)
+    outcomes: list[int] = []
+    make = fastframes.client_frames
+
+    class Counted:
+        def __init__(self, fast: fastframes.ClientFrames) -> None:
+            self.fast = fast
+
+        def step(self, rid: int, action: Any) -> list[Any] | int:
+            got = self.fast.step(rid, action)
+            outcomes.append(READ if type(got) is list else got)  # type: ignore[arg-type]
+            return got
+
+    def made(*args: Any) -> Any:
+        fast = make(*args)
+        assert fast is not None, "the compiled step declined a connection it covers"
+        return Counted(fast)
+
+    monkeypatch.setattr(fastframes, "client_frames", made)
+    yield outcomes
+
+
+@pytest.fixture
+def odd_envs(tmp_path: Path) -> dict[str, str]:
+    """The environment of children that can import ``rlmesh_test_odd_envs``."""
+    (tmp_path / "rlmesh_test_odd_envs.py").write_text(ODD_SOURCE)
+    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def step_both(env: Any, local: gym.Env[Any, Any], actions: list[Any], seed: int) -> None:
+    """Step ``env`` and ``local`` alike from ``seed``; resets where an episode ends."""
+    assert env.contract["shm"] is False and env.contract["shm_link"] is False
+    assert_same_values(env.reset(seed=seed), local.reset(seed=seed), "reset")
+    for i, action in enumerate(actions):
+        got = env.step(action)
+        want = local.step(int(action) if np.ndim(action) == 0 else action)
+        assert_same_values(got, want, f"step {i}")
+        if want[2] or want[3]:
+            assert_same_values(env.reset(seed=i), local.reset(seed=i), f"reset {i}")
+
+
+def test_every_action_form_steps_compiled_with_exact_values(
+        spawn: Callable[..., ServerProcess], codes: list[int]) -> None:
+    server = spawn("CartPole-v1")
+    forms: list[Callable[[int], Any]] = [int, np.int64, np.array]
+    with RemoteEnv(server.address, options=SOCKETS_ONLY) as env:
+        for form in forms:
+            before = len(codes)
+            step_both(env, gym.make("CartPole-v1"), [form(i % 2) for i in range(200)], seed=7)
+            assert codes[before:] == [READ] * 200, form
+
+
+def test_a_box_action_of_another_dtype_is_declined_with_exact_values(
+        spawn: Callable[..., ServerProcess], codes: list[int]) -> None:
+    server = spawn("MountainCarContinuous-v0")  # (a Box action, and rewards of Python floats)
+    rng = np.random.default_rng(1)
+    with RemoteEnv(server.address, options=SOCKETS_ONLY) as env:
+        actions = [rng.uniform(-1, 1, (1,)).astype(np.float32) for _ in range(100)]
+        step_both(env, gym.make("MountainCarContinuous-v0"), actions, seed=3)
+        assert codes == [READ] * 100
+        listed = [a.tolist() for a in actions[:20]]  # (no fixed frame: the general path)
+        step_both(env, gym.make("MountainCarContinuous-v0"), listed, seed=4)
+    assert codes[100:] == [fastframes.DECLINED] * 20
+
+
+def test_frames_of_another_kind_are_received_on_the_python_path(
+        spawn: Callable[..., ServerProcess], codes: list[int],
+        odd_envs: dict[str, str]) -> None:
+    from tests.transport.test_slot_steps import InfoSometimes
+    server = spawn("rlmesh_test_odd_envs:InfoEveryThird", env=odd_envs)
+    with RemoteEnv(server.address, options=SOCKETS_ONLY) as env:
+        step_both(env, InfoSometimes(), [i % 2 for i in range(30)], seed=4)
+    # Every third reply carries an info: another frame, received on the Python path.
+    assert codes == [READ, READ, fastframes.RECEIVE] * 10
+    failing = spawn("rlmesh_test_odd_envs:RaisesOnTenth", env=odd_envs)
+    with RemoteEnv(failing.address, options=SOCKETS_ONLY) as env:
+        env.reset(seed=0)
+        for _ in range(9):
+            env.step(0)
+        with pytest.raises(rlmesh.RemoteEnvError, match="the tenth step fails"):
+            env.step(0)
+        assert env.step(1)[0].shape == (4,)  # (the session goes on)
+    assert codes[-2:] == [fastframes.RECEIVE, READ]
+
+
+def test_vector_steps_compiled_with_exact_values(spawn: Callable[..., ServerProcess],
+                                                 codes: list[int]) -> None:
+    server = spawn("CartPole-v1", extra_args=["--num-envs", "4"])
+    local = gym.make_vec("CartPole-v1", 4, vectorization_mode="sync")
+    rng = np.random.default_rng(0)
+    with RemoteVectorEnv(server.address, options=SOCKETS_ONLY) as env:
+        assert_same_values(env.reset(seed=3), local.reset(seed=3), "reset")
+        for i in range(200):
+            actions = rng.integers(0, 2, 4)
+            assert_same_values(env.step(actions), local.step(actions), f"step {i}")
+    local.close()
+    assert codes == [READ] * 200
+
+
+@pytest.mark.parametrize("python_side", ["client", "server"])
+def test_one_side_compiled_against_the_other_in_python(
+        spawn: Callable[..., ServerProcess], python_side: str) -> None:
+    require_compiled(fastframes)
+    child = dict(os.environ)
+    if python_side == "server":
+        child["RLMESH_PURE_PYTHON"] = "1"
+    server = spawn("CartPole-v1", env=child)
+    with RemoteEnv(server.address, options=SOCKETS_ONLY) as env:
+        if python_side == "client":
+            env._channel._fast_frames = None  # type: ignore[union-attr]
+        else:
+            assert env._channel._fast_frames is not None  # type: ignore[union-attr]
+        step_both(env, gym.make("CartPole-v1"), [i % 2 for i in range(100)], seed=5)
+
+
+class ServerSpy:
+    """The compiled server steps of a server in this process, and what each call gave."""
+
+    def __init__(self) -> None:
+        self.takes: list[Any] = []
+        self.puts: list[int] = []
+
+    def wrap(self, fast: fastframes.ServerFrames) -> Any:
+        spy = self
+
+        class Spied:
+            def take(self) -> Any:
+                got = fast.take()
+                spy.takes.append("step" if type(got) is tuple else got)
+                return got
+
+            def put(self, *args: Any) -> int:
+                spy.puts.append(fast.put(*args))
+                return spy.puts[-1]
+
+        return Spied()
+
+
+def test_the_server_takes_and_puts_compiled(serve: Callable[..., rlmesh.EnvServer],
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            odd_envs: dict[str, str]) -> None:
+    require_compiled(fastframes)
+    spy = ServerSpy()
+    make = server_handshake.server_frames
+    monkeypatch.setattr(server_handshake, "server_frames",
+                        lambda *args: spy.wrap(make(*args)))  # type: ignore[arg-type]
+    from tests.transport.test_slot_steps import InfoSometimes
+    server = serve(InfoSometimes)
+    with RemoteEnv(server.address, options=SOCKETS_ONLY) as env:
+        step_both(env, InfoSometimes(), [i % 2 for i in range(30)], seed=6)
+        with pytest.raises(rlmesh.InvalidActionError):
+            env.step(np.int64(7))
+    # The reset comes as another frame (RECEIVE); every step is taken compiled, and every
+    # third reply (an info) is declined and sent by the Python path.
+    assert spy.takes.count("step") == 31 and fastframes.RECEIVE in spy.takes
+    assert spy.puts == [fastframes.DONE, fastframes.DONE, fastframes.DECLINED] * 10
+
+
+def test_pure_python_is_chosen_by_the_environment() -> None:
+    code = "from rlmesh.transport import fastframes as f; print(f.ACCELERATED, f.why_not())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "RLMESH_PURE_PYTHON": "1"}, timeout=60, check=True)
+    assert out.stdout.strip() == "False RLMESH_PURE_PYTHON is set"
+
+
+# -- both ends of one socket pair in this process -------------------------------------------
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[Connection, Connection]]:
+    """A client and a server connection over a socket pair, bounded by 5 s."""
+    ours, theirs = socket.socketpair()
+    client, server = Connection(ours, 1 << 20), Connection(theirs, 1 << 20)
+    client.set_timeout(5)
+    server.set_timeout(5)
+    yield client, server
+    client.close()
+    server.close()
+
+
+def framed(header: bytes) -> bytes:
+    return PREFIX.pack(len(header), 0) + header
+
+
+def frames_of(obs: gym.Space[Any], action: gym.Space[Any], num_envs: int | None = None
+              ) -> StepFrames:
+    frames = step_frames(obs, action, num_envs)
+    assert frames is not None
+    return frames
+
+
+def sent(conn: Connection) -> bytes:
+    """What the peer sent, without blocking."""
+    try:
+        return conn.sock.recv(1 << 16, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return b""
+
+
+BOX = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+INTS = [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, -1, -32, -33,
+        -128, -129, -32768, -32769, -(2**31), -(2**31) - 1, -(2**63)]
+"""Every width of a msgpack int, at both ends."""
+
+
+def test_the_client_sends_the_python_frames_bytes_and_reads_the_reply(
+        pair: tuple[Connection, Connection]) -> None:
+    require_compiled(fastframes)
+    client, server = pair
+    frames = frames_of(BOX, gym.spaces.Discrete(3))
+    fast = fastframes.client_frames(client, frames, 1 << 20)
+    assert fast is not None
+    actions: list[Any] = [*INTS, np.int64(2), np.array(1)]
+    for i, action in enumerate(actions):
+        rid = [5, 200, 60000, 2**31][i % 4]
+        obs = np.arange(3, dtype=np.float32) * i
+        reply = [0, rid, obs, 0.25 * i, i % 2 == 0, i % 3 == 0, {}]
+        header = frames.encode_reply(reply)
+        assert header is not None
+        server.sock.sendall(framed(header))
+        got = fast.step(rid, action)
+        assert type(got) is list
+        assert_same_values(got, reply, f"reply {i}")
+        request = frames.encode_request(rid, action)
+        assert request is not None and sent(server) == framed(request), action
+
+
+def test_the_client_hands_on_what_it_does_not_read(pair: tuple[Connection, Connection]
+                                                  ) -> None:
+    require_compiled(fastframes)
+    client, server = pair
+    frames = frames_of(BOX, gym.spaces.Discrete(3))
+    fast = fastframes.client_frames(client, frames, 1 << 20)
+    assert fast is not None
+    # Another dtype, shape or type, a larger int, a rid of another width: nothing sent.
+    for rid, action in [(1, np.array(1, np.int32)), (1, np.array([1])), (1, 1.0), (1, True),
+                        (1, 2**64), (2**32, 1), (-1, 1), (1.0, 1)]:
+        assert fast.step(rid, action) == fastframes.DECLINED
+    assert sent(server) == b""
+    # A reply of another kind (an error, another request's): left for Connection.recv.
+    error = Encoder().encode([1, 4, {"code": "env_error", "message": "no"}])[0]
+    other = frames.encode_reply([0, 9, np.zeros(3, np.float32), 1.0, False, False, {}])
+    assert other is not None
+    for header in (error, other):
+        server.sock.sendall(framed(header))
+        assert fast.step(4, 1) == fastframes.RECEIVE
+        assert bytes(client.recv()[0]) == header
+    # The peer gone: handed on, and the Python path says so.
+    server.sock.shutdown(socket.SHUT_WR)
+    assert fast.step(5, 1) == fastframes.RECEIVE
+    with pytest.raises(rlmesh.ConnectionLostError):
+        client.recv()
+
+
+def test_a_reply_in_pieces_and_at_the_buffer_s_end_is_read(
+        pair: tuple[Connection, Connection]) -> None:
+    require_compiled(fastframes)
+    client, server = pair
+    frames = frames_of(BOX, gym.spaces.Discrete(3))
+    fast = fastframes.client_frames(client, frames, 1 << 20)
+    assert fast is not None
+    reply = [0, 3, np.ones(3, np.float32), -1.5, False, True, {}]
+    header = frames.encode_reply(reply)
+    assert header is not None
+    data = framed(header)
+    for spin in (0, 50):
+        client.set_spin(spin)
+        # Half of the reply waits in the staging buffer's last bytes; the rest comes late.
+        end = len(client._buf)
+        client._buf[end - 5 : end] = data[:5]
+        client._start, client._end = end - 5, end
+        later = threading.Timer(0.05, server.sock.sendall, [data[5:]])
+        later.start()
+        got = fast.step(3, 2)
+        later.join()
+        assert type(got) is list
+        assert_same_values(got, reply, f"spin {spin}")
+        assert client._start == client._end
+        sent(server)
+
+
+def test_a_silent_server_times_the_step_out(pair: tuple[Connection, Connection]) -> None:
+    require_compiled(fastframes)
+    client, _ = pair
+    frames = frames_of(BOX, gym.spaces.Discrete(3))
+    fast = fastframes.client_frames(client, frames, 1 << 20)
+    assert fast is not None
+    client.set_timeout(0.2)
+    started = time.monotonic()
+    with pytest.raises(BlockingIOError):  # (as the socket module raises for SO_RCVTIMEO)
+        fast.step(1, 1)
+    assert time.monotonic() - started < 3
+
+
+def test_the_server_takes_what_the_python_frames_decode(
+        pair: tuple[Connection, Connection]) -> None:
+    require_compiled(fastframes)
+    client, server = pair
+    frames = frames_of(BOX, gym.spaces.Discrete(3))
+    fast = fastframes.server_frames(server, frames)
+    assert fast is not None
+    for i, action in enumerate([*INTS, np.int64(2), np.array(1)]):
+        rid = [5, 200, 60000, 2**31][i % 4]
+        request = frames.encode_request(rid, action)
+        assert request is not None
+        client.sock.sendall(framed(request))
+        got = fast.take()
+        assert type(got) is tuple
+        assert_same_values(list(got), frames.decode_request(request)[1:], f"request {i}")
+    # Ints in longer forms than msgpack writes them are read as the Python frames read them.
+    for header in (b"\x93\x02\x01\xcd\x00\x05", b"\x93\x02\x01\xd0\x05", b"\x93\x02\x01\xd3"
+                   + (-3).to_bytes(8, "big", signed=True)):
+        client.sock.sendall(framed(header))
+        assert list(fast.take()) == frames.decode_request(header)[1:]  # type: ignore[arg-type]
+
+
+def test_the_server_hands_on_what_it_does_not_take(pair: tuple[Connection, Connection]
+                                                  ) -> None:
+    require_compiled(fastframes)
+    client, server = pair
+    frames = frames_of(BOX, gym.spaces.Discrete(3))
+    fast = fastframes.server_frames(server, frames)
+    assert fast is not None
+    encode = Encoder().encode
+    others = [encode([3, 1, None, None])[0],  # (a RESET)
+              b"\x93\x02\x01\xc0",  # (a STEP of nil: the general decoder judges it)
+              b"\x93\x02\x01\x05\x05",  # (an int and a byte more)
+              b"\x93\x02\xcf" + bytes(8) + b"\x01",  # (a rid in eight bytes)
+              encode([2, 1, np.zeros(3, np.int32)])[0]]  # (an array of another dtype)
+    for header in others:
+        client.sock.sendall(framed(header))
+        assert fast.take() == fastframes.RECEIVE
+        assert bytes(server.recv()[0]) == header  # (left in the buffer, whole)
+    client.sock.sendall(PREFIX.pack(4, 3) + b"\x93\x02\x01\x01" + b"abc")  # (with a body)
+    assert fast.take() == fastframes.RECEIVE
+    assert server.recv() == (b"\x93\x02\x01\x01", bytearray(b"abc"))
+    client.sock.shutdown(socket.SHUT_WR)
+    assert fast.take() == fastframes.RECEIVE
+    with pytest.raises(rlmesh.ConnectionLostError):
+        server.recv()
+
+
+@pytest.mark.parametrize("num_envs", [None, 3])
+def test_the_server_puts_the_python_frames_bytes(pair: tuple[Connection, Connection],
+                                                 num_envs: int | None) -> None:
+    require_compiled(fastframes)
+    client, server = pair
+    box = gym.spaces.Box(0, 255, (3, 2) if num_envs else (2,), np.uint8)
+    action = gym.spaces.MultiDiscrete([4] * 3) if num_envs else gym.spaces.Discrete(4)
+    frames = frames_of(box, action, num_envs)
+    fast = fastframes.server_frames(server, frames)
+    assert fast is not None
+    obs = np.arange(box.shape[0] * (box.shape[1] if num_envs else 1), dtype=np.uint8)
+    obs = obs.reshape(box.shape)
+    results: tuple[Any, ...] = (obs, 0.5, True, False) if num_envs is None else (
+        obs, np.array([1.0, 0.0, -2.5]), np.array([True, False, False]),
+        np.array([False, False, True]))
+    for rid in (5, 200, 60000, 2**31):
+        assert fast.put(rid, *results, {}) == fastframes.DONE
+        header = frames.encode_reply([0, rid, *results, {}])
+        assert header is not None and sent(client) == framed(header)
+    # Results of another layout: declined, and nothing sent.
+    odd = obs.astype(np.int16)
+    declined: list[tuple[Any, ...]] = [(obs[::-1].copy()[::-1], *results[1:]),
+                                       (odd, *results[1:]), (obs.tolist(), *results[1:])]
+    if num_envs is None:
+        declined += [(obs, np.float64(0.5), True, False), (obs, 1, True, False),
+                     (obs, 0.5, np.bool_(True), False)]
+    else:
+        declined += [(obs, results[1].astype(np.float32), *results[2:])]
+    for values in declined:
+        assert fast.put(1, *values, {}) == fastframes.DECLINED
+    assert fast.put(1, *results, {"x": 1}) == fastframes.DECLINED
+    assert fast.put(2**32, *results, {}) == fastframes.DECLINED
+    assert sent(client) == b""
