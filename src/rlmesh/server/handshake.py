@@ -47,8 +47,9 @@ class Opening(SessionPort, Protocol):
     slots: SlotSteps | None
     """The slot-step layout, once the session agreed on slot steps."""
     fast_slots: ServerSteps | None
-    fast_frames: ServerFrames | None
     """The compiled steps over those slots (:mod:`rlmesh.transport.fastslots`)."""
+    fast_frames: ServerFrames | None
+    """The compiled fixed frames over a plain socket (:mod:`rlmesh.transport.fastframes`)."""
     gate: Gate | None
     """Where the connection is pending until it has authenticated."""
     peer: str

@@ -30,8 +30,8 @@ log = logging.getLogger("rlmesh.server")
 Handler = Callable[[list[Any]], None]
 """Answers one request ``[op, request_id, *args]`` (through the session's replies)."""
 SlotStepper = Callable[..., None]
-"""Answers one slot step: ``stepper()`` reads it from its slot, ``stepper((rid, action))``
-answers one already read (:meth:`Source.slot_stepper`)."""
+"""Answers one step in one call: ``stepper()`` reads a slot step from its slot,
+``stepper((rid, action))`` answers one the compiled steps read (:meth:`Source.slot_stepper`)."""
 
 
 class SessionPort(Protocol):
@@ -125,7 +125,9 @@ class Source(abc.ABC):
         The session calls it for each slot step it receives, in place of the STEP handler
         (``None``, the default: slot steps go to the STEP handler like any request): with
         no argument for a step still in its slot, or with the ``(rid, action)`` the
-        compiled steps read (:meth:`rlmesh.transport.fastslots.ServerSteps.take`).
+        compiled steps read (:meth:`rlmesh.transport.fastslots.ServerSteps.take`). Over a
+        plain socket it answers the fixed STEP requests the compiled frames read
+        (:meth:`rlmesh.transport.fastframes.ServerFrames.take`), always with an argument.
         """
         return None
 
