@@ -52,6 +52,19 @@ from rlmesh.wire.slots import SlotSteps
 Exchange = Callable[[int], None]
 
 
+def _compiled(client: Any, server: Any, action: Any, results: tuple[Any, ...]) -> Exchange:
+    """An exchange of the compiled steps: the server's put, the client's step, then take."""
+    assert client is not None and server is not None
+    step, put, take = client.step, server.put, server.take
+
+    def exchange(rid: int) -> None:
+        put(rid, *results)
+        step(rid, action)
+        take()
+
+    return exchange
+
+
 class Pair:
     """A client and a server link over one region, with both slot layouts and both steps."""
 
@@ -96,16 +109,7 @@ class Pair:
         return exchange
 
     def compiled(self, action: Any, results: tuple[Any, ...]) -> Exchange:
-        fast_client, fast_server = self.fast_client, self.fast_server
-        assert fast_client is not None and fast_server is not None
-        step, put, take = fast_client.step, fast_server.put, fast_server.take
-
-        def exchange(rid: int) -> None:
-            put(rid, *results)
-            step(rid, action)
-            take()
-
-        return exchange
+        return _compiled(self.fast_client, self.fast_server, action, results)
 
 
 class FramePair:
@@ -145,16 +149,7 @@ class FramePair:
         return exchange
 
     def compiled(self, action: Any, results: tuple[Any, ...]) -> Exchange:
-        fast_client, fast_server = self.fast_client, self.fast_server
-        assert fast_client is not None and fast_server is not None
-        step, put, take = fast_client.step, fast_server.put, fast_server.take
-
-        def exchange(rid: int) -> None:
-            put(rid, *results)
-            step(rid, action)
-            take()
-
-        return exchange
+        return _compiled(self.fast_client, self.fast_server, action, results)
 
 
 def _layouts() -> dict[str, tuple[Pair | FramePair, Any, tuple[Any, ...]]]:

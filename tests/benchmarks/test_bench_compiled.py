@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,17 @@ from tests.support.fastslots import require_compiled
 from tests.support.values import assert_same_values
 
 pytestmark = pytest.mark.skipif(not shmlink.supported(), reason="the link needs x86-64")
+
+
+@contextlib.contextmanager
+def pair_of(name: str) -> Iterator[tuple[Any, Any, tuple[Any, ...]]]:
+    """The benchmark's pair, action and results of layout ``name``; every pair closed after."""
+    layouts = bench_compiled._layouts()
+    try:
+        yield layouts[name]
+    finally:
+        for other, _, _ in layouts.values():
+            other.close()
 
 
 def unread(conn: Any) -> int:
@@ -31,9 +44,7 @@ def unread(conn: Any) -> int:
 @pytest.mark.parametrize("layout", ["cartpole", "sync_vector_8"])
 def test_each_arm_exchanges_the_layout_s_values_over_the_link(arm: str, layout: str) -> None:
     require_compiled()
-    layouts = bench_compiled._layouts()
-    try:
-        pair, action, results = layouts[f"link {layout}"]
+    with pair_of(f"link {layout}") as (pair, action, results):
         assert isinstance(pair, bench_compiled.Pair)
         exchange = getattr(pair, arm)(action, results)
         for rid in range(5):
@@ -45,33 +56,25 @@ def test_each_arm_exchanges_the_layout_s_values_over_the_link(arm: str, layout: 
         assert_same_values(pair.mine.read_reply(4), [0, 4, *results], "reply")
         rid, sent = pair.theirs.read_step()
         assert rid == 4 and np.array_equal(sent, action)
-    finally:
-        for other, _, _ in layouts.values():
-            other.close()
 
 
 @pytest.mark.parametrize("arm", ["python", "compiled"])
 @pytest.mark.parametrize("layout", ["cartpole", "sync_vector_8"])
 def test_each_arm_exchanges_whole_frames_over_tcp(arm: str, layout: str) -> None:
     require_compiled(fastframes)
-    layouts = bench_compiled._layouts()
-    try:
-        pair, action, results = layouts[f"tcp {layout}"]
+    with pair_of(f"tcp {layout}") as (pair, action, results):
         assert isinstance(pair, bench_compiled.FramePair)
         exchange = getattr(pair, arm)(action, results)
         for rid in range(5):
             exchange(rid)
         # Five whole exchanges: every frame sent was read, nothing is left over.
         assert unread(pair.client) == unread(pair.server) == 0
-        # And an exchange of the arm's kind carries the values: the reply, the request.
+        # And the stream is in step after them: an exchange carries the values both ways.
         assert pair.fast_client is not None and pair.fast_server is not None
         assert pair.fast_server.put(5, *results) == fastframes.DONE
         assert_same_values(pair.fast_client.step(5, action), [0, 5, *results], "reply")
         rid, sent = pair.fast_server.take()  # type: ignore[misc]
         assert rid == 5 and np.array_equal(sent, action)
-    finally:
-        for other, _, _ in layouts.values():
-            other.close()
 
 
 def test_a_short_run_reports_every_layout(tmp_path: Path,

@@ -7,15 +7,18 @@ extension into a failure; elsewhere its tests skip with the reason.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 from rlmesh.client import handshake as client_handshake
 from rlmesh.transport import fastslots
 from rlmesh.transport.shmlink import ShmLink
 from rlmesh.wire.slots import SlotSteps
+from tests.support.values import assert_same_values
 
 
 def require_compiled(face: Any = fastslots) -> None:
@@ -102,5 +105,30 @@ def counting_client_steps(count: list[int], codes: list[int] | None = None
     return made
 
 
+def step_both(env: Any, local: Any, actions: list[Any], seed: int, expect: dict[str, Any],
+              pause: float = 0.0) -> None:
+    """Step ``env`` and ``local`` alike from ``seed``; resets where an episode ends.
+
+    Args:
+        env: The remote env, whose contract must hold ``expect`` (how it steps).
+        local: The same env in this process.
+        actions: The actions, in order (a NumPy 0-d value steps ``local`` as an int).
+        seed: The first reset's seed.
+        expect: Contract entries ``env`` must have (``{"shm_link_steps": True}``...).
+        pause: Seconds to wait before each step.
+    """
+    for key, value in expect.items():
+        assert env.contract[key] == value, (key, env.contract[key])
+    assert_same_values(env.reset(seed=seed), local.reset(seed=seed), "reset")
+    for i, action in enumerate(actions):
+        if pause:
+            time.sleep(pause)
+        got = env.step(action)
+        want = local.step(int(action) if np.ndim(action) == 0 else action)
+        assert_same_values(got, want, f"step {i}")
+        if want[2] or want[3]:
+            assert_same_values(env.reset(seed=i), local.reset(seed=i), f"reset {i}")
+
+
 __all__ = ["CountedClientSteps", "CountedServerSteps", "client_handshake",
-           "counting_client_steps", "require_compiled"]
+           "counting_client_steps", "require_compiled", "step_both"]

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -34,8 +31,8 @@ from rlmesh.transport.stream import PREFIX, Connection
 from rlmesh.wire.encoder import Encoder
 from rlmesh.wire.fixed import StepFrames, step_frames
 from tests.support.fastslots import require_compiled
+from tests.support.fastslots import step_both as step_alike
 from tests.support.values import assert_same_values
-from tests.transport.test_fastslots import ODD_SOURCE
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -70,24 +67,9 @@ def codes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     yield outcomes
 
 
-@pytest.fixture
-def odd_envs(tmp_path: Path) -> dict[str, str]:
-    """The environment of children that can import ``rlmesh_test_odd_envs``."""
-    (tmp_path / "rlmesh_test_odd_envs.py").write_text(ODD_SOURCE)
-    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path}
-
-
 def step_both(env: Any, local: gym.Env[Any, Any], actions: list[Any], seed: int) -> None:
-    """Step ``env`` and ``local`` alike from ``seed``; resets where an episode ends."""
-    assert env.contract["shm"] is False and env.contract["shm_link"] is False
-    assert_same_values(env.reset(seed=seed), local.reset(seed=seed), "reset")
-    for i, action in enumerate(actions):
-        got = env.step(action)
-        want = local.step(int(action) if np.ndim(action) == 0 else action)
-        assert_same_values(got, want, f"step {i}")
-        if want[2] or want[3]:
-            assert_same_values(env.reset(seed=i), local.reset(seed=i), f"reset {i}")
+    """Step ``env`` (over TCP alone) and ``local`` alike (``tests.support.fastslots``)."""
+    step_alike(env, local, actions, seed, {"shm": False, "shm_link": False})
 
 
 def test_every_action_form_steps_compiled_with_exact_values(
@@ -207,13 +189,6 @@ def test_the_server_takes_and_puts_compiled(serve: Callable[..., rlmesh.EnvServe
     assert spy.puts == [fastframes.DONE, fastframes.DONE, fastframes.DECLINED] * 10
 
 
-def test_pure_python_is_chosen_by_the_environment() -> None:
-    code = "from rlmesh.transport import fastframes as f; print(f.ACCELERATED, f.why_not())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "RLMESH_PURE_PYTHON": "1"}, timeout=60, check=True)
-    assert out.stdout.strip() == "False RLMESH_PURE_PYTHON is set"
-
-
 # -- both ends of one socket pair in this process -------------------------------------------
 
 
@@ -233,11 +208,24 @@ def framed(header: bytes) -> bytes:
     return PREFIX.pack(len(header), 0) + header
 
 
-def frames_of(obs: gym.Space[Any], action: gym.Space[Any], num_envs: int | None = None
-              ) -> StepFrames:
-    frames = step_frames(obs, action, num_envs)
+class Ends(NamedTuple):
+    """The fixed layouts of one contract, and both compiled steps over a socket pair."""
+
+    frames: StepFrames
+    client: fastframes.ClientFrames
+    server: fastframes.ServerFrames
+
+
+def ends(pair: tuple[Connection, Connection], observation: gym.Space[Any] | None = None,
+         action: gym.Space[Any] | None = None, num_envs: int | None = None) -> Ends:
+    """Both compiled steps over ``pair`` (by default: a Box observation, Discrete(3) actions)."""
+    require_compiled(fastframes)
+    frames = step_frames(observation or BOX, action or gym.spaces.Discrete(3), num_envs)
     assert frames is not None
-    return frames
+    client = fastframes.client_frames(pair[0], frames, 1 << 20)
+    server = fastframes.server_frames(pair[1], frames)
+    assert client is not None and server is not None
+    return Ends(frames, client, server)
 
 
 def sent(conn: Connection) -> bytes:
@@ -256,11 +244,8 @@ INTS = [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, -1,
 
 def test_the_client_sends_the_python_frames_bytes_and_reads_the_reply(
         pair: tuple[Connection, Connection]) -> None:
-    require_compiled(fastframes)
-    client, server = pair
-    frames = frames_of(BOX, gym.spaces.Discrete(3))
-    fast = fastframes.client_frames(client, frames, 1 << 20)
-    assert fast is not None
+    server = pair[1]
+    frames, fast, _ = ends(pair)
     actions: list[Any] = [*INTS, np.int64(2), np.array(1)]
     for i, action in enumerate(actions):
         rid = [5, 200, 60000, 2**31][i % 4]
@@ -278,11 +263,8 @@ def test_the_client_sends_the_python_frames_bytes_and_reads_the_reply(
 
 def test_the_client_hands_on_what_it_does_not_read(pair: tuple[Connection, Connection]
                                                   ) -> None:
-    require_compiled(fastframes)
     client, server = pair
-    frames = frames_of(BOX, gym.spaces.Discrete(3))
-    fast = fastframes.client_frames(client, frames, 1 << 20)
-    assert fast is not None
+    frames, fast, _ = ends(pair)
     # Another dtype, shape or type, a larger int, a rid of another width: nothing sent.
     for rid, action in [(1, np.array(1, np.int32)), (1, np.array([1])), (1, 1.0), (1, True),
                         (1, 2**64), (2**32, 1), (-1, 1), (1.0, 1)]:
@@ -305,11 +287,8 @@ def test_the_client_hands_on_what_it_does_not_read(pair: tuple[Connection, Conne
 
 def test_a_reply_in_pieces_and_at_the_buffer_s_end_is_read(
         pair: tuple[Connection, Connection]) -> None:
-    require_compiled(fastframes)
     client, server = pair
-    frames = frames_of(BOX, gym.spaces.Discrete(3))
-    fast = fastframes.client_frames(client, frames, 1 << 20)
-    assert fast is not None
+    frames, fast, _ = ends(pair)
     reply = [0, 3, np.ones(3, np.float32), -1.5, False, True, {}]
     header = frames.encode_reply(reply)
     assert header is not None
@@ -331,11 +310,8 @@ def test_a_reply_in_pieces_and_at_the_buffer_s_end_is_read(
 
 
 def test_a_silent_server_times_the_step_out(pair: tuple[Connection, Connection]) -> None:
-    require_compiled(fastframes)
     client, _ = pair
-    frames = frames_of(BOX, gym.spaces.Discrete(3))
-    fast = fastframes.client_frames(client, frames, 1 << 20)
-    assert fast is not None
+    fast = ends(pair).client
     client.set_timeout(0.2)
     started = time.monotonic()
     with pytest.raises(BlockingIOError):  # (as the socket module raises for SO_RCVTIMEO)
@@ -345,11 +321,8 @@ def test_a_silent_server_times_the_step_out(pair: tuple[Connection, Connection])
 
 def test_the_server_takes_what_the_python_frames_decode(
         pair: tuple[Connection, Connection]) -> None:
-    require_compiled(fastframes)
-    client, server = pair
-    frames = frames_of(BOX, gym.spaces.Discrete(3))
-    fast = fastframes.server_frames(server, frames)
-    assert fast is not None
+    client = pair[0]
+    frames, _, fast = ends(pair)
     for i, action in enumerate([*INTS, np.int64(2), np.array(1)]):
         rid = [5, 200, 60000, 2**31][i % 4]
         request = frames.encode_request(rid, action)
@@ -367,11 +340,8 @@ def test_the_server_takes_what_the_python_frames_decode(
 
 def test_the_server_hands_on_what_it_does_not_take(pair: tuple[Connection, Connection]
                                                   ) -> None:
-    require_compiled(fastframes)
     client, server = pair
-    frames = frames_of(BOX, gym.spaces.Discrete(3))
-    fast = fastframes.server_frames(server, frames)
-    assert fast is not None
+    fast = ends(pair).server
     encode = Encoder().encode
     others = [encode([3, 1, None, None])[0],  # (a RESET)
               b"\x93\x02\x01\xc0",  # (a STEP of nil: the general decoder judges it)
@@ -394,13 +364,10 @@ def test_the_server_hands_on_what_it_does_not_take(pair: tuple[Connection, Conne
 @pytest.mark.parametrize("num_envs", [None, 3])
 def test_the_server_puts_the_python_frames_bytes(pair: tuple[Connection, Connection],
                                                  num_envs: int | None) -> None:
-    require_compiled(fastframes)
-    client, server = pair
+    client = pair[0]
     box = gym.spaces.Box(0, 255, (3, 2) if num_envs else (2,), np.uint8)
     action = gym.spaces.MultiDiscrete([4] * 3) if num_envs else gym.spaces.Discrete(4)
-    frames = frames_of(box, action, num_envs)
-    fast = fastframes.server_frames(server, frames)
-    assert fast is not None
+    frames, _, fast = ends(pair, box, action, num_envs)
     obs = np.arange(box.shape[0] * (box.shape[1] if num_envs else 1), dtype=np.uint8)
     obs = obs.reshape(box.shape)
     results: tuple[Any, ...] = (obs, 0.5, True, False) if num_envs is None else (

@@ -16,7 +16,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,6 +32,7 @@ from rlmesh.transport.stream import Connection
 from rlmesh.wire.fixed import step_frames
 from rlmesh.wire.slots import SlotSteps
 from tests.support.fastslots import client_handshake, counting_client_steps, require_compiled
+from tests.support.fastslots import step_both as step_alike
 from tests.support.slow_env import SLOW_MODULE, slow_env_environment
 from tests.support.values import assert_same_values
 
@@ -44,37 +44,6 @@ pytestmark = [
 READ = -1
 """A step whose reply the compiled step read."""
 
-ODD_SOURCE = '''
-import gymnasium as gym
-
-
-class InfoEveryThird(gym.Wrapper):
-    """CartPole whose info is not empty on every third step (those replies are frames)."""
-
-    def __init__(self):
-        super().__init__(gym.make("CartPole-v1"))
-        self.steps = 0
-
-    def step(self, action):
-        self.steps += 1
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, reward, terminated, truncated, (
-            {"every_third": self.steps} if self.steps % 3 == 0 else {})
-
-
-class RaisesOnTenth(gym.Wrapper):
-    """CartPole whose tenth step raises (the error's reply is a frame)."""
-
-    def __init__(self):
-        super().__init__(gym.make("CartPole-v1"))
-        self.steps = 0
-
-    def step(self, action):
-        self.steps += 1
-        if self.steps == 10:
-            raise RuntimeError("the tenth step fails")
-        return self.env.step(action)
-'''
 
 
 @pytest.fixture
@@ -86,26 +55,10 @@ def codes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     yield outcomes
 
 
-@pytest.fixture
-def odd_envs(tmp_path: Path) -> dict[str, str]:
-    """The environment of children that can import ``rlmesh_test_odd_envs``."""
-    (tmp_path / "rlmesh_test_odd_envs.py").write_text(ODD_SOURCE)
-    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path}
-
-
 def step_both(env: RemoteEnv, local: gym.Env[Any, Any], actions: list[Any], seed: int,
               pause: float = 0.0) -> None:
-    """Step ``env`` and ``local`` alike from ``seed``; resets where an episode ends."""
-    assert env.contract["shm_link_steps"] is True
-    assert_same_values(env.reset(seed=seed), local.reset(seed=seed), "reset")
-    for i, action in enumerate(actions):
-        if pause:
-            time.sleep(pause)
-        got, want = env.step(action), local.step(int(action))
-        assert_same_values(got, want, f"step {i}")
-        if want[2] or want[3]:
-            assert_same_values(env.reset(seed=i), local.reset(seed=i), f"reset {i}")
+    """Step ``env`` (over slot steps) and ``local`` alike (``tests.support.fastslots``)."""
+    step_alike(env, local, actions, seed, {"shm_link_steps": True}, pause)
 
 
 def test_every_action_form_steps_compiled_with_exact_values(
@@ -222,8 +175,9 @@ def test_an_env_dropped_unclosed_unmaps_its_region(spawn: Callable[..., ServerPr
     assert region_maps() == before
 
 
-def test_pure_python_is_chosen_by_the_environment() -> None:
-    code = "from rlmesh.transport import fastslots as f; print(f.ACCELERATED, f.why_not())"
+@pytest.mark.parametrize("face", ["fastslots", "fastframes"])
+def test_pure_python_is_chosen_by_the_environment(face: str) -> None:
+    code = f"from rlmesh.transport import {face} as f; print(f.ACCELERATED, f.why_not())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "RLMESH_PURE_PYTHON": "1"}, timeout=60, check=True)
     assert out.stdout.strip() == "False RLMESH_PURE_PYTHON is set"

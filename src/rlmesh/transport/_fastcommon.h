@@ -145,4 +145,66 @@ static int add_type(PyObject *module, const char *name, PyTypeObject *type) {
     return 0;
 }
 
+/* -- polling ---------------------------------------------------------------------------- */
+
+#define POLL_ON 0      /* keep polling */
+#define POLL_MISSED 1  /* the budget is spent (the policy's missed() was called) */
+#define POLL_STOLEN 2  /* a yield gave the CPU away and the policy says block */
+
+/* What the spin policy says after a yield of a poll that began at `started`, the last yield
+ * at *mark (rlmesh.transport.spin): POLL_ON, POLL_MISSED, POLL_STOLEN, or -1 with an
+ * exception. Calls the policy's stolen_yield or missed as the Python poll loops do. */
+static int poll_verdict(PyObject *stolen_yield, PyObject *missed, long long started,
+                        long long *mark, long long budget) {
+    long long now = now_ns();
+    if (now - *mark > STOLEN_NS) {
+        PyObject *stop = PyObject_CallNoArgs(stolen_yield);
+        if (stop == NULL) return -1;
+        int truth = PyObject_IsTrue(stop);
+        Py_DECREF(stop);
+        if (truth) return truth < 0 ? -1 : POLL_STOLEN;
+    }
+    if (now - started > budget) {
+        PyObject *done = PyObject_CallNoArgs(missed);
+        if (done == NULL) return -1;
+        Py_DECREF(done);
+        return POLL_MISSED;
+    }
+    *mark = now;
+    return POLL_ON;
+}
+
+/* -- types ------------------------------------------------------------------------------ */
+
+/* Freeing and clearing (the cycle collector) of a GC-tracked type whose NAME##_drop, defined
+ * before, lets go of everything it holds. */
+#define GC_FREE(NAME, TYPE)                                                                 \
+    static void NAME##_dealloc(TYPE *self) {                                                \
+        PyObject_GC_UnTrack(self);                                                          \
+        NAME##_drop(self);                                                                  \
+        Py_TYPE(self)->tp_free((PyObject *)self);                                           \
+    }                                                                                       \
+    static int NAME##_clear(TYPE *self) {                                                   \
+        NAME##_drop(self);                                                                  \
+        return 0;                                                                           \
+    }
+
+/* The type object of TYPE in the module MODULE (a string): GC-tracked, with NAME##_dealloc
+ * and _clear (GC_FREE), NAME##_traverse, _init and _methods, and GETSET (or NULL). */
+#define GC_TYPE(MODULE, NAME, TYPE, DOC, GETSET)                                            \
+    static PyTypeObject TYPE##Type = {                                                      \
+        PyVarObject_HEAD_INIT(NULL, 0)                                                      \
+        .tp_name = "rlmesh.transport." MODULE "." #TYPE,                                    \
+        .tp_basicsize = sizeof(TYPE),                                                       \
+        .tp_dealloc = (destructor)NAME##_dealloc,                                           \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,                                \
+        .tp_traverse = (traverseproc)NAME##_traverse,                                       \
+        .tp_clear = (inquiry)NAME##_clear,                                                  \
+        .tp_doc = DOC,                                                                      \
+        .tp_methods = NAME##_methods,                                                       \
+        .tp_getset = GETSET,                                                                \
+        .tp_init = (initproc)NAME##_init,                                                   \
+        .tp_new = PyType_GenericNew,                                                        \
+    }
+
 #endif  /* RLMESH_FASTCOMMON_H */

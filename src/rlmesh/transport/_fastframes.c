@@ -282,21 +282,8 @@ static int poll_fill(Stream *s, Staging *st, Py_ssize_t need, long long budget) 
         Py_BEGIN_ALLOW_THREADS
         sched_yield();
         Py_END_ALLOW_THREADS
-        long long now = now_ns();
-        if (now - mark > STOLEN_NS) {
-            PyObject *stop = PyObject_CallNoArgs(s->stolen_yield);
-            if (stop == NULL) return -1;
-            int truth = PyObject_IsTrue(stop);
-            Py_DECREF(stop);
-            if (truth) return truth < 0 ? -1 : 0;
-        }
-        if (now - started > budget) {
-            PyObject *done = PyObject_CallNoArgs(s->missed);
-            if (done == NULL) return -1;
-            Py_DECREF(done);
-            return 0;
-        }
-        mark = now;
+        int verdict = poll_verdict(s->stolen_yield, s->missed, started, &mark, budget);
+        if (verdict != POLL_ON) return verdict < 0 ? -1 : 0;
     }
 }
 
@@ -398,30 +385,11 @@ static uint64_t big_endian(const unsigned char *at, int n) {
     return value;
 }
 
-/* The types' shared parts: NAME##_drop is defined before FRAMES_TYPE. */
+/* The type object of NAME's functions (NAME##_drop, _traverse, _init and _methods, defined
+ * before FRAMES_TYPE). */
 #define FRAMES_TYPE(NAME, TYPE, DOC)                                                        \
-    static void NAME##_dealloc(TYPE *self) {                                                \
-        PyObject_GC_UnTrack(self);                                                          \
-        NAME##_drop(self);                                                                  \
-        Py_TYPE(self)->tp_free((PyObject *)self);                                           \
-    }                                                                                       \
-    static int NAME##_clear(TYPE *self) {                                                   \
-        NAME##_drop(self);                                                                  \
-        return 0;                                                                           \
-    }                                                                                       \
-    static PyTypeObject TYPE##Type = {                                                      \
-        PyVarObject_HEAD_INIT(NULL, 0)                                                      \
-        .tp_name = "rlmesh.transport._fastframes." #TYPE,                                   \
-        .tp_basicsize = sizeof(TYPE),                                                       \
-        .tp_dealloc = (destructor)NAME##_dealloc,                                           \
-        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,                                \
-        .tp_traverse = (traverseproc)NAME##_traverse,                                       \
-        .tp_clear = (inquiry)NAME##_clear,                                                  \
-        .tp_doc = DOC,                                                                      \
-        .tp_methods = NAME##_methods,                                                       \
-        .tp_init = (initproc)NAME##_init,                                                   \
-        .tp_new = PyType_GenericNew,                                                        \
-    }
+    GC_FREE(NAME, TYPE)                                                                     \
+    GC_TYPE("_fastframes", NAME, TYPE, DOC, NULL)
 
 /* -- the client ---------------------------------------------------------------------------- */
 

@@ -194,23 +194,11 @@ static int poll_word(Side *side, uint32_t want, long long budget) {
         sched_yield();
         Py_END_ALLOW_THREADS
         if (!side->held) return 0;  /* (closed meanwhile: the Python path says so) */
-        long long now = now_ns();
-        if (now - mark > STOLEN_NS) {
-            PyObject *stop = PyObject_CallNoArgs(side->stolen_yield);
-            if (stop == NULL) return -1;
-            int truth = PyObject_IsTrue(stop);
-            Py_DECREF(stop);
-            if (truth < 0) return -1;
-            if (!side->held) return 0;
-            if (truth) return load_word(side, side->in_word) == want;
-        }
-        if (now - start > budget) {
-            PyObject *done = PyObject_CallNoArgs(side->missed);
-            if (done == NULL) return -1;
-            Py_DECREF(done);
-            return 0;
-        }
-        mark = now;
+        int verdict = poll_verdict(side->stolen_yield, side->missed, start, &mark, budget);
+        if (verdict < 0) return -1;
+        if (!side->held) return 0;
+        if (verdict == POLL_STOLEN) return load_word(side, side->in_word) == want;
+        if (verdict == POLL_MISSED) return 0;
     }
 }
 
@@ -266,15 +254,7 @@ static Py_ssize_t reply_count(PyObject *replies) {
 /* Freeing, clearing (the cycle collector) and release() all drop a type's views and
  * references: NAME##_drop, defined before STEPS_COMMON(NAME, TYPE). */
 #define STEPS_COMMON(NAME, TYPE)                                                            \
-    static void NAME##_dealloc(TYPE *self) {                                                \
-        PyObject_GC_UnTrack(self);                                                          \
-        NAME##_drop(self);                                                                  \
-        Py_TYPE(self)->tp_free((PyObject *)self);                                           \
-    }                                                                                       \
-    static int NAME##_clear(TYPE *self) {                                                   \
-        NAME##_drop(self);                                                                  \
-        return 0;                                                                           \
-    }                                                                                       \
+    GC_FREE(NAME, TYPE)                                                                     \
     static PyObject *NAME##_release(TYPE *self, PyObject *unused) {                         \
         NAME##_drop(self);                                                                  \
         Py_RETURN_NONE;                                                                     \
@@ -293,20 +273,7 @@ static Py_ssize_t reply_count(PyObject *replies) {
          (void *)offsetof(TYPE, side)},                                                     \
         {NULL, NULL, NULL, NULL, NULL},                                                     \
     };                                                                                      \
-    static PyTypeObject TYPE##Type = {                                                      \
-        PyVarObject_HEAD_INIT(NULL, 0)                                                      \
-        .tp_name = "rlmesh.transport._fastslots." #TYPE,                                    \
-        .tp_basicsize = sizeof(TYPE),                                                       \
-        .tp_dealloc = (destructor)NAME##_dealloc,                                           \
-        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,                                \
-        .tp_traverse = (traverseproc)NAME##_traverse,                                       \
-        .tp_clear = (inquiry)NAME##_clear,                                                  \
-        .tp_doc = DOC,                                                                      \
-        .tp_methods = NAME##_methods,                                                       \
-        .tp_getset = NAME##_getset,                                                         \
-        .tp_init = (initproc)NAME##_init,                                                   \
-        .tp_new = PyType_GenericNew,                                                        \
-    }
+    GC_TYPE("_fastslots", NAME, TYPE, DOC, NAME##_getset)
 
 /* -- the client ---------------------------------------------------------------------------- */
 

@@ -27,12 +27,11 @@ takes the Python path, with the same results and errors (see
 
 from __future__ import annotations
 
-import importlib
-import os
 from typing import Any, Final, Protocol
 
 import numpy as np
 
+from rlmesh.transport.extensions import load
 from rlmesh.transport.stream import Connection
 
 __all__ = ["ACCELERATED", "DECLINED", "DONE", "RECEIVE", "ClientFrames", "ServerFrames",
@@ -93,17 +92,7 @@ class _Layouts(Protocol):
     def batched(self) -> tuple[_Field, _Field, _Field] | None: ...
 
 
-def _load() -> tuple[Any, str | None]:
-    if os.environ.get("RLMESH_PURE_PYTHON", "") not in ("", "0"):
-        return None, "RLMESH_PURE_PYTHON is set"
-    try:
-        module = importlib.import_module("rlmesh.transport._fastframes")
-    except ImportError as exc:
-        return None, f"the C extension is not built ({exc})"
-    return module, None
-
-
-_module, _why_not = _load()
+_module, _why_not = load("_fastframes")
 ACCELERATED: Final = _module is not None
 """Whether fixed frames run compiled in this process."""
 

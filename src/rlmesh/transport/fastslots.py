@@ -29,12 +29,11 @@ every step takes the Python path, with the same results and errors.
 
 from __future__ import annotations
 
-import importlib
-import os
 from typing import Any, Final, Protocol
 
 import numpy as np
 
+from rlmesh.transport.extensions import load
 from rlmesh.transport.shmlink import ShmLink
 
 __all__ = ["ACCELERATED", "ASLEEP", "DECLINED", "DONE", "RECEIVE", "WAKE", "ClientSteps",
@@ -95,17 +94,7 @@ class _ServerLayout(Protocol):
                                     tuple[np.ndarray[Any, Any], ...]]: ...
 
 
-def _load() -> tuple[Any, str | None]:
-    if os.environ.get("RLMESH_PURE_PYTHON", "") not in ("", "0"):
-        return None, "RLMESH_PURE_PYTHON is set"
-    try:
-        module = importlib.import_module("rlmesh.transport._fastslots")
-    except ImportError as exc:
-        return None, f"the C extension is not built ({exc})"
-    return module, None
-
-
-_module, _why_not = _load()
+_module, _why_not = load("_fastslots")
 ACCELERATED: Final = _module is not None
 """Whether slot steps run compiled in this process."""
 
