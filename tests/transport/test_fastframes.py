@@ -11,6 +11,7 @@ the wire against the Python frames', and every code each side hands on.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 import time
@@ -317,6 +318,45 @@ def test_a_silent_server_times_the_step_out(pair: tuple[Connection, Connection])
     with pytest.raises(BlockingIOError):  # (as the socket module raises for SO_RCVTIMEO)
         fast.step(1, 1)
     assert time.monotonic() - started < 3
+
+
+class Interrupted(Exception):
+    """What this test's SIGALRM handler raises (as SIGINT's raises KeyboardInterrupt)."""
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise Interrupted
+
+
+def test_a_signal_interrupts_a_step_blocked_without_a_timeout(
+        pair: tuple[Connection, Connection]) -> None:
+    client, server = pair
+    fast = ends(pair).client
+    client.set_timeout(None)  # (only the signal can end this wait)
+    before = signal.signal(signal.SIGALRM, _interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        started = time.monotonic()
+        with pytest.raises(Interrupted):  # (the handler ran inside the compiled wait)
+            fast.step(1, 1)
+        assert time.monotonic() - started < 3
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+    assert len(sent(server)) > 0  # (the request had gone out)
+
+
+def test_a_connection_aborted_from_another_thread_ends_a_blocked_step(
+        pair: tuple[Connection, Connection]) -> None:
+    client, _ = pair
+    fast = ends(pair).client
+    client.set_timeout(None)
+    aborting = threading.Timer(0.2, client.abort)
+    aborting.start()
+    assert fast.step(1, 1) == fastframes.RECEIVE  # (the peer is gone: the Python path says so)
+    aborting.join()
+    with pytest.raises(rlmesh.ConnectionLostError):
+        client.recv()
 
 
 def test_the_server_takes_what_the_python_frames_decode(
