@@ -320,6 +320,28 @@ def test_a_silent_server_times_the_step_out(pair: tuple[Connection, Connection])
     assert time.monotonic() - started < 3
 
 
+def test_the_compiled_steps_are_built_once_and_within_the_client_s_limits(
+        pair: tuple[Connection, Connection]) -> None:
+    client, server = pair
+    _, fast, taking = ends(pair)
+    # A second __init__ would free what a step waiting without the GIL still uses.
+    with pytest.raises(TypeError, match="already initialised"):
+        fast.__init__(client, np.ndarray, None, None, None, False, (), 0)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="already initialised"):
+        taking.__init__(server, np.ndarray, None, None, False, (), 0)  # type: ignore[misc]
+    # A reply larger than this side's own limit: the Python path, which refuses it.
+    wide = step_frames(gym.spaces.Box(-1.0, 1.0, (256,), np.float32), gym.spaces.Discrete(2))
+    ours, theirs = socket.socketpair()
+    small = Connection(ours, 1024)
+    try:
+        assert fastframes.client_frames(small, wide, 1 << 20) is None
+        assert fastframes.client_frames(client, wide, 1 << 20) is not None
+        assert fastframes.client_frames(client, wide, 2**70) is not None  # (a huge peer limit)
+    finally:
+        small.close()
+        theirs.close()
+
+
 class Interrupted(Exception):
     """What this test's SIGALRM handler raises (as SIGINT's raises KeyboardInterrupt)."""
 

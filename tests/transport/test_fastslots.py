@@ -308,6 +308,18 @@ def test_what_the_compiled_step_hands_on(
     assert server.conn.sock.recv(8) == shmlink.WAKE
 
 
+def test_the_compiled_steps_are_built_once(
+        link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
+    require_compiled()
+    made = both_ends(link_pair, gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
+                     gym.spaces.Discrete(3))
+    # A second __init__ would free what a step polling without the GIL still uses.
+    for steps in (made.client, made.server):
+        with pytest.raises(TypeError, match="already initialised"):
+            steps.__init__(*link_pair)  # type: ignore[misc]
+        assert steps.held
+
+
 def asked_first(client: shmlink.ShmLink, mine: SlotSteps, rid: int, action: Any) -> None:
     """The client's request ``rid``, written and announced before the server takes it."""
     assert mine.write_request(rid, action)

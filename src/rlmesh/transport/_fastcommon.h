@@ -153,28 +153,40 @@ static int add_type(PyObject *module, const char *name, PyTypeObject *type) {
 
 /* What the spin policy says after a yield of a poll that began at `started`, the last yield
  * at *mark (rlmesh.transport.spin): POLL_ON, POLL_MISSED, POLL_STOLEN, or -1 with an
- * exception. Calls the policy's stolen_yield or missed as the Python poll loops do. */
+ * exception. Calls the policy's stolen_yield or missed as the Python poll loops do. Both are
+ * held for the call: the Python code it runs may release the side that owns them. */
 static int poll_verdict(PyObject *stolen_yield, PyObject *missed, long long started,
                         long long *mark, long long budget) {
     long long now = now_ns();
+    int verdict = POLL_ON;
+    Py_INCREF(stolen_yield);
+    Py_INCREF(missed);
     if (now - *mark > STOLEN_NS) {
         PyObject *stop = PyObject_CallNoArgs(stolen_yield);
-        if (stop == NULL) return -1;
-        int truth = PyObject_IsTrue(stop);
-        Py_DECREF(stop);
-        if (truth) return truth < 0 ? -1 : POLL_STOLEN;
+        int truth = stop == NULL ? -1 : PyObject_IsTrue(stop);
+        Py_XDECREF(stop);
+        if (truth) verdict = truth < 0 ? -1 : POLL_STOLEN;
     }
-    if (now - started > budget) {
+    if (verdict == POLL_ON && now - started > budget) {
         PyObject *done = PyObject_CallNoArgs(missed);
-        if (done == NULL) return -1;
-        Py_DECREF(done);
-        return POLL_MISSED;
+        verdict = done == NULL ? -1 : POLL_MISSED;
+        Py_XDECREF(done);
     }
-    *mark = now;
-    return POLL_ON;
+    if (verdict == POLL_ON) *mark = now;
+    Py_DECREF(stolen_yield);
+    Py_DECREF(missed);
+    return verdict;
 }
 
 /* -- types ------------------------------------------------------------------------------ */
+
+/* Refuses to initialise an object twice (a step of the first may be waiting, the GIL
+ * released, on what a second would free): 0, or -1 with TypeError. */
+static int first_init(int initialised, const char *type) {
+    if (!initialised) return 0;
+    PyErr_Format(PyExc_TypeError, "%s is already initialised", type);
+    return -1;
+}
 
 /* Freeing and clearing (the cycle collector) of a GC-tracked type whose NAME##_drop, defined
  * before, lets go of everything it holds. */

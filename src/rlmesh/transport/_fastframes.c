@@ -55,6 +55,15 @@ static int field_traverse(Field *field, visitproc visit, void *arg) {
     return 0;
 }
 
+/* The action, scalar and four reply fields of a side, for the cycle collector. */
+static int fields_traverse(Field *action, Field *scalar, Field *replies, visitproc visit,
+                           void *arg) {
+    int failed = field_traverse(action, visit, arg);
+    if (!failed) failed = field_traverse(scalar, visit, arg);
+    for (int i = 0; i < 4 && !failed; i++) failed = field_traverse(&replies[i], visit, arg);
+    return failed;
+}
+
 /* A field from (prefix, scratch); `copied`: bind the scratch's copy. -1 with an exception. */
 static int field_init(Field *field, PyObject *pair, int copied) {
     PyObject *prefix, *scratch;
@@ -220,7 +229,7 @@ static int staging_open(Stream *s, Staging *st) {
     }
     st->start = get_index(s->conn, s_start);
     st->end = st->start < 0 ? -1 : get_index(s->conn, s_end);
-    if (st->end < st->start || st->end > st->view.len) {
+    if (st->start < 0 || st->end < st->start || st->end > st->view.len) {
         PyBuffer_Release(&st->view);
         Py_CLEAR(st->owner);
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a staging buffer out of range");
@@ -314,6 +323,7 @@ static int fill(Stream *s, Staging *st, Py_ssize_t need) {
         if (st->end - st->start >= need) return 1;
         blocked_at = now_ns();
     }
+    if (PyErr_CheckSignals() < 0) return -1;  /* (one that came while this call ran) */
     while (st->end - st->start < need) {
         int fd = current_fd(s);
         if (fd < 0) return fd == -2 ? -1 : 0;
@@ -413,9 +423,8 @@ static void client_drop(ClientFrames *self) {
 }
 
 static int client_traverse(ClientFrames *self, visitproc visit, void *arg) {
-    field_traverse(&self->action, visit, arg);
-    field_traverse(&self->scalar, visit, arg);
-    for (int i = 0; i < 4; i++) field_traverse(&self->replies[i], visit, arg);
+    int failed = fields_traverse(&self->action, &self->scalar, self->replies, visit, arg);
+    if (failed) return failed;
     Py_VISIT(self->scalar_type);
     return stream_traverse(&self->stream, visit, arg);
 }
@@ -441,7 +450,9 @@ static int client_init(ClientFrames *self, PyObject *args, PyObject *kwds) {
     PyObject *conn, *ndarray, *action, *scalar, *scalar_type, *replies;
     int ints;
     Py_ssize_t peer_max;
-    if (no_keywords(kwds, "ClientFrames") < 0) return -1;
+    if (no_keywords(kwds, "ClientFrames") < 0
+            || first_init(self->stream.conn != NULL, "ClientFrames") < 0)
+        return -1;
     if (!PyArg_ParseTuple(args, "OOOOOpO!n", &conn, &ndarray, &action, &scalar, &scalar_type,
                           &ints, &PyTuple_Type, &replies, &peer_max))
         return -1;
@@ -630,10 +641,8 @@ static void server_drop(ServerFrames *self) {
 }
 
 static int server_traverse(ServerFrames *self, visitproc visit, void *arg) {
-    field_traverse(&self->action, visit, arg);
-    field_traverse(&self->scalar, visit, arg);
-    for (int i = 0; i < 4; i++) field_traverse(&self->replies[i], visit, arg);
-    return stream_traverse(&self->stream, visit, arg);
+    int failed = fields_traverse(&self->action, &self->scalar, self->replies, visit, arg);
+    return failed ? failed : stream_traverse(&self->stream, visit, arg);
 }
 
 /* ServerFrames(conn, ndarray, action, scalar, ints, replies, max_header)
@@ -643,7 +652,9 @@ static int server_init(ServerFrames *self, PyObject *args, PyObject *kwds) {
     PyObject *conn, *ndarray, *action, *scalar, *replies;
     int ints;
     Py_ssize_t max_header;
-    if (no_keywords(kwds, "ServerFrames") < 0) return -1;
+    if (no_keywords(kwds, "ServerFrames") < 0
+            || first_init(self->stream.conn != NULL, "ServerFrames") < 0)
+        return -1;
     if (!PyArg_ParseTuple(args, "OOOOpO!n", &conn, &ndarray, &action, &scalar, &ints,
                           &PyTuple_Type, &replies, &max_header))
         return -1;

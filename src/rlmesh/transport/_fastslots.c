@@ -310,7 +310,9 @@ static int client_init(ClientSteps *self, PyObject *args, PyObject *kwds) {
     Py_ssize_t out_word, in_word, peer_sleep, tail;
     unsigned int kind;
     int ints;
-    if (no_keywords(kwds, "ClientSteps") < 0) return -1;
+    if (no_keywords(kwds, "ClientSteps") < 0
+            || first_init(self->side.link != NULL, "ClientSteps") < 0)
+        return -1;
     if (!PyArg_ParseTuple(args, "OOOOnnnIOOOpnO!", &link, &ctl, &out, &in, &out_word,
                           &in_word, &peer_sleep, &kind, &ndarray, &action, &scalar_type,
                           &ints, &tail, &PyTuple_Type, &replies))
@@ -494,7 +496,9 @@ static int server_init(ServerSteps *self, PyObject *args, PyObject *kwds) {
     Py_ssize_t out_word, in_word, peer_sleep;
     unsigned int kind;
     int scalars, ints;
-    if (no_keywords(kwds, "ServerSteps") < 0) return -1;
+    if (no_keywords(kwds, "ServerSteps") < 0
+            || first_init(self->side.link != NULL, "ServerSteps") < 0)
+        return -1;
     if (!PyArg_ParseTuple(args, "OOOOnnnIOOppO!", &link, &ctl, &out, &in, &out_word,
                           &in_word, &peer_sleep, &kind, &ndarray, &action, &scalars, &ints,
                           &PyTuple_Type, &replies))

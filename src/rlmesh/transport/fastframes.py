@@ -126,6 +126,13 @@ def _fits(frames: _Layouts) -> bool:
     return size + 64 <= _STAGING
 
 
+def _reply_header(frames: _Layouts) -> int:
+    """The size of the largest reply header of ``frames`` (its request id in five bytes)."""
+    fields: tuple[_Field, ...] = (frames.obs, *(frames.batched or ()))
+    values = 1 if frames.batched else 12  # (the empty info; one env's reward and flags too)
+    return 2 + 5 + sum(len(f.prefix) + f.nbytes for f in fields) + values
+
+
 def client_frames(conn: Any, frames: _Layouts | None, peer_max: int) -> ClientFrames | None:
     """The client's compiled step over ``conn`` (``None``: none here, or not for ``conn``).
 
@@ -133,14 +140,17 @@ def client_frames(conn: Any, frames: _Layouts | None, peer_max: int) -> ClientFr
         conn: The channel's transport; only a plain socket connection has one.
         frames: The contract's fixed step layouts.
         peer_max: The largest request the server takes (a larger one is declined).
+
+    ``None`` too where a reply of ``frames`` is larger than ``conn``'s own frame limits.
     """
-    if _module is None or frames is None or not _plain(conn) or not _fits(frames):
-        return None
+    if _module is None or frames is None or not _plain(conn) or not _fits(frames) \
+            or _reply_header(frames) > min(conn.max_header_bytes, conn.max_message_bytes):
+        return None  # (a reply this side's own limit refuses: the Python path says so)
     action, scalar, ints, replies = _layout(frames)
     scalar_type = None if frames.scalar is None else frames.scalar_type
     try:
         made: ClientFrames = _module.ClientFrames(conn, np.ndarray, action, scalar, scalar_type,
-                                                  ints, replies, peer_max)
+                                                  ints, replies, min(peer_max, _STAGING))
     except (ValueError, TypeError, BufferError):
         return None  # (a layout the compiled step does not cover: the Python path serves it)
     return made
