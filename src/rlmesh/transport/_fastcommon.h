@@ -21,7 +21,6 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-#define CHECK_NS 2000   /* polling between two yields (the Python path's 64 checks) */
 #define STOLEN_NS 25000 /* rlmesh.transport.spin.STOLEN_NS */
 #define MAX_DIMS 32
 

@@ -32,7 +32,7 @@ static PyObject *s_buf, *s_start, *s_end, *s_spin, *s_stolen, *zero;
 typedef struct {
     PyObject *prefix;   /* the msgpack ext prefix the general encoder writes (bytes) */
     PyObject *scratch;  /* an array of the field's layout, overwritten with each value */
-    PyObject *copy;     /* its bound copy (None for a scalar field) */
+    PyObject *copy;     /* its bound copy (NULL where the field is never read) */
     Py_buffer bytes;    /* the scratch array's bytes */
     Layout layout;
     int held;
@@ -53,15 +53,6 @@ static int field_traverse(Field *field, visitproc visit, void *arg) {
     Py_VISIT(field->scratch);
     Py_VISIT(field->copy);
     return 0;
-}
-
-/* The action, scalar and four reply fields of a side, for the cycle collector. */
-static int fields_traverse(Field *action, Field *scalar, Field *replies, visitproc visit,
-                           void *arg) {
-    int failed = field_traverse(action, visit, arg);
-    if (!failed) failed = field_traverse(scalar, visit, arg);
-    for (int i = 0; i < 4 && !failed; i++) failed = field_traverse(&replies[i], visit, arg);
-    return failed;
 }
 
 /* A field from (prefix, scratch); `copied`: bind the scratch's copy. -1 with an exception. */
@@ -116,7 +107,6 @@ typedef struct {
     PyObject *start, *missed, *stolen_yield, *blocked;  /* the policy's bound methods */
     PyObject *ndarray;   /* numpy.ndarray */
     char *out;           /* the outgoing frame */
-    Py_ssize_t out_size;
 } Stream;
 
 static void stream_drop(Stream *s) {
@@ -163,7 +153,6 @@ static int stream_init(Stream *s, PyObject *conn, PyObject *ndarray, Py_ssize_t 
         PyErr_NoMemory();
         return -1;
     }
-    s->out_size = out_size;
     return 0;
 }
 
@@ -372,15 +361,21 @@ static void put_prefix(char *at, Py_ssize_t hlen) {
     memset(at + 4, 0, 4);
 }
 
-/* The shortest msgpack form of a request id below 2**32 (StepFrames' _rid_bytes). */
-static Py_ssize_t put_rid(char *at, uint64_t rid) {
-    if (rid < 0x80) {
-        at[0] = (char)rid;
+/* `value`'s low `n` bytes at `at`, big-endian (msgpack's order). */
+static void put_big_endian(char *at, uint64_t value, int n) {
+    for (int i = 0; i < n; i++) at[i] = (char)(value >> (8 * (n - 1 - i)));
+}
+
+/* The shortest msgpack form of an unsigned int, as msgpack.packb writes it (and a request
+ * id, StepFrames' _rid_bytes): its size. */
+static Py_ssize_t put_uint(char *at, uint64_t value) {
+    if (value < 0x80) {
+        at[0] = (char)value;
         return 1;
     }
-    Py_ssize_t n = rid < 0x100 ? 1 : rid < 0x10000 ? 2 : 4;
-    at[0] = (char)(n == 1 ? 0xcc : n == 2 ? 0xcd : 0xce);
-    for (Py_ssize_t i = 0; i < n; i++) at[1 + i] = (char)(rid >> (8 * (n - 1 - i)));
+    int n = value < 0x100 ? 1 : value < 0x10000 ? 2 : value < 0x100000000ULL ? 4 : 8;
+    at[0] = (char)(n == 1 ? 0xcc : n == 2 ? 0xcd : n == 4 ? 0xce : 0xcf);
+    put_big_endian(at + 1, value, n);
     return 1 + n;
 }
 
@@ -395,6 +390,53 @@ static uint64_t big_endian(const unsigned char *at, int n) {
     return value;
 }
 
+/* -- what both sides hold ------------------------------------------------------------------ */
+
+typedef struct {
+    Stream stream;
+    Field action, scalar, replies[4];  /* the scalar's is unheld without scalar actions */
+    int ints;               /* whether a Python int is an action (a Discrete space) */
+    int fields;             /* a reply's arrays: 1 (one env) or 4 (a vector env) */
+    Py_ssize_t reply_size;  /* a reply's header with a one-byte request id */
+} Side;
+
+static void side_drop(Side *side) {
+    stream_drop(&side->stream);
+    field_drop(&side->action);
+    field_drop(&side->scalar);
+    for (int i = 0; i < 4; i++) field_drop(&side->replies[i]);
+}
+
+static int side_traverse(Side *side, visitproc visit, void *arg) {
+    int failed = field_traverse(&side->action, visit, arg);
+    if (!failed) failed = field_traverse(&side->scalar, visit, arg);
+    for (int i = 0; i < 4 && !failed; i++) failed = field_traverse(&side->replies[i], visit, arg);
+    return failed ? failed : stream_traverse(&side->stream, visit, arg);
+}
+
+/* The fields of a side: the action's (`read`: this side reads actions, so binds its copy),
+ * a scalar action's (or None), and the reply's, (obs,) or (obs, rewards, terminated,
+ * truncated). -1 with an exception (the caller drops what was taken). */
+static int side_fields(Side *side, PyObject *action, PyObject *scalar, int read, int ints,
+                       PyObject *replies) {
+    Py_ssize_t n = PyTuple_GET_SIZE(replies);
+    if (n != 1 && n != 4) {
+        PyErr_SetString(PyExc_ValueError, "replies: one field, or four for a vector env");
+        return -1;
+    }
+    if (field_init(&side->action, action, read) < 0
+            || (scalar != Py_None && field_init(&side->scalar, scalar, 0) < 0))
+        return -1;
+    side->ints = ints;
+    side->fields = (int)n;
+    side->reply_size = 2 + 1 + 1 + (n == 1 ? 11 : 0);  /* head, rid, empty info; one env's */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (field_init(&side->replies[i], PyTuple_GET_ITEM(replies, i), 1) < 0) return -1;
+        side->reply_size += prefix_len(&side->replies[i]) + side->replies[i].layout.nbytes;
+    }
+    return 0;
+}
+
 /* The type object of NAME's functions (NAME##_drop, _traverse, _init and _methods, defined
  * before FRAMES_TYPE). */
 #define FRAMES_TYPE(NAME, TYPE, DOC)                                                        \
@@ -405,43 +447,19 @@ static uint64_t big_endian(const unsigned char *at, int n) {
 
 typedef struct {
     PyObject_HEAD
-    Stream stream;
-    Field action, scalar, replies[4];
+    Side side;
     PyObject *scalar_type;  /* a Discrete action's NumPy scalar type, or None */
-    int ints;
-    int fields;             /* a reply's arrays: 1 (one env) or 4 (a vector env) */
-    Py_ssize_t reply_size;  /* a reply's header with a one-byte request id */
     Py_ssize_t peer_max;    /* the largest request the server takes */
 } ClientFrames;
 
 static void client_drop(ClientFrames *self) {
-    stream_drop(&self->stream);
-    field_drop(&self->action);
-    field_drop(&self->scalar);
-    for (int i = 0; i < 4; i++) field_drop(&self->replies[i]);
+    side_drop(&self->side);
     Py_CLEAR(self->scalar_type);
 }
 
 static int client_traverse(ClientFrames *self, visitproc visit, void *arg) {
-    int failed = fields_traverse(&self->action, &self->scalar, self->replies, visit, arg);
-    if (failed) return failed;
     Py_VISIT(self->scalar_type);
-    return stream_traverse(&self->stream, visit, arg);
-}
-
-/* Fields of a reply: (obs,) or (obs, rewards, terminated, truncated); -1 with an exception. */
-static int reply_fields(Field *fields, PyObject *replies, Py_ssize_t *size) {
-    Py_ssize_t n = PyTuple_GET_SIZE(replies);
-    if (n != 1 && n != 4) {
-        PyErr_SetString(PyExc_ValueError, "replies: one field, or four for a vector env");
-        return -1;
-    }
-    *size = 2 + 1 + 1 + (n == 1 ? 11 : 0);  /* head, rid, the empty info; one env's values */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (field_init(&fields[i], PyTuple_GET_ITEM(replies, i), 1) < 0) return -1;
-        *size += prefix_len(&fields[i]) + fields[i].layout.nbytes;
-    }
-    return (int)n;
+    return side_traverse(&self->side, visit, arg);
 }
 
 /* ClientFrames(conn, ndarray, action, scalar, scalar_type, ints, replies, peer_max)
@@ -450,27 +468,23 @@ static int client_init(ClientFrames *self, PyObject *args, PyObject *kwds) {
     PyObject *conn, *ndarray, *action, *scalar, *scalar_type, *replies;
     int ints;
     Py_ssize_t peer_max;
+    Side *side = &self->side;
     if (no_keywords(kwds, "ClientFrames") < 0
-            || first_init(self->stream.conn != NULL, "ClientFrames") < 0)
+            || first_init(side->stream.conn != NULL, "ClientFrames") < 0)
         return -1;
     if (!PyArg_ParseTuple(args, "OOOOOpO!n", &conn, &ndarray, &action, &scalar, &scalar_type,
                           &ints, &PyTuple_Type, &replies, &peer_max))
         return -1;
     client_drop(self);
-    Py_ssize_t request = 0;
-    if (field_init(&self->action, action, 0) < 0
-            || (scalar != Py_None && field_init(&self->scalar, scalar, 0) < 0)
-            || (self->fields = reply_fields(self->replies, replies, &self->reply_size)) < 0)
-        goto fail;
-    request = prefix_len(&self->action) + self->action.layout.nbytes;
-    if (self->scalar.held)
-        request = Py_MAX(request, prefix_len(&self->scalar) + self->scalar.layout.nbytes);
-    if (stream_init(&self->stream, conn, ndarray,
+    if (side_fields(side, action, scalar, 0, ints, replies) < 0) goto fail;
+    Py_ssize_t request = prefix_len(&side->action) + side->action.layout.nbytes;
+    if (side->scalar.held)
+        request = Py_MAX(request, prefix_len(&side->scalar) + side->scalar.layout.nbytes);
+    if (stream_init(&side->stream, conn, ndarray,
                     PREFIX + 2 + MAX_RID_BYTES + Py_MAX(request, MAX_INT_BYTES)) < 0)
         goto fail;
     Py_INCREF(scalar_type);
     self->scalar_type = scalar_type;
-    self->ints = ints;
     self->peer_max = peer_max;
     return 0;
 fail:
@@ -486,49 +500,41 @@ static Py_ssize_t put_int(char *at, PyObject *value) {
         PyErr_Clear();
         return 0;  /* (beyond an int64: the Python path) */
     }
-    if (v >= 0) {
-        if (v < 0x80) {
-            at[0] = (char)v;
-            return 1;
-        }
-        int n = v < 0x100 ? 1 : v < 0x10000 ? 2 : v < 0x100000000LL ? 4 : 8;
-        at[0] = (char)(n == 1 ? 0xcc : n == 2 ? 0xcd : n == 4 ? 0xce : 0xcf);
-        for (int i = 0; i < n; i++) at[1 + i] = (char)((uint64_t)v >> (8 * (n - 1 - i)));
-        return 1 + n;
-    }
+    if (v >= 0) return put_uint(at, (uint64_t)v);
     if (v >= -32) {
         at[0] = (char)(0xe0 | (v & 0x1f));
         return 1;
     }
     int n = v >= -0x80 ? 1 : v >= -0x8000 ? 2 : v >= -0x80000000LL ? 4 : 8;
     at[0] = (char)(n == 1 ? 0xd0 : n == 2 ? 0xd1 : n == 4 ? 0xd2 : 0xd3);
-    for (int i = 0; i < n; i++) at[1 + i] = (char)((uint64_t)v >> (8 * (n - 1 - i)));
+    put_big_endian(at + 1, (uint64_t)v, n);
     return 1 + n;
 }
 
 /* The request's frame (prefix, [STEP, rid, action]) into the stream's buffer: its size, or
  * 0 if the action is not of a fixed layout (StepFrames.encode_request). */
 static Py_ssize_t encode_request(ClientFrames *self, uint64_t rid, PyObject *action) {
-    char *out = self->stream.out, *at = out + PREFIX + 2;
-    at += put_rid(at, rid);
+    Side *side = &self->side;
+    char *out = side->stream.out, *at = out + PREFIX + 2;
+    at += put_uint(at, rid);
     PyTypeObject *type = Py_TYPE(action);
     Py_ssize_t n = 0;
-    if ((PyObject *)type == self->scalar_type && self->scalar.held) {
+    if ((PyObject *)type == self->scalar_type && side->scalar.held) {
         Py_buffer b;
         if (PyObject_GetBuffer(action, &b, PyBUF_SIMPLE) < 0) {
             PyErr_Clear();
             return 0;
         }
-        Py_ssize_t k = prefix_len(&self->scalar);
-        if (b.len == self->scalar.layout.nbytes) {
-            memcpy(at, prefix_of(&self->scalar), (size_t)k);
+        Py_ssize_t k = prefix_len(&side->scalar);
+        if (b.len == side->scalar.layout.nbytes) {
+            memcpy(at, prefix_of(&side->scalar), (size_t)k);
             memcpy(at + k, b.buf, (size_t)b.len);
             n = k + b.len;
         }
         PyBuffer_Release(&b);
-    } else if ((PyObject *)type == self->stream.ndarray) {
-        n = field_write(&self->action, self->stream.ndarray, action, at);
-    } else if (type == &PyLong_Type && self->ints) {
+    } else if ((PyObject *)type == side->stream.ndarray) {
+        n = field_write(&side->action, side->stream.ndarray, action, at);
+    } else if (type == &PyLong_Type && side->ints) {
         n = put_int(at, action);
     }
     if (n == 0) return 0;
@@ -543,31 +549,31 @@ static Py_ssize_t encode_request(ClientFrames *self, uint64_t rid, PyObject *act
  * either way), NULL with an exception. */
 static PyObject *decode_reply(ClientFrames *self, const char *header, Py_ssize_t size,
                               const char *request, Py_ssize_t rid_bytes, PyObject *rid) {
+    Side *side = &self->side;
+    int one = side->fields == 1;
     if (memcmp(header, "\x97\x00", 2) != 0 || memcmp(header + 2, request + 2, (size_t)rid_bytes))
         Py_RETURN_NONE;
     const char *at = header + 2 + rid_bytes;
-    for (int i = 0; i < self->fields; i++) {
-        if (!field_read(&self->replies[i], at)) Py_RETURN_NONE;
-        at += prefix_len(&self->replies[i]) + self->replies[i].layout.nbytes;
+    for (int i = 0; i < side->fields; i++) {
+        if (!field_read(&side->replies[i], at)) Py_RETURN_NONE;
+        at += prefix_len(&side->replies[i]) + side->replies[i].layout.nbytes;
     }
     const unsigned char *tail = (const unsigned char *)at;
-    if (self->fields == 1 && (tail[0] != 0xcb || tail[9] < 0xc2 || tail[9] > 0xc3
-                              || tail[10] < 0xc2 || tail[10] > 0xc3))
+    if (one && (tail[0] != 0xcb || tail[9] < 0xc2 || tail[9] > 0xc3 || tail[10] < 0xc2
+                || tail[10] > 0xc3))
         Py_RETURN_NONE;
-    if (tail[self->fields == 1 ? 11 : 0] != 0x80 || at - header + (self->fields == 1 ? 12 : 1)
-            != size)
-        Py_RETURN_NONE;
+    if (tail[one ? 11 : 0] != 0x80 || at - header + (one ? 12 : 1) != size) Py_RETURN_NONE;
     PyObject *reply = PyList_New(7), *item;
     if (reply == NULL) return NULL;
     Py_INCREF(zero);
     PyList_SET_ITEM(reply, 0, zero);
     Py_INCREF(rid);
     PyList_SET_ITEM(reply, 1, rid);
-    for (int i = 0; i < self->fields; i++) {
-        if ((item = PyObject_CallNoArgs(self->replies[i].copy)) == NULL) goto fail;
+    for (int i = 0; i < side->fields; i++) {
+        if ((item = PyObject_CallNoArgs(side->replies[i].copy)) == NULL) goto fail;
         PyList_SET_ITEM(reply, 2 + i, item);
     }
-    if (self->fields == 1) {
+    if (one) {
         uint64_t bits = big_endian(tail + 1, 8);
         double reward;
         memcpy(&reward, &bits, 8);
@@ -589,7 +595,7 @@ static PyObject *client_step(ClientFrames *self, PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_TypeError, "step(rid, action)");
         return NULL;
     }
-    Stream *s = &self->stream;
+    Stream *s = &self->side.stream;
     uint64_t id;
     if (s->conn == NULL || !frame_rid(args[0], &id)) return code(DECLINED);
     Py_ssize_t size = encode_request(self, id, args[1]);
@@ -599,7 +605,7 @@ static PyObject *client_step(ClientFrames *self, PyObject *const *args, Py_ssize
     Staging st;
     if (staging_open(s, &st) < 0) return NULL;
     Py_ssize_t rid_bytes = id < 0x80 ? 1 : id < 0x100 ? 2 : id < 0x10000 ? 3 : 5;
-    Py_ssize_t want = self->reply_size - 1 + rid_bytes, got_size = 0;
+    Py_ssize_t want = self->side.reply_size - 1 + rid_bytes, got_size = 0;
     int got = fill_frame(s, &st, want, want, &got_size);
     if (got <= 0) return staging_close(s, &st, got < 0 ? NULL : code(RECEIVE));
     PyObject *reply = decode_reply(self, (const char *)st.view.buf + st.start + PREFIX, want,
@@ -625,24 +631,16 @@ FRAMES_TYPE(client, ClientFrames,
 
 typedef struct {
     PyObject_HEAD
-    Stream stream;
-    Field action, scalar, replies[4];
-    int ints;
-    int fields;
-    Py_ssize_t reply_size;   /* a reply's header with a one-byte request id */
+    Side side;
     Py_ssize_t request_min, request_max;  /* a fixed request's header sizes */
 } ServerFrames;
 
 static void server_drop(ServerFrames *self) {
-    stream_drop(&self->stream);
-    field_drop(&self->action);
-    field_drop(&self->scalar);
-    for (int i = 0; i < 4; i++) field_drop(&self->replies[i]);
+    side_drop(&self->side);
 }
 
 static int server_traverse(ServerFrames *self, visitproc visit, void *arg) {
-    int failed = fields_traverse(&self->action, &self->scalar, self->replies, visit, arg);
-    return failed ? failed : stream_traverse(&self->stream, visit, arg);
+    return side_traverse(&self->side, visit, arg);
 }
 
 /* ServerFrames(conn, ndarray, action, scalar, ints, replies, max_header)
@@ -652,20 +650,18 @@ static int server_init(ServerFrames *self, PyObject *args, PyObject *kwds) {
     PyObject *conn, *ndarray, *action, *scalar, *replies;
     int ints;
     Py_ssize_t max_header;
+    Side *side = &self->side;
     if (no_keywords(kwds, "ServerFrames") < 0
-            || first_init(self->stream.conn != NULL, "ServerFrames") < 0)
+            || first_init(side->stream.conn != NULL, "ServerFrames") < 0)
         return -1;
     if (!PyArg_ParseTuple(args, "OOOOpO!n", &conn, &ndarray, &action, &scalar, &ints,
                           &PyTuple_Type, &replies, &max_header))
         return -1;
     server_drop(self);
-    if (field_init(&self->action, action, 1) < 0
-            || (scalar != Py_None && field_init(&self->scalar, scalar, 0) < 0)
-            || (self->fields = reply_fields(self->replies, replies, &self->reply_size)) < 0)
-        goto fail;
-    Py_ssize_t low = prefix_len(&self->action) + self->action.layout.nbytes, high = low;
-    if (self->scalar.held) {
-        Py_ssize_t n = prefix_len(&self->scalar) + self->scalar.layout.itemsize;
+    if (side_fields(side, action, scalar, 1, ints, replies) < 0) goto fail;
+    Py_ssize_t low = prefix_len(&side->action) + side->action.layout.nbytes, high = low;
+    if (side->scalar.held) {
+        Py_ssize_t n = prefix_len(&side->scalar) + side->scalar.layout.nbytes;
         low = Py_MIN(low, n);
         high = Py_MAX(high, n);
     }
@@ -675,10 +671,9 @@ static int server_init(ServerFrames *self, PyObject *args, PyObject *kwds) {
     }
     self->request_min = 2 + 1 + low;
     self->request_max = Py_MIN(2 + MAX_RID_BYTES + high, max_header);
-    if (stream_init(&self->stream, conn, ndarray,
-                    PREFIX + self->reply_size - 1 + MAX_RID_BYTES) < 0)
+    if (stream_init(&side->stream, conn, ndarray,
+                    PREFIX + side->reply_size - 1 + MAX_RID_BYTES) < 0)
         goto fail;
-    self->ints = ints;
     return 0;
 fail:
     server_drop(self);
@@ -703,25 +698,20 @@ static PyObject *read_int(const unsigned char *at, Py_ssize_t n) {
 /* The action of a fixed request's `n` bytes at `at`: a new reference, Py_None if of no
  * fixed form, NULL with an exception. */
 static PyObject *read_action(ServerFrames *self, const char *at, Py_ssize_t n) {
-    Field *field = &self->action;
+    Field *field = &self->side.action;
     if (n == prefix_len(field) + field->layout.nbytes && field_read(field, at))
         return PyObject_CallNoArgs(field->copy);
-    field = &self->scalar;
-    if (field->held && n == prefix_len(field) + field->layout.itemsize) {
-        Py_ssize_t k = prefix_len(field);
-        if (memcmp(at, prefix_of(field), (size_t)k) == 0) {
-            memcpy(field->bytes.buf, at + k, (size_t)field->layout.itemsize);
-            return PySequence_GetItem(field->scratch, 0);
-        }
-    }
-    if (self->ints && n >= 1 && n <= MAX_INT_BYTES)
+    field = &self->side.scalar;  /* (its scratch has one item: a NumPy scalar of it) */
+    if (field->held && n == prefix_len(field) + field->layout.nbytes && field_read(field, at))
+        return PySequence_GetItem(field->scratch, 0);
+    if (self->side.ints && n >= 1 && n <= MAX_INT_BYTES)
         return read_int((const unsigned char *)at, n);
     Py_RETURN_NONE;
 }
 
 static PyObject *server_take(ServerFrames *self, PyObject *unused) {
     (void)unused;
-    Stream *s = &self->stream;
+    Stream *s = &self->side.stream;
     if (s->conn == NULL) return code(RECEIVE);
     Staging st;
     if (staging_open(s, &st) < 0) return NULL;
@@ -754,7 +744,7 @@ static PyObject *server_put(ServerFrames *self, PyObject *const *args, Py_ssize_
         PyErr_SetString(PyExc_TypeError, "put(rid, obs, reward, terminated, truncated, info)");
         return NULL;
     }
-    Stream *s = &self->stream;
+    Stream *s = &self->side.stream;
     uint64_t id;
     PyObject *info = args[5];
     if (s->conn == NULL || !frame_rid(args[0], &id) || !PyDict_CheckExact(info)
@@ -763,25 +753,26 @@ static PyObject *server_put(ServerFrames *self, PyObject *const *args, Py_ssize_
     char *out = s->out, *at = out + PREFIX;
     memcpy(at, "\x97\x00", 2);
     at += 2;
-    at += put_rid(at, id);
-    if (self->fields == 1) {
+    at += put_uint(at, id);
+    if (self->side.fields == 1) {
         PyObject *reward = args[2], *terminated = args[3], *truncated = args[4];
         if (!PyFloat_CheckExact(reward) || Py_TYPE(terminated) != &PyBool_Type
                 || Py_TYPE(truncated) != &PyBool_Type)
             return code(DECLINED);
-        Py_ssize_t n = field_write(&self->replies[0], s->ndarray, args[1], at);
+        Py_ssize_t n = field_write(&self->side.replies[0], s->ndarray, args[1], at);
         if (n == 0) return code(DECLINED);
         at += n;
         double value = PyFloat_AS_DOUBLE(reward);
         uint64_t bits;
         memcpy(&bits, &value, 8);
         *at++ = (char)0xcb;
-        for (int i = 0; i < 8; i++) *at++ = (char)(bits >> (56 - 8 * i));
+        put_big_endian(at, bits, 8);
+        at += 8;
         *at++ = (char)(terminated == Py_True ? 0xc3 : 0xc2);
         *at++ = (char)(truncated == Py_True ? 0xc3 : 0xc2);
     } else {
         for (int i = 0; i < 4; i++) {
-            Py_ssize_t n = field_write(&self->replies[i], s->ndarray, args[1 + i], at);
+            Py_ssize_t n = field_write(&self->side.replies[i], s->ndarray, args[1 + i], at);
             if (n == 0) return code(DECLINED);
             at += n;
         }

@@ -21,6 +21,7 @@
 #include "_fastcommon.h"
 
 #define HEAD_BYTES 16
+#define CHECK_NS 2000   /* polling between two yields (the Python path's 64 checks) */
 #define FORM_ARRAY 0
 #define FORM_SCALAR 1
 #define FORM_INT 2

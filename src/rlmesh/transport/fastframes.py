@@ -112,25 +112,36 @@ def _field(field: _Field, items: tuple[int, ...] | None = None) -> tuple[bytes, 
     return field.prefix, np.empty(field.shape if items is None else items, field.dtype)
 
 
+def _replies(frames: _Layouts) -> tuple[_Field, ...]:
+    """A reply's array fields: the observation (and a vector env's rewards and flags)."""
+    return (frames.obs, *(frames.batched or ()))
+
+
+def _bytes(fields: tuple[_Field, ...]) -> int:
+    """What these fields take in a frame: each one's prefix and values."""
+    return sum(len(f.prefix) + f.nbytes for f in fields)
+
+
+def _limit(conn: Any) -> int:
+    """The largest header ``conn`` accepts now."""
+    return min(conn.max_header_bytes, conn.max_message_bytes)  # type: ignore[no-any-return]
+
+
 def _layout(frames: _Layouts) -> tuple[Any, ...]:
     """The action's field, its scalar field (or ``None``), whether ints act, the replies'."""
     scalar = None if frames.scalar is None else _field(frames.scalar, (1,))
-    replies = (frames.obs, *(frames.batched or ()))
-    return _field(frames.action), scalar, frames.ints, tuple(_field(f) for f in replies)
+    return _field(frames.action), scalar, frames.ints, tuple(map(_field, _replies(frames)))
 
 
 def _fits(frames: _Layouts) -> bool:
     """Whether a request and a reply of ``frames`` fit the connection's staging buffer."""
-    fields: tuple[_Field, ...] = (frames.action, frames.obs, *(frames.batched or ()))
-    size = sum(len(f.prefix) + f.nbytes for f in fields)
-    return size + 64 <= _STAGING
+    return _bytes((frames.action, *_replies(frames))) + 64 <= _STAGING
 
 
 def _reply_header(frames: _Layouts) -> int:
     """The size of the largest reply header of ``frames`` (its request id in five bytes)."""
-    fields: tuple[_Field, ...] = (frames.obs, *(frames.batched or ()))
     values = 1 if frames.batched else 12  # (the empty info; one env's reward and flags too)
-    return 2 + 5 + sum(len(f.prefix) + f.nbytes for f in fields) + values
+    return 2 + 5 + _bytes(_replies(frames)) + values
 
 
 def client_frames(conn: Any, frames: _Layouts | None, peer_max: int) -> ClientFrames | None:
@@ -144,13 +155,13 @@ def client_frames(conn: Any, frames: _Layouts | None, peer_max: int) -> ClientFr
     ``None`` too where a reply of ``frames`` is larger than ``conn``'s own frame limits.
     """
     if _module is None or frames is None or not _plain(conn) or not _fits(frames) \
-            or _reply_header(frames) > min(conn.max_header_bytes, conn.max_message_bytes):
+            or _reply_header(frames) > _limit(conn):
         return None  # (a reply this side's own limit refuses: the Python path says so)
     action, scalar, ints, replies = _layout(frames)
-    scalar_type = None if frames.scalar is None else frames.scalar_type
     try:
-        made: ClientFrames = _module.ClientFrames(conn, np.ndarray, action, scalar, scalar_type,
-                                                  ints, replies, min(peer_max, _STAGING))
+        made: ClientFrames = _module.ClientFrames(conn, np.ndarray, action, scalar,
+                                                  frames.scalar_type, ints, replies,
+                                                  min(peer_max, _STAGING))
     except (ValueError, TypeError, BufferError):
         return None  # (a layout the compiled step does not cover: the Python path serves it)
     return made
@@ -165,10 +176,9 @@ def server_frames(conn: Any, frames: _Layouts | None) -> ServerFrames | None:
     if _module is None or frames is None or not _plain(conn) or not _fits(frames):
         return None
     action, scalar, ints, replies = _layout(frames)
-    limit = min(conn.max_header_bytes, conn.max_message_bytes)
     try:
         made: ServerFrames = _module.ServerFrames(conn, np.ndarray, action, scalar, ints,
-                                                  replies, limit)
+                                                  replies, _limit(conn))
     except (ValueError, TypeError, BufferError):
         return None
     return made
