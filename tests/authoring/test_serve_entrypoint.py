@@ -18,7 +18,7 @@ from rlmesh.params import PARAM_METADATA_KEY
 from rlmesh.server.sources import TAGS_METADATA_KEY
 from tests.authoring.factories import Cart
 from tests.support.net import free_port, wait_until_listening
-from tests.support.processes import kill_group, rlmesh_cmd
+from tests.support.processes import exit_code_or_stacks, kill_group, rlmesh_cmd
 
 ROOT = Path(__file__).resolve().parents[2]
 CART = "tests.authoring.factories:Cart"
@@ -32,7 +32,7 @@ class Entrypoint:
         self.built = tmp_path / "built"
         self.log = tmp_path / "serve.log"
         env = {**os.environ, "RLMESH_ADDRESS": f"127.0.0.1:{self.port}",
-               "RLMESH_TEST_BUILT": str(self.built), **environ}
+               "RLMESH_TEST_BUILT": str(self.built), "PYTHONFAULTHANDLER": "1", **environ}
         for name in ("RLMESH_MAKE_KWARGS", "RLMESH_NUM_ENVS", "RLMESH_FRAMEWORK"):
             if name not in environ:
                 env.pop(name, None)
@@ -50,7 +50,7 @@ class Entrypoint:
         return self.built.read_text().splitlines() if self.built.exists() else []
 
     def exit_code(self, timeout: float = 30) -> int:
-        return self.process.wait(timeout)
+        return exit_code_or_stacks(self.process, timeout, self.log)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

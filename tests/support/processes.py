@@ -92,3 +92,22 @@ def kill_group(process: subprocess.Popen[Any]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(10)
+
+
+def exit_code_or_stacks(process: subprocess.Popen[Any], timeout: float, log: Path) -> int:
+    """``process``'s exit code within ``timeout`` seconds; past that, fail with its stacks.
+
+    Started with ``PYTHONFAULTHANDLER=1``, a Python child prints every thread's stack to its
+    stderr on SIGABRT: a child that hangs is made to, and the test fails with what ``log``
+    (its output) then holds, so that a rare hang says where it hung.
+    """
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            process.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(10)
+        output = log.read_text(errors="replace") if log.exists() else "(no output)"
+        raise AssertionError(f"{process.args} did not exit within {timeout} s; its output "
+                             f"and threads (SIGABRT):\n{output}") from None
