@@ -189,7 +189,7 @@ def start_variants(placement: core.Placement) -> Iterator[dict[str, core.Variant
 
         for key, workers in (("make_vec", None), ("make_vec_w2", 2)):
             with placement.spawning():
-                vec = rlmesh.make_vec(ENV_ID, NUM_ENVS, num_workers=workers)
+                vec: Any = rlmesh.make_vec(ENV_ID, NUM_ENVS, num_workers=workers)
             stack.callback(vec.close)
             pids = list(vec.workers.pids)
             arg = "" if workers is None else f", num_workers={workers}"

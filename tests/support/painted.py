@@ -52,7 +52,8 @@ class PaintedCartPole(gym.Wrapper[Any, Any, Any, Any]):
     def render(self) -> Any:
         if self._mode != "rgb_array":
             return None
-        return paint_cartpole(self.env.unwrapped.state)
+        cartpole: Any = self.env.unwrapped  # (a CartPoleEnv: its state is the pose)
+        return paint_cartpole(cartpole.state)
 
 
 def painted_cartpole(render_mode: str | None = "rgb_array") -> PaintedCartPole:
