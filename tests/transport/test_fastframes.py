@@ -147,6 +147,22 @@ def test_one_side_compiled_against_the_other_in_python(
         step_both(env, gym.make("CartPole-v1"), [i % 2 for i in range(100)], seed=5)
 
 
+@pytest.mark.parametrize("server_side", ["compiled", "python"])
+def test_numpy_scalar_rewards_step_compiled_with_exact_values(
+        spawn: Callable[..., ServerProcess], codes: list[int], server_side: str) -> None:
+    """Pendulum's reward is a NumPy float64: its replies keep the fixed frames."""
+    child = dict(os.environ)
+    if server_side == "python":
+        child["RLMESH_PURE_PYTHON"] = "1"  # (its replies: the Python frames' same bytes)
+    server = spawn("Pendulum-v1", env=child)
+    rng = np.random.default_rng(2)
+    actions = [rng.uniform(-2, 2, (1,)).astype(np.float32) for _ in range(120)]
+    with RemoteEnv(server.address, options=SOCKETS_ONLY) as env:
+        step_both(env, gym.make("Pendulum-v1"), actions, seed=8)
+        assert type(env.step(actions[0])[1]) is np.float64
+    assert codes == [READ] * 121
+
+
 class ServerSpy:
     """The compiled server steps of a server in this process, and what each call gave."""
 
@@ -188,6 +204,12 @@ def test_the_server_takes_and_puts_compiled(serve: Callable[..., rlmesh.EnvServe
     # third reply (an info) is declined and sent by the Python path.
     assert spy.takes.count("step") == 31 and fastframes.RECEIVE in spy.takes
     assert spy.puts == [fastframes.DONE, fastframes.DONE, fastframes.DECLINED] * 10
+    spy.puts.clear()
+    pendulum = serve(lambda: gym.make("Pendulum-v1"))  # (NumPy float64 rewards: put too)
+    with RemoteEnv(pendulum.address, options=SOCKETS_ONLY) as env:
+        step_both(env, gym.make("Pendulum-v1"), [np.full(1, a, np.float32)
+                                                 for a in np.linspace(-2, 2, 40)], seed=9)
+    assert spy.puts == [fastframes.DONE] * 40
 
 
 # -- both ends of one socket pair in this process -------------------------------------------
@@ -275,7 +297,13 @@ def test_the_client_hands_on_what_it_does_not_read(pair: tuple[Connection, Conne
     error = Encoder().encode([1, 4, {"code": "env_error", "message": "no"}])[0]
     other = frames.encode_reply([0, 9, np.zeros(3, np.float32), 1.0, False, False, {}])
     assert other is not None
-    for header in (error, other):
+    # Rewards of no fixed form: an int, a float16, a float64 in big-endian order.
+    obs = np.zeros(3, np.float32)
+    rewards = [Encoder().encode([0, 4, obs, reward, False, False, {}])[0]
+               for reward in (1, np.float16(1.0), np.float64(1.0))]
+    rewards[2] = rewards[2].replace(b"<f8", b">f8")
+    assert rewards[2].count(b">f8") == 1
+    for header in (error, other, *rewards):
         server.sock.sendall(framed(header))
         assert fast.step(4, 1) == fastframes.RECEIVE
         assert bytes(client.recv()[0]) == header
@@ -444,8 +472,8 @@ def test_the_server_puts_the_python_frames_bytes(pair: tuple[Connection, Connect
     declined: list[tuple[Any, ...]] = [(obs[::-1].copy()[::-1], *results[1:]),
                                        (odd, *results[1:]), (obs.tolist(), *results[1:])]
     if num_envs is None:
-        declined += [(obs, np.float64(0.5), True, False), (obs, 1, True, False),
-                     (obs, 0.5, np.bool_(True), False)]
+        declined += [(obs, np.float16(0.5), True, False), (obs, 1, True, False),
+                     (obs, np.array(0.5), True, False), (obs, 0.5, np.bool_(True), False)]
     else:
         declined += [(obs, results[1].astype(np.float32), *results[2:])]
     for values in declined:
@@ -453,3 +481,23 @@ def test_the_server_puts_the_python_frames_bytes(pair: tuple[Connection, Connect
     assert fast.put(1, *results, {"x": 1}) == fastframes.DECLINED
     assert fast.put(2**32, *results, {}) == fastframes.DECLINED
     assert sent(client) == b""
+
+
+@pytest.mark.parametrize("kind", [float, np.float64, np.float32])
+def test_numpy_scalar_rewards_are_put_and_read_as_the_python_frames(
+        pair: tuple[Connection, Connection], kind: type) -> None:
+    client, server = pair
+    frames, fast_client, fast_server = ends(pair)
+    for i, rid in enumerate((5, 200, 60000, 2**31)):
+        reply = [0, rid, np.arange(3, dtype=np.float32) * i, kind(-0.75 * i - 0.1),
+                 i % 2 == 0, i % 3 == 0, {}]
+        assert fast_server.put(*reply[1:]) == fastframes.DONE
+        header = frames.encode_reply(reply)
+        assert header is not None and header == Encoder().encode(reply)[0]
+        wire = sent(client)
+        assert wire == framed(header)
+        server.sock.sendall(wire)  # (back the other way: the client reads it)
+        got = fast_client.step(rid, 1)
+        assert type(got) is list and type(got[3]) is kind
+        assert_same_values(got, frames.decode_reply(header, None), f"reply {i}")
+        assert bytes(server.recv()[0]) == frames.encode_request(rid, 1)

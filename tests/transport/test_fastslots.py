@@ -83,6 +83,34 @@ def test_an_action_of_another_dtype_is_declined_and_stepped_with_frames(
     assert codes.count(fastslots.DECLINED) == 40
 
 
+@pytest.mark.parametrize("server_side", ["compiled", "python"])
+def test_numpy_scalar_rewards_step_compiled_with_exact_values(
+        spawn: Callable[..., ServerProcess], codes: list[int], server_side: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pendulum's reward is a NumPy float64: its replies stay slot steps."""
+    read_in_python = [0]
+    read_reply = SlotSteps.read_reply
+
+    def counted(self: SlotSteps, rid: int) -> list[Any]:
+        read_in_python[0] += 1
+        return read_reply(self, rid)
+
+    monkeypatch.setattr(SlotSteps, "read_reply", counted)
+    child = dict(os.environ)
+    if server_side == "python":
+        child["RLMESH_PURE_PYTHON"] = "1"
+    server = spawn("Pendulum-v1", env=child)
+    rng = np.random.default_rng(5)
+    with RemoteEnv(server.address, timeout=10) as env:
+        assert env.contract["shm_link_step_rewards"] is True
+        actions = [rng.uniform(-2, 2, (1,)).astype(np.float32) for _ in range(150)]
+        step_both(env, gym.make("Pendulum-v1"), actions, seed=6)
+    # Every reply was a slot step, read in C, or in Python after a sleep (the client's spin
+    # budget shrinks while the env's step outlasts it); none was a frame (RECEIVE).
+    assert len(codes) == 150 and set(codes) <= {READ, fastslots.ASLEEP}
+    assert codes.count(READ) + read_in_python[0] == 150
+
+
 def test_a_late_reply_is_slept_for(spawn: Callable[..., ServerProcess], codes: list[int],
                                    tmp_path: Path) -> None:
     # Each step sleeps 20 ms on the server: far past any poll budget.

@@ -167,6 +167,28 @@ def test_a_session_reads_its_contract_s_layouts_once(serve: Callable[..., Any],
     assert len(built) == 4  # and each served session's, once
 
 
+@pytest.mark.parametrize("agreed", [True, False])
+def test_numpy_scalar_rewards_step_through_the_slots_exactly(
+        serve: Callable[..., Any], slot_replies: list[int], monkeypatch: pytest.MonkeyPatch,
+        agreed: bool) -> None:
+    """Pendulum's reward is a NumPy float64: slot steps where agreed, frames where not."""
+    if not agreed:  # (a server that does not agree, as before this form: frames, exactly)
+        monkeypatch.setattr(region, "step_rewards", lambda hello: False)
+    server = serve(lambda: gym.make("Pendulum-v1"))
+    local = gym.make("Pendulum-v1")
+    rng = np.random.default_rng(4)
+    with RemoteEnv(server.address, timeout=10) as env:
+        assert env.contract["shm_link_steps"] is True
+        assert env.contract["shm_link_step_rewards"] is agreed
+        assert_same_values(env.reset(seed=1), local.reset(seed=1), "reset")
+        for i in range(60):
+            action = rng.uniform(-2, 2, (1,)).astype(np.float32)
+            got, want = env.step(action), local.step(action)
+            assert type(got[1]) is np.float64
+            assert_same_values(got, want, f"step {i}")
+    assert slot_replies[0] == (60 if agreed else 0)
+
+
 def test_vector_env_batches(serve: Callable[..., Any], slot_replies: list[int]) -> None:
     server = serve(lambda: gym.make_vec("CartPole-v1", 4, vectorization_mode="sync"))
     local = gym.make_vec("CartPole-v1", 4, vectorization_mode="sync")

@@ -90,6 +90,30 @@ def test_other_fixed_shapes_match_the_general_codec(obs: gs.Space[Any], act: gs.
         same_decoding(frames.decode_reply(header, None), header)
 
 
+@pytest.mark.parametrize("kind", [float, np.float64, np.float32])
+def test_numpy_scalar_rewards_match_the_general_codec(kind: type) -> None:
+    """Pendulum's reward is a NumPy float64: one env's reply keeps the fixed layout."""
+    env = gym.make("Pendulum-v1")
+    frames = frames_of(env.observation_space, env.action_space)
+    env.reset(seed=0)
+    for rid in RIDS:
+        obs, reward, terminated, _, info = env.step(env.action_space.sample())
+        if kind is np.float64:
+            assert type(reward) is np.float64  # (as Pendulum returns it)
+        reply = [0, rid, obs, kind(reward), terminated, bool(rid % 2), info]
+        header = frames.encode_reply(reply)
+        assert header is not None and header == Encoder().encode(reply)[0]
+        decoded = frames.decode_reply(header, None)
+        assert decoded is not None and type(decoded[3]) is kind
+        same_decoding(decoded, header)
+    venv = gym.make_vec("Pendulum-v1", 2, vectorization_mode="sync")
+    vector = frames_of(venv.observation_space, venv.action_space, 2)
+    assert vector.rewards == ()  # (a vector env's rewards are an array)
+    reply = [0, 1, np.zeros((2, 3), np.float32), np.float64(1.0), False, False, {}]
+    assert vector.encode_reply(reply) is None
+    venv.close()
+
+
 @pytest.mark.parametrize("n", [1, 3, 8])
 def test_vector_batches_match_the_general_codec(n: int) -> None:
     venv = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * n)
@@ -125,7 +149,9 @@ def test_values_of_other_layouts_are_refused() -> None:
         [0, 1, obs[:3], 1.0, False, False, {}],
         [0, 1, np.ma.masked_array(obs), 1.0, False, False, {}],
         [0, 1, obs, 1, False, False, {}],                 # an int reward
-        [0, 1, obs, np.float64(1.0), False, False, {}],
+        [0, 1, obs, np.float16(1.0), False, False, {}],  # (NumPy rewards: float64, 32)
+        [0, 1, obs, np.int64(1), False, False, {}],
+        [0, 1, obs, np.array(1.0), False, False, {}],
         [0, 1, obs, 1.0, np.bool_(False), False, {}],
         [0, 1, obs, 1.0, False, 0, {}],
         [0, 1, obs, 1.0, False, False],
@@ -208,8 +234,10 @@ def test_contract_frames_reads_env_and_vector_contracts() -> None:
                                                      if k != "num_envs"}}) is None
 
 
-@pytest.mark.parametrize("vector", [False, True])
-def test_mutated_frames_are_read_exactly_or_refused_never_raise(vector: bool) -> None:
+@pytest.mark.parametrize(("vector", "reward"), [
+    (False, float), (False, np.float64), (False, np.float32), (True, float)])
+def test_mutated_frames_are_read_exactly_or_refused_never_raise(vector: bool, reward: type
+                                                                ) -> None:
     """Every byte of a frame flipped, cut or grown: the general decoder's value, or None."""
     n = 3 if vector else None
     if vector:
@@ -224,6 +252,8 @@ def test_mutated_frames_are_read_exactly_or_refused_never_raise(vector: bool) ->
         env.reset(seed=0)
         actions = np.int64(1)
         reply = [0, 70000, *env.step(1)]
+        if reward is not float:
+            reply[3] = reward(reply[3])
     request = frames.encode_request(70000, actions)
     answer = frames.encode_reply(reply)
     assert request is not None and answer is not None

@@ -37,12 +37,12 @@ def general(message: list[Any]) -> Any:
 class Pair:
     """A client's and a server's SlotSteps over the two slots of one anonymous mapping."""
 
-    def __init__(self, frames: StepFrames) -> None:
+    def __init__(self, frames: StepFrames, rewards: bool = False) -> None:
         self.buf = mmap.mmap(-1, 2 * SLOT)
         view = memoryview(self.buf)
         self.request, self.reply = view[:SLOT], view[SLOT:]
-        self.client = SlotSteps(frames, self.request, self.reply, KIND)
-        self.server = SlotSteps(frames, self.reply, self.request, KIND)
+        self.client = SlotSteps(frames, self.request, self.reply, KIND, rewards)
+        self.server = SlotSteps(frames, self.reply, self.request, KIND, rewards)
 
     def close(self) -> None:
         self.client.release()
@@ -56,10 +56,11 @@ class Pair:
 def pair_of() -> Iterator[Any]:
     pairs: list[Pair] = []
 
-    def make(obs: gs.Space[Any], act: gs.Space[Any], n: int | None = None) -> Pair:
+    def make(obs: gs.Space[Any], act: gs.Space[Any], n: int | None = None,
+             rewards: bool = False) -> Pair:
         frames = step_frames(obs, act, n)
         assert frames is not None and slot_bytes(frames) is not None
-        pairs.append(Pair(frames))
+        pairs.append(Pair(frames, rewards))
         return pairs[-1]
 
     yield make
@@ -172,6 +173,41 @@ def test_results_are_declined_unless_every_array_has_the_layout(pair_of: Any) ->
 def test_big_endian_spaces_keep_the_frames() -> None:
     frames = step_frames(gs.Box(0, 1, (4,), np.dtype(">f4")), gs.Discrete(2))
     assert frames is not None and slot_bytes(frames) is None
+
+
+@pytest.mark.parametrize("kind", [float, np.float64, np.float32])
+def test_numpy_scalar_rewards_keep_their_type_where_agreed(pair_of: Any, kind: type) -> None:
+    """Pendulum's reward is a NumPy float64: agreed, its replies stay slot steps."""
+    env = gym.make("Pendulum-v1")
+    pair = pair_of(env.observation_space, env.action_space, None, True)
+    assert pair.client.rewards == pair.server.rewards == (np.float64, np.float32)
+    env.reset(seed=0)
+    for rid in range(1, 40):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        got = check_reply(pair, [0, rid, obs, kind(reward), terminated, truncated, info])
+        assert type(got[3]) is kind and got[3] == kind(reward)
+    forms = {float: 0, np.float64: 1, np.float32: 2}
+    assert int.from_bytes(pair.reply[4:8], "little") == forms[kind]
+    # Not agreed: a NumPy reward is declined (a frame); a vector env's rewards are arrays.
+    plain = pair_of(env.observation_space, env.action_space)
+    assert plain.client.rewards == ()
+    assert plain.server.write_reply([0, 1, obs, kind(reward), False, False, {}]) is (
+        kind is float)
+    venv = gym.make_vec("Pendulum-v1", 2, vectorization_mode="sync")
+    assert pair_of(venv.observation_space, venv.action_space, 2, True).server.rewards == ()
+    venv.close()
+
+
+def test_a_reply_of_an_unknown_reward_form_is_refused(pair_of: Any) -> None:
+    env = gym.make("Pendulum-v1")
+    obs = np.zeros(3, np.float32)
+    for agreed, forms in ((False, (1, 2, 3)), (True, (3, 2**32 - 1))):
+        pair = pair_of(env.observation_space, env.action_space, None, agreed)
+        assert pair.server.write_reply([0, 7, obs, 0.5, False, False, {}])
+        for form in forms:
+            pair.reply[4:8] = form.to_bytes(4, "little")
+            with pytest.raises(ProtocolError, match=f"unknown form {form}"):
+                pair.client.read_reply(7)
 
 
 def test_values_of_other_layouts_are_declined_with_nothing_written(pair_of: Any) -> None:

@@ -102,7 +102,8 @@ def open_connection(address: Address, *, connect_timeout: float | None,
         hello: dict[str, Any] = {"rlmesh": P.PROTOCOL_VERSION, "client": P.CLIENT_NAME,
                                  "capabilities": [], **(extra or {})}
         if offer:
-            hello["capabilities"] = (["shm", "shm-link", "shm-link-steps"]
+            hello["capabilities"] = (["shm", "shm-link", "shm-link-steps",
+                                      "shm-link-step-rewards"]
                                      if shmlink.supported() else ["shm"])
             hello["shm"] = {"host": shm.host_id(), "pidns": shm.pid_namespace()}
         client_nonce = auth.nonce() if secret is not None else b""
@@ -155,7 +156,8 @@ def slot_steps(conn: Transport, contract: dict[str, Any], frames: StepFrames | N
             or not isinstance(conn, ShmLink) \
             or not slots_fit(frames, shmlink.slot_room(conn.region.size)):
         return None  # (checked again: the peer's word is not trusted with our memory)
-    slots = SlotSteps(frames, *conn.slot_views(), kind=shmlink.KIND_STEP)
+    slots = SlotSteps(frames, *conn.slot_views(), kind=shmlink.KIND_STEP,
+                      rewards=contract.get("shm_link_step_rewards") is True)
     fast = client_steps(conn, slots)
     conn.enable_steps(*(() if fast is None else (fast.release,)), slots.release)
     return slots, fast

@@ -126,6 +126,8 @@ def _welcome(session: Opening, rid: Any, hello: dict[str, Any],
     contract["shm"] = region.describe(created) if created is not None else False
     contract["shm_link"] = link
     contract["shm_link_steps"] = steps is not None
+    rewards = steps is not None and region.step_rewards(hello)
+    contract["shm_link_step_rewards"] = rewards
     if session.key is not None:
         contract["resume"] = {"key": session.key, "window": host.options.resume_window}
     session.send([P.STATUS_OK, rid, contract], keep=False)  # (a resumed reply stays kept)
@@ -134,7 +136,8 @@ def _welcome(session: Opening, rid: Any, hello: dict[str, Any],
         if link:  # from the next frame on, both sides
             session.conn = conn = ShmLink(session.socket, created, "server")
             if steps is not None:
-                session.slots = slots = SlotSteps(steps, *conn.slot_views(), kind=KIND_STEP)
+                session.slots = slots = SlotSteps(steps, *conn.slot_views(), kind=KIND_STEP,
+                                                  rewards=rewards)
                 session.fast_slots = fast = server_steps(conn, slots)
                 conn.enable_steps(*(() if fast is None else (fast.release,)), slots.release)
         else:

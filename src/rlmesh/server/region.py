@@ -160,6 +160,11 @@ def link_steps(hello: dict[str, Any], frames: StepFrames | None, size: int
         else None
 
 
+def step_rewards(hello: dict[str, Any]) -> bool:
+    """Whether slot-step replies may carry one env's NumPy scalar reward (section 10.3)."""
+    return _offered(hello, "shm-link-step-rewards")
+
+
 def settle(session: Offered, region: ShmRegion) -> bool:
     """Read the client's ``REGION`` answer; ``True`` if it attached the region.
 

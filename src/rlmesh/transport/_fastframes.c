@@ -392,12 +392,19 @@ static uint64_t big_endian(const unsigned char *at, int n) {
 
 /* -- what both sides hold ------------------------------------------------------------------ */
 
+#define MAX_REWARDS 2  /* one env's NumPy scalar rewards: float64, float32 */
+#define FLOAT_REWARD 9  /* 0xcb and a big-endian double */
+
 typedef struct {
     Stream stream;
     Field action, scalar, replies[4];  /* the scalar's is unheld without scalar actions */
+    Field rewards[MAX_REWARDS];  /* one env's NumPy scalar rewards; a scratch of one item */
+    PyObject *reward_types[MAX_REWARDS];  /* their NumPy scalar types */
+    int n_rewards;
     int ints;               /* whether a Python int is an action (a Discrete space) */
     int fields;             /* a reply's arrays: 1 (one env) or 4 (a vector env) */
-    Py_ssize_t reply_size;  /* a reply's header with a one-byte request id */
+    Py_ssize_t reply_size;  /* a reply's header with a one-byte request id and a float reward */
+    Py_ssize_t reply_extra; /* how much longer a NumPy reward may make it */
 } Side;
 
 static void side_drop(Side *side) {
@@ -405,20 +412,58 @@ static void side_drop(Side *side) {
     field_drop(&side->action);
     field_drop(&side->scalar);
     for (int i = 0; i < 4; i++) field_drop(&side->replies[i]);
+    for (int i = 0; i < MAX_REWARDS; i++) {
+        field_drop(&side->rewards[i]);
+        Py_CLEAR(side->reward_types[i]);
+    }
+    side->n_rewards = 0;
 }
 
 static int side_traverse(Side *side, visitproc visit, void *arg) {
     int failed = field_traverse(&side->action, visit, arg);
     if (!failed) failed = field_traverse(&side->scalar, visit, arg);
     for (int i = 0; i < 4 && !failed; i++) failed = field_traverse(&side->replies[i], visit, arg);
+    for (int i = 0; i < MAX_REWARDS && !failed; i++) {
+        failed = field_traverse(&side->rewards[i], visit, arg);
+        if (!failed) Py_VISIT(side->reward_types[i]);
+    }
     return failed ? failed : stream_traverse(&side->stream, visit, arg);
 }
 
+/* One env's NumPy scalar rewards: a tuple of fields whose scratch holds one item, of the
+ * scalar type each stands for. -1 with an exception. */
+static int side_rewards(Side *side, PyObject *rewards) {
+    Py_ssize_t n = PyTuple_GET_SIZE(rewards);
+    if (n > MAX_REWARDS || (n && side->fields != 1)) {
+        PyErr_SetString(PyExc_ValueError, "rewards: at most two, and only for one env");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Field *field = &side->rewards[i];
+        side->n_rewards = (int)i + 1;  /* (dropped from here on) */
+        if (field_init(field, PyTuple_GET_ITEM(rewards, i), 0) < 0) return -1;
+        PyObject *item = PySequence_GetItem(field->scratch, 0);
+        if (item == NULL) return -1;
+        side->reward_types[i] = (PyObject *)Py_TYPE(item);
+        Py_INCREF(side->reward_types[i]);
+        int exact = PyFloat_CheckExact(item);  /* (a Python float is the float form's) */
+        Py_DECREF(item);
+        if (field->layout.nbytes != field->bytes.len || exact) {
+            PyErr_SetString(PyExc_ValueError, "a reward field holds one NumPy scalar");
+            return -1;
+        }
+        side->reply_extra = Py_MAX(side->reply_extra,
+                                   prefix_len(field) + field->layout.nbytes - FLOAT_REWARD);
+    }
+    return 0;
+}
+
 /* The fields of a side: the action's (`read`: this side reads actions, so binds its copy),
- * a scalar action's (or None), and the reply's, (obs,) or (obs, rewards, terminated,
- * truncated). -1 with an exception (the caller drops what was taken). */
+ * a scalar action's (or None), the reply's, (obs,) or (obs, rewards, terminated,
+ * truncated), and one env's NumPy scalar rewards. -1 with an exception (the caller drops
+ * what was taken). */
 static int side_fields(Side *side, PyObject *action, PyObject *scalar, int read, int ints,
-                       PyObject *replies) {
+                       PyObject *replies, PyObject *rewards) {
     Py_ssize_t n = PyTuple_GET_SIZE(replies);
     if (n != 1 && n != 4) {
         PyErr_SetString(PyExc_ValueError, "replies: one field, or four for a vector env");
@@ -429,12 +474,32 @@ static int side_fields(Side *side, PyObject *action, PyObject *scalar, int read,
         return -1;
     side->ints = ints;
     side->fields = (int)n;
-    side->reply_size = 2 + 1 + 1 + (n == 1 ? 11 : 0);  /* head, rid, empty info; one env's */
+    side->reply_size = 2 + 1 + 1;  /* head, rid, empty info (and one env's reward and flags) */
+    if (n == 1) side->reply_size += FLOAT_REWARD + 2;
+    side->reply_extra = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (field_init(&side->replies[i], PyTuple_GET_ITEM(replies, i), 1) < 0) return -1;
         side->reply_size += prefix_len(&side->replies[i]) + side->replies[i].layout.nbytes;
     }
-    return 0;
+    return side_rewards(side, rewards);
+}
+
+/* A NumPy scalar's field at `at`: its prefix and the scalar's bytes; the bytes written, 0
+ * if `value` is not one of the field's layout. */
+static Py_ssize_t scalar_write(Field *field, PyObject *value, char *at) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(value, &b, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t k = prefix_len(field), n = 0;
+    if (b.len == field->layout.nbytes) {
+        memcpy(at, prefix_of(field), (size_t)k);
+        memcpy(at + k, b.buf, (size_t)b.len);
+        n = k + b.len;
+    }
+    PyBuffer_Release(&b);
+    return n;
 }
 
 /* The type object of NAME's functions (NAME##_drop, _traverse, _init and _methods, defined
@@ -462,21 +527,23 @@ static int client_traverse(ClientFrames *self, visitproc visit, void *arg) {
     return side_traverse(&self->side, visit, arg);
 }
 
-/* ClientFrames(conn, ndarray, action, scalar, scalar_type, ints, replies, peer_max)
- * action: (prefix, scratch); scalar: (prefix, scratch) or None; replies: a tuple of fields. */
+/* ClientFrames(conn, ndarray, action, scalar, scalar_type, ints, replies, rewards, peer_max)
+ * action: (prefix, scratch); scalar: (prefix, scratch) or None; replies, rewards: tuples of
+ * fields (a reward's scratch has one item). */
 static int client_init(ClientFrames *self, PyObject *args, PyObject *kwds) {
-    PyObject *conn, *ndarray, *action, *scalar, *scalar_type, *replies;
+    PyObject *conn, *ndarray, *action, *scalar, *scalar_type, *replies, *rewards;
     int ints;
     Py_ssize_t peer_max;
     Side *side = &self->side;
     if (no_keywords(kwds, "ClientFrames") < 0
             || first_init(side->stream.conn != NULL, "ClientFrames") < 0)
         return -1;
-    if (!PyArg_ParseTuple(args, "OOOOOpO!n", &conn, &ndarray, &action, &scalar, &scalar_type,
-                          &ints, &PyTuple_Type, &replies, &peer_max))
+    if (!PyArg_ParseTuple(args, "OOOOOpO!O!n", &conn, &ndarray, &action, &scalar,
+                          &scalar_type, &ints, &PyTuple_Type, &replies, &PyTuple_Type,
+                          &rewards, &peer_max))
         return -1;
     client_drop(self);
-    if (side_fields(side, action, scalar, 0, ints, replies) < 0) goto fail;
+    if (side_fields(side, action, scalar, 0, ints, replies, rewards) < 0) goto fail;
     Py_ssize_t request = prefix_len(&side->action) + side->action.layout.nbytes;
     if (side->scalar.held)
         request = Py_MAX(request, prefix_len(&side->scalar) + side->scalar.layout.nbytes);
@@ -520,18 +587,7 @@ static Py_ssize_t encode_request(ClientFrames *self, uint64_t rid, PyObject *act
     PyTypeObject *type = Py_TYPE(action);
     Py_ssize_t n = 0;
     if ((PyObject *)type == self->scalar_type && side->scalar.held) {
-        Py_buffer b;
-        if (PyObject_GetBuffer(action, &b, PyBUF_SIMPLE) < 0) {
-            PyErr_Clear();
-            return 0;
-        }
-        Py_ssize_t k = prefix_len(&side->scalar);
-        if (b.len == side->scalar.layout.nbytes) {
-            memcpy(at, prefix_of(&side->scalar), (size_t)k);
-            memcpy(at + k, b.buf, (size_t)b.len);
-            n = k + b.len;
-        }
-        PyBuffer_Release(&b);
+        n = scalar_write(&side->scalar, action, at);
     } else if ((PyObject *)type == side->stream.ndarray) {
         n = field_write(&side->action, side->stream.ndarray, action, at);
     } else if (type == &PyLong_Type && side->ints) {
@@ -558,11 +614,23 @@ static PyObject *decode_reply(ClientFrames *self, const char *header, Py_ssize_t
         if (!field_read(&side->replies[i], at)) Py_RETURN_NONE;
         at += prefix_len(&side->replies[i]) + side->replies[i].layout.nbytes;
     }
-    const unsigned char *tail = (const unsigned char *)at;
-    if (one && (tail[0] != 0xcb || tail[9] < 0xc2 || tail[9] > 0xc3 || tail[10] < 0xc2
-                || tail[10] > 0xc3))
+    Field *reward = NULL;  /* (one env: the NumPy scalar reward's field, NULL for a float) */
+    Py_ssize_t reward_size = FLOAT_REWARD;
+    if (one && (unsigned char)at[0] != 0xcb) {
+        for (int i = 0; i < side->n_rewards && reward == NULL; i++) {
+            Field *form = &side->rewards[i];
+            if (at - header + prefix_len(form) + form->layout.nbytes + 3 == size
+                    && field_read(form, at))
+                reward = form;
+        }
+        if (reward == NULL) Py_RETURN_NONE;
+        reward_size = prefix_len(reward) + reward->layout.nbytes;
+    }
+    const unsigned char *tail = (const unsigned char *)at + (one ? reward_size - FLOAT_REWARD : 0);
+    if (one && (tail[9] < 0xc2 || tail[9] > 0xc3 || tail[10] < 0xc2 || tail[10] > 0xc3))
         Py_RETURN_NONE;
-    if (tail[one ? 11 : 0] != 0x80 || at - header + (one ? 12 : 1) != size) Py_RETURN_NONE;
+    if (tail[one ? 11 : 0] != 0x80 || (const char *)tail - header + (one ? 12 : 1) != size)
+        Py_RETURN_NONE;
     PyObject *reply = PyList_New(7), *item;
     if (reply == NULL) return NULL;
     Py_INCREF(zero);
@@ -574,10 +642,15 @@ static PyObject *decode_reply(ClientFrames *self, const char *header, Py_ssize_t
         PyList_SET_ITEM(reply, 2 + i, item);
     }
     if (one) {
-        uint64_t bits = big_endian(tail + 1, 8);
-        double reward;
-        memcpy(&reward, &bits, 8);
-        if ((item = PyFloat_FromDouble(reward)) == NULL) goto fail;
+        if (reward != NULL) {
+            item = PySequence_GetItem(reward->scratch, 0);
+        } else {
+            uint64_t bits = big_endian(tail + 1, 8);
+            double value;
+            memcpy(&value, &bits, 8);
+            item = PyFloat_FromDouble(value);
+        }
+        if (item == NULL) goto fail;
         PyList_SET_ITEM(reply, 3, item);
         PyList_SET_ITEM(reply, 4, PyBool_FromLong(tail[9] == 0xc3));
         PyList_SET_ITEM(reply, 5, PyBool_FromLong(tail[10] == 0xc3));
@@ -606,15 +679,15 @@ static PyObject *client_step(ClientFrames *self, PyObject *const *args, Py_ssize
     if (staging_open(s, &st) < 0) return NULL;
     Py_ssize_t rid_bytes = id < 0x80 ? 1 : id < 0x100 ? 2 : id < 0x10000 ? 3 : 5;
     Py_ssize_t want = self->side.reply_size - 1 + rid_bytes, got_size = 0;
-    int got = fill_frame(s, &st, want, want, &got_size);
+    int got = fill_frame(s, &st, want, want + self->side.reply_extra, &got_size);
     if (got <= 0) return staging_close(s, &st, got < 0 ? NULL : code(RECEIVE));
-    PyObject *reply = decode_reply(self, (const char *)st.view.buf + st.start + PREFIX, want,
-                                   s->out + PREFIX, rid_bytes, args[0]);
+    PyObject *reply = decode_reply(self, (const char *)st.view.buf + st.start + PREFIX,
+                                   got_size, s->out + PREFIX, rid_bytes, args[0]);
     if (reply == Py_None) {  /* (another reply: left in the buffer for the Python path) */
         Py_DECREF(reply);
         return staging_close(s, &st, code(RECEIVE));
     }
-    if (reply != NULL) st.start += PREFIX + want;
+    if (reply != NULL) st.start += PREFIX + got_size;
     return staging_close(s, &st, reply);
 }
 
@@ -643,22 +716,22 @@ static int server_traverse(ServerFrames *self, visitproc visit, void *arg) {
     return side_traverse(&self->side, visit, arg);
 }
 
-/* ServerFrames(conn, ndarray, action, scalar, ints, replies, max_header)
- * action, scalar, replies: as ClientFrames'; the scalar's scratch has one item. A request
- * header larger than max_header is never taken (the Python path refuses it). */
+/* ServerFrames(conn, ndarray, action, scalar, ints, replies, rewards, max_header)
+ * action, scalar, replies, rewards: as ClientFrames'; the scalar's scratch has one item. A
+ * request header larger than max_header is never taken (the Python path refuses it). */
 static int server_init(ServerFrames *self, PyObject *args, PyObject *kwds) {
-    PyObject *conn, *ndarray, *action, *scalar, *replies;
+    PyObject *conn, *ndarray, *action, *scalar, *replies, *rewards;
     int ints;
     Py_ssize_t max_header;
     Side *side = &self->side;
     if (no_keywords(kwds, "ServerFrames") < 0
             || first_init(side->stream.conn != NULL, "ServerFrames") < 0)
         return -1;
-    if (!PyArg_ParseTuple(args, "OOOOpO!n", &conn, &ndarray, &action, &scalar, &ints,
-                          &PyTuple_Type, &replies, &max_header))
+    if (!PyArg_ParseTuple(args, "OOOOpO!O!n", &conn, &ndarray, &action, &scalar, &ints,
+                          &PyTuple_Type, &replies, &PyTuple_Type, &rewards, &max_header))
         return -1;
     server_drop(self);
-    if (side_fields(side, action, scalar, 1, ints, replies) < 0) goto fail;
+    if (side_fields(side, action, scalar, 1, ints, replies, rewards) < 0) goto fail;
     Py_ssize_t low = prefix_len(&side->action) + side->action.layout.nbytes, high = low;
     if (side->scalar.held) {
         Py_ssize_t n = prefix_len(&side->scalar) + side->scalar.layout.nbytes;
@@ -672,7 +745,7 @@ static int server_init(ServerFrames *self, PyObject *args, PyObject *kwds) {
     self->request_min = 2 + 1 + low;
     self->request_max = Py_MIN(2 + MAX_RID_BYTES + high, max_header);
     if (stream_init(&side->stream, conn, ndarray,
-                    PREFIX + side->reply_size - 1 + MAX_RID_BYTES) < 0)
+                    PREFIX + side->reply_size - 1 + MAX_RID_BYTES + side->reply_extra) < 0)
         goto fail;
     return 0;
 fail:
@@ -756,18 +829,27 @@ static PyObject *server_put(ServerFrames *self, PyObject *const *args, Py_ssize_
     at += put_uint(at, id);
     if (self->side.fields == 1) {
         PyObject *reward = args[2], *terminated = args[3], *truncated = args[4];
-        if (!PyFloat_CheckExact(reward) || Py_TYPE(terminated) != &PyBool_Type
-                || Py_TYPE(truncated) != &PyBool_Type)
+        Field *form = NULL;  /* (a NumPy scalar reward's field; NULL for a float) */
+        for (int i = 0; i < self->side.n_rewards; i++)
+            if ((PyObject *)Py_TYPE(reward) == self->side.reward_types[i])
+                form = &self->side.rewards[i];
+        if ((form == NULL && !PyFloat_CheckExact(reward))
+                || Py_TYPE(terminated) != &PyBool_Type || Py_TYPE(truncated) != &PyBool_Type)
             return code(DECLINED);
         Py_ssize_t n = field_write(&self->side.replies[0], s->ndarray, args[1], at);
         if (n == 0) return code(DECLINED);
         at += n;
-        double value = PyFloat_AS_DOUBLE(reward);
-        uint64_t bits;
-        memcpy(&bits, &value, 8);
-        *at++ = (char)0xcb;
-        put_big_endian(at, bits, 8);
-        at += 8;
+        if (form != NULL) {
+            if ((n = scalar_write(form, reward, at)) == 0) return code(DECLINED);
+            at += n;
+        } else {
+            double value = PyFloat_AS_DOUBLE(reward);
+            uint64_t bits;
+            memcpy(&bits, &value, 8);
+            *at++ = (char)0xcb;
+            put_big_endian(at, bits, 8);
+            at += 8;
+        }
         *at++ = (char)(terminated == Py_True ? 0xc3 : 0xc2);
         *at++ = (char)(truncated == Py_True ? 0xc3 : 0xc2);
     } else {

@@ -278,6 +278,77 @@ static Py_ssize_t reply_count(PyObject *replies) {
 
 /* -- the client ---------------------------------------------------------------------------- */
 
+/* -- one env's NumPy scalar rewards (reply forms 1 and up, where both sides agreed) ----------- */
+
+#define MAX_REWARDS 2
+
+typedef struct {
+    PyObject *types[MAX_REWARDS];  /* the NumPy scalar type of form i + 1 */
+    int count;
+} Rewards;
+
+static void rewards_drop(Rewards *r) {
+    for (int i = 0; i < MAX_REWARDS; i++) Py_CLEAR(r->types[i]);
+    r->count = 0;
+}
+
+static int rewards_traverse(Rewards *r, visitproc visit, void *arg) {
+    for (int i = 0; i < MAX_REWARDS; i++) Py_VISIT(r->types[i]);
+    return 0;
+}
+
+/* The forms' types from a tuple of types (only one env's replies have forms): -1 with an
+ * exception. */
+static int rewards_init(Rewards *r, PyObject *types, int one) {
+    Py_ssize_t n = PyTuple_GET_SIZE(types);
+    if (n > MAX_REWARDS || (n && !one)) {
+        PyErr_SetString(PyExc_ValueError, "rewards: at most two types, and only for one env");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *type = PyTuple_GET_ITEM(types, i);
+        if (!PyType_Check(type) || type == (PyObject *)&PyFloat_Type) {
+            PyErr_SetString(PyExc_TypeError, "rewards: NumPy scalar types");
+            return -1;
+        }
+        Py_INCREF(type);
+        r->types[i] = type;
+        r->count = (int)i + 1;
+    }
+    return 0;
+}
+
+/* A reward's form and its value as a float64: 0 (declined) if it has none. */
+static int reward_form(const Rewards *r, PyObject *reward, uint32_t *form, double *value) {
+    if (PyFloat_CheckExact(reward)) {
+        *form = 0;
+        *value = PyFloat_AS_DOUBLE(reward);
+        return 1;
+    }
+    for (int i = 0; i < r->count; i++) {
+        if ((PyObject *)Py_TYPE(reward) == r->types[i]) {
+            *value = PyFloat_AsDouble(reward);  /* (a float32's value, exactly) */
+            if (*value == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
+            }
+            *form = (uint32_t)i + 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The reward of a reply of `form` (0 or an agreed one) whose float64 is `value`: a new
+ * reference, or NULL with an exception. */
+static PyObject *reward_of(const Rewards *r, uint32_t form, double value) {
+    PyObject *number = PyFloat_FromDouble(value);
+    if (number == NULL || form == 0) return number;
+    PyObject *scalar = PyObject_CallOneArg(r->types[form - 1], number);
+    Py_DECREF(number);
+    return scalar;
+}
+
 typedef struct {
     PyObject_HEAD
     Side side;
@@ -287,12 +358,14 @@ typedef struct {
     int one;
     Py_ssize_t tail;        /* where a one-env reply's reward starts */
     PyObject *copies[4];    /* bound `copy` of the reply views: obs (and rewards, flags) */
+    Rewards rewards;        /* one env's NumPy scalar rewards, by form */
 } ClientSteps;
 
 static void client_drop(ClientSteps *self) {
     side_drop(&self->side);
     Py_CLEAR(self->scalar_type);
     for (int i = 0; i < 4; i++) Py_CLEAR(self->copies[i]);
+    rewards_drop(&self->rewards);
 }
 
 STEPS_COMMON(client, ClientSteps)
@@ -300,27 +373,33 @@ STEPS_COMMON(client, ClientSteps)
 static int client_traverse(ClientSteps *self, visitproc visit, void *arg) {
     Py_VISIT(self->scalar_type);
     for (int i = 0; i < 4; i++) Py_VISIT(self->copies[i]);
-    return side_traverse(&self->side, visit, arg);
+    int failed = rewards_traverse(&self->rewards, visit, arg);
+    return failed ? failed : side_traverse(&self->side, visit, arg);
 }
 
 /* ClientSteps(link, ctl, out, in, out_word, in_word, peer_sleep, kind, ndarray, action,
- *             scalar_type, ints, tail, replies)
- * replies: (obs,) for one env, (obs, rewards, terminated, truncated) for a vector env. */
+ *             scalar_type, ints, tail, replies, rewards)
+ * replies: (obs,) for one env, (obs, rewards, terminated, truncated) for a vector env;
+ * rewards: the NumPy scalar types of one env's reward forms 1, 2 (agreed), or (). */
 static int client_init(ClientSteps *self, PyObject *args, PyObject *kwds) {
-    PyObject *link, *ctl, *out, *in, *ndarray, *action, *scalar_type, *replies;
+    PyObject *link, *ctl, *out, *in, *ndarray, *action, *scalar_type, *replies, *rewards;
     Py_ssize_t out_word, in_word, peer_sleep, tail;
     unsigned int kind;
     int ints;
     if (no_keywords(kwds, "ClientSteps") < 0
             || first_init(self->side.link != NULL, "ClientSteps") < 0)
         return -1;
-    if (!PyArg_ParseTuple(args, "OOOOnnnIOOOpnO!", &link, &ctl, &out, &in, &out_word,
+    if (!PyArg_ParseTuple(args, "OOOOnnnIOOOpnO!O!", &link, &ctl, &out, &in, &out_word,
                           &in_word, &peer_sleep, &kind, &ndarray, &action, &scalar_type,
-                          &ints, &tail, &PyTuple_Type, &replies))
+                          &ints, &tail, &PyTuple_Type, &replies, &PyTuple_Type, &rewards))
         return -1;
     client_drop(self);
     Py_ssize_t n = reply_count(replies);
     if (n < 0) return -1;
+    if (rewards_init(&self->rewards, rewards, n == 1) < 0) {
+        client_drop(self);
+        return -1;
+    }
     if (side_init(&self->side, link, ctl, out, in, out_word, in_word, peer_sleep, kind,
                   ndarray) < 0)
         return -1;
@@ -392,10 +471,12 @@ static PyObject *read_reply(ClientSteps *self, PyObject *rid) {
     PyObject *item;
     if (self->one) {
         double reward;
+        uint32_t form;
         memcpy(&reward, in + self->tail, 8);
+        memcpy(&form, in + 4, 4);  /* (0, or an agreed form: client_step checked it) */
         if ((item = PyObject_CallNoArgs(self->copies[0])) == NULL) goto fail;
         PyList_SET_ITEM(reply, 2, item);
-        if ((item = PyFloat_FromDouble(reward)) == NULL) goto fail;
+        if ((item = reward_of(&self->rewards, form, reward)) == NULL) goto fail;
         PyList_SET_ITEM(reply, 3, item);
         PyList_SET_ITEM(reply, 4, PyBool_FromLong(in[self->tail + 8] != 0));
         PyList_SET_ITEM(reply, 5, PyBool_FromLong(in[self->tail + 9] != 0));
@@ -433,11 +514,13 @@ static PyObject *client_step(ClientSteps *self, PyObject *const *args, Py_ssize_
     if (came < 0) return NULL;
     if (!came) return code(ASLEEP);
     const char *in = (const char *)side->in.buf;
-    uint32_t kind;
+    uint32_t kind, form;
     uint64_t got;
     memcpy(&kind, in, 4);
+    memcpy(&form, in + 4, 4);
     memcpy(&got, in + 8, 8);
-    if (kind != side->kind || got != id) return code(RECEIVE);
+    if (kind != side->kind || got != id || (self->one && form > (uint32_t)self->rewards.count))
+        return code(RECEIVE);  /* (the Python path reads it, or says what is wrong with it) */
     PyObject *reply = read_reply(self, args[0]);
     if (reply == NULL) return NULL;
     if (set_seq(side, s_in_seq, want) < 0) {
@@ -472,12 +555,14 @@ typedef struct {
     Layout reply[4];        /* obs (and rewards, terminated, truncated) */
     Py_ssize_t offsets[4];  /* where each starts in the reply slot */
     Py_ssize_t tail;        /* where a one-env reply's reward starts */
+    Rewards rewards;        /* one env's NumPy scalar rewards, by form */
 } ServerSteps;
 
 static void server_drop(ServerSteps *self) {
     side_drop(&self->side);
     Py_CLEAR(self->action);
     Py_CLEAR(self->action_copy);
+    rewards_drop(&self->rewards);
 }
 
 STEPS_COMMON(server, ServerSteps)
@@ -485,28 +570,33 @@ STEPS_COMMON(server, ServerSteps)
 static int server_traverse(ServerSteps *self, visitproc visit, void *arg) {
     Py_VISIT(self->action);
     Py_VISIT(self->action_copy);
-    return side_traverse(&self->side, visit, arg);
+    int failed = rewards_traverse(&self->rewards, visit, arg);
+    return failed ? failed : side_traverse(&self->side, visit, arg);
 }
 
 /* ServerSteps(link, ctl, out, in, out_word, in_word, peer_sleep, kind, ndarray, action,
- *             scalars, ints, replies)
+ *             scalars, ints, replies, rewards)
  * replies: the reply slot's views, (obs,) for one env or (obs, rewards, terminated,
- * truncated) for a vector env. */
+ * truncated) for a vector env; rewards: as ClientSteps'. */
 static int server_init(ServerSteps *self, PyObject *args, PyObject *kwds) {
-    PyObject *link, *ctl, *out, *in, *ndarray, *action, *replies;
+    PyObject *link, *ctl, *out, *in, *ndarray, *action, *replies, *rewards;
     Py_ssize_t out_word, in_word, peer_sleep;
     unsigned int kind;
     int scalars, ints;
     if (no_keywords(kwds, "ServerSteps") < 0
             || first_init(self->side.link != NULL, "ServerSteps") < 0)
         return -1;
-    if (!PyArg_ParseTuple(args, "OOOOnnnIOOppO!", &link, &ctl, &out, &in, &out_word,
+    if (!PyArg_ParseTuple(args, "OOOOnnnIOOppO!O!", &link, &ctl, &out, &in, &out_word,
                           &in_word, &peer_sleep, &kind, &ndarray, &action, &scalars, &ints,
-                          &PyTuple_Type, &replies))
+                          &PyTuple_Type, &replies, &PyTuple_Type, &rewards))
         return -1;
     server_drop(self);
     Py_ssize_t n = reply_count(replies);
     if (n < 0) return -1;
+    if (rewards_init(&self->rewards, rewards, n == 1) < 0) {
+        server_drop(self);
+        return -1;
+    }
     if (side_init(&self->side, link, ctl, out, in, out_word, in_word, peer_sleep, kind,
                   ndarray) < 0)
         return -1;
@@ -599,14 +689,15 @@ static PyObject *server_put(ServerSteps *self, PyObject *const *args, Py_ssize_t
             || PyDict_GET_SIZE(info) != 0)
         return code(DECLINED);
     char *out = (char *)side->out.buf;
+    uint32_t form = FORM_ARRAY;  /* (a reply's form: its reward's, 0 for a float) */
     if (self->one) {
         PyObject *reward = args[2], *terminated = args[3], *truncated = args[4];
-        if (!PyFloat_CheckExact(reward) || Py_TYPE(terminated) != &PyBool_Type
-                || Py_TYPE(truncated) != &PyBool_Type)
+        double value;
+        if (!reward_form(&self->rewards, reward, &form, &value)
+                || Py_TYPE(terminated) != &PyBool_Type || Py_TYPE(truncated) != &PyBool_Type)
             return code(DECLINED);
         if (!copy_array(side->ndarray, &self->reply[0], args[1], out + HEAD_BYTES))
             return code(DECLINED);
-        double value = PyFloat_AS_DOUBLE(reward);
         memcpy(out + self->tail, &value, 8);
         out[self->tail + 8] = terminated == Py_True;
         out[self->tail + 9] = truncated == Py_True;
@@ -618,7 +709,7 @@ static PyObject *server_put(ServerSteps *self, PyObject *const *args, Py_ssize_t
                 return code(DECLINED);
         }
     }
-    write_head(out, side->kind, FORM_ARRAY, id);
+    write_head(out, side->kind, form, id);
     int sent = announce(side);
     return sent < 0 ? NULL : code(sent);
 }

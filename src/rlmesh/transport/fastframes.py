@@ -90,6 +90,8 @@ class _Layouts(Protocol):
     def obs(self) -> _Field: ...
     @property
     def batched(self) -> tuple[_Field, _Field, _Field] | None: ...
+    @property
+    def rewards(self) -> tuple[_Field, ...]: ...
 
 
 _module, _why_not = load("_fastframes")
@@ -128,9 +130,15 @@ def _limit(conn: Any) -> int:
 
 
 def _layout(frames: _Layouts) -> tuple[Any, ...]:
-    """The action's field, its scalar field (or ``None``), whether ints act, the replies'."""
+    """The fields as the extension takes them, in its arguments' order.
+
+    The action's, its scalar form's (or ``None``), whether ints act, the replies', and one
+    env's NumPy scalar rewards' (a scalar's scratch has one item).
+    """
     scalar = None if frames.scalar is None else _field(frames.scalar, (1,))
-    return _field(frames.action), scalar, frames.ints, tuple(map(_field, _replies(frames)))
+    rewards = tuple(_field(form, (1,)) for form in frames.rewards)
+    return (_field(frames.action), scalar, frames.ints, tuple(map(_field, _replies(frames))),
+            rewards)
 
 
 def _fits(frames: _Layouts) -> bool:
@@ -140,8 +148,9 @@ def _fits(frames: _Layouts) -> bool:
 
 def _reply_header(frames: _Layouts) -> int:
     """The size of the largest reply header of ``frames`` (its request id in five bytes)."""
-    values = 1 if frames.batched else 12  # (the empty info; one env's reward and flags too)
-    return 2 + 5 + _bytes(_replies(frames)) + values
+    reward = max((len(f.prefix) + f.nbytes for f in frames.rewards), default=0)
+    values = 1 if frames.batched else 3 + max(9, reward)  # (the empty info; one env's
+    return 2 + 5 + _bytes(_replies(frames)) + values        # reward and flags too)
 
 
 def client_frames(conn: Any, frames: _Layouts | None, peer_max: int) -> ClientFrames | None:
@@ -157,10 +166,10 @@ def client_frames(conn: Any, frames: _Layouts | None, peer_max: int) -> ClientFr
     if _module is None or frames is None or not _plain(conn) or not _fits(frames) \
             or _reply_header(frames) > _limit(conn):
         return None  # (a reply this side's own limit refuses: the Python path says so)
-    action, scalar, ints, replies = _layout(frames)
+    action, scalar, ints, replies, rewards = _layout(frames)
     try:
         made: ClientFrames = _module.ClientFrames(conn, np.ndarray, action, scalar,
-                                                  frames.scalar_type, ints, replies,
+                                                  frames.scalar_type, ints, replies, rewards,
                                                   min(peer_max, _STAGING))
     except (ValueError, TypeError, BufferError):
         return None  # (a layout the compiled step does not cover: the Python path serves it)
@@ -175,10 +184,10 @@ def server_frames(conn: Any, frames: _Layouts | None) -> ServerFrames | None:
     """
     if _module is None or frames is None or not _plain(conn) or not _fits(frames):
         return None
-    action, scalar, ints, replies = _layout(frames)
+    action, scalar, ints, replies, rewards = _layout(frames)
     try:
         made: ServerFrames = _module.ServerFrames(conn, np.ndarray, action, scalar, ints,
-                                                  replies, _limit(conn))
+                                                  replies, rewards, _limit(conn))
     except (ValueError, TypeError, BufferError):
         return None
     return made

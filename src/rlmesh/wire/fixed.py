@@ -7,7 +7,9 @@ reply share one layout each, apart from the request id and the bytes of the valu
 * request ``[2, rid, action]``: the action as a NumPy scalar of the space's dtype, a Python
   int (Discrete), or an array of the space's dtype and shape;
 * reply ``[0, rid, obs, reward, terminated, truncated, {}]``: the observation array, then a
-  Python float and two Python bools (one env), or three arrays (a vector env).
+  reward and two Python bools (one env), or three arrays (a vector env). One env's reward is a
+  Python float, or a NumPy ``float64`` or ``float32`` scalar (Pendulum's and MuJoCo's envs
+  return those), which arrives as the same NumPy scalar.
 
 :class:`StepFrames` is compiled from the spaces once per connection, with the general
 :class:`~rlmesh.wire.encoder.Encoder` encoding a sample of each layout, so its templates are
@@ -43,8 +45,8 @@ _FLOAT: Final = 0xCB
 _DOUBLE: Final = struct.Struct(">d")
 _U16: Final = struct.Struct(">H")
 _U32: Final = struct.Struct(">I")
-_SAMPLE_RID: Final = 1 << 20
-"""A request id whose msgpack form (``0xce`` and four bytes) is easy to find in a sample."""
+_REWARD_SCALARS: Final = (np.float64, np.float32)
+"""The NumPy scalar types one env's reward may have in a fixed reply (besides a float)."""
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
 
@@ -122,6 +124,12 @@ def _array_field(encoder: Encoder, dtype: np.dtype[Any], shape: tuple[int, ...]
     return _Array(sample.dtype, sample.shape, header[: len(header) - sample.nbytes])
 
 
+def _scalar_field(encoder: Encoder, dtype: np.dtype[Any]) -> _Array:
+    """The field of NumPy scalars of ``dtype`` (their ext prefix, as the encoder writes it)."""
+    header, _, _ = encoder.encode(dtype.type(0))
+    return _Array(dtype, (), header[: len(header) - dtype.itemsize])
+
+
 def _fixed_box(space: gs.Space[Any]) -> bool:
     return type(space) is gs.Box and space.dtype is not None and space.dtype.kind in "biuf"
 
@@ -133,7 +141,8 @@ class StepFrames:
     """
 
     def __init__(self, action: _Array, scalar: _Array | None, ints: bool, obs: _Array,
-                 flags: tuple[_Array, _Array, _Array] | None) -> None:
+                 flags: tuple[_Array, _Array, _Array] | None,
+                 rewards: tuple[_Array, ...] = ()) -> None:
         self.action = action
         """The action field (a vector env's batch of actions)."""
         self.scalar = scalar
@@ -146,12 +155,20 @@ class StepFrames:
         """The observation field (a vector env's batch)."""
         self.batched = flags
         """The reward, terminated and truncated arrays of a vector env (``None``: one env)."""
-        # The whole reply, by the width of its request id: the array fields as (prefix,
-        # bytes) pairs, then a float and two bools (one env), and the empty info map.
+        self.rewards = rewards if flags is None else ()
+        """One env's NumPy scalar rewards (besides a Python float): a field per dtype."""
+        self._reward_forms = {form.dtype.type: form for form in self.rewards}
+        # The whole reply, by the width of its request id and its size: the array fields as
+        # (prefix, bytes) pairs, then a reward and two bools (one env), and the empty info
+        # map; with the NumPy scalar form of the reward that makes it (None: a float).
         fields = "".join(f"{len(f.prefix)}s{f.nbytes}s" for f in (obs, *(flags or ())))
-        values = "BdBBB" if flags is None else "B"
-        self._replies = {width: struct.Struct(f">2s{code}{fields}{values}")
-                         for width, code in _RID_FORMATS.items()}
+        tails: list[tuple[str, _Array | None]] = [("BdBBB" if flags is None else "B", None)]
+        tails += [(f"{len(f.prefix)}s{f.nbytes}sBBB", f) for f in self.rewards]
+        self._replies: dict[tuple[int, int], tuple[struct.Struct, _Array | None]] = {}
+        for width, code in _RID_FORMATS.items():
+            for tail, form in tails:
+                layout = struct.Struct(f">2s{code}{fields}{tail}")
+                self._replies.setdefault((width, layout.size), (layout, form))
         self._arrays = (obs, *(flags or ()))
         self.reply_layout: tuple[Any, ...] = (
             tuple(a.shape for a in self._arrays) + tuple(a.dtype for a in self._arrays))
@@ -234,11 +251,18 @@ class StepFrames:
         if self.batched is None:
             obs = self.obs.encode(reply[2])
             reward, terminated, truncated = reply[3], reply[4], reply[5]
-            if obs is None or type(reward) is not float or type(terminated) is not bool \
-                    or type(truncated) is not bool:
+            if obs is None or type(terminated) is not bool or type(truncated) is not bool:
                 return None
-            return b"".join((_REPLY, rid_bytes, obs, b"\xcb", _DOUBLE.pack(reward),
-                             _FLAGS[terminated], _FLAGS[truncated], b"\x80"))
+            kind = type(reward)
+            if kind is float:
+                mark, value = b"\xcb", _DOUBLE.pack(reward)
+            else:
+                form = self._reward_forms.get(kind)
+                if form is None:
+                    return None
+                mark, value = form.prefix, reward.tobytes()
+            return b"".join((_REPLY, rid_bytes, obs, mark, value, _FLAGS[terminated],
+                             _FLAGS[truncated], b"\x80"))
         _, _, obs, rewards, terminated, truncated, _ = reply
         ndarray = np.ndarray
         if type(obs) is not ndarray or type(rewards) is not ndarray \
@@ -258,22 +282,38 @@ class StepFrames:
         if type(header) is not bytes:
             header = bytes(header)
         first = header[2]
-        layout = self._replies.get(1 if first < 0x80 else _RID_SIZES.get(first, 0))
-        if layout is None or len(header) != layout.size:
+        found = self._replies.get((1 if first < 0x80 else _RID_SIZES.get(first, 0),
+                                   len(header)))
+        if found is None:
             return None
+        layout, form = found
         fields = layout.unpack(header)
         if fields[0] != _REPLY:
             return None
-        if self.batched is not None:  # (head, rid, then (prefix, bytes) x 4, the empty info)
-            if fields[2:10:2] != self._prefixes or fields[10] != _EMPTY_MAP:
-                return None
-            obs, rewards, terminated, truncated = self._arrays
-            return [0, fields[1], obs.decode_bytes(fields[3]), rewards.decode_bytes(fields[5]),
-                    terminated.decode_bytes(fields[7]), truncated.decode_bytes(fields[9]), {}]
-        _, rid, prefix, data, mark, reward, done, cut, end = fields
-        if prefix != self.obs.prefix or mark != _FLOAT or end != _EMPTY_MAP \
-                or not 0xC2 <= done <= 0xC3 or not 0xC2 <= cut <= 0xC3:
+        return self._one_reply(fields, form) if self.batched is None else \
+            self._vector_reply(fields)
+
+    def _vector_reply(self, fields: tuple[Any, ...]) -> list[Any] | None:
+        """A vector env's reply from its fields: head, rid, (prefix, bytes) x 4, the info."""
+        if fields[2:10:2] != self._prefixes or fields[10] != _EMPTY_MAP:
             return None
+        obs, rewards, terminated, truncated = self._arrays
+        return [0, fields[1], obs.decode_bytes(fields[3]), rewards.decode_bytes(fields[5]),
+                terminated.decode_bytes(fields[7]), truncated.decode_bytes(fields[9]), {}]
+
+    def _one_reply(self, fields: tuple[Any, ...], form: _Array | None) -> list[Any] | None:
+        """One env's reply from its fields, its reward of ``form`` (``None``: a float)."""
+        _, rid, prefix, data, mark, reward, done, cut, end = fields
+        if prefix != self.obs.prefix or end != _EMPTY_MAP or not 0xC2 <= done <= 0xC3 \
+                or not 0xC2 <= cut <= 0xC3:
+            return None
+        if form is None:
+            if mark != _FLOAT:
+                return None
+        elif mark != form.prefix:
+            return None
+        else:
+            reward = form.decode_scalar(reward)
         return [0, rid, self.obs.decode_bytes(data), reward, done == 0xC3, cut == 0xC3, {}]
 
 
@@ -297,8 +337,7 @@ def step_frames(observation_space: gs.Space[Any], action_space: gs.Space[Any],
     if type(action_space) is gs.Discrete and num_envs is None:
         ints = True
         dtype = np.dtype(action_space.dtype)
-        header, _, _ = encoder.encode(dtype.type(0))
-        scalar = _Array(dtype, (), header[: len(header) - dtype.itemsize])
+        scalar = _scalar_field(encoder, dtype)
         action = _array_field(encoder, dtype, ())
     elif _fixed_box(action_space) or (type(action_space) is gs.MultiDiscrete
                                       and num_envs is not None):
@@ -309,13 +348,16 @@ def step_frames(observation_space: gs.Space[Any], action_space: gs.Space[Any],
     if obs is None or action is None:
         return None
     flags = None
-    if num_envs is not None:
+    rewards: tuple[_Array, ...] = ()
+    if num_envs is None:
+        rewards = tuple(_scalar_field(encoder, np.dtype(t)) for t in _REWARD_SCALARS)
+    else:
         fields = (_array_field(encoder, np.dtype(np.float64), (num_envs,)),
                   _array_field(encoder, np.dtype(np.bool_), (num_envs,)))
         if fields[0] is None or fields[1] is None:
             return None
         flags = (fields[0], fields[1], fields[1])
-    return StepFrames(action, scalar, ints, obs, flags)
+    return StepFrames(action, scalar, ints, obs, flags, rewards)
 
 
 def contract_frames(contract: dict[str, Any]) -> StepFrames | None:

@@ -9,15 +9,17 @@ codec between them. :class:`SlotSteps` is that layout for one contract, over one
 slots::
 
     request slot: kind (u32), form (u32), request id (u64), the action
-    reply slot:   kind (u32), 0 (u32), request id (u64), the observation, then
+    reply slot:   kind (u32), form (u32), request id (u64), the observation, then
                   reward (f64), terminated (u8), truncated (u8)          (one env)
                   rewards (f64 x n), terminated (u8 x n), truncated (u8 x n) (a vector env)
 
 The action's *form* keeps what the general codec keeps: an array of the space's dtype and
-shape (0), a NumPy scalar of a Discrete space's dtype (1), or a Python int (2). A value of
-another type, a reply with a non-empty ``info`` or a NumPy reward, is declined (``False``):
-the caller sends a general frame instead, so every value arrives exactly as the general
-decoder would return it.
+shape (0), a NumPy scalar of a Discrete space's dtype (1), or a Python int (2). A one-env
+reply's form does the same for its reward: a Python float (0), or, where both sides agreed
+(``shm-link-step-rewards``), a NumPy ``float64`` (1) or ``float32`` (2) scalar, whose value
+the ``float64`` holds exactly. A value of another type, or a reply with a non-empty ``info``,
+is declined (``False``): the caller sends a general frame instead, so every value arrives
+exactly as the general decoder would return it.
 
 Not thread-safe: a link has one request in flight, and its owner holds the lock.
 """
@@ -43,6 +45,8 @@ _TAIL: Final = struct.Struct("<d??")
 """Reward, terminated, truncated of one env's reply."""
 _OP_STEP: Final = 2
 _FORM_ARRAY, _FORM_SCALAR, _FORM_INT = 0, 1, 2
+REWARD_TYPES: Final = (np.float64, np.float32)
+"""One env's NumPy scalar rewards a slot-step reply carries where agreed: forms 1 and 2."""
 
 
 def _little(dtype: np.dtype[Any]) -> bool:
@@ -85,17 +89,22 @@ class SlotSteps:
             reply slot), writable.
         incoming: The slot the peer writes.
         kind: The slot kind that marks a slot step (the link's).
+        rewards: Whether both sides agreed on NumPy scalar rewards in one env's replies
+            (``shm-link-step-rewards``); without, such a reply is declined (a frame).
 
     Holds NumPy views of the slots until :meth:`release`, which must run before the link
     releases its region.
     """
 
     def __init__(self, frames: StepFrames, outgoing: memoryview, incoming: memoryview,
-                 kind: int) -> None:
+                 kind: int, rewards: bool = False) -> None:
         self.kind = kind
         self._ints = frames.ints
         self._scalar_type = frames.scalar_type
         self._one = frames.batched is None
+        self.rewards: tuple[type, ...] = REWARD_TYPES if rewards and self._one else ()
+        """The NumPy scalar reward types of one env's replies, in form order (from 1)."""
+        self._reward_forms = {kind: form for form, kind in enumerate(self.rewards, 1)}
         action, obs = frames.action, frames.obs
         self._action_size = action.dtype.itemsize
         self._tail = _HEAD.size + obs.nbytes
@@ -131,32 +140,32 @@ class SlotSteps:
         return np.frombuffer(slot, native, count, offset).reshape(shape)
 
     def client_views(self) -> tuple[np.ndarray[Any, Any], type | None, bool, int,
-                                    tuple[np.ndarray[Any, Any], ...]]:
+                                    tuple[np.ndarray[Any, Any], ...], tuple[type, ...]]:
         """What the client's compiled step needs (:mod:`rlmesh.transport.fastslots`).
 
         Returns:
             The request slot's action view, the Discrete action's NumPy scalar type (or
             ``None``), whether Python ints are actions, where a one-env reply's reward
-            starts, and the reply slot's views: ``(obs,)`` for one env, ``(obs, rewards,
-            terminated, truncated)`` for a vector env.
+            starts, the reply slot's views (``(obs,)`` for one env, ``(obs, rewards,
+            terminated, truncated)`` for a vector env), and :attr:`rewards`.
         """
         return (self._out_action, self._scalar_type, self._ints, self._tail,
-                (self._in_obs, *self._in_fields))
+                (self._in_obs, *self._in_fields), self.rewards)
 
     def server_views(self) -> tuple[np.ndarray[Any, Any], bool, bool,
-                                    tuple[np.ndarray[Any, Any], ...]]:
+                                    tuple[np.ndarray[Any, Any], ...], tuple[type, ...]]:
         """What the server's compiled step needs (:mod:`rlmesh.transport.fastslots`).
 
         Returns:
             The request slot's action view, whether a NumPy scalar action may come (a
-            Discrete action space), whether a Python int may, and views of the reply slot
-            where the results go: ``(obs,)`` for one env, ``(obs, rewards, terminated,
-            truncated)`` for a vector env (in that order, one after the other).
+            Discrete action space), whether a Python int may, views of the reply slot
+            where the results go (``(obs,)`` for one env, ``(obs, rewards, terminated,
+            truncated)`` for a vector env, one after the other), and :attr:`rewards`.
         """
         fields = tuple(self._view(self._out, offset, field.dtype, field.shape)
                        for offset, field in self._fields)
         return (self._in_action, self._scalar_type is not None, self._ints,
-                (self._out_obs, *fields))
+                (self._out_obs, *fields), self.rewards)
 
     def release(self) -> None:
         """Drop the views of the slots (the region may then be closed). Idempotent."""
@@ -197,9 +206,13 @@ class SlotSteps:
             ProtocolError: The slot answers another request.
         """
         if self._one:
-            _, _, got, reward, terminated, truncated = self._whole.unpack_from(self._in, 0)
+            _, form, got, reward, terminated, truncated = self._whole.unpack_from(self._in, 0)
             if got != rid:
                 raise ProtocolError(f"a slot step answered request {got}, expected {rid}")
+            if form:
+                if form > len(self.rewards):
+                    raise ProtocolError(f"a slot step reply of unknown form {form}")
+                reward = self.rewards[form - 1](reward)
             return [0, rid, self._in_obs.copy(), reward, terminated, truncated, {}]
         got = _HEAD.unpack_from(self._in, 0)[2]
         if got != rid:
@@ -250,12 +263,13 @@ class SlotSteps:
         """
         ndarray = np.ndarray
         if self._one:
-            if type(obs) is not ndarray or type(reward) is not float \
+            form = 0 if type(reward) is float else self._reward_forms.get(type(reward))
+            if form is None or type(obs) is not ndarray \
                     or type(terminated) is not bool or type(truncated) is not bool \
                     or type(info) is not dict or info \
                     or (obs.shape, obs.dtype) != self._layout:
                 return False
-            self._whole.pack_into(self._out, 0, self.kind, _FORM_ARRAY, rid, reward,
+            self._whole.pack_into(self._out, 0, self.kind, form, rid, reward,
                                   terminated, truncated)  # (zeroes the obs: written next)
             self._out_obs[...] = obs
             return True
