@@ -87,6 +87,19 @@ class CountedServerSteps:
         self.fast.release()
 
 
+def count_python_slot_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the slot-step replies read on the Python path (``[count]``, kept current)."""
+    count = [0]
+    read_reply = SlotSteps.read_reply
+
+    def counted(self: SlotSteps, rid: int) -> list[Any]:
+        count[0] += 1
+        return read_reply(self, rid)
+
+    monkeypatch.setattr(SlotSteps, "read_reply", counted)
+    return count
+
+
 def counting_client_steps(count: list[int], codes: list[int] | None = None
                           ) -> Callable[[ShmLink, SlotSteps], Any]:
     """A stand-in for the client handshake's ``client_steps``: its steps count into ``count``.

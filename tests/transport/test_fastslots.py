@@ -31,7 +31,12 @@ from rlmesh.transport import fastslots, shm, shmlink
 from rlmesh.transport.stream import Connection
 from rlmesh.wire.fixed import step_frames
 from rlmesh.wire.slots import SlotSteps
-from tests.support.fastslots import client_handshake, counting_client_steps, require_compiled
+from tests.support.fastslots import (
+    client_handshake,
+    count_python_slot_reads,
+    counting_client_steps,
+    require_compiled,
+)
 from tests.support.fastslots import step_both as step_alike
 from tests.support.slow_env import SLOW_MODULE, slow_env_environment
 from tests.support.values import assert_same_values
@@ -88,14 +93,7 @@ def test_numpy_scalar_rewards_step_compiled_with_exact_values(
         spawn: Callable[..., ServerProcess], codes: list[int], server_side: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Pendulum's reward is a NumPy float64: its replies stay slot steps."""
-    read_in_python = [0]
-    read_reply = SlotSteps.read_reply
-
-    def counted(self: SlotSteps, rid: int) -> list[Any]:
-        read_in_python[0] += 1
-        return read_reply(self, rid)
-
-    monkeypatch.setattr(SlotSteps, "read_reply", counted)
+    read_in_python = count_python_slot_reads(monkeypatch)
     child = dict(os.environ)
     if server_side == "python":
         child["RLMESH_PURE_PYTHON"] = "1"

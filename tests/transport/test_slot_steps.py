@@ -29,6 +29,7 @@ from rlmesh.wire.slots import SlotSteps
 from tests.support.fastslots import (
     CountedServerSteps,
     client_handshake,
+    count_python_slot_reads,
     counting_client_steps,
     require_compiled,
 )
@@ -47,14 +48,7 @@ def slot_replies(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     Each test runs with the client's compiled slot step (``rlmesh.transport.fastslots``) and
     with its Python path; the compiled step's replies are counted too.
     """
-    count = [0]
-    read_reply = SlotSteps.read_reply
-
-    def counted(self: SlotSteps, rid: int) -> list[Any]:
-        count[0] += 1
-        return read_reply(self, rid)
-
-    monkeypatch.setattr(SlotSteps, "read_reply", counted)
+    count = count_python_slot_reads(monkeypatch)
     if request.param == "python":  # (both sides: the servers of these tests are threads)
         monkeypatch.setattr(client_handshake, "client_steps", lambda link, slots: None)
         monkeypatch.setattr(server_handshake, "server_steps", lambda link, slots: None)
