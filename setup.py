@@ -9,6 +9,7 @@ pure-Python wheel, as the sandboxes install).
 """
 
 import atexit
+import glob
 import os
 import shutil
 import tempfile
@@ -20,11 +21,14 @@ BUILD = os.environ.get("RLMESH_BUILD_EXTENSIONS", "1") not in ("0", "")
 # an earlier build left in ./build, so a module removed from src/ would ship in later wheels.
 BUILD_BASE = tempfile.mkdtemp(prefix="rlmesh-build-")
 atexit.register(shutil.rmtree, BUILD_BASE, True)
+# Each extension is one translation unit: its .c file includes its parts (_frames_*.h,
+# _slots_*.h) and what both share (_fastcommon.h). An edit of any rebuilds both.
+PARTS = sorted(glob.glob("src/rlmesh/transport/_*.h"))
 
 setup(
     ext_modules=[
         Extension(f"rlmesh.transport.{name}", [f"src/rlmesh/transport/{name}.c"],
-                  depends=["src/rlmesh/transport/_fastcommon.h"], optional=True,
+                  depends=PARTS, optional=True,
                   extra_compile_args=["-O2"])
         for name in ("_fastslots", "_fastframes")
     ] if BUILD else [],

@@ -62,8 +62,10 @@ def test_the_wheel_carries_the_compiled_steps_where_they_build(tmp_path: Path) -
     run(uv(), "build", "--quiet", "--wheel", "--out-dir", tmp_path, ROOT)  # (from its sdist)
     wheel = next(tmp_path.glob("rlmesh-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
-        compiled = sorted(n.split(".")[0] for n in archive.namelist()
-                          if n.startswith("rlmesh/transport/_fast") and n.endswith(".so"))
+        names = archive.namelist()
+    compiled = sorted(n.split(".")[0] for n in names
+                      if n.startswith("rlmesh/transport/_fast") and n.endswith(".so"))
+    assert not [n for n in names if n.endswith((".c", ".h"))]  # (the sdist's, not the wheel's)
     if not compiled and os.environ.get("RLMESH_REQUIRE_EXTENSIONS") != "1":
         pytest.skip("no C compiler here: the wheel is pure Python (as it may be)")
     assert compiled == ["rlmesh/transport/_fastframes", "rlmesh/transport/_fastslots"], wheel
