@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import rlmesh
+from rlmesh.errors import ProtocolError
 from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
 from rlmesh.testing import ServerProcess
 from rlmesh.transport import fastslots, shm, shmlink
@@ -239,14 +240,18 @@ class Ends(NamedTuple):
 
 
 def both_ends(link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink], observation: gym.Space[Any],
-              action: gym.Space[Any], num_envs: int | None = None) -> Ends:
-    """The layouts and the compiled steps of both ends (released when the links close)."""
+              action: gym.Space[Any], num_envs: int | None = None, rewards: bool = False
+              ) -> Ends:
+    """The layouts and the compiled steps of both ends (released when the links close).
+
+    ``rewards``: whether both agreed on NumPy scalar rewards in slot replies.
+    """
     frames = step_frames(observation, action, num_envs)
     assert frames is not None
     made: list[Any] = []
     for link, make in zip(link_pair, (fastslots.client_steps, fastslots.server_steps),
                           strict=True):
-        slots = SlotSteps(frames, *link.slot_views(), kind=shmlink.KIND_STEP)
+        slots = SlotSteps(frames, *link.slot_views(), kind=shmlink.KIND_STEP, rewards=rewards)
         steps = make(link, slots)
         assert steps is not None
         link.enable_steps(steps.release, slots.release)
@@ -455,3 +460,61 @@ def test_the_codes_are_the_extension_s() -> None:
     module = importlib.import_module("rlmesh.transport._fastslots")
     for name in ("DECLINED", "DONE", "WAKE", "RECEIVE", "ASLEEP"):
         assert getattr(module, name) == getattr(fastslots, name), name
+
+
+def bits(value: Any) -> bytes:
+    """A reward's own bytes (a Python float's float64)."""
+    return np.asarray(value, np.float64 if type(value) is float else None).tobytes()
+
+
+def test_numpy_rewards_are_put_and_read_in_c_bit_for_bit(
+        link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
+    require_compiled()
+    client, server = link_pair
+    box = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    _, theirs, fast, put = both_ends(link_pair, box, gym.spaces.Discrete(2), rewards=True)
+    signalling = np.frombuffer(np.uint32(0x7F800001).tobytes(), np.float32)[0]
+    rewards = [0.25, np.float64(-1.5), np.float32(2.5), np.float64(np.nan), signalling,
+               np.float32(-np.inf), np.float64(5e-324), -0.0]
+    reply_slot = server.slot_views()[0]
+    for rid, reward in enumerate(rewards):
+        obs = np.arange(4, dtype=np.float32) * rid
+        assert put.put(rid, obs, reward, rid % 2 == 0, True, {}) == fastslots.DONE
+        written = bytes(reply_slot[:64])
+        assert theirs.write_result(rid, obs, reward, rid % 2 == 0, True, {})
+        assert bytes(reply_slot[:64]) == written  # (the Python layout's bytes, exactly)
+        got = fast.step(rid, 1)
+        assert type(got) is list and type(got[3]) is type(reward)
+        assert bits(got[3]) == bits(reward)  # (a signalling NaN stays one)
+        assert_same_values([got[2], *got[4:]], [obs, rid % 2 == 0, True, {}], f"reply {rid}")
+        assert server.recv()[0] is shmlink.STEP_FRAME
+        theirs.read_step()
+    # A float16 has no form: declined, and nothing announced.
+    assert put.put(99, np.zeros(4, np.float32), np.float16(1.0), False, False, {}) \
+        == fastslots.DECLINED
+    assert client._in_seq == len(rewards)
+
+
+@pytest.mark.parametrize(("agreed", "num_envs", "forms"), [
+    (False, None, [1, 2]), (True, None, [3, 2**32 - 1]), (True, 3, [1, 2**32 - 1])])
+def test_a_reply_of_a_form_not_agreed_is_handed_on_and_refused(
+        link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink], agreed: bool,
+        num_envs: int | None, forms: list[int]) -> None:
+    require_compiled()
+    client, server = link_pair
+    box = gym.spaces.Box(0, 255, (num_envs or 1, 2), np.uint8)
+    action = gym.spaces.MultiDiscrete([2] * num_envs) if num_envs else gym.spaces.Discrete(2)
+    mine, theirs, fast, _ = both_ends(link_pair, box, action, num_envs, rewards=agreed)
+    results: tuple[Any, ...] = (np.zeros(box.shape, np.uint8), 0.5, False, False)
+    if num_envs:
+        results = (results[0], np.zeros(num_envs), np.zeros(num_envs, bool),
+                   np.zeros(num_envs, bool))
+    sent = np.zeros(num_envs, np.int64) if num_envs else 1
+    for rid, form in enumerate(forms):
+        answered_first(server, theirs, rid, results)
+        client.slot_views()[1][4:8] = form.to_bytes(4, "little")  # (the peer's word)
+        assert fast.step(rid, sent) == fastslots.RECEIVE
+        assert client.recv()[0] is shmlink.STEP_FRAME  # (the Python path reads it...)
+        with pytest.raises(ProtocolError, match=f"unknown form {form}"):
+            mine.read_reply(rid)  # (...and refuses it)
+        server.recv()

@@ -198,6 +198,29 @@ def test_numpy_scalar_rewards_keep_their_type_where_agreed(pair_of: Any, kind: t
     venv.close()
 
 
+def test_float32_rewards_keep_their_bits(pair_of: Any) -> None:
+    env = gym.make("Pendulum-v1")
+    pair = pair_of(env.observation_space, env.action_space, None, True)
+    obs = np.zeros(3, np.float32)
+    for raw in (0x7F800001, 0x7FC00001, 0xFF800000, 0x00000001, 0x80000000):
+        reward = np.frombuffer(np.uint32(raw).tobytes(), np.float32)[0]
+        got = check_reply(pair, [0, 1, obs, reward, False, False, {}])
+        assert type(got[3]) is np.float32 and got[3].tobytes() == reward.tobytes(), hex(raw)
+        assert bytes(pair.reply[4:8]) == (2).to_bytes(4, "little")
+
+
+def test_a_vector_reply_of_another_form_is_refused(pair_of: Any) -> None:
+    venv = gym.make_vec("CartPole-v1", 2, vectorization_mode="sync")
+    pair = pair_of(venv.observation_space, venv.action_space, 2, True)
+    obs, flags = np.zeros((2, 4), np.float32), np.zeros(2, bool)
+    assert pair.server.write_reply([0, 3, obs, np.zeros(2), flags, flags, {}])
+    assert bytes(pair.reply[4:8]) == bytes(4)
+    pair.reply[4:8] = (1).to_bytes(4, "little")
+    with pytest.raises(ProtocolError, match="unknown form 1"):
+        pair.client.read_reply(3)
+    venv.close()
+
+
 def test_a_reply_of_an_unknown_reward_form_is_refused(pair_of: Any) -> None:
     env = gym.make("Pendulum-v1")
     obs = np.zeros(3, np.float32)

@@ -19,7 +19,8 @@ __all__ = ["array_json", "contract_json", "json_value", "space_json"]
 
 _MAX_LISTED = 64
 """Arrays with more elements than this are summarised instead of listed."""
-_HIDDEN = ("auth", "shm", "shm_link", "challenge", "resume")
+_HIDDEN = ("auth", "shm", "shm_link", "shm_link_steps", "shm_link_step_rewards", "challenge",
+           "resume")
 """Handshake details that say nothing about what the endpoint serves."""
 _SPACES = ("observation_space", "action_space", "single_observation_space",
            "single_action_space")

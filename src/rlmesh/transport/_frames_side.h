@@ -63,7 +63,7 @@ static int side_rewards(Side *side, PyObject *rewards) {
         Py_INCREF(side->reward_types[i]);
         int exact = PyFloat_CheckExact(item);  /* (a Python float is the float form's) */
         Py_DECREF(item);
-        if (field->layout.nbytes != field->bytes.len || exact) {
+        if (field->layout.nbytes != field->layout.itemsize || exact) {
             PyErr_SetString(PyExc_ValueError, "a reward field holds one NumPy scalar");
             return -1;
         }

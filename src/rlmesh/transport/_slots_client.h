@@ -118,38 +118,53 @@ static int write_request(ClientSteps *self, uint64_t rid, PyObject *action) {
     return 1;
 }
 
-static PyObject *read_reply(ClientSteps *self, PyObject *rid) {
+/* The reply in the reply slot (of `form`, checked), or NULL with an exception. The slot's
+ * values are read out, and what the calls here use is held, before the first Python call:
+ * another thread may release the steps (close the link) during one. */
+static PyObject *read_reply(ClientSteps *self, PyObject *rid, uint32_t form) {
     const char *in = (const char *)self->side.in.buf;
-    PyObject *reply = PyList_New(7);
-    if (reply == NULL) return NULL;
+    int fields = self->one ? 1 : 4;
+    char raw[REWARD_BYTES];
+    int terminated = 0, truncated = 0;
+    if (self->one) {
+        memcpy(raw, in + self->tail, REWARD_BYTES);
+        terminated = in[self->tail + 8] != 0;
+        truncated = in[self->tail + 9] != 0;
+    }
+    PyObject *copies[4] = {NULL, NULL, NULL, NULL}, *reply = NULL, *item;
+    for (int i = 0; i < fields; i++) {
+        copies[i] = self->copies[i];
+        Py_INCREF(copies[i]);
+    }
+    PyObject *reward = self->one ? reward_read(&self->rewards, form, raw) : NULL;
+    if (self->one && reward == NULL) goto done;
+    if ((reply = PyList_New(7)) == NULL) goto done;
     Py_INCREF(zero);
     PyList_SET_ITEM(reply, 0, zero);
     Py_INCREF(rid);
     PyList_SET_ITEM(reply, 1, rid);
-    PyObject *item;
-    if (self->one) {
-        double reward;
-        uint32_t form;
-        memcpy(&reward, in + self->tail, 8);
-        memcpy(&form, in + 4, 4);  /* (0, or an agreed form: client_step checked it) */
-        if ((item = PyObject_CallNoArgs(self->copies[0])) == NULL) goto fail;
-        PyList_SET_ITEM(reply, 2, item);
-        if ((item = reward_of(&self->rewards, form, reward)) == NULL) goto fail;
-        PyList_SET_ITEM(reply, 3, item);
-        PyList_SET_ITEM(reply, 4, PyBool_FromLong(in[self->tail + 8] != 0));
-        PyList_SET_ITEM(reply, 5, PyBool_FromLong(in[self->tail + 9] != 0));
-    } else {
-        for (int i = 0; i < 4; i++) {
-            if ((item = PyObject_CallNoArgs(self->copies[i])) == NULL) goto fail;
-            PyList_SET_ITEM(reply, 2 + i, item);
+    for (int i = 0; i < fields; i++) {
+        if ((item = PyObject_CallNoArgs(copies[i])) == NULL) {
+            Py_CLEAR(reply);
+            goto done;
         }
+        PyList_SET_ITEM(reply, 2 + i, item);
     }
-    if ((item = PyDict_New()) == NULL) goto fail;
+    if (self->one) {
+        PyList_SET_ITEM(reply, 3, reward);
+        reward = NULL;
+        PyList_SET_ITEM(reply, 4, PyBool_FromLong(terminated));
+        PyList_SET_ITEM(reply, 5, PyBool_FromLong(truncated));
+    }
+    if ((item = PyDict_New()) == NULL) {
+        Py_CLEAR(reply);
+        goto done;
+    }
     PyList_SET_ITEM(reply, 6, item);
+done:
+    Py_XDECREF(reward);
+    for (int i = 0; i < fields; i++) Py_DECREF(copies[i]);
     return reply;
-fail:
-    Py_DECREF(reply);
-    return NULL;
 }
 
 static PyObject *client_step(ClientSteps *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -177,10 +192,14 @@ static PyObject *client_step(ClientSteps *self, PyObject *const *args, Py_ssize_
     memcpy(&kind, in, 4);
     memcpy(&form, in + 4, 4);
     memcpy(&got, in + 8, 8);
-    if (kind != side->kind || got != id || (self->one && form > (uint32_t)self->rewards.count))
+    if (kind != side->kind || got != id || form > (uint32_t)self->rewards.count)
         return code(RECEIVE);  /* (the Python path reads it, or says what is wrong with it) */
-    PyObject *reply = read_reply(self, args[0]);
+    PyObject *reply = read_reply(self, args[0], form);  /* (the form read once: the peer's) */
     if (reply == NULL) return NULL;
+    if (!side->held) {  /* (released meanwhile: the Python path reports the closed link) */
+        Py_DECREF(reply);
+        return code(RECEIVE);
+    }
     if (set_seq(side, s_in_seq, want) < 0) {
         Py_DECREF(reply);
         return NULL;

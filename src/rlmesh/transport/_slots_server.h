@@ -111,19 +111,27 @@ static PyObject *server_take(ServerSteps *self, PyObject *unused) {
     memcpy(&form, in + 4, 4);
     memcpy(&rid, in + 8, 8);
     if (kind != side->kind) return code(RECEIVE);
-    PyObject *action;
+    PyObject *action, *source;  /* (held for the call: the steps may be released in it) */
     if (form == FORM_ARRAY) {
-        action = PyObject_CallNoArgs(self->action_copy);
+        Py_INCREF(source = self->action_copy);
+        action = PyObject_CallNoArgs(source);
+        Py_DECREF(source);
     } else if (form == FORM_INT && self->ints) {
         long long value;
         memcpy(&value, in + HEAD_BYTES, 8);
         action = PyLong_FromLongLong(value);
     } else if (form == FORM_SCALAR && self->scalars) {
-        action = PyObject_GetItem(self->action, no_index);
+        Py_INCREF(source = self->action);
+        action = PyObject_GetItem(source, no_index);
+        Py_DECREF(source);
     } else {
         return code(RECEIVE);  /* (a form this layout has not: the Python path refuses it) */
     }
     if (action == NULL) return NULL;
+    if (!side->held) {  /* (released meanwhile: the Python path reports the closed link) */
+        Py_DECREF(action);
+        return code(RECEIVE);
+    }
     PyObject *id = PyLong_FromUnsignedLongLong(rid);
     if (id == NULL || set_seq(side, s_in_seq, want) < 0) {
         Py_XDECREF(id);
@@ -156,13 +164,10 @@ static PyObject *server_put(ServerSteps *self, PyObject *const *args, Py_ssize_t
     uint32_t form = FORM_ARRAY;  /* (a reply's form: its reward's, 0 for a float) */
     if (self->one) {
         PyObject *reward = args[2], *terminated = args[3], *truncated = args[4];
-        double value;
-        if (!reward_form(&self->rewards, reward, &form, &value)
-                || Py_TYPE(terminated) != &PyBool_Type || Py_TYPE(truncated) != &PyBool_Type)
-            return code(DECLINED);
-        if (!copy_array(side->ndarray, &self->reply[0], args[1], out + HEAD_BYTES))
-            return code(DECLINED);
-        memcpy(out + self->tail, &value, 8);
+        if (Py_TYPE(terminated) != &PyBool_Type || Py_TYPE(truncated) != &PyBool_Type
+                || !reward_write(&self->rewards, reward, out + self->tail, &form)
+                || !copy_array(side->ndarray, &self->reply[0], args[1], out + HEAD_BYTES))
+            return code(DECLINED);  /* (what was written is not announced: see below) */
         out[self->tail + 8] = terminated == Py_True;
         out[self->tail + 9] = truncated == Py_True;
     } else {

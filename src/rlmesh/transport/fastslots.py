@@ -84,14 +84,16 @@ class _ClientLayout(Protocol):
     kind: int
 
     def client_views(self) -> tuple[np.ndarray[Any, Any], type | None, bool, int,
-                                    tuple[np.ndarray[Any, Any], ...], tuple[type, ...]]: ...
+                                    tuple[np.ndarray[Any, Any], ...],
+                                    tuple[np.ndarray[Any, Any], ...]]: ...
 
 
 class _ServerLayout(Protocol):
     kind: int
 
     def server_views(self) -> tuple[np.ndarray[Any, Any], bool, bool,
-                                    tuple[np.ndarray[Any, Any], ...], tuple[type, ...]]: ...
+                                    tuple[np.ndarray[Any, Any], ...],
+                                    tuple[np.ndarray[Any, Any], ...]]: ...
 
 
 _module, _why_not = load("_fastslots")

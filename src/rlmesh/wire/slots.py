@@ -16,10 +16,11 @@ slots::
 The action's *form* keeps what the general codec keeps: an array of the space's dtype and
 shape (0), a NumPy scalar of a Discrete space's dtype (1), or a Python int (2). A one-env
 reply's form does the same for its reward: a Python float (0), or, where both sides agreed
-(``shm-link-step-rewards``), a NumPy ``float64`` (1) or ``float32`` (2) scalar, whose value
-the ``float64`` holds exactly. A value of another type, or a reply with a non-empty ``info``,
-is declined (``False``): the caller sends a general frame instead, so every value arrives
-exactly as the general decoder would return it.
+(``shm-link-step-rewards``), a NumPy ``float64`` (1) or ``float32`` (2) scalar, whose own
+bytes the reward's eight hold (a ``float32``'s four, then four zero bytes). A vector env's
+reply has form 0. A value of another type, or a reply with a non-empty ``info``, is declined
+(``False``): the caller sends a general frame instead, so every value arrives exactly as the
+general decoder would return it.
 
 Not thread-safe: a link has one request in flight, and its owner holds the lock.
 """
@@ -140,32 +141,40 @@ class SlotSteps:
         return np.frombuffer(slot, native, count, offset).reshape(shape)
 
     def client_views(self) -> tuple[np.ndarray[Any, Any], type | None, bool, int,
-                                    tuple[np.ndarray[Any, Any], ...], tuple[type, ...]]:
+                                    tuple[np.ndarray[Any, Any], ...],
+                                    tuple[np.ndarray[Any, Any], ...]]:
         """What the client's compiled step needs (:mod:`rlmesh.transport.fastslots`).
 
         Returns:
             The request slot's action view, the Discrete action's NumPy scalar type (or
             ``None``), whether Python ints are actions, where a one-env reply's reward
             starts, the reply slot's views (``(obs,)`` for one env, ``(obs, rewards,
-            terminated, truncated)`` for a vector env), and :attr:`rewards`.
+            terminated, truncated)`` for a vector env), and a one-item array of each of
+            :attr:`rewards`' types.
         """
         return (self._out_action, self._scalar_type, self._ints, self._tail,
-                (self._in_obs, *self._in_fields), self.rewards)
+                (self._in_obs, *self._in_fields), self._reward_scratch())
 
     def server_views(self) -> tuple[np.ndarray[Any, Any], bool, bool,
-                                    tuple[np.ndarray[Any, Any], ...], tuple[type, ...]]:
+                                    tuple[np.ndarray[Any, Any], ...],
+                                    tuple[np.ndarray[Any, Any], ...]]:
         """What the server's compiled step needs (:mod:`rlmesh.transport.fastslots`).
 
         Returns:
             The request slot's action view, whether a NumPy scalar action may come (a
             Discrete action space), whether a Python int may, views of the reply slot
             where the results go (``(obs,)`` for one env, ``(obs, rewards, terminated,
-            truncated)`` for a vector env, one after the other), and :attr:`rewards`.
+            truncated)`` for a vector env, one after the other), and a one-item array of
+            each of :attr:`rewards`' types.
         """
         fields = tuple(self._view(self._out, offset, field.dtype, field.shape)
                        for offset, field in self._fields)
         return (self._in_action, self._scalar_type is not None, self._ints,
-                (self._out_obs, *fields), self.rewards)
+                (self._out_obs, *fields), self._reward_scratch())
+
+    def _reward_scratch(self) -> tuple[np.ndarray[Any, Any], ...]:
+        """A one-item array of each NumPy reward type, in form order (the C steps' own)."""
+        return tuple(np.zeros(1, kind) for kind in self.rewards)
 
     def release(self) -> None:
         """Drop the views of the slots (the region may then be closed). Idempotent."""
@@ -212,11 +221,13 @@ class SlotSteps:
             if form:
                 if form > len(self.rewards):
                     raise ProtocolError(f"a slot step reply of unknown form {form}")
-                reward = self.rewards[form - 1](reward)
+                reward = np.frombuffer(self._in, self.rewards[form - 1], 1, self._tail)[0]
             return [0, rid, self._in_obs.copy(), reward, terminated, truncated, {}]
-        got = _HEAD.unpack_from(self._in, 0)[2]
+        _, form, got = _HEAD.unpack_from(self._in, 0)
         if got != rid:
             raise ProtocolError(f"a slot step answered request {got}, expected {rid}")
+        if form:
+            raise ProtocolError(f"a slot step reply of unknown form {form}")
         obs = self._in_obs.copy()
         rewards, terminated, truncated = self._in_fields
         return [0, rid, obs, rewards.copy(), terminated.copy(), truncated.copy(), {}]
@@ -269,8 +280,11 @@ class SlotSteps:
                     or type(info) is not dict or info \
                     or (obs.shape, obs.dtype) != self._layout:
                 return False
-            self._whole.pack_into(self._out, 0, self.kind, form, rid, reward,
-                                  terminated, truncated)  # (zeroes the obs: written next)
+            self._whole.pack_into(self._out, 0, self.kind, form, rid,
+                                  0.0 if form else reward, terminated,
+                                  truncated)  # (zeroes the obs: written next)
+            if form:  # (a NumPy scalar's own bytes, zero-padded)
+                self._out[self._tail : self._tail + reward.itemsize] = reward.tobytes()
             self._out_obs[...] = obs
             return True
         # (Tuples compare item by item, identity first: equal dtypes are mostly the same.)
