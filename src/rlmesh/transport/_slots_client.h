@@ -186,6 +186,7 @@ static PyObject *client_step(ClientSteps *self, PyObject *const *args, Py_ssize_
     int came = await_word(side, want);
     if (came < 0) return NULL;
     if (!came) return code(ASLEEP);
+    if (!side->held) return code(RECEIVE);  /* (released in the policy's last call) */
     const char *in = (const char *)side->in.buf;
     uint32_t kind, form;
     uint64_t got;

@@ -104,6 +104,7 @@ static PyObject *server_take(ServerSteps *self, PyObject *unused) {
     int came = await_word(side, want);
     if (came < 0) return NULL;
     if (!came) return code(ASLEEP);
+    if (!side->held) return code(RECEIVE);  /* (released in the policy's last call) */
     const char *in = (const char *)side->in.buf;
     uint32_t kind, form;
     uint64_t rid;
