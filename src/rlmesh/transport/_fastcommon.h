@@ -177,6 +177,23 @@ static int poll_verdict(PyObject *stolen_yield, PyObject *missed, long long star
     return verdict;
 }
 
+/* The NumPy scalar type of a one-item array's item (a new reference), or NULL with an
+ * exception, also for an item that is a Python float (that is no NumPy scalar's form). */
+static PyObject *scalar_type_of(PyObject *scratch) {
+    PyObject *item = PySequence_GetItem(scratch, 0);
+    if (item == NULL) return NULL;
+    PyObject *type = (PyObject *)Py_TYPE(item);
+    int exact = PyFloat_CheckExact(item);
+    Py_INCREF(type);
+    Py_DECREF(item);
+    if (exact) {
+        Py_DECREF(type);
+        PyErr_SetString(PyExc_TypeError, "a reward field holds NumPy scalars");
+        return NULL;
+    }
+    return type;
+}
+
 /* -- types ------------------------------------------------------------------------------ */
 
 /* Refuses to initialise an object twice (a step of the first may be waiting, the GIL

@@ -56,14 +56,10 @@ static int side_rewards(Side *side, PyObject *rewards) {
     for (Py_ssize_t i = 0; i < n; i++) {
         Field *field = &side->rewards[i];
         side->n_rewards = (int)i + 1;  /* (dropped from here on) */
-        if (field_init(field, PyTuple_GET_ITEM(rewards, i), 0) < 0) return -1;
-        PyObject *item = PySequence_GetItem(field->scratch, 0);
-        if (item == NULL) return -1;
-        side->reward_types[i] = (PyObject *)Py_TYPE(item);
-        Py_INCREF(side->reward_types[i]);
-        int exact = PyFloat_CheckExact(item);  /* (a Python float is the float form's) */
-        Py_DECREF(item);
-        if (field->layout.nbytes != field->layout.itemsize || exact) {
+        if (field_init(field, PyTuple_GET_ITEM(rewards, i), 0) < 0
+                || (side->reward_types[i] = scalar_type_of(field->scratch)) == NULL)
+            return -1;
+        if (field->layout.nbytes != field->layout.itemsize) {
             PyErr_SetString(PyExc_ValueError, "a reward field holds one NumPy scalar");
             return -1;
         }

@@ -44,20 +44,12 @@ static int rewards_init(Rewards *r, PyObject *scratches, int one) {
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *scratch = PyTuple_GET_ITEM(scratches, i);
-        PyObject *item = PySequence_GetItem(scratch, 0);
-        if (item == NULL) return -1;
-        r->types[i] = (PyObject *)Py_TYPE(item);
-        Py_INCREF(r->types[i]);
-        int exact = PyFloat_CheckExact(item);  /* (a Python float is form 0's) */
-        Py_DECREF(item);
         Py_INCREF(scratch);
         r->scratch[i] = scratch;
-        if (exact || PyObject_GetBuffer(scratch, &r->bytes[i],
-                                        PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "rewards: arrays of NumPy scalars");
+        if ((r->types[i] = scalar_type_of(scratch)) == NULL
+                || PyObject_GetBuffer(scratch, &r->bytes[i],
+                                      PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
             return -1;
-        }
         r->count = (int)i + 1;
         if (r->bytes[i].len < 1 || r->bytes[i].len > REWARD_BYTES) {
             PyErr_SetString(PyExc_ValueError, "rewards: one item of at most eight bytes");
