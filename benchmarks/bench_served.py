@@ -8,11 +8,14 @@ ratios, with their spread. The action is one fixed sample of the action space, s
 do the same work; an episode that ends is reset (in both arms alike).
 
 It measures what an env's own types cost on the wire: Pendulum returns its reward as a NumPy
-``float64``, CartPole as a Python float, and the fixed frames take both. Run it against two
-trees (``cd OTHER && uv run python THIS/benchmarks/bench_served.py``) to compare them::
+``float64``, CartPole as a Python float, and the fixed frames take both. ``--num-envs N``
+serves Gymnasium's ``SyncVectorEnv`` of ``N`` copies instead (``gymnasium.make_vec``, the
+same in this process; a vector env resets its own episodes). Run it against two trees
+(``cd OTHER && uv run python THIS/benchmarks/bench_served.py``) to compare them::
 
     uv run python benchmarks/bench_served.py Pendulum-v1            # 7 rounds x 0.4 s
     uv run python benchmarks/bench_served.py CartPole-v1 --json served.json
+    uv run python benchmarks/bench_served.py CartPole-v1 --num-envs 8
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ BATCH = 200
 def stepper(env: Any, action: Any) -> Callable[[], None]:
     """One step of ``env`` with ``action``, resetting an episode that ends."""
     step, reset = env.step, env.reset
+    if isinstance(env, gym.vector.VectorEnv):
+        def vector_step() -> None:
+            step(action)  # (a vector env resets its own episodes)
+
+        return vector_step
 
     def one() -> None:
         _, _, terminated, truncated, _ = step(action)
@@ -62,17 +70,24 @@ def trial(step: Callable[[], None], seconds: float) -> float:
             return (now - started) / steps * 1e6
 
 
-def measure(env_id: str, rounds: int, seconds: float) -> dict[str, Any]:
-    """Interleaved rounds of each transport against the env in this process."""
-    local = gym.make(env_id)
+def measure(env_id: str, rounds: int, seconds: float, num_envs: int = 0) -> dict[str, Any]:
+    """Interleaved rounds of each transport against the env in this process.
+
+    ``num_envs`` > 0 serves (and steps here) a ``SyncVectorEnv`` of that many copies.
+    """
+    local: Any = gym.make(env_id) if not num_envs else gym.make_vec(
+        env_id, num_envs, vectorization_mode="sync")
     local.reset(seed=0)
     local.action_space.seed(0)
     action = local.action_space.sample()
+    target, kwargs = (env_id, None) if not num_envs else ("gymnasium:make_vec", {
+        "id": env_id, "num_envs": num_envs, "vectorization_mode": "sync"})
+    remote_class = rlmesh.numpy.RemoteVectorEnv if num_envs else rlmesh.numpy.RemoteEnv
     results: dict[str, Any] = {}
-    with spawn_server(env_id) as server:
+    with spawn_server(target, kwargs=kwargs) as server:
         for name, same_host in TRANSPORTS.items():
             options = ConnectOptions(same_host=same_host, timeout=10)
-            with rlmesh.numpy.RemoteEnv(server.address, options=options) as remote:
+            with remote_class(server.address, options=options) as remote:
                 linked = remote.contract.get("shm_link") is True  # (as asked, or not)
                 remote.reset(seed=0)
                 arms = {"served": stepper(remote, action), "local": stepper(local, action)}
@@ -98,12 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("env_id", nargs="?", default="Pendulum-v1")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=0.4, help="per trial")
+    parser.add_argument("--num-envs", type=int, default=0,
+                        help="serve a SyncVectorEnv of this many copies (default: one env)")
     parser.add_argument("--json", help="also write the results as JSON here")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.seconds <= 0:
-        parser.error("--rounds must be >= 1 and --seconds > 0")
-    results = measure(args.env_id, args.rounds, args.seconds)
-    print(f"{args.env_id} served, against it in this process: {args.rounds} rounds x "
+    if args.rounds < 1 or args.seconds <= 0 or args.num_envs < 0:
+        parser.error("--rounds must be >= 1, --seconds > 0 and --num-envs >= 0")
+    results = measure(args.env_id, args.rounds, args.seconds, args.num_envs)
+    what = f"SyncVectorEnv({args.num_envs}) of {args.env_id}" if args.num_envs else args.env_id
+    print(f"{what} served, against it in this process: {args.rounds} rounds x "
           f"{args.seconds} s")
     print("| transport | served µs | local µs | local / served (median, min-max) |")
     print("|---|---:|---:|---:|")
@@ -115,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['ratio']:.3f} ({row['ratio_min']:.3f}-{row['ratio_max']:.3f}) |")
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"env_id": args.env_id, "rounds": args.rounds, "seconds": args.seconds,
-                       "transports": results}, out, indent=2)
+            json.dump({"env_id": args.env_id, "num_envs": args.num_envs, "rounds": args.rounds,
+                       "seconds": args.seconds, "transports": results}, out, indent=2)
     return 0
 
 

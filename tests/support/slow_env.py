@@ -1,4 +1,4 @@
-"""A CartPole that sleeps on every step, importable by ``rlmesh serve`` children.
+"""A CartPole that sleeps (or spends CPU) on every step, importable by ``rlmesh serve`` children.
 
 Runs that must last long enough to kill a server mid-episode serve it:
 ``spawn_server(f"{SLOW_MODULE}:SlowCartPole", env=slow_env_environment(folder))``.
@@ -17,6 +17,8 @@ SLOW_SOURCE = PAINT_SOURCE + '''
 import time
 
 import gymnasium as gym
+
+from rlmesh.envs import CpuCost
 
 
 class SlowCartPole(gym.Wrapper):
@@ -37,6 +39,11 @@ class SlowCartPole(gym.Wrapper):
     def step(self, action):
         time.sleep(self.delay)
         return self.env.step(action)
+
+
+def busy_cartpole(cost_us=200.0):
+    """CartPole whose every step spends ``cost_us`` more microseconds of CPU."""
+    return CpuCost(gym.make("CartPole-v1"), cost_us=cost_us)
 '''
 
 

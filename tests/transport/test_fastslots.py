@@ -120,6 +120,29 @@ def test_a_late_reply_is_slept_for(spawn: Callable[..., ServerProcess], codes: l
     assert fastslots.ASLEEP in codes
 
 
+def test_a_reply_a_little_later_than_the_budget_is_caught_by_polling(
+        spawn: Callable[..., ServerProcess], codes: list[int], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step of 200+ µs of CPU outlasts the default budget (128 µs) but is within its reach.
+
+    The first steps miss and sleep; from then on the client polls a quarter past its last
+    wait, so most replies are read without a wake-up (the budget used to decay to nothing
+    and every step slept). Interruptions late in those longer polls do not stop them (on a
+    busy virtual machine a poll of 300 µs sees one about every tenth step).
+    """
+    monkeypatch.delenv("RLMESH_SPIN", raising=False)  # (the default budget: 64 rounds)
+    server = spawn(f"{SLOW_MODULE}:busy_cartpole", kwargs={"cost_us": 200.0},
+                   env=slow_env_environment(tmp_path))
+    with RemoteEnv(server.address, timeout=10) as env:
+        env.reset(seed=3)
+        for i in range(200):
+            _, _, terminated, truncated, _ = env.step(i % 2)
+            if terminated or truncated:
+                env.reset()
+    steps = codes[-200:]
+    assert steps.count(READ) >= 120, f"{steps.count(fastslots.ASLEEP)} of 200 steps slept"
+
+
 def test_a_sleeping_server_is_woken(spawn: Callable[..., ServerProcess],
                                     codes: list[int]) -> None:
     server = spawn("CartPole-v1")

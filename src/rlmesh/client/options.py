@@ -63,7 +63,8 @@ class ConnectOptions:
         tls: An ``ssl.SSLContext`` (see :func:`rlmesh.tls.client_context`), ``True`` for one
             trusting the system's CAs; a ``tls://`` address implies ``True``.
         spin: Rounds of about 2 µs to poll for a reply before blocking (``RLMESH_SPIN``,
-            default 64; 0 blocks at once).
+            default 64; 0 blocks at once). The budget adapts: a peer that took up to four
+            budgets to answer is polled for about as long next time.
         same_host: Offer a server on this machine shared memory: a link carrying whole
             frames where the CPU allows it, else a region for reply bodies (protocol section
             10). ``RLMESH_SAME_HOST=0`` also turns it off.

@@ -88,9 +88,11 @@ class ServeOptions:
         max_pending_per_peer: Most such connections per peer address (an IPv4 address, an
             IPv6 /64, or a unix-socket peer's user id); beyond it the peer's oldest pending
             connection is closed.
-        spin: Non-blocking polls for a session's next request before its thread blocks
-            (each followed by a yield of the CPU). Polling briefly avoids the wake-up latency
-            of a sleeping thread when a client steps in a tight loop; 0 disables it.
+        spin: Rounds of about 2 µs a session polls for its client's next request before its
+            thread blocks (``RLMESH_SERVER_SPIN``, default 64; each round yields the CPU).
+            Polling avoids the wake-up latency of a sleeping thread when a client steps in a
+            tight loop; the budget adapts (a client that took up to four budgets to send is
+            polled for about as long next time) and 0 disables it.
 
     ``idle_timeout_seconds``, ``drain_timeout_seconds`` and ``close_timeout_seconds`` (the
     reference API's names) are accepted for ``idle_timeout``, ``drain_timeout`` and

@@ -22,6 +22,7 @@
 #endif
 
 #define STOLEN_NS 25000 /* rlmesh.transport.spin.STOLEN_NS */
+#define EARLY_NS 10000  /* rlmesh.transport.spin.EARLY_NS */
 #define MAX_DIMS 32
 
 /* What a call hands to the Python path (rlmesh.transport.fastslots and
@@ -135,6 +136,12 @@ static int no_keywords(PyObject *kwds, const char *type) {
     return -1;
 }
 
+/* The spin policy's constants mirrored here, as module constants (a test compares them). */
+static int add_policy_constants(PyObject *module) {
+    return PyModule_AddIntConstant(module, "STOLEN_NS", STOLEN_NS) < 0
+        || PyModule_AddIntConstant(module, "EARLY_NS", EARLY_NS) < 0 ? -1 : 0;
+}
+
 static int add_type(PyObject *module, const char *name, PyTypeObject *type) {
     Py_INCREF(type);
     if (PyModule_AddObject(module, name, (PyObject *)type) < 0) {
@@ -152,15 +159,16 @@ static int add_type(PyObject *module, const char *name, PyTypeObject *type) {
 
 /* What the spin policy says after a yield of a poll that began at `started`, the last yield
  * at *mark (rlmesh.transport.spin): POLL_ON, POLL_MISSED, POLL_STOLEN, or -1 with an
- * exception. Calls the policy's stolen_yield or missed as the Python poll loops do. Both are
- * held for the call: the Python code it runs may release the side that owns them. */
+ * exception. Calls the policy's stolen_yield (for a long yield early in the poll) or missed
+ * as the Python poll loops do. Both are held for the call: the Python code it runs may
+ * release the side that owns them. */
 static int poll_verdict(PyObject *stolen_yield, PyObject *missed, long long started,
                         long long *mark, long long budget) {
     long long now = now_ns();
     int verdict = POLL_ON;
     Py_INCREF(stolen_yield);
     Py_INCREF(missed);
-    if (now - *mark > STOLEN_NS) {
+    if (now - *mark > STOLEN_NS && *mark - started <= EARLY_NS) {
         PyObject *stop = PyObject_CallNoArgs(stolen_yield);
         int truth = stop == NULL ? -1 : PyObject_IsTrue(stop);
         Py_XDECREF(stop);

@@ -59,7 +59,8 @@ PyMODINIT_FUNC PyInit__fastframes(void) {
             || add_type(module, "ServerFrames", &ServerFramesType) < 0
             || PyModule_AddIntConstant(module, "DECLINED", DECLINED) < 0
             || PyModule_AddIntConstant(module, "DONE", DONE) < 0
-            || PyModule_AddIntConstant(module, "RECEIVE", RECEIVE) < 0) {
+            || PyModule_AddIntConstant(module, "RECEIVE", RECEIVE) < 0
+            || add_policy_constants(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

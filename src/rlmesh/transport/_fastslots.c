@@ -60,7 +60,8 @@ PyMODINIT_FUNC PyInit__fastslots(void) {
             || PyModule_AddIntConstant(module, "DONE", DONE) < 0
             || PyModule_AddIntConstant(module, "WAKE", WAKE) < 0
             || PyModule_AddIntConstant(module, "RECEIVE", RECEIVE) < 0
-            || PyModule_AddIntConstant(module, "ASLEEP", ASLEEP) < 0) {
+            || PyModule_AddIntConstant(module, "ASLEEP", ASLEEP) < 0
+            || add_policy_constants(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -210,6 +210,7 @@ static int fill(Stream *s, Staging *st, Py_ssize_t need) {
     Py_DECREF(spin);
     if (spinning < 0) return -1;
     if (spinning) {
+        long long started = now_ns();
         PyObject *got = PyObject_CallNoArgs(s->start);
         if (got == NULL) return -1;
         long long budget = PyLong_AsLongLong(got);
@@ -217,7 +218,7 @@ static int fill(Stream *s, Staging *st, Py_ssize_t need) {
         if (budget == -1 && PyErr_Occurred()) return -1;
         if (budget > 0 && poll_fill(s, st, need, budget) < 0) return -1;
         if (st->end - st->start >= need) return 1;
-        blocked_at = now_ns();
+        blocked_at = started;  /* (the policy learns how long the peer took, poll included) */
     }
     if (PyErr_CheckSignals() < 0) return -1;  /* (one that came while this call ran) */
     while (st->end - st->start < need) {

@@ -36,7 +36,7 @@ from typing import Any, Final
 
 from rlmesh.errors import ConnectionLostError, MessageTooLargeError, ProtocolError
 from rlmesh.transport.shm import ShmRegion, write_pieces
-from rlmesh.transport.spin import STOLEN_NS, SpinPolicy, now_ns, yield_cpu
+from rlmesh.transport.spin import EARLY_NS, STOLEN_NS, SpinPolicy, now_ns, yield_cpu
 from rlmesh.transport.stream import Connection
 
 __all__ = [
@@ -330,7 +330,8 @@ class ShmLink:
                     return True
             yield_cpu()
             now = now_ns()
-            if now - mark > STOLEN_NS and policy.stolen_yield():  # the CPU is shared: sleep
+            if now - mark > STOLEN_NS and mark - start <= EARLY_NS \
+                    and policy.stolen_yield():  # the CPU is shared: sleep
                 return bool(ctl[word] == want)
             if now - start > budget:
                 policy.missed()

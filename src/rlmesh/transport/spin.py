@@ -6,6 +6,10 @@ blocking receive. Polling adapts, the same way on both paths:
 
 * a poll phase that found nothing halves the next one's budget (a slow peer costs little);
 * a blocking wait that ended within the full budget restores it (the peer answers fast);
+* a blocking wait that ended later, but within ``REACH`` full budgets, sets the next budget a
+  quarter past that wait: a peer whose step takes a little longer than the budget (a vector
+  env of a few hundred microseconds, any env on a slow host) is caught by polling instead of
+  paying a wake-up on every receive, which costs tens of microseconds on a virtual machine;
 * a yield that handed the CPU to another task (perhaps the peer) means polling only slows
   the peer down: the next ``2**n`` receives block at once, ``n`` growing while it recurs.
 
@@ -17,6 +21,11 @@ virtual machine (measured: about 35 per second). Such a policy (``suspect=True``
 (as when the peer shares this CPU: then every receive sees one) makes the receives block.
 Over a socket, where the peer's data itself wakes a blocked receiver, the first long yield
 blocks: polling a shared CPU with system calls costs more there.
+
+Only a long yield early in a poll (within ``EARLY_NS`` of its start) counts. A peer that
+shares this CPU takes it at the first yields, as soon as the receive starts polling; a long
+yield later in a long poll is an interruption (on a busy virtual machine they come hundreds
+of times a second, so a poll of a few hundred microseconds would often see one).
 """
 
 from __future__ import annotations
@@ -25,12 +34,17 @@ import os
 import time
 from typing import Final
 
-__all__ = ["ROUND_NS", "STOLEN_NS", "SUSPECT_RECEIVES", "SpinPolicy", "now_ns", "yield_cpu"]
+__all__ = ["EARLY_NS", "REACH", "ROUND_NS", "STOLEN_NS", "SUSPECT_RECEIVES", "SpinPolicy",
+           "now_ns", "yield_cpu"]
 
 ROUND_NS: Final = 2_000
 """Budget of one configured round (about one non-blocking socket poll)."""
 STOLEN_NS: Final = 25_000
 """A yield that took longer than this gave the CPU to another task."""
+EARLY_NS: Final = 10_000
+"""A long yield counts only if the poll had run for at most this long before it."""
+REACH: Final = 4
+"""A peer that answered within this many full budgets is polled for about as long next time."""
 SUSPECT_RECEIVES: Final = 8
 """A second long yield within this many receives of the first means the CPU is shared."""
 _MAX_STOLEN: Final = 6
@@ -102,6 +116,14 @@ class SpinPolicy:
         return True
 
     def blocked(self, waited_ns: int) -> None:
-        """A blocking wait of ``waited_ns`` ended: a short one restores the full budget."""
-        if self.full_ns and not self.cooldown and waited_ns <= self.full_ns:
-            self.budget_ns = self.full_ns
+        """A receive that blocked ended ``waited_ns`` after it started.
+
+        One within the full budget restores it; one within ``REACH`` full budgets sets the
+        next budget a quarter past it (at most ``REACH`` full budgets); a longer one leaves
+        the budget as it is, so a peer that keeps answering late stops being polled.
+        """
+        full = self.full_ns
+        if not full or self.cooldown or waited_ns > full * REACH:
+            return
+        self.budget_ns = full if waited_ns <= full else min(waited_ns + (waited_ns >> 2),
+                                                            full * REACH)

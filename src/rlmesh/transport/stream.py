@@ -20,7 +20,7 @@ from rlmesh.errors import (
     ProtocolError,
 )
 from rlmesh.transport.shm import ShmRegion
-from rlmesh.transport.spin import STOLEN_NS, SpinPolicy, now_ns, yield_cpu
+from rlmesh.transport.spin import EARLY_NS, STOLEN_NS, SpinPolicy, now_ns, yield_cpu
 
 __all__ = ["PREFIX", "SHM_FLAG", "Connection"]
 
@@ -194,11 +194,12 @@ class Connection:
         view, recv_into, limit = self._view, self.sock.recv_into, len(self._buf)
         blocked_at = 0
         if self.spin and end - start < n:
+            started = now_ns()
             budget = self._policy.start()
             if budget:
                 end = self._poll(end, start + n, budget)
             if end - start < n:
-                blocked_at = now_ns()
+                blocked_at = started  # (the policy learns how long the peer took, poll too)
         while end - start < n:
             got = recv_into(view[end : min(limit, max(start + n, end + _READ))])
             if not got:
@@ -223,7 +224,8 @@ class Connection:
             except BlockingIOError:
                 yield_cpu()
                 now = now_ns()
-                if now - mark > STOLEN_NS and policy.stolen_yield():  # a shared CPU: block
+                if now - mark > STOLEN_NS and mark - started <= EARLY_NS \
+                        and policy.stolen_yield():  # a shared CPU: block
                     return end
                 if now - started > budget:
                     policy.missed()
