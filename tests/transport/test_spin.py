@@ -150,77 +150,137 @@ def test_the_compiled_polls_use_the_policy_s_constants(face: types.ModuleType) -
         assert getattr(module, name) == getattr(spin, name), name
 
 
-# -- the poll loops: only a long yield early in a poll counts ----------------------------------
+# -- the poll loops: a long yield counts early in a poll, or if the answer came in it --------
 
 
 class FakeClock:
-    """A clock that only moves while the poll loop yields: by each of ``yields`` in turn."""
+    """A clock that only moves while the poll loop yields: by each of ``yields`` in turn.
 
-    def __init__(self, yields: list[int]) -> None:
+    ``then(n)`` runs after the ``n``-th yield (counted from 0), as the peer would meanwhile.
+    """
+
+    def __init__(self, yields: list[int], then: Callable[[int], None]) -> None:
         self.now = 1_000_000
         self.yields: Iterator[int] = iter(yields)
+        self.count = 0
+        self.then = then
 
     def now_ns(self) -> int:
         return self.now
 
     def yield_cpu(self) -> None:
         self.now += next(self.yields, ROUND_NS)
+        self.then(self.count)
+        self.count += 1
 
 
 class RecordingPolicy(SpinPolicy):
-    """A policy that records every long yield it is told of (and still decides)."""
+    """A policy that records the long yields and blocked waits it is told of."""
 
     def __init__(self, rounds: int) -> None:
         super().__init__(rounds)
         self.told = 0
+        self.waits: list[int] = []
 
     def stolen_yield(self) -> bool:
         self.told += 1
         return super().stolen_yield()
 
+    def blocked(self, waited_ns: int) -> None:
+        self.waits.append(waited_ns)
+        super().blocked(waited_ns)
 
-Poll = Callable[[pytest.MonkeyPatch, list[int], SpinPolicy], object]
-"""Run one Python poll loop with a fake clock whose yields take the given times."""
+
+Poll = Callable[[pytest.MonkeyPatch, list[int], SpinPolicy, "int | None"], object]
+"""Run one Python poll loop with a fake clock whose yields take the given times; the answer
+comes during the yield of the given index (``None``: never)."""
 LONG = STOLEN_NS + 5_000
-LATE = [ROUND_NS] * (EARLY_NS // ROUND_NS + 1) + [LONG]
-"""Short yields past ``EARLY_NS`` into the poll, then a long one (an interruption)."""
+SHORT = [ROUND_NS] * (EARLY_NS // ROUND_NS)
+"""Short yields up to exactly ``EARLY_NS`` into the poll."""
+LATE = [*SHORT, ROUND_NS, LONG]
+"""Short yields past ``EARLY_NS`` into the poll, then a long one."""
 
 
-def poll_link(monkeypatch: pytest.MonkeyPatch, yields: list[int],
-              policy: SpinPolicy) -> bool:
-    """Run the link's Python poll over a sequence word that never moves."""
-    clock = FakeClock(yields)
+def poll_link(monkeypatch: pytest.MonkeyPatch, yields: list[int], policy: SpinPolicy,
+              comes: int | None = None) -> bool:
+    """Run the link's Python poll over a sequence word that moves (to 1) at ``comes``."""
+    link = types.SimpleNamespace(_ctl=[0], _in_word=0, _policy=policy)
+
+    def then(count: int) -> None:
+        if count == comes:
+            link._ctl[0] = 1
+
+    clock = FakeClock(yields, then)
     monkeypatch.setattr(shmlink, "now_ns", clock.now_ns)
     monkeypatch.setattr(shmlink, "yield_cpu", clock.yield_cpu)
-    link = types.SimpleNamespace(_ctl=[0], _in_word=0, _policy=policy)
     return shmlink.ShmLink._spin(link, 1, 100 * ROUND_NS)  # type: ignore[arg-type]
 
 
-def poll_socket(monkeypatch: pytest.MonkeyPatch, yields: list[int],
-                policy: SpinPolicy) -> int:
-    """Run the socket's Python poll on a connection whose peer sends nothing."""
-    clock = FakeClock(yields)
+def poll_socket(monkeypatch: pytest.MonkeyPatch, yields: list[int], policy: SpinPolicy,
+                comes: int | None = None) -> int:
+    """Run the socket's Python poll; the peer sends its 8 bytes at ``comes``."""
+    mine, peer = socket.socketpair()
+
+    def then(count: int) -> None:
+        if count == comes:
+            peer.sendall(b"answered")
+
+    clock = FakeClock(yields, then)
     monkeypatch.setattr(stream, "now_ns", clock.now_ns)
     monkeypatch.setattr(stream, "yield_cpu", clock.yield_cpu)
-    mine, peer = socket.socketpair()
     with mine, peer:
         conn = stream.Connection(mine, 1 << 20)
         conn._policy = policy
         return conn._poll(0, 8, 100 * ROUND_NS)
 
 
-@pytest.mark.parametrize("poll", [poll_link, poll_socket], ids=["link", "socket"])
+POLLS = pytest.mark.parametrize("poll", [poll_link, poll_socket], ids=["link", "socket"])
+
+
+@POLLS
 def test_a_long_yield_late_in_a_poll_is_an_interruption(
         monkeypatch: pytest.MonkeyPatch, poll: Poll) -> None:
     policy = RecordingPolicy(100)
-    assert not poll(monkeypatch, LATE, policy)
+    assert not poll(monkeypatch, LATE, policy, None)
     assert policy.told == 0 and policy.start() == 50 * ROUND_NS  # (polled on, and missed)
 
 
-@pytest.mark.parametrize("poll", [poll_link, poll_socket], ids=["link", "socket"])
-def test_a_long_yield_early_in_a_poll_counts(monkeypatch: pytest.MonkeyPatch,
-                                             poll: Poll) -> None:
+@POLLS
+@pytest.mark.parametrize("before", [[ROUND_NS], SHORT], ids=["first", "at the edge"])
+def test_a_long_yield_early_in_a_poll_counts(monkeypatch: pytest.MonkeyPatch, poll: Poll,
+                                             before: list[int]) -> None:
     policy = RecordingPolicy(100)  # (a socket's policy: the first long yield blocks)
-    assert not poll(monkeypatch, [ROUND_NS, LONG], policy)
+    assert not poll(monkeypatch, [*before, LONG], policy, None)
     assert policy.told == 1
     assert blocking_receives(policy, 2) == 2
+
+
+@POLLS
+def test_a_long_yield_late_in_a_poll_counts_if_the_answer_came_in_it(
+        monkeypatch: pytest.MonkeyPatch, poll: Poll) -> None:
+    """The peer shares this CPU, but the scheduler let this poll run on first."""
+    policy = RecordingPolicy(100)
+    poll(monkeypatch, LATE, policy, len(LATE) - 1)
+    assert policy.told == 1
+    assert blocking_receives(policy, 2) == 2
+
+
+def test_a_socket_receive_tells_the_policy_its_wait_from_its_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A receive whose poll missed blocks; the policy learns how long the peer took."""
+    mine, peer = socket.socketpair()
+    policy = RecordingPolicy(2)  # (4 µs: a poll of three short yields misses)
+
+    def then(count: int) -> None:
+        if count == 2:
+            peer.sendall(b"answered")  # (after the poll's last look: the blocking read gets it)
+
+    clock = FakeClock([ROUND_NS] * 3, then)
+    monkeypatch.setattr(stream, "now_ns", clock.now_ns)
+    monkeypatch.setattr(stream, "yield_cpu", clock.yield_cpu)
+    with mine, peer:
+        conn = stream.Connection(mine, 1 << 20)
+        conn.set_spin(2)
+        conn._policy = policy
+        conn._fill(8)
+    assert policy.waits == [3 * ROUND_NS]  # (the poll's time too, not only the blocked read)

@@ -157,18 +157,23 @@ static int add_type(PyObject *module, const char *name, PyTypeObject *type) {
 #define POLL_MISSED 1  /* the budget is spent (the policy's missed() was called) */
 #define POLL_STOLEN 2  /* a yield gave the CPU away and the policy says block */
 
+/* Whether what a poll waits for has come (`ctx` is the poll's own): asked only after a long
+ * yield late in a poll, before any Python code runs. (tests/transport/test_spin.py tests
+ * the same rules in the Python poll loops, with a fake clock.) */
+typedef int (*came_fn)(const void *ctx);
+
 /* What the spin policy says after a yield of a poll that began at `started`, the last yield
  * at *mark (rlmesh.transport.spin): POLL_ON, POLL_MISSED, POLL_STOLEN, or -1 with an
- * exception. Calls the policy's stolen_yield (for a long yield early in the poll) or missed
- * as the Python poll loops do. Both are held for the call: the Python code it runs may
- * release the side that owns them. */
+ * exception. Calls the policy's stolen_yield (for a long yield early in the poll, or later
+ * if what the poll waits for came during it) or missed as the Python poll loops do. Both
+ * are held for the call: the Python code it runs may release the side that owns them. */
 static int poll_verdict(PyObject *stolen_yield, PyObject *missed, long long started,
-                        long long *mark, long long budget) {
+                        long long *mark, long long budget, came_fn came, const void *ctx) {
     long long now = now_ns();
     int verdict = POLL_ON;
     Py_INCREF(stolen_yield);
     Py_INCREF(missed);
-    if (now - *mark > STOLEN_NS && *mark - started <= EARLY_NS) {
+    if (now - *mark > STOLEN_NS && (*mark - started <= EARLY_NS || came(ctx))) {
         PyObject *stop = PyObject_CallNoArgs(stolen_yield);
         int truth = stop == NULL ? -1 : PyObject_IsTrue(stop);
         Py_XDECREF(stop);

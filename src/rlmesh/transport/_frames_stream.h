@@ -159,6 +159,12 @@ static PyObject *staging_close(Stream *s, Staging *st, PyObject *result) {
     return result;
 }
 
+/* Whether the socket `ctx` points at has bytes to read (a came_fn). */
+static int socket_readable(const void *ctx) {
+    char byte;
+    return recv(*(const int *)ctx, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 /* Read what the socket holds without blocking for up to `budget` ns, yielding between reads
  * (Connection._poll): 1 `need` bytes are here, 0 not (block for them), -1 an exception. */
 static int poll_fill(Stream *s, Staging *st, Py_ssize_t need, long long budget) {
@@ -187,7 +193,8 @@ static int poll_fill(Stream *s, Staging *st, Py_ssize_t need, long long budget) 
         Py_BEGIN_ALLOW_THREADS
         sched_yield();
         Py_END_ALLOW_THREADS
-        int verdict = poll_verdict(s->stolen_yield, s->missed, started, &mark, budget);
+        int verdict = poll_verdict(s->stolen_yield, s->missed, started, &mark, budget,
+                                   socket_readable, &fd);
         if (verdict != POLL_ON) return verdict < 0 ? -1 : 0;
     }
 }

@@ -156,9 +156,22 @@ static int announce(Side *side) {
     return woke < 0 ? -1 : woke ? DONE : WAKE;
 }
 
+/* A poll's sequence word and the value it waits for (the context of word_came). */
+typedef struct {
+    Side *side;
+    uint32_t want;
+} Awaited;
+
+/* Whether the peer's sequence word reached the value awaited (a came_fn). */
+static int word_came(const void *ctx) {
+    const Awaited *awaited = ctx;
+    return load_word(awaited->side, awaited->side->in_word) == awaited->want;
+}
+
 /* Poll the peer's sequence word for up to `budget` ns (ShmLink._spin): 1 it came, 0 not,
  * -1 an exception. */
 static int poll_word(Side *side, uint32_t want, long long budget) {
+    Awaited awaited = {side, want};
     long long start = now_ns(), mark = start;
     for (;;) {
         long long until = mark + CHECK_NS;
@@ -174,7 +187,8 @@ static int poll_word(Side *side, uint32_t want, long long budget) {
         sched_yield();
         Py_END_ALLOW_THREADS
         if (!side->held) return 0;  /* (closed meanwhile: the Python path says so) */
-        int verdict = poll_verdict(side->stolen_yield, side->missed, start, &mark, budget);
+        int verdict = poll_verdict(side->stolen_yield, side->missed, start, &mark, budget,
+                                   word_came, &awaited);
         if (verdict < 0) return -1;
         if (!side->held) return 0;
         if (verdict == POLL_STOLEN) return load_word(side, side->in_word) == want;

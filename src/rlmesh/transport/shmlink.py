@@ -330,7 +330,7 @@ class ShmLink:
                     return True
             yield_cpu()
             now = now_ns()
-            if now - mark > STOLEN_NS and mark - start <= EARLY_NS \
+            if now - mark > STOLEN_NS and (mark - start <= EARLY_NS or ctl[word] == want) \
                     and policy.stolen_yield():  # the CPU is shared: sleep
                 return bool(ctl[word] == want)
             if now - start > budget:

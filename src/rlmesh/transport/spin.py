@@ -5,9 +5,10 @@ with non-blocking reads, or a shared-memory sequence word) without the sleep and
 blocking receive. Polling adapts, the same way on both paths:
 
 * a poll phase that found nothing halves the next one's budget (a slow peer costs little);
-* a blocking wait that ended within the full budget restores it (the peer answers fast);
-* a blocking wait that ended later, but within ``REACH`` full budgets, sets the next budget a
-  quarter past that wait: a peer whose step takes a little longer than the budget (a vector
+* a receive that blocked and ended within the full budget of its start restores it (the
+  peer answers fast);
+* one that ended later, but within ``REACH`` full budgets, sets the next budget a quarter
+  past its wait: a peer whose step takes a little longer than the budget (a vector
   env of a few hundred microseconds, any env on a slow host) is caught by polling instead of
   paying a wake-up on every receive, which costs tens of microseconds on a virtual machine;
 * a yield that handed the CPU to another task (perhaps the peer) means polling only slows
@@ -22,10 +23,13 @@ virtual machine (measured: about 35 per second). Such a policy (``suspect=True``
 Over a socket, where the peer's data itself wakes a blocked receiver, the first long yield
 blocks: polling a shared CPU with system calls costs more there.
 
-Only a long yield early in a poll (within ``EARLY_NS`` of its start) counts. A peer that
-shares this CPU takes it at the first yields, as soon as the receive starts polling; a long
-yield later in a long poll is an interruption (on a busy virtual machine they come hundreds
-of times a second, so a poll of a few hundred microseconds would often see one).
+A long yield counts early in a poll (within ``EARLY_NS`` of its start), or later if what the
+poll waits for came during it. A peer that shares this CPU takes it at the first yields, as
+soon as the receive starts polling; where the scheduler lets the poller run on first (some
+kernels let a yielding task keep the CPU until its fair share is spent), the peer's step
+still ends in that long yield, and its answer is there after it. Any other long yield late
+in a long poll is an interruption: on a busy virtual machine they come hundreds of times a
+second, so a poll of a few hundred microseconds would often see one.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ ROUND_NS: Final = 2_000
 STOLEN_NS: Final = 25_000
 """A yield that took longer than this gave the CPU to another task."""
 EARLY_NS: Final = 10_000
-"""A long yield counts only if the poll had run for at most this long before it."""
+"""A long yield counts if the poll had run for at most this long before it (or if what the
+poll waits for came during it)."""
 REACH: Final = 4
 """A peer that answered within this many full budgets is polled for about as long next time."""
 SUSPECT_RECEIVES: Final = 8

@@ -224,7 +224,7 @@ class Connection:
             except BlockingIOError:
                 yield_cpu()
                 now = now_ns()
-                if now - mark > STOLEN_NS and mark - started <= EARLY_NS \
+                if now - mark > STOLEN_NS and (mark - started <= EARLY_NS or self._readable()) \
                         and policy.stolen_yield():  # a shared CPU: block
                     return end
                 if now - started > budget:
@@ -238,6 +238,15 @@ class Connection:
             if end >= need:
                 policy.hit()
                 return end
+
+    def _readable(self) -> bool:
+        """Whether the socket has bytes to read (asked after a long yield late in a poll)."""
+        if not _DONTWAIT:
+            return False  # (no non-blocking peek here)
+        try:
+            return bool(self.sock.recv(1, socket.MSG_PEEK | _DONTWAIT))
+        except BlockingIOError:
+            return False
 
     def set_limits(self, max_message_bytes: int, max_header_bytes: int) -> None:
         """Accept frames of up to ``max_message_bytes``, headers of up to ``max_header_bytes``.
