@@ -174,6 +174,13 @@ class FakeClock:
         self.count += 1
 
 
+def use_clock(monkeypatch: pytest.MonkeyPatch, module: types.ModuleType,
+              clock: FakeClock) -> None:
+    """Make ``module``'s poll loop read ``clock`` and yield through it."""
+    monkeypatch.setattr(module, "now_ns", clock.now_ns)
+    monkeypatch.setattr(module, "yield_cpu", clock.yield_cpu)
+
+
 class RecordingPolicy(SpinPolicy):
     """A policy that records the long yields and blocked waits it is told of."""
 
@@ -210,9 +217,7 @@ def poll_link(monkeypatch: pytest.MonkeyPatch, yields: list[int], policy: SpinPo
         if count == comes:
             link._ctl[0] = 1
 
-    clock = FakeClock(yields, then)
-    monkeypatch.setattr(shmlink, "now_ns", clock.now_ns)
-    monkeypatch.setattr(shmlink, "yield_cpu", clock.yield_cpu)
+    use_clock(monkeypatch, shmlink, FakeClock(yields, then))
     return shmlink.ShmLink._spin(link, 1, 100 * ROUND_NS)  # type: ignore[arg-type]
 
 
@@ -225,9 +230,7 @@ def poll_socket(monkeypatch: pytest.MonkeyPatch, yields: list[int], policy: Spin
         if count == comes:
             peer.sendall(b"answered")
 
-    clock = FakeClock(yields, then)
-    monkeypatch.setattr(stream, "now_ns", clock.now_ns)
-    monkeypatch.setattr(stream, "yield_cpu", clock.yield_cpu)
+    use_clock(monkeypatch, stream, FakeClock(yields, then))
     with mine, peer:
         conn = stream.Connection(mine, 1 << 20)
         conn._policy = policy
@@ -275,9 +278,7 @@ def test_a_socket_receive_tells_the_policy_its_wait_from_its_start(
         if count == 2:
             peer.sendall(b"answered")  # (after the poll's last look: the blocking read gets it)
 
-    clock = FakeClock([ROUND_NS] * 3, then)
-    monkeypatch.setattr(stream, "now_ns", clock.now_ns)
-    monkeypatch.setattr(stream, "yield_cpu", clock.yield_cpu)
+    use_clock(monkeypatch, stream, FakeClock([ROUND_NS] * 3, then))
     with mine, peer:
         conn = stream.Connection(mine, 1 << 20)
         conn.set_spin(2)
