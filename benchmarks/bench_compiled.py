@@ -139,7 +139,7 @@ class FramePair:
         client, server, frames = self.client, self.server, self.frames
 
         def exchange(rid: int) -> None:
-            server.send(frames.encode_reply([0, rid, *results]) or b"", [], 0)
+            server.send(*(frames.encode_reply([0, rid, *results]) or (b"", [], 0)))
             client.send(frames.encode_request(rid, action) or b"", [], 0, True)
             header, body = client.recv()
             frames.decode_reply(header, body)

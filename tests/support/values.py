@@ -107,3 +107,16 @@ def assert_same_values(actual: Any, expected: Any, path: str = "value", *,
         assert _float_bits(actual) == _float_bits(expected), f"{path}: {actual!r} != {expected!r}"
     else:
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+
+
+def joined(buffers: list[Any]) -> bytes:
+    """The body these pieces make, as a connection sends them."""
+    return b"".join(bytes(memoryview(piece).cast("B")) for piece in buffers)
+
+
+def reply_header(encoded: tuple[bytes, list[Any], int] | None) -> bytes:
+    """The header of a fixed reply that travels whole in it (no body)."""
+    assert encoded is not None
+    header, buffers, body_len = encoded
+    assert buffers == [] and body_len == 0
+    return header

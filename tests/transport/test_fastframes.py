@@ -33,7 +33,7 @@ from rlmesh.wire.encoder import Encoder
 from rlmesh.wire.fixed import StepFrames, step_frames
 from tests.support.fastslots import require_compiled
 from tests.support.fastslots import step_both as step_alike
-from tests.support.values import assert_same_values
+from tests.support.values import assert_same_values, reply_header
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -274,8 +274,7 @@ def test_the_client_sends_the_python_frames_bytes_and_reads_the_reply(
         rid = [5, 200, 60000, 2**31][i % 4]
         obs = np.arange(3, dtype=np.float32) * i
         reply = [0, rid, obs, 0.25 * i, i % 2 == 0, i % 3 == 0, {}]
-        header = frames.encode_reply(reply)
-        assert header is not None
+        header = reply_header(frames.encode_reply(reply))
         server.sock.sendall(framed(header))
         got = fast.step(rid, action)
         assert type(got) is list
@@ -295,8 +294,8 @@ def test_the_client_hands_on_what_it_does_not_read(pair: tuple[Connection, Conne
     assert sent(server) == b""
     # A reply of another kind (an error, another request's): left for Connection.recv.
     error = Encoder().encode([1, 4, {"code": "env_error", "message": "no"}])[0]
-    other = frames.encode_reply([0, 9, np.zeros(3, np.float32), 1.0, False, False, {}])
-    assert other is not None
+    other = reply_header(
+        frames.encode_reply([0, 9, np.zeros(3, np.float32), 1.0, False, False, {}]))
     # Rewards of no fixed form: an int, a float16, a float64 in big-endian order.
     obs = np.zeros(3, np.float32)
     rewards = [Encoder().encode([0, 4, obs, reward, False, False, {}])[0]
@@ -319,8 +318,7 @@ def test_a_reply_in_pieces_and_at_the_buffer_s_end_is_read(
     client, server = pair
     frames, fast, _ = ends(pair)
     reply = [0, 3, np.ones(3, np.float32), -1.5, False, True, {}]
-    header = frames.encode_reply(reply)
-    assert header is not None
+    header = reply_header(frames.encode_reply(reply))
     data = framed(header)
     for spin in (0, 50):
         client.set_spin(spin)
@@ -465,8 +463,8 @@ def test_the_server_puts_the_python_frames_bytes(pair: tuple[Connection, Connect
         np.array([False, False, True]))
     for rid in (5, 200, 60000, 2**31):
         assert fast.put(rid, *results, {}) == fastframes.DONE
-        header = frames.encode_reply([0, rid, *results, {}])
-        assert header is not None and sent(client) == framed(header)
+        header = reply_header(frames.encode_reply([0, rid, *results, {}]))
+        assert sent(client) == framed(header)
     # Results of another layout: declined, and nothing sent.
     odd = obs.astype(np.int16)
     declined: list[tuple[Any, ...]] = [(obs[::-1].copy()[::-1], *results[1:]),
@@ -492,8 +490,8 @@ def test_numpy_scalar_rewards_are_put_and_read_as_the_python_frames(
         reply = [0, rid, np.arange(3, dtype=np.float32) * i, kind(-0.75 * i - 0.1),
                  i % 2 == 0, i % 3 == 0, {}]
         assert fast_server.put(*reply[1:]) == fastframes.DONE
-        header = frames.encode_reply(reply)
-        assert header is not None and header == Encoder().encode(reply)[0]
+        header = reply_header(frames.encode_reply(reply))
+        assert header == Encoder().encode(reply)[0]
         wire = sent(client)
         assert wire == framed(header)
         server.sock.sendall(wire)  # (back the other way: the client reads it)

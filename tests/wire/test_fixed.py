@@ -20,7 +20,7 @@ from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
 from rlmesh.wire.fixed import StepFrames, contract_frames, step_frames
 from rlmesh.wire.schema import space_to_schema
-from tests.support.values import assert_same_values
+from tests.support.values import assert_same_values, joined, reply_header
 
 RIDS = [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1]
 
@@ -52,8 +52,8 @@ def test_cartpole_requests_and_replies_are_the_general_codecs(rid: int) -> None:
         same_decoding(decoded, header)
     for _ in range(30):
         reply = [0, rid, *env.step(1)]
-        header = frames.encode_reply(reply)
-        assert header is not None and header == Encoder().encode(reply)[0]
+        header = reply_header(frames.encode_reply(reply))
+        assert header == Encoder().encode(reply)[0]
         decoded = frames.decode_reply(header, None)
         assert decoded is not None
         same_decoding(decoded, header)
@@ -85,7 +85,7 @@ def test_other_fixed_shapes_match_the_general_codec(obs: gs.Space[Any], act: gs.
         if not isinstance(sample, np.ndarray):
             assert frames.encode_reply(reply) is None
             reply[2] = np.asarray(sample)
-        header = frames.encode_reply(reply)
+        header = reply_header(frames.encode_reply(reply))
         assert header == Encoder().encode(reply)[0]
         same_decoding(frames.decode_reply(header, None), header)
 
@@ -101,8 +101,8 @@ def test_numpy_scalar_rewards_match_the_general_codec(kind: type) -> None:
         if kind is np.float64:
             assert type(reward) is np.float64  # (as Pendulum returns it)
         reply = [0, rid, obs, kind(reward), terminated, bool(rid % 2), info]
-        header = frames.encode_reply(reply)
-        assert header is not None and header == Encoder().encode(reply)[0]
+        header = reply_header(frames.encode_reply(reply))
+        assert header == Encoder().encode(reply)[0]
         decoded = frames.decode_reply(header, None)
         assert decoded is not None and type(decoded[3]) is kind
         same_decoding(decoded, header)
@@ -128,7 +128,7 @@ def test_vector_batches_match_the_general_codec(n: int) -> None:
         reply = [0, rid, *venv.step(actions)]
         if reply[6]:
             continue
-        header = frames.encode_reply(reply)
+        header = reply_header(frames.encode_reply(reply))
         assert header == Encoder().encode(reply)[0]
         same_decoding(frames.decode_reply(header, None), header)
 
@@ -183,8 +183,8 @@ def test_frames_of_other_layouts_are_refused() -> None:
     env = gym.make("CartPole-v1")
     frames = frames_of(env.observation_space, env.action_space)
     encode = Encoder().encode
-    good = frames.encode_reply([0, 300, np.zeros(4, np.float32), 1.0, False, True, {}])
-    assert good is not None
+    good = reply_header(
+        frames.encode_reply([0, 300, np.zeros(4, np.float32), 1.0, False, True, {}]))
     others = [
         encode([0, 300, np.zeros(4, np.float32), 1, False, True, {}])[0],
         encode([0, 300, np.zeros(4, np.float32), 1.0, False, True, {"k": 1}])[0],
@@ -211,7 +211,10 @@ def test_frames_of_other_layouts_are_refused() -> None:
     (gs.Dict({"a": gs.Box(0, 1, (2,))}), gs.Discrete(2), None),
     (gs.Box(0, 1, (2,)), gs.Dict({"a": gs.Discrete(2)}), None),
     (gs.Discrete(4), gs.Discrete(2), None),
-    (gs.Box(0, 1, (600,), np.float64), gs.Discrete(2), None),  # too large to travel inline
+    (gs.Box(0, 1, (2,)), gs.Box(0, 1, (600,), np.float64), None),  # an action in a body
+    (gs.Box(0, 1, (2,)), gs.Box(0, 1, (1,) * 33), None),  # more dimensions than the wire's
+    (gs.Box(0, 1, (1,) * 33), gs.Discrete(2), None),
+    (gs.Box(0, 1, (200, 4)), gs.Box(0, 1, (200,), np.int8), 200),  # rewards in a body
     (gs.Box(0, 1, (2,)), gs.MultiDiscrete([2, 2]), None),
     (gs.Box(0, 1, (2,)), gs.Text(5), None),
 ])
@@ -255,8 +258,8 @@ def test_mutated_frames_are_read_exactly_or_refused_never_raise(vector: bool, re
         if reward is not float:
             reply[3] = reward(reply[3])
     request = frames.encode_request(70000, actions)
-    answer = frames.encode_reply(reply)
-    assert request is not None and answer is not None
+    answer = reply_header(frames.encode_reply(reply))
+    assert request is not None
     rng = np.random.default_rng(7)
     decode = Decoder().decode
     for frame, read in ((request, frames.decode_request),
@@ -275,3 +278,104 @@ def test_mutated_frames_are_read_exactly_or_refused_never_raise(vector: bool, re
             read_exactly += 1
             assert_same_values(got, decode(header, None), f"mutated {header.hex()}")
         assert read_exactly > 100  # (mutated values and ids are still frames of the layout)
+
+
+def same_body_decoding(got: Any, header: bytes, body: bytearray) -> None:
+    """``got`` is what the general decoder returns for this header and body."""
+    want = Decoder().decode(header, bytearray(body))
+    assert_same_values(got, want, "fast decoding")
+    assert got[2].flags.writeable == want[2].flags.writeable
+    assert np.shares_memory(got[2], np.frombuffer(body, np.uint8))  # (a view, as the decoder's)
+
+
+def in_body(frames: StepFrames, reply: list[Any]) -> tuple[bytes, bytearray]:
+    """A reply's fixed frame, checked against the general encoder's: header and body."""
+    encoded = frames.encode_reply(reply)
+    assert encoded is not None
+    header, buffers, body_len = encoded
+    want = Encoder().encode(reply)
+    assert header == want[0] and body_len == want[2] == len(joined(buffers))
+    assert joined(buffers) == joined(want[1])
+    return header, bytearray(joined(buffers))
+
+
+@pytest.mark.parametrize(("obs", "act", "n"), [
+    (gs.Box(0, 255, (224, 224, 3), np.uint8), gs.Discrete(4), None),
+    (gs.Box(-1, 1, (600,), np.float64), gs.Box(-1, 1, (2,), np.float32), None),
+    (gs.Box(-1, 1, (2, 300), np.dtype(">f4")), gs.Discrete(3), None),
+    (gs.Box(0, 255, (2, 32, 32, 3), np.uint8), gs.MultiDiscrete([4, 4]), 2),
+])
+def test_observations_in_the_body_match_the_general_codec(
+        obs: gs.Space[Any], act: gs.Space[Any], n: int | None) -> None:
+    """Observations too large to travel inline: the general encoder's header and body."""
+    frames = frames_of(obs, act, n)
+    assert frames.obs.in_body and frames.obs.inline == 0
+    obs.seed(3)
+    act.seed(4)
+    for rid in RIDS:
+        action = act.sample()
+        request = frames.encode_request(rid, action)  # (the action stays inline)
+        assert request == Encoder().encode([2, rid, action])[0]
+        same_decoding(frames.decode_request(request), request)
+        sample = obs.sample()
+        if n is None:
+            reply = [0, rid, sample, float(rid) / 3, bool(rid % 2), bool(rid % 3), {}]
+        else:
+            reply = [0, rid, sample, np.arange(n) / 7, np.array([True, False]),
+                     np.array([rid % 2 == 0] * n), {}]
+        header, body = in_body(frames, reply)
+        got = frames.decode_reply(header, body)
+        assert got is not None
+        same_body_decoding(got, header, body)
+        if n is None:
+            reply[3] = np.float32(2.5)  # (a NumPy reward: the same body)
+            header, body = in_body(frames, reply)
+            same_body_decoding(frames.decode_reply(header, body), header, body)
+
+
+def test_views_and_other_orders_travel_as_their_c_order_bytes() -> None:
+    frames = frames_of(gs.Box(0, 255, (64, 64, 3), np.uint8), gs.Discrete(2))
+    image = np.random.default_rng(0).integers(0, 255, (64, 128, 3), np.uint8)
+    for view in (np.asfortranarray(image[:, :64]), image[:, ::2], image[:, 64:]):
+        assert not view.flags.c_contiguous
+        header, body = in_body(frames, [0, 5, view, 1.0, False, False, {}])
+        assert bytes(body) == view.tobytes()
+        same_body_decoding(frames.decode_reply(header, body), header, body)
+
+
+def test_replies_with_a_body_of_another_size_or_none_are_refused() -> None:
+    frames = frames_of(gs.Box(0, 255, (40, 40), np.uint8), gs.Discrete(2))
+    image = np.ones((40, 40), np.uint8)
+    header, body = in_body(frames, [0, 9, image, 1.0, True, False, {}])
+    assert frames.decode_reply(header, body) is not None
+    assert frames.decode_reply(memoryview(header), memoryview(body)) is not None
+    for other in (None, body[:-1], body + b"\x00", bytearray()):
+        assert frames.decode_reply(header, other) is None
+    encode = Encoder().encode
+    for reply in ([0, 9, image[:20], 1.0, True, False, {}],       # (inline: no body)
+                  [0, 9, np.ones((40, 41), np.uint8), 1.0, True, False, {}],
+                  [0, 9, image, 1.0, True, False, {"k": 1}],
+                  [0, 9, image, image, True, False, {}]):        # (two arrays in the body)
+        assert frames.encode_reply(reply) is None
+        header, buffers, _ = encode(reply)
+        assert frames.decode_reply(header, bytearray(joined(buffers)) or None) is None
+
+
+def test_mutated_headers_with_a_body_are_read_exactly_or_refused() -> None:
+    frames = frames_of(gs.Box(0, 255, (30, 40), np.uint8), gs.Discrete(2))
+    image = np.random.default_rng(1).integers(0, 255, (30, 40), np.uint8)
+    header, body = in_body(frames, [0, 70000, image, -1.5, False, True, {}])
+    rng = np.random.default_rng(8)
+    variants = [header[:i] for i in range(len(header))] + [header + b"\x00"]
+    for _ in range(3000):
+        mutated = bytearray(header)
+        for _ in range(int(rng.integers(1, 3))):
+            mutated[int(rng.integers(len(mutated)))] = int(rng.integers(256))
+        variants.append(bytes(mutated))
+    read_exactly = 0
+    for variant in variants:
+        got = frames.decode_reply(variant, body)  # must not raise
+        if got is not None:
+            read_exactly += 1
+            assert_same_values(got, Decoder().decode(variant, bytearray(body)), variant.hex())
+    assert read_exactly > 100

@@ -177,11 +177,11 @@ class Replies:
 
     def send_frame(self, reply: list[Any], keep: bool = True, subject: str = "") -> None:
         """Send an OK reply as a frame, never in place (see :meth:`send`)."""
-        encoded: tuple[bytes, list[Any], int] | None
         frames = self.frames
-        fixed = frames.encode_reply(reply) if frames is not None else None
+        encoded = frames.encode_reply(reply) if frames is not None else None
         try:
-            encoded = (fixed, [], 0) if fixed is not None else self._encoder.encode(reply)
+            if encoded is None:
+                encoded = self._encoder.encode(reply)
         except EncodeError as exc:
             encoded = self._encode_sanitized(reply)
             if encoded is None:

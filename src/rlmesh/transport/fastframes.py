@@ -73,6 +73,8 @@ class _Field(Protocol):
     def prefix(self) -> bytes: ...
     @property
     def nbytes(self) -> int: ...
+    @property
+    def in_body(self) -> bool: ...
 
 
 class _Layouts(Protocol):
@@ -142,8 +144,9 @@ def _layout(frames: _Layouts) -> tuple[Any, ...]:
 
 
 def _fits(frames: _Layouts) -> bool:
-    """Whether a request and a reply of ``frames`` fit the connection's staging buffer."""
-    return _bytes((frames.action, *_replies(frames))) + 64 <= _STAGING
+    """Whether a request and a reply of ``frames`` fit the staging buffer, with no body."""
+    return not frames.obs.in_body \
+        and _bytes((frames.action, *_replies(frames))) + 64 <= _STAGING
 
 
 def _reply_header(frames: _Layouts) -> int:

@@ -1,7 +1,7 @@
 """Fixed-shape step frames: a STEP request and its reply, without the general codec.
 
-When a contract fixes its shapes (a Box or Discrete action; a Box observation small enough
-to travel inline; for a vector env, the batches of both), every STEP request and its usual
+When a contract fixes its shapes (a Box or Discrete action small enough to travel inline; a
+Box observation; for a vector env, the batches of both), every STEP request and its usual
 reply share one layout each, apart from the request id and the bytes of the values:
 
 * request ``[2, rid, action]``: the action as a NumPy scalar of the space's dtype, a Python
@@ -9,7 +9,9 @@ reply share one layout each, apart from the request id and the bytes of the valu
 * reply ``[0, rid, obs, reward, terminated, truncated, {}]``: the observation array, then a
   reward and two Python bools (one env), or three arrays (a vector env). One env's reward is a
   Python float, or a NumPy ``float64`` or ``float32`` scalar (Pendulum's and MuJoCo's envs
-  return those), which arrives as the same NumPy scalar.
+  return those), which arrives as the same NumPy scalar. An observation too large to travel
+  inline (an image) travels as the reply's body, as the general encoder sends it; the rest
+  of the reply stays in the header.
 
 :class:`StepFrames` is compiled from the spaces once per connection, with the general
 :class:`~rlmesh.wire.encoder.Encoder` encoding a sample of each layout, so its templates are
@@ -30,6 +32,17 @@ import numpy as np
 from gymnasium import spaces as gs
 
 from rlmesh.wire.encoder import Encoder
+from rlmesh.wire.fields import (
+    RID_FORMATS,
+    RID_SIZES,
+    Field,
+    array_field,
+    body_of,
+    fixed_box,
+    read_rid,
+    rid_bytes,
+    scalar_field,
+)
 from rlmesh.wire.schema import schema_to_space
 
 __all__ = ["StepFrames", "contract_frames", "step_frames"]
@@ -43,95 +56,10 @@ _EMPTY_MAP: Final = 0x80
 _FLAGS: Final = (b"\xc2", b"\xc3")
 _FLOAT: Final = 0xCB
 _DOUBLE: Final = struct.Struct(">d")
-_U16: Final = struct.Struct(">H")
-_U32: Final = struct.Struct(">I")
 _REWARD_SCALARS: Final = (np.float64, np.float32)
 """The NumPy scalar types one env's reward may have in a fixed reply (besides a float)."""
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
-
-
-def _rid_bytes(rid: Any) -> bytes | None:
-    """The shortest msgpack encoding of a request id from 0 to 2**32 - 1; else ``None``."""
-    if type(rid) is not int or rid < 0:
-        return None
-    if rid < 0x80:
-        return bytes((rid,))
-    if rid < 0x100:
-        return bytes((0xCC, rid))
-    if rid < 0x10000:
-        return b"\xcd" + _U16.pack(rid)
-    if rid < 0x100000000:
-        return b"\xce" + _U32.pack(rid)
-    return None
-
-
-_RID_SIZES: Final = {0xCC: 2, 0xCD: 3, 0xCE: 5}
-_RID_FORMATS: Final = {1: "B", 2: "xB", 3: "xH", 5: "xI"}
-"""struct formats of a request id by the width of its encoding (the marker byte skipped)."""
-
-
-def _read_rid(header: bytes, pos: int) -> tuple[int, int]:
-    """The request id at ``pos`` and the position after it; ``(-1, 0)`` for another form.
-
-    The header holds at least one byte after the id's, or the id is not read.
-    """
-    first = header[pos]
-    if first < 0x80:
-        return first, pos + 1
-    size = _RID_SIZES.get(first, 0)
-    if not size or len(header) <= pos + size:
-        return -1, 0
-    return int.from_bytes(header[pos + 1 : pos + size], "big"), pos + size
-
-
-class _Array:
-    """One array field of fixed dtype and shape: the ext prefix the general encoder writes."""
-
-    __slots__ = ("dtype", "layout", "nbytes", "prefix", "reshape", "shape")
-
-    def __init__(self, dtype: np.dtype[Any], shape: tuple[int, ...], prefix: bytes) -> None:
-        self.dtype = dtype
-        self.shape = shape
-        self.layout = (shape, dtype)
-        """What a value's ``(shape, dtype)`` must equal (tuples compare identity first)."""
-        self.prefix = prefix
-        self.nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        self.reshape = len(shape) != 1
-
-    def encode(self, value: Any) -> bytes | None:
-        if type(value) is not np.ndarray or (value.shape, value.dtype) != self.layout:
-            return None
-        return self.prefix + value.tobytes()
-
-    def decode_bytes(self, data: bytes) -> np.ndarray[Any, Any]:
-        """The array of these bytes, as the decoder returns an inline array (writable)."""
-        array = np.frombuffer(bytearray(data), self.dtype)
-        return array.reshape(self.shape) if self.reshape else array
-
-    def decode_scalar(self, data: bytes) -> Any:
-        """The NumPy scalar of these bytes, as the decoder returns one."""
-        return np.frombuffer(data, self.dtype, 1)[0]
-
-
-def _array_field(encoder: Encoder, dtype: np.dtype[Any], shape: tuple[int, ...]
-                 ) -> _Array | None:
-    """The field of arrays of ``dtype`` and ``shape``, if they travel inline; else ``None``."""
-    sample = np.zeros(shape, dtype)
-    header, _, body_len = encoder.encode(sample)
-    if body_len or not header.endswith(sample.tobytes()):
-        return None  # out of band (too large), or not an array of its own bytes
-    return _Array(sample.dtype, sample.shape, header[: len(header) - sample.nbytes])
-
-
-def _scalar_field(encoder: Encoder, dtype: np.dtype[Any]) -> _Array:
-    """The field of NumPy scalars of ``dtype`` (their ext prefix, as the encoder writes it)."""
-    header, _, _ = encoder.encode(dtype.type(0))
-    return _Array(dtype, (), header[: len(header) - dtype.itemsize])
-
-
-def _fixed_box(space: gs.Space[Any]) -> bool:
-    return type(space) is gs.Box and space.dtype is not None and space.dtype.kind in "biuf"
 
 
 class StepFrames:
@@ -140,9 +68,9 @@ class StepFrames:
     Build one with :func:`step_frames`. Not thread-safe (as the codec it stands in for).
     """
 
-    def __init__(self, action: _Array, scalar: _Array | None, ints: bool, obs: _Array,
-                 flags: tuple[_Array, _Array, _Array] | None,
-                 rewards: tuple[_Array, ...] = ()) -> None:
+    def __init__(self, action: Field, scalar: Field | None, ints: bool, obs: Field,
+                 flags: tuple[Field, Field, Field] | None,
+                 rewards: tuple[Field, ...] = ()) -> None:
         self.action = action
         """The action field (a vector env's batch of actions)."""
         self.scalar = scalar
@@ -152,20 +80,21 @@ class StepFrames:
         self.ints = ints
         """Whether a Python int is an action (a Discrete space)."""
         self.obs = obs
-        """The observation field (a vector env's batch)."""
+        """The observation field (a vector env's batch); it may travel in the body."""
         self.batched = flags
         """The reward, terminated and truncated arrays of a vector env (``None``: one env)."""
         self.rewards = rewards if flags is None else ()
         """One env's NumPy scalar rewards (besides a Python float): a field per dtype."""
         self._reward_forms = {form.dtype.type: form for form in self.rewards}
         # The whole reply, by the width of its request id and its size: the array fields as
-        # (prefix, bytes) pairs, then a reward and two bools (one env), and the empty info
-        # map; with the NumPy scalar form of the reward that makes it (None: a float).
-        fields = "".join(f"{len(f.prefix)}s{f.nbytes}s" for f in (obs, *(flags or ())))
-        tails: list[tuple[str, _Array | None]] = [("BdBBB" if flags is None else "B", None)]
+        # (prefix, bytes) pairs (no bytes for an observation in the body), then a reward and
+        # two bools (one env), and the empty info map; with the NumPy scalar form of the
+        # reward that makes it (None: a float).
+        fields = "".join(f"{len(f.prefix)}s{f.inline}s" for f in (obs, *(flags or ())))
+        tails: list[tuple[str, Field | None]] = [("BdBBB" if flags is None else "B", None)]
         tails += [(f"{len(f.prefix)}s{f.nbytes}sBBB", f) for f in self.rewards]
-        self._replies: dict[tuple[int, int], tuple[struct.Struct, _Array | None]] = {}
-        for width, code in _RID_FORMATS.items():
+        self._replies: dict[tuple[int, int], tuple[struct.Struct, Field | None]] = {}
+        for width, code in RID_FORMATS.items():
             for tail, form in tails:
                 layout = struct.Struct(f">2s{code}{fields}{tail}")
                 self._replies.setdefault((width, layout.size), (layout, form))
@@ -182,7 +111,7 @@ class StepFrames:
         forms = [(action, action.decode_bytes)]
         if scalar is not None:
             forms.append((scalar, scalar.decode_scalar))
-        for width, code in _RID_FORMATS.items():
+        for width, code in RID_FORMATS.items():
             for field, read in forms:
                 layout = struct.Struct(f">2s{code}{len(field.prefix)}s{field.nbytes}s")
                 self._requests.setdefault((width, layout.size), []).append(
@@ -192,8 +121,8 @@ class StepFrames:
 
     def encode_request(self, rid: Any, action: Any) -> bytes | None:
         """The header of ``[STEP, rid, action]``, or ``None`` if not of a fixed layout."""
-        rid_bytes = _rid_bytes(rid)
-        if rid_bytes is None:
+        rid_code = rid_bytes(rid)
+        if rid_code is None:
             return None
         kind = type(action)
         body: bytes
@@ -209,7 +138,7 @@ class StepFrames:
             body = bytes(_packb(action))
         else:
             return None
-        return _REQUEST + rid_bytes + body
+        return _REQUEST + rid_code + body
 
     def decode_request(self, header: bytes | memoryview) -> list[Any] | None:
         """``[STEP, rid, action]`` from a request header of a fixed layout, else ``None``."""
@@ -218,7 +147,7 @@ class StepFrames:
         if type(header) is not bytes:
             header = bytes(header)
         first = header[2]
-        width = 1 if first < 0x80 else _RID_SIZES.get(first, 0)
+        width = 1 if first < 0x80 else RID_SIZES.get(first, 0)
         for layout, prefix, read in self._requests.get((width, len(header)), ()):
             head, rid, got, data = layout.unpack(header)
             if head == _REQUEST and got == prefix:
@@ -226,7 +155,7 @@ class StepFrames:
         if self.ints and width and 0 < len(header) - 2 - width <= 9 \
                 and header[:2] == _REQUEST:
             pos = 2 + width
-            rid = _read_rid(header, 2)[0]
+            rid = read_rid(header, 2)[0]
             first = header[pos]
             if first < 0x80 or first >= 0xE0 or 0xCC <= first <= 0xD3:
                 try:
@@ -238,15 +167,21 @@ class StepFrames:
 
     # -- replies (the server encodes, the client decodes) ---------------------------------
 
-    def encode_reply(self, reply: list[Any]) -> bytes | None:
-        """The header of ``[OK, rid, obs, reward, terminated, truncated, {}]``, or ``None``."""
+    def encode_reply(self, reply: list[Any]) -> tuple[bytes, list[Any], int] | None:
+        """``[OK, rid, obs, reward, terminated, truncated, {}]`` encoded, or ``None``.
+
+        Returns:
+            ``(header, buffers, body_len)`` as :meth:`Encoder.encode` returns them (the
+            observation the body's one piece where it travels there), or ``None`` for a
+            reply of another layout.
+        """
         if len(reply) != 7 or reply[0] != 0 or type(reply[0]) is not int:
             return None
         info = reply[6]
         if type(info) is not dict or info:
             return None
-        rid_bytes = _rid_bytes(reply[1])
-        if rid_bytes is None:
+        rid_code = rid_bytes(reply[1])
+        if rid_code is None:
             return None
         if self.batched is None:
             obs = self.obs.encode(reply[2])
@@ -261,8 +196,9 @@ class StepFrames:
                 if form is None:
                     return None
                 mark, value = form.prefix, reward.tobytes()
-            return b"".join((_REPLY, rid_bytes, obs, mark, value, _FLAGS[terminated],
-                             _FLAGS[truncated], b"\x80"))
+            header = b"".join((_REPLY, rid_code, obs, mark, value, _FLAGS[terminated],
+                               _FLAGS[truncated], b"\x80"))
+            return self._with_body(header, reply[2])
         _, _, obs, rewards, terminated, truncated, _ = reply
         ndarray = np.ndarray
         if type(obs) is not ndarray or type(rewards) is not ndarray \
@@ -271,18 +207,35 @@ class StepFrames:
                     rewards.dtype, terminated.dtype, truncated.dtype) != self.reply_layout:
             return None
         obs_prefix, reward_prefix, terminated_prefix, truncated_prefix = self._prefixes
-        return b"".join((_REPLY, rid_bytes, obs_prefix, obs.tobytes(), reward_prefix,
-                         rewards.tobytes(), terminated_prefix, terminated.tobytes(),
-                         truncated_prefix, truncated.tobytes(), b"\x80"))
+        header = b"".join((_REPLY, rid_code, obs_prefix,
+                           b"" if self.obs.in_body else obs.tobytes(), reward_prefix,
+                           rewards.tobytes(), terminated_prefix, terminated.tobytes(),
+                           truncated_prefix, truncated.tobytes(), b"\x80"))
+        return self._with_body(header, obs)
+
+    def _with_body(self, header: bytes, obs: np.ndarray[Any, Any]
+                   ) -> tuple[bytes, list[Any], int]:
+        """A reply's header, and its observation as the body where it travels there."""
+        if self.obs.in_body:
+            return header, [body_of(obs)], self.obs.nbytes
+        return header, [], 0
 
     def decode_reply(self, header: bytes | memoryview, body: Any) -> list[Any] | None:
-        """The reply, decoded, if its header has the fixed layout (and no body); else None."""
-        if body is not None or len(header) < 3:
+        """The reply, decoded, if its frame has the fixed layout; else ``None``.
+
+        A reply has a body exactly where its observation travels there, of its size.
+        """
+        if len(header) < 3:
+            return None
+        if body is None:
+            if self.obs.in_body:
+                return None
+        elif not self.obs.in_body or len(body) != self.obs.nbytes:
             return None
         if type(header) is not bytes:
             header = bytes(header)
         first = header[2]
-        found = self._replies.get((1 if first < 0x80 else _RID_SIZES.get(first, 0),
+        found = self._replies.get((1 if first < 0x80 else RID_SIZES.get(first, 0),
                                    len(header)))
         if found is None:
             return None
@@ -290,18 +243,23 @@ class StepFrames:
         fields = layout.unpack(header)
         if fields[0] != _REPLY:
             return None
-        return self._one_reply(fields, form) if self.batched is None else \
-            self._vector_reply(fields)
+        return self._one_reply(fields, form, body) if self.batched is None else \
+            self._vector_reply(fields, body)
 
-    def _vector_reply(self, fields: tuple[Any, ...]) -> list[Any] | None:
+    def _obs(self, data: bytes, body: Any) -> np.ndarray[Any, Any]:
+        """The observation of a reply: its bytes in the header, or its body."""
+        return self.obs.decode_body(body) if body is not None else self.obs.decode_bytes(data)
+
+    def _vector_reply(self, fields: tuple[Any, ...], body: Any) -> list[Any] | None:
         """A vector env's reply from its fields: head, rid, (prefix, bytes) x 4, the info."""
         if fields[2:10:2] != self._prefixes or fields[10] != _EMPTY_MAP:
             return None
-        obs, rewards, terminated, truncated = self._arrays
-        return [0, fields[1], obs.decode_bytes(fields[3]), rewards.decode_bytes(fields[5]),
+        _, rewards, terminated, truncated = self._arrays
+        return [0, fields[1], self._obs(fields[3], body), rewards.decode_bytes(fields[5]),
                 terminated.decode_bytes(fields[7]), truncated.decode_bytes(fields[9]), {}]
 
-    def _one_reply(self, fields: tuple[Any, ...], form: _Array | None) -> list[Any] | None:
+    def _one_reply(self, fields: tuple[Any, ...], form: Field | None, body: Any
+                   ) -> list[Any] | None:
         """One env's reply from its fields, its reward of ``form`` (``None``: a float)."""
         _, rid, prefix, data, mark, reward, done, cut, end = fields
         if prefix != self.obs.prefix or end != _EMPTY_MAP or not 0xC2 <= done <= 0xC3 \
@@ -314,7 +272,7 @@ class StepFrames:
             return None
         else:
             reward = form.decode_scalar(reward)
-        return [0, rid, self.obs.decode_bytes(data), reward, done == 0xC3, cut == 0xC3, {}]
+        return [0, rid, self._obs(data, body), reward, done == 0xC3, cut == 0xC3, {}]
 
 
 def step_frames(observation_space: gs.Space[Any], action_space: gs.Space[Any],
@@ -328,32 +286,32 @@ def step_frames(observation_space: gs.Space[Any], action_space: gs.Space[Any],
             ``None`` for one env.
     """
     encoder = Encoder()
-    if not _fixed_box(observation_space):
+    if not fixed_box(observation_space):
         return None
-    obs = _array_field(encoder, np.dtype(observation_space.dtype),
-                       tuple(observation_space.shape or ()))
+    obs = array_field(encoder, np.dtype(observation_space.dtype),
+                      tuple(observation_space.shape or ()), body=True)
     ints = False
     scalar = None
     if type(action_space) is gs.Discrete and num_envs is None:
         ints = True
         dtype = np.dtype(action_space.dtype)
-        scalar = _scalar_field(encoder, dtype)
-        action = _array_field(encoder, dtype, ())
-    elif _fixed_box(action_space) or (type(action_space) is gs.MultiDiscrete
+        scalar = scalar_field(encoder, dtype)
+        action = array_field(encoder, dtype, ())
+    elif fixed_box(action_space) or (type(action_space) is gs.MultiDiscrete
                                       and num_envs is not None):
-        action = _array_field(encoder, np.dtype(action_space.dtype),
-                              tuple(action_space.shape or ()))
+        action = array_field(encoder, np.dtype(action_space.dtype),
+                             tuple(action_space.shape or ()))
     else:
         return None
     if obs is None or action is None:
         return None
     flags = None
-    rewards: tuple[_Array, ...] = ()
+    rewards: tuple[Field, ...] = ()
     if num_envs is None:
-        rewards = tuple(_scalar_field(encoder, np.dtype(t)) for t in _REWARD_SCALARS)
+        rewards = tuple(scalar_field(encoder, np.dtype(t)) for t in _REWARD_SCALARS)
     else:
-        fields = (_array_field(encoder, np.dtype(np.float64), (num_envs,)),
-                  _array_field(encoder, np.dtype(np.bool_), (num_envs,)))
+        fields = (array_field(encoder, np.dtype(np.float64), (num_envs,)),
+                  array_field(encoder, np.dtype(np.bool_), (num_envs,)))
         if fields[0] is None or fields[1] is None:
             return None
         flags = (fields[0], fields[1], fields[1])

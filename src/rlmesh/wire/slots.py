@@ -77,7 +77,11 @@ def slots_fit(frames: StepFrames, room: tuple[int, int]) -> bool:
 
 
 _RELEASED: Final = np.empty(0)
-"""What a released view becomes (it holds no part of a slot)."""
+"""What a released view becomes (it holds no part of a slot), or a view this side never
+uses that its slot is too small for."""
+_APART: Final = 4096
+"""From this many observation bytes, a one-env reply's header and tail are written apart
+(one struct for the whole reply would first zero the observation's place)."""
 
 
 class SlotSteps:
@@ -114,13 +118,16 @@ class SlotSteps:
         """Where a reply's values end in the reply slot."""
         self._whole = struct.Struct(f"<IIQ{obs.nbytes}xd??")
         """A one-env reply's header and values around its observation, in one struct."""
+        self._apart = obs.nbytes >= _APART
         self._out = outgoing
         self._in = incoming
         # Views of both slots: where this side writes, and where it reads the peer's values.
         self._out_action = self._view(outgoing, _HEAD.size, action.dtype, action.shape)
         self._in_action = self._view(incoming, _HEAD.size, action.dtype, action.shape)
-        self._out_obs = self._view(outgoing, _HEAD.size, obs.dtype, obs.shape)
-        self._in_obs = self._view(incoming, _HEAD.size, obs.dtype, obs.shape)
+        # (A reply's values go in the reply slot: views of them in the request slot, which
+        # this side never uses, are empty where they do not fit it; an image may not.)
+        self._out_obs = self._view(outgoing, _HEAD.size, obs.dtype, obs.shape, True)
+        self._in_obs = self._view(incoming, _HEAD.size, obs.dtype, obs.shape, True)
         self._in_fields: tuple[np.ndarray[Any, Any], ...] = ()
         """Views of a vector reply's rewards and flags (the peer's; ours are joined bytes)."""
         self._layout = frames.reply_layout
@@ -130,14 +137,20 @@ class SlotSteps:
             offsets = np.cumsum([self._tail] + [f.nbytes for f in frames.batched])
             self._fields = tuple((int(offset), field) for offset, field
                                  in zip(offsets, frames.batched, strict=False))
-            self._in_fields = tuple(self._view(incoming, offset, field.dtype, field.shape)
-                                    for offset, field in self._fields)
+            self._in_fields = tuple(
+                self._view(incoming, offset, field.dtype, field.shape, True)
+                for offset, field in self._fields)
+        if self._out_obs is _RELEASED and self._in_obs is _RELEASED:
+            raise ValueError("the reply's values fit neither slot")
 
     @staticmethod
-    def _view(slot: memoryview, offset: int, dtype: np.dtype[Any], shape: tuple[int, ...]
-              ) -> np.ndarray[Any, Any]:
+    def _view(slot: memoryview, offset: int, dtype: np.dtype[Any], shape: tuple[int, ...],
+              unused: bool = False) -> np.ndarray[Any, Any]:
+        """A view of ``slot`` at ``offset``; with ``unused``, empty if it does not fit."""
         count = int(np.prod(shape, dtype=np.int64))
         native = dtype if dtype.isnative else dtype.newbyteorder("=")
+        if unused and offset + count * native.itemsize > slot.nbytes:
+            return _RELEASED
         return np.frombuffer(slot, native, count, offset).reshape(shape)
 
     def client_views(self) -> tuple[np.ndarray[Any, Any], type | None, bool, int,
@@ -280,9 +293,14 @@ class SlotSteps:
                     or type(info) is not dict or info \
                     or (obs.shape, obs.dtype) != self._layout:
                 return False
-            self._whole.pack_into(self._out, 0, self.kind, form, rid,
-                                  0.0 if form else reward, terminated,
-                                  truncated)  # (zeroes the obs: written next)
+            if self._apart:
+                _HEAD.pack_into(self._out, 0, self.kind, form, rid)
+                _TAIL.pack_into(self._out, self._tail, 0.0 if form else reward, terminated,
+                                truncated)
+            else:
+                self._whole.pack_into(self._out, 0, self.kind, form, rid,
+                                      0.0 if form else reward, terminated,
+                                      truncated)  # (zeroes the obs: written next)
             if form:  # (a NumPy scalar's own bytes, zero-padded)
                 self._out[self._tail : self._tail + reward.itemsize] = reward.tobytes()
             self._out_obs[...] = obs
