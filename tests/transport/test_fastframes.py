@@ -33,7 +33,7 @@ from rlmesh.wire.encoder import Encoder
 from rlmesh.wire.fixed import StepFrames, step_frames
 from tests.support.fastslots import require_compiled
 from tests.support.fastslots import step_both as step_alike
-from tests.support.values import assert_same_values, reply_header
+from tests.support.values import assert_same_values, joined, reply_header
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -499,3 +499,143 @@ def test_numpy_scalar_rewards_are_put_and_read_as_the_python_frames(
         assert type(got) is list and type(got[3]) is kind
         assert_same_values(got, frames.decode_reply(header, None), f"reply {i}")
         assert bytes(server.recv()[0]) == frames.encode_request(rid, 1)
+
+
+# -- observations in the reply's body (images) ----------------------------------------------
+
+
+@pytest.mark.parametrize("server_side", ["compiled", "python"])
+def test_images_step_compiled_with_exact_values(serve: Callable[..., rlmesh.EnvServer],
+                                                codes: list[int],
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                server_side: str) -> None:
+    """224x224x3 frames travel as the reply's body: the compiled client reads them."""
+    from tests.support.images import NoisyImages
+    spy = ServerSpy()
+    make = server_handshake.server_frames
+    monkeypatch.setattr(server_handshake, "server_frames", lambda *args: (
+        spy.wrap(make(*args)) if server_side == "compiled" else None))  # type: ignore[arg-type]
+    server = serve(lambda: NoisyImages((224, 224, 3), length=20))
+    with RemoteEnv(server.address, options=SOCKETS_ONLY) as env:
+        step_both(env, NoisyImages((224, 224, 3), length=20), [i % 4 for i in range(50)],
+                  seed=11)
+    assert codes == [READ] * 50
+    assert spy.puts == ([fastframes.DONE] * 50 if server_side == "compiled" else [])
+
+
+def test_images_step_on_the_python_frames_with_exact_values(
+        serve: Callable[..., rlmesh.EnvServer]) -> None:
+    """Neither side compiled: the Python fixed frames carry the body alike."""
+    from tests.support.images import NoisyImages
+    server = serve(lambda: NoisyImages((64, 64, 3)))
+    with RemoteEnv(server.address, options=SOCKETS_ONLY) as env:
+        env._channel._fast_frames = None  # type: ignore[union-attr]
+        step_both(env, NoisyImages((64, 64, 3)), [i % 4 for i in range(60)], seed=12)
+
+
+IMAGE = gym.spaces.Box(0, 255, (48, 64, 3), np.uint8)
+
+
+def image_reply(rid: int, seed: int = 0) -> list[Any]:
+    image = np.random.default_rng(seed).integers(0, 256, IMAGE.shape, np.uint8)
+    return [0, rid, image, -0.5 * seed, seed % 2 == 0, False, {}]
+
+
+def framed_with_body(frames: StepFrames, reply: list[Any]) -> bytes:
+    """A reply's whole frame as the Python frames send it: prefix, header, body."""
+    encoded = frames.encode_reply(reply)
+    assert encoded is not None
+    header, buffers, body_len = encoded
+    body = joined(buffers)
+    assert body_len == len(body) > 0
+    return PREFIX.pack(len(header), body_len) + header + body
+
+
+def test_the_server_puts_the_body_as_the_python_frames(
+        pair: tuple[Connection, Connection]) -> None:
+    client, _server = pair
+    frames, _, fast = ends(pair, IMAGE, gym.spaces.Discrete(4))
+    for i, rid in enumerate((3, 300, 70000)):
+        reply = image_reply(rid, i)
+        assert fast.put(*reply[1:]) == fastframes.DONE
+        want = framed_with_body(frames, reply)
+        got = b""
+        while len(got) < len(want):
+            got += client.sock.recv(1 << 20)
+        assert got == want
+    # An image of another layout, or not C-contiguous: declined, nothing sent.
+    image = image_reply(1)[2]
+    for other in (image[:, ::-1], np.asfortranarray(image), image.astype(np.int16),
+                  image[:47]):
+        assert fast.put(1, other, 1.0, False, False, {}) == fastframes.DECLINED
+    assert fast.put(1, image, np.float16(1), False, False, {}) == fastframes.DECLINED
+    assert sent(client) == b""
+
+
+def test_the_client_reads_a_body_that_comes_in_pieces(
+        pair: tuple[Connection, Connection]) -> None:
+    client, server = pair
+    frames, fast, _ = ends(pair, IMAGE, gym.spaces.Discrete(4))
+    for i, cut in enumerate((0, 20, 1000, 9000)):
+        reply = image_reply(9 + i, i)
+        data = framed_with_body(frames, reply)
+
+        def late(data: bytes = data, cut: int = cut) -> None:
+            time.sleep(0.05)
+            server.sock.sendall(data[cut:])
+
+        server.sock.sendall(data[:cut])
+        thread = threading.Thread(target=late)
+        thread.start()
+        got = fast.step(9 + i, 2)
+        thread.join()
+        assert type(got) is list
+        assert_same_values(got, frames.decode_reply(*split(data)), f"reply {i}")
+        assert got[2].flags.writeable and got[2].flags.c_contiguous
+        assert bytes(server.recv()[0]) == frames.encode_request(9 + i, 2)
+    assert client._start == client._end  # (nothing of the frames left behind)
+
+
+def split(data: bytes) -> tuple[bytes, bytearray]:
+    """A framed message's header and body."""
+    hlen, _blen = PREFIX.unpack_from(data)
+    return data[PREFIX.size : PREFIX.size + hlen], bytearray(data[PREFIX.size + hlen:])
+
+
+def test_the_client_hands_on_a_body_of_another_size(
+        pair: tuple[Connection, Connection]) -> None:
+    client, server = pair
+    frames, fast, _ = ends(pair, IMAGE, gym.spaces.Discrete(4))
+    reply = image_reply(5)
+    header, body = split(framed_with_body(frames, reply))
+    for other in (body[:-1], body + b"\x00", b""):
+        server.sock.sendall(PREFIX.pack(len(header), len(other)) + header + other)
+        assert fast.step(5, 1) == fastframes.RECEIVE
+        got_header, got_body = client.recv()  # (whole, for the general path)
+        assert bytes(got_header) == header and bytes(got_body or b"") == bytes(other)
+        server.recv()
+
+
+def test_a_peer_that_closes_mid_body_fails_the_step(
+        pair: tuple[Connection, Connection]) -> None:
+    _client, server = pair
+    frames, fast, _ = ends(pair, IMAGE, gym.spaces.Discrete(4))
+    data = framed_with_body(frames, image_reply(5))
+    server.sock.sendall(data[:-100])
+    server.sock.shutdown(socket.SHUT_WR)
+    with pytest.raises(ConnectionResetError, match="middle of a reply's body"):
+        fast.step(5, 1)
+
+
+def test_images_beyond_the_client_s_message_limit_take_the_python_path() -> None:
+    require_compiled(fastframes)
+    frames = step_frames(IMAGE, gym.spaces.Discrete(4))
+    assert frames is not None and frames.obs.in_body
+    ours, theirs = socket.socketpair()
+    try:
+        roomy, small = Connection(ours, 1 << 20), Connection(ours, IMAGE.shape[0] * 64 * 3)
+        assert fastframes.client_frames(roomy, frames, 1 << 20) is not None
+        assert fastframes.client_frames(small, frames, 1 << 20) is None
+    finally:
+        ours.close()
+        theirs.close()

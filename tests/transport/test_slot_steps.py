@@ -397,3 +397,40 @@ def test_slot_steps_are_answered_in_one_call_where_nothing_else_must_run(
     in_one_call = "step_deadline" not in options and "resume_window" not in options
     assert len(slot_steppers) == 1
     assert callable(slot_steppers[0]) is in_one_call
+
+
+def test_images_step_through_the_slots_exactly(serve: Callable[..., Any],
+                                               slot_replies: list[int]) -> None:
+    """An observation too large to travel inline: slot steps agreed all the same."""
+    from tests.support.images import NoisyImages
+    server = serve(lambda: NoisyImages((224, 224, 3), length=25))
+    local = NoisyImages((224, 224, 3), length=25)
+    with RemoteEnv(server.address, timeout=10) as env:
+        assert env.contract["shm_link_steps"] is True
+        assert_same_values(env.reset(seed=4), local.reset(seed=4), "reset")
+        for i in range(60):
+            got, want = env.step(i % 4), local.step(i % 4)
+            assert_same_values(got, want, f"step {i}")
+            assert got[0].flags.writeable and not np.shares_memory(got[0], env.step(0)[0])
+            local.step(0)
+            if want[2] or want[3]:
+                assert_same_values(env.reset(seed=i), local.reset(seed=i), f"reset {i}")
+    assert slot_replies[0] >= 120
+
+
+def test_vector_env_image_batches(serve: Callable[..., Any], slot_replies: list[int]) -> None:
+    from tests.support.images import NoisyImages
+
+    def images() -> gym.vector.SyncVectorEnv:
+        return gym.vector.SyncVectorEnv([lambda: NoisyImages((32, 32, 3))] * 3)
+
+    server = serve(images)
+    local = images()
+    with RemoteVectorEnv(server.address, timeout=10) as env:
+        assert env.contract["shm_link_steps"] is True
+        assert_same_values(env.reset(seed=5), local.reset(seed=5), "reset")
+        for i in range(50):
+            actions = np.array([i % 4, (i + 1) % 4, 0])
+            assert_same_values(env.step(actions), local.step(actions), f"step {i}")
+    local.close()
+    assert slot_replies[0] >= 50

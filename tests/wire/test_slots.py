@@ -306,3 +306,33 @@ def test_release_lets_the_region_close(pair_of: Any) -> None:
     pair.close()  # (raises BufferError if the SlotSteps still held a view)
     np.testing.assert_array_equal(kept[2], np.ones(4, np.float32))  # (a copy, still readable)
     pair.client.release()  # idempotent
+
+
+def test_images_larger_than_the_request_slot(pair_of: Any) -> None:
+    """A reply's values need only the reply slot: an image too large for the request slot."""
+    image = gs.Box(0, 255, (SLOT // 3 + 40,), np.uint8)  # (fits one slot, not a third of one)
+    frames = step_frames(image, gs.Discrete(4))
+    assert frames is not None and frames.obs.in_body
+    buf = mmap.mmap(-1, SLOT // 3 + SLOT)
+    view = memoryview(buf)
+    request, reply = view[: SLOT // 3], view[SLOT // 3 :]
+    client = SlotSteps(frames, request, reply, KIND)
+    server = SlotSteps(frames, reply, request, KIND)
+    rng = np.random.default_rng(0)
+    for rid in range(1, 20):
+        assert client.write_request(rid, rid % 4)
+        assert_same_values(server.read_request(), general([2, rid, rid % 4]), "request")
+        values = [0, rid, rng.integers(0, 256, image.shape, np.uint8), rid / 3,
+                  rid % 5 == 0, False, {}]
+        for reward in (values[3], np.float32(values[3])):  # (a declined form: nothing written)
+            values[3] = reward
+            if server.write_reply(values):
+                assert_same_values(client.read_reply(rid), general(values), "reply")
+    with pytest.raises(ValueError, match="fit neither slot"):
+        SlotSteps(frames, request, request, KIND)
+    for steps in (client, server):
+        steps.release()
+    request.release()
+    reply.release()
+    view.release()
+    buf.close()

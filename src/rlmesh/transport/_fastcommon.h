@@ -94,24 +94,32 @@ static int layout_of(Layout *layout, PyObject *view) {
     return fits ? 0 : -1;
 }
 
-/* Copy `value` (an exact `ndarray` of `layout`, C-contiguous) to `dest`: 1 copied, 0 not of
- * the layout (nothing copied). */
-static int copy_array(PyObject *ndarray, const Layout *layout, PyObject *value, char *dest) {
+/* Hold `value`'s bytes in `b` if it is an exact `ndarray` of `layout`, C-contiguous: 1 held
+ * (release `b` after), 0 not of the layout (nothing held, no exception). */
+static int hold_array(PyObject *ndarray, const Layout *layout, PyObject *value, Py_buffer *b) {
     if ((PyObject *)Py_TYPE(value) != ndarray) return 0;
-    Py_buffer b;
-    if (PyObject_GetBuffer(value, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+    if (PyObject_GetBuffer(value, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
         PyErr_Clear();  /* (not C-contiguous: the Python path copies it) */
         return 0;
     }
     char format[16];
-    int same = b.ndim == layout->ndim && b.len == layout->nbytes
-        && b.itemsize == layout->itemsize && b.format != NULL
-        && format_class(b.format, format, sizeof(format))
+    int same = b->ndim == layout->ndim && b->len == layout->nbytes
+        && b->itemsize == layout->itemsize && b->format != NULL
+        && format_class(b->format, format, sizeof(format))
         && strcmp(format, layout->format) == 0;
-    for (int i = 0; same && i < b.ndim; i++) same = b.shape[i] == layout->shape[i];
-    if (same) memcpy(dest, b.buf, (size_t)b.len);
-    PyBuffer_Release(&b);
+    for (int i = 0; same && i < b->ndim; i++) same = b->shape[i] == layout->shape[i];
+    if (!same) PyBuffer_Release(b);
     return same;
+}
+
+/* Copy `value` (an exact `ndarray` of `layout`, C-contiguous) to `dest`: 1 copied, 0 not of
+ * the layout (nothing copied). */
+static int copy_array(PyObject *ndarray, const Layout *layout, PyObject *value, char *dest) {
+    Py_buffer b;
+    if (!hold_array(ndarray, layout, value, &b)) return 0;
+    memcpy(dest, b.buf, (size_t)b.len);
+    PyBuffer_Release(&b);
+    return 1;
 }
 
 /* A request id as a u64: 1, or 0 for anything else (no exception). */

@@ -10,6 +10,10 @@
  *   ServerFrames.take()             receives a STEP request's frame and decodes it;
  *   ServerFrames.put(rid, *results) encodes the reply and sends it.
  *
+ * An observation too large to travel inline travels as the reply's body, as the general
+ * encoder sends it: the server sends it from the env's array (header and body in one
+ * sendmsg), the client receives it into a new array of its own.
+ *
  * Whatever else comes (a value of another layout, a frame of another kind, the peer gone)
  * returns a code and the Python path goes on from there, with the same state: the
  * connection's staging buffer (its _buf, _start and _end) and spin policy stay the Python
@@ -19,6 +23,7 @@
 #include "_fastcommon.h"
 
 #include <errno.h>
+#include <sys/uio.h>
 
 #define PREFIX 8          /* rlmesh.transport.stream.PREFIX: "<II", header and body lengths */
 #define READ_AHEAD 8192   /* stream._READ: how far past a frame one read may go */

@@ -92,7 +92,7 @@ static Py_ssize_t encode_request(ClientFrames *self, uint64_t rid, PyObject *act
     }
     if (n == 0) return 0;
     Py_ssize_t hlen = at + n - out - PREFIX;
-    put_prefix(out, hlen);
+    put_prefix(out, hlen, 0);
     memcpy(out + PREFIX, "\x93\x02", 2);
     return PREFIX + hlen;
 }
@@ -109,7 +109,7 @@ static PyObject *decode_reply(ClientFrames *self, const char *header, Py_ssize_t
     const char *at = header + 2 + rid_bytes;
     for (int i = 0; i < side->fields; i++) {
         if (!field_read(&side->replies[i], at)) Py_RETURN_NONE;
-        at += prefix_len(&side->replies[i]) + side->replies[i].layout.nbytes;
+        at += field_size(&side->replies[i]);
     }
     Field *reward = NULL;  /* (one env: the NumPy scalar reward's field, NULL for a float) */
     Py_ssize_t reward_size = FLOAT_REWARD;
@@ -134,8 +134,10 @@ static PyObject *decode_reply(ClientFrames *self, const char *header, Py_ssize_t
     PyList_SET_ITEM(reply, 0, zero);
     Py_INCREF(rid);
     PyList_SET_ITEM(reply, 1, rid);
-    for (int i = 0; i < side->fields; i++) {
-        if ((item = PyObject_CallNoArgs(side->replies[i].copy)) == NULL) goto fail;
+    for (int i = 0; i < side->fields; i++) {  /* (an array for the body: filled next) */
+        Field *field = &side->replies[i];
+        item = PyObject_CallNoArgs(field->make != NULL ? field->make : field->copy);
+        if (item == NULL) goto fail;
         PyList_SET_ITEM(reply, 2 + i, item);
     }
     if (one) {
@@ -160,6 +162,21 @@ fail:
     return NULL;
 }
 
+/* The reply's body of `n` bytes into its observation (a new array of the layout): 0, or -1
+ * with an exception. */
+static int read_body(Stream *s, Staging *st, PyObject *reply, Py_ssize_t n) {
+    Py_buffer b;
+    PyObject *obs = PyList_GET_ITEM(reply, 2);
+    if (PyObject_GetBuffer(obs, &b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return -1;
+    int done = -1;
+    if (b.len == n)
+        done = fill_body(s, st, b.buf, n);
+    else
+        PyErr_SetString(PyExc_ValueError, "a field's make returned an array of another size");
+    PyBuffer_Release(&b);
+    return done;
+}
+
 static PyObject *client_step(ClientFrames *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "step(rid, action)");
@@ -170,13 +187,14 @@ static PyObject *client_step(ClientFrames *self, PyObject *const *args, Py_ssize
     if (s->conn == NULL || !frame_rid(args[0], &id)) return code(DECLINED);
     Py_ssize_t size = encode_request(self, id, args[1]);
     if (size == 0 || size - PREFIX > self->peer_max) return code(DECLINED);
-    if (send_all(s, s->out, size) < 0) return NULL;
+    if (send_all(s, s->out, size, NULL, 0) < 0) return NULL;
     /* sent: from here on the Python path can only go on, never start over */
     Staging st;
     if (staging_open(s, &st) < 0) return NULL;
     Py_ssize_t rid_bytes = id < 0x80 ? 1 : id < 0x100 ? 2 : id < 0x10000 ? 3 : 5;
     Py_ssize_t want = self->side.reply_size - 1 + rid_bytes, got_size = 0;
-    int got = fill_frame(s, &st, want, want + self->side.reply_extra, &got_size);
+    int got = fill_frame(s, &st, want, want + self->side.reply_extra, self->side.body,
+                         &got_size);
     if (got <= 0) return staging_close(s, &st, got < 0 ? NULL : code(RECEIVE));
     PyObject *reply = decode_reply(self, (const char *)st.view.buf + st.start + PREFIX,
                                    got_size, s->out + PREFIX, rid_bytes, args[0]);
@@ -184,7 +202,10 @@ static PyObject *client_step(ClientFrames *self, PyObject *const *args, Py_ssize
         Py_DECREF(reply);
         return staging_close(s, &st, code(RECEIVE));
     }
-    if (reply != NULL) st.start += PREFIX + got_size;
+    if (reply != NULL) {
+        st.start += PREFIX + got_size;
+        if (self->side.body && read_body(s, &st, reply, self->side.body) < 0) Py_CLEAR(reply);
+    }
     return staging_close(s, &st, reply);
 }
 

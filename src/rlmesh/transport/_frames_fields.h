@@ -1,5 +1,9 @@
 /* The fields of a fixed frame: arrays, NumPy scalars and msgpack's big-endian ints.
  *
+ * An array field's values travel after its prefix in the header, or, for a field in the
+ * body (an observation too large to travel inline), as the message body: its prefix then
+ * names its place there, and the header holds none of its bytes.
+ *
  * A part of _fastframes.c, which includes it once (one translation unit: what is static
  * here is the module's own). */
 #ifndef RLMESH__FRAMES_FIELDS_H
@@ -11,6 +15,7 @@ typedef struct {
     PyObject *prefix;   /* the msgpack ext prefix the general encoder writes (bytes) */
     PyObject *scratch;  /* an array of the field's layout, overwritten with each value */
     PyObject *copy;     /* its bound copy (NULL where the field is never read) */
+    PyObject *make;     /* in the body: makes a new array of the layout (NULL: inline) */
     Py_buffer bytes;    /* the scratch array's bytes */
     Layout layout;
     int held;
@@ -24,21 +29,34 @@ static void field_drop(Field *field) {
     Py_CLEAR(field->prefix);
     Py_CLEAR(field->scratch);
     Py_CLEAR(field->copy);
+    Py_CLEAR(field->make);
 }
 
 static int field_traverse(Field *field, visitproc visit, void *arg) {
     Py_VISIT(field->prefix);
     Py_VISIT(field->scratch);
     Py_VISIT(field->copy);
+    Py_VISIT(field->make);
     return 0;
 }
 
-/* A field from (prefix, scratch); `copied`: bind the scratch's copy. -1 with an exception. */
+/* A field from (prefix, scratch), or (prefix, scratch, make) for a field in the body;
+ * `copied`: bind the scratch's copy. -1 with an exception. */
 static int field_init(Field *field, PyObject *pair, int copied) {
-    PyObject *prefix, *scratch;
-    if (!PyTuple_Check(pair) || !PyArg_ParseTuple(pair, "O!O", &PyBytes_Type, &prefix, &scratch)) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a field is (prefix, scratch)");
+    PyObject *prefix, *scratch, *make = NULL;
+    if (!PyTuple_Check(pair)
+            || !PyArg_ParseTuple(pair, "O!O|O", &PyBytes_Type, &prefix, &scratch, &make)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "a field is (prefix, scratch[, make])");
         return -1;
+    }
+    if (make != NULL) {
+        if (!PyCallable_Check(make)) {
+            PyErr_SetString(PyExc_TypeError, "a field's make is callable");
+            return -1;
+        }
+        Py_INCREF(make);
+        field->make = make;
     }
     if (layout_of(&field->layout, scratch) < 0) return -1;
     if (PyObject_GetBuffer(scratch, &field->bytes, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
@@ -60,11 +78,17 @@ static inline const char *prefix_of(const Field *field) {
     return PyBytes_AS_STRING(field->prefix);
 }
 
-/* Whether `at` holds the field's prefix; its bytes then go into the scratch array. */
+/* The bytes the field takes in a header: its prefix, and its values unless in the body. */
+static inline Py_ssize_t field_size(const Field *field) {
+    return prefix_len(field) + (field->make != NULL ? 0 : field->layout.nbytes);
+}
+
+/* Whether `at` holds the field's prefix; its bytes (unless in the body) then go into the
+ * scratch array. */
 static int field_read(Field *field, const char *at) {
     Py_ssize_t n = prefix_len(field);
     if (memcmp(at, prefix_of(field), (size_t)n) != 0) return 0;
-    memcpy(field->bytes.buf, at + n, (size_t)field->layout.nbytes);
+    if (field->make == NULL) memcpy(field->bytes.buf, at + n, (size_t)field->layout.nbytes);
     return 1;
 }
 
@@ -76,9 +100,12 @@ static Py_ssize_t field_write(Field *field, PyObject *ndarray, PyObject *value, 
     return n + field->layout.nbytes;
 }
 
-static void put_prefix(char *at, Py_ssize_t hlen) {
-    for (int i = 0; i < 4; i++) at[i] = (char)((uint64_t)hlen >> (8 * i));
-    memset(at + 4, 0, 4);
+/* A frame's prefix: its header's and its body's sizes (u32, little-endian). */
+static void put_prefix(char *at, Py_ssize_t hlen, Py_ssize_t blen) {
+    for (int i = 0; i < 4; i++) {
+        at[i] = (char)((uint64_t)hlen >> (8 * i));
+        at[4 + i] = (char)((uint64_t)blen >> (8 * i));
+    }
 }
 
 /* `value`'s low `n` bytes at `at`, big-endian (msgpack's order). */

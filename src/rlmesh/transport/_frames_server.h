@@ -94,7 +94,7 @@ static PyObject *server_take(ServerFrames *self, PyObject *unused) {
     Staging st;
     if (staging_open(s, &st) < 0) return NULL;
     Py_ssize_t size = 0;
-    int got = fill_frame(s, &st, self->request_min, self->request_max, &size);
+    int got = fill_frame(s, &st, self->request_min, self->request_max, 0, &size);
     if (got <= 0) return staging_close(s, &st, got < 0 ? NULL : code(RECEIVE));
     const unsigned char *header = (const unsigned char *)st.view.buf + st.start + PREFIX;
     unsigned char first = header[2];
@@ -117,6 +117,18 @@ static PyObject *server_take(ServerFrames *self, PyObject *unused) {
     return staging_close(s, &st, taken);
 }
 
+/* Reply field `i` at `at`: its prefix and `value`'s bytes, or, for a field in the body, its
+ * prefix alone and `value` held in `body`. The header bytes written; 0 if `value` is not of
+ * the layout (nothing held). */
+static Py_ssize_t put_field(ServerFrames *self, int i, PyObject *value, char *at,
+                            Py_buffer *body) {
+    Field *field = &self->side.replies[i];
+    if (field->make == NULL) return field_write(field, self->side.stream.ndarray, value, at);
+    if (!hold_array(self->side.stream.ndarray, &field->layout, value, body)) return 0;
+    memcpy(at, prefix_of(field), (size_t)prefix_len(field));
+    return prefix_len(field);
+}
+
 static PyObject *server_put(ServerFrames *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "put(rid, obs, reward, terminated, truncated, info)");
@@ -129,6 +141,9 @@ static PyObject *server_put(ServerFrames *self, PyObject *const *args, Py_ssize_
             || PyDict_GET_SIZE(info) != 0)
         return code(DECLINED);
     char *out = s->out, *at = out + PREFIX;
+    Py_buffer body;  /* (the observation, where it travels in the body) */
+    body.obj = NULL;
+    body.len = 0;
     memcpy(at, "\x97\x00", 2);
     at += 2;
     at += put_uint(at, id);
@@ -141,11 +156,11 @@ static PyObject *server_put(ServerFrames *self, PyObject *const *args, Py_ssize_
         if ((form == NULL && !PyFloat_CheckExact(reward))
                 || Py_TYPE(terminated) != &PyBool_Type || Py_TYPE(truncated) != &PyBool_Type)
             return code(DECLINED);
-        Py_ssize_t n = field_write(&self->side.replies[0], s->ndarray, args[1], at);
+        Py_ssize_t n = put_field(self, 0, args[1], at, &body);
         if (n == 0) return code(DECLINED);
         at += n;
         if (form != NULL) {
-            if ((n = scalar_write(form, reward, at)) == 0) return code(DECLINED);
+            if ((n = scalar_write(form, reward, at)) == 0) goto declined;
             at += n;
         } else {
             double value = PyFloat_AS_DOUBLE(reward);
@@ -159,15 +174,19 @@ static PyObject *server_put(ServerFrames *self, PyObject *const *args, Py_ssize_
         *at++ = (char)(truncated == Py_True ? 0xc3 : 0xc2);
     } else {
         for (int i = 0; i < 4; i++) {
-            Py_ssize_t n = field_write(&self->side.replies[i], s->ndarray, args[1 + i], at);
-            if (n == 0) return code(DECLINED);
+            Py_ssize_t n = put_field(self, i, args[1 + i], at, &body);
+            if (n == 0) goto declined;
             at += n;
         }
     }
     *at++ = (char)0x80;
-    put_prefix(out, at - out - PREFIX);
-    if (send_all(s, out, at - out) < 0) return NULL;
-    return code(DONE);
+    put_prefix(out, at - out - PREFIX, body.len);
+    int failed = send_all(s, out, at - out, body.obj != NULL ? body.buf : NULL, body.len);
+    if (body.obj != NULL) PyBuffer_Release(&body);
+    return failed ? NULL : code(DONE);
+declined:
+    if (body.obj != NULL) PyBuffer_Release(&body);
+    return code(DECLINED);
 }
 
 static PyMethodDef server_methods[] = {

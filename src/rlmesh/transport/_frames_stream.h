@@ -74,10 +74,12 @@ static int current_fd(Stream *s) {
     return fd < 0 || fd > 0x7fffffffL ? -1 : (int)fd;
 }
 
-/* Send all of `data`, as socket.sendall does: 0, or -1 with the exception it raises. */
-static int send_all(Stream *s, const char *data, Py_ssize_t size) {
-    Py_ssize_t sent = 0;
-    while (sent < size) {
+/* Send all of `data`, then all of `extra` (a body; NULL and 0 for none), as socket.sendall
+ * does with both joined: 0, or -1 with the exception it raises. */
+static int send_all(Stream *s, const char *data, Py_ssize_t size, const char *extra,
+                    Py_ssize_t extra_size) {
+    Py_ssize_t sent = 0, total = size + extra_size;
+    while (sent < total) {
         int fd = current_fd(s);
         if (fd == -2) return -1;
         if (fd < 0) {
@@ -85,9 +87,22 @@ static int send_all(Stream *s, const char *data, Py_ssize_t size) {
             PyErr_SetFromErrno(PyExc_OSError);
             return -1;
         }
+        struct iovec pieces[2];
+        struct msghdr msg;
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = pieces;
+        if (sent < size) {
+            pieces[msg.msg_iovlen].iov_base = (void *)(data + sent);
+            pieces[msg.msg_iovlen++].iov_len = (size_t)(size - sent);
+        }
+        if (extra_size > 0) {
+            Py_ssize_t from = sent < size ? 0 : sent - size;
+            pieces[msg.msg_iovlen].iov_base = (void *)(extra + from);
+            pieces[msg.msg_iovlen++].iov_len = (size_t)(extra_size - from);
+        }
         ssize_t n;
         Py_BEGIN_ALLOW_THREADS
-        n = send(fd, data + sent, (size_t)(size - sent), MSG_NOSIGNAL);
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL);
         Py_END_ALLOW_THREADS
         if (n >= 0) {
             sent += n;
@@ -255,9 +270,10 @@ static int fill(Stream *s, Staging *st, Py_ssize_t need) {
     return 1;
 }
 
-/* The frame at the staging start, if its prefix says a header of exactly `size` bytes and no
- * body: 1 (all of it is then here), 0 another frame (or the peer gone), -1 an exception. */
-static int fill_frame(Stream *s, Staging *st, Py_ssize_t low, Py_ssize_t high,
+/* The frame at the staging start, if its prefix says a header of `low` to `high` bytes and a
+ * body of exactly `body` bytes: 1 (its header is then here, its size in `size`), 0 another
+ * frame (or the peer gone), -1 an exception. */
+static int fill_frame(Stream *s, Staging *st, Py_ssize_t low, Py_ssize_t high, Py_ssize_t body,
                       Py_ssize_t *size) {
     int got = fill(s, st, PREFIX);
     if (got <= 0) return got;
@@ -266,9 +282,44 @@ static int fill_frame(Stream *s, Staging *st, Py_ssize_t low, Py_ssize_t high,
         | (uint32_t)at[3] << 24;
     uint32_t blen = (uint32_t)at[4] | (uint32_t)at[5] << 8 | (uint32_t)at[6] << 16
         | (uint32_t)at[7] << 24;
-    if (blen != 0 || hlen < (uint32_t)low || hlen > (uint32_t)high) return 0;
+    if (blen != (uint32_t)body || hlen < (uint32_t)low || hlen > (uint32_t)high) return 0;
     *size = (Py_ssize_t)hlen;
     return fill(s, st, PREFIX + (Py_ssize_t)hlen);
+}
+
+/* The `n` bytes of a body, from the staging start (the header before it consumed) on, into
+ * `dest`: what is staged is copied, the rest received in place. 0, or -1 with an exception
+ * (ConnectionResetError where the peer closes mid-body: the frame is lost either way). */
+static int fill_body(Stream *s, Staging *st, char *dest, Py_ssize_t n) {
+    Py_ssize_t staged = Py_MIN(n, st->end - st->start), got = staged;
+    memcpy(dest, (char *)st->view.buf + st->start, (size_t)staged);
+    st->start += staged;
+    while (got < n) {
+        int fd = current_fd(s);
+        if (fd == -2) return -1;
+        if (fd < 0) {
+            errno = EBADF;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        ssize_t k;
+        Py_BEGIN_ALLOW_THREADS
+        k = recv(fd, dest + got, (size_t)(n - got), 0);
+        Py_END_ALLOW_THREADS
+        if (k > 0) {
+            got += k;
+        } else if (k == 0) {
+            PyErr_SetString(PyExc_ConnectionResetError,
+                            "the peer closed the connection in the middle of a reply's body");
+            return -1;
+        } else if (errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        } else if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 #endif  /* RLMESH__FRAMES_STREAM_H */

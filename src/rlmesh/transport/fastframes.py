@@ -10,6 +10,11 @@ those runs in one call, with the same bytes on the wire:
 * :meth:`ClientFrames.step` (the client), :meth:`ServerFrames.take` and
   :meth:`ServerFrames.put` (the server; the env's step and the action check stay Python).
 
+An observation too large to travel inline (an image) travels as the reply's body: the
+server sends it from the env's own array, header and body in one system call, and the
+client receives it straight into a new array of its own (no staging copy past the bytes
+that came with the header).
+
 Whatever else comes it hands to the Python path, which goes on from where it stopped:
 
 * ``DECLINED``: nothing sent (a value of another layout);
@@ -27,6 +32,7 @@ takes the Python path, with the same results and errors (see
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -75,6 +81,8 @@ class _Field(Protocol):
     def nbytes(self) -> int: ...
     @property
     def in_body(self) -> bool: ...
+    @property
+    def inline(self) -> int: ...
 
 
 class _Layouts(Protocol):
@@ -111,9 +119,15 @@ def _plain(conn: Any) -> bool:
     return type(conn) is Connection and not conn.tls and conn.shm is None
 
 
-def _field(field: _Field, items: tuple[int, ...] | None = None) -> tuple[bytes, Any]:
-    """A field as the extension takes it: its prefix, and an array of its layout to fill."""
-    return field.prefix, np.empty(field.shape if items is None else items, field.dtype)
+def _field(field: _Field, items: tuple[int, ...] | None = None) -> tuple[Any, ...]:
+    """A field as the extension takes it: its prefix, and an array of its layout to fill.
+
+    A field in the body has a third item: what makes a new array of its layout (the body's).
+    """
+    scratch = np.empty(field.shape if items is None else items, field.dtype)
+    if field.in_body:
+        return field.prefix, scratch, functools.partial(np.empty, field.shape, field.dtype)
+    return field.prefix, scratch
 
 
 def _replies(frames: _Layouts) -> tuple[_Field, ...]:
@@ -122,8 +136,8 @@ def _replies(frames: _Layouts) -> tuple[_Field, ...]:
 
 
 def _bytes(fields: tuple[_Field, ...]) -> int:
-    """What these fields take in a frame: each one's prefix and values."""
-    return sum(len(f.prefix) + f.nbytes for f in fields)
+    """What these fields take in a header: each one's prefix and values (not the body's)."""
+    return sum(len(f.prefix) + f.inline for f in fields)
 
 
 def _limit(conn: Any) -> int:
@@ -144,9 +158,13 @@ def _layout(frames: _Layouts) -> tuple[Any, ...]:
 
 
 def _fits(frames: _Layouts) -> bool:
-    """Whether a request and a reply of ``frames`` fit the staging buffer, with no body."""
-    return not frames.obs.in_body \
-        and _bytes((frames.action, *_replies(frames))) + 64 <= _STAGING
+    """Whether a request's and a reply's headers of ``frames`` fit the staging buffer."""
+    return _bytes((frames.action, *_replies(frames))) + 64 <= _STAGING
+
+
+def _body(frames: _Layouts) -> int:
+    """The size of a reply's body: the observation's bytes where it travels there."""
+    return frames.obs.nbytes if frames.obs.in_body else 0
 
 
 def _reply_header(frames: _Layouts) -> int:
@@ -167,7 +185,8 @@ def client_frames(conn: Any, frames: _Layouts | None, peer_max: int) -> ClientFr
     ``None`` too where a reply of ``frames`` is larger than ``conn``'s own frame limits.
     """
     if _module is None or frames is None or not _plain(conn) or not _fits(frames) \
-            or _reply_header(frames) > _limit(conn):
+            or _reply_header(frames) > _limit(conn) \
+            or _reply_header(frames) + _body(frames) > conn.max_message_bytes:
         return None  # (a reply this side's own limit refuses: the Python path says so)
     action, scalar, ints, replies, rewards = _layout(frames)
     try:
