@@ -158,8 +158,9 @@ def _layout(frames: _Layouts) -> tuple[Any, ...]:
 
 
 def _fits(frames: _Layouts) -> bool:
-    """Whether a request's and a reply's headers of ``frames`` fit the staging buffer."""
-    return _bytes((frames.action, *_replies(frames))) + 64 <= _STAGING
+    """Whether a request's and a reply's headers fit the staging buffer, a body 32 bits."""
+    return _bytes((frames.action, *_replies(frames))) + 64 <= _STAGING \
+        and _body(frames) < 1 << 32
 
 
 def _body(frames: _Layouts) -> int:
