@@ -237,6 +237,17 @@ def test_contract_frames_reads_env_and_vector_contracts() -> None:
                                                      if k != "num_envs"}}) is None
 
 
+def mutations(frame: bytes, rng: np.random.Generator) -> list[bytes]:
+    """``frame`` cut at every byte, grown by one, and 3000 times with a byte or two flipped."""
+    variants = [frame[:i] for i in range(len(frame))] + [frame + b"\x00"]
+    for _ in range(3000):
+        mutated = bytearray(frame)
+        for _ in range(int(rng.integers(1, 3))):
+            mutated[int(rng.integers(len(mutated)))] = int(rng.integers(256))
+        variants.append(bytes(mutated))
+    return variants
+
+
 @pytest.mark.parametrize(("vector", "reward"), [
     (False, float), (False, np.float64), (False, np.float32), (True, float)])
 def test_mutated_frames_are_read_exactly_or_refused_never_raise(vector: bool, reward: type
@@ -264,12 +275,7 @@ def test_mutated_frames_are_read_exactly_or_refused_never_raise(vector: bool, re
     decode = Decoder().decode
     for frame, read in ((request, frames.decode_request),
                         (answer, lambda h: frames.decode_reply(h, None))):
-        variants = [frame[:i] for i in range(len(frame))] + [frame + b"\x00", frame + frame]
-        for _ in range(3000):
-            mutated = bytearray(frame)
-            for _ in range(int(rng.integers(1, 3))):
-                mutated[int(rng.integers(len(mutated)))] = int(rng.integers(256))
-            variants.append(bytes(mutated))
+        variants = [*mutations(frame, rng), frame + frame]
         read_exactly = 0
         for header in variants:
             got = read(header)  # must not raise
@@ -366,14 +372,8 @@ def test_mutated_headers_with_a_body_are_read_exactly_or_refused() -> None:
     image = np.random.default_rng(1).integers(0, 255, (30, 40), np.uint8)
     header, body = in_body(frames, [0, 70000, image, -1.5, False, True, {}])
     rng = np.random.default_rng(8)
-    variants = [header[:i] for i in range(len(header))] + [header + b"\x00"]
-    for _ in range(3000):
-        mutated = bytearray(header)
-        for _ in range(int(rng.integers(1, 3))):
-            mutated[int(rng.integers(len(mutated)))] = int(rng.integers(256))
-        variants.append(bytes(mutated))
     read_exactly = 0
-    for variant in variants:
+    for variant in mutations(header, rng):
         got = frames.decode_reply(variant, body)  # must not raise
         if got is not None:
             read_exactly += 1

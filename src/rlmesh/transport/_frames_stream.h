@@ -74,19 +74,34 @@ static int current_fd(Stream *s) {
     return fd < 0 || fd > 0x7fffffffL ? -1 : (int)fd;
 }
 
+/* The socket's descriptor for a system call: -1 with an exception (EBADF once closed). */
+static int live_fd(Stream *s) {
+    int fd = current_fd(s);
+    if (fd == -1) {
+        errno = EBADF;
+        PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return fd < 0 ? -1 : fd;
+}
+
+/* After a send or receive failed with errno: 0 to retry it (interrupted, no signal's
+ * exception to raise), -1 with the exception. */
+static int call_failed(void) {
+    if (errno != EINTR) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return PyErr_CheckSignals() < 0 ? -1 : 0;
+}
+
 /* Send all of `data`, then all of `extra` (a body; NULL and 0 for none), as socket.sendall
  * does with both joined: 0, or -1 with the exception it raises. */
 static int send_all(Stream *s, const char *data, Py_ssize_t size, const char *extra,
                     Py_ssize_t extra_size) {
     Py_ssize_t sent = 0, total = size + extra_size;
     while (sent < total) {
-        int fd = current_fd(s);
-        if (fd == -2) return -1;
-        if (fd < 0) {
-            errno = EBADF;
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        }
+        int fd = live_fd(s);
+        if (fd < 0) return -1;
         struct iovec pieces[2];
         struct msghdr msg;
         memset(&msg, 0, sizeof(msg));
@@ -104,14 +119,10 @@ static int send_all(Stream *s, const char *data, Py_ssize_t size, const char *ex
         Py_BEGIN_ALLOW_THREADS
         n = sendmsg(fd, &msg, MSG_NOSIGNAL);
         Py_END_ALLOW_THREADS
-        if (n >= 0) {
+        if (n >= 0)
             sent += n;
-        } else if (errno != EINTR) {
-            PyErr_SetFromErrno(PyExc_OSError);
+        else if (call_failed() < 0)
             return -1;
-        } else if (PyErr_CheckSignals() < 0) {
-            return -1;
-        }
     }
     return 0;
 }
@@ -295,13 +306,8 @@ static int fill_body(Stream *s, Staging *st, char *dest, Py_ssize_t n) {
     memcpy(dest, (char *)st->view.buf + st->start, (size_t)staged);
     st->start += staged;
     while (got < n) {
-        int fd = current_fd(s);
-        if (fd == -2) return -1;
-        if (fd < 0) {
-            errno = EBADF;
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        }
+        int fd = live_fd(s);
+        if (fd < 0) return -1;
         ssize_t k;
         Py_BEGIN_ALLOW_THREADS
         k = recv(fd, dest + got, (size_t)(n - got), 0);
@@ -312,10 +318,7 @@ static int fill_body(Stream *s, Staging *st, char *dest, Py_ssize_t n) {
             PyErr_SetString(PyExc_ConnectionResetError,
                             "the peer closed the connection in the middle of a reply's body");
             return -1;
-        } else if (errno != EINTR) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        } else if (PyErr_CheckSignals() < 0) {
+        } else if (call_failed() < 0) {
             return -1;
         }
     }
