@@ -639,3 +639,14 @@ def test_images_beyond_the_client_s_message_limit_take_the_python_path() -> None
     finally:
         ours.close()
         theirs.close()
+
+
+def test_only_the_observation_may_travel_in_the_body(pair: tuple[Connection, Connection]
+                                                      ) -> None:
+    require_compiled(fastframes)
+    from rlmesh.transport import _fastframes  # type: ignore[attr-defined]
+    inline = (b"\xc7", np.empty(3))
+    in_body = (b"\xc7", np.empty(3), lambda: np.empty(3))
+    for action, replies in ((in_body, (inline,)), (inline, (inline, in_body, inline, inline))):
+        with pytest.raises(ValueError, match="only a reply's observation"):
+            _fastframes.ServerFrames(pair[1], np.ndarray, action, None, False, replies, (), 99)

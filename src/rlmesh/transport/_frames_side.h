@@ -84,31 +84,24 @@ static int side_fields(Side *side, PyObject *action, PyObject *scalar, int read,
     if (field_init(&side->action, action, read) < 0
             || (scalar != Py_None && field_init(&side->scalar, scalar, 0) < 0))
         return -1;
-    if (side->action.make != NULL || side->scalar.make != NULL) {
-        PyErr_SetString(PyExc_ValueError, "only a reply's observation travels in the body");
-        return -1;
-    }
     side->ints = ints;
     side->fields = (int)n;
     side->reply_size = 2 + 1 + 1;  /* head, rid, empty info (and one env's reward and flags) */
     if (n == 1) side->reply_size += FLOAT_REWARD + 2;
     side->reply_extra = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        Field *field = &side->replies[i];
-        if (field_init(field, PyTuple_GET_ITEM(replies, i), 1) < 0) return -1;
-        if (i > 0 && field->make != NULL) {
-            PyErr_SetString(PyExc_ValueError, "only a reply's observation travels in the body");
-            return -1;
-        }
-        side->reply_size += field_size(field);
+        if (field_init(&side->replies[i], PyTuple_GET_ITEM(replies, i), 1) < 0) return -1;
+        side->reply_size += field_size(&side->replies[i]);
     }
     side->body = side->replies[0].make != NULL ? side->replies[0].layout.nbytes : 0;
     if (side_rewards(side, rewards) < 0) return -1;
-    for (int i = 0; i < side->n_rewards; i++) {
-        if (side->rewards[i].make != NULL) {
-            PyErr_SetString(PyExc_ValueError, "only a reply's observation travels in the body");
-            return -1;
-        }
+    /* (only a reply's observation may travel in the body: every other field is inline) */
+    int elsewhere = side->action.make != NULL || side->scalar.make != NULL;
+    for (int i = 1; i < side->fields; i++) elsewhere |= side->replies[i].make != NULL;
+    for (int i = 0; i < side->n_rewards; i++) elsewhere |= side->rewards[i].make != NULL;
+    if (elsewhere) {
+        PyErr_SetString(PyExc_ValueError, "only a reply's observation travels in the body");
+        return -1;
     }
     return 0;
 }
