@@ -152,6 +152,9 @@ class Channel:
             self._conn.send(header, buffers, body_len, True)
         except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
             raise self._translate(exc, op, self.timeout) from None
+        except BaseException as exc:
+            self._interrupted(exc, op)
+            raise
         return True
 
     def _resume_session(self, cause: RLMeshError, deadline: float | None) -> None:
@@ -241,6 +244,9 @@ class Channel:
             self._conn.send(header, buffers, body_len, not self._pending)
         except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
             raise self._translate(exc, op, self.timeout) from None
+        except BaseException as exc:
+            self._interrupted(exc, op)
+            raise
         return rid
 
     def _resume_before_send(self, limit: float | None) -> None:
@@ -273,6 +279,9 @@ class Channel:
             reply_header, body = self._conn.recv()
         except (BlockingIOError, TimeoutError, OSError, TransportError, ProtocolError) as exc:
             raise self._translate(exc, op, limit) from None
+        except BaseException as exc:
+            self._interrupted(exc, op)
+            raise
         frames = self._frames
         reply = frames.decode_reply(reply_header, body) if frames is not None else None
         if reply is not None and reply[1] == rid:
@@ -296,6 +305,24 @@ class Channel:
         if isinstance(reply[2], dict) and reply[2].get("fatal"):
             self._fail(error)
         raise error
+
+    def _interrupted(self, exc: BaseException, op: int) -> None:
+        """A call stopped mid-exchange by ``exc`` (Ctrl-C, a signal handler's exception).
+
+        What of the request went out, and what of its reply came in, is unknown, so the
+        connection is closed: the next call raises ``ConnectionLostError`` instead of
+        reading a stale or half-read reply. With a resume window the next call resumes the
+        session instead (the interrupted request was applied at most once).
+        """
+        if self._broken is not None or self._closed:
+            return
+        self._fail(ConnectionLostError(
+            f"{P.OP_NAMES.get(op, op)} to {self.address} was interrupted "
+            f"({type(exc).__name__}) while its request or reply was in flight; "
+            "the connection was closed"))
+        if self._resume is not None and not self._pending:
+            self._dropped = True
+            self._window_end = time.monotonic() + float(self._resume.get("window") or 0)
 
     def _translate(self, exc: BaseException, op: int, limit: float | None) -> RLMeshError:
         """Turn a send/receive failure into the typed error, breaking the channel."""
@@ -390,7 +417,11 @@ class Channel:
             if idle and slots is not None:
                 fast = self._fast
                 if fast is not None:
-                    got = fast.step(rid, action)
+                    try:
+                        got = fast.step(rid, action)
+                    except BaseException as exc:
+                        self._interrupted(exc, P.OP_STEP)
+                        raise
                     if type(got) is list:
                         self._next_id = rid + 1
                         return got
@@ -425,6 +456,9 @@ class Channel:
             reply_header, body = conn.recv()
         except (BlockingIOError, TimeoutError, OSError, TransportError, ProtocolError) as exc:
             raise self._translate(exc, P.OP_STEP, self.timeout) from None
+        except BaseException as exc:
+            self._interrupted(exc, P.OP_STEP)
+            raise
         # (a frame the compiled step handed on is of no fixed layout: the general decoder's)
         reply = None if got else frames.decode_reply(reply_header, body)
         if reply is not None and reply[1] == rid:
@@ -454,6 +488,9 @@ class Channel:
                 reply_header, body = conn.recv()
         except (BlockingIOError, TimeoutError, OSError, TransportError, ProtocolError) as exc:
             raise self._translate(exc, P.OP_STEP, self.timeout) from None
+        except BaseException as exc:
+            self._interrupted(exc, P.OP_STEP)
+            raise
         if reply_header is STEP_FRAME:
             try:
                 return slots.read_reply(rid)
