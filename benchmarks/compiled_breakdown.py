@@ -1,0 +1,293 @@
+"""Where a step's microseconds go on the compiled paths: the "after" of ``step_breakdown.py``.
+
+``step_breakdown.py`` times the Python path's pieces (encode, send, recv, decode), which the
+compiled steps (``rlmesh.transport.fastslots`` over the link, ``fastframes`` over a socket)
+do in one C call per side. This script times those calls instead, in the client and in a
+server child alike: the client's compiled ``step`` (write or encode the request, announce or
+send it, poll for the reply, read it), the server's ``take`` (poll for a request, read it)
+and ``put`` (write or encode the reply, announce or send it), and the env's own ``step``.
+Both processes read the host's one monotonic clock, so each crossing is measured across them:
+the request's from the client's compiled call starting to the server's ``take`` returning,
+the reply's from the server's ``put`` starting to the client's call returning (each includes
+the sending side's writing and the receiving side's reading, which no timer can split from
+the hand-off inside one C call).
+
+A step the compiled calls hand to the Python path (a sleeping peer, a frame of another
+layout) is counted, and left out of the medians. The same run times uninstrumented clients
+against uninstrumented servers, so the report states what the instrumentation costs::
+
+    uv run python benchmarks/compiled_breakdown.py                      # one CartPole
+    uv run python benchmarks/compiled_breakdown.py --vector 8 --steps 5000 --json b.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+try:
+    from benchmarks import bench_core as core
+    from benchmarks import step_breakdown as python_path
+except ImportError:  # run as a script: benchmarks/ itself is sys.path[0]
+    import bench_core as core  # type: ignore[no-redef,import-not-found,unused-ignore]
+    import step_breakdown as python_path  # type: ignore[no-redef,import-not-found,unused-ignore]
+
+SCRIPT = os.path.abspath(__file__)
+
+
+class Timed:
+    """A compiled step object whose named calls are timed into ``record`` (else forwarded)."""
+
+    def __init__(self, inner: Any, record: Callable[[str, int, int, Any], None],
+                 names: Sequence[str]) -> None:
+        self._inner = inner
+        now = time.perf_counter_ns
+        for name in names:
+            call = getattr(inner, name)
+
+            def timed(*args: Any, _call: Any = call, _name: str = name) -> Any:
+                start = now()
+                result = _call(*args)
+                record(_name, start, now(), result)
+                return result
+
+            setattr(self, name, timed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def compiled_path() -> None:
+    """Refuse to run where the compiled steps are not built (this script times only them)."""
+    from rlmesh.transport import fastframes, fastslots
+
+    for module in (fastframes, fastslots):
+        why = module.why_not()
+        if why is not None:
+            raise SystemExit(f"{module.__name__}: no compiled steps here ({why})")
+
+
+# -- the server child --------------------------------------------------------------------------
+
+
+def serve(address: str, vector: int, timed: bool) -> int:
+    """Child: serve the env (with ``timed``, its compiled calls timed; the steps on request)."""
+    from rlmesh import EnvServer
+    from rlmesh.server import handshake as server_handshake
+
+    clock = python_path.Clock()
+    steps: list[dict[str, Any]] = []
+    state: dict[str, Any] = {"ready": None}
+
+    def record(name: str, start: int, end: int, result: Any) -> None:
+        if name == "take":
+            state["ready"] = end if type(result) is tuple else None
+            return
+        steps.append({"ready": state["ready"], "put_t0": start, "put": end - start,
+                      "env_step": clock.current.get("env_step", 0)})
+        state["ready"] = None  # (the next put needs a take of its own)
+
+    def timing(make: Callable[..., Any]) -> Callable[..., Any]:
+        def made(*args: Any) -> Any:
+            fast = make(*args)
+            return None if fast is None else Timed(fast, record, ("take", "put"))
+        return made
+
+    env = python_path.make_env(vector)
+    if timed:
+        for name in ("server_frames", "server_steps"):
+            setattr(server_handshake, name, timing(getattr(server_handshake, name)))
+        env = python_path.timed_env(env, clock)
+    with EnvServer(env, address) as server:
+        server.start()
+        print(server.address, flush=True)
+        for line in sys.stdin:
+            if line.strip() == "reset":
+                steps.clear()
+                print("ok", flush=True)
+            elif line.strip() == "dump":
+                print(json.dumps(steps), flush=True)
+    return 0
+
+
+@contextlib.contextmanager
+def server_child(address: str, kind: str, vector: int, timed: bool
+                 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """This script's server child, its compiled calls timed or not; it and its address."""
+    cmd = [sys.executable, SCRIPT, "--serve", address, "--vector", str(vector)]
+    if timed:
+        cmd.append("--timed")
+    environ = {**os.environ, "RLMESH_SAME_HOST": "1" if kind == "link" else "0"}
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=environ)
+    try:
+        assert proc.stdout is not None
+        bound = proc.stdout.readline().strip()
+        if not bound:
+            raise RuntimeError("the breakdown server did not start")
+        yield proc, bound
+    finally:
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+# -- the client --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def timed_client(clock: python_path.Clock) -> Iterator[None]:
+    """Channels opened in the block time their compiled step into ``clock``."""
+    from rlmesh.client import handshake as client_handshake
+    from rlmesh.transport import fastframes
+
+    current = clock.current
+
+    def record(name: str, start: int, end: int, result: Any) -> None:
+        current["fast"], current["fast_t0"], current["fast_t1"] = end - start, start, end
+        current["handed_on"] = int(type(result) is not list)
+
+    def frames(*args: Any) -> Any:
+        fast = make_frames(*args)
+        return None if fast is None else Timed(fast, record, ("step",))
+
+    def steps(*args: Any) -> Any:
+        fast = make_steps(*args)
+        return None if fast is None else Timed(fast, record, ("step",))
+
+    patched = ((fastframes, "client_frames", frames), (client_handshake, "client_steps", steps))
+    made = [getattr(module, name) for module, name, _ in patched]
+    make_frames, make_steps = made
+    for module, name, timed in patched:
+        setattr(module, name, timed)
+    try:
+        yield
+    finally:
+        for (module, name, _), original in zip(patched, made, strict=True):
+            setattr(module, name, original)
+
+
+def measure(kind: str, steps: int, sock_dir: str, clock: python_path.Clock | None,
+            vector: int) -> dict[str, Any]:
+    """One transport: ``inprocess``, ``link`` (unix socket, shared memory) or ``tcp``."""
+    if kind == "inprocess":
+        env: Any = python_path.make_env(vector)
+        timed = python_path.timed_env(env, clock) if clock is not None else env
+        records, wall = python_path.client_steps(timed, steps, clock)
+        return {"kind": kind, "client": records, "server": [], "wall_us": 1e6 * wall / steps}
+    from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
+
+    address = ("unix://" + os.path.join(sock_dir, f"{kind}-{clock is not None}.sock")
+               if kind == "link" else "127.0.0.1:0")
+    timing = timed_client(clock) if clock is not None else contextlib.nullcontext()
+    with server_child(address, kind, vector, clock is not None) as (proc, bound), \
+            core._environ("RLMESH_SAME_HOST", "1" if kind == "link" else "0"), timing:
+        env = RemoteVectorEnv(bound) if vector else RemoteEnv(bound)
+        try:
+            python_path.client_steps(env, min(steps, 2000), clock)  # warm-up
+            if clock is not None:
+                python_path._ask(proc, "reset")
+            records, wall = python_path.client_steps(env, steps, clock)
+            server = json.loads(python_path._ask(proc, "dump")) if clock is not None else []
+        finally:
+            env.close()
+    return {"kind": kind, "client": records, "server": server, "wall_us": 1e6 * wall / steps}
+
+
+Piece = Callable[[dict[str, Any], dict[str, Any]], float | None]
+
+
+def _whole(c: dict[str, Any], s: dict[str, Any]) -> bool:
+    """Whether both sides did this step in their compiled calls alone."""
+    return not s or (not c.get("handed_on") and s.get("ready") is not None)
+
+
+PIECES: tuple[tuple[str, str, Piece], ...] = (
+    ("client", "RemoteEnv.step, whole call", lambda c, s: c["total"]),
+    ("client", "compiled step call (request out, wait, reply read)",
+     lambda c, s: c.get("fast") if s else None),
+    ("client", "other client Python", lambda c, s: c["total"] - c["fast"] if s else None),
+    ("crossing", "request: client call starts -> server's take returns",
+     lambda c, s: s["ready"] - c["fast_t0"] if s else None),
+    ("server", "session loop, action check (take returns -> env.step)",
+     lambda c, s: s["put_t0"] - s["ready"] - s["env_step"] if s else None),
+    ("server", "env.step", lambda c, s: (s or c).get("env_step")),
+    ("server", "put call (reply written or encoded, sent)", lambda c, s: s.get("put")),
+    ("crossing", "reply: server's put starts -> client call returns",
+     lambda c, s: c["fast_t1"] - s["put_t0"] if s else None),
+)
+
+
+def breakdown(run: dict[str, Any]) -> tuple[dict[str, float | None], int]:
+    """Per piece label, the median µs over the whole steps; and how many were not whole."""
+    client, server = run["client"], run["server"]
+    if server and len(server) != len(client):
+        raise RuntimeError(f"{run['kind']}: {len(client)} client steps, {len(server)} server")
+    pairs = list(zip(client, server or [{}] * len(client), strict=True))
+    whole = [(c, s) for c, s in pairs if _whole(c, s)]
+    out: dict[str, float | None] = {}
+    for side, label, piece in PIECES:
+        values = [v for c, s in whole if (v := piece(c, s)) is not None]
+        out[f"{side}: {label}"] = statistics.median(values) / 1000 if values else None
+    return out, len(pairs) - len(whole)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure the compiled paths' breakdown (or, with ``--serve``, be its server child)."""
+    parser = argparse.ArgumentParser(prog="compiled_breakdown",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20_000, help="measured steps per transport")
+    parser.add_argument("--json", metavar="PATH", default=None, help="also write JSON here")
+    parser.add_argument("--vector", type=int, default=0, metavar="N",
+                        help="step SyncVectorEnv(N) of CartPole instead of one CartPole")
+    parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--timed", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.environ.pop("RLMESH_PURE_PYTHON", None)
+    compiled_path()
+    if args.serve is not None:
+        return serve(args.serve, args.vector, args.timed)
+    sock_dir = tempfile.mkdtemp(prefix="rlmesh-breakdown-")
+    try:
+        kinds = ("inprocess", "link", "tcp")
+        plain = {k: measure(k, args.steps, sock_dir, None, args.vector)["wall_us"]
+                 for k in kinds}
+        clock = python_path.Clock()
+        runs = {k: measure(k, args.steps, sock_dir, clock, args.vector) for k in kinds}
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    results = {k: breakdown(run) for k, run in runs.items()}
+    columns = {k: pieces for k, (pieces, _) in results.items()}
+    print(f"{f'SyncVectorEnv({args.vector}) of ' if args.vector else ''}{python_path.ENV_ID}, "
+          f"{args.steps} steps per transport, the compiled paths\n")
+    print(python_path.table(columns, plain))
+    left_out = {k: n for k, (_, n) in results.items() if n}
+    if left_out:
+        print("\nsteps handed to the Python path (left out of the medians): "
+              + ", ".join(f"{k} {n}" for k, n in left_out.items()))
+    if args.json:
+        core.write_json(args.json, {"steps": args.steps, "vector": args.vector,
+                                    "compiled": True, "breakdown": columns,
+                                    "handed_on": left_out, "uninstrumented_us": plain,
+                                    "instrumented_wall_us": {k: r["wall_us"]
+                                                             for k, r in runs.items()}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
