@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -82,7 +80,6 @@ def compiled_path() -> None:
 
 def serve(address: str, vector: int, timed: bool) -> int:
     """Child: serve the env (with ``timed``, its compiled calls timed; the steps on request)."""
-    from rlmesh import EnvServer
     from rlmesh.server import handshake as server_handshake
 
     clock = python_path.Clock()
@@ -108,43 +105,7 @@ def serve(address: str, vector: int, timed: bool) -> int:
         for name in ("server_frames", "server_steps"):
             setattr(server_handshake, name, timing(getattr(server_handshake, name)))
         env = python_path.timed_env(env, clock)
-    with EnvServer(env, address) as server:
-        server.start()
-        print(server.address, flush=True)
-        for line in sys.stdin:
-            if line.strip() == "reset":
-                steps.clear()
-                print("ok", flush=True)
-            elif line.strip() == "dump":
-                print(json.dumps(steps), flush=True)
-    return 0
-
-
-@contextlib.contextmanager
-def server_child(address: str, kind: str, vector: int, timed: bool
-                 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """This script's server child, its compiled calls timed or not; it and its address."""
-    cmd = [sys.executable, SCRIPT, "--serve", address, "--vector", str(vector)]
-    if timed:
-        cmd.append("--timed")
-    environ = {**os.environ, "RLMESH_SAME_HOST": "1" if kind == "link" else "0"}
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env=environ)
-    try:
-        assert proc.stdout is not None
-        bound = proc.stdout.readline().strip()
-        if not bound:
-            raise RuntimeError("the breakdown server did not start")
-        yield proc, bound
-    finally:
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    return python_path.serve_reporting(env, address, steps)
 
 
 # -- the client --------------------------------------------------------------------------------
@@ -184,29 +145,9 @@ def timed_client(clock: python_path.Clock) -> Iterator[None]:
 
 def measure(kind: str, steps: int, sock_dir: str, clock: python_path.Clock | None,
             vector: int) -> dict[str, Any]:
-    """One transport: ``inprocess``, ``link`` (unix socket, shared memory) or ``tcp``."""
-    if kind == "inprocess":
-        env: Any = python_path.make_env(vector)
-        timed = python_path.timed_env(env, clock) if clock is not None else env
-        records, wall = python_path.client_steps(timed, steps, clock)
-        return {"kind": kind, "client": records, "server": [], "wall_us": 1e6 * wall / steps}
-    from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
-
-    address = ("unix://" + os.path.join(sock_dir, f"{kind}-{clock is not None}.sock")
-               if kind == "link" else "127.0.0.1:0")
-    timing = timed_client(clock) if clock is not None else contextlib.nullcontext()
-    with server_child(address, kind, vector, clock is not None) as (proc, bound), \
-            core._environ("RLMESH_SAME_HOST", "1" if kind == "link" else "0"), timing:
-        env = RemoteVectorEnv(bound) if vector else RemoteEnv(bound)
-        try:
-            python_path.client_steps(env, min(steps, 2000), clock)  # warm-up
-            if clock is not None:
-                python_path._ask(proc, "reset")
-            records, wall = python_path.client_steps(env, steps, clock)
-            server = json.loads(python_path._ask(proc, "dump")) if clock is not None else []
-        finally:
-            env.close()
-    return {"kind": kind, "client": records, "server": server, "wall_us": 1e6 * wall / steps}
+    """One transport, as ``step_breakdown.measure``, with this script's server and timing."""
+    timing = timed_client(clock) if clock is not None and kind != "inprocess" else None
+    return python_path.measure(kind, steps, sock_dir, clock, vector, SCRIPT, timing)
 
 
 Piece = Callable[[dict[str, Any], dict[str, Any]], float | None]
@@ -256,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vector", type=int, default=0, metavar="N",
                         help="step SyncVectorEnv(N) of CartPole instead of one CartPole")
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--kind", default="tcp", help=argparse.SUPPRESS)  # (set by the parent)
     parser.add_argument("--timed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.pop("RLMESH_PURE_PYTHON", None)

@@ -168,7 +168,6 @@ def _transport_class(kind: str) -> type:
 
 def serve(address: str, kind: str, timed: bool, vector: int = 0) -> int:
     """Child: serve the env; with ``timed``, report the pieces of every STEP on request."""
-    from rlmesh import EnvServer
     from rlmesh import protocol as P
     from rlmesh.wire.decoder import Decoder
 
@@ -222,6 +221,13 @@ def serve(address: str, kind: str, timed: bool, vector: int = 0) -> int:
             return result
 
         cls.recv = marked
+    return serve_reporting(env, address, steps)
+
+
+def serve_reporting(env: Any, address: str, steps: list[Any]) -> int:
+    """Serve ``env`` at ``address``; on stdin ``reset`` empty ``steps``, on ``dump`` print them."""
+    from rlmesh import EnvServer
+
     with EnvServer(env, address) as server:
         server.start()
         print(server.address, flush=True)
@@ -238,11 +244,12 @@ def serve(address: str, kind: str, timed: bool, vector: int = 0) -> int:
 
 
 @contextlib.contextmanager
-def server_child(address: str, kind: str, timed: bool, vector: int = 0
+def server_child(address: str, kind: str, timed: bool, vector: int = 0, script: str = SCRIPT
                  ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Start this script's ``--serve`` child; yield it and its address once it listens."""
+    """Start ``script``'s ``--serve`` child (this one's); yield it and its address once it
+    listens."""
     flag = "1" if kind == "link" else "0"
-    cmd = [sys.executable, SCRIPT, "--serve", address, "--kind", kind, "--vector", str(vector)]
+    cmd = [sys.executable, script, "--serve", address, "--kind", kind, "--vector", str(vector)]
     if timed:
         cmd.append("--timed")
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -298,9 +305,13 @@ def client_steps(env: Any, steps: int, clock: Clock | None) -> tuple[list[dict[s
     return records, wall
 
 
-def measure(kind: str, steps: int, sock_dir: str, clock: Clock | None, vector: int = 0
-            ) -> dict[str, Any]:
-    """One transport: ``inprocess``, ``link`` (unix socket, shared memory) or ``tcp``."""
+def measure(kind: str, steps: int, sock_dir: str, clock: Clock | None, vector: int = 0,
+            script: str = SCRIPT,
+            timing: contextlib.AbstractContextManager[Any] | None = None) -> dict[str, Any]:
+    """One transport: ``inprocess``, ``link`` (unix socket, shared memory) or ``tcp``.
+
+    ``script`` serves (its ``--serve`` child), and the client connects within ``timing``.
+    """
     if kind == "inprocess":
         env: Any = make_env(vector)
         timed = timed_env(env, clock) if clock is not None else env
@@ -310,8 +321,9 @@ def measure(kind: str, steps: int, sock_dir: str, clock: Clock | None, vector: i
 
     address = ("unix://" + os.path.join(sock_dir, f"{kind}-{clock is not None}.sock")
                if kind == "link" else "127.0.0.1:0")
-    with server_child(address, kind, clock is not None, vector) as (proc, bound), \
-            core._environ("RLMESH_SAME_HOST", "1" if kind == "link" else "0"):
+    with server_child(address, kind, clock is not None, vector, script) as (proc, bound), \
+            core._environ("RLMESH_SAME_HOST", "1" if kind == "link" else "0"), \
+            timing or contextlib.nullcontext():
         env = RemoteVectorEnv(bound) if vector else RemoteEnv(bound)
         try:
             if bool(env.contract.get("shm_link")) != (kind == "link"):
