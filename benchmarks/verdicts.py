@@ -269,6 +269,37 @@ def _load(meta: dict[str, Any]) -> str:
     return "" if not load else f" (1-minute load average {load[0]:.2f} before, {load[1]:.2f} after)"
 
 
+HOST_LOOP_NS = 40.0
+"""A bare Python loop's ns per iteration on the host the goals were set on (runs 4-15)."""
+DEGRADED = 1.5
+"""A host whose bare loop reads this many times :data:`HOST_LOOP_NS` or more is degraded."""
+
+
+def bare_loop_ns(iterations: int = 1_000_000, repeat: int = 5) -> float:
+    """The host's speed at Python: ns per iteration of ``s += i`` (the best of ``repeat``)."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter_ns()
+        total = 0
+        for i in range(iterations):
+            total += i
+        best = min(best, (time.perf_counter_ns() - started) / iterations)
+    return round(best, 1)
+
+
+def _host_speed(meta: dict[str, Any]) -> str:
+    """The report's sentence on the host's speed (none for payloads that did not record it)."""
+    loop = meta.get("bare_loop_ns")
+    if not loop:
+        return ""
+    said = (f" A bare Python loop (`s += i`) took {loop[0]:g} ns per iteration before the run "
+            f"and {loop[1]:g} after, against about {HOST_LOOP_NS:g} on the host the goals were "
+            "set on")
+    if min(loop) >= DEGRADED * HOST_LOOP_NS:
+        return said + ": **a degraded host, so these ratios are readings, not verdicts.**"
+    return said + "."
+
+
 def _builds(meta: dict[str, Any]) -> str:
     builds = int(meta.get("builds", 1))
     return (f" shared among {builds} builds (fresh server processes, workers and envs each)"
@@ -298,7 +329,7 @@ def render(payload: dict[str, Any]) -> str:
         f"{_builds(meta)} "
         f"(`{shown_command(meta['command'])}`). Each ratio: the median of its per-round "
         f"ratios, with their IQR and min-max; a goal needs >= {MIN_ROUNDS} rounds. "
-        f"**{met} of {len(verdicts)} goals met.**",
+        f"**{met} of {len(verdicts)} goals met.**{_host_speed(meta)}",
         verdict_table(verdicts),
         "Context (no goal):",
         verdict_table(payload["context"]),
@@ -370,6 +401,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     """
     placement = core.Placement.choose("none")
     load_before = os.getloadavg()[0]
+    loop_before = bare_loop_ns()
     started_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.perf_counter()
     shares = split_rounds(args.rounds, args.builds)
@@ -400,7 +432,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         "meta": {**core._meta(args, argv, started_at, elapsed), "env_id": ENV_ID,
                  "busy_us": BUSY_US, "placement": placement.describe(),
                  "builds": len(shares), "command": command.strip(),
-                 "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
+                 "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                 "bare_loop_ns": [loop_before, bare_loop_ns()]},
         "verdicts": [q for q in ratios if (q["numerator"], q["denominator"]) in goals],
         "context": [q for q in ratios if (q["numerator"], q["denominator"]) not in goals],
         "results": [by_key[key].to_json() for key in order if key in by_key],

@@ -106,6 +106,25 @@ def test_the_report_names_the_hosts_congestion_control_when_the_run_recorded_it(
     assert "host TCP congestion control bbr, " in verdicts.render(data)
 
 
+def test_the_report_says_how_fast_the_host_ran_python_and_flags_a_degraded_one() -> None:
+    data = payload()
+    assert "bare Python loop" not in verdicts.render(data)  # (older payloads: none)
+    data["meta"]["bare_loop_ns"] = [41.5, 43.0]
+    normal = verdicts.render(data)
+    assert "took 41.5 ns per iteration before the run and 43 after" in normal
+    assert "degraded" not in normal
+    data["meta"]["bare_loop_ns"] = [verdicts.DEGRADED * verdicts.HOST_LOOP_NS + 1, 150.0]
+    assert "**a degraded host, so these ratios are readings, not verdicts.**" in \
+        verdicts.render(data)
+    data["meta"]["bare_loop_ns"] = [150.0, 42.0]  # (one normal reading: no flag)
+    assert "degraded" not in verdicts.render(data)
+
+
+def test_the_bare_loop_reads_a_positive_speed() -> None:
+    ns = verdicts.bare_loop_ns(iterations=20_000, repeat=2)
+    assert 0 < ns < 10_000
+
+
 def test_a_file_that_is_not_a_payload_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.json"
     path.write_text(json.dumps({"meta": {}}))
