@@ -225,3 +225,13 @@ def test_a_step_interrupted_mid_body_closes_the_connection(
             assert time.monotonic() - started < 1
     finally:
         proxy.close()
+
+
+def test_an_action_that_cannot_be_sent_leaves_the_connection_working(
+        serve: Callable[..., rlmesh.EnvServer], step_path: str) -> None:
+    server = serve(Counting)
+    with connect(server.address) as env:
+        env.reset(seed=0)
+        with pytest.raises(rlmesh.EncodeError):  # (refused here: nothing was sent)
+            env.step(object())
+        assert env.step(0)[0][0] == 1  # (the next step is the session's first)
