@@ -44,6 +44,7 @@ def candidates(space: gs.Space[Any], rng: np.random.Generator) -> list[Any]:
 
 
 @pytest.mark.parametrize("space", SPACES, ids=repr)
+@pytest.mark.filterwarnings("ignore:.*Casting input x to numpy array")  # (lists, on purpose)
 def test_validators_answer_as_contains(space: gs.Space[Any]) -> None:
     check = make_validator(space)
     rng = np.random.default_rng(0)

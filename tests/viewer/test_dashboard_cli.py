@@ -56,6 +56,7 @@ def test_eval_view_serves_the_run_and_lingers_until_ctrl_c(
     assert b"12" in out  # the summary is printed as without --view
 
 
+@pytest.mark.filterwarnings("ignore:.*render method without specifying any render mode")
 def test_eval_view_exits_with_the_run_by_default(serve: Callable[..., Any]) -> None:
     server = serve(lambda: gym.make("CartPole-v1"))
     done = rlmesh_cmd("eval", server.address, "--episodes", "2", "-q", "--view", "http")

@@ -98,13 +98,15 @@ def test_a_four_endpoint_run_live_over_http(spawn: Callable[..., ServerProcess],
         result.mean_reward)
 
 
+@pytest.mark.filterwarnings("ignore:.*render method without specifying any render mode")
 def test_view_http_serves_for_the_length_of_the_run(serve: Callable[..., Any],
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     import gymnasium as gym
 
     server = serve(lambda: gym.make("CartPole-v1"))
-    result = rlmesh.evaluate(rlmesh.RANDOM_SAMPLE, [server.address], episodes=2, seed=0,
-                             view="http")
+    with pytest.warns(rlmesh.RLMeshWarning, match="without a render mode"):
+        result = rlmesh.evaluate(rlmesh.RANDOM_SAMPLE, [server.address], episodes=2, seed=0,
+                                 view="http")
     assert result.complete
     found = re.search(r"watch the evaluation at (http://127\.0\.0\.1:(\d+)/)",
                       capsys.readouterr().err)
@@ -113,11 +115,12 @@ def test_view_http_serves_for_the_length_of_the_run(serve: Callable[..., Any],
         state(found.group(1))
 
 
+@pytest.mark.filterwarnings("ignore:.*render method without specifying any render mode")
 def test_a_dashboard_of_ones_own_stays_after_the_run(serve: Callable[..., Any]) -> None:
     import gymnasium as gym
 
     server = serve(lambda: gym.make("CartPole-v1"))
-    with Dashboard() as dashboard:
+    with Dashboard() as dashboard, pytest.warns(rlmesh.RLMeshWarning, match="render mode"):
         result = rlmesh.evaluate(rlmesh.RANDOM_SAMPLE, [server.address], episodes=3, seed=5,
                                  view=dashboard)
         final = state(dashboard.url)

@@ -97,9 +97,10 @@ class _StopAfter(rlmesh.Hooks):
             self.board.request_stop()
 
 
+@pytest.mark.filterwarnings("ignore:.*render method without specifying any render mode")
 def test_a_stop_request_returns_the_partial_result(serve: Callable[..., Any]) -> None:
     servers = [serve(lambda: gym.make("CartPole-v1")) for _ in range(2)]
-    with EvalWatch(Board()) as watch:
+    with EvalWatch(Board()) as watch, pytest.warns(rlmesh.RLMeshWarning, match="render mode"):
         result = rlmesh.evaluate(rlmesh.RANDOM_SAMPLE, [s.address for s in servers],
                                  episodes=20000, seed=0, view=watch,
                                  hooks=_StopAfter(watch.board, 5))
