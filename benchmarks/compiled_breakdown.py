@@ -147,7 +147,11 @@ def measure(kind: str, steps: int, sock_dir: str, clock: python_path.Clock | Non
             vector: int) -> dict[str, Any]:
     """One transport, as ``step_breakdown.measure``, with this script's server and timing."""
     timing = timed_client(clock) if clock is not None and kind != "inprocess" else None
-    return python_path.measure(kind, steps, sock_dir, clock, vector, SCRIPT, timing)
+    run = python_path.measure(kind, steps, sock_dir, clock, vector, SCRIPT, timing)
+    if timing is not None and not (run["server"] and all("fast" in c for c in run["client"])):
+        raise RuntimeError(f"{kind}: a side stepped without its compiled calls (this script "
+                           "times only those: is the contract one of fixed shapes?)")
+    return run
 
 
 Piece = Callable[[dict[str, Any], dict[str, Any]], float | None]
@@ -165,7 +169,7 @@ PIECES: tuple[tuple[str, str, Piece], ...] = (
     ("client", "other client Python", lambda c, s: c["total"] - c["fast"] if s else None),
     ("crossing", "request: client call starts -> server's take returns",
      lambda c, s: s["ready"] - c["fast_t0"] if s else None),
-    ("server", "session loop, action check (take returns -> env.step)",
+    ("server", "session loop, action check, results (take returns -> put, less env.step)",
      lambda c, s: s["put_t0"] - s["ready"] - s["env_step"] if s else None),
     ("server", "env.step", lambda c, s: (s or c).get("env_step")),
     ("server", "put call (reply written or encoded, sent)", lambda c, s: s.get("put")),

@@ -38,6 +38,7 @@ import functools
 import json
 import math
 import os
+import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -271,6 +272,8 @@ def _load(meta: dict[str, Any]) -> str:
 
 HOST_LOOP_NS = 40.0
 """A bare Python loop's ns per iteration on the host the goals were set on (runs 4-15)."""
+HOST_LOOP_PYTHON = "3.11"
+"""The Python that reading was taken with (another version runs the loop at its own speed)."""
 DEGRADED = 1.5
 """A host whose bare loop reads this many times :data:`HOST_LOOP_NS` or more is degraded."""
 
@@ -294,9 +297,12 @@ def _host_speed(meta: dict[str, Any]) -> str:
     loop = meta.get("bare_loop_ns")
     if not loop:
         return ""
+    python = str(meta.get("python", HOST_LOOP_PYTHON))
     said = (f" A bare Python loop (`s += i`) took {loop[0]:g} ns per iteration before the run "
-            f"and {loop[1]:g} after, against about {HOST_LOOP_NS:g} on the host the goals were "
-            "set on")
+            f"and {loop[1]:g} after (Python {python})")
+    if python.split(".")[:2] != HOST_LOOP_PYTHON.split("."):
+        return said + f"; the reference reading was taken with Python {HOST_LOOP_PYTHON}."
+    said += f", against about {HOST_LOOP_NS:g} on the host the goals were set on"
     if min(loop) >= DEGRADED * HOST_LOOP_NS:
         return said + ": **a degraded host, so these ratios are readings, not verdicts.**"
     return said + "."
@@ -435,7 +441,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
                  "busy_us": BUSY_US, "placement": placement.describe(),
                  "builds": len(shares), "command": command.strip(),
                  "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-                 "bare_loop_ns": [loop_before, bare_loop_ns()]},
+                 "bare_loop_ns": [loop_before, bare_loop_ns()],
+                 "python": platform.python_version()},
         "verdicts": [q for q in ratios if (q["numerator"], q["denominator"]) in goals],
         "context": [q for q in ratios if (q["numerator"], q["denominator"]) not in goals],
         "results": [by_key[key].to_json() for key in order if key in by_key],

@@ -61,7 +61,8 @@ def test_each_piece_is_the_median_over_the_whole_steps() -> None:
         [c["total"] - c["fast"] for c, _ in pairs])
     assert out["crossing: request: client call starts -> server's take returns"] == median_us(
         [s["ready"] - c["fast_t0"] for c, s in pairs])
-    assert out["server: session loop, action check (take returns -> env.step)"] == median_us(
+    assert out["server: session loop, action check, results (take returns -> put, less env.step)"] \
+        == median_us(
         [s["put_t0"] - s["ready"] - s["env_step"] for _, s in pairs])
     assert out["crossing: reply: server's put starts -> client call returns"] == median_us(
         [c["fast_t1"] - s["put_t0"] for c, s in pairs])

@@ -110,14 +110,18 @@ def test_the_report_says_how_fast_the_host_ran_python_and_flags_a_degraded_one()
     data = payload()
     assert "bare Python loop" not in verdicts.render(data)  # (older payloads: none)
     data["meta"]["bare_loop_ns"] = [41.5, 43.0]
+    data["meta"]["python"] = "3.11.7"
     normal = verdicts.render(data)
-    assert "took 41.5 ns per iteration before the run and 43 after" in normal
+    assert "took 41.5 ns per iteration before the run and 43 after (Python 3.11.7)" in normal
     assert "degraded" not in normal
     data["meta"]["bare_loop_ns"] = [verdicts.DEGRADED * verdicts.HOST_LOOP_NS + 1, 150.0]
     assert "**a degraded host, so these ratios are readings, not verdicts.**" in \
         verdicts.render(data)
     data["meta"]["bare_loop_ns"] = [150.0, 42.0]  # (one normal reading: no flag)
     assert "degraded" not in verdicts.render(data)
+    data["meta"].update(bare_loop_ns=[150.0, 150.0], python="3.13.1")  # (not comparable)
+    other = verdicts.render(data)
+    assert "degraded" not in other and "reference reading was taken with Python 3.11" in other
 
 
 def test_the_bare_loop_reads_a_positive_speed() -> None:

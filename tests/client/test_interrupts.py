@@ -25,9 +25,14 @@ from gymnasium import spaces
 
 import rlmesh
 from rlmesh import ServeOptions
+from rlmesh import protocol as P
 from rlmesh.client import handshake as client_handshake
+from rlmesh.client.channel import Channel
 from rlmesh.numpy import RemoteEnv
-from rlmesh.transport import fastframes, shmlink
+from rlmesh.transport import fastframes, fastslots, shmlink
+
+# (pytest-timeout's default method is SIGALRM, which these tests take over for a moment)
+pytestmark = pytest.mark.timeout(60, method="thread")
 
 
 class Interrupted(BaseException):
@@ -77,18 +82,23 @@ def step_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     yield path
 
 
-def interrupted_step(env: RemoteEnv, action: int, after: float = 0.15) -> None:
-    """Step ``env`` with a SIGALRM handler raising :class:`Interrupted` ``after`` seconds in."""
+def interrupted(call: Callable[[], Any], after: float = 0.15) -> None:
+    """``call()`` with a SIGALRM handler raising :class:`Interrupted` ``after`` seconds in."""
     before = signal.signal(signal.SIGALRM, _interrupt)
     try:
         signal.setitimer(signal.ITIMER_REAL, after)
         started = time.monotonic()
         with pytest.raises(Interrupted):
-            env.step(action)
+            call()
         assert time.monotonic() - started < 3
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, before)
+
+
+def interrupted_step(env: RemoteEnv, action: int, after: float = 0.15) -> None:
+    """Step ``env``, interrupted ``after`` seconds in (see :func:`interrupted`)."""
+    interrupted(lambda: env.step(action), after)
 
 
 def connect(address: str) -> RemoteEnv:
@@ -115,6 +125,7 @@ def test_a_step_interrupted_mid_reply_closes_the_connection(
 
 def test_with_a_resume_window_the_next_step_resumes_the_session(
         serve: Callable[..., rlmesh.EnvServer], step_path: str) -> None:
+    # (with a resume window every step takes the general path: Channel.request)
     server = serve(Counting, options=ServeOptions(resume_window=5))
     with connect(server.address) as env:
         env.reset(seed=0)
@@ -235,3 +246,84 @@ def test_an_action_that_cannot_be_sent_leaves_the_connection_working(
         with pytest.raises(rlmesh.EncodeError):  # (refused here: nothing was sent)
             env.step(object())
         assert env.step(0)[0][0] == 1  # (the next step is the session's first)
+
+
+def test_an_interruption_between_the_calls_of_a_slot_step_closes_the_connection(
+        serve: Callable[..., rlmesh.EnvServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal handled after the compiled step announced the request, before the Python
+    path waits for its reply (between two calls: no I/O call's own handler sees it)."""
+    if not shmlink.supported() or fastslots.why_not() is not None:
+        pytest.skip("needs the link and the compiled slot steps")
+    server = serve(Counting)
+    with connect(server.address) as env:
+        env.reset(seed=0)
+        slot_step = Channel._slot_step
+
+        def signalled(self: Channel, rid: int, slots: Any, fast: int = fastslots.DECLINED
+                      ) -> list[Any]:
+            if fast != fastslots.DECLINED:  # (announced by the compiled step)
+                raise Interrupted
+            return slot_step(self, rid, slots, fast)
+
+        monkeypatch.setattr(Channel, "_slot_step", signalled)
+        with pytest.raises(Interrupted):
+            env.step(4)  # (the compiled step hands a step this slow on: it sleeps 0.4 s)
+        monkeypatch.setattr(Channel, "_slot_step", slot_step)
+        with pytest.raises(rlmesh.ConnectionLostError, match="interrupted"):
+            env.step(0)  # (never the interrupted step's reply, read as this one's)
+
+
+def test_an_interruption_between_send_and_receive_closes_the_connection(
+        serve: Callable[..., rlmesh.EnvServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    server = serve(Counting)
+    with connect(server.address) as env:
+        env.reset(seed=0)
+        recv_locked = Channel._recv_locked
+
+        def signalled(self: Channel, op: int, rid: int, limit: float | None) -> list[Any]:
+            raise Interrupted  # (the request went out; its reply is still to come)
+
+        monkeypatch.setattr(Channel, "_recv_locked", signalled)
+        with pytest.raises(Interrupted):
+            env.reset(seed=1)
+        monkeypatch.setattr(Channel, "_recv_locked", recv_locked)
+        with pytest.raises(rlmesh.ConnectionLostError, match=r"RESET .*interrupted"):
+            env.reset(seed=1)
+
+
+@pytest.mark.parametrize("same_host", ["0", "1"])
+def test_after_an_interrupted_collect_the_next_collect_raises_connection_lost(
+        serve: Callable[..., rlmesh.EnvServer], monkeypatch: pytest.MonkeyPatch,
+        same_host: str) -> None:
+    monkeypatch.setenv("RLMESH_SAME_HOST", same_host)
+    server = serve(Counting)
+    channel = Channel(server.address, timeout=5)
+    try:
+        channel.request(P.OP_RESET, None, None)
+        channel.submit(P.OP_STEP, 6)
+        if same_host == "1":  # (the link's one slot: the second submit reads the first reply)
+            interrupted(lambda: channel.submit(P.OP_STEP, 0))
+        else:
+            channel.submit(P.OP_STEP, 0)
+            interrupted(channel.collect)
+        with pytest.raises(rlmesh.ConnectionLostError, match="interrupted"):
+            channel.collect()  # (not a read of the closed connection or region)
+    finally:
+        channel.close()
+
+
+@pytest.mark.parametrize("same_host", ["0", "1"])
+def test_with_a_resume_window_an_interrupted_collect_resumes_on_the_next_call(
+        serve: Callable[..., rlmesh.EnvServer], monkeypatch: pytest.MonkeyPatch,
+        same_host: str) -> None:
+    monkeypatch.setenv("RLMESH_SAME_HOST", same_host)
+    server = serve(Counting, options=ServeOptions(resume_window=5))
+    channel = Channel(server.address, timeout=5)
+    try:
+        channel.request(P.OP_RESET, None, None)
+        channel.submit(P.OP_STEP, 4)  # (as a vector env's step_async, then step_wait)
+        interrupted(channel.collect)
+        reply = channel.request(P.OP_STEP, 0)
+        np.testing.assert_array_equal(reply[2], np.full(4, 2.0))  # (both steps, each once)
+    finally:
+        channel.close()

@@ -376,6 +376,7 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise Interrupted
 
 
+@pytest.mark.timeout(60, method="thread")  # (pytest-timeout's default method uses SIGALRM)
 def test_a_signal_interrupts_a_step_blocked_without_a_timeout(
         pair: tuple[Connection, Connection]) -> None:
     client, server = pair

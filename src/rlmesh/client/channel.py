@@ -275,6 +275,8 @@ class Channel:
             raise self._unusable()
 
     def _recv_locked(self, op: int, rid: int, limit: float | None) -> list[Any]:
+        if self._broken is not None:  # (its connection is closed: nothing to read there)
+            raise self._unusable()
         try:
             reply_header, body = self._conn.recv()
         except (BlockingIOError, TimeoutError, OSError, TransportError, ProtocolError) as exc:
@@ -315,14 +317,24 @@ class Channel:
         session instead (the interrupted request was applied at most once).
         """
         if self._broken is not None or self._closed:
+            self._conn.close()  # (idempotent: abandon() from another thread leaves it to us)
             return
         self._fail(ConnectionLostError(
             f"{P.OP_NAMES.get(op, op)} to {self.address} was interrupted "
             f"({type(exc).__name__}) while its request or reply was in flight; "
             "the connection was closed"))
-        if self._resume is not None and not self._pending:
+        if self._resume is not None:  # (a resume needs no other request pending: checked then)
             self._dropped = True
             self._window_end = time.monotonic() + float(self._resume.get("window") or 0)
+
+    def _stopped(self, exc: BaseException, op: int) -> None:
+        """A locked call ended by ``exc``: an interruption (not an ``Exception``) breaks it.
+
+        The I/O calls catch what ends them mid-exchange themselves; this also covers the
+        moments between them (a signal handler runs between any two bytecodes).
+        """
+        if not isinstance(exc, Exception):
+            self._interrupted(exc, op)
 
     def _translate(self, exc: BaseException, op: int, limit: float | None) -> RLMeshError:
         """Turn a send/receive failure into the typed error, breaking the channel."""
@@ -384,20 +396,24 @@ class Channel:
         with self._lock:
             if self._pending:
                 raise RuntimeError("collect() the pipelined replies before request()")
-            if timeout is DEFAULT:
-                if self._resume is None:
-                    return self._recv_locked(op, self._send_locked(op, args, self.timeout),
-                                             self.timeout)
-                return self._call_locked(op, args, self.timeout)
-            timeout = limit_seconds("timeout", timeout)
-            if self._broken is not None or self._closed:
-                return self._call_locked(op, args, timeout)  # (resumes, or raises)
-            self._conn.set_timeout(timeout)
             try:
-                return self._call_locked(op, args, timeout)
-            finally:
-                if self._broken is None and not self._closed:
-                    self._conn.set_timeout(self.timeout)
+                if timeout is DEFAULT:
+                    if self._resume is None:
+                        return self._recv_locked(op, self._send_locked(op, args, self.timeout),
+                                                 self.timeout)
+                    return self._call_locked(op, args, self.timeout)
+                timeout = limit_seconds("timeout", timeout)
+                if self._broken is not None or self._closed:
+                    return self._call_locked(op, args, timeout)  # (resumes, or raises)
+                self._conn.set_timeout(timeout)
+                try:
+                    return self._call_locked(op, args, timeout)
+                finally:
+                    if self._broken is None and not self._closed:
+                        self._conn.set_timeout(self.timeout)
+            except BaseException as exc:
+                self._stopped(exc, op)
+                raise
 
     def step(self, action: Any, timeout: float | Default | None = DEFAULT) -> list[Any]:
         """``request(OP_STEP, action)``, on the shortest path when it applies.
@@ -411,29 +427,30 @@ class Channel:
         if frames is None or timeout is not DEFAULT or self._resume is not None:
             return self.request(P.OP_STEP, action, timeout=timeout)
         with self._lock:
-            rid = self._next_id
-            idle = not (self._pending or self._broken is not None or self._closed)
-            slots = self._slots
-            if idle and slots is not None:
-                fast = self._fast
-                if fast is not None:
-                    try:
-                        got = fast.step(rid, action)
-                    except BaseException as exc:
-                        self._interrupted(exc, P.OP_STEP)
-                        raise
-                    if type(got) is list:
-                        self._next_id = rid + 1
-                        return got
-                    if got:
-                        return self._slot_step(rid, slots, got)  # type: ignore[arg-type]
-                if slots.write_request(rid, action):
-                    return self._slot_step(rid, slots)
-            if idle:
-                reply = self._frame_step(rid, action, frames)
-                if reply is not None:
-                    return reply
-        return self.request(P.OP_STEP, action, timeout=timeout)
+            try:
+                rid = self._next_id
+                idle = not (self._pending or self._broken is not None or self._closed)
+                slots = self._slots
+                if idle and slots is not None:
+                    fast = self._fast
+                    if fast is not None:
+                        self._next_id = rid + 1  # (an id is never used twice)
+                        try:
+                            got = fast.step(rid, action)
+                        except BaseException as exc:
+                            self._interrupted(exc, P.OP_STEP)
+                            raise
+                        if type(got) is list:
+                            return got
+                        if got:
+                            return self._slot_step(rid, slots, got)  # type: ignore[arg-type]
+                    if slots.write_request(rid, action):
+                        return self._slot_step(rid, slots)
+                reply = self._frame_step(rid, action, frames) if idle else None
+            except BaseException as exc:
+                self._stopped(exc, P.OP_STEP)
+                raise
+        return reply if reply is not None else self.request(P.OP_STEP, action, timeout=timeout)
 
     def _frame_step(self, rid: int, action: Any, frames: StepFrames) -> list[Any] | None:
         """Step ``rid`` with fixed frames (locked): its reply, ``None`` if ``action`` has none.
@@ -507,8 +524,12 @@ class Channel:
             The request id.
         """
         with self._lock:
-            rid = self._send_locked(op, args, self.timeout)
-            self._pending.append((rid, op))
+            try:
+                rid = self._send_locked(op, args, self.timeout)
+                self._pending.append((rid, op))
+            except BaseException as exc:
+                self._stopped(exc, op)
+                raise
             return rid
 
     def collect(self) -> list[Any]:
@@ -528,6 +549,9 @@ class Channel:
                 if early is None:
                     return self._recv_resuming(
                         op, rid, limit, None if limit is None else time.monotonic() + limit)
+            except BaseException as exc:
+                self._stopped(exc, op)
+                raise
             finally:
                 self._pending.popleft()
                 if self._retimed:
