@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+import unittest.mock
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -65,6 +66,15 @@ class Timed:
         return getattr(self._inner, name)
 
 
+def timing(make: Callable[..., Any], record: Callable[[str, int, int, Any], None],
+           names: Sequence[str]) -> Callable[..., Any]:
+    """``make`` (a compiled step's factory) whose objects come :class:`Timed`."""
+    def made(*args: Any) -> Any:
+        fast = make(*args)
+        return None if fast is None else Timed(fast, record, names)
+    return made
+
+
 def compiled_path() -> None:
     """Refuse to run where the compiled steps are not built (this script times only them)."""
     from rlmesh.transport import fastframes, fastslots
@@ -94,16 +104,11 @@ def serve(address: str, vector: int, timed: bool) -> int:
                       "env_step": clock.current.get("env_step", 0)})
         state["ready"] = None  # (the next put needs a take of its own)
 
-    def timing(make: Callable[..., Any]) -> Callable[..., Any]:
-        def made(*args: Any) -> Any:
-            fast = make(*args)
-            return None if fast is None else Timed(fast, record, ("take", "put"))
-        return made
-
     env = python_path.make_env(vector)
     if timed:
         for name in ("server_frames", "server_steps"):
-            setattr(server_handshake, name, timing(getattr(server_handshake, name)))
+            made = timing(getattr(server_handshake, name), record, ("take", "put"))
+            setattr(server_handshake, name, made)
         env = python_path.timed_env(env, clock)
     return python_path.serve_reporting(env, address, steps)
 
@@ -123,24 +128,11 @@ def timed_client(clock: python_path.Clock) -> Iterator[None]:
         current["fast"], current["fast_t0"], current["fast_t1"] = end - start, start, end
         current["handed_on"] = int(type(result) is not list)
 
-    def frames(*args: Any) -> Any:
-        fast = make_frames(*args)
-        return None if fast is None else Timed(fast, record, ("step",))
-
-    def steps(*args: Any) -> Any:
-        fast = make_steps(*args)
-        return None if fast is None else Timed(fast, record, ("step",))
-
-    patched = ((fastframes, "client_frames", frames), (client_handshake, "client_steps", steps))
-    made = [getattr(module, name) for module, name, _ in patched]
-    make_frames, make_steps = made
-    for module, name, timed in patched:
-        setattr(module, name, timed)
-    try:
+    with contextlib.ExitStack() as patches:
+        for module, name in ((fastframes, "client_frames"), (client_handshake, "client_steps")):
+            made = timing(getattr(module, name), record, ("step",))
+            patches.enter_context(unittest.mock.patch.object(module, name, made))
         yield
-    finally:
-        for (module, name, _), original in zip(patched, made, strict=True):
-            setattr(module, name, original)
 
 
 def measure(kind: str, steps: int, sock_dir: str, clock: python_path.Clock | None,
