@@ -92,7 +92,8 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_scan_sees_the_imports() -> None:
     edges = graph()
-    assert "rlmesh.wire.decoder" in edges["rlmesh.client.channel"]
+    assert "rlmesh.wire.decoder" in edges["rlmesh.client.exchange"]
+    assert "rlmesh.client.resuming" in edges["rlmesh.client.channel"]
     assert "rlmesh.server.server" in edges["rlmesh.models.model"]
     assert cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
 

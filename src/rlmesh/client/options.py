@@ -9,21 +9,32 @@ made, not at import time.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import os
 import ssl
-from typing import Any
+from typing import Any, Final
 
 from rlmesh.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from rlmesh.transport.sockets import resolve_address
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "ConnectOptions", "connect_options",
-           "endpoint_address", "limit_seconds", "spelled_timeouts"]
+__all__ = ["DEFAULT", "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "ConnectOptions", "Default",
+           "connect_options", "endpoint_address", "limit_seconds", "spelled_timeouts"]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 """Seconds to connect (waiting for a server that is still starting) and to handshake."""
 DEFAULT_TIMEOUT = 60.0
 """Seconds allowed for each request."""
+
+
+class Default(enum.Enum):
+    """Type of :data:`DEFAULT`."""
+
+    TOKEN = 0
+
+
+DEFAULT: Final = Default.TOKEN
+"""Sentinel of a call's ``timeout``: use the channel's own timeout."""
 
 
 def limit_seconds(name: str, value: object) -> float | None:
