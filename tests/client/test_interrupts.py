@@ -327,3 +327,20 @@ def test_with_a_resume_window_an_interrupted_collect_resumes_on_the_next_call(
         np.testing.assert_array_equal(reply[2], np.full(4, 2.0))  # (both steps, each once)
     finally:
         channel.close()
+
+
+def test_an_interrupted_collect_of_a_submitted_slot_step_closes_the_connection(
+        serve: Callable[..., rlmesh.EnvServer], step_path: str) -> None:
+    if not step_path.startswith("link"):
+        pytest.skip("slot steps are the link's")
+    server = serve(Counting)
+    channel = Channel(server.address, timeout=5)
+    try:
+        channel.request(P.OP_RESET, None, None)
+        rid = channel.submit(P.OP_STEP, 6)
+        assert channel._posted == rid  # (written in place, as a fleet's step_async)
+        interrupted(channel.collect)
+        with pytest.raises(rlmesh.ConnectionLostError, match=r"STEP .*interrupted"):
+            channel.request(P.OP_STEP, 0)
+    finally:
+        channel.close()

@@ -63,6 +63,21 @@ class CountedClientSteps:
             self.codes.append(got)
         return got
 
+    def post(self, rid: int, action: Any) -> int:
+        got = self.fast.post(rid, action)
+        self.codes.append(got)
+        return got
+
+    def reply(self, rid: int) -> list[Any] | int:
+        got = self.fast.reply(rid)
+        if type(got) is list:
+            self.count[0] += 1
+            self.codes.append(-1)
+        else:
+            assert isinstance(got, int)
+            self.codes.append(got)
+        return got
+
     def release(self) -> None:
         self.fast.release()
 

@@ -366,6 +366,40 @@ def test_what_the_compiled_step_hands_on(
     assert server.conn.sock.recv(8) == shmlink.WAKE
 
 
+def test_a_step_in_two_halves_posted_then_its_reply(
+        link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
+    """``post`` writes and announces; ``reply`` polls and reads (a fleet's submit, collect)."""
+    require_compiled()
+    client, server = link_pair
+    box = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    mine, theirs, fast, _ = both_ends(link_pair, box, gym.spaces.Discrete(3))
+    for action in (np.array(1, np.int32), 1.0, 1 << 70):  # (of no layout: nothing sent)
+        assert fast.post(0, action) == fastslots.DECLINED
+    assert client._out_seq == 0
+    assert fast.post(3, 2) == fastslots.DONE
+    assert client._out_seq == 1 and client._in_seq == 0
+    assert server.recv()[0] is shmlink.STEP_FRAME
+    assert theirs.read_step() == (3, 2)
+    answered_first(server, theirs, 3, (np.ones(2, np.float32), 1.5, False, True))
+    got = fast.reply(3)
+    assert type(got) is list
+    assert_same_values(got, [0, 3, np.ones(2, np.float32), 1.5, False, True, {}], "reply")
+    assert client._in_seq == 1
+    # No reply within the poll: handed on to sleep; a reply of another request: to receive.
+    assert fast.post(4, 0) == fastslots.DONE
+    server.recv()
+    assert fast.reply(4) == fastslots.ASLEEP and fast.spun_from > 0
+    answered_first(server, theirs, 9, (np.zeros(2, np.float32), 0.0, False, False))
+    assert fast.reply(4) == fastslots.RECEIVE
+    assert client.recv()[0] is shmlink.STEP_FRAME
+    with pytest.raises(ProtocolError, match="answered request 9"):
+        mine.read_reply(4)
+    # A sleeping server: the post sends its wake-up byte itself.
+    server._ctl[32] = 1  # (the server's sleep flag)
+    assert fast.post(5, 1) == fastslots.DONE and fast.wakes == 1
+    assert server.conn.sock.recv(8) == shmlink.WAKE
+
+
 def test_the_compiled_steps_are_built_once(
         link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink]) -> None:
     require_compiled()
@@ -545,3 +579,19 @@ def test_a_reply_of_a_form_not_agreed_is_handed_on_and_refused(
         with pytest.raises(ProtocolError, match=f"unknown form {form}"):
             mine.read_reply(rid)  # (...and refuses it)
         server.recv()
+
+
+def test_make_vec_posts_its_workers_steps_compiled(codes: list[int]) -> None:
+    """``make_vec(local_envs=)`` submits the workers' steps: posted and read in C."""
+    local = gym.make_vec("CartPole-v1", 4, vectorization_mode="sync")
+    rng = np.random.default_rng(2)
+    with rlmesh.make_vec("CartPole-v1", 4, num_workers=1, local_envs=2, timeout=20) as env:
+        assert_same_values(env.reset(seed=9), local.reset(seed=9), "reset")
+        for i in range(200):
+            actions = rng.integers(0, 2, 4)
+            assert_same_values(env.step(actions), local.step(actions), f"step {i}")
+    local.close()
+    posts = codes.count(fastslots.DONE) + codes.count(fastslots.WAKE)
+    replies = codes.count(READ) + codes.count(fastslots.ASLEEP) + codes.count(fastslots.RECEIVE)
+    assert (posts, replies) == (200, 200), codes  # (every step posted, then its reply awaited)
+    assert codes.count(READ) > 0  # (read in C; a reply later than the poll is slept for)

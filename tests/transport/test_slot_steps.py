@@ -20,6 +20,8 @@ import rlmesh
 import rlmesh.server.sources
 import rlmesh.wire.fixed
 from rlmesh import ServeOptions
+from rlmesh import protocol as P
+from rlmesh.client.channel import Channel
 from rlmesh.envs import SpaceEchoEnv
 from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
 from rlmesh.server import handshake as server_handshake
@@ -434,3 +436,49 @@ def test_vector_env_image_batches(serve: Callable[..., Any], slot_replies: list[
             assert_same_values(env.step(actions), local.step(actions), f"step {i}")
     local.close()
     assert slot_replies[0] >= 50
+
+
+def test_a_fleet_s_pipelined_steps_go_through_the_slots_exactly(
+        serve: Callable[..., Any], slot_replies: list[int]) -> None:
+    """A fleet submits each endpoint its step and collects later: slot steps too."""
+    servers = [serve(lambda: gym.make_vec("CartPole-v1", 2, vectorization_mode="sync"))
+               for _ in range(2)]
+    local = gym.make_vec("CartPole-v1", 4, vectorization_mode="sync")
+    rng = np.random.default_rng(1)
+    with RemoteVectorEnv([s.address for s in servers], timeout=10) as env:
+        assert_same_values(env.reset(seed=5), local.reset(seed=5), "reset")
+        for i in range(100):
+            actions = rng.integers(0, 2, 4)
+            assert_same_values(env.step(actions), local.step(actions), f"step {i}")
+    local.close()
+    assert slot_replies[0] >= 200  # (both endpoints' replies, every step)
+
+
+def test_a_submitted_slot_step_meets_the_requests_around_it(
+        serve: Callable[..., Any], slot_replies: list[int]) -> None:
+    """Pipelined behind a submitted slot step, a refusal, another dtype, a reset."""
+    server = serve(lambda: gym.make_vec("CartPole-v1", 2, vectorization_mode="sync"))
+    local = gym.make_vec("CartPole-v1", 2, vectorization_mode="sync")
+    channel = Channel(server.address, timeout=10)
+    try:
+        assert channel.contract["shm_link_steps"] is True
+        assert_same_values(channel.request(P.OP_RESET, [0, 1], None)[2], local.reset(seed=0)[0],
+                           "reset")
+        first, second = np.array([0, 1]), np.array([1, 1], np.int32)  # (int32: frames)
+        channel.submit(P.OP_STEP, first)
+        channel.submit(P.OP_STEP, second)  # (the link's one slot: reads the first reply)
+        for action in (first, second):
+            assert_same_values(channel.collect()[2:], list(local.step(action)), "pipelined")
+        assert slot_replies[0] == 1
+        channel.submit(P.OP_STEP, np.array([0, 2]))
+        with pytest.raises(rlmesh.InvalidActionError):
+            channel.collect()
+        for i in range(20):
+            action = np.array([i % 2, 1])
+            channel.submit(P.OP_STEP, action)
+            assert_same_values(channel.collect()[2:], list(local.step(action)), f"step {i}")
+        assert slot_replies[0] == 21
+        assert channel.request(P.OP_RESET, [3, 4], None)[2].shape == (2, 4)
+    finally:
+        channel.close()
+        local.close()

@@ -115,6 +115,7 @@ class Channel(Resumable):
                         if got:
                             return self._slot_step(rid, slots, got)  # type: ignore[arg-type]
                     if slots.write_request(rid, action):
+                        self._next_id = rid + 1
                         return self._slot_step(rid, slots)
                 reply = self._frame_step(rid, action, frames) if idle else None
             except BaseException as exc:
@@ -157,10 +158,9 @@ class Channel(Resumable):
         """Announce the slot step ``rid`` already written, and answer its reply (locked).
 
         ``fast`` is where the compiled step stopped (:mod:`rlmesh.transport.fastslots`), if it
-        already announced the step. The reply is a slot step, or a frame (an error, or a
-        reply of another layout).
+        already announced the step (``RECEIVE``: announced, receive the reply). The reply is
+        a slot step, or a frame (an error, or a reply of another layout).
         """
-        self._next_id = rid + 1
         conn: Any = self._conn  # (only links have slots)
         try:
             if fast == fastslots.DECLINED:
@@ -188,19 +188,72 @@ class Channel(Resumable):
     def submit(self, op: int, *args: Any) -> int:
         """Send a request without waiting; :meth:`collect` its reply later, in order.
 
-        Pipelining lets one thread keep many endpoints busy at once.
+        Pipelining lets one thread keep many endpoints busy at once. A STEP with nothing
+        else pending, over a link that agreed on slot steps, is written in place, so the
+        server answers it on its shortest path (:meth:`collect` reads the reply slot).
 
         Returns:
             The request id.
         """
         with self._lock:
             try:
+                slots = self._slots
+                if slots is not None and op == P.OP_STEP and len(args) == 1 \
+                        and not self._pending and self._resume is None \
+                        and self._broken is None and not self._closed:
+                    rid = self._next_id
+                    if self._post_step(rid, slots, args[0]):
+                        self._pending.append((rid, op))
+                        return rid
                 rid = self._send_locked(op, args, self.timeout)
                 self._pending.append((rid, op))
             except BaseException as exc:
                 self._stopped(exc, op)
                 raise
             return rid
+
+    def _post_step(self, rid: int, slots: SlotSteps, action: Any) -> bool:
+        """Write and announce the slot step ``rid`` for :meth:`collect` (locked).
+
+        The compiled half-step (:mod:`rlmesh.transport.fastslots`) goes first where there is
+        one. Returns ``False`` if ``action`` is of no slot layout (nothing was sent).
+        """
+        self._next_id = rid + 1  # (an id left unused if the action has no slot layout)
+        fast = self._fast
+        conn: Any = self._conn  # (only links have slots)
+        try:
+            got = fast.post(rid, action) if fast is not None else fastslots.DECLINED
+            if got == fastslots.DECLINED:
+                if not slots.write_request(rid, action):
+                    return False
+                conn.send_written()
+            elif got == fastslots.WAKE:
+                conn.wake_peer()
+        except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
+            raise self._translate(exc, P.OP_STEP, self.timeout) from None
+        except BaseException as exc:
+            self._interrupted(exc, P.OP_STEP)
+            raise
+        self._posted = rid
+        return True
+
+    def _posted_reply(self, rid: int) -> list[Any]:
+        """The reply to the slot step ``rid`` that :meth:`_post_step` sent (locked)."""
+        if self._broken is not None:  # (its connection is closed: nothing to read there)
+            raise self._unusable()
+        slots, fast = self._slots, self._fast
+        assert slots is not None  # (a resume, which drops the slots, needs none pending)
+        code = fastslots.RECEIVE
+        if fast is not None:
+            try:
+                got = fast.reply(rid)
+            except BaseException as exc:
+                self._interrupted(exc, P.OP_STEP)
+                raise
+            if type(got) is list:
+                return got
+            code = got  # type: ignore[assignment]
+        return self._slot_step(rid, slots, code)
 
     def collect(self) -> list[Any]:
         """Wait for the reply to the oldest :meth:`submit`-ted request.
@@ -217,6 +270,8 @@ class Channel(Resumable):
             try:  # (the request stays pending while a resume may resend it)
                 early = self._early.pop(rid, None)
                 if early is None:
+                    if rid == self._posted:
+                        return self._posted_reply(rid)
                     return self._recv_resuming(
                         op, rid, limit, None if limit is None else time.monotonic() + limit)
             except BaseException as exc:

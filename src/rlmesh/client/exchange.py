@@ -32,6 +32,7 @@ from rlmesh.tls import resolve_client as resolve_tls
 from rlmesh.transport import fastframes
 from rlmesh.transport.fastframes import ClientFrames
 from rlmesh.transport.fastslots import ClientSteps
+from rlmesh.transport.shmlink import STEP_FRAME
 from rlmesh.transport.sockets import parse_address
 from rlmesh.wire.decoder import Decoder
 from rlmesh.wire.encoder import Encoder
@@ -70,6 +71,8 @@ class Exchange:
         self._pending: collections.deque[tuple[int, int]] = collections.deque()
         self._early: dict[int, list[Any] | RLMeshError] = {}
         """Replies read ahead of :meth:`collect` (a shared-memory link holds one frame)."""
+        self._posted = 0
+        """The id of the last slot step submitted (its reply is read from the reply slot)."""
         self._sent: tuple[int, int, tuple[Any, ...]] | None = None
         """``(request_id, op, args)`` of the last request sent, for a resume to resend."""
         self._dropped = False
@@ -198,11 +201,22 @@ class Exchange:
         except BaseException as exc:
             self._interrupted(exc, op)
             raise
+        if reply_header is STEP_FRAME:  # (the reply to a slot step submitted: Channel.submit)
+            return self._slot_reply(op, rid, limit)
         frames = self._frames
         reply = frames.decode_reply(reply_header, body) if frames is not None else None
         if reply is not None and reply[1] == rid:
             return reply
         return self._reply_locked(op, rid, limit, reply_header, body)
+
+    def _slot_reply(self, op: int, rid: int, limit: float | None) -> list[Any]:
+        """The slot step reply to ``rid`` the link just announced (locked)."""
+        try:
+            if self._slots is None:
+                raise ProtocolError("a slot step reply on a connection without slot steps")
+            return self._slots.read_reply(rid)
+        except ProtocolError as exc:
+            raise self._translate(exc, op, limit) from None
 
     def _reply_locked(self, op: int, rid: int, limit: float | None,
                       reply_header: bytes | memoryview, body: Any) -> list[Any]:

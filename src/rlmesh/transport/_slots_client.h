@@ -1,4 +1,5 @@
-/* The client's slot step: ClientSteps.step (write, announce, poll, read).
+/* The client's slot step: ClientSteps.step (write, announce, poll, read), or its halves
+ * post (write, announce) and reply (poll, read) for a pipelined request.
  *
  * A part of _fastslots.c, which includes it once (one translation unit: what is static
  * here is the module's own). */
@@ -167,6 +168,35 @@ done:
     return reply;
 }
 
+/* Wait for the reply to `id` (`rid`) in the reply slot, whose sequence word reaches `want`:
+ * the reply list, or the code handed to the Python path (RECEIVE, ASLEEP). */
+static PyObject *await_reply(ClientSteps *self, PyObject *rid, uint64_t id, uint32_t want) {
+    Side *side = &self->side;
+    int came = await_word(side, want);
+    if (came < 0) return NULL;
+    if (!came) return code(ASLEEP);
+    if (!side->held) return code(RECEIVE);  /* (released in the policy's last call) */
+    const char *in = (const char *)side->in.buf;
+    uint32_t kind, form;
+    uint64_t got;
+    memcpy(&kind, in, 4);
+    memcpy(&form, in + 4, 4);
+    memcpy(&got, in + 8, 8);
+    if (kind != side->kind || got != id || form > (uint32_t)self->rewards.count)
+        return code(RECEIVE);  /* (the Python path reads it, or says what is wrong with it) */
+    PyObject *reply = read_reply(self, rid, form);  /* (the form read once: the peer's) */
+    if (reply == NULL) return NULL;
+    if (!side->held) {  /* (released meanwhile: the Python path reports the closed link) */
+        Py_DECREF(reply);
+        return code(RECEIVE);
+    }
+    if (set_seq(side, s_in_seq, want) < 0) {
+        Py_DECREF(reply);
+        return NULL;
+    }
+    return reply;
+}
+
 static PyObject *client_step(ClientSteps *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "step(rid, action)");
@@ -182,35 +212,41 @@ static PyObject *client_step(ClientSteps *self, PyObject *const *args, Py_ssize_
     int sent = announce(side);
     if (sent < 0) return NULL;
     if (sent == WAKE) return code(WAKE);
-    uint32_t want = (uint32_t)(in_seq + 1);
-    int came = await_word(side, want);
-    if (came < 0) return NULL;
-    if (!came) return code(ASLEEP);
-    if (!side->held) return code(RECEIVE);  /* (released in the policy's last call) */
-    const char *in = (const char *)side->in.buf;
-    uint32_t kind, form;
-    uint64_t got;
-    memcpy(&kind, in, 4);
-    memcpy(&form, in + 4, 4);
-    memcpy(&got, in + 8, 8);
-    if (kind != side->kind || got != id || form > (uint32_t)self->rewards.count)
-        return code(RECEIVE);  /* (the Python path reads it, or says what is wrong with it) */
-    PyObject *reply = read_reply(self, args[0], form);  /* (the form read once: the peer's) */
-    if (reply == NULL) return NULL;
-    if (!side->held) {  /* (released meanwhile: the Python path reports the closed link) */
-        Py_DECREF(reply);
-        return code(RECEIVE);
-    }
-    if (set_seq(side, s_in_seq, want) < 0) {
-        Py_DECREF(reply);
+    return await_reply(self, args[0], id, (uint32_t)(in_seq + 1));
+}
+
+/* post(rid, action): the first half of a step (write and announce), for a pipelined request
+ * whose reply `reply` reads later: DONE, WAKE, or DECLINED (nothing written). */
+static PyObject *client_post(ClientSteps *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "post(rid, action)");
         return NULL;
     }
-    return reply;
+    uint64_t id;
+    if (!self->side.held || !rid_of(args[0], &id)) return code(DECLINED);
+    if (!write_request(self, id, args[1])) return code(DECLINED);
+    int sent = announce(&self->side);
+    return sent < 0 ? NULL : code(sent);
+}
+
+/* reply(rid): the second half (poll and read) of a step posted with `post`: the reply list,
+ * or RECEIVE or ASLEEP for the Python path. */
+static PyObject *client_reply(ClientSteps *self, PyObject *rid) {
+    Side *side = &self->side;
+    uint64_t id;
+    if (!side->held || !rid_of(rid, &id)) return code(RECEIVE);
+    long long in_seq = get_seq(side, s_in_seq);
+    if (in_seq < 0) return NULL;
+    return await_reply(self, rid, id, (uint32_t)(in_seq + 1));
 }
 
 static PyMethodDef client_methods[] = {
     {"step", (PyCFunction)(void (*)(void))client_step, METH_FASTCALL,
      "step(rid, action): the reply list, or the code handed to the Python path."},
+    {"post", (PyCFunction)(void (*)(void))client_post, METH_FASTCALL,
+     "post(rid, action): write and announce a step: DONE, WAKE or DECLINED."},
+    {"reply", (PyCFunction)client_reply, METH_O,
+     "reply(rid): the reply list of a posted step, or the code handed to the Python path."},
     {"release", (PyCFunction)client_release, METH_NOARGS,
      "Drop every view of the slots (the region may then close). Idempotent."},
     {NULL, NULL, 0, NULL},

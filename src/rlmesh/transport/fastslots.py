@@ -6,8 +6,10 @@ reads it; the server polls for the request, reads it, and after the env's step w
 announces the reply. The optional C extension ``rlmesh.transport._fastslots`` does each of
 those runs in one call, the same bytes in the same order:
 
-* :meth:`ClientSteps.step` (the client), :meth:`ServerSteps.take` and
-  :meth:`ServerSteps.put` (the server; the env's step and the action check stay Python).
+* :meth:`ClientSteps.step` (the client), or its two halves :meth:`ClientSteps.post` and
+  :meth:`ClientSteps.reply` for a pipelined request (a fleet's ``submit`` and ``collect``);
+  :meth:`ServerSteps.take` and :meth:`ServerSteps.put` (the server; the env's step and the
+  action check stay Python).
 
 Whatever else happens it hands to the Python path, which goes on from where it stopped:
 
@@ -63,6 +65,16 @@ class ClientSteps(_Side, Protocol):
 
     def step(self, rid: int, action: Any) -> list[Any] | int:
         """Step ``rid`` with ``action``: the reply list, or a code (see the module)."""
+
+    def post(self, rid: int, action: Any) -> int:
+        """The first half of a step, for a pipelined request: write and announce it.
+
+        Returns:
+            ``DONE``, ``WAKE``, or ``DECLINED`` (of another layout: nothing written).
+        """
+
+    def reply(self, rid: int) -> list[Any] | int:
+        """The second half of a posted step: the reply list, or ``RECEIVE`` or ``ASLEEP``."""
 
 
 class ServerSteps(_Side, Protocol):
