@@ -54,14 +54,7 @@ class CountedClientSteps:
         return self.fast.wakes
 
     def step(self, rid: int, action: Any) -> list[Any] | int:
-        got = self.fast.step(rid, action)
-        if type(got) is list:
-            self.count[0] += 1
-            self.codes.append(-1)
-        else:
-            assert isinstance(got, int)
-            self.codes.append(got)
-        return got
+        return self._counted(self.fast.step(rid, action))
 
     def post(self, rid: int, action: Any) -> int:
         got = self.fast.post(rid, action)
@@ -69,7 +62,10 @@ class CountedClientSteps:
         return got
 
     def reply(self, rid: int) -> list[Any] | int:
-        got = self.fast.reply(rid)
+        return self._counted(self.fast.reply(rid))
+
+    def _counted(self, got: list[Any] | int) -> list[Any] | int:
+        """Count a reply read in C (``-1``), or record the code handed on."""
         if type(got) is list:
             self.count[0] += 1
             self.codes.append(-1)

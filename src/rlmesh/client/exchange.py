@@ -162,15 +162,20 @@ class Exchange:
             self._read_ahead()
         if self._resume is not None:
             self._sent = (rid, op, args)
+        # The reply may use shared memory only if no earlier reply is still unread.
+        self._send_frame(op, header, buffers, body_len, not self._pending)
+        return rid
+
+    def _send_frame(self, op: int, header: bytes, buffers: list[Any], body_len: int,
+                    flag: bool) -> None:
+        """Send one request frame; a failure or an interruption breaks the channel."""
         try:
-            # The reply may use shared memory only if no earlier reply is still unread.
-            self._conn.send(header, buffers, body_len, not self._pending)
+            self._conn.send(header, buffers, body_len, flag)
         except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
             raise self._translate(exc, op, self.timeout) from None
         except BaseException as exc:
             self._interrupted(exc, op)
             raise
-        return rid
 
     def _resume_before_send(self, limit: float | None) -> None:
         """Send on a broken or closed channel: resume its session (a subclass's), or raise.

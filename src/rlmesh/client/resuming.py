@@ -23,7 +23,6 @@ from rlmesh.errors import (
     RLMeshError,
     RLMeshTimeoutError,
     SessionLostError,
-    TransportError,
 )
 from rlmesh.transport.sockets import Address
 
@@ -114,13 +113,7 @@ class Resumable(Exchange):
         self._resume_session(cause, deadline)
         rid, op, args = self._sent
         header, buffers, body_len = self._encoder.encode([op, rid, *args])
-        try:
-            self._conn.send(header, buffers, body_len, True)
-        except (BlockingIOError, TimeoutError, OSError, TransportError) as exc:
-            raise self._translate(exc, op, self.timeout) from None
-        except BaseException as exc:
-            self._interrupted(exc, op)
-            raise
+        self._send_frame(op, header, buffers, body_len, True)
         return True
 
     def _resume_session(self, cause: RLMeshError, deadline: float | None) -> None:
