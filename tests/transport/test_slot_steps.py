@@ -451,7 +451,7 @@ def test_a_fleet_s_pipelined_steps_go_through_the_slots_exactly(
             actions = rng.integers(0, 2, 4)
             assert_same_values(env.step(actions), local.step(actions), f"step {i}")
     local.close()
-    assert slot_replies[0] >= 200  # (both endpoints' replies, every step)
+    assert slot_replies[0] == 200  # (both endpoints' replies, every step)
 
 
 def test_a_submitted_slot_step_meets_the_requests_around_it(
@@ -482,3 +482,21 @@ def test_a_submitted_slot_step_meets_the_requests_around_it(
     finally:
         channel.close()
         local.close()
+
+
+@pytest.mark.parametrize("action", [np.array([0, 1]), np.array([0, 1], np.int32)],
+                         ids=["slot-step", "frame"])
+def test_a_collect_after_an_abandon_raises_env_closed(serve: Callable[..., Any],
+                                                      slot_replies: list[int],
+                                                      action: Any) -> None:
+    """``abandon()`` (another thread's, a finalizer's) before ``collect``: a typed error."""
+    server = serve(lambda: gym.make_vec("CartPole-v1", 2, vectorization_mode="sync"))
+    channel = Channel(server.address, timeout=10)
+    try:
+        channel.request(P.OP_RESET, [0, 1], None)
+        channel.submit(P.OP_STEP, action)
+        channel.abandon()
+        with pytest.raises(rlmesh.EnvClosedError):
+            channel.collect()
+    finally:
+        channel.close()

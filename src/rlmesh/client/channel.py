@@ -189,8 +189,9 @@ class Channel(Resumable):
         """Send a request without waiting; :meth:`collect` its reply later, in order.
 
         Pipelining lets one thread keep many endpoints busy at once. A STEP with nothing
-        else pending, over a link that agreed on slot steps, is written in place, so the
-        server answers it on its shortest path (:meth:`collect` reads the reply slot).
+        else pending, over a link that agreed on slot steps and without a resume window, is
+        written in place, so the server answers it on its shortest path (:meth:`collect`
+        reads the reply slot).
 
         Returns:
             The request id.
@@ -223,9 +224,13 @@ class Channel(Resumable):
         conn: Any = self._conn  # (only links have slots)
         try:
             got = fast.post(rid, action) if fast is not None else fastslots.DECLINED
+        except BaseException as exc:
+            self._interrupted(exc, P.OP_STEP)
+            raise
+        if got == fastslots.DECLINED and not slots.write_request(rid, action):
+            return False
+        try:
             if got == fastslots.DECLINED:
-                if not slots.write_request(rid, action):
-                    return False
                 conn.send_written()
             elif got == fastslots.WAKE:
                 conn.wake_peer()
@@ -239,7 +244,7 @@ class Channel(Resumable):
 
     def _posted_reply(self, rid: int) -> list[Any]:
         """The reply to the slot step ``rid`` that :meth:`_post_step` sent (locked)."""
-        if self._broken is not None:  # (its connection is closed: nothing to read there)
+        if self._broken is not None or self._closed:  # (nothing to read there: abandoned)
             raise self._unusable()
         slots, fast = self._slots, self._fast
         assert slots is not None  # (a resume, which drops the slots, needs none pending)

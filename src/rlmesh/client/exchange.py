@@ -197,7 +197,7 @@ class Exchange:
             raise self._unusable()
 
     def _recv_locked(self, op: int, rid: int, limit: float | None) -> list[Any]:
-        if self._broken is not None:  # (its connection is closed: nothing to read there)
+        if self._broken is not None or self._closed:  # (nothing to read there: abandoned)
             raise self._unusable()
         try:
             reply_header, body = self._conn.recv()

@@ -28,7 +28,7 @@
 /* What a call hands to the Python path (rlmesh.transport.fastslots and
  * rlmesh.transport.fastframes explain each). */
 #define DECLINED 0 /* nothing written, nothing read */
-#define DONE 1     /* (put) written and announced */
+#define DONE 1     /* (put, post) written and announced */
 #define WAKE 2     /* announced; the peer sleeps and its wake-up byte did not go out */
 #define RECEIVE 3  /* the peer's slot holds something else: receive it on the Python path */
 #define ASLEEP 4   /* the poll missed: sleep for the peer (its poll started at spun_from) */

@@ -6,6 +6,8 @@
  *
  *   ClientSteps.step(rid, action)  writes the request, announces it, polls for the reply and
  *                                  reads it;
+ *   ClientSteps.post(rid, action)  its first half, for a pipelined request (write, announce),
+ *   ClientSteps.reply(rid)         and its second (poll, read);
  *   ServerSteps.take()             polls for a request and reads it;
  *   ServerSteps.put(rid, *results) writes the reply and announces it.
  *

@@ -13,7 +13,8 @@ those runs in one call, the same bytes in the same order:
 
 Whatever else happens it hands to the Python path, which goes on from where it stopped:
 
-* ``DECLINED``: nothing written or read (a value of another layout, the views released);
+* ``DECLINED``: nothing written or read (a value of another layout, the views released;
+  ``reply`` hands a released view on as ``RECEIVE``);
 * ``WAKE``: announced, the peer sleeps, and its wake-up byte did not go out at once (the
   compiled step sends it itself when the socket takes it): send it
   (:meth:`~rlmesh.transport.shmlink.ShmLink.wake_peer`);
