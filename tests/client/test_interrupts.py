@@ -259,11 +259,10 @@ def test_an_interruption_between_the_calls_of_a_slot_step_closes_the_connection(
         env.reset(seed=0)
         slot_step = Channel._slot_step
 
-        def signalled(self: Channel, rid: int, slots: Any, fast: int = fastslots.DECLINED
-                      ) -> list[Any]:
+        def signalled(self: Channel, rid: int, fast: int = fastslots.DECLINED) -> list[Any]:
             if fast != fastslots.DECLINED:  # (announced by the compiled step)
                 raise Interrupted
-            return slot_step(self, rid, slots, fast)
+            return slot_step(self, rid, fast)
 
         monkeypatch.setattr(Channel, "_slot_step", signalled)
         with pytest.raises(Interrupted):

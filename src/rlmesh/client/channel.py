@@ -113,10 +113,10 @@ class Channel(Resumable):
                         if type(got) is list:
                             return got
                         if got:
-                            return self._slot_step(rid, slots, got)  # type: ignore[arg-type]
+                            return self._slot_step(rid, got)  # type: ignore[arg-type]
                     if slots.write_request(rid, action):
                         self._next_id = rid + 1
-                        return self._slot_step(rid, slots)
+                        return self._slot_step(rid)
                 reply = self._frame_step(rid, action, frames) if idle else None
             except BaseException as exc:
                 self._stopped(exc, P.OP_STEP)
@@ -153,8 +153,7 @@ class Channel(Resumable):
             return reply
         return self._reply_locked(P.OP_STEP, rid, self.timeout, reply_header, body)
 
-    def _slot_step(self, rid: int, slots: SlotSteps, fast: int = fastslots.DECLINED
-                   ) -> list[Any]:
+    def _slot_step(self, rid: int, fast: int = fastslots.DECLINED) -> list[Any]:
         """Announce the slot step ``rid`` already written, and answer its reply (locked).
 
         ``fast`` is where the compiled step stopped (:mod:`rlmesh.transport.fastslots`), if it
@@ -179,10 +178,7 @@ class Channel(Resumable):
             self._interrupted(exc, P.OP_STEP)
             raise
         if reply_header is STEP_FRAME:
-            try:
-                return slots.read_reply(rid)
-            except ProtocolError as exc:
-                raise self._translate(exc, P.OP_STEP, self.timeout) from None
+            return self._slot_reply(P.OP_STEP, rid, self.timeout)
         return self._reply_locked(P.OP_STEP, rid, self.timeout, reply_header, body)
 
     def submit(self, op: int, *args: Any) -> int:
@@ -246,8 +242,7 @@ class Channel(Resumable):
         """The reply to the slot step ``rid`` that :meth:`_post_step` sent (locked)."""
         if self._broken is not None or self._closed:  # (nothing to read there: abandoned)
             raise self._unusable()
-        slots, fast = self._slots, self._fast
-        assert slots is not None  # (a resume, which drops the slots, needs none pending)
+        fast = self._fast
         code = fastslots.RECEIVE
         if fast is not None:
             try:
@@ -258,7 +253,7 @@ class Channel(Resumable):
             if type(got) is list:
                 return got
             code = got  # type: ignore[assignment]
-        return self._slot_step(rid, slots, code)
+        return self._slot_step(rid, code)
 
     def collect(self) -> list[Any]:
         """Wait for the reply to the oldest :meth:`submit`-ted request.
