@@ -4,13 +4,15 @@
 compiled steps (``rlmesh.transport.fastslots`` over the link, ``fastframes`` over a socket)
 do in one C call per side. This script times those calls instead, in the client and in a
 server child alike: the client's compiled ``step`` (write or encode the request, announce or
-send it, poll for the reply, read it), the server's ``take`` (poll for a request, read it)
-and ``put`` (write or encode the reply, announce or send it), and the env's own ``step``.
-Both processes read the host's one monotonic clock, so each crossing is measured across them:
-the request's from the client's compiled call starting to the server's ``take`` returning,
-the reply's from the server's ``put`` starting to the client's call returning (each includes
-the sending side's writing and the receiving side's reading, which no timer can split from
-the hand-off inside one C call).
+send it, poll for the reply, read it), the server's ``serve`` (poll for a request, read it,
+check its action, call the env's ``step``, write or encode the reply, announce or send it),
+and the env's own ``step`` inside it. Both processes read the host's one monotonic clock, so
+each crossing is measured across them: the request's from the client's compiled call
+starting to the env's ``step`` starting, the reply's from the env's ``step`` returning to the
+client's call returning (each includes the sending side's writing and the receiving side's
+reading and checking, which no timer can split from the hand-off inside one C call). The
+server's session loop between two ``serve`` calls runs while the client reads its reply and
+prepares the next request, off the step's path: it is reported beside the rest.
 
 A step the compiled calls hand to the Python path (a sleeping peer, a frame of another
 layout) is counted, and left out of the medians. The same run times uninstrumented clients
@@ -91,23 +93,30 @@ def compiled_path() -> None:
 def serve(address: str, vector: int, timed: bool) -> int:
     """Child: serve the env (with ``timed``, its compiled calls timed; the steps on request)."""
     from rlmesh.server import handshake as server_handshake
+    from rlmesh.transport import fastslots
 
     clock = python_path.Clock()
     steps: list[dict[str, Any]] = []
-    state: dict[str, Any] = {"ready": None}
+    state: dict[str, Any] = {"served": None}
 
     def record(name: str, start: int, end: int, result: Any) -> None:
-        if name == "take":
-            state["ready"] = end if type(result) is tuple else None
-            return
-        steps.append({"ready": state["ready"], "put_t0": start, "put": end - start,
-                      "env_step": clock.current.get("env_step", 0)})
-        state["ready"] = None  # (the next put needs a take of its own)
+        current = clock.current
+        if name == "serve":
+            loop = None if state["served"] is None else start - state["served"]
+            state["served"] = end
+            if type(result) is int and result != fastslots.DONE:
+                return  # (nothing taken: the request is received on the Python path)
+            whole = result == fastslots.DONE  # (else handed on: finished in Python)
+            steps.append({"whole": whole, "loop": loop,
+                          **{k: current.get(k) for k in ("env_step", "env_step_t0",
+                                                         "env_step_t1")}})
+        elif name == "put":  # (a step the Python path answered: not whole)
+            steps.append({"whole": False})
 
     env = python_path.make_env(vector)
     if timed:
         for name in ("server_frames", "server_steps"):
-            made = timing(getattr(server_handshake, name), record, ("take", "put"))
+            made = timing(getattr(server_handshake, name), record, ("serve", "put"))
             setattr(server_handshake, name, made)
         env = python_path.timed_env(env, clock)
     return python_path.serve_reporting(env, address, steps)
@@ -151,7 +160,7 @@ Piece = Callable[[dict[str, Any], dict[str, Any]], float | None]
 
 def _whole(c: dict[str, Any], s: dict[str, Any]) -> bool:
     """Whether both sides did this step in their compiled calls alone."""
-    return not s or (not c.get("handed_on") and s.get("ready") is not None)
+    return not s or (not c.get("handed_on") and bool(s.get("whole")))
 
 
 PIECES: tuple[tuple[str, str, Piece], ...] = (
@@ -159,14 +168,13 @@ PIECES: tuple[tuple[str, str, Piece], ...] = (
     ("client", "compiled step call (request out, wait, reply read)",
      lambda c, s: c.get("fast") if s else None),
     ("client", "other client Python", lambda c, s: c["total"] - c["fast"] if s else None),
-    ("crossing", "request: client call starts -> server's take returns",
-     lambda c, s: s["ready"] - c["fast_t0"] if s else None),
-    ("server", "session loop, action check, results (take returns -> put, less env.step)",
-     lambda c, s: s["put_t0"] - s["ready"] - s["env_step"] if s else None),
+    ("crossing", "request: client call starts -> env.step starts (server: read, check)",
+     lambda c, s: s["env_step_t0"] - c["fast_t0"] if s else None),
     ("server", "env.step", lambda c, s: (s or c).get("env_step")),
-    ("server", "put call (reply written or encoded, sent)", lambda c, s: s.get("put")),
-    ("crossing", "reply: server's put starts -> client call returns",
-     lambda c, s: c["fast_t1"] - s["put_t0"] if s else None),
+    ("crossing", "reply: env.step returns -> client call returns (server: write or send)",
+     lambda c, s: c["fast_t1"] - s["env_step_t1"] if s else None),
+    ("server", "session loop between two serve calls (off the step's path)",
+     lambda c, s: s.get("loop")),
 )
 
 

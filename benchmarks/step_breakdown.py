@@ -129,7 +129,10 @@ class _TimedStep:
     def step(self, action: Any) -> Any:
         start = time.perf_counter_ns()
         result = self.env.step(action)
-        self.clock.current["env_step"] = time.perf_counter_ns() - start
+        end = time.perf_counter_ns()
+        current = self.clock.current
+        current["env_step"], current["env_step_t0"], current["env_step_t1"] = \
+            end - start, start, end
         return result
 
 

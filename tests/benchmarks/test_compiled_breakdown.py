@@ -18,18 +18,18 @@ def test_the_proxy_times_its_named_calls_and_forwards_the_rest() -> None:
     class Fast:
         spun_from = 7
 
-        def take(self) -> tuple[int, int]:
-            return 1, 2
+        def serve(self, env: Any, check: Any, bounds: Any) -> int:
+            return 1
 
         def put(self, *args: Any) -> int:
             return len(args)
 
     calls: list[tuple[str, int, int, Any]] = []
-    timed = cb.Timed(Fast(), lambda *call: calls.append(call), ("take", "put"))
-    assert timed.take() == (1, 2)
+    timed = cb.Timed(Fast(), lambda *call: calls.append(call), ("serve", "put"))
+    assert timed.serve(None, None, None) == 1
     assert timed.put(1, 2, 3) == 3
     assert timed.spun_from == 7  # (not timed: forwarded)
-    assert [(name, result) for name, _, _, result in calls] == [("take", (1, 2)), ("put", 3)]
+    assert [(name, result) for name, _, _, result in calls] == [("serve", 1), ("put", 3)]
     assert all(0 <= end - start < 10**9 for _, start, end, _ in calls)
 
 
@@ -38,8 +38,8 @@ def records(i: int, whole: bool = True) -> tuple[dict[str, Any], dict[str, Any]]
     t = 1_000_000 * i
     client = {"total": 30_000 + i, "fast": 27_000 + i, "fast_t0": t + 1_000,
               "fast_t1": t + 28_000 + i, "handed_on": 0}
-    server = {"ready": t + 6_000 if whole else None, "env_step": 5_000 + 2 * i,
-              "put_t0": t + 15_000, "put": 3_000}
+    server = {"whole": whole, "env_step": 5_000 + 2 * i, "env_step_t0": t + 7_000,
+              "env_step_t1": t + 12_000 + 2 * i, "loop": 900 + i}
     return client, server
 
 
@@ -59,13 +59,13 @@ def test_each_piece_is_the_median_over_the_whole_steps() -> None:
     assert out["client: RemoteEnv.step, whole call"] == median_us([c["total"] for c, _ in pairs])
     assert out["client: other client Python"] == median_us(
         [c["total"] - c["fast"] for c, _ in pairs])
-    assert out["crossing: request: client call starts -> server's take returns"] == median_us(
-        [s["ready"] - c["fast_t0"] for c, s in pairs])
-    assert out["server: session loop, action check, results (take returns -> put, less env.step)"] \
-        == median_us(
-        [s["put_t0"] - s["ready"] - s["env_step"] for _, s in pairs])
-    assert out["crossing: reply: server's put starts -> client call returns"] == median_us(
-        [c["fast_t1"] - s["put_t0"] for c, s in pairs])
+    assert out["crossing: request: client call starts -> env.step starts (server: read, "
+               "check)"] == median_us([s["env_step_t0"] - c["fast_t0"] for c, s in pairs])
+    assert out["server: env.step"] == median_us([s["env_step"] for _, s in pairs])
+    assert out["crossing: reply: env.step returns -> client call returns (server: write or "
+               "send)"] == median_us([c["fast_t1"] - s["env_step_t1"] for c, s in pairs])
+    assert out["server: session loop between two serve calls (off the step's path)"] == \
+        median_us([s["loop"] for _, s in pairs])
 
 
 def test_in_process_has_no_remote_pieces_and_a_mismatch_is_refused() -> None:
@@ -73,7 +73,7 @@ def test_in_process_has_no_remote_pieces_and_a_mismatch_is_refused() -> None:
     out, left_out = cb.breakdown({"kind": "inprocess", "client": client, "server": []})
     assert left_out == 0
     assert out["client: other client Python"] is None
-    assert out["server: put call (reply written or encoded, sent)"] is None
+    assert out["server: session loop between two serve calls (off the step's path)"] is None
     assert out["server: env.step"] == statistics.median(c["env_step"] for c in client) / 1000
     c, s = records(0)
     with pytest.raises(RuntimeError, match="1 client steps, 2 server"):

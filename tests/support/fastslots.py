@@ -78,8 +78,22 @@ class CountedClientSteps:
         self.fast.release()
 
 
+def served(got: Any) -> tuple[Any, int | None]:
+    """What one compiled ``serve`` call did, as its ``take`` and ``put`` would have said.
+
+    Returns:
+        The take's part (``"step"`` for a step taken, else its code) and the put's code
+        (``None``: nothing was put).
+    """
+    if type(got) is int:
+        return (got, None) if got in (fastslots.RECEIVE, fastslots.ASLEEP) else ("step", got)
+    if len(got) == 3 and type(got[2]) is tuple and len(got[2]) == 5:
+        return "step", fastslots.DECLINED  # (five results put, and declined)
+    return "step", None  # (a refused action, or results of another kind)
+
+
 class CountedServerSteps:
-    """Compiled server steps that count their ``put`` calls (every other call passes)."""
+    """Compiled server steps that count their puts, ``serve``'s own included."""
 
     def __init__(self, fast: fastslots.ServerSteps, puts: list[int]) -> None:
         self.fast = fast
@@ -90,9 +104,22 @@ class CountedServerSteps:
     def spun_from(self) -> int:
         return self.fast.spun_from
 
+    @property
+    def failed(self) -> int | None:
+        return self.fast.failed
+
+    @property
+    def stepping(self) -> bool:
+        return self.fast.stepping
+
     def put(self, *args: Any) -> int:
         self.puts[0] += 1
         return self.fast.put(*args)
+
+    def serve(self, env: Any, check: Any, bounds: Any) -> Any:
+        got = self.fast.serve(env, check, bounds)
+        self.puts[0] += served(got)[1] is not None
+        return got
 
     def release(self) -> None:
         self.fast.release()

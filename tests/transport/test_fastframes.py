@@ -31,7 +31,7 @@ from rlmesh.transport import fastframes
 from rlmesh.transport.stream import PREFIX, Connection
 from rlmesh.wire.encoder import Encoder
 from rlmesh.wire.fixed import StepFrames, step_frames
-from tests.support.fastslots import require_compiled
+from tests.support.fastslots import require_compiled, served
 from tests.support.fastslots import step_both as step_alike
 from tests.support.values import assert_same_values, joined, reply_header
 
@@ -182,6 +182,26 @@ class ServerSpy:
             def put(self, *args: Any) -> int:
                 spy.puts.append(fast.put(*args))
                 return spy.puts[-1]
+
+            def serve(self, env: Any, check: Any, bounds: Any) -> Any:
+                try:
+                    got = fast.serve(env, check, bounds)
+                except Exception:
+                    spy.takes.append("step" if fast.failed is not None else "raised")
+                    raise
+                take, put = served(got)
+                spy.takes.append(take)
+                if put is not None:
+                    spy.puts.append(put)
+                return got
+
+            @property
+            def failed(self) -> int | None:
+                return fast.failed
+
+            @property
+            def stepping(self) -> bool:
+                return fast.stepping
 
         return Spied()
 

@@ -45,6 +45,8 @@ class SessionPort(Protocol):
     deadline: Deadline | None
     has_reset: bool
     restarts_left: int
+    busy: bool
+    """Whether a request is being answered (a draining server lets its reply out)."""
 
     def send(self, reply: list[Any], keep: bool = True, subject: str = "") -> None:
         """Send a reply (kept for a resuming client unless ``keep`` is false)."""
@@ -128,6 +130,18 @@ class Source(abc.ABC):
         compiled steps read (:meth:`rlmesh.transport.fastslots.ServerSteps.take`). Over a
         plain socket it answers the fixed STEP requests the compiled frames read
         (:meth:`rlmesh.transport.fastframes.ServerFrames.take`), always with an argument.
+        """
+        return None
+
+    def compiled_stepper(self, session: SessionPort) -> Callable[[], int] | None:
+        """What serves a step of ``session`` in one compiled call, once it has reset.
+
+        Where the session has compiled steps
+        (:class:`~rlmesh.transport.extensions.ServesSteps`), it calls it for each request it
+        awaits after a reset: it answers a step of the fixed layout and returns ``DONE``,
+        or returns the compiled ``take``'s ``RECEIVE`` or ``ASLEEP`` and the session
+        receives the request on the Python path. ``None``, the default: the session takes
+        and answers its steps with :meth:`slot_stepper`.
         """
         return None
 

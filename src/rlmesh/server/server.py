@@ -345,7 +345,7 @@ class EnvServer(EnvContractView):
         while sessions:
             busy = []
             for session in sessions:
-                if session.busy and time.monotonic() < deadline:
+                if session.working and time.monotonic() < deadline:
                     busy.append(session)
                 else:
                     session.conn.abort()

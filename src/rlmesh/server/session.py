@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from rlmesh import protocol as P
@@ -21,7 +22,7 @@ from rlmesh.server.deadline import Deadline
 from rlmesh.server.handshake import handshake
 from rlmesh.server.replies import SLOT_STEP, Fatal, Replies
 from rlmesh.server.resume import Parked
-from rlmesh.server.seam import Host, SessionPort
+from rlmesh.server.seam import Host, SessionPort, SlotStepper
 from rlmesh.transport import Transport, fastslots
 from rlmesh.transport.sockets import wrap_server
 from rlmesh.transport.stream import Connection
@@ -70,7 +71,7 @@ class Session(Replies):
         self.admitted = False
         """Whether this session holds a ``max_sessions`` slot."""
         self.busy = False
-        """Whether a request is being served (its reply not yet sent)."""
+        """Whether a request is being served (its reply not yet sent; see :attr:`working`)."""
         self.replay = False
         """Whether the next request may be the resent one of a resumed session."""
         self.ended = False
@@ -147,25 +148,22 @@ class Session(Replies):
         if self.host.watchdog is not None:
             self.host.watchdog.watch(self)
         slotted = self.slots is not None
-        slot_step = self.host.source.slot_stepper(self) if (
-            slotted or self.fast_frames is not None) else None
-        self.slot_steps_apart = slotted and slot_step is not None  # (no resume key: no replay)
+        slot_step, take, serve = self._steppers()
         receive, handler_of = self.receive, handlers.get
-        fast = None if slot_step is None else self.fast_slots if slotted else self.fast_frames
-        take = fast.take if fast is not None else None
         while True:
             self.busy = False
-            if take is not None:  # (the compiled steps: a step read in one call)
-                got = take()
-                if type(got) is tuple:
+            got: Any = None  # (what a compiled call left: ASLEEP, its poll missed)
+            if take is not None:  # (the compiled steps: a step served, or read, in one call)
+                self.slotted = slotted
+                got = serve() if serve is not None and self.has_reset else take()
+                if type(got) is tuple:  # (read by take: the slot stepper answers it)
                     self.busy = True
-                    self.slotted = slotted
                     slot_step(got)  # type: ignore[misc]  # (set whenever take is)
                     continue
-                msg = receive(self.fast_slots.spun_from  # type: ignore[union-attr]  # (slots)
-                              if got == fastslots.ASLEEP else None)
-            else:
-                msg = receive()
+                if got == fastslots.DONE:  # (served)
+                    continue
+            msg = receive(self.fast_slots.spun_from  # type: ignore[union-attr]  # (slots)
+                          if got == fastslots.ASLEEP else None)
             self.busy = True
             if msg is SLOT_STEP:
                 slot_step()  # type: ignore[misc]  # (set whenever receive returns SLOT_STEP)
@@ -178,6 +176,32 @@ class Session(Replies):
             elif not self._own(msg):
                 return
             msg = None  # (the last request is not held while the next one is awaited)
+
+    def _steppers(self) -> tuple[SlotStepper | None, Callable[[], Any] | None,
+                                 Callable[[], int] | None]:
+        """The source's slot stepper, the compiled ``take`` and the compiled stepper, if any.
+
+        Each is ``None`` where it does not apply (see :meth:`Source.slot_stepper
+        <rlmesh.server.seam.Source.slot_stepper>` and :meth:`~rlmesh.server.seam.Source.
+        compiled_stepper`).
+        """
+        slotted = self.slots is not None
+        source = self.host.source
+        slot_step = source.slot_stepper(self) if (
+            slotted or self.fast_frames is not None) else None
+        self.slot_steps_apart = slotted and slot_step is not None  # (no resume key: no replay)
+        fast = None if slot_step is None else self.fast_slots if slotted else self.fast_frames
+        if fast is None:
+            return slot_step, None, None
+        return slot_step, fast.take, source.compiled_stepper(self)
+
+    @property
+    def working(self) -> bool:
+        """Whether a request is being served now, in Python or in a compiled step's call."""
+        if self.busy:
+            return True
+        fast = self.fast_slots if self.slots is not None else self.fast_frames
+        return fast is not None and fast.stepping
 
     def _replayed(self, rid: Any) -> bool:
         """Resend the kept reply if this is the request a resumed client sent again."""

@@ -16,8 +16,9 @@ import gymnasium as gym
 
 from rlmesh import protocol as P
 from rlmesh.errors import EnvBusyError
-from rlmesh.server.env_ops import env_handlers, slot_stepper
+from rlmesh.server.env_ops import env_handlers
 from rlmesh.server.framework import ActionConverter
+from rlmesh.server.in_place import compiled_stepper, slot_stepper
 from rlmesh.server.seam import Handler, SessionPort, SlotStepper, Source
 from rlmesh.server.shapes import env_spaces, is_env_like, is_vector_env
 from rlmesh.wire.foreign import check_servable
@@ -247,8 +248,12 @@ class EnvSource(Source):
         return env_handlers(session)
 
     def slot_stepper(self, session: SessionPort) -> SlotStepper | None:
-        """STEP for a slot step in one call (see :func:`rlmesh.server.env_ops.slot_stepper`)."""
+        """STEP for a slot step in one call (see :func:`rlmesh.server.in_place.slot_stepper`)."""
         return slot_stepper(session)
+
+    def compiled_stepper(self, session: SessionPort) -> Callable[[], int] | None:
+        """A step in one compiled call (see :func:`rlmesh.server.in_place.compiled_stepper`)."""
+        return compiled_stepper(session)
 
     def capabilities(self, options: ServeOptions) -> list[str]:
         """Remote attribute access, unless the server turned it off."""

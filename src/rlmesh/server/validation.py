@@ -15,9 +15,14 @@ from gymnasium import spaces as gs
 
 from rlmesh import spaces as rs
 
-__all__ = ["Validator", "make_validator"]
+__all__ = ["Bounds", "Validator", "int_bounds", "make_validator"]
 
 Validator = Callable[[Any], bool]
+Bounds = tuple[int, int, tuple[int, ...], tuple[type, ...]]
+"""``(low, high, shape, types)``: what a compiled server step checks an action against
+itself (:class:`rlmesh.transport.extensions.ServesSteps`)."""
+
+_INT64 = np.dtype(np.int64)
 
 _INT_SCALARS = (int, np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16, np.uint32,
                 np.uint64)
@@ -45,6 +50,31 @@ def make_validator(space: gs.Space[Any]) -> Validator:
     fallback = _safe(space)
     fast = _FAST.get(type(space))  # exact types only: a subclass may redefine contains
     return fallback if fast is None else fast(space, fallback)
+
+
+def int_bounds(space: gs.Space[Any]) -> Bounds | None:
+    """The integer bounds that decide :func:`make_validator`'s check of ``space``, if any.
+
+    A compiled server step judges an action within them by itself (the same answers as the
+    validator, for the forms it reads), and asks the validator about anything else.
+
+    Returns:
+        For a ``Discrete`` space, ``(start, start + n, (), (numpy.int64,))``; for a
+        ``MultiDiscrete`` space of ``int64`` whose items share their bounds, ``(low, high,
+        shape, (numpy.ndarray,))``; else ``None``.
+    """
+    if type(space) in (gs.Discrete, rs.Discrete):
+        low = int(space.start)  # type: ignore[attr-defined]
+        bounds: Bounds = (low, low + int(space.n), (), (np.int64,))  # type: ignore[attr-defined]
+    elif type(space) in (gs.MultiDiscrete, rs.MultiDiscrete) and space.dtype == _INT64:
+        starts = np.asarray(space.start)  # type: ignore[attr-defined]
+        ends = starts + np.asarray(space.nvec)  # type: ignore[attr-defined]
+        if not starts.size or (starts != starts.flat[0]).any() or (ends != ends.flat[0]).any():
+            return None
+        bounds = (int(starts.flat[0]), int(ends.flat[0]), tuple(space.shape or ()), (np.ndarray,))
+    else:
+        return None
+    return bounds if bounds[0] >= -2**63 and bounds[1] < 2**63 else None
 
 
 def _discrete(space: gs.Discrete, fallback: Validator) -> Validator:

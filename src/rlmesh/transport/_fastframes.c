@@ -8,7 +8,10 @@
  *   ClientFrames.step(rid, action)  encodes the STEP request, sends it, receives the reply's
  *                                   frame and decodes it;
  *   ServerFrames.take()             receives a STEP request's frame and decodes it;
- *   ServerFrames.put(rid, *results) encodes the reply and sends it.
+ *   ServerFrames.put(rid, *results) encodes the reply and sends it;
+ *   ServerFrames.serve(env, check, bounds)
+ *                                   takes a step, checks its action, steps the env and puts
+ *                                   its results (_serve_step.h).
  *
  * An observation too large to travel inline travels as the reply's body, as the general
  * encoder sends it: the server sends it from the env's array (header and body in one
@@ -36,6 +39,7 @@ static PyObject *s_buf, *s_start, *s_end, *s_spin, *s_stolen, *zero;
 #include "_frames_stream.h"
 #include "_frames_side.h"
 #include "_frames_client.h"
+#include "_serve_step.h"
 #include "_frames_server.h"
 
 /* -- the module ------------------------------------------------------------------------------ */
@@ -54,9 +58,10 @@ PyMODINIT_FUNC PyInit__fastframes(void) {
     s_end = PyUnicode_InternFromString("_end");
     s_spin = PyUnicode_InternFromString("spin");
     s_stolen = PyUnicode_InternFromString("stolen");
+    s_step = PyUnicode_InternFromString("step");
     zero = PyLong_FromLong(0);
     if (s_buf == NULL || s_start == NULL || s_end == NULL || s_spin == NULL || s_stolen == NULL
-            || zero == NULL)
+            || s_step == NULL || zero == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&fastframes_module);
     if (module == NULL) return NULL;

@@ -9,7 +9,10 @@
  *   ClientSteps.post(rid, action)  its first half, for a pipelined request (write, announce),
  *   ClientSteps.reply(rid)         and its second (poll, read);
  *   ServerSteps.take()             polls for a request and reads it;
- *   ServerSteps.put(rid, *results) writes the reply and announces it.
+ *   ServerSteps.put(rid, *results) writes the reply and announces it;
+ *   ServerSteps.serve(env, check, bounds)
+ *                                  takes a step, checks its action, steps the env and puts
+ *                                  its results (_serve_step.h).
  *
  * Whatever else happens (a value of another layout, a late peer, a frame in the slot, a
  * released view) returns a code and the Python path goes on from there, with the same state:
@@ -31,6 +34,7 @@
 #include "_slots_side.h"
 #include "_slots_rewards.h"
 #include "_slots_client.h"
+#include "_serve_step.h"
 #include "_slots_server.h"
 
 /* -- the module ------------------------------------------------------------------------------ */
@@ -46,9 +50,11 @@ PyMODINIT_FUNC PyInit__fastslots(void) {
     s_out_seq = PyUnicode_InternFromString("_out_seq");
     s_in_seq = PyUnicode_InternFromString("_in_seq");
     s_stolen = PyUnicode_InternFromString("stolen");
+    s_step = PyUnicode_InternFromString("step");
     zero = PyLong_FromLong(0);
     no_index = PyTuple_New(0);
-    if (s_out_seq == NULL || s_in_seq == NULL || s_stolen == NULL || zero == NULL
+    if (s_out_seq == NULL || s_in_seq == NULL || s_stolen == NULL || s_step == NULL
+            || zero == NULL
             || no_index == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&fastslots_module);

@@ -1,4 +1,4 @@
-/* The server's fixed-frame steps: ServerFrames.take and put.
+/* The server's fixed-frame steps: ServerFrames.take and put, and serve (_serve_step.h).
  *
  * A part of _fastframes.c, which includes it once (one translation unit: what is static
  * here is the module's own). */
@@ -11,6 +11,7 @@ typedef struct {
     PyObject_HEAD
     Side side;
     Py_ssize_t request_min, request_max;  /* a fixed request's header sizes */
+    Serving serving;  /* serve()'s state */
 } ServerFrames;
 
 static void server_drop(ServerFrames *self) {
@@ -189,7 +190,10 @@ declined:
     return code(DECLINED);
 }
 
+SERVE_METHOD(server, ServerFrames)
+
 static PyMethodDef server_methods[] = {
+    SERVE_METHOD_DEF(server),
     {"take", (PyCFunction)server_take, METH_NOARGS,
      "take(): the next fixed STEP request's (rid, action), or RECEIVE."},
     {"put", (PyCFunction)(void (*)(void))server_put, METH_FASTCALL,
@@ -197,7 +201,13 @@ static PyMethodDef server_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyGetSetDef server_getset[] = {
+    SERVING_GETSET(ServerFrames)
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 FRAMES_TYPE(server, ServerFrames,
-            "The server's fixed-frame steps over one connection, compiled (see the module).");
+            "The server's fixed-frame steps over one connection, compiled (see the module).",
+            server_getset);
 
 #endif  /* RLMESH__FRAMES_SERVER_H */

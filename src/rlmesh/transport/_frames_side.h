@@ -108,8 +108,8 @@ static int side_fields(Side *side, PyObject *action, PyObject *scalar, int read,
 
 /* The type object of NAME's functions (NAME##_drop, _traverse, _init and _methods, defined
  * before FRAMES_TYPE). */
-#define FRAMES_TYPE(NAME, TYPE, DOC)                                                        \
+#define FRAMES_TYPE(NAME, TYPE, DOC, GETSET)                                                \
     GC_FREE(NAME, TYPE)                                                                     \
-    GC_TYPE("_fastframes", NAME, TYPE, DOC, NULL)
+    GC_TYPE("_fastframes", NAME, TYPE, DOC, GETSET)
 
 #endif  /* RLMESH__FRAMES_SIDE_H */

@@ -253,6 +253,6 @@ static PyMethodDef client_methods[] = {
 };
 
 STEPS_TYPE(client, ClientSteps,
-           "The client's slot steps over one link, compiled (see the module).");
+           "The client's slot steps over one link, compiled (see the module).", );
 
 #endif  /* RLMESH__SLOTS_CLIENT_H */

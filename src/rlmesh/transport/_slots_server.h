@@ -1,4 +1,4 @@
-/* The server's slot steps: ServerSteps.take and put.
+/* The server's slot steps: ServerSteps.take and put, and serve (_serve_step.h).
  *
  * A part of _fastslots.c, which includes it once (one translation unit: what is static
  * here is the module's own). */
@@ -20,6 +20,7 @@ typedef struct {
     Py_ssize_t offsets[4];  /* where each starts in the reply slot */
     Py_ssize_t tail;        /* where a one-env reply's reward starts */
     Rewards rewards;        /* one env's NumPy scalar rewards, by form */
+    Serving serving;        /* serve()'s state */
 } ServerSteps;
 
 static void server_drop(ServerSteps *self) {
@@ -184,7 +185,10 @@ static PyObject *server_put(ServerSteps *self, PyObject *const *args, Py_ssize_t
     return sent < 0 ? NULL : code(sent);
 }
 
+SERVE_METHOD(server, ServerSteps)
+
 static PyMethodDef server_methods[] = {
+    SERVE_METHOD_DEF(server),
     {"take", (PyCFunction)server_take, METH_NOARGS,
      "take(): the next slot step's (rid, action), or the code handed to the Python path."},
     {"put", (PyCFunction)(void (*)(void))server_put, METH_FASTCALL,
@@ -195,6 +199,7 @@ static PyMethodDef server_methods[] = {
 };
 
 STEPS_TYPE(server, ServerSteps,
-           "The server's slot steps over one link, compiled (see the module).");
+           "The server's slot steps over one link, compiled (see the module).",
+           SERVING_GETSET(ServerSteps));
 
 #endif  /* RLMESH__SLOTS_SERVER_H */

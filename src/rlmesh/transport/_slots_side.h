@@ -254,9 +254,10 @@ static Py_ssize_t reply_count(PyObject *replies) {
         Py_RETURN_NONE;                                                                     \
     }
 
-/* The attributes every side reads out, and the type object of NAME's functions and
- * methods (NAME##_traverse, _init and _methods, defined before STEPS_TYPE). */
-#define STEPS_TYPE(NAME, TYPE, DOC)                                                         \
+/* The attributes every side reads out (and EXTRA's getset entries, each with a trailing
+ * comma, or nothing), and the type object of NAME's functions and methods
+ * (NAME##_traverse, _init and _methods, defined before STEPS_TYPE). */
+#define STEPS_TYPE(NAME, TYPE, DOC, EXTRA)                                                  \
     static PyGetSetDef NAME##_getset[] = {                                                  \
         {"spun_from", get_spun_from, NULL,                                                  \
          "When the last poll that missed started (time.perf_counter_ns's clock).",         \
@@ -265,6 +266,7 @@ static Py_ssize_t reply_count(PyObject *replies) {
          (void *)offsetof(TYPE, side)},                                                     \
         {"held", get_held, NULL, "Whether the slots' views are held.",                    \
          (void *)offsetof(TYPE, side)},                                                     \
+        EXTRA                                                                               \
         {NULL, NULL, NULL, NULL, NULL},                                                     \
     };                                                                                      \
     GC_TYPE("_fastslots", NAME, TYPE, DOC, NAME##_getset)

@@ -8,7 +8,9 @@ and sends the reply. The optional C extension ``rlmesh.transport._fastframes`` d
 those runs in one call, with the same bytes on the wire:
 
 * :meth:`ClientFrames.step` (the client), :meth:`ServerFrames.take` and
-  :meth:`ServerFrames.put` (the server; the env's step and the action check stay Python).
+  :meth:`ServerFrames.put` (the server), or :meth:`ServerFrames.serve`, which takes a step,
+  checks its action, calls the env's ``step`` and puts the results in one call
+  (:class:`~rlmesh.transport.extensions.ServesSteps`).
 
 An observation too large to travel inline (an image) travels as the reply's body: the
 server sends it from the env's own array, header and body in one system call, and the
@@ -37,7 +39,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from rlmesh.transport.extensions import load
+from rlmesh.transport.extensions import ServesSteps, load
 from rlmesh.transport.stream import Connection
 
 __all__ = ["ACCELERATED", "DECLINED", "DONE", "RECEIVE", "ClientFrames", "ServerFrames",
@@ -59,7 +61,7 @@ class ClientFrames(Protocol):
         """Step ``rid`` with ``action``: the reply list, or a code (see the module)."""
 
 
-class ServerFrames(Protocol):
+class ServerFrames(ServesSteps, Protocol):
     """The server's compiled fixed-frame steps over one connection."""
 
     def take(self) -> tuple[int, Any] | int:

@@ -8,8 +8,10 @@ those runs in one call, the same bytes in the same order:
 
 * :meth:`ClientSteps.step` (the client), or its two halves :meth:`ClientSteps.post` and
   :meth:`ClientSteps.reply` for a pipelined request (a fleet's ``submit`` and ``collect``);
-  :meth:`ServerSteps.take` and :meth:`ServerSteps.put` (the server; the env's step and the
-  action check stay Python).
+  :meth:`ServerSteps.take` and :meth:`ServerSteps.put` (the server), or
+  :meth:`ServerSteps.serve`, which takes a step, checks its action, calls the env's
+  ``step`` and puts the results in one call
+  (:class:`~rlmesh.transport.extensions.ServesSteps`).
 
 Whatever else happens it hands to the Python path, which goes on from where it stopped:
 
@@ -36,7 +38,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from rlmesh.transport.extensions import load
+from rlmesh.transport.extensions import ServesSteps, load
 from rlmesh.transport.shmlink import ShmLink
 
 __all__ = ["ACCELERATED", "ASLEEP", "DECLINED", "DONE", "RECEIVE", "WAKE", "ClientSteps",
@@ -78,7 +80,7 @@ class ClientSteps(_Side, Protocol):
         """The second half of a posted step: the reply list, or ``RECEIVE`` or ``ASLEEP``."""
 
 
-class ServerSteps(_Side, Protocol):
+class ServerSteps(_Side, ServesSteps, Protocol):
     """The server's compiled steps over one link."""
 
     def take(self) -> tuple[int, Any] | int:

@@ -76,6 +76,7 @@ class InlineChannel:
         self.deadline: Deadline | None = None
         self.has_reset = False
         self.restarts_left = 0
+        self.busy = False  # (a session's; nothing drains an inline channel)
         self.resource: Any = self.source.acquire()
         self.contract: dict[str, Any] = dict(self.source.contract)
         self.contract.update(capabilities=self.source.capabilities(self.host.options),
