@@ -25,28 +25,20 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+try:
+    from benchmarks import bench_core as core
+except ImportError:  # run as a script: benchmarks/ itself is sys.path[0]
+    import bench_core as core  # type: ignore[no-redef,import-not-found,unused-ignore]
+
 KINDS = ("vec_link", "vec_tcp", "one_link", "one_tcp")
 HERE = str(Path(__file__).resolve().parent.parent / "src")
 """This tree's ``src`` folder (the ``head`` servers import rlmesh from it)."""
-
-
-@contextlib.contextmanager
-def _environ(name: str, value: str) -> Iterator[None]:
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
 
 
 def start(stack: contextlib.ExitStack, kind: str, src: str) -> Any:
@@ -61,7 +53,7 @@ def start(stack: contextlib.ExitStack, kind: str, src: str) -> Any:
                           kwargs=kwargs if vector else None,
                           env={**os.environ, "RLMESH_SAME_HOST": flag, "PYTHONPATH": src})
     stack.callback(server.stop)
-    with _environ("RLMESH_SAME_HOST", flag):
+    with core._environ("RLMESH_SAME_HOST", flag):
         env = RemoteVectorEnv(server.address) if vector else RemoteEnv(server.address)
     stack.callback(env.close)
     if env.contract.get("shm_link") is not (flag == "1"):

@@ -126,7 +126,7 @@ def _attribute(session: SessionPort, msg: list[Any]) -> None:
 
 
 def failed(session: SessionPort, rid: Any, what: str, exc: Exception, seed: Any,
-            options: Any) -> None:
+           options: Any) -> None:
     """The env raised in ``what``: replace it if restarts are allowed, else answer the error."""
     if session.host.options.restart_on_error > 0 and session.restarts_left:
         _restart(session, rid, what, exc, seed, options)
