@@ -8,6 +8,7 @@ each outcome, and a shutdown that lets a step in ``env.step`` send its reply.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -62,6 +63,13 @@ class Checked:
     def __call__(self, action: Any) -> bool:
         self.asked.append(action)
         return self.check(action)
+
+
+def raising(exc: BaseException) -> Callable[[Any], Any]:
+    """A ``step`` result maker that raises ``exc``."""
+    def results(action: Any) -> Any:
+        raise exc
+    return results
 
 
 # -- one link's two ends in this process ------------------------------------------------------
@@ -134,8 +142,7 @@ def test_what_serve_hands_on(link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink])
     # The env raises: the exception, with the step's id; anything else raised: no id.
     asked_first(client, mine, 8, 1)
     with pytest.raises(ValueError, match="no step"):
-        steps.serve(Recorded(lambda action: (_ for _ in ()).throw(ValueError("no step"))),
-                    check, bounds)
+        steps.serve(Recorded(raising(ValueError("no step"))), check, bounds)
     assert steps.failed == 8
 
     class Stop(BaseException):
@@ -143,7 +150,7 @@ def test_what_serve_hands_on(link_pair: tuple[shmlink.ShmLink, shmlink.ShmLink])
 
     asked_first(client, mine, 9, 1)
     with pytest.raises(Stop):
-        steps.serve(Recorded(lambda action: (_ for _ in ()).throw(Stop())), check, bounds)
+        steps.serve(Recorded(raising(Stop())), check, bounds)
     assert steps.failed is None
     # While the env steps, serve says so (a draining server lets the reply out).
     seen: list[bool] = []
@@ -188,8 +195,6 @@ class ServedOnce:
     """One socket pair's compiled frames; ``judge`` serves one step of ``action``."""
 
     def __init__(self, space: gym.Space[Any]) -> None:
-        import socket
-
         self.space = space
         ours, theirs = socket.socketpair()
         self.pair = (Connection(ours, 1 << 20), Connection(theirs, 1 << 20))
