@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
 import sys
 import time
@@ -33,30 +32,26 @@ import numpy as np
 
 try:
     from benchmarks import bench_core as core
+    from benchmarks import bench_vector as vector
 except ImportError:  # run as a script: benchmarks/ itself is sys.path[0]
     import bench_core as core  # type: ignore[no-redef,import-not-found,unused-ignore]
+    import bench_vector as vector  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 KINDS = ("vec_link", "vec_tcp", "one_link", "one_tcp")
+ENV_ID = vector.ENV_ID
 HERE = str(Path(__file__).resolve().parent.parent / "src")
 """This tree's ``src`` folder (the ``head`` servers import rlmesh from it)."""
 
 
 def start(stack: contextlib.ExitStack, kind: str, src: str) -> Any:
     """A server of ``kind`` importing rlmesh from ``src``, and this process's client of it."""
-    from rlmesh.numpy import RemoteEnv, RemoteVectorEnv
-    from rlmesh.testing import spawn_server
-
-    flag = "1" if kind.endswith("link") else "0"
-    vector = kind.startswith("vec")
-    kwargs = {"id": "CartPole-v1", "num_envs": 8, "vectorization_mode": "sync"}
-    server = spawn_server("gymnasium:make_vec" if vector else "CartPole-v1",
-                          kwargs=kwargs if vector else None,
-                          env={**os.environ, "RLMESH_SAME_HOST": flag, "PYTHONPATH": src})
-    stack.callback(server.stop)
-    with core._environ("RLMESH_SAME_HOST", flag):
-        env = RemoteVectorEnv(server.address) if vector else RemoteEnv(server.address)
-    stack.callback(env.close)
-    if env.contract.get("shm_link") is not (flag == "1"):
+    same_host = kind.endswith("link")
+    with core._environ("PYTHONPATH", src):  # (the children's import path; not this process's)
+        if kind.startswith("vec"):
+            env = vector.served_sync_vector(stack, core.NO_PINNING, same_host)[0]
+        else:
+            env = stack.enter_context(core.rlmesh_env(ENV_ID, same_host=same_host))[0]
+    if env.contract.get("shm_link") is not same_host:
         raise RuntimeError(f"{kind}: unexpected transport (shm_link "
                            f"{env.contract.get('shm_link')})")
     env.reset(seed=1)

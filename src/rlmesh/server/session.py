@@ -156,11 +156,11 @@ class Session(Replies):
             if take is not None:  # (the compiled steps: a step served, or read, in one call)
                 self.slotted = slotted
                 got = serve() if serve is not None and self.has_reset else take()
+                if got == fastslots.DONE:  # (served; take never says DONE)
+                    continue
                 if type(got) is tuple:  # (read by take: the slot stepper answers it)
                     self.busy = True
                     slot_step(got)  # type: ignore[misc]  # (set whenever take is)
-                    continue
-                if got == fastslots.DONE:  # (served)
                     continue
             msg = receive(self.fast_slots.spun_from  # type: ignore[union-attr]  # (slots)
                           if got == fastslots.ASLEEP else None)

@@ -216,6 +216,7 @@ static PyMethodDef client_methods[] = {
 };
 
 FRAMES_TYPE(client, ClientFrames,
-            "The client's fixed-frame steps over one connection, compiled (see the module).", NULL);
+            "The client's fixed-frame steps over one connection, compiled (see the module).",
+            NULL);
 
 #endif  /* RLMESH__FRAMES_CLIENT_H */
